@@ -1,0 +1,1 @@
+"""Darkroom: an async REST API for AI image work."""

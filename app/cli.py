@@ -1,0 +1,95 @@
+"""The `darkroom` command: serve, worker, migrate, keys create. All read DARKROOM_* settings."""
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from app.config import Settings
+from app.db import create_engine, create_sessionmaker
+from app.services.keys import create_key
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def migrate(settings: Settings) -> None:
+    """Bring the database schema up to date (creating the SQLite file if need be)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["database_url"] = str(settings.database_url)
+    command.upgrade(config, "head")
+
+
+async def _create_key(settings: Settings, tenant: str) -> str:
+    engine = create_engine(str(settings.database_url))
+    try:
+        async with create_sessionmaker(engine)() as session:
+            key = await create_key(session, tenant)
+            await session.commit()
+            return key
+    finally:
+        await engine.dispose()
+
+
+def keys_create(settings: Settings, tenant: str) -> None:
+    """Mint an API key for a tenant and print it as the last line."""
+    migrate(settings)
+    key = asyncio.run(_create_key(settings, tenant))
+    print(f"Created an API key for tenant {tenant!r}. It is shown once; only its hash is stored.")
+    print(key)
+
+
+def serve(settings: Settings) -> None:
+    """Migrate, then serve the API with uvicorn."""
+    import uvicorn
+
+    from app.main import create_app
+
+    migrate(settings)
+    base_url = f"http://{settings.host}:{settings.port}"
+    mode = "arq workers on Redis" if settings.redis_url else "the in-process job runner"
+    print(f"Darkroom on {base_url} (database {_redacted(settings)}, jobs run by {mode}).")
+    print("Get an API key with: .venv/bin/darkroom keys create --tenant NAME")
+    print(f"API reference: {base_url}/docs")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+def worker(settings: Settings) -> None:
+    """Run an arq worker until interrupted."""
+    from app.jobs.worker import create_worker
+
+    migrate(settings)
+    create_worker(settings).run()
+
+
+def _redacted(settings: Settings) -> str:
+    url = str(settings.database_url)
+    return url.split("@")[-1] if "@" in url else url
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `darkroom` console script."""
+    parser = argparse.ArgumentParser(prog="darkroom", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="serve the API (migrates first)")
+    commands.add_parser("worker", help="run an arq worker (needs DARKROOM_REDIS_URL)")
+    commands.add_parser("migrate", help="apply database migrations")
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    keys.add_parser("create", help="mint a key").add_argument("--tenant", required=True)
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings()
+    if arguments.command == "serve":
+        serve(settings)
+    elif arguments.command == "worker":
+        worker(settings)
+    elif arguments.command == "migrate":
+        migrate(settings)
+    else:
+        keys_create(settings, arguments.tenant)

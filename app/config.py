@@ -1,0 +1,58 @@
+"""Settings: one class, read from DARKROOM_* environment variables and validated at start-up."""
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MEGABYTE = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every knob of a Darkroom process; the API, the worker and the CLI read the same ones."""
+
+    model_config = SettingsConfigDict(env_prefix="DARKROOM_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="Where the embedded database and assets live.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy async URL; unset means a SQLite file in the data dir."
+    )
+    redis_url: str | None = Field(
+        None, description="Redis for the arq queue; unset means the in-process job runner."
+    )
+    queue_name: str = Field("darkroom:queue", description="The arq queue's Redis key.")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    default_model: str = "local/draft"
+
+    max_body_bytes: int = Field(25 * MEGABYTE, ge=1024, description="Largest request body.")
+    max_image_pixels: int = Field(40_000_000, ge=4096, description="Largest decoded image.")
+
+    runner_concurrency: int = Field(4, ge=1, description="Jobs run at once by one process.")
+    job_lease_seconds: float = Field(
+        120, gt=0, description="A running job whose worker is silent this long is re-run."
+    )
+    job_timeout_seconds: float = Field(900, gt=0, description="Longest one run of a job may take.")
+    queued_grace_seconds: float = Field(
+        60, ge=0, description="A queued job the queue does not know of is re-sent after this."
+    )
+    sweep_interval_seconds: float = Field(15, gt=0, description="How often the sweeper looks.")
+    max_job_attempts: int = Field(3, ge=1, description="Runs of one job before it is failed.")
+    max_wait_seconds: int = Field(60, ge=0, description="Cap on the `Prefer: wait=N` header.")
+
+    @model_validator(mode="after")
+    def _resolve_database_url(self) -> "Settings":
+        if self.database_url is None:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'darkroom.db'}"
+        return self
+
+    @cached_property
+    def asset_dir(self) -> Path:
+        """The local directory that holds asset bytes."""
+        return self.data_dir / "assets"
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is the embedded SQLite file."""
+        return str(self.database_url).startswith("sqlite")

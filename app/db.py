@@ -1,0 +1,45 @@
+"""The async SQLAlchemy engine and session factory, and the per-request session dependency."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+
+def create_engine(database_url: str) -> AsyncEngine:
+    """An engine for Postgres (asyncpg) or the embedded SQLite file (aiosqlite)."""
+    if database_url.startswith("sqlite"):
+        engine = create_async_engine(database_url, connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "connect", _tune_sqlite)
+        return engine
+    return create_async_engine(database_url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def _tune_sqlite(connection, _record) -> None:  # type: ignore[no-untyped-def]
+    # WAL lets the API read while the in-process runner writes; foreign keys are off by default.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request; a route that writes commits it, as its unit of work."""
+    async with request.app.state.sessionmaker() as session:
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(get_session)]

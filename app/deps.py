@@ -1,0 +1,63 @@
+"""Request dependencies as `Annotated` aliases: the caller's tenant and the app's services."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.db import Session
+from app.errors import Unauthorized
+from app.jobs.queue import JobQueue
+from app.providers.registry import ProviderRegistry
+from app.services.keys import tenant_for_key
+from app.storage import LocalStorage
+
+_bearer = HTTPBearer(auto_error=False, description="An API key from `darkroom keys create`.")
+
+
+async def get_tenant(
+    session: Session,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The tenant id of the request's bearer key; 401 without a valid one."""
+    if credentials is None:
+        raise Unauthorized("Send an API key as `Authorization: Bearer <key>`.")
+    tenant_id = await tenant_for_key(session, credentials.credentials)
+    if tenant_id is None:
+        raise Unauthorized("The API key is not valid.")
+    return tenant_id
+
+
+def get_settings(request: Request) -> Settings:
+    """The app's settings."""
+    return request.app.state.settings
+
+
+def get_queue(request: Request) -> JobQueue:
+    """The app's job queue."""
+    return request.app.state.queue
+
+
+def get_storage(request: Request) -> LocalStorage:
+    """The app's asset storage."""
+    return request.app.state.storage
+
+
+def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    """The app's session factory, for work that outlives the request's own session."""
+    return request.app.state.sessionmaker
+
+
+def get_registry(request: Request) -> ProviderRegistry:
+    """The app's provider registry."""
+    return request.app.state.registry
+
+
+Tenant = Annotated[str, Depends(get_tenant)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+Queue = Annotated[JobQueue, Depends(get_queue)]
+Storage = Annotated[LocalStorage, Depends(get_storage)]
+Registry = Annotated[ProviderRegistry, Depends(get_registry)]
+Sessionmaker = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]

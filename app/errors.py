@@ -1,0 +1,154 @@
+"""RFC 9457 problem+json: the error types callers can act on, rendered in one place."""
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE = "https://darkroom.dev/problems/"
+
+logger = logging.getLogger(__name__)
+
+
+class DarkroomError(Exception):
+    """Base of every error a caller sees; subclasses fix the status, slug and title."""
+
+    status = 500
+    slug = "internal-error"
+    title = "Internal error"
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extensions = extensions
+        self.headers: dict[str, str] = {}
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        """The problem object for this error."""
+        return problem(self.status, self.slug, self.title, self.detail, instance, self.extensions)
+
+
+class InvalidInput(DarkroomError):
+    status, slug, title = 422, "invalid-input", "Invalid input"
+
+
+class InvalidImage(DarkroomError):
+    status, slug, title = 422, "invalid-image", "Invalid image"
+
+
+class UnsupportedMediaType(DarkroomError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class Unauthorized(DarkroomError):
+    status, slug, title = 401, "unauthorized", "Unauthorized"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.headers = {"WWW-Authenticate": "Bearer"}
+
+
+class NotFound(DarkroomError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(DarkroomError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class IdempotencyKeyReused(DarkroomError):
+    status, slug, title = 422, "idempotency-key-reused", "Idempotency key reused"
+
+
+class ModelUnavailable(DarkroomError):
+    status, slug, title = 422, "model-unavailable", "Model unavailable"
+
+
+class ServiceUnavailable(DarkroomError):
+    status, slug, title = 503, "service-unavailable", "Service unavailable"
+
+
+class ProviderError(DarkroomError):
+    """A model provider failed; recorded on the failed job rather than raised to a request."""
+
+    status, slug, title = 502, "provider-error", "Provider error"
+
+
+def problem(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    instance: str | None = None,
+    extensions: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A problem object (RFC 9457) as a dict."""
+    body: dict[str, Any] = {"type": PROBLEM_BASE + slug, "title": title, "status": status}
+    body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    body.update(extensions or {})
+    return body
+
+
+def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    """A problem object as an HTTP response."""
+    return JSONResponse(
+        body, status_code=body["status"], headers=headers, media_type=PROBLEM_MEDIA_TYPE
+    )
+
+
+_HTTP_SLUGS = {
+    401: "unauthorized",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "payload-too-large",
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error raised by the app, FastAPI or Starlette as problem+json."""
+
+    @app.exception_handler(DarkroomError)
+    async def _darkroom(request: Request, exc: DarkroomError) -> JSONResponse:
+        return problem_response(exc.to_problem(request.url.path), exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [_field_error(error) for error in exc.errors()]
+        detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
+        body = problem(
+            422,
+            "validation-error",
+            "Validation error",
+            detail,
+            request.url.path,
+            {"errors": errors},
+        )
+        return problem_response(body)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
+        title = slug.replace("-", " ").capitalize()
+        body = problem(exc.status_code, slug, title, str(exc.detail), request.url.path)
+        return problem_response(body, dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        body = problem(500, "internal-error", "Internal error", "An unexpected error occurred.")
+        return problem_response(body)
+
+
+def _field_error(error: dict[str, Any]) -> dict[str, Any]:
+    location = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
+    return {
+        "field": ".".join(location),
+        "message": error.get("msg", "invalid"),
+        "type": error.get("type", "value_error"),
+    }

@@ -1,0 +1,1 @@
+"""Pure functions over image bytes and Pillow images: validation, size math, encoding."""

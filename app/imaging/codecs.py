@@ -1,0 +1,78 @@
+"""Encoding outputs and checking untrusted image bytes before anything trusts them."""
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image
+
+from app.errors import InvalidImage, UnsupportedMediaType
+
+MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+_PILLOW_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+_ENCODE_OPTIONS: dict[str, dict[str, object]] = {
+    "png": {"compress_level": 6},
+    "jpeg": {"quality": 90, "optimize": True, "progressive": True},
+    "webp": {"quality": 90, "method": 4},
+}
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a validated image is."""
+
+    format: str
+    width: int
+    height: int
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The format named by the leading bytes (png, jpeg, webp), whatever the caller claims."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
+    """Check untrusted bytes: a supported format, at most `max_pixels` (checked from the header,
+    before any pixel is allocated), and decodable to the end. Raises a 4xx DarkroomError."""
+    image_format = sniff_format(data)
+    if image_format is None:
+        raise UnsupportedMediaType("The file is not a PNG, JPEG or WebP image.")
+    image = _open_header(data, image_format, max_pixels)
+    width, height = image.size
+    if width * height > max_pixels:
+        raise InvalidImage(
+            f"The image is {width}x{height} ({width * height:,} pixels); "
+            f"the limit is {max_pixels:,} pixels."
+        )
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidImage(f"The {image_format.upper()} file is truncated or corrupt.") from exc
+    return ImageInfo(image_format, width, height)
+
+
+def _open_header(data: bytes, image_format: str, max_pixels: int) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            # Our own limit, checked next, is the one that counts; Pillow's is only a backstop.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data), formats=[_PILLOW_FORMATS[image_format]])
+    except Image.DecompressionBombError as exc:
+        raise InvalidImage(f"The image declares more than {max_pixels:,} pixels.") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidImage(f"The {image_format.upper()} file is truncated or corrupt.") from exc
+
+
+def encode(image: Image.Image, image_format: str) -> bytes:
+    """Encode an image as png, jpeg or webp; the same pixels always give the same bytes."""
+    if image_format == "jpeg" and image.mode != "RGB":
+        image = image.convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, _PILLOW_FORMATS[image_format], **_ENCODE_OPTIONS[image_format])
+    return buffer.getvalue()

@@ -1,0 +1,48 @@
+"""Aspect and size math: the exact output size, the size to ask a model for, and the fit."""
+
+from math import isqrt
+
+from PIL import Image
+
+from app.providers.base import ModelCapabilities
+
+
+def output_size(
+    size: tuple[int, int] | None, aspect: tuple[int, int] | None, area: int
+) -> tuple[int, int]:
+    """The exact output size: `size` as given, else the largest multiple of the reduced
+    aspect ratio whose area stays within `area` (so the ratio holds to the pixel)."""
+    if size is not None:
+        return size
+    ratio_width, ratio_height = aspect or (1, 1)
+    scale = max(1, isqrt(area // (ratio_width * ratio_height)))
+    return ratio_width * scale, ratio_height * scale
+
+
+def generation_size(capabilities: ModelCapabilities, width: int, height: int) -> tuple[int, int]:
+    """The size to ask the model for: the output size if the model takes any size in range,
+    else its native size closest in aspect ratio, then in area."""
+    if capabilities.sizes is None:
+        low, high = capabilities.min_side, capabilities.max_side
+        if low <= width <= high and low <= height <= high:
+            return width, height
+        scale = min(high / max(width, height), 1.0) * max(1.0, low / min(width, height))
+        return max(low, min(high, round(width * scale))), max(low, min(high, round(height * scale)))
+    wanted_ratio, wanted_area = width / height, width * height
+    return min(
+        capabilities.sizes,
+        key=lambda s: (abs(s[0] / s[1] - wanted_ratio), abs(s[0] * s[1] - wanted_area)),
+    )
+
+
+def fit_exact(image: Image.Image, width: int, height: int) -> Image.Image:
+    """Scale to cover width x height and crop the centre, so the result is exactly that size."""
+    if image.size == (width, height):
+        return image
+    scale = max(width / image.width, height / image.height)
+    scaled_width = max(width, round(image.width * scale))
+    scaled_height = max(height, round(image.height * scale))
+    left = (scaled_width - width) // 2
+    top = (scaled_height - height) // 2
+    resized = image.resize((scaled_width, scaled_height), Image.Resampling.LANCZOS)
+    return resized.crop((left, top, left + width, top + height))

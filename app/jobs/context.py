@@ -1,0 +1,40 @@
+"""What a task body needs, built once per process from the settings."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.db import create_engine, create_sessionmaker
+from app.providers.registry import ProviderRegistry, create_registry
+from app.storage import LocalStorage
+
+
+@dataclass
+class TaskContext:
+    """The database, storage and providers shared by the API and the task bodies of a process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    storage: LocalStorage
+    registry: ProviderRegistry
+
+
+@asynccontextmanager
+async def open_context(settings: Settings) -> AsyncIterator[TaskContext]:
+    """Open the database engine and the rest for the life of a process."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(str(settings.database_url))
+    try:
+        yield TaskContext(
+            settings=settings,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            storage=LocalStorage(settings.asset_dir),
+            registry=create_registry(settings),
+        )
+    finally:
+        await engine.dispose()

@@ -1,0 +1,133 @@
+"""The job queue: arq on Redis when configured, else an in-process runner; same task bodies."""
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
+from arq.jobs import Job as ArqJob
+from arq.jobs import JobStatus
+
+logger = logging.getLogger(__name__)
+
+TASK_NAME = "run_job"
+_PENDING_STATUSES = {JobStatus.deferred, JobStatus.queued, JobStatus.in_progress}
+
+
+def json_serializer(value: dict[str, Any]) -> bytes:
+    """arq's message format: JSON, never pickle, so a queue message cannot run code."""
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def json_deserializer(data: bytes) -> dict[str, Any]:
+    """The inverse of json_serializer."""
+    return json.loads(data)
+
+
+def queue_job_id(job_id: str, dispatch: int) -> str:
+    """The queue's id for one dispatch of a job: the job id, suffixed on re-dispatches."""
+    return job_id if dispatch <= 1 else f"{job_id}.{dispatch}"
+
+
+class JobQueue(Protocol):
+    """Where committed jobs are sent to be run."""
+
+    async def enqueue(self, job_id: str, dispatch: int) -> None:
+        """Send one dispatch of a job."""
+        ...
+
+    async def is_pending(self, job_id: str, dispatch: int) -> bool:
+        """Whether that dispatch is still waiting or running in the queue."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise if the queue cannot be reached."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and stop running work."""
+        ...
+
+
+class ArqQueue:
+    """Jobs on Redis, run by `darkroom worker` processes."""
+
+    def __init__(self, redis: ArqRedis, queue_name: str) -> None:
+        self.redis = redis
+        self.queue_name = queue_name
+
+    @classmethod
+    async def connect(cls, redis_url: str, queue_name: str) -> "ArqQueue":
+        """Connect to Redis with the JSON serializer."""
+        redis = await create_pool(
+            RedisSettings.from_dsn(redis_url),
+            job_serializer=json_serializer,
+            job_deserializer=json_deserializer,
+            default_queue_name=queue_name,
+        )
+        return cls(redis, queue_name)
+
+    async def enqueue(self, job_id: str, dispatch: int) -> None:
+        """Send a dispatch; a duplicate of one already queued is ignored by arq."""
+        await self.redis.enqueue_job(
+            TASK_NAME, job_id, _job_id=queue_job_id(job_id, dispatch), _queue_name=self.queue_name
+        )
+
+    async def is_pending(self, job_id: str, dispatch: int) -> bool:
+        """Ask arq whether the dispatch is deferred, queued or in progress."""
+        arq_job = ArqJob(
+            queue_job_id(job_id, dispatch),
+            self.redis,
+            _queue_name=self.queue_name,
+            _deserializer=json_deserializer,
+        )
+        return await arq_job.status() in _PENDING_STATUSES
+
+    async def ping(self) -> None:
+        """Ping Redis."""
+        await self.redis.ping()
+
+    async def close(self) -> None:
+        """Close the Redis pool."""
+        await self.redis.aclose()
+
+
+class InProcessQueue:
+    """Runs jobs as tasks of this event loop, a bounded number at a time (the embedded default)."""
+
+    def __init__(self, run: Callable[[str], Awaitable[None]], concurrency: int) -> None:
+        self._run = run
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def enqueue(self, job_id: str, dispatch: int) -> None:
+        """Start a task that waits for a free slot, then runs the job."""
+        key = queue_job_id(job_id, dispatch)
+        if key not in self._tasks:
+            self._tasks[key] = asyncio.create_task(self._run_in_slot(key, job_id))
+
+    async def is_pending(self, job_id: str, dispatch: int) -> bool:
+        """Whether this process still holds the dispatch."""
+        return queue_job_id(job_id, dispatch) in self._tasks
+
+    async def ping(self) -> None:
+        """Always reachable: it is this process."""
+
+    async def close(self) -> None:
+        """Cancel what is running; the sweeper of the next start runs it again."""
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._tasks.clear()
+
+    async def _run_in_slot(self, key: str, job_id: str) -> None:
+        try:
+            async with self._slots:
+                await self._run(job_id)
+        except Exception:
+            logger.exception("job %s failed outside its task body", job_id)
+        finally:
+            self._tasks.pop(key, None)

@@ -1,0 +1,78 @@
+"""The FastAPI application factory; its lifespan wires database, storage, providers and queue."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.config import Settings
+from app.errors import install_error_handlers
+from app.jobs import tasks
+from app.jobs.context import TaskContext, open_context
+from app.jobs.queue import ArqQueue, InProcessQueue, JobQueue
+from app.jobs.sweeper import sweep_forever
+from app.limits import BodySizeLimit
+from app.routers import assets, generate, health, jobs, models
+
+DESCRIPTION = (
+    "Darkroom is an async API for AI image work: generate images from a brief, edit photos, "
+    "make variants and export files for every destination, over many image models."
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A Darkroom app for these settings (by default, read from the environment)."""
+    settings = settings or Settings()
+    app = FastAPI(
+        title="Darkroom",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+        openapi_tags=[
+            {"name": "generate", "description": "Make images from a brief."},
+            {"name": "jobs", "description": "Follow, list and cancel jobs."},
+            {"name": "assets", "description": "Upload images and download results."},
+            {"name": "models", "description": "The model catalog."},
+            {"name": "health", "description": "Liveness and readiness."},
+        ],
+    )
+    app.state.settings = settings
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    for router in (generate.router, jobs.router, assets.router, models.router, health.router):
+        app.include_router(router)
+    return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    async with open_context(settings) as context:
+        queue = await _open_queue(context)
+        sweeper = None if settings.redis_url else asyncio.create_task(sweep_forever(context, queue))
+        app.state.context = context
+        app.state.sessionmaker = context.sessionmaker
+        app.state.storage = context.storage
+        app.state.registry = context.registry
+        app.state.queue = queue
+        try:
+            yield
+        finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+            await queue.close()
+
+
+async def _open_queue(context: TaskContext) -> JobQueue:
+    # With Redis, separate `darkroom worker` processes run jobs and sweep; without it, this
+    # process does both.
+    settings = context.settings
+    if settings.redis_url:
+        return await ArqQueue.connect(settings.redis_url, settings.queue_name)
+    return InProcessQueue(
+        lambda job_id: tasks.run_job(context, job_id), settings.runner_concurrency
+    )

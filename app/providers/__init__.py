@@ -1,0 +1,1 @@
+"""Model providers: one protocol, one module per vendor."""

@@ -1,0 +1,675 @@
+"""Seeded procedural draft renderer behind the offline ``local/draft`` model.
+
+It is not a generative model: it turns a prompt into a quick, deterministic sketch. Colour and
+mood words pick the palette, subject words pick a layout (figure, product, landscape, skyline or
+abstract, optionally pushed to one side for banners) and the seed decides every position, size,
+count and the film grain. All randomness comes from PCG64 generators seeded through hashlib, so
+identical inputs give identical pixels in every process.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+from PIL import Image, ImageChops, ImageDraw, ImageFilter
+
+RGB = tuple[int, int, int]
+V = TypeVar("V")
+
+MIN_SIDE = 64
+MAX_SIDE = 4096
+# Shapes are drawn on a canvas of at most this side and resized at the end, which keeps 4096 px
+# renders fast; small images are drawn at twice their size so edges come out anti-aliased.
+WORK_MAX_SIDE = 1536
+SUPERSAMPLE = 2.0
+# The background and the blurred far layer are drawn this many times smaller than the working
+# canvas, at most: they end up out of focus anyway, and full-size blurs dominate the render time.
+BACKDROP_REDUCTION = 4
+# Largest grain offset in 8-bit levels; grain also hides banding left by upscaling gradients.
+GRAIN = 4
+
+
+def render_draft(prompt: str, seed: int, width: int, height: int) -> Image.Image:
+    """Render a deterministic RGB draft of exactly ``width`` x ``height`` for a prompt and seed."""
+    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+        raise ValueError(f"size must be within {MIN_SIDE}..{MAX_SIDE} px, got {width}x{height}")
+    words = _words(prompt)
+    palette = _palette(words)
+    subject, banner = _subject(words)
+    layout = LAYOUTS[subject]
+    rng = _rng("render", str(seed), prompt)
+    focus = _focus(layout, banner, rng)
+    size = _work_size(width, height)
+    backdrop = _background(palette, _backdrop_size(size), focus)
+    scene = _Scene(backdrop, size, palette, rng, focus, banner)
+    layout.paint(scene)
+    return _add_grain(scene.img.resize((width, height), Image.Resampling.BICUBIC), rng)
+
+
+def _words(prompt: str) -> list[str]:
+    return re.findall(r"[a-z]+", prompt.lower())
+
+
+def _matches(words: list[str], table: Mapping[str, V]) -> list[V]:
+    """Look words up in order, tolerating a plural ``s``."""
+    found = []
+    for word in words:
+        key = word if word in table else word.removesuffix("s")
+        if key in table:
+            found.append(table[key])
+    return found
+
+
+def _rng(*parts: str) -> np.random.Generator:
+    material = hashlib.sha256("\x1f".join(parts).encode()).digest()
+    return np.random.Generator(np.random.PCG64(int.from_bytes(material, "big")))
+
+
+def _work_size(width: int, height: int) -> tuple[int, int]:
+    scale = min(SUPERSAMPLE, WORK_MAX_SIDE / max(width, height))
+    return round(width * scale), round(height * scale)
+
+
+def _backdrop_size(size: tuple[int, int]) -> tuple[int, int]:
+    factor = min(BACKDROP_REDUCTION, max(1, max(size) // 256))
+    return -(-size[0] // factor), -(-size[1] // factor)
+
+
+# ---------------------------------------------------------------------------------------------
+# Colour
+
+
+def _luma(colour: RGB) -> float:
+    r, g, b = colour
+    return (0.299 * r + 0.587 * g + 0.114 * b) / 255
+
+
+def _mix(a: RGB, b: RGB, t: float) -> RGB:
+    return (
+        round(a[0] + (b[0] - a[0]) * t),
+        round(a[1] + (b[1] - a[1]) * t),
+        round(a[2] + (b[2] - a[2]) * t),
+    )
+
+
+def _hls(hue: float, light: float, sat: float) -> RGB:
+    r, g, b = colorsys.hls_to_rgb(hue % 1.0, min(max(light, 0.0), 1.0), min(max(sat, 0.0), 1.0))
+    return round(r * 255), round(g * 255), round(b * 255)
+
+
+def _shift(colour: RGB, light: float = 0.0, hue: float = 0.0) -> RGB:
+    h, lum, s = colorsys.rgb_to_hls(*(c / 255 for c in colour))
+    return _hls(h + hue, lum + light, s)
+
+
+def _tone(colour: RGB, tone: float) -> RGB:
+    """Move lightness proportionally, so dark colours never clip to pure black and vice versa."""
+    h, lum, s = colorsys.rgb_to_hls(*(c / 255 for c in colour))
+    return _hls(h, lum + tone * (1 - lum) if tone > 0 else lum * (1 + tone), s)
+
+
+# Colour and mood words -> the colours they evoke, the most characteristic first.
+COLOUR_WORDS: dict[str, tuple[RGB, ...]] = {
+    "red": ((200, 35, 45), (150, 20, 30)),
+    "crimson": ((170, 15, 40),),
+    "rose": ((230, 120, 140),),
+    "coral": ((250, 120, 100),),
+    "orange": ((245, 130, 30), (200, 90, 20)),
+    "peach": ((255, 200, 165),),
+    "rust": ((170, 70, 35),),
+    "yellow": ((250, 215, 60), (230, 180, 30)),
+    "lemon": ((250, 240, 100),),
+    "gold": ((212, 170, 60), (160, 120, 30)),
+    "green": ((60, 160, 80), (30, 110, 60)),
+    "emerald": ((20, 150, 90),),
+    "olive": ((120, 130, 50),),
+    "mint": ((170, 230, 200), (100, 200, 160)),
+    "teal": ((20, 130, 130), (40, 170, 160)),
+    "turquoise": ((50, 200, 190),),
+    "cyan": ((40, 200, 220),),
+    "blue": ((40, 90, 200), (25, 55, 140)),
+    "navy": ((20, 35, 80),),
+    "indigo": ((60, 40, 130),),
+    "purple": ((120, 60, 170), (80, 35, 120)),
+    "violet": ((140, 90, 210),),
+    "lavender": ((190, 170, 225), (150, 130, 200)),
+    "magenta": ((210, 40, 160),),
+    "pink": ((240, 130, 170), (250, 190, 210)),
+    "silver": ((190, 195, 200), (140, 145, 155)),
+    "black": ((20, 20, 22), (45, 45, 50)),
+    "charcoal": ((50, 52, 56),),
+    "white": ((245, 245, 242), (220, 222, 225)),
+    "grey": ((128, 130, 132), (90, 92, 95)),
+    "gray": ((128, 130, 132), (90, 92, 95)),
+    "monochrome": ((30, 30, 30), (130, 130, 130), (230, 230, 230)),
+    "brown": ((120, 80, 50), (85, 55, 35)),
+    "coffee": ((110, 70, 45), (190, 150, 110), (60, 40, 30)),
+    "beige": ((225, 205, 175), (200, 180, 150)),
+    "cream": ((245, 235, 210),),
+    "sand": ((230, 205, 160),),
+    "pastel": ((250, 200, 210), (190, 220, 240), (200, 235, 210)),
+    "neon": ((255, 40, 200), (40, 240, 255), (25, 10, 45)),
+    "cyberpunk": ((250, 40, 180), (30, 220, 250), (20, 15, 50)),
+    "vintage": ((200, 170, 130), (150, 110, 80), (100, 120, 110)),
+    "sepia": ((170, 130, 90), (110, 80, 55)),
+    "sunset": ((250, 110, 70), (250, 180, 90), (110, 60, 130)),
+    "sunrise": ((255, 190, 120), (250, 140, 130), (150, 180, 220)),
+    "dawn": ((250, 200, 170), (170, 170, 210)),
+    "dusk": ((90, 70, 140), (230, 120, 110)),
+    "ocean": ((10, 95, 145), (5, 55, 95), (70, 190, 200)),
+    "sea": ((30, 120, 160), (15, 75, 110), (120, 200, 210)),
+    "sky": ((120, 180, 235), (200, 225, 250)),
+    "forest": ((35, 90, 50), (20, 60, 35), (110, 150, 70)),
+    "desert": ((225, 175, 110), (190, 125, 70), (240, 215, 170)),
+    "snow": ((240, 245, 250), (205, 220, 235)),
+    "winter": ((215, 230, 245), (150, 175, 205)),
+    "night": ((12, 16, 40), (30, 40, 90), (225, 215, 170)),
+    "midnight": ((10, 12, 35), (35, 30, 80)),
+    "fire": ((240, 80, 20), (255, 170, 40), (120, 20, 10)),
+    "autumn": ((200, 100, 30), (160, 60, 30), (220, 170, 60)),
+    "spring": ((170, 220, 120), (250, 190, 210), (255, 240, 150)),
+    "summer": ((255, 200, 60), (60, 180, 220)),
+    "tropical": ((30, 190, 160), (255, 150, 60), (250, 90, 120)),
+}
+
+# Mood words -> how far they darken (negative) or lighten (positive) the whole palette.
+TONE_WORDS: dict[str, float] = {
+    "night": -0.3,
+    "midnight": -0.35,
+    "dark": -0.35,
+    "noir": -0.35,
+    "deep": -0.15,
+    "moody": -0.2,
+    "shadow": -0.2,
+    "gloomy": -0.2,
+    "bright": 0.25,
+    "light": 0.2,
+    "white": 0.2,
+    "snow": 0.25,
+    "airy": 0.25,
+    "pale": 0.2,
+    "sunny": 0.15,
+    "pastel": 0.2,
+    "soft": 0.1,
+}
+
+# Hue offsets of classic harmonies: analogous, complementary, split-complementary, triadic.
+HARMONIES: tuple[tuple[float, ...], ...] = (
+    (0.0, 0.08, -0.08),
+    (0.0, 0.5, 0.04),
+    (0.0, 0.42, 0.58),
+    (0.0, 0.333, 0.667),
+)
+
+
+@dataclass(frozen=True)
+class _Palette:
+    top: RGB  # background at the top edge
+    bottom: RGB  # background at the bottom edge
+    inks: tuple[RGB, ...]  # shape colours
+
+    @property
+    def backdrop(self) -> RGB:
+        return _mix(self.top, self.bottom, 0.5)
+
+    def contrasting(self) -> RGB:
+        return max(self.inks, key=lambda ink: abs(_luma(ink) - _luma(self.backdrop)))
+
+    def lightest(self) -> RGB:
+        return max(self.inks, key=_luma)
+
+    def darkest(self) -> RGB:
+        return min(self.inks, key=_luma)
+
+
+def _palette(words: list[str]) -> _Palette:
+    named = [colour for colours in _matches(words, COLOUR_WORDS) for colour in colours]
+    tone = min(max(sum(_matches(words, TONE_WORDS)), -0.6), 0.6)
+    base = [_tone(c, tone) for c in dict.fromkeys(named) or _derived_colours(words)]
+    # Variants on the far side of mid-grey keep single-colour prompts from looking flat.
+    variants = [_shift(c, light=-0.25 if _luma(c) > 0.5 else 0.25, hue=0.03) for c in base]
+    return _Palette(
+        top=_shift(base[0], light=0.08),
+        bottom=_shift(_mix(base[0], base[1 % len(base)], 0.5), light=-0.06),
+        inks=(*base, *variants),
+    )
+
+
+def _derived_colours(words: list[str]) -> list[RGB]:
+    """A harmony seeded by the prompt's words, so colourless prompts differ from each other."""
+    rng = _rng("palette", *words)
+    hue, sat, light = rng.random(), rng.uniform(0.35, 0.7), rng.uniform(0.35, 0.65)
+    offsets = HARMONIES[int(rng.integers(len(HARMONIES)))]
+    return [_hls(hue + offset, light + rng.uniform(-0.2, 0.2), sat) for offset in offsets]
+
+
+# ---------------------------------------------------------------------------------------------
+# Canvas
+
+
+@dataclass
+class _Scene:
+    img: Image.Image  # starts as the reduced backdrop, full working size after blur_backdrop()
+    size: tuple[int, int]  # working size
+    palette: _Palette
+    rng: np.random.Generator
+    focus: tuple[float, float]  # subject centre as fractions of width and height
+    banner: bool
+
+    @property
+    def draw(self) -> ImageDraw.ImageDraw:
+        # RGBA ink blends translucent shapes into the RGB canvas.
+        return ImageDraw.Draw(self.img, "RGBA")
+
+    @property
+    def unit(self) -> float:
+        return float(min(self.img.size))
+
+    def centre(self) -> tuple[float, float]:
+        return self.focus[0] * self.img.width, self.focus[1] * self.img.height
+
+    def blur_backdrop(self, fraction: float) -> None:
+        """Put everything drawn so far out of focus and go on drawing at full working size."""
+        if self.banner:
+            _clear_copy_space(self)
+        blurred = self.img.filter(ImageFilter.GaussianBlur(fraction * max(self.img.size)))
+        self.img = blurred.resize(self.size, Image.Resampling.BILINEAR)
+
+    def weight(self, x: np.ndarray) -> np.ndarray:
+        """Height multiplier across the width that calms the copy side of a banner."""
+        if not self.banner:
+            return np.ones_like(x)
+        return 0.25 + 0.75 * np.exp(-(((x - self.focus[0]) / 0.3) ** 2))
+
+
+def _gradient(palette: _Palette, height: int) -> np.ndarray:
+    t = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
+    top, bottom = np.array(palette.top, np.float32), np.array(palette.bottom, np.float32)
+    return top + (bottom - top) * t
+
+
+def _background(
+    palette: _Palette, size: tuple[int, int], focus: tuple[float, float]
+) -> Image.Image:
+    """A vertical gradient lit by a glow at the focus and darkened towards the corners."""
+    w, h = size
+    x = np.linspace(-1.0, 1.0, w, dtype=np.float32)[None, :, None]
+    y = np.linspace(-1.0, 1.0, h, dtype=np.float32)[:, None, None]
+    dx = (x * 0.5 + 0.5 - focus[0]) * (w / min(w, h))
+    dy = (y * 0.5 + 0.5 - focus[1]) * (h / min(w, h))
+    glow = np.exp(-(dx * dx + dy * dy) / 0.18) * 0.55
+    halo = np.array(_shift(palette.top, light=0.3), np.float32)
+    column = _gradient(palette, h)
+    field = (column + (halo - column) * glow) * (1 - 0.11 * (x * x + y * y))
+    return Image.fromarray(np.clip(field + 0.5, 0, 255).astype(np.uint8))
+
+
+def _clear_copy_space(scene: _Scene) -> None:
+    """Fade the side away from the subject back to the plain gradient, leaving room for text.
+
+    Only the backdrop is faded, which is cheap at its reduced size; near shapes stay calm on that
+    side through ``_Scene.weight`` and by clustering around the focus.
+    """
+    w, h = scene.img.size
+    ramp = np.clip((np.linspace(0.0, 1.0, w) - 0.5) / 0.25, 0, 1) * (0.85 * 255)
+    away = (ramp if scene.focus[0] < 0.5 else ramp[::-1]).astype(np.uint8)
+    mask = Image.fromarray(np.broadcast_to(away, (h, w)).copy())
+    column = np.clip(_gradient(scene.palette, h) + 0.5, 0, 255).astype(np.uint8)
+    plain = Image.fromarray(np.broadcast_to(column, (h, w, 3)).copy())
+    scene.img = Image.composite(plain, scene.img, mask)
+
+
+def _add_grain(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    noise = rng.integers(0, 2 * GRAIN + 1, size=(img.height, img.width), dtype=np.uint8)
+    layer = Image.fromarray(noise)
+    return ImageChops.add(img, Image.merge("RGB", (layer, layer, layer)), offset=-GRAIN)
+
+
+def _rgba(colour: RGB, alpha: int) -> tuple[int, int, int, int]:
+    return (*colour, alpha)
+
+
+def _scatter(scene: _Scene, spread: float) -> tuple[float, float]:
+    fx, fy = scene.focus
+    x = min(max(scene.rng.normal(fx, spread), -0.1), 1.1)
+    y = min(max(scene.rng.normal(fy, spread), -0.1), 1.1)
+    return x * scene.img.width, y * scene.img.height
+
+
+def _pick(rng: np.random.Generator, options: tuple[V, ...]) -> V:
+    return options[int(rng.integers(len(options)))]
+
+
+def _bokeh(scene: _Scene, count: int) -> None:
+    draw = scene.draw
+    for _ in range(count):
+        x, y = _scatter(scene, 0.35)
+        r = scene.unit * scene.rng.uniform(0.03, 0.12)
+        draw.ellipse(
+            (x - r, y - r, x + r, y + r), fill=_rgba(_pick(scene.rng, scene.palette.inks), 90)
+        )
+
+
+def _sun(scene: _Scene) -> None:
+    x, y = scene.centre()
+    r = scene.unit * scene.rng.uniform(0.05, 0.09)
+    disc = _shift(scene.palette.lightest(), light=0.2)
+    scene.draw.ellipse((x - 2 * r, y - 2 * r, x + 2 * r, y + 2 * r), fill=_rgba(disc, 40))
+    scene.draw.ellipse((x - r, y - r, x + r, y + r), fill=_rgba(disc, 235))
+
+
+# ---------------------------------------------------------------------------------------------
+# Layouts
+
+
+def _draw_figure(scene: _Scene) -> None:
+    """A head-and-shoulders silhouette with out-of-focus lights behind it."""
+    _bokeh(scene, int(scene.rng.integers(4, 10)))
+    scene.blur_backdrop(0.01)
+    rng, draw = scene.rng, scene.draw
+    body = scene.palette.contrasting()
+    skin, hair = _mix(body, scene.palette.lightest(), 0.45), _shift(body, light=-0.12)
+    r = scene.unit * rng.uniform(0.11, 0.15) * (0.85 if scene.banner else 1.0)
+    cx, cy = scene.centre()
+    if rng.random() < 0.5:  # long hair falls behind the shoulders
+        hair_box = (cx - 1.15 * r, cy - 1.15 * r, cx + 1.15 * r, cy + r * rng.uniform(0.9, 1.8))
+        draw.rounded_rectangle(hair_box, radius=r, fill=hair)
+    else:
+        draw.ellipse((cx - 1.08 * r, cy - 1.2 * r, cx + 1.08 * r, cy + 0.3 * r), fill=hair)
+    shoulders, top = r * rng.uniform(2.0, 2.7), cy + 1.25 * r
+    draw.ellipse((cx - shoulders, top, cx + shoulders, top + 2.6 * shoulders), fill=body)
+    draw.rectangle((cx - 0.38 * r, cy + 0.5 * r, cx + 0.38 * r, top + 0.4 * r), fill=skin)
+    draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=skin)
+
+
+Box = tuple[float, float, float, float]
+
+
+def _bottle(draw: ImageDraw.ImageDraw, cx: float, base: float, size: float, ink: RGB) -> Box:
+    top, neck = base - size * 3.0, size * 0.38
+    draw.rectangle((cx - neck, top - size, cx + neck, top + size), fill=ink)
+    cap = (cx - neck * 1.2, top - size * 1.5, cx + neck * 1.2, top - size * 0.9)
+    draw.rounded_rectangle(cap, radius=neck * 0.3, fill=_shift(ink, light=-0.15))
+    body = (cx - size, top, cx + size, base)
+    draw.rounded_rectangle(body, radius=size * 0.35, fill=ink)
+    return body
+
+
+def _mug(draw: ImageDraw.ImageDraw, cx: float, base: float, size: float, ink: RGB) -> Box:
+    half, top = size * 1.1, base - size * 2.0
+    handle = (
+        cx + half - size * 0.45,
+        top + size * 0.35,
+        cx + half + size * 0.65,
+        base - size * 0.45,
+    )
+    draw.ellipse(handle, outline=ink, width=max(1, round(size * 0.22)))
+    body = (cx - half, top, cx + half, base)
+    draw.rounded_rectangle(body, radius=size * 0.2, fill=ink)
+    rim = (cx - half, top - size * 0.2, cx + half, top + size * 0.2)
+    draw.ellipse(rim, fill=_shift(ink, light=-0.1))
+    return body
+
+
+def _box(draw: ImageDraw.ImageDraw, cx: float, base: float, size: float, ink: RGB) -> Box:
+    half, depth, top = size * 1.3, size * 0.55, base - size * 2.4
+    left, right, lift = cx - half - depth / 2, cx + half - depth / 2, depth * 0.6
+    side = [(right, top), (right + depth, top - lift), (right + depth, base - lift), (right, base)]
+    lid = [(left, top), (left + depth, top - lift), (right + depth, top - lift), (right, top)]
+    draw.polygon(side, fill=_shift(ink, light=-0.12))
+    draw.polygon(lid, fill=_shift(ink, light=0.1))
+    body = (left, top, right, base)
+    draw.rectangle(body, fill=ink)
+    return body
+
+
+PRODUCT_SHAPES: tuple[Callable[[ImageDraw.ImageDraw, float, float, float, RGB], Box], ...] = (
+    _bottle,
+    _mug,
+    _box,
+)
+
+
+def _draw_product(scene: _Scene) -> None:
+    """A studio object standing on a pedestal over a soft contact shadow."""
+    rng, h, draw = scene.rng, scene.img.height, scene.draw
+    cx, floor = scene.centre()[0], h * rng.uniform(0.7, 0.78)
+    half, rim = scene.unit * rng.uniform(0.22, 0.32), scene.unit * rng.uniform(0.04, 0.07)
+    stand = _shift(scene.palette.backdrop, light=-0.08)
+    draw.rectangle((cx - half, floor, cx + half, h), fill=stand)
+    draw.ellipse((cx - half, floor - rim, cx + half, floor + rim), fill=_shift(stand, light=0.06))
+    size = scene.unit * rng.uniform(0.1, 0.14)
+    shadow = (cx - size * 1.8, floor - rim * 0.45, cx + size * 1.8, floor + rim * 0.45)
+    draw.ellipse(shadow, fill=(0, 0, 0, 110))
+    scene.blur_backdrop(0.005)
+    draw = scene.draw
+    x0, y0, x1, y1 = _pick(rng, PRODUCT_SHAPES)(draw, cx, floor, size, scene.palette.contrasting())
+    # A specular strip reads as a glossy object rather than a flat cut-out.
+    w, h = x1 - x0, y1 - y0
+    gloss = (x0 + 0.16 * w, y0 + 0.12 * h, x0 + 0.28 * w, y1 - 0.18 * h)
+    draw.rounded_rectangle(gloss, radius=0.06 * w, fill=(255, 255, 255, 70))
+
+
+def _ridge(scene: _Scene, baseline: float, amplitude: float, colour: RGB, jagged: bool) -> None:
+    w, h = scene.img.size
+    x = np.linspace(0.0, 1.0, max(32, w // 6))
+    y = np.zeros_like(x)
+    for octave in range(1, 6):
+        freq = octave * scene.rng.uniform(1.0, 2.2)
+        y += np.sin(2 * np.pi * freq * x + scene.rng.uniform(0, 2 * np.pi)) / octave**1.3
+    y /= np.abs(y).max()
+    if jagged:
+        y = 1 - 2 * np.abs(y)  # folding the curve turns its zero crossings into sharp peaks
+    tops = baseline - amplitude * y * scene.weight(x)
+    points = [*zip((x * w).tolist(), tops.tolist(), strict=True), (w, h), (0, h)]
+    scene.draw.polygon(points, fill=colour)
+
+
+def _draw_landscape(scene: _Scene) -> None:
+    """A sun or moon over layered ridges that fade into the sky with distance."""
+    rng, h = scene.rng, scene.img.height
+    _sun(scene)
+    layers = int(rng.integers(3, 6))
+    jagged = rng.random() < 0.6  # mountains rather than rolling hills
+    near = _shift(scene.palette.darkest(), light=-0.1)
+    for i in range(layers):
+        depth = (i + 1) / layers
+        if i == layers - 1:
+            scene.blur_backdrop(0.004)
+        baseline = h * (0.45 + 0.4 * depth + rng.uniform(-0.03, 0.03))
+        amplitude = h * rng.uniform(0.08, 0.18) * (1.3 - 0.6 * depth)
+        # Haze: distant ridges take on the colour of the sky near the horizon.
+        colour = _mix(scene.palette.bottom, near, depth)
+        _ridge(scene, baseline, amplitude, colour, jagged and i < layers - 1)
+
+
+def _windows(scene: _Scene, draw: ImageDraw.ImageDraw, building: Box, ink: RGB) -> None:
+    left, top, right, bottom = building
+    cell = scene.unit * 0.028
+    cols, rows = int((right - left) / cell), int((bottom - top) / cell)
+    margin = (right - left - cols * cell) / 2
+    lit = scene.rng.random((rows, cols)) < 0.3
+    for row, col in np.argwhere(lit).tolist():
+        x, y = left + margin + (col + 0.25) * cell, top + (row + 0.4) * cell
+        draw.rectangle((x, y, x + cell * 0.5, y + cell * 0.45), fill=_rgba(ink, 200))
+
+
+def _buildings(scene: _Scene, colour: RGB, tallest: float, lit: bool) -> None:
+    rng, (w, h), u, draw = scene.rng, scene.img.size, scene.unit, scene.draw
+    widths = u * rng.uniform(0.05, 0.12, size=int(w / (u * 0.05)) + 2)
+    lefts = np.cumsum(widths) - widths - u * rng.uniform(0.0, 0.05)
+    tops = h - h * tallest * rng.uniform(0.35, 1.0, widths.size) * scene.weight(lefts / w)
+    window = _shift(scene.palette.lightest(), light=0.15)
+    for left, width, top in zip(lefts.tolist(), widths.tolist(), tops.tolist(), strict=True):
+        if left >= w:
+            break
+        draw.rectangle((left, top, left + width, h), fill=colour)
+        if rng.random() < 0.2:  # an occasional spire breaks up the roofline
+            spire = (left + width * 0.45, top - (h - top) * 0.15, left + width * 0.55, top)
+            draw.rectangle(spire, fill=colour)
+        if lit:
+            _windows(scene, draw, (left, top, left + width, h), window)
+
+
+def _draw_skyline(scene: _Scene) -> None:
+    """Two rows of buildings, the nearer one darker and dotted with lit windows."""
+    _sun(scene)
+    near = _shift(scene.palette.darkest(), light=-0.1)
+    _buildings(scene, _mix(scene.palette.bottom, near, 0.45), 0.6, lit=False)
+    scene.blur_backdrop(0.004)
+    _buildings(scene, near, 0.42, lit=True)
+
+
+Ink = tuple[int, int, int, int]
+
+
+def _disc(
+    draw: ImageDraw.ImageDraw, x: float, y: float, size: float, ink: Ink, rng: np.random.Generator
+) -> None:
+    squash = size * rng.uniform(0.8, 1.2)
+    draw.ellipse((x - size, y - squash, x + size, y + squash), fill=ink)
+
+
+def _ring(
+    draw: ImageDraw.ImageDraw, x: float, y: float, size: float, ink: Ink, rng: np.random.Generator
+) -> None:
+    width = max(1, round(size * rng.uniform(0.08, 0.25)))
+    draw.ellipse((x - size, y - size, x + size, y + size), outline=ink, width=width)
+
+
+def _panel(
+    draw: ImageDraw.ImageDraw, x: float, y: float, size: float, ink: Ink, rng: np.random.Generator
+) -> None:
+    half_w, half_h = size * rng.uniform(1.0, 2.2), size * rng.uniform(0.6, 1.5)
+    draw.rounded_rectangle(
+        (x - half_w, y - half_h, x + half_w, y + half_h), radius=size * 0.2, fill=ink
+    )
+
+
+def _blob(
+    draw: ImageDraw.ImageDraw, x: float, y: float, size: float, ink: Ink, rng: np.random.Generator
+) -> None:
+    angles = np.linspace(0.0, 2 * np.pi, 48, endpoint=False)
+    radii = size * (
+        1
+        + 0.15 * np.sin(angles * 2 + rng.uniform(0, 6.3))
+        + 0.1 * np.sin(angles * 3 + rng.uniform(0, 6.3))
+    )
+    points = np.stack([x + radii * np.cos(angles), y + radii * np.sin(angles)], axis=1)
+    draw.polygon([tuple(p) for p in points.tolist()], fill=ink)
+
+
+ABSTRACT_SHAPES = (_disc, _ring, _panel, _blob)
+
+
+def _draw_abstract(scene: _Scene) -> None:
+    """Blurred colour fields under a seeded mix of crisp discs, rings, panels and blobs."""
+    rng, inks, draw = scene.rng, scene.palette.inks, scene.draw
+    for _ in range(int(rng.integers(3, 6))):
+        x, y = _scatter(scene, 0.3)
+        r = scene.unit * rng.uniform(0.2, 0.45)
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=_rgba(_pick(rng, inks), 150))
+    scene.blur_backdrop(0.03)
+    draw = scene.draw
+    for _ in range(int(rng.integers(4, 9))):
+        x, y = _scatter(scene, 0.15 if scene.banner else 0.25)
+        ink = _rgba(_pick(rng, inks), int(rng.integers(150, 240)))
+        _pick(rng, ABSTRACT_SHAPES)(draw, x, y, scene.unit * rng.uniform(0.04, 0.16), ink, rng)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    paint: Callable[[_Scene], None]
+    spread: float  # how far the subject may wander sideways from the centre
+    rows: tuple[float, float]  # vertical band for the subject centre
+
+
+LAYOUTS: dict[str, _Layout] = {
+    "figure": _Layout(_draw_figure, 0.04, (0.33, 0.42)),
+    "product": _Layout(_draw_product, 0.04, (0.4, 0.5)),
+    "landscape": _Layout(_draw_landscape, 0.3, (0.15, 0.38)),
+    "skyline": _Layout(_draw_skyline, 0.3, (0.12, 0.3)),
+    "abstract": _Layout(_draw_abstract, 0.15, (0.35, 0.65)),
+}
+
+# Subject words -> layout. "banner" is a modifier: it pushes whatever subject to one side.
+LAYOUT_WORDS: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "portrait",
+            "person",
+            "face",
+            "woman",
+            "women",
+            "man",
+            "men",
+            "girl",
+            "boy",
+            "headshot",
+            "selfie",
+            "character",
+            "people",
+        ),
+        "figure",
+    ),
+    **dict.fromkeys(
+        (
+            "product",
+            "bottle",
+            "shoe",
+            "sneaker",
+            "watch",
+            "mug",
+            "cup",
+            "package",
+            "packaging",
+            "box",
+            "jar",
+            "perfume",
+            "cosmetic",
+            "candle",
+            "phone",
+        ),
+        "product",
+    ),
+    **dict.fromkeys(
+        (
+            "landscape",
+            "mountain",
+            "beach",
+            "field",
+            "hill",
+            "valley",
+            "lake",
+            "meadow",
+            "countryside",
+            "horizon",
+            "coast",
+        ),
+        "landscape",
+    ),
+    **dict.fromkeys(
+        ("city", "skyline", "town", "street", "downtown", "skyscraper", "building", "cityscape"),
+        "skyline",
+    ),
+    **dict.fromkeys(("banner", "hero", "header", "cover", "billboard"), "banner"),
+}
+
+
+def _subject(words: list[str]) -> tuple[str, bool]:
+    found = _matches(words, LAYOUT_WORDS)
+    return next((name for name in found if name != "banner"), "abstract"), "banner" in found
+
+
+def _focus(layout: _Layout, banner: bool, rng: np.random.Generator) -> tuple[float, float]:
+    if banner:
+        x = (0.3 if rng.random() < 0.5 else 0.7) + rng.uniform(-0.03, 0.03)
+    else:
+        x = 0.5 + rng.uniform(-layout.spread, layout.spread)
+    return x, rng.uniform(*layout.rows)

@@ -1,0 +1,28 @@
+"""HTTP routes, one module per resource; each validates, authorizes and calls one service."""
+
+from typing import Any
+
+from app.errors import PROBLEM_MEDIA_TYPE
+from app.schemas import Problem
+
+_DESCRIPTIONS = {
+    401: "Missing or invalid API key.",
+    404: "No such object for this tenant.",
+    409: "Conflicts with the object's current state or a request in flight.",
+    413: "The request body is too large.",
+    415: "The file is not a supported image format.",
+    422: "The request is invalid; the problem lists what to fix.",
+    503: "A dependency is not reachable.",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for these error statuses, each a problem+json body."""
+    return {
+        status: {
+            "description": _DESCRIPTIONS[status],
+            "model": Problem,
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }

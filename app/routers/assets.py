@@ -1,0 +1,80 @@
+"""Assets: upload an image, read one, download its bytes."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Header, Response, UploadFile
+
+from app import schemas
+from app.db import Session
+from app.deps import AppSettings, Storage, Tenant
+from app.imaging.codecs import MEDIA_TYPES
+from app.routers import problems
+from app.services import assets
+
+router = APIRouter(prefix="/v1/assets", tags=["assets"])
+
+IMMUTABLE = "private, max-age=31536000, immutable"
+
+
+@router.post(
+    "",
+    operation_id="upload_asset",
+    summary="Upload an image",
+    status_code=201,
+    response_model=schemas.Asset,
+    responses=problems(401, 413, 415, 422),
+)
+async def upload_asset(
+    file: Annotated[UploadFile, File(description="A PNG, JPEG or WebP image.")],
+    response: Response,
+    session: Session,
+    tenant: Tenant,
+    storage: Storage,
+    settings: AppSettings,
+) -> schemas.Asset:
+    """Store an image for later jobs. The format is read from the bytes, never the name."""
+    data = await file.read()
+    asset = await assets.create_upload(session, storage, tenant, data, settings.max_image_pixels)
+    await session.commit()
+    response.headers["Location"] = f"/v1/assets/{asset.id}"
+    return await assets.asset_view(session, asset)
+
+
+@router.get(
+    "/{asset_id}",
+    operation_id="get_asset",
+    summary="Get an asset",
+    response_model=schemas.Asset,
+    responses=problems(401, 404),
+)
+async def get_asset(asset_id: str, session: Session, tenant: Tenant) -> schemas.Asset:
+    """The asset's facts and parents."""
+    return await assets.asset_view(session, await assets.get_asset(session, tenant, asset_id))
+
+
+@router.get(
+    "/{asset_id}/content",
+    operation_id="get_asset_content",
+    summary="Download an asset's bytes",
+    response_class=Response,
+    responses={
+        200: {"description": "The image bytes.", "content": {t: {} for t in MEDIA_TYPES.values()}},
+        304: {"description": "Not modified (If-None-Match matched the ETag)."},
+    }
+    | problems(401, 404),
+)
+async def get_asset_content(
+    asset_id: str,
+    session: Session,
+    tenant: Tenant,
+    storage: Storage,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The bytes with their Content-Type, a strong ETag, and immutable caching."""
+    asset = await assets.get_asset(session, tenant, asset_id)
+    etag = f'"{asset.content_hash}"'
+    headers = {"ETag": etag, "Cache-Control": IMMUTABLE}
+    if if_none_match and etag in [tag.strip() for tag in if_none_match.split(",")]:
+        return Response(status_code=304, headers=headers)
+    data = await storage.get(asset.storage_key)
+    return Response(data, media_type=MEDIA_TYPES[asset.format], headers=headers)

@@ -1,0 +1,36 @@
+"""Liveness (the process answers) and readiness (database and queue reachable)."""
+
+import asyncio
+
+from fastapi import APIRouter
+from sqlalchemy import text
+
+from app import schemas
+from app.db import Session
+from app.deps import Queue
+from app.errors import ServiceUnavailable
+
+router = APIRouter(tags=["health"])
+READY_TIMEOUT_SECONDS = 3
+
+
+@router.get("/healthz", operation_id="healthz", summary="Liveness", response_model=schemas.Health)
+async def healthz() -> schemas.Health:
+    """The process is up."""
+    return schemas.Health()
+
+
+@router.get("/readyz", operation_id="readyz", summary="Readiness", response_model=schemas.Health)
+async def readyz(session: Session, queue: Queue) -> schemas.Health:
+    """The database and the queue answer; 503 problem+json naming what does not."""
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await session.execute(text("SELECT 1"))
+    except Exception as exc:
+        raise ServiceUnavailable("The database is not reachable.") from exc
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await queue.ping()
+    except Exception as exc:
+        raise ServiceUnavailable("The job queue is not reachable.") from exc
+    return schemas.Health(checks={"database": "ok", "queue": "ok"})

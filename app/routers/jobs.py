@@ -1,0 +1,64 @@
+"""Jobs: read one, list them newest first, cancel one."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app import schemas
+from app.db import Session
+from app.deps import Tenant
+from app.routers import problems
+from app.services import jobs
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.get(
+    "/{job_id}",
+    operation_id="get_job",
+    summary="Get a job",
+    response_model=schemas.Job,
+    responses=problems(401, 404),
+)
+async def get_job(job_id: str, session: Session, tenant: Tenant) -> schemas.Job:
+    """The job with its status, outputs or error, and timings."""
+    return await jobs.job_view(session, await jobs.get_job(session, tenant, job_id))
+
+
+@router.get(
+    "",
+    operation_id="list_jobs",
+    summary="List jobs",
+    response_model=schemas.JobPage,
+    responses=problems(401, 422),
+)
+async def list_jobs(
+    session: Session,
+    tenant: Tenant,
+    status: Annotated[
+        schemas.JobStatus | None, Query(description="Only jobs in this status.")
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="`next_cursor` of the previous page.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="Jobs per page.")] = 20,
+) -> schemas.JobPage:
+    """The tenant's jobs, newest first, a page at a time."""
+    page, has_more = await jobs.list_jobs(session, tenant, status, cursor, limit)
+    return schemas.JobPage(
+        data=await jobs.job_views(session, page),
+        has_more=has_more,
+        next_cursor=page[-1].id if has_more else None,
+    )
+
+
+@router.post(
+    "/{job_id}/cancel",
+    operation_id="cancel_job",
+    summary="Cancel a job",
+    response_model=schemas.Job,
+    responses=problems(401, 404, 409),
+)
+async def cancel_job(job_id: str, session: Session, tenant: Tenant) -> schemas.Job:
+    """Cancel a queued or running job; a finished job answers 409."""
+    return await jobs.job_view(session, await jobs.cancel_job(session, tenant, job_id))

@@ -1,0 +1,101 @@
+"""Assets: storing bytes with their facts, keyed so that a re-run job never duplicates one."""
+
+import asyncio
+import hashlib
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import schemas
+from app.errors import NotFound
+from app.ids import new_id
+from app.imaging.codecs import MEDIA_TYPES, ImageInfo, inspect_image
+from app.models import Asset, AssetParent, Job
+from app.storage import LocalStorage, content_key
+
+
+async def create_upload(
+    session: AsyncSession, storage: LocalStorage, tenant_id: str, data: bytes, max_pixels: int
+) -> Asset:
+    """Validate untrusted bytes and store them as the tenant's `upload` asset."""
+    info = await asyncio.to_thread(inspect_image, data, max_pixels)
+    asset = Asset(**await _store(storage, tenant_id, data, info), source="upload")
+    session.add(asset)
+    return asset
+
+
+async def record_output(
+    session: AsyncSession,
+    storage: LocalStorage,
+    job: Job,
+    index: int,
+    encoded: tuple[bytes, ImageInfo],
+    seed: int,
+) -> None:
+    """Store output `index` of a job, once: a second call for the same index changes nothing."""
+    data, info = encoded
+    values = await _store(storage, job.tenant_id, data, info)
+    values.update(source="generated", job_id=job.id, output_index=index, seed=seed)
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    await session.execute(
+        dialect.insert(Asset)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["job_id", "output_index"])
+    )
+
+
+async def _store(
+    storage: LocalStorage, tenant_id: str, data: bytes, info: ImageInfo
+) -> dict[str, object]:
+    """Put the bytes in storage; the asset's columns that describe them."""
+    content_hash = hashlib.sha256(data).hexdigest()
+    key = content_key(content_hash, info.format)
+    await storage.put(key, data)
+    return {
+        "id": new_id("ast"),
+        "tenant_id": tenant_id,
+        "content_hash": content_hash,
+        "storage_key": key,
+        "format": info.format,
+        "width": info.width,
+        "height": info.height,
+        "bytes": len(data),
+    }
+
+
+async def get_asset(session: AsyncSession, tenant_id: str, asset_id: str) -> Asset:
+    """The tenant's asset; NotFound for a missing one or another tenant's."""
+    asset = await session.scalar(
+        select(Asset).where(Asset.id == asset_id, Asset.tenant_id == tenant_id)
+    )
+    if asset is None:
+        raise NotFound(f"No asset {asset_id}.")
+    return asset
+
+
+async def asset_view(session: AsyncSession, asset: Asset) -> schemas.Asset:
+    """The public shape of an asset, with its parents."""
+    parents = await session.execute(
+        select(AssetParent.parent_id, AssetParent.role).where(AssetParent.asset_id == asset.id)
+    )
+    return schemas.Asset(
+        id=asset.id,
+        source=asset.source,  # type: ignore[arg-type]
+        format=asset.format,  # type: ignore[arg-type]
+        media_type=MEDIA_TYPES[asset.format],
+        width=asset.width,
+        height=asset.height,
+        bytes=asset.bytes,
+        content_hash=asset.content_hash,
+        url=content_path(asset.id),
+        job_id=asset.job_id,
+        seed=asset.seed,
+        parents=[schemas.AssetParentRef(asset_id=p, role=r) for p, r in parents],
+        created_at=asset.created_at,
+    )
+
+
+def content_path(asset_id: str) -> str:
+    """Where an asset's bytes are served."""
+    return f"/v1/assets/{asset_id}/content"

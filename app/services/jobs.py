@@ -1,0 +1,234 @@
+"""Jobs: creating (idempotently), reading, listing, canceling and waiting for them."""
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+import time
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import schemas
+from app.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
+from app.ids import new_id
+from app.imaging.geometry import output_size
+from app.jobs.queue import JobQueue
+from app.models import Asset, Job, utcnow
+from app.providers.base import ModelSpec
+from app.providers.registry import ProviderRegistry
+from app.schemas import parse_aspect_ratio, parse_size
+from app.services.assets import content_path
+
+logger = logging.getLogger(__name__)
+
+FINAL_STATUSES = ("succeeded", "failed", "canceled")
+
+
+def normalize_generate(body: schemas.GenerateRequest, spec: ModelSpec) -> dict[str, Any]:
+    """The request as the job runs it: model, exact output size and seed resolved."""
+    capabilities = spec.capabilities
+    if body.n > capabilities.max_n:
+        raise InvalidInput(f"{spec.id} makes at most {capabilities.max_n} images per job.")
+    if body.output_format not in capabilities.output_formats:
+        raise InvalidInput(f"{spec.id} cannot output {body.output_format}.")
+    size = parse_size(body.size) if body.size else None
+    aspect = parse_aspect_ratio(body.aspect_ratio) if body.aspect_ratio else None
+    width, height = output_size(size, aspect, capabilities.default_area)
+    return {
+        "prompt": body.prompt,
+        "model": spec.id,
+        "n": body.n,
+        "width": width,
+        "height": height,
+        "aspect_ratio": body.aspect_ratio,
+        "size": f"{width}x{height}",
+        "output_format": body.output_format,
+        "seed": body.seed if body.seed is not None else secrets.randbelow(schemas.MAX_SEED + 1),
+        "negative_prompt": body.negative_prompt,
+    }
+
+
+def request_hash(body: schemas.GenerateRequest) -> str:
+    """A fingerprint of the request as sent, to tell a retry from a different request."""
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def create_generate_job(
+    session: AsyncSession,
+    registry: ProviderRegistry,
+    queue: JobQueue,
+    tenant_id: str,
+    body: schemas.GenerateRequest,
+    idempotency_key: str | None,
+    default_model: str,
+) -> Job:
+    """Commit a generate job, then enqueue it; a retried Idempotency-Key returns the first job."""
+    fingerprint = request_hash(body)
+    if idempotency_key:
+        existing = await _job_by_idempotency_key(session, tenant_id, idempotency_key)
+        if existing is not None:
+            return _replay(existing, fingerprint)
+    _, spec = registry.resolve(body.model or default_model)
+    now = utcnow()
+    job = Job(
+        id=new_id("job"),
+        tenant_id=tenant_id,
+        kind="generate",
+        status="queued",
+        model=spec.id,
+        request=normalize_generate(body, spec),
+        caller_metadata=body.metadata,
+        idempotency_key=idempotency_key,
+        request_hash=fingerprint,
+        created_at=now,
+        dispatches=1,
+        dispatched_at=now,
+    )
+    session.add(job)
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise Conflict("A request with this Idempotency-Key is already in progress.") from exc
+    await dispatch(queue, job.id, 1)
+    return job
+
+
+async def dispatch(queue: JobQueue, job_id: str, number: int) -> None:
+    """Send a committed job to the queue; if that fails the sweeper sends it later."""
+    try:
+        await queue.enqueue(job_id, number)
+    except Exception:
+        logger.exception("could not enqueue job %s; the sweeper will retry", job_id)
+
+
+async def _job_by_idempotency_key(session: AsyncSession, tenant_id: str, key: str) -> Job | None:
+    return await session.scalar(
+        select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key)
+    )
+
+
+def _replay(existing: Job, fingerprint: str) -> Job:
+    if existing.request_hash != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was used with a different request body; use a new key."
+        )
+    return existing
+
+
+async def get_job(session: AsyncSession, tenant_id: str, job_id: str) -> Job:
+    """The tenant's job; NotFound for a missing one or another tenant's."""
+    job = await session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
+    if job is None:
+        raise NotFound(f"No job {job_id}.")
+    return job
+
+
+async def list_jobs(
+    session: AsyncSession, tenant_id: str, status: str | None, cursor: str | None, limit: int
+) -> tuple[list[Job], bool]:
+    """A page of the tenant's jobs, newest first, after `cursor`; and whether more follow."""
+    query = select(Job).where(Job.tenant_id == tenant_id).order_by(Job.id.desc()).limit(limit + 1)
+    if status:
+        query = query.where(Job.status == status)
+    if cursor:
+        query = query.where(Job.id < cursor)
+    jobs = list(await session.scalars(query))
+    return jobs[:limit], len(jobs) > limit
+
+
+async def cancel_job(session: AsyncSession, tenant_id: str, job_id: str) -> Job:
+    """Cancel a queued or running job; Conflict if it already finished."""
+    job = await get_job(session, tenant_id, job_id)
+    canceled = await session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(("queued", "running")))
+        .values(status="canceled", finished_at=utcnow(), lease_expires_at=None)
+    )
+    if canceled.rowcount == 0:
+        raise Conflict(f"Job {job_id} already {job.status}; only queued or running jobs cancel.")
+    await session.commit()
+    await session.refresh(job)
+    return job
+
+
+async def wait_for_job(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: str, job_id: str, seconds: float
+) -> Job | None:
+    """Poll until the job is final or `seconds` pass; the final job, else None."""
+    deadline = time.monotonic() + seconds
+    interval = 0.02
+    while True:
+        async with sessionmaker() as session:
+            job = await get_job(session, tenant_id, job_id)
+        if job.status in FINAL_STATUSES:
+            return job
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        await asyncio.sleep(min(interval, remaining))
+        interval = min(interval * 1.5, 0.5)
+
+
+async def job_views(session: AsyncSession, jobs: list[Job]) -> list[schemas.Job]:
+    """The public shape of jobs, with the outputs of those that succeeded."""
+    succeeded = [job.id for job in jobs if job.status == "succeeded"]
+    outputs: dict[str, list[schemas.JobOutput]] = defaultdict(list)
+    if succeeded:
+        assets = await session.scalars(
+            select(Asset).where(Asset.job_id.in_(succeeded)).order_by(Asset.output_index)
+        )
+        for asset in assets:
+            outputs[asset.job_id or ""].append(_output_view(asset))
+    return [_job_view(job, outputs[job.id]) for job in jobs]
+
+
+async def job_view(session: AsyncSession, job: Job) -> schemas.Job:
+    """The public shape of one job."""
+    return (await job_views(session, [job]))[0]
+
+
+def _output_view(asset: Asset) -> schemas.JobOutput:
+    return schemas.JobOutput(
+        asset_id=asset.id,
+        url=content_path(asset.id),
+        width=asset.width,
+        height=asset.height,
+        format=asset.format,  # type: ignore[arg-type]
+        seed=asset.seed,
+    )
+
+
+def _milliseconds(start: Any, end: Any) -> int | None:
+    if start is None or end is None:
+        return None
+    return round((end - start).total_seconds() * 1000)
+
+
+def _job_view(job: Job, outputs: list[schemas.JobOutput]) -> schemas.Job:
+    return schemas.Job(
+        id=job.id,
+        kind=job.kind,  # type: ignore[arg-type]
+        status=job.status,  # type: ignore[arg-type]
+        model=job.model,
+        request=job.request,
+        outputs=outputs,
+        error=schemas.Problem.model_validate(job.error) if job.error else None,
+        attempts=job.attempts,
+        cost_usd=job.cost_usd,
+        timings=schemas.JobTimings(
+            queued_ms=_milliseconds(job.created_at, job.started_at),
+            provider_ms=job.provider_ms,
+            total_ms=_milliseconds(job.created_at, job.finished_at),
+        ),
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        metadata=job.caller_metadata,
+    )

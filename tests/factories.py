@@ -1,0 +1,60 @@
+"""Factories for test data: images of a given size and format, and raw job rows."""
+
+import io
+import struct
+import zlib
+from datetime import timedelta
+
+from PIL import Image
+
+from app.ids import new_id
+from app.models import Job, utcnow
+
+
+def image_bytes(width: int = 64, height: int = 48, image_format: str = "PNG", **options) -> bytes:
+    """An encoded image with a gradient, so it is not trivially compressible."""
+    image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, image_format, **options)
+    return buffer.getvalue()
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header declares width x height: a decompression bomb's calling card."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00" * 1024)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def queued_job_row(tenant_id: str, *, n: int = 1, age_seconds: float = 120, **request) -> Job:
+    """A committed-but-never-enqueued generate job, as an API that crashed after commit leaves."""
+    created = utcnow() - timedelta(seconds=age_seconds)
+    body = {
+        "prompt": "a lighthouse at dusk",
+        "model": "local/draft",
+        "n": n,
+        "width": 96,
+        "height": 64,
+        "aspect_ratio": None,
+        "size": "96x64",
+        "output_format": "png",
+        "seed": 7,
+        "negative_prompt": None,
+    } | request
+    return Job(
+        id=new_id("job"),
+        tenant_id=tenant_id,
+        kind="generate",
+        status="queued",
+        model="local/draft",
+        request=body,
+        created_at=created,
+        dispatches=1,
+        dispatched_at=created,
+        attempts=0,
+    )

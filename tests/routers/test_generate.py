@@ -1,0 +1,151 @@
+"""POST /v1/generate, end to end on both backends."""
+
+import io
+
+import httpx
+from PIL import Image
+
+from tests.conftest import wait_for_final
+
+
+async def generate(client: httpx.AsyncClient, auth: dict, headers: dict | None = None, **body):
+    return await client.post("/v1/generate", json=body, headers=auth | (headers or {}))
+
+
+async def test_generate_poll_download_gives_exact_aspect(client, auth):
+    response = await generate(client, auth, prompt="a red bicycle by a canal", aspect_ratio="16:9", n=2)
+
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert response.headers["Location"] == f"/v1/jobs/{job['id']}"
+    assert job["object"] == "job" and job["status"] in {"queued", "running", "succeeded"}
+    final, seen = await wait_for_final(client, auth, job["id"])
+    assert final["status"] == "succeeded", final
+    assert seen[-1] == "succeeded" and set(seen) <= {"queued", "running", "succeeded"}
+    assert len(final["outputs"]) == 2
+    for output in final["outputs"]:
+        content = await client.get(output["url"], headers=auth)
+        assert content.status_code == 200
+        assert content.headers["content-type"] == "image/png"
+        image = Image.open(io.BytesIO(content.content))
+        assert image.format == "PNG"
+        assert image.size == (output["width"], output["height"])
+        assert image.width * 9 == image.height * 16
+    seeds = [output["seed"] for output in final["outputs"]]
+    assert seeds[1] == seeds[0] + 1
+
+
+async def test_size_gives_exact_pixels_and_format(client, auth):
+    response = await generate(
+        client, auth, {"Prefer": "wait=30"}, prompt="banner", size="1200x630", output_format="webp"
+    )
+
+    assert response.status_code == 200, response.text
+    output = response.json()["outputs"][0]
+    content = await client.get(output["url"], headers=auth)
+    assert content.headers["content-type"] == "image/webp"
+    assert Image.open(io.BytesIO(content.content)).size == (1200, 630)
+
+
+async def test_prefer_wait_answers_200_with_finished_job(client, auth):
+    response = await generate(client, auth, {"Prefer": "wait=30"}, prompt="a green field", n=1)
+
+    assert response.status_code == 200, response.text
+    assert response.headers["Preference-Applied"] == "wait=30"
+    job = response.json()
+    assert job["status"] == "succeeded"
+    assert len(job["outputs"]) == 1
+    assert job["timings"]["total_ms"] is not None
+
+
+async def test_prefer_wait_is_capped_at_sixty_seconds(client, auth):
+    response = await generate(client, auth, {"Prefer": "respond-async, wait=600"}, prompt="sky")
+
+    assert response.headers["Preference-Applied"] == "wait=60"
+
+
+async def test_same_seed_gives_same_bytes_and_other_seed_another_image(client, auth):
+    async def first_output_bytes(seed: int) -> bytes:
+        response = await generate(
+            client, auth, {"Prefer": "wait=30"}, prompt="a blue boat", size="256x160", seed=seed
+        )
+        assert response.status_code == 200, response.text
+        return (await client.get(response.json()["outputs"][0]["url"], headers=auth)).content
+
+    first, again, other = await first_output_bytes(11), await first_output_bytes(11), await first_output_bytes(12)
+
+    assert first == again
+    assert first != other
+
+
+async def test_metadata_is_returned_as_sent(client, auth):
+    metadata = {"campaign": "spring", "tags": ["a", "b"], "nested": {"n": 1}}
+    response = await generate(client, auth, prompt="tulips", metadata=metadata)
+
+    assert response.json()["metadata"] == metadata
+
+
+async def test_invalid_requests_answer_problem_json_listing_fields(client, auth):
+    cases = [
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "x" * 32001}, "prompt"),
+        ({"prompt": "x", "n": 11}, "n"),
+        ({"prompt": "x", "n": 0}, "n"),
+        ({"prompt": "x", "aspect_ratio": "5:1"}, "aspect_ratio"),
+        ({"prompt": "x", "aspect_ratio": "wide"}, "aspect_ratio"),
+        ({"prompt": "x", "size": "32x32"}, "size"),
+        ({"prompt": "x", "size": "5000x100"}, "size"),
+        ({"prompt": "x", "output_format": "gif"}, "output_format"),
+        ({"prompt": "x", "seed": -1}, "seed"),
+        ({"prompt": "x", "unknown_field": 1}, "unknown_field"),
+        ({"prompt": "x", "size": "512x512", "aspect_ratio": "1:1"}, ""),
+    ]
+    for body, field in cases:
+        response = await client.post("/v1/generate", json=body, headers=auth)
+
+        assert response.status_code == 422, (body, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["status"] == 422 and problem["title"] and problem["detail"]
+        assert any(error["field"].startswith(field) for error in problem["errors"]), problem
+    jobs = await client.get("/v1/jobs", headers=auth)
+    assert jobs.json()["data"] == []
+
+
+async def test_unknown_model_is_a_clear_422(client, auth):
+    response = await generate(client, auth, prompt="x", model="nobody/nothing")
+
+    assert response.status_code == 422
+    assert "nobody/nothing" in response.json()["detail"]
+
+
+async def test_malformed_json_is_a_422_problem(client, auth):
+    response = await client.post(
+        "/v1/generate", content=b'{"prompt": ', headers=auth | {"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_idempotency_key_replays_first_job_and_rejects_other_body(client, auth):
+    key = {"Idempotency-Key": "order-1234"}
+    first = await generate(client, auth, key, prompt="a cat", seed=3)
+    again = await generate(client, auth, key, prompt="a cat", seed=3)
+    other = await generate(client, auth, key, prompt="a dog", seed=3)
+
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"]
+    assert other.status_code == 422
+    assert other.json()["type"].endswith("/idempotency-key-reused")
+    listed = (await client.get("/v1/jobs", headers=auth)).json()["data"]
+    assert [job["id"] for job in listed] == [first.json()["id"]]
+
+
+async def test_idempotency_keys_are_scoped_per_tenant(client, auth, other_auth):
+    key = {"Idempotency-Key": "shared-key"}
+    mine = await generate(client, auth, key, prompt="a cat")
+    theirs = await generate(client, other_auth, key, prompt="a cat")
+
+    assert mine.status_code == theirs.status_code == 202
+    assert mine.json()["id"] != theirs.json()["id"]
