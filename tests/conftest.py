@@ -4,9 +4,6 @@ on both backends (Postgres + Redis + arq, and the embedded SQLite + in-process r
 import asyncio
 import os
 import subprocess
-import sys
-import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -19,14 +16,11 @@ from sqlalchemy.engine import make_url
 from app.cli import migrate
 from app.config import Settings
 from app.main import create_app
-from app.services.keys import create_key
+from tests.support import RUN_ID, new_api_key, postgres_settings, start_worker, stop_worker
 
 POSTGRES_URL = os.environ.get(
     "DARKROOM_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
-REDIS_URL = os.environ.get("DARKROOM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-FINAL_STATUSES = {"succeeded", "failed", "canceled"}
-RUN_ID = uuid.uuid4().hex[:10]
 
 
 @pytest.fixture(scope="session")
@@ -49,49 +43,6 @@ async def postgres_url(data_dir: Path) -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
-
-
-def postgres_settings(postgres_url: str, data_dir: Path, **overrides: object) -> Settings:
-    """Settings of the Postgres + Redis deployment used by the tests."""
-    values: dict[str, object] = {
-        "database_url": postgres_url,
-        "redis_url": REDIS_URL,
-        "queue_name": f"darkroom:test:{RUN_ID}",
-        "data_dir": data_dir,
-        "sweep_interval_seconds": 0.5,
-        "queued_grace_seconds": 2,
-    }
-    return Settings(**(values | overrides))
-
-
-def worker_environment(settings: Settings) -> dict[str, str]:
-    """The environment that makes `darkroom worker` use these settings."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("DARKROOM_")}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            environment[f"DARKROOM_{name.upper()}"] = str(value)
-    return environment
-
-
-def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    """A real `darkroom worker` process (arq on Redis) for these settings."""
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            [sys.executable, "-c", "from app.cli import main; main(['worker'])"],
-            env=worker_environment(settings),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def stop_worker(process: subprocess.Popen[bytes]) -> None:
-    """Stop a worker gracefully, or kill it."""
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture(scope="session")
@@ -131,14 +82,6 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def new_api_key(app: FastAPI) -> dict[str, str]:
-    """Authorization headers for a brand-new tenant."""
-    async with app.state.sessionmaker() as session:
-        key = await create_key(session, f"tenant-{uuid.uuid4().hex}")
-        await session.commit()
-    return {"Authorization": f"Bearer {key}"}
-
-
 @pytest.fixture
 async def auth(app: FastAPI) -> dict[str, str]:
     """Headers of the test's own tenant."""
@@ -149,21 +92,3 @@ async def auth(app: FastAPI) -> dict[str, str]:
 async def other_auth(app: FastAPI) -> dict[str, str]:
     """Headers of a second, unrelated tenant."""
     return await new_api_key(app)
-
-
-async def wait_for_final(
-    client: httpx.AsyncClient, headers: dict[str, str], job_id: str, timeout: float = 60
-) -> tuple[dict, list[str]]:
-    """Poll GET /v1/jobs/{id} until the job is final; the job and every status seen."""
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = await client.get(f"/v1/jobs/{job_id}", headers=headers)
-        assert response.status_code == 200, response.text
-        job = response.json()
-        if not seen or seen[-1] != job["status"]:
-            seen.append(job["status"])
-        if job["status"] in FINAL_STATUSES:
-            return job, seen
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"job {job_id} not final after {timeout}s; statuses seen: {seen}")

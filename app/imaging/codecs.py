@@ -51,6 +51,10 @@ def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
             f"the limit is {max_pixels:,} pixels."
         )
     try:
+        if image_format == "png":
+            # verify() checks every chunk's CRC, which decoding alone does not.
+            image.verify()
+            image = _open_header(data, image_format, max_pixels)
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImage(f"The {image_format.upper()} file is truncated or corrupt.") from exc

@@ -20,6 +20,8 @@ import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 RGB = tuple[int, int, int]
+RGBA = tuple[int, int, int, int]
+Box = tuple[float, float, float, float]  # left, top, right, bottom
 V = TypeVar("V")
 
 MIN_SIDE = 64
@@ -49,7 +51,11 @@ def render_draft(prompt: str, seed: int, width: int, height: int) -> Image.Image
     backdrop = _background(palette, _backdrop_size(size), focus)
     scene = _Scene(backdrop, size, palette, rng, focus, banner)
     layout.paint(scene)
-    return _add_grain(scene.img.resize((width, height), Image.Resampling.BICUBIC), rng)
+    # Area averaging anti-aliases the downscale and is the cheapest filter that does.
+    img, resample = scene.img, Image.Resampling.BOX
+    if width > img.width:  # upscaling would magnify the hard polygon edges: anti-alias first
+        img, resample = img.filter(ImageFilter.GaussianBlur(0.7)), Image.Resampling.BICUBIC
+    return _add_grain(img.resize((width, height), resample), rng)
 
 
 def _words(prompt: str) -> list[str]:
@@ -58,7 +64,7 @@ def _words(prompt: str) -> list[str]:
 
 def _matches(words: list[str], table: Mapping[str, V]) -> list[V]:
     """Look words up in order, tolerating a plural ``s``."""
-    found = []
+    found: list[V] = []
     for word in words:
         key = word if word in table else word.removesuffix("s")
         if key in table:
@@ -215,11 +221,11 @@ class _Palette:
     inks: tuple[RGB, ...]  # shape colours
 
     @property
-    def backdrop(self) -> RGB:
+    def middle(self) -> RGB:
         return _mix(self.top, self.bottom, 0.5)
 
     def contrasting(self) -> RGB:
-        return max(self.inks, key=lambda ink: abs(_luma(ink) - _luma(self.backdrop)))
+        return max(self.inks, key=lambda ink: abs(_luma(ink) - _luma(self.middle)))
 
     def lightest(self) -> RGB:
         return max(self.inks, key=_luma)
@@ -331,7 +337,7 @@ def _add_grain(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     return ImageChops.add(img, Image.merge("RGB", (layer, layer, layer)), offset=-GRAIN)
 
 
-def _rgba(colour: RGB, alpha: int) -> tuple[int, int, int, int]:
+def _rgba(colour: RGB, alpha: int) -> RGBA:
     return (*colour, alpha)
 
 
@@ -347,13 +353,11 @@ def _pick(rng: np.random.Generator, options: tuple[V, ...]) -> V:
 
 
 def _bokeh(scene: _Scene, count: int) -> None:
-    draw = scene.draw
+    draw, rng = scene.draw, scene.rng
     for _ in range(count):
         x, y = _scatter(scene, 0.35)
-        r = scene.unit * scene.rng.uniform(0.03, 0.12)
-        draw.ellipse(
-            (x - r, y - r, x + r, y + r), fill=_rgba(_pick(scene.rng, scene.palette.inks), 90)
-        )
+        r = scene.unit * rng.uniform(0.03, 0.12)
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=_rgba(_pick(rng, scene.palette.inks), 90))
 
 
 def _sun(scene: _Scene) -> None:
@@ -388,9 +392,6 @@ def _draw_figure(scene: _Scene) -> None:
     draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=skin)
 
 
-Box = tuple[float, float, float, float]
-
-
 def _bottle(draw: ImageDraw.ImageDraw, cx: float, base: float, size: float, ink: RGB) -> Box:
     top, neck = base - size * 3.0, size * 0.38
     draw.rectangle((cx - neck, top - size, cx + neck, top + size), fill=ink)
@@ -402,13 +403,8 @@ def _bottle(draw: ImageDraw.ImageDraw, cx: float, base: float, size: float, ink:
 
 
 def _mug(draw: ImageDraw.ImageDraw, cx: float, base: float, size: float, ink: RGB) -> Box:
-    half, top = size * 1.1, base - size * 2.0
-    handle = (
-        cx + half - size * 0.45,
-        top + size * 0.35,
-        cx + half + size * 0.65,
-        base - size * 0.45,
-    )
+    half, top, s = size * 1.1, base - size * 2.0, size
+    handle = (cx + half - s * 0.45, top + s * 0.35, cx + half + s * 0.65, base - s * 0.45)
     draw.ellipse(handle, outline=ink, width=max(1, round(size * 0.22)))
     body = (cx - half, top, cx + half, base)
     draw.rounded_rectangle(body, radius=size * 0.2, fill=ink)
@@ -436,20 +432,27 @@ PRODUCT_SHAPES: tuple[Callable[[ImageDraw.ImageDraw, float, float, float, RGB], 
 )
 
 
+def _pedestal(scene: _Scene, floor: float, half: float, rim: float, shadow: float) -> None:
+    """Draw a cylinder whose top sits at ``floor`` (a fraction of the height), sizes in units."""
+    draw, h, u = scene.draw, scene.img.height, scene.unit
+    cx, top = scene.centre()[0], floor * h
+    stand = _shift(scene.palette.middle, light=-0.08)
+    draw.rectangle((cx - half * u, top, cx + half * u, h), fill=stand)
+    lid = (cx - half * u, top - rim * u, cx + half * u, top + rim * u)
+    draw.ellipse(lid, fill=_shift(stand, light=0.06))
+    contact = (cx - shadow * u, top - rim * u * 0.45, cx + shadow * u, top + rim * u * 0.45)
+    draw.ellipse(contact, fill=(0, 0, 0, 110))
+
+
 def _draw_product(scene: _Scene) -> None:
     """A studio object standing on a pedestal over a soft contact shadow."""
-    rng, h, draw = scene.rng, scene.img.height, scene.draw
-    cx, floor = scene.centre()[0], h * rng.uniform(0.7, 0.78)
-    half, rim = scene.unit * rng.uniform(0.22, 0.32), scene.unit * rng.uniform(0.04, 0.07)
-    stand = _shift(scene.palette.backdrop, light=-0.08)
-    draw.rectangle((cx - half, floor, cx + half, h), fill=stand)
-    draw.ellipse((cx - half, floor - rim, cx + half, floor + rim), fill=_shift(stand, light=0.06))
-    size = scene.unit * rng.uniform(0.1, 0.14)
-    shadow = (cx - size * 1.8, floor - rim * 0.45, cx + size * 1.8, floor + rim * 0.45)
-    draw.ellipse(shadow, fill=(0, 0, 0, 110))
+    rng = scene.rng
+    floor, size = rng.uniform(0.7, 0.78), rng.uniform(0.1, 0.14)
+    _pedestal(scene, floor, rng.uniform(0.22, 0.32), rng.uniform(0.04, 0.07), size * 1.8)
     scene.blur_backdrop(0.005)
-    draw = scene.draw
-    x0, y0, x1, y1 = _pick(rng, PRODUCT_SHAPES)(draw, cx, floor, size, scene.palette.contrasting())
+    draw, cx, base = scene.draw, scene.centre()[0], floor * scene.img.height
+    shape = _pick(rng, PRODUCT_SHAPES)
+    x0, y0, x1, y1 = shape(draw, cx, base, size * scene.unit, scene.palette.contrasting())
     # A specular strip reads as a glossy object rather than a flat cut-out.
     w, h = x1 - x0, y1 - y0
     gloss = (x0 + 0.16 * w, y0 + 0.12 * h, x0 + 0.28 * w, y1 - 0.18 * h)
@@ -457,6 +460,7 @@ def _draw_product(scene: _Scene) -> None:
 
 
 def _ridge(scene: _Scene, baseline: float, amplitude: float, colour: RGB, jagged: bool) -> None:
+    """Fill below a noisy skyline curve; baseline and amplitude are fractions of the height."""
     w, h = scene.img.size
     x = np.linspace(0.0, 1.0, max(32, w // 6))
     y = np.zeros_like(x)
@@ -466,14 +470,14 @@ def _ridge(scene: _Scene, baseline: float, amplitude: float, colour: RGB, jagged
     y /= np.abs(y).max()
     if jagged:
         y = 1 - 2 * np.abs(y)  # folding the curve turns its zero crossings into sharp peaks
-    tops = baseline - amplitude * y * scene.weight(x)
+    tops = h * (baseline - amplitude * y * scene.weight(x))
     points = [*zip((x * w).tolist(), tops.tolist(), strict=True), (w, h), (0, h)]
     scene.draw.polygon(points, fill=colour)
 
 
 def _draw_landscape(scene: _Scene) -> None:
     """A sun or moon over layered ridges that fade into the sky with distance."""
-    rng, h = scene.rng, scene.img.height
+    rng = scene.rng
     _sun(scene)
     layers = int(rng.integers(3, 6))
     jagged = rng.random() < 0.6  # mountains rather than rolling hills
@@ -482,8 +486,8 @@ def _draw_landscape(scene: _Scene) -> None:
         depth = (i + 1) / layers
         if i == layers - 1:
             scene.blur_backdrop(0.004)
-        baseline = h * (0.45 + 0.4 * depth + rng.uniform(-0.03, 0.03))
-        amplitude = h * rng.uniform(0.08, 0.18) * (1.3 - 0.6 * depth)
+        baseline = 0.45 + 0.4 * depth + rng.uniform(-0.03, 0.03)
+        amplitude = rng.uniform(0.08, 0.18) * (1.3 - 0.6 * depth)
         # Haze: distant ridges take on the colour of the sky near the horizon.
         colour = _mix(scene.palette.bottom, near, depth)
         _ridge(scene, baseline, amplitude, colour, jagged and i < layers - 1)
@@ -526,41 +530,34 @@ def _draw_skyline(scene: _Scene) -> None:
     _buildings(scene, near, 0.42, lit=True)
 
 
-Ink = tuple[int, int, int, int]
-
-
 def _disc(
-    draw: ImageDraw.ImageDraw, x: float, y: float, size: float, ink: Ink, rng: np.random.Generator
+    draw: ImageDraw.ImageDraw, x: float, y: float, size: float, ink: RGBA, rng: np.random.Generator
 ) -> None:
     squash = size * rng.uniform(0.8, 1.2)
     draw.ellipse((x - size, y - squash, x + size, y + squash), fill=ink)
 
 
 def _ring(
-    draw: ImageDraw.ImageDraw, x: float, y: float, size: float, ink: Ink, rng: np.random.Generator
+    draw: ImageDraw.ImageDraw, x: float, y: float, size: float, ink: RGBA, rng: np.random.Generator
 ) -> None:
     width = max(1, round(size * rng.uniform(0.08, 0.25)))
     draw.ellipse((x - size, y - size, x + size, y + size), outline=ink, width=width)
 
 
 def _panel(
-    draw: ImageDraw.ImageDraw, x: float, y: float, size: float, ink: Ink, rng: np.random.Generator
+    draw: ImageDraw.ImageDraw, x: float, y: float, size: float, ink: RGBA, rng: np.random.Generator
 ) -> None:
     half_w, half_h = size * rng.uniform(1.0, 2.2), size * rng.uniform(0.6, 1.5)
-    draw.rounded_rectangle(
-        (x - half_w, y - half_h, x + half_w, y + half_h), radius=size * 0.2, fill=ink
-    )
+    box = (x - half_w, y - half_h, x + half_w, y + half_h)
+    draw.rounded_rectangle(box, radius=size * 0.2, fill=ink)
 
 
 def _blob(
-    draw: ImageDraw.ImageDraw, x: float, y: float, size: float, ink: Ink, rng: np.random.Generator
+    draw: ImageDraw.ImageDraw, x: float, y: float, size: float, ink: RGBA, rng: np.random.Generator
 ) -> None:
     angles = np.linspace(0.0, 2 * np.pi, 48, endpoint=False)
-    radii = size * (
-        1
-        + 0.15 * np.sin(angles * 2 + rng.uniform(0, 6.3))
-        + 0.1 * np.sin(angles * 3 + rng.uniform(0, 6.3))
-    )
+    wobble = np.sin(angles * 2 + rng.uniform(0, 6.3)) + np.sin(angles * 3 + rng.uniform(0, 6.3))
+    radii = size * (1 + 0.12 * wobble)
     points = np.stack([x + radii * np.cos(angles), y + radii * np.sin(angles)], axis=1)
     draw.polygon([tuple(p) for p in points.tolist()], fill=ink)
 
@@ -587,7 +584,7 @@ def _draw_abstract(scene: _Scene) -> None:
 class _Layout:
     paint: Callable[[_Scene], None]
     spread: float  # how far the subject may wander sideways from the centre
-    rows: tuple[float, float]  # vertical band for the subject centre
+    band: tuple[float, float]  # vertical range of the subject centre
 
 
 LAYOUTS: dict[str, _Layout] = {
@@ -600,65 +597,58 @@ LAYOUTS: dict[str, _Layout] = {
 
 # Subject words -> layout. "banner" is a modifier: it pushes whatever subject to one side.
 LAYOUT_WORDS: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "portrait",
-            "person",
-            "face",
-            "woman",
-            "women",
-            "man",
-            "men",
-            "girl",
-            "boy",
-            "headshot",
-            "selfie",
-            "character",
-            "people",
-        ),
-        "figure",
-    ),
-    **dict.fromkeys(
-        (
-            "product",
-            "bottle",
-            "shoe",
-            "sneaker",
-            "watch",
-            "mug",
-            "cup",
-            "package",
-            "packaging",
-            "box",
-            "jar",
-            "perfume",
-            "cosmetic",
-            "candle",
-            "phone",
-        ),
-        "product",
-    ),
-    **dict.fromkeys(
-        (
-            "landscape",
-            "mountain",
-            "beach",
-            "field",
-            "hill",
-            "valley",
-            "lake",
-            "meadow",
-            "countryside",
-            "horizon",
-            "coast",
-        ),
-        "landscape",
-    ),
-    **dict.fromkeys(
-        ("city", "skyline", "town", "street", "downtown", "skyscraper", "building", "cityscape"),
-        "skyline",
-    ),
-    **dict.fromkeys(("banner", "hero", "header", "cover", "billboard"), "banner"),
+    "portrait": "figure",
+    "person": "figure",
+    "face": "figure",
+    "woman": "figure",
+    "women": "figure",
+    "man": "figure",
+    "men": "figure",
+    "girl": "figure",
+    "boy": "figure",
+    "headshot": "figure",
+    "selfie": "figure",
+    "character": "figure",
+    "people": "figure",
+    "product": "product",
+    "bottle": "product",
+    "shoe": "product",
+    "sneaker": "product",
+    "watch": "product",
+    "mug": "product",
+    "cup": "product",
+    "package": "product",
+    "packaging": "product",
+    "box": "product",
+    "jar": "product",
+    "perfume": "product",
+    "cosmetic": "product",
+    "candle": "product",
+    "phone": "product",
+    "landscape": "landscape",
+    "mountain": "landscape",
+    "beach": "landscape",
+    "field": "landscape",
+    "hill": "landscape",
+    "valley": "landscape",
+    "lake": "landscape",
+    "meadow": "landscape",
+    "countryside": "landscape",
+    "horizon": "landscape",
+    "coast": "landscape",
+    "city": "skyline",
+    "skyline": "skyline",
+    "town": "skyline",
+    "street": "skyline",
+    "downtown": "skyline",
+    "skyscraper": "skyline",
+    "building": "skyline",
+    "cityscape": "skyline",
+    "banner": "banner",
+    "hero": "banner",
+    "header": "banner",
+    "cover": "banner",
+    "billboard": "banner",
 }
 
 
@@ -672,4 +662,4 @@ def _focus(layout: _Layout, banner: bool, rng: np.random.Generator) -> tuple[flo
         x = (0.3 if rng.random() < 0.5 else 0.7) + rng.uniform(-0.03, 0.03)
     else:
         x = 0.5 + rng.uniform(-layout.spread, layout.spread)
-    return x, rng.uniform(*layout.rows)
+    return x, rng.uniform(*layout.band)

@@ -5,7 +5,7 @@ import io
 import httpx
 from PIL import Image
 
-from tests.conftest import wait_for_final
+from tests.support import wait_for_final
 
 
 async def generate(client: httpx.AsyncClient, auth: dict, headers: dict | None = None, **body):
@@ -13,7 +13,9 @@ async def generate(client: httpx.AsyncClient, auth: dict, headers: dict | None =
 
 
 async def test_generate_poll_download_gives_exact_aspect(client, auth):
-    response = await generate(client, auth, prompt="a red bicycle by a canal", aspect_ratio="16:9", n=2)
+    response = await generate(
+        client, auth, prompt="a red bicycle by a canal", aspect_ratio="16:9", n=2
+    )
 
     assert response.status_code == 202, response.text
     job = response.json()
@@ -72,7 +74,11 @@ async def test_same_seed_gives_same_bytes_and_other_seed_another_image(client, a
         assert response.status_code == 200, response.text
         return (await client.get(response.json()["outputs"][0]["url"], headers=auth)).content
 
-    first, again, other = await first_output_bytes(11), await first_output_bytes(11), await first_output_bytes(12)
+    first, again, other = (
+        await first_output_bytes(11),
+        await first_output_bytes(11),
+        await first_output_bytes(12),
+    )
 
     assert first == again
     assert first != other

@@ -1,0 +1,102 @@
+"""The task body: idempotent by job id and output index, whoever runs it and however often."""
+
+import asyncio
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from app.jobs import tasks
+from app.models import Asset, Job, utcnow
+from app.services.assets import record_output
+from tests.factories import queued_job_row
+from tests.support import insert_job, tenant_of, wait_for_final
+
+
+async def outputs_of(app, job_id: str) -> list[Asset]:
+    async with app.state.sessionmaker() as session:
+        query = select(Asset).where(Asset.job_id == job_id).order_by(Asset.output_index)
+        return list(await session.scalars(query))
+
+
+async def held_job(app, auth, **request) -> Job:
+    """A job row no queue knows of, dispatched "later" so that no sweeper picks it up."""
+    job = queued_job_row(await tenant_of(app, auth), age_seconds=-600, **request)
+    await insert_job(app, job)
+    return job
+
+
+async def test_job_run_twice_at_once_has_one_set_of_outputs(app, client, auth):
+    job = await held_job(app, auth, n=3)
+
+    await asyncio.gather(*(tasks.run_job(app.state.context, job.id) for _ in range(2)))
+
+    final, _ = await wait_for_final(client, auth, job.id)
+    assert final["status"] == "succeeded"
+    assert final["attempts"] == 1
+    assets = await outputs_of(app, job.id)
+    assert [asset.output_index for asset in assets] == [0, 1, 2]
+    assert [output["asset_id"] for output in final["outputs"]] == [a.id for a in assets]
+
+
+async def test_rerun_after_a_dead_worker_keeps_its_outputs_and_adds_the_rest(app, client, auth):
+    job = await held_job(app, auth, n=3)
+    context = app.state.context
+    # A first worker claimed the job, stored output 0, and died; its lease has run out.
+    claimed = await tasks.claim(context, job.id)
+    image = await context.registry.resolve("local/draft")[0].generate(
+        tasks.GenerateCall(model="draft", prompt="x", width=96, height=64, seed=7)
+    )
+    async with context.sessionmaker() as session:
+        encoded = tasks._finish_image(image.image, 96, 64, "png")
+        await record_output(session, context.storage, claimed, 0, encoded, 7)
+        stale = await session.get(Job, job.id)
+        stale.lease_expires_at = utcnow() - timedelta(seconds=1)
+        await session.commit()
+    first_output = (await outputs_of(app, job.id))[0].id
+
+    await tasks.run_job(context, job.id)
+    await tasks.run_job(context, job.id)
+
+    final, _ = await wait_for_final(client, auth, job.id)
+    assets = await outputs_of(app, job.id)
+    assert final["status"] == "succeeded"
+    assert final["attempts"] == 2
+    assert [asset.output_index for asset in assets] == [0, 1, 2]
+    assert assets[0].id == first_output
+
+
+async def test_a_live_lease_keeps_a_second_runner_out(app, auth):
+    job = await held_job(app, auth)
+    context = app.state.context
+
+    first = await tasks.claim(context, job.id)
+    second = await tasks.claim(context, job.id)
+
+    assert first is not None and first.status == "running"
+    assert second is None
+
+
+async def test_finished_job_is_not_run_again(app, client, auth):
+    job = await held_job(app, auth)
+    await tasks.run_job(app.state.context, job.id)
+    before = await outputs_of(app, job.id)
+
+    await tasks.run_job(app.state.context, job.id)
+
+    final, _ = await wait_for_final(client, auth, job.id)
+    assert final["attempts"] == 1
+    assert [a.id for a in await outputs_of(app, job.id)] == [a.id for a in before]
+
+
+async def test_unavailable_model_fails_the_job_with_a_problem(app, client, auth):
+    job = queued_job_row(await tenant_of(app, auth), age_seconds=-600)
+    job.model = "gone/model"
+    await insert_job(app, job)
+
+    await tasks.run_job(app.state.context, job.id)
+
+    final, _ = await wait_for_final(client, auth, job.id)
+    assert final["status"] == "failed"
+    assert final["error"]["status"] == 422
+    assert "gone/model" in final["error"]["detail"]
+    assert final["outputs"] == []

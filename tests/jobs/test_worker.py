@@ -1,0 +1,105 @@
+"""Real `darkroom worker` processes on Redis: JSON messages, and a worker killed mid-job."""
+
+import json
+import signal
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy import select
+
+from app.jobs.queue import ArqQueue
+from app.main import create_app
+from app.models import Asset
+from tests.support import (
+    REDIS_URL,
+    new_api_key,
+    postgres_settings,
+    start_worker,
+    stop_worker,
+    wait_for_final,
+    wait_until,
+)
+
+
+async def test_queue_messages_are_json_not_pickle():
+    queue_name = f"darkroom:test:json:{uuid.uuid4().hex}"
+    queue = await ArqQueue.connect(REDIS_URL, queue_name)
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        await queue.enqueue("job_json", 1)
+        await queue.enqueue("job_json", 2)
+
+        first = json.loads(await redis.get("arq:job:job_json"))
+        second = json.loads(await redis.get("arq:job:job_json.2"))
+        assert (first["f"], first["a"]) == ("run_job", ["job_json"])
+        assert second["a"] == ["job_json"]
+        assert await queue.is_pending("job_json", 1)
+        assert not await queue.is_pending("job_json", 3)
+    finally:
+        await redis.delete("arq:job:job_json", "arq:job:job_json.2", queue_name)
+        await redis.aclose()
+        await queue.close()
+
+
+@pytest.fixture
+async def isolated_app(postgres_url, data_dir) -> AsyncIterator[FastAPI]:
+    """An app on a queue of its own, with short leases, and no worker until the test starts one."""
+    settings = postgres_settings(
+        postgres_url,
+        data_dir,
+        queue_name=f"darkroom:test:kill:{uuid.uuid4().hex}",
+        job_lease_seconds=2,
+        sweep_interval_seconds=0.3,
+    )
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+async def test_worker_killed_mid_job_is_replaced_and_the_job_finishes_once(isolated_app, data_dir):
+    app = isolated_app
+    auth = await new_api_key(app)
+    transport = httpx.ASGITransport(app=app)
+    log = data_dir / "kill-test-worker.log"
+    first = start_worker(app.state.settings, log)
+    second = None
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://darkroom.test"
+        ) as client:
+            body = {"prompt": "storm over a harbour", "size": "4096x4096", "n": 4, "seed": 1}
+            job = (await client.post("/v1/generate", json=body, headers=auth)).json()
+
+            async def stored_outputs() -> list[Asset]:
+                async with app.state.sessionmaker() as session:
+                    query = select(Asset).where(Asset.job_id == job["id"])
+                    return list(await session.scalars(query.order_by(Asset.output_index)))
+
+            await wait_until(lambda: _non_empty(stored_outputs()), seconds=120)
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+            before_kill = await stored_outputs()
+            assert 1 <= len(before_kill) < 4, "the worker must die mid-job"
+
+            second = start_worker(app.state.settings, log)
+            final, _ = await wait_for_final(client, auth, job["id"], seconds=180)
+
+            assert final["status"] == "succeeded", final
+            assert final["attempts"] == 2
+            after = await stored_outputs()
+            assert [asset.output_index for asset in after] == [0, 1, 2, 3]
+            assert {a.id for a in before_kill} <= {a.id for a in after}
+            assert [o["seed"] for o in final["outputs"]] == [1, 2, 3, 4]
+    finally:
+        if first.poll() is None:
+            stop_worker(first)
+        if second is not None:
+            stop_worker(second)
+
+
+async def _non_empty(awaitable) -> bool:
+    return bool(await awaitable)

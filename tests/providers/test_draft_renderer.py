@@ -1,0 +1,162 @@
+"""Behaviour of the seeded procedural draft renderer behind the offline ``local/draft`` model."""
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.providers.draft_renderer import render_draft
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def pixels(prompt: str, seed: int = 7, width: int = 256, height: int = 256) -> np.ndarray:
+    return np.asarray(render_draft(prompt, seed, width, height), dtype=np.float64)
+
+
+def luminance(arr: np.ndarray) -> float:
+    return float((arr @ np.array([0.299, 0.587, 0.114])).mean())
+
+
+def edge_energy(img: Image.Image) -> tuple[float, float]:
+    """Horizontal detail in the outer quarter on each side, measured above the film grain."""
+    small = np.asarray(img.resize((64, 32), Image.Resampling.BOX), dtype=np.float64)
+    detail = np.abs(np.diff(small, axis=1)).sum(axis=2)
+    return float(detail[:, :16].mean()), float(detail[:, -16:].mean())
+
+
+@pytest.mark.parametrize(
+    ("prompt", "width", "height"),
+    [
+        ("portrait of a woman", 64, 64),
+        ("red sneaker product shot", 1360, 765),
+        ("night city skyline", 512, 2048),
+        ("mountain landscape banner", 4096, 1024),
+        ("abstract shapes", 97, 65),
+    ],
+)
+def test_returns_rgb_image_of_exactly_the_requested_size(prompt: str, width: int, height: int):
+    img = render_draft(prompt, 1, width, height)
+
+    assert img.mode == "RGB"
+    assert img.size == (width, height)
+
+
+@pytest.mark.parametrize(("width", "height"), [(63, 256), (256, 63), (4097, 256), (256, 4097)])
+def test_rejects_sizes_outside_64_to_4096(width: int, height: int):
+    with pytest.raises(ValueError, match=r"64\.\.4096"):
+        render_draft("anything", 1, width, height)
+
+
+@pytest.mark.parametrize(
+    "prompt", ["portrait of a woman", "pastel perfume bottle", "forest valley", "hero banner", ""]
+)
+def test_same_inputs_give_byte_identical_png(prompt: str):
+    first = png_bytes(render_draft(prompt, 42, 320, 200))
+    second = png_bytes(render_draft(prompt, 42, 320, 200))
+
+    assert first == second
+
+
+def test_render_is_identical_in_a_fresh_process():
+    code = (
+        "import hashlib, io\n"
+        "from app.providers.draft_renderer import render_draft\n"
+        "buf = io.BytesIO()\n"
+        "render_draft('sunset city skyline banner', 1234, 400, 300).save(buf, 'PNG')\n"
+        "print(hashlib.sha256(buf.getvalue()).hexdigest())\n"
+    )
+    # A different hash salt in the child proves nothing depends on Python's hash().
+    env = {**os.environ, "PYTHONHASHSEED": "4242"}
+    child = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    here = hashlib.sha256(png_bytes(render_draft("sunset city skyline banner", 1234, 400, 300)))
+    assert child.stdout.strip() == here.hexdigest()
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "portrait of a woman",
+        "red sneaker product shot",
+        "mountain landscape",
+        "night city skyline",
+        "hero banner",
+        "abstract shapes",
+    ],
+)
+def test_another_seed_gives_a_visibly_different_image(prompt: str):
+    difference = np.abs(pixels(prompt, seed=1) - pixels(prompt, seed=2)).mean()
+
+    assert difference > 4.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_red_prompt_is_red_dominant(seed: int):
+    arr = pixels("a red poster", seed)
+
+    assert arr[..., 0].mean() > arr[..., 2].mean() + 60
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_deep_blue_ocean_prompt_is_blue_dominant(seed: int):
+    arr = pixels("deep blue ocean", seed)
+
+    assert arr[..., 2].mean() > arr[..., 0].mean() + 60
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_night_prompt_is_much_darker_than_white_snow(seed: int):
+    night = luminance(pixels("a quiet night", seed))
+    snow = luminance(pixels("white snow", seed))
+
+    assert night < snow - 80
+
+
+def test_colour_words_match_regardless_of_case_and_plural_s():
+    arr = pixels("BLUE Oceans and Seas")
+
+    assert arr[..., 2].mean() > arr[..., 0].mean() + 60
+
+
+def test_prompts_without_colour_words_still_get_their_own_palette():
+    cat = pixels("a cat").mean(axis=(0, 1))
+    tractor = pixels("an old tractor").mean(axis=(0, 1))
+
+    assert np.abs(cat - tractor).sum() > 20
+
+
+def test_subject_words_pick_different_layouts_for_the_same_seed():
+    portrait = pixels("blue portrait of a woman", seed=3)
+    landscape = pixels("blue mountain landscape", seed=3)
+
+    assert np.abs(portrait - landscape).mean() > 15
+
+
+@pytest.mark.parametrize(
+    "prompt", ["portrait banner", "product banner", "city skyline hero", "abstract header"]
+)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_banner_leaves_one_side_calm_for_copy(prompt: str, seed: int):
+    left, right = edge_energy(render_draft(prompt, seed, 512, 256))
+
+    assert min(left, right) < 0.4 * max(left, right)

@@ -1,0 +1,180 @@
+"""POST /v1/assets and GET /v1/assets/{id}[/content]: uploads are untrusted, results immutable."""
+
+import asyncio
+import io
+import time
+
+import httpx
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from app.cli import migrate
+from app.config import Settings
+from app.main import create_app
+from app.models import Asset
+from tests.factories import image_bytes, png_declaring
+from tests.support import new_api_key
+
+
+async def upload(client, auth, data: bytes, filename: str = "photo.png", content_type="image/png"):
+    return await client.post(
+        "/v1/assets", files={"file": (filename, data, content_type)}, headers=auth
+    )
+
+
+async def stored_asset_count(app) -> int:
+    async with app.state.sessionmaker() as session:
+        return await session.scalar(select(func.count()).select_from(Asset))
+
+
+def stored_files(app) -> set:
+    return {path for path in app.state.storage.root.rglob("*") if path.is_file()}
+
+
+async def test_upload_then_read_then_download(client, auth):
+    data = image_bytes(120, 80, "JPEG", quality=90)
+
+    created = await upload(client, auth, data, "wrongly-named.png", "image/png")
+
+    assert created.status_code == 201, created.text
+    asset = created.json()
+    assert created.headers["Location"] == f"/v1/assets/{asset['id']}"
+    assert (asset["source"], asset["format"], asset["media_type"]) == (
+        "upload",
+        "jpeg",
+        "image/jpeg",
+    )
+    assert (asset["width"], asset["height"], asset["bytes"]) == (120, 80, len(data))
+    fetched = await client.get(f"/v1/assets/{asset['id']}", headers=auth)
+    assert fetched.json() == asset
+    content = await client.get(asset["url"], headers=auth)
+    assert content.content == data
+    assert content.headers["content-type"] == "image/jpeg"
+    assert content.headers["etag"] == f'"{asset["content_hash"]}"'
+    assert "immutable" in content.headers["cache-control"]
+
+
+async def test_content_answers_304_for_a_matching_etag(client, auth):
+    asset = (await upload(client, auth, image_bytes())).json()
+    first = await client.get(asset["url"], headers=auth)
+
+    again = await client.get(asset["url"], headers=auth | {"If-None-Match": first.headers["etag"]})
+
+    assert again.status_code == 304
+    assert again.content == b""
+
+
+async def test_webp_upload_is_accepted(client, auth):
+    response = await upload(client, auth, image_bytes(64, 64, "WEBP"), "a.webp", "image/webp")
+
+    assert response.status_code == 201
+    assert response.json()["format"] == "webp"
+
+
+def _truncated_jpeg() -> bytes:
+    data = image_bytes(400, 300, "JPEG", quality=95)
+    return data[: len(data) // 2]
+
+
+def _corrupt_png() -> bytes:
+    data = bytearray(image_bytes(200, 200, "PNG"))
+    data[100:400] = b"\x00" * 300
+    return bytes(data)
+
+
+BAD_UPLOADS = [
+    ("not an image", b"hello, I am plain text" * 10, 415, "unsupported-media-type"),
+    ("gif", b"GIF89a" + b"\x00" * 100, 415, "unsupported-media-type"),
+    ("truncated jpeg", _truncated_jpeg(), 422, "invalid-image"),
+    ("corrupt png", _corrupt_png(), 422, "invalid-image"),
+    ("png header only", image_bytes()[:40], 422, "invalid-image"),
+    ("40000x40000 bomb", png_declaring(40000, 40000), 422, "invalid-image"),
+    ("over the pixel limit", png_declaring(8000, 6000), 422, "invalid-image"),
+]
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "slug"),
+    [case[1:] for case in BAD_UPLOADS],
+    ids=[case[0] for case in BAD_UPLOADS],
+)
+async def test_bad_upload_is_refused_and_leaves_nothing(app, client, auth, data, status, slug):
+    before, files_before = await stored_asset_count(app), stored_files(app)
+    started = time.perf_counter()
+
+    response = await upload(client, auth, data)
+
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"].endswith(f"/{slug}")
+    assert time.perf_counter() - started < 2
+    assert await stored_asset_count(app) == before
+    assert stored_files(app) == files_before
+
+
+async def test_pixel_limit_is_named_in_the_refusal(client, auth):
+    response = await upload(client, auth, png_declaring(8000, 6000))
+
+    assert "8000x6000" in response.json()["detail"]
+    assert "40,000,000 pixels" in response.json()["detail"]
+
+
+async def test_body_over_the_limit_is_413_and_the_app_keeps_serving(tmp_path):
+    settings = Settings(data_dir=tmp_path / "var", max_body_bytes=256 * 1024)
+    await asyncio.to_thread(migrate, settings)
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        auth = await new_api_key(application)
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://darkroom.test"
+        ) as client:
+            large = image_bytes(1200, 1200, "PNG", compress_level=0)
+            assert len(large) > 256 * 1024
+
+            declared = await upload(client, auth, large)
+            streamed = await client.post(
+                "/v1/assets",
+                content=_chunks(_multipart(large)),
+                headers=auth | {"Content-Type": "multipart/form-data; boundary=xyzzy"},
+            )
+            small = await upload(client, auth, image_bytes())
+
+            assert declared.status_code == 413
+            assert declared.headers["content-type"] == "application/problem+json"
+            assert streamed.status_code == 413
+            assert small.status_code == 201
+            assert await stored_asset_count(application) == 1
+
+
+def _multipart(data: bytes) -> bytes:
+    head = (
+        b'--xyzzy\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n"
+    )
+    return head + data + b"\r\n--xyzzy--\r\n"
+
+
+async def _chunks(data: bytes):
+    # No Content-Length: the limit must hold while the body streams in.
+    for start in range(0, len(data), 64 * 1024):
+        yield data[start : start + 64 * 1024]
+
+
+async def test_generated_asset_shows_its_job_and_seed(client, auth):
+    job = (
+        await client.post(
+            "/v1/generate",
+            json={"prompt": "pears", "size": "128x128", "seed": 5},
+            headers=auth | {"Prefer": "wait=30"},
+        )
+    ).json()
+    asset_id = job["outputs"][0]["asset_id"]
+
+    asset = (await client.get(f"/v1/assets/{asset_id}", headers=auth)).json()
+
+    assert (asset["source"], asset["job_id"], asset["seed"]) == ("generated", job["id"], 5)
+    assert (asset["width"], asset["height"]) == (128, 128)
+    content = await client.get(asset["url"], headers=auth)
+    assert Image.open(io.BytesIO(content.content)).size == (128, 128)

@@ -1,0 +1,127 @@
+"""Helpers for tests: deployment settings, worker processes, API keys, polling."""
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from app.config import Settings
+from app.models import Job
+from app.services.keys import create_key, tenant_for_key
+
+REDIS_URL = os.environ.get("DARKROOM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+FINAL_STATUSES = {"succeeded", "failed", "canceled"}
+RUN_ID = uuid.uuid4().hex[:10]
+
+
+def postgres_settings(postgres_url: str, data_dir: Path, **overrides: object) -> Settings:
+    """Settings of the Postgres + Redis deployment used by the tests."""
+    values: dict[str, object] = {
+        "database_url": postgres_url,
+        "redis_url": REDIS_URL,
+        "queue_name": f"darkroom:test:{RUN_ID}",
+        "data_dir": data_dir,
+        "sweep_interval_seconds": 0.5,
+        "queued_grace_seconds": 2,
+    }
+    return Settings(**(values | overrides))
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """The environment that makes `darkroom worker` use these settings."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DARKROOM_")}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            environment[f"DARKROOM_{name.upper()}"] = str(value)
+    return environment
+
+
+def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    """A real `darkroom worker` process (arq on Redis) for these settings."""
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [sys.executable, "-c", "from app.cli import main; main(['worker'])"],
+            env=worker_environment(settings),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop_worker(process: subprocess.Popen[bytes]) -> None:
+    """Stop a worker gracefully, or kill it."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+async def new_api_key(app: FastAPI) -> dict[str, str]:
+    """Authorization headers for a brand-new tenant."""
+    async with app.state.sessionmaker() as session:
+        key = await create_key(session, f"tenant-{uuid.uuid4().hex}")
+        await session.commit()
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def wait_for_status(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    job_id: str,
+    statuses: set[str],
+    seconds: float = 60,
+) -> tuple[dict, list[str]]:
+    """Poll GET /v1/jobs/{id} until its status is one of `statuses`; the job and every status
+    seen on the way."""
+    seen: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        response = await client.get(f"/v1/jobs/{job_id}", headers=headers)
+        assert response.status_code == 200, response.text
+        job = response.json()
+        if not seen or seen[-1] != job["status"]:
+            seen.append(job["status"])
+        if job["status"] in statuses:
+            return job, seen
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"job {job_id} not in {statuses} after {seconds}s; seen: {seen}")
+
+
+async def wait_for_final(
+    client: httpx.AsyncClient, headers: dict[str, str], job_id: str, seconds: float = 60
+) -> tuple[dict, list[str]]:
+    """Poll until the job is final; the job and every status seen."""
+    return await wait_for_status(client, headers, job_id, FINAL_STATUSES, seconds)
+
+
+async def tenant_of(app: FastAPI, headers: dict[str, str]) -> str:
+    """The tenant id behind a test's Authorization header."""
+    async with app.state.sessionmaker() as session:
+        tenant_id = await tenant_for_key(session, headers["Authorization"].removeprefix("Bearer "))
+    assert tenant_id is not None
+    return tenant_id
+
+
+async def insert_job(app: FastAPI, job: Job) -> str:
+    """Commit a job row directly, bypassing the API (and so the queue)."""
+    async with app.state.sessionmaker() as session:
+        session.add(job)
+        await session.commit()
+    return job.id
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]], seconds: float) -> None:
+    """Poll an async condition until it holds; fail after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met after {seconds}s")
+        await asyncio.sleep(0.05)
