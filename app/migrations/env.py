@@ -3,6 +3,7 @@
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from app.config import Settings
@@ -10,6 +11,8 @@ from app.db import create_engine
 from app.models import Base
 
 config = context.config
+# Any constant works; it only has to be the same in every process that migrates.
+MIGRATION_LOCK_ID = 0x6461726B726F6F6D
 
 
 def _database_url() -> str:
@@ -24,6 +27,10 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # An API and its workers may start together; one migrates, the others wait and
+            # then find the schema current.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
         context.run_migrations()
 
 

@@ -1,0 +1,85 @@
+"""The `darkroom` command: migrate (also concurrently), keys create, worker preconditions."""
+
+import asyncio
+import subprocess
+import sys
+import uuid
+
+import asyncpg
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from app.config import Settings
+from app.db import create_engine, create_sessionmaker
+from app.models import ApiKey
+from app.services.keys import hash_key
+from tests.support import worker_environment
+
+
+def run_cli(settings: Settings, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", f"from app.cli import main; main({list(arguments)!r})"],
+        env=worker_environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_keys_create_prints_the_key_last_and_stores_only_its_hash(tmp_path):
+    settings = Settings(data_dir=tmp_path)
+
+    result = run_cli(settings, "keys", "create", "--tenant", "acme")
+
+    assert result.returncode == 0, result.stderr
+    key = result.stdout.strip().splitlines()[-1]
+    assert key.startswith("dk_") and len(key) > 40
+    engine = create_engine(str(settings.database_url))
+    try:
+        async with create_sessionmaker(engine)() as session:
+            stored = list(await session.scalars(select(ApiKey)))
+    finally:
+        await engine.dispose()
+    assert [row.key_hash for row in stored] == [hash_key(key)]
+    assert key not in (tmp_path / "darkroom.db").read_bytes().decode("latin-1")
+
+
+def test_worker_refuses_to_start_without_redis(tmp_path):
+    result = run_cli(Settings(data_dir=tmp_path), "worker")
+
+    assert result.returncode != 0
+    assert "DARKROOM_REDIS_URL" in result.stderr
+
+
+async def test_concurrent_migrations_on_postgres_all_succeed(postgres_url, tmp_path):
+    name = f"darkroom_migrate_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(
+        make_url(postgres_url)
+        .set(drivername="postgresql", database="postgres")
+        .render_as_string(False)
+    )
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = make_url(postgres_url).set(database=name).render_as_string(False)
+        settings = Settings(database_url=url, data_dir=tmp_path)
+
+        # Separate processes, as an API and its workers starting together would be.
+        results = await asyncio.gather(
+            *(asyncio.to_thread(run_cli, settings, "migrate") for _ in range(3))
+        )
+
+        assert [result.returncode for result in results] == [0, 0, 0]
+
+        database = await asyncpg.connect(
+            make_url(url).set(drivername="postgresql").render_as_string(False)
+        )
+        tables = {
+            row["tablename"] for row in await database.fetch("SELECT tablename FROM pg_tables")
+        }
+        version = await database.fetchval("SELECT version_num FROM alembic_version")
+        await database.close()
+        assert {"tenants", "api_keys", "jobs", "assets", "asset_parents"} <= tables
+        assert version == "0001"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
