@@ -2,25 +2,18 @@
 on both backends (Postgres + Redis + arq, and the embedded SQLite + in-process runner)."""
 
 import asyncio
-import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.engine import make_url
 
 from app.cli import migrate
 from app.config import Settings
 from app.main import create_app
-from tests.support import RUN_ID, new_api_key, postgres_settings, start_worker, stop_worker
-
-POSTGRES_URL = os.environ.get(
-    "DARKROOM_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
+from tests.support import fresh_database, new_api_key, postgres_settings, start_worker, stop_worker
 
 
 @pytest.fixture(scope="session")
@@ -32,17 +25,9 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 async def postgres_url(data_dir: Path) -> AsyncIterator[str]:
     """A database of its own for this run, migrated with `darkroom migrate`, dropped after."""
-    name = f"darkroom_test_{RUN_ID}"
-    admin_dsn = make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(False)
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(False)
-    await asyncio.to_thread(migrate, Settings(database_url=url, data_dir=data_dir))
-    try:
+    async with fresh_database("main") as url:
+        await asyncio.to_thread(migrate, Settings(database_url=url, data_dir=data_dir))
         yield url
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @pytest.fixture(scope="session")

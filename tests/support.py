@@ -6,16 +6,22 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 import httpx
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 
 from app.config import Settings
 from app.models import Job
 from app.services.keys import create_key, tenant_for_key
 
+POSTGRES_URL = os.environ.get(
+    "DARKROOM_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
 REDIS_URL = os.environ.get("DARKROOM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 FINAL_STATUSES = {"succeeded", "failed", "canceled"}
 RUN_ID = uuid.uuid4().hex[:10]
@@ -125,3 +131,17 @@ async def wait_until(condition: Callable[[], Awaitable[bool]], seconds: float) -
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met after {seconds}s")
         await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def fresh_database(suffix: str) -> AsyncIterator[str]:
+    """An empty Postgres database of this run's own (its SQLAlchemy URL), dropped afterwards."""
+    name = f"darkroom_test_{RUN_ID}_{suffix}"
+    admin_url = make_url(POSTGRES_URL).set(drivername="postgresql")
+    admin = await asyncpg.connect(admin_url.render_as_string(False))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

@@ -3,7 +3,6 @@
 import asyncio
 import subprocess
 import sys
-import uuid
 
 import asyncpg
 from sqlalchemy import select
@@ -13,7 +12,7 @@ from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.models import ApiKey
 from app.services.keys import hash_key
-from tests.support import worker_environment
+from tests.support import fresh_database, worker_environment
 
 
 def run_cli(settings: Settings, *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -51,16 +50,8 @@ def test_worker_refuses_to_start_without_redis(tmp_path):
     assert "DARKROOM_REDIS_URL" in result.stderr
 
 
-async def test_concurrent_migrations_on_postgres_all_succeed(postgres_url, tmp_path):
-    name = f"darkroom_migrate_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(
-        make_url(postgres_url)
-        .set(drivername="postgresql", database="postgres")
-        .render_as_string(False)
-    )
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = make_url(postgres_url).set(database=name).render_as_string(False)
+async def test_concurrent_migrations_on_postgres_all_succeed(tmp_path):
+    async with fresh_database("migrate") as url:
         settings = Settings(database_url=url, data_dir=tmp_path)
 
         # Separate processes, as an API and its workers starting together would be.
@@ -69,7 +60,6 @@ async def test_concurrent_migrations_on_postgres_all_succeed(postgres_url, tmp_p
         )
 
         assert [result.returncode for result in results] == [0, 0, 0]
-
         database = await asyncpg.connect(
             make_url(url).set(drivername="postgresql").render_as_string(False)
         )
@@ -80,6 +70,3 @@ async def test_concurrent_migrations_on_postgres_all_succeed(postgres_url, tmp_p
         await database.close()
         assert {"tenants", "api_keys", "jobs", "assets", "asset_parents"} <= tables
         assert version == "0001"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()

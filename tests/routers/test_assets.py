@@ -108,7 +108,7 @@ async def test_bad_upload_is_refused_and_leaves_nothing(app, client, auth, data,
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"].endswith(f"/{slug}")
-    assert time.perf_counter() - started < 2
+    assert time.perf_counter() - started < 5
     assert await stored_asset_count(app) == before
     assert stored_files(app) == files_before
 
