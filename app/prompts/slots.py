@@ -1,0 +1,549 @@
+"""Reading a brief into prompt slots: which of subject, setting, lighting, style... it states."""
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field
+
+SLOT_NAMES: tuple[str, ...] = (
+    "subject",
+    "setting",
+    "composition",
+    "lighting",
+    "style",
+    "mood",
+    "palette",
+    "quality",
+    "text",
+    "constraints",
+)
+# Text and constraints only ever come from the brief (or the caller's keep list): inventing words
+# to render or rules to obey would change what was asked for.
+FILLABLE_SLOTS: tuple[str, ...] = SLOT_NAMES[:8]
+
+
+class PromptSlots(BaseModel):
+    """The structured breakdown of an image prompt; a slot is null when nothing fills it."""
+
+    subject: str | None = Field(None, description="What the image shows.")
+    setting: str | None = Field(None, description="Where it is: place, background, surface.")
+    composition: str | None = Field(None, description="Framing, layout and camera angle.")
+    lighting: str | None = Field(None, description="Light sources, direction and quality.")
+    style: str | None = Field(None, description="Medium and look: photograph, watercolor...")
+    mood: str | None = Field(None, description="The feeling the image should carry.")
+    palette: str | None = Field(None, description="Colours and tonality.")
+    quality: str | None = Field(None, description="Finish and detail expectations.")
+    text: str | None = Field(None, description="Text to render in the image, quoted.")
+    constraints: str | None = Field(None, description="What must or must not appear or change.")
+
+
+def terms(*patterns: str) -> re.Pattern[str]:
+    """One case-insensitive pattern matching any of `patterns` as whole words."""
+    return re.compile(r"\b(?:" + "|".join(patterns) + r")\b", re.IGNORECASE)
+
+
+CHROMATIC_WORDS = (
+    r"red(?:dish)?",
+    "orange",
+    "yellow",
+    "green",
+    "blue",
+    "purple",
+    "violet",
+    "pink",
+    "magenta",
+    "cyan",
+    "teal",
+    "turquoise",
+    "aqua",
+    "navy",
+    "crimson",
+    "scarlet",
+    "maroon",
+    "burgundy",
+    "emerald",
+    "olive",
+    "lime",
+    "mint",
+    "lavender",
+    "lilac",
+    "coral",
+    "peach",
+    "salmon",
+    # "Golden hour" is light, not a colour choice.
+    r"gold(?:en)?(?![- ]hour)",
+    "amber",
+    "bronze",
+    "copper",
+    "brown",
+    "beige",
+    "ochre",
+    "indigo",
+    "rust",
+    "terracotta",
+    "mustard",
+)
+CHROMATIC_TERMS = terms(*CHROMATIC_WORDS)
+
+# Words that name a medium. Object words that double as media ("camera", "ink", "pencil",
+# "clay", "blender") are left out: a brief about a pencil is not a pencil drawing.
+PHOTO_STYLE_WORDS = (
+    "photo\\w*",
+    "(?:hyper)?realis(?:m|tic)",
+    "dslr",
+    r"\d+\s?mm",
+    "film still",
+    "polaroid",
+    "shot on \\w+",
+)
+DRAWN_STYLE_WORDS = (
+    "watercolou?rs?",
+    "illustrat\\w*",
+    "anime",
+    "manga",
+    "cartoon\\w*",
+    "comic(?: book)? (?:style|art)",
+    "line[- ]?art",
+    "drawings?",
+    "drawn",
+    "sketch(?:es|ed|y)?",
+    "vector (?:art|illustration|graphics?|logo)",
+    "flat (?:design|illustration|vector)",
+    "3d (?:render\\w*|model\\w*|art|illustration|style)",
+    "cgi",
+    "octane render",
+    "unreal engine",
+    "low[- ]poly",
+    "pixel art",
+    "voxel\\w*",
+    "claymation",
+    "clay (?:render|animation|style)",
+    "paintings?",
+    "painterly",
+    "gouache",
+    "concept art",
+    "matte painting",
+    "digital (?:art|painting)",
+    "ukiyo-e",
+    "woodcut",
+    "linocut",
+    "engraving",
+    "etching",
+    "cel[- ]shad\\w*",
+    "ghibli",
+    "pixar",
+    "isometric",
+    "paper[- ]?cut (?:art|style)",
+    "pop art",
+    "impressionis\\w*",
+)
+OTHER_STYLE_WORDS = (
+    "cinematic",
+    "art deco",
+    "art nouveau",
+    "bauhaus",
+    "surreal\\w*",
+    "minimalis\\w*",
+    "editorial",
+    "documentary",
+    "collage",
+)
+
+SLOT_TERMS: dict[str, re.Pattern[str]] = {
+    "setting": terms(
+        "background",
+        "backdrop",
+        "beach",
+        "forest",
+        "woods",
+        "jungle",
+        "desert",
+        "mountains?",
+        "hills?",
+        "valley",
+        "ocean",
+        "sea",
+        "lake",
+        "river",
+        "waterfall",
+        "underwater",
+        "garden",
+        "park",
+        "meadow",
+        "field",
+        "snow",
+        "city",
+        "cityscape",
+        "skyline",
+        "street",
+        "alley",
+        "rooftop",
+        "village",
+        "town",
+        "market",
+        "harbou?r",
+        "bridge",
+        "road",
+        "highway",
+        "kitchen",
+        "living room",
+        "bedroom",
+        "bathroom",
+        "office",
+        "room",
+        "interior",
+        "caf[eé]",
+        "restaurant",
+        "bar",
+        "library",
+        "warehouse",
+        "castle",
+        "temple",
+        "church",
+        "stage",
+        "desk",
+        "table",
+        "tabletop",
+        "countertop",
+        "counter",
+        "shelf",
+        "floor",
+        "wall",
+        "marble",
+        "sky",
+        "outer space",
+        "galaxy",
+        "landscape",
+        r"studio(?![- ]light)",
+    ),
+    "composition": terms(
+        "close-?ups?",
+        "macro",
+        "wide shot",
+        "wide[- ]angle",
+        "medium shot",
+        "establishing shot",
+        "full[- ]body",
+        "full[- ]length",
+        "head[- ]and[- ]shoulders",
+        "headshot",
+        "bust",
+        "overhead",
+        "top[- ]down",
+        "flat[- ]lay",
+        "bird'?s[- ]eye",
+        "aerial",
+        "low[- ]angle",
+        "high[- ]angle",
+        "dutch angle",
+        "eye[- ]level",
+        "three[- ]quarters?",
+        "in profile",
+        r"(?:side|front|rear|top|aerial) view",
+        "from (?:above|below|behind)",
+        "cent(?:er|re)d",
+        "rule of thirds",
+        "symmetr\\w*",
+        "negative space",
+        "copy space",
+        "panoram\\w*",
+        "framed",
+        "framing",
+        "composition",
+        "pov",
+        "over[- ]the[- ]shoulder",
+    ),
+    "lighting": terms(
+        "lighting",
+        # "light blue" is a colour and "lightweight" a property, not light.
+        r"lights?(?![- ](?:blue|grey|gray|green|pink|brown|purple|yellow|beige|wood|weight))",
+        "lit",
+        r"(?:moon|sun|candle|back|neon|torch|fire|lamp|dimly|brightly|well|softly|side)[- ]?lit",
+        "backlight\\w*",
+        "golden[- ]hour",
+        "blue[- ]hour",
+        "sunlight",
+        "sunshine",
+        "sunny",
+        "daylight",
+        "moonlight",
+        "candlelight",
+        "firelight",
+        "lamplight",
+        "starlight",
+        "glow\\w*",
+        "shadows?",
+        "chiaroscuro",
+        "low[- ]key",
+        "high[- ]key",
+        "softbox",
+        "spotlight",
+        "overcast",
+        "volumetric",
+        "god ?rays",
+        "illuminat\\w*",
+    ),
+    "style": terms(*PHOTO_STYLE_WORDS, *DRAWN_STYLE_WORDS, *OTHER_STYLE_WORDS),
+    "mood": terms(
+        "mood\\w*",
+        "atmospher\\w*",
+        "vibe",
+        "calm",
+        "serene",
+        "peaceful",
+        "tranquil",
+        "dramatic",
+        "myster\\w*",
+        "eerie",
+        "ominous",
+        "haunting",
+        "co[sz]y",
+        "joyful",
+        "happy",
+        "cheerful",
+        "playful",
+        "whimsical",
+        "melanchol\\w*",
+        "gloomy",
+        "somb(?:er|re)",
+        "romantic",
+        "intimate",
+        "energetic",
+        "nostalgic",
+        "dreamy",
+        "ethereal",
+        "tense",
+        "epic",
+        "uplifting",
+        "hopeful",
+        "festive",
+        "luxurious",
+        "elegant",
+        "fun",
+        "friendly",
+        "inviting",
+    ),
+    "palette": re.compile(
+        terms(
+            *CHROMATIC_WORDS,
+            "black",
+            "white",
+            "gr[ae]y",
+            "silver",
+            "colou?r\\w*",
+            "palette",
+            "tones?",
+            "hues?",
+            "pastels?",
+            "monochrom\\w*",
+            "black[- ]and[- ]white",
+            "b&w",
+            "gr[ae]yscale",
+            "sepia",
+            "duotone",
+            "vibrant",
+            "vivid",
+            "muted",
+            "(?:de)?saturated",
+            "earthy",
+            "neon",
+        ).pattern
+        + r"|#[0-9a-f]{3}(?:[0-9a-f]{3})?\b",
+        re.IGNORECASE,
+    ),
+    "quality": terms(
+        "high[- ]res\\w*",
+        "hi[- ]res",
+        "[48]k",
+        "hd",
+        "uhd",
+        "ultra[- ]detailed",
+        "highly detailed",
+        "detailed",
+        "sharp\\w*",
+        "crisp",
+        "high[- ]quality",
+        "best quality",
+        "masterpiece",
+        "award[- ]winning",
+        "intricate",
+        "quality",
+    ),
+}
+
+CONSTRAINT_TERMS = terms(
+    "no",
+    "without",
+    "avoid",
+    "don't",
+    "do not",
+    "never",
+    "must",
+    "only",
+    "keep",
+    "preserve",
+    "exclude",
+    "excluding",
+    "except",
+    "unchanged",
+)
+NEGATION = re.compile(
+    r"\b(?:no|without|avoid|don't|do not|never|exclude|excluding)\s+([^,;.!?\n]+)", re.IGNORECASE
+)
+NEGATED_ITEM_SEPARATOR = re.compile(r"\b(?:or|and|nor)\b|/", re.IGNORECASE)
+# A negated item ends where its noun phrase ends: "no people in the background" negates people.
+NEGATED_ITEM_END = re.compile(
+    r"\b(?:in|on|at|of|with|from|near|behind|around|inside|over|under|visible in)\b", re.IGNORECASE
+)
+ARTICLES = frozenset({"a", "an", "the", "any", "some"})
+
+QUOTED_TEXT = re.compile(
+    r"\"([^\"\n]+)\"|“([^”\n]+)”|«([^»\n]+)»|「([^」\n]+)」|„([^“”\n]+)[“”]"
+    r"|(?<![\w'])'([^'\n]+)'(?![\w'])"
+)
+LABELLED_TEXT = re.compile(
+    r"\b(?:text|headline|caption|tagline|title|slogan)\s*:\s*([^,;\n\"“'«「]+)", re.IGNORECASE
+)
+
+# Clauses break at commas and semicolons, Latin and CJK (U+3001, U+FF0C, U+FF1B). A Latin sentence
+# ends at punctuation and a space (not in `f/1.8`); a CJK one at its full stop or full-width mark.
+SEGMENT_BREAK = re.compile("[,;\\n\u3001\uff0c\uff1b]+|(?<=[.!?])\\s+|(?<=[\u3002\uff01\uff1f])")
+SETTING_PREPOSITION = re.compile(
+    r"\b(?:on top of|in front of|on|in|at|against|inside|under|beneath|beside|by|near|over"
+    r"|above|among|amid|through|across|along|within|atop)\b",
+    re.IGNORECASE,
+)
+# "A photo of a red sneaker" is about the sneaker; the framing words belong to other slots.
+SUBJECT_LEAD = re.compile(
+    r"^(?:(?:please|create|generate|make|draw|design|render|paint|show|give me|i want|i need)"
+    r"\s+)*(?:(?:a|an|the|some)\s+)?(?:[\w'-]+\s+){0,3}?"
+    r"(?:photo|photograph|picture|image|illustration|painting|render|drawing|portrait|shot"
+    r"|close-up|closeup|sketch|visual|banner|thumbnail|logo|icon|poster|ad|post|headshot"
+    r"|packshot|artwork|scene)s?\s+(?:of|for|showing|featuring|depicting)\s+",
+    re.IGNORECASE,
+)
+FILLER_WORDS = frozenset(
+    {
+        *("a", "an", "the", "and", "or", "of", "with", "in", "on", "at", "by", "to", "for"),
+        *("from", "into", "onto", "is", "are", "be", "very", "some", "this", "that", "it", "its"),
+        *("style", "look", "feel", "shot", "image", "picture"),
+    }
+)
+WORD = re.compile(r"\w+", re.UNICODE)
+EXCERPT_LIMIT = 80
+EXCERPT_WORDS = 4
+
+
+@dataclass(frozen=True)
+class BriefReading:
+    """What a brief states, slot by slot, and what it rules out."""
+
+    given: dict[str, str]
+    negated: tuple[str, ...]
+
+
+def read_brief(brief: str) -> BriefReading:
+    """Find the slots a brief states and the things it says must not appear."""
+    segments = split_segments(brief)
+    given: dict[str, str] = {}
+    subject_at = next((index for index, part in enumerate(segments) if names_something(part)), None)
+    if subject_at is not None:
+        subject, place = split_setting(subject_clause(segments[subject_at]))
+        given["subject"] = subject
+        if place:
+            # Scan the setting phrase apart, so the setting is `on a walnut desk`, not the clause.
+            head = segments[subject_at].removesuffix(place).strip()
+            segments = [*segments[:subject_at], head, place, *segments[subject_at + 1 :]]
+    for slot, pattern in SLOT_TERMS.items():
+        value = excerpts(segments, pattern)
+        if value:
+            given[slot] = value
+    text = find_text(brief)
+    if text:
+        given["text"] = text
+    constraints = excerpts(segments, CONSTRAINT_TERMS)
+    if constraints:
+        given["constraints"] = constraints
+    ordered = {slot: given[slot] for slot in SLOT_NAMES if slot in given}
+    return BriefReading(given=ordered, negated=negated_items(brief))
+
+
+def split_segments(brief: str) -> list[str]:
+    """The brief's clauses, split at commas, semicolons, line breaks and sentence ends."""
+    return [part.strip() for part in SEGMENT_BREAK.split(brief) if part and part.strip()]
+
+
+def excerpts(segments: Sequence[str], pattern: re.Pattern[str]) -> str | None:
+    """The brief's own words around each match of `pattern`, one excerpt per clause."""
+    found = []
+    for segment in segments:
+        match = pattern.search(segment)
+        if match:
+            found.append(excerpt(segment, match))
+    return join_unique(found) if found else None
+
+
+def excerpt(segment: str, match: re.Match[str]) -> str:
+    """The clause itself, or a few words either side of the match when the clause is long."""
+    if len(segment) <= EXCERPT_LIMIT:
+        return segment
+    before = segment[: match.start()].split()[-EXCERPT_WORDS:]
+    after = segment[match.end() :].split()[:EXCERPT_WORDS]
+    return " ".join([*before, match.group(0), *after])
+
+
+def join_unique(values: Sequence[str]) -> str:
+    """`values` joined with commas, each once, in order."""
+    return ", ".join(dict.fromkeys(values))
+
+
+def subject_clause(segment: str) -> str:
+    """The clause without framing words: `a photo of a red sneaker` -> `a red sneaker`."""
+    return SUBJECT_LEAD.sub("", segment).strip() or segment
+
+
+def names_something(segment: str) -> bool:
+    """Whether a clause has words left once slot vocabulary, quotes and filler words are out."""
+    rest = QUOTED_TEXT.sub(" ", segment)
+    for pattern in (*SLOT_TERMS.values(), CONSTRAINT_TERMS):
+        rest = pattern.sub(" ", rest)
+    return any(word.lower() not in FILLER_WORDS for word in WORD.findall(rest))
+
+
+def split_setting(clause: str) -> tuple[str, str | None]:
+    """`a mug on a walnut desk` -> (`a mug`, `on a walnut desk`); no setting noun, no split."""
+    place = SLOT_TERMS["setting"].search(clause)
+    if not place:
+        return clause, None
+    prepositions = [
+        match
+        for match in SETTING_PREPOSITION.finditer(clause, 0, place.start())
+        if match.start() > 0
+    ]
+    if not prepositions:
+        return clause, None
+    cut = prepositions[-1].start()
+    return clause[:cut].strip(), clause[cut:].strip()
+
+
+def find_text(brief: str) -> str | None:
+    """The words the brief asks to render, each in double quotes."""
+    quoted = [
+        next(group for group in match.groups() if group) for match in QUOTED_TEXT.finditer(brief)
+    ]
+    labelled = [match.group(1).strip() for match in LABELLED_TEXT.finditer(brief)]
+    words = [word.strip() for word in [*quoted, *labelled] if word.strip()]
+    return ", ".join(f'"{word}"' for word in dict.fromkeys(words)) if words else None
+
+
+def negated_items(brief: str) -> tuple[str, ...]:
+    """What the brief rules out: `no people or text` -> (`people`, `text`)."""
+    items: list[str] = []
+    for match in NEGATION.finditer(brief):
+        for part in NEGATED_ITEM_SEPARATOR.split(match.group(1)):
+            words = NEGATED_ITEM_END.split(part, maxsplit=1)[0].split()
+            words = [word for word in words if word.lower() not in ARTICLES][:3]
+            if words:
+                items.append(" ".join(words).lower())
+    return tuple(dict.fromkeys(items))

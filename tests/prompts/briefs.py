@@ -1,0 +1,124 @@
+"""A table of varied briefs and what the optimizer must respect in each."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Case:
+    """One brief, the options it is optimized with, and the properties its result must have."""
+
+    brief: str
+    use_case: str | None = None  # expected detection, where the brief makes it clear
+    style: str | None = None
+    aspect_ratio: tuple[int, int] | None = None
+    keep: tuple[str, ...] = ()
+    is_edit: bool = False
+    night: bool = False  # no daylight may be added
+    drawn: bool = False  # no photographic or camera terms may be added
+    monochrome: bool = False  # no colour may be added
+    lighting_given: bool = False
+    style_given: bool = False
+    palette_given: bool = False
+
+    @property
+    def id(self) -> str:
+        """A short readable test id."""
+        return self.brief[:40].replace(" ", "_")
+
+
+LONG_PRODUCT_DETAILS = (
+    "The bottle is heavy faceted glass with a brushed brass cap and a paper label printed in "
+    "letterpress, and the juice inside is a pale straw colour that should read as clean and "
+    "natural. It stands on a slab of honed travertine with a few sprigs of dried lavender laid "
+    "beside it, never touching the glass. Reflections must stay controlled so the facets read "
+    "as crisp lines rather than blown highlights, and the label must be legible and straight. "
+)
+LONG_NIGHT_DETAILS = (
+    "Rain has just stopped and the cobblestones are still wet, holding reflections of the "
+    "lanterns that hang above the doorways of the old Altstadt, where a small café called "
+    "Zur Linde still has its shutters half open and a waiter stacks chairs under the awning. "
+    "A cat watches from a windowsill, a bicycle leans against a wall, steam drifts from a "
+    "grate, and the street curves away uphill into darkness between crooked timber houses. "
+)
+
+CASES: tuple[Case, ...] = (
+    # Product shots and e-commerce listings.
+    Case("a ceramic coffee mug on a walnut desk, morning light", lighting_given=True),
+    Case("product shot of a perfume bottle", use_case="product"),
+    Case("packshot of wireless headphones", use_case="product", style="studio-product"),
+    Case("matte black skincare serum bottle", use_case="product", palette_given=True),
+    Case("red running sneaker for an Amazon listing", use_case="ecommerce", palette_given=True),
+    Case("e-commerce photo of a leather handbag, straight-on", use_case="ecommerce"),
+    Case("Etsy listing for a hand-thrown ceramic bowl", use_case="ecommerce", aspect_ratio=(1, 1)),
+    # Portraits.
+    Case("portrait of an elderly fisherman", use_case="portrait"),
+    Case("corporate headshot of a woman in a navy blazer", use_case="portrait"),
+    Case("portrait of a jazz singer, dramatic rim light", use_case="portrait", lighting_given=True),
+    Case("anime portrait of a girl with silver hair", use_case="portrait", drawn=True),
+    # Ads, thumbnails, social, banners.
+    Case('Instagram ad for iced coffee with text "SUMMER SALE"', use_case="ad"),
+    Case("billboard campaign for an electric scooter", use_case="ad", aspect_ratio=(3, 1)),
+    Case("YouTube thumbnail for a video about budget travel", use_case="thumbnail"),
+    Case("thumbnail: shocked chef holding a burnt cake", use_case="thumbnail"),
+    Case("instagram post of a cozy reading nook", use_case="social", aspect_ratio=(4, 5)),
+    Case("TikTok cover of a skateboarder mid-air", use_case="social", aspect_ratio=(9, 16)),
+    Case("website banner for a yoga studio", use_case="banner", aspect_ratio=(21, 9)),
+    Case("hero image for a fintech landing page", use_case="banner", aspect_ratio=(16, 9)),
+    # Concept art and logos.
+    Case("concept art of a floating desert city", use_case="concept_art", drawn=True),
+    Case("sci-fi environment design, abandoned orbital station", use_case="concept_art"),
+    Case("logo for a coffee roastery called Ember", use_case="logo", drawn=True),
+    Case("minimal app icon of a paper plane", use_case="logo"),
+    # Lighting or style already stated.
+    Case("a bowl of ramen lit by neon signs", lighting_given=True),
+    Case("a greenhouse full of ferns, golden hour sunlight", lighting_given=True),
+    Case("oil painting of a harbour at dawn", drawn=True, style_given=True),
+    Case("a cat on a windowsill", style="cinematic"),
+    Case("a vintage camera on a shelf", style="photoreal", use_case=None),
+    # Night scenes.
+    Case("a city street at night after the rain", night=True),
+    Case("a lighthouse on a cliff at night", night=True, style="photoreal"),
+    Case("a moonlit lake with a wooden canoe", night=True, lighting_given=True),
+    Case("dark forest with glowing mushrooms", night=True, lighting_given=True),
+    Case("a camper van under a starry night sky", night=True, style="editorial"),
+    # Watercolor, anime, line art, 3d.
+    Case("watercolor of a fox in a snowy forest", drawn=True, style_given=True),
+    Case("a teapot in watercolour", drawn=True, style_given=True, style="photoreal"),
+    Case("anime girl on a rooftop at sunset", drawn=True, style_given=True),
+    Case("line art of a hummingbird", drawn=True, style_given=True),
+    Case("a robot barista", drawn=True, style="line-art"),
+    Case("3d render of a cute isometric island", drawn=True, style_given=True),
+    Case("a mountain cabin", drawn=True, style="flat-illustration"),
+    # Black and white.
+    Case("black and white portrait of a boxer", use_case="portrait", monochrome=True),
+    Case("monochrome street scene in the rain", monochrome=True, style="cinematic"),
+    Case("a noir detective in his office, black-and-white", monochrome=True),
+    # Edits with keep.
+    Case(
+        "replace the background with a sunny beach",
+        is_edit=True,
+        keep=("face", "identity", "framing"),
+        lighting_given=True,
+    ),
+    Case("make the sneaker blue", is_edit=True, keep=("product_angle", "background", "lighting")),
+    Case("turn this photo into a watercolor painting", is_edit=True, keep=("composition",)),
+    Case("change the headline colour to gold", is_edit=True, keep=("layout", "text", "colors")),
+    Case("make it night", is_edit=True, keep=("framing",), night=True),
+    # Non-English words.
+    Case("Schwarzwälder Kirschtorte auf einem Holztisch", use_case=None),
+    Case("一杯のコーヒー、木のテーブルの上"),
+    Case("café con leche in a glass, product photo", use_case="product"),
+    Case("Smørrebrød with pickled herring, overhead view", style="editorial"),
+    Case("a bowl of phở with fresh herbs, no people"),
+    # Very long briefs.
+    Case(
+        "Product shot of an artisanal perfume. " + LONG_PRODUCT_DETAILS * 8,
+        use_case="product",
+        aspect_ratio=(4, 5),
+    ),
+    Case(
+        "A narrow street in Heidelberg at night. " + LONG_NIGHT_DETAILS * 9,
+        night=True,
+        style="cinematic",
+    ),
+)
