@@ -14,6 +14,7 @@ from app.jobs.context import TaskContext, open_context
 from app.jobs.queue import ArqQueue, InProcessQueue, JobQueue
 from app.jobs.sweeper import sweep_forever
 from app.limits import BodySizeLimit
+from app.openapi import install_openapi
 from app.routers import assets, generate, health, jobs, models
 
 DESCRIPTION = (
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
+    install_openapi(app)
     for router in (generate.router, jobs.router, assets.router, models.router, health.router):
         app.include_router(router)
     return app

@@ -2,9 +2,6 @@
 
 from typing import Any
 
-from app.errors import PROBLEM_MEDIA_TYPE
-from app.schemas import Problem
-
 _DESCRIPTIONS = {
     401: "Missing or invalid API key.",
     404: "No such object for this tenant.",
@@ -17,12 +14,6 @@ _DESCRIPTIONS = {
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` entries for these error statuses, each a problem+json body."""
-    return {
-        status: {
-            "description": _DESCRIPTIONS[status],
-            "model": Problem,
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-        for status in statuses
-    }
+    """OpenAPI `responses` entries for these error statuses (app.openapi makes each body a
+    problem+json Problem)."""
+    return {status: {"description": _DESCRIPTIONS[status]} for status in statuses}

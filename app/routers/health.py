@@ -9,6 +9,7 @@ from app import schemas
 from app.db import Session
 from app.deps import Queue
 from app.errors import ServiceUnavailable
+from app.routers import problems
 
 router = APIRouter(tags=["health"])
 READY_TIMEOUT_SECONDS = 3
@@ -20,7 +21,13 @@ async def healthz() -> schemas.Health:
     return schemas.Health()
 
 
-@router.get("/readyz", operation_id="readyz", summary="Readiness", response_model=schemas.Health)
+@router.get(
+    "/readyz",
+    operation_id="readyz",
+    summary="Readiness",
+    response_model=schemas.Health,
+    responses=problems(503),
+)
 async def readyz(session: Session, queue: Queue) -> schemas.Health:
     """The database and the queue answer; 503 problem+json naming what does not."""
     try:
