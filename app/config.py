@@ -1,6 +1,5 @@
 """Settings: one class, read from DARKROOM_* environment variables and validated at start-up."""
 
-from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field, model_validator
@@ -22,9 +21,9 @@ class Settings(BaseSettings):
         None, description="Redis for the arq queue; unset means the in-process job runner."
     )
     queue_name: str = Field("darkroom:queue", description="The arq queue's Redis key.")
-    host: str = "127.0.0.1"
-    port: int = 8000
-    default_model: str = "local/draft"
+    host: str = Field("127.0.0.1", description="Address `darkroom serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `darkroom serve` listens on.")
+    default_model: str = Field("local/draft", description="Model used when a request names none.")
 
     max_body_bytes: int = Field(25 * MEGABYTE, ge=1024, description="Largest request body.")
     max_image_pixels: int = Field(40_000_000, ge=4096, description="Largest decoded image.")
@@ -42,12 +41,14 @@ class Settings(BaseSettings):
     max_wait_seconds: int = Field(60, ge=0, description="Cap on the `Prefer: wait=N` header.")
 
     @model_validator(mode="after")
-    def _resolve_database_url(self) -> "Settings":
+    def _resolve_paths(self) -> "Settings":
+        # Absolute, so a process that changes directory still finds its data.
+        self.data_dir = self.data_dir.resolve()
         if self.database_url is None:
-            self.database_url = f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'darkroom.db'}"
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'darkroom.db'}"
         return self
 
-    @cached_property
+    @property
     def asset_dir(self) -> Path:
         """The local directory that holds asset bytes."""
         return self.data_dir / "assets"

@@ -1,10 +1,11 @@
 """The async SQLAlchemy engine and session factory, and the per-request session dependency."""
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -29,6 +30,14 @@ def _tune_sqlite(connection, _record) -> None:  # type: ignore[no-untyped-def]
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+async def database_now(session: AsyncSession) -> datetime:
+    """The database's clock on Postgres, so leases mean the same on every machine; this
+    process's clock on the embedded SQLite, where only one process runs jobs."""
+    if session.bind.dialect.name != "postgresql":
+        return datetime.now(UTC)
+    return await session.scalar(text("SELECT now()"))
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

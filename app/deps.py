@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -61,3 +61,14 @@ Queue = Annotated[JobQueue, Depends(get_queue)]
 Storage = Annotated[LocalStorage, Depends(get_storage)]
 Registry = Annotated[ProviderRegistry, Depends(get_registry)]
 Sessionmaker = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        max_length=255,
+        description="Any unique string; retrying with the same key and body returns the first job.",
+    ),
+]
+Prefer = Annotated[
+    str | None,
+    Header(description="`wait=N`: hold the response up to N seconds (at most 60) for the result."),
+]

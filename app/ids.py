@@ -5,6 +5,7 @@ import threading
 import time
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_ALPHABET = frozenset(_CROCKFORD)
 _RANDOM_BITS = 80
 _lock = threading.Lock()
 _last = (0, 0)
@@ -36,3 +37,9 @@ def new_id(prefix: str) -> str:
     """A new id: the prefix, then 26 Crockford base32 characters (48-bit time, 80-bit random)."""
     millis, random_part = _next_parts()
     return f"{prefix}_{_encode((millis << _RANDOM_BITS) | random_part, 26)}"
+
+
+def is_id(value: str, prefix: str) -> bool:
+    """Whether `value` has the shape of an id with this prefix (it may still not exist)."""
+    body = value.removeprefix(f"{prefix}_")
+    return len(value) == len(prefix) + 27 and len(body) == 26 and set(body) <= _ALPHABET

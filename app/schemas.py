@@ -16,6 +16,7 @@ MAX_SEED = 2**32 - 1
 MIN_SIDE, MAX_SIDE = 64, 4096
 MIN_ASPECT, MAX_ASPECT = 1 / 4, 4
 MAX_METADATA_BYTES = 16 * 1024
+MAX_METADATA_DEPTH = 16
 
 
 class Problem(BaseModel):
@@ -56,6 +57,28 @@ def parse_size(value: str) -> tuple[int, int]:
     """`"1024x768"` -> (1024, 768)."""
     width_part, _, height_part = value.lower().partition("x")
     return int(width_part), int(height_part)
+
+
+def check_metadata(value: dict[str, Any]) -> None:
+    """Refuse caller metadata that could not be stored and returned exactly as sent."""
+    if _depth(value) > MAX_METADATA_DEPTH:
+        raise ValueError(f"metadata must nest at most {MAX_METADATA_DEPTH} levels deep")
+    try:
+        encoded = json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise ValueError("metadata must not contain NaN or Infinity") from None
+    if "\\u0000" in encoded:
+        raise ValueError("metadata must not contain NUL characters")
+    if len(encoded) > MAX_METADATA_BYTES:
+        raise ValueError("metadata must serialize to at most 16 KiB of JSON")
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
 
 
 class GenerateRequest(BaseModel):
@@ -134,11 +157,18 @@ class GenerateRequest(BaseModel):
             raise ValueError(f"each side must be between {MIN_SIDE} and {MAX_SIDE} pixels")
         return f"{width}x{height}"
 
+    @field_validator("prompt", "negative_prompt")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
     @field_validator("metadata")
     @classmethod
-    def _metadata_small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and len(json.dumps(value)) > MAX_METADATA_BYTES:
-            raise ValueError("metadata must serialize to at most 16 KiB of JSON")
+    def _metadata_storable(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            check_metadata(value)
         return value
 
     @model_validator(mode="after")
@@ -198,7 +228,7 @@ class Job(BaseModel):
 class JobPage(BaseModel):
     """A page of jobs, newest first."""
 
-    object: Literal["list"] = "list"
+    object: Literal["list"] = Field("list", description="Always `list`.")
     data: list[Job] = Field(description="The jobs on this page.")
     has_more: bool = Field(description="Whether another page follows.")
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next page.")
@@ -207,7 +237,9 @@ class JobPage(BaseModel):
 class AssetParentRef(BaseModel):
     """An asset this one was made from."""
 
-    asset_id: str
+    asset_id: str = Field(
+        description="The parent asset.", examples=["ast_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"]
+    )
     role: str = Field(description="How the parent was used (source, mask, reference).")
 
 
@@ -215,62 +247,64 @@ class Asset(BaseModel):
     """Stored image bytes with their dimensions and lineage."""
 
     id: str = Field(description="Opaque asset id.", examples=["ast_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"])
-    object: Literal["asset"] = "asset"
+    object: Literal["asset"] = Field("asset", description="Always `asset`.")
     source: AssetSource = Field(description="How it came to be.")
     format: OutputFormat = Field(description="Encoding of the bytes.")
     media_type: str = Field(description="MIME type of the bytes.", examples=["image/png"])
-    width: int
-    height: int
+    width: int = Field(description="Width in pixels.", examples=[1360])
+    height: int = Field(description="Height in pixels.", examples=[765])
     bytes: int = Field(description="Size of the content in bytes.")
     content_hash: str = Field(description="SHA-256 of the content, hex; also its ETag.")
     url: str = Field(description="Path of the image bytes.")
     job_id: str | None = Field(description="The job that produced it, if any.")
     seed: int | None = Field(description="Seed it was generated with, if any.")
     parents: list[AssetParentRef] = Field(description="The assets it was made from.")
-    created_at: datetime
+    created_at: datetime = Field(description="When it was stored.")
 
 
-class ModelCapabilitiesOut(BaseModel):
+class ModelCapabilities(BaseModel):
     """What a model can do."""
 
     modes: list[str] = Field(description="Supported job kinds.", examples=[["generate"]])
     sizes: list[str] | None = Field(
         description="Sizes the model generates natively; null when any size in range works."
     )
-    min_side: int
-    max_side: int
-    output_formats: list[OutputFormat]
-    transparent_background: bool
+    min_side: int = Field(description="Smallest side it generates, in pixels.")
+    max_side: int = Field(description="Largest side it generates, in pixels.")
+    output_formats: list[OutputFormat] = Field(description="Formats outputs can be stored as.")
+    transparent_background: bool = Field(description="Whether it can leave the background clear.")
     seed: bool = Field(description="Whether a seed reproduces an output.")
-    negative_prompt: bool
-    mask: bool
-    max_references: int
+    negative_prompt: bool = Field(description="Whether it takes a negative prompt.")
+    mask: bool = Field(description="Whether it takes a mask for edits.")
+    max_references: int = Field(description="Most reference images one request may carry.")
     max_n: int = Field(description="Most images one job may ask for.")
 
 
 class Model(BaseModel):
     """A model in the catalog."""
 
-    id: str = Field(examples=["local/draft"])
-    object: Literal["model"] = "model"
-    provider: str
-    name: str
-    description: str
+    id: str = Field(description="Model id to pass as `model`.", examples=["local/draft"])
+    object: Literal["model"] = Field("model", description="Always `model`.")
+    provider: str = Field(description="The provider that serves it.", examples=["local"])
+    name: str = Field(description="The provider's name for the model.", examples=["draft"])
+    description: str = Field(description="What the model is and is good for.")
     available: bool = Field(description="False when the provider is not configured here.")
-    capabilities: ModelCapabilitiesOut
-    price_per_image_usd: float | None
-    typical_latency_ms: int | None
+    capabilities: ModelCapabilities = Field(description="What it can do.")
+    price_per_image_usd: float | None = Field(description="List price of one image, if known.")
+    typical_latency_ms: int | None = Field(description="Typical time for one image, if known.")
 
 
 class ModelList(BaseModel):
     """Every model Darkroom knows."""
 
-    object: Literal["list"] = "list"
-    data: list[Model]
+    object: Literal["list"] = Field("list", description="Always `list`.")
+    data: list[Model] = Field(description="The models.")
 
 
 class Health(BaseModel):
     """Liveness or readiness."""
 
-    status: Literal["ok"] = "ok"
-    checks: dict[str, str] = Field(default_factory=dict)
+    status: Literal["ok"] = Field("ok", description="Always `ok`; failures are problem+json.")
+    checks: dict[str, str] = Field(
+        default_factory=dict, description="Each dependency checked and its state."
+    )

@@ -137,7 +137,8 @@ async def wait_until(condition: Callable[[], Awaitable[bool]], seconds: float) -
 async def fresh_database(suffix: str) -> AsyncIterator[str]:
     """An empty Postgres database of this run's own (its SQLAlchemy URL), dropped afterwards."""
     name = f"darkroom_test_{RUN_ID}_{suffix}"
-    admin_url = make_url(POSTGRES_URL).set(drivername="postgresql")
+    # The maintenance database exists on every server, whatever the test URL names.
+    admin_url = make_url(POSTGRES_URL).set(drivername="postgresql", database="postgres")
     admin = await asyncpg.connect(admin_url.render_as_string(False))
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:

@@ -28,7 +28,9 @@ def test_every_operation_is_named_tagged_and_declares_problem_errors(tmp_path):
 
 
 def test_public_request_fields_are_described(tmp_path):
-    schema = create_app(Settings(data_dir=tmp_path)).openapi()["components"]["schemas"]["GenerateRequest"]
+    schema = create_app(Settings(data_dir=tmp_path)).openapi()["components"]["schemas"][
+        "GenerateRequest"
+    ]
 
     for name, field in schema["properties"].items():
         assert field.get("description"), name

@@ -14,6 +14,7 @@ from arq.jobs import JobStatus
 logger = logging.getLogger(__name__)
 
 TASK_NAME = "run_job"
+SHUTDOWN_GRACE_SECONDS = 5
 _PENDING_STATUSES = {JobStatus.deferred, JobStatus.queued, JobStatus.in_progress}
 
 
@@ -117,10 +118,14 @@ class InProcessQueue:
         """Always reachable: it is this process."""
 
     async def close(self) -> None:
-        """Cancel what is running; the sweeper of the next start runs it again."""
-        for task in self._tasks.values():
+        """Let running jobs finish for a short grace period, then cancel the rest; their leases
+        run out and the sweeper of the next start runs them again."""
+        tasks = list(self._tasks.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_SECONDS)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
 
     async def _run_in_slot(self, key: str, job_id: str) -> None:

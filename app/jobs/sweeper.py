@@ -6,10 +6,11 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
+from app.db import database_now
 from app.errors import problem
 from app.jobs.context import TaskContext
 from app.jobs.queue import JobQueue
-from app.models import Job, utcnow
+from app.models import Job
 from app.services.jobs import dispatch
 
 logger = logging.getLogger(__name__)
@@ -27,9 +28,9 @@ async def sweep(context: TaskContext, queue: JobQueue) -> int:
 
 
 async def _stranded_jobs(context: TaskContext, queue: JobQueue) -> list[Job]:
-    now = utcnow()
-    grace = now - timedelta(seconds=context.settings.queued_grace_seconds)
     async with context.sessionmaker() as session:
+        now = await database_now(session)
+        grace = now - timedelta(seconds=context.settings.queued_grace_seconds)
         candidates = await session.scalars(
             select(Job).where(
                 or_(
@@ -54,7 +55,7 @@ async def _redispatch(context: TaskContext, queue: JobQueue, job: Job) -> int:
         bumped = await session.execute(
             update(Job)
             .where(Job.id == job.id, Job.dispatches == job.dispatches, Job.status == job.status)
-            .values(dispatches=number, dispatched_at=utcnow())
+            .values(dispatches=number, dispatched_at=await database_now(session))
         )
         await session.commit()
     if bumped.rowcount == 0:
@@ -71,7 +72,12 @@ async def _give_up(context: TaskContext, job: Job) -> int:
         failed = await session.execute(
             update(Job)
             .where(Job.id == job.id, Job.status == job.status, Job.attempts == job.attempts)
-            .values(status="failed", error=error, finished_at=utcnow(), lease_expires_at=None)
+            .values(
+                status="failed",
+                error=error,
+                finished_at=await database_now(session),
+                lease_expires_at=None,
+            )
         )
         await session.commit()
     return failed.rowcount

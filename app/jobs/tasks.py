@@ -1,5 +1,6 @@
-"""Task bodies: the only place a job runs. Each step is keyed by job id and output index, so a
-job run twice (a redelivered message, a worker killed mid-job) ends with one set of outputs."""
+"""Task bodies: the only place a job runs. Each output is keyed by job id and index, and each
+run holds the job under a lease fenced by its attempt number, so a job run twice (a redelivered
+message, a worker killed mid-job) ends with one set of outputs and one final status."""
 
 import asyncio
 import contextlib
@@ -13,15 +14,20 @@ from typing import Any
 from PIL import Image
 from sqlalchemy import or_, select, update
 
+from app.db import database_now
 from app.errors import DarkroomError, problem
 from app.imaging.codecs import ImageInfo, encode
 from app.imaging.geometry import fit_exact, generation_size
 from app.jobs.context import TaskContext
-from app.models import Asset, Job, utcnow
+from app.models import Asset, Job
 from app.providers.base import GenerateCall
 from app.services.assets import record_output
 
 logger = logging.getLogger(__name__)
+
+
+class LeaseLost(Exception):
+    """This run no longer holds the job: it was canceled, or another run took it over."""
 
 
 async def run_job(context: TaskContext, job_id: str) -> None:
@@ -30,24 +36,33 @@ async def run_job(context: TaskContext, job_id: str) -> None:
     if job is None:
         return
     try:
-        async with keep_lease(context, job_id):
-            provider_ms, cost_usd = await produce_outputs(context, job)
+        async with asyncio.timeout(context.settings.job_timeout_seconds):
+            async with keep_lease(context, job) as lease:
+                provider_ms, cost_usd = await produce_outputs(context, job, lease)
+    except LeaseLost:
+        return
     except DarkroomError as exc:
-        await finish(context, job_id, "failed", error=exc.to_problem())
+        await finish(context, job, "failed", error=exc.to_problem())
+        return
+    except TimeoutError:
+        detail = f"The job ran longer than {context.settings.job_timeout_seconds:g} seconds."
+        await finish(
+            context, job, "failed", error=problem(504, "job-timeout", "Job timed out", detail)
+        )
         return
     except Exception:
         logger.exception("job %s crashed", job_id)
         error = problem(500, "internal-error", "Internal error", "The job failed unexpectedly.")
-        await finish(context, job_id, "failed", error=error)
+        await finish(context, job, "failed", error=error)
         return
-    await finish(context, job_id, "succeeded", provider_ms=provider_ms, cost_usd=cost_usd)
+    await finish(context, job, "succeeded", provider_ms=provider_ms, cost_usd=cost_usd)
 
 
 async def claim(context: TaskContext, job_id: str) -> Job | None:
-    """Mark the job running under a fresh lease; None if it is not ours to run now."""
-    now = utcnow()
-    lease = now + timedelta(seconds=context.settings.job_lease_seconds)
+    """Take the job for this run: mark it running under a fresh lease and count the attempt,
+    whose number fences every later write of this run. None if it is not ours to run now."""
     async with context.sessionmaker() as session:
+        now = await database_now(session)
         claimed = await session.execute(
             update(Job)
             .where(
@@ -58,7 +73,11 @@ async def claim(context: TaskContext, job_id: str) -> Job | None:
                     (Job.status == "running") & (Job.lease_expires_at < now),
                 ),
             )
-            .values(status="running", attempts=Job.attempts + 1, lease_expires_at=lease)
+            .values(
+                status="running",
+                attempts=Job.attempts + 1,
+                lease_expires_at=now + timedelta(seconds=context.settings.job_lease_seconds),
+            )
         )
         if claimed.rowcount == 0:
             return None
@@ -70,7 +89,57 @@ async def claim(context: TaskContext, job_id: str) -> Job | None:
         return job
 
 
-async def produce_outputs(context: TaskContext, job: Job) -> tuple[int, float | None]:
+def _held_by(job: Job) -> Any:
+    """The condition under which this run still holds the job."""
+    return (Job.id == job.id) & (Job.status == "running") & (Job.attempts == job.attempts)
+
+
+class Lease:
+    """This run's hold on a job, kept alive in the background by `keep_lease`."""
+
+    def __init__(self) -> None:
+        self.lost = False
+
+    def check(self) -> None:
+        """Raise LeaseLost once a renewal found the job canceled or taken over."""
+        if self.lost:
+            raise LeaseLost
+
+
+@asynccontextmanager
+async def keep_lease(context: TaskContext, job: Job) -> AsyncIterator[Lease]:
+    """Renew the lease while the body runs. When this worker dies the renewals stop and the
+    sweeper hands the job to another worker once the lease runs out."""
+    lease = Lease()
+    heartbeat = asyncio.create_task(_renew_until_lost(context, job, lease))
+    try:
+        yield lease
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+
+
+async def _renew_until_lost(context: TaskContext, job: Job, lease: Lease) -> None:
+    lease_seconds = context.settings.job_lease_seconds
+    while not lease.lost:
+        await asyncio.sleep(lease_seconds / 3)
+        try:
+            async with context.sessionmaker() as session:
+                now = await database_now(session)
+                renewed = await session.execute(
+                    update(Job)
+                    .where(_held_by(job))
+                    .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+                )
+                await session.commit()
+            lease.lost = renewed.rowcount == 0
+        except Exception:
+            # A missed renewal is survivable (the lease has two more periods to run); keep trying.
+            logger.warning("could not renew the lease of job %s", job.id, exc_info=True)
+
+
+async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> tuple[int, float]:
     """Make and store each output the job does not have yet, one at a time, so a re-run
     picks up where a dead worker stopped. Returns provider milliseconds and cost."""
     request = job.request
@@ -80,8 +149,7 @@ async def produce_outputs(context: TaskContext, job: Job) -> tuple[int, float | 
         done = set(await session.scalars(select(Asset.output_index).where(Asset.job_id == job.id)))
     provider_ms, cost_usd = 0, 0.0
     for index in (index for index in range(request["n"]) if index not in done):
-        if await _status(context, job.id) != "running":
-            break
+        await _check_still_held(context, job, lease)
         seed = output_seed(request["seed"], index)
         call = GenerateCall(
             model=spec.name,
@@ -108,36 +176,13 @@ async def produce_outputs(context: TaskContext, job: Job) -> tuple[int, float | 
     return provider_ms, cost_usd
 
 
-async def _status(context: TaskContext, job_id: str) -> str | None:
+async def _check_still_held(context: TaskContext, job: Job, lease: Lease) -> None:
+    # Checked before each output, so a cancel stops the job within one output.
+    lease.check()
     async with context.sessionmaker() as session:
-        return await session.scalar(select(Job.status).where(Job.id == job_id))
-
-
-@asynccontextmanager
-async def keep_lease(context: TaskContext, job_id: str) -> AsyncIterator[None]:
-    """Renew the job's lease in the background while the body runs; when this worker dies the
-    renewals stop and the sweeper hands the job to another worker once the lease runs out."""
-    heartbeat = asyncio.create_task(_renew_lease_forever(context, job_id))
-    try:
-        yield
-    finally:
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
-
-
-async def _renew_lease_forever(context: TaskContext, job_id: str) -> None:
-    lease_seconds = context.settings.job_lease_seconds
-    while True:
-        await asyncio.sleep(lease_seconds / 3)
-        lease = utcnow() + timedelta(seconds=lease_seconds)
-        async with context.sessionmaker() as session:
-            await session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status == "running")
-                .values(lease_expires_at=lease)
-            )
-            await session.commit()
+        held = await session.scalar(select(Job.id).where(_held_by(job)))
+    if held is None:
+        raise LeaseLost
 
 
 def output_seed(seed: int, index: int) -> int:
@@ -148,32 +193,33 @@ def output_seed(seed: int, index: int) -> int:
 def _finish_image(
     image: Image.Image, width: int, height: int, image_format: str
 ) -> tuple[bytes, ImageInfo]:
-    return encode(fit_exact(image, width, height), image_format), ImageInfo(
-        image_format, width, height
-    )
+    fitted = fit_exact(image, width, height)
+    return encode(fitted, image_format), ImageInfo(image_format, width, height)
 
 
 async def finish(
     context: TaskContext,
-    job_id: str,
+    job: Job,
     status: str,
     *,
     error: dict[str, Any] | None = None,
     provider_ms: int | None = None,
     cost_usd: float | None = None,
-) -> None:
-    """Record a final status, unless the job was canceled (or finished) meanwhile."""
+) -> bool:
+    """Record this run's final status; False (and nothing written) if the run no longer holds
+    the job because it was canceled or taken over."""
     async with context.sessionmaker() as session:
-        await session.execute(
+        finished = await session.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status == "running")
+            .where(_held_by(job))
             .values(
                 status=status,
                 error=error,
                 provider_ms=provider_ms,
                 cost_usd=cost_usd,
-                finished_at=utcnow(),
+                finished_at=await database_now(session),
                 lease_expires_at=None,
             )
         )
         await session.commit()
+    return finished.rowcount == 1

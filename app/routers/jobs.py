@@ -44,12 +44,7 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=100, description="Jobs per page.")] = 20,
 ) -> schemas.JobPage:
     """The tenant's jobs, newest first, a page at a time."""
-    page, has_more = await jobs.list_jobs(session, tenant, status, cursor, limit)
-    return schemas.JobPage(
-        data=await jobs.job_views(session, page),
-        has_more=has_more,
-        next_cursor=page[-1].id if has_more else None,
-    )
+    return await jobs.list_jobs(session, tenant, status, cursor, limit)
 
 
 @router.post(
@@ -61,4 +56,6 @@ async def list_jobs(
 )
 async def cancel_job(job_id: str, session: Session, tenant: Tenant) -> schemas.Job:
     """Cancel a queued or running job; a finished job answers 409."""
-    return await jobs.job_view(session, await jobs.cancel_job(session, tenant, job_id))
+    job = await jobs.cancel_job(session, tenant, job_id)
+    await session.commit()
+    return await jobs.job_view(session, job)

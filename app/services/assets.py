@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import schemas
 from app.errors import NotFound
-from app.ids import new_id
+from app.ids import is_id, new_id
 from app.imaging.codecs import MEDIA_TYPES, ImageInfo, inspect_image
 from app.models import Asset, AssetParent, Job
 from app.storage import LocalStorage, content_key
@@ -65,12 +65,14 @@ async def _store(
 
 
 async def get_asset(session: AsyncSession, tenant_id: str, asset_id: str) -> Asset:
-    """The tenant's asset; NotFound for a missing one or another tenant's."""
-    asset = await session.scalar(
-        select(Asset).where(Asset.id == asset_id, Asset.tenant_id == tenant_id)
-    )
+    """The tenant's asset; NotFound for a missing one, a malformed id, or another tenant's."""
+    asset = None
+    if is_id(asset_id, "ast"):
+        asset = await session.scalar(
+            select(Asset).where(Asset.id == asset_id, Asset.tenant_id == tenant_id)
+        )
     if asset is None:
-        raise NotFound(f"No asset {asset_id}.")
+        raise NotFound(f"No asset {asset_id!r}.")
     return asset
 
 

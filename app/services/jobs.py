@@ -4,6 +4,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import secrets
 import time
 from collections import defaultdict
@@ -14,11 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import schemas
+from app.db import database_now
 from app.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
-from app.ids import new_id
+from app.ids import is_id, new_id
 from app.imaging.geometry import output_size
 from app.jobs.queue import JobQueue
-from app.models import Asset, Job, utcnow
+from app.models import Asset, Job
 from app.providers.base import ModelSpec
 from app.providers.registry import ProviderRegistry
 from app.schemas import parse_aspect_ratio, parse_size
@@ -27,6 +29,7 @@ from app.services.assets import content_path
 logger = logging.getLogger(__name__)
 
 FINAL_STATUSES = ("succeeded", "failed", "canceled")
+_WAIT_PREFERENCE = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 
 
 def normalize_generate(body: schemas.GenerateRequest, spec: ModelSpec) -> dict[str, Any]:
@@ -38,6 +41,11 @@ def normalize_generate(body: schemas.GenerateRequest, spec: ModelSpec) -> dict[s
         raise InvalidInput(f"{spec.id} cannot output {body.output_format}.")
     size = parse_size(body.size) if body.size else None
     aspect = parse_aspect_ratio(body.aspect_ratio) if body.aspect_ratio else None
+    if aspect and aspect[0] * aspect[1] > capabilities.default_area:
+        raise InvalidInput(
+            f"Aspect ratio {body.aspect_ratio} is too fine to hold exactly at {spec.id}'s "
+            "default size; give an exact `size` instead."
+        )
     width, height = output_size(size, aspect, capabilities.default_area)
     return {
         "prompt": body.prompt,
@@ -62,20 +70,20 @@ def request_hash(body: schemas.GenerateRequest) -> str:
 async def create_generate_job(
     session: AsyncSession,
     registry: ProviderRegistry,
-    queue: JobQueue,
     tenant_id: str,
     body: schemas.GenerateRequest,
     idempotency_key: str | None,
     default_model: str,
-) -> Job:
-    """Commit a generate job, then enqueue it; a retried Idempotency-Key returns the first job."""
+) -> tuple[Job, bool]:
+    """Add a generate job to the session, or find the one this Idempotency-Key already made;
+    the job and whether it is new. The caller commits, then dispatches a new job."""
     fingerprint = request_hash(body)
     if idempotency_key:
         existing = await _job_by_idempotency_key(session, tenant_id, idempotency_key)
         if existing is not None:
-            return _replay(existing, fingerprint)
+            return _replay(existing, fingerprint), False
     _, spec = registry.resolve(body.model or default_model)
-    now = utcnow()
+    now = await database_now(session)
     job = Job(
         id=new_id("job"),
         tenant_id=tenant_id,
@@ -87,17 +95,17 @@ async def create_generate_job(
         idempotency_key=idempotency_key,
         request_hash=fingerprint,
         created_at=now,
+        attempts=0,
         dispatches=1,
         dispatched_at=now,
     )
     session.add(job)
     try:
-        await session.commit()
+        # On Postgres a concurrent insert of the same key waits here for the other to commit.
+        await session.flush()
     except IntegrityError as exc:
-        await session.rollback()
         raise Conflict("A request with this Idempotency-Key is already in progress.") from exc
-    await dispatch(queue, job.id, 1)
-    return job
+    return job, True
 
 
 async def dispatch(queue: JobQueue, job_id: str, number: int) -> None:
@@ -106,6 +114,15 @@ async def dispatch(queue: JobQueue, job_id: str, number: int) -> None:
         await queue.enqueue(job_id, number)
     except Exception:
         logger.exception("could not enqueue job %s; the sweeper will retry", job_id)
+
+
+def requested_wait(prefer: str | None, cap: int) -> int:
+    """Seconds asked for by `Prefer: wait=N` (RFC 7240), capped; 0 without it."""
+    match = _WAIT_PREFERENCE.search(prefer or "")
+    if match is None:
+        return 0
+    digits = match.group(1).lstrip("0") or "0"
+    return cap if len(digits) > 4 else min(int(digits), cap)
 
 
 async def _job_by_idempotency_key(session: AsyncSession, tenant_id: str, key: str) -> Job | None:
@@ -123,55 +140,61 @@ def _replay(existing: Job, fingerprint: str) -> Job:
 
 
 async def get_job(session: AsyncSession, tenant_id: str, job_id: str) -> Job:
-    """The tenant's job; NotFound for a missing one or another tenant's."""
-    job = await session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
+    """The tenant's job; NotFound for a missing one, a malformed id, or another tenant's."""
+    job = None
+    if is_id(job_id, "job"):
+        job = await session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
     if job is None:
-        raise NotFound(f"No job {job_id}.")
+        raise NotFound(f"No job {job_id!r}.")
     return job
 
 
 async def list_jobs(
     session: AsyncSession, tenant_id: str, status: str | None, cursor: str | None, limit: int
-) -> tuple[list[Job], bool]:
-    """A page of the tenant's jobs, newest first, after `cursor`; and whether more follow."""
+) -> schemas.JobPage:
+    """A page of the tenant's jobs, newest first, after `cursor` (a job id)."""
+    if cursor is not None and not is_id(cursor, "job"):
+        raise InvalidInput("cursor must be the next_cursor of a previous page.")
     query = select(Job).where(Job.tenant_id == tenant_id).order_by(Job.id.desc()).limit(limit + 1)
     if status:
         query = query.where(Job.status == status)
     if cursor:
         query = query.where(Job.id < cursor)
     jobs = list(await session.scalars(query))
-    return jobs[:limit], len(jobs) > limit
+    page, has_more = jobs[:limit], len(jobs) > limit
+    return schemas.JobPage(
+        data=await job_views(session, page),
+        has_more=has_more,
+        next_cursor=page[-1].id if has_more else None,
+    )
 
 
 async def cancel_job(session: AsyncSession, tenant_id: str, job_id: str) -> Job:
-    """Cancel a queued or running job; Conflict if it already finished."""
+    """Cancel a queued or running job; Conflict if it already finished. The caller commits."""
     job = await get_job(session, tenant_id, job_id)
     canceled = await session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status.in_(("queued", "running")))
-        .values(status="canceled", finished_at=utcnow(), lease_expires_at=None)
+        .values(status="canceled", finished_at=await database_now(session), lease_expires_at=None)
     )
+    await session.refresh(job)
     if canceled.rowcount == 0:
         raise Conflict(f"Job {job_id} already {job.status}; only queued or running jobs cancel.")
-    await session.commit()
-    await session.refresh(job)
     return job
 
 
 async def wait_for_job(
     sessionmaker: async_sessionmaker[AsyncSession], tenant_id: str, job_id: str, seconds: float
-) -> Job | None:
-    """Poll until the job is final or `seconds` pass; the final job, else None."""
+) -> Job:
+    """Poll until the job is final or `seconds` pass; the job as it then is."""
     deadline = time.monotonic() + seconds
     interval = 0.02
     while True:
         async with sessionmaker() as session:
             job = await get_job(session, tenant_id, job_id)
-        if job.status in FINAL_STATUSES:
-            return job
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return None
+        if job.status in FINAL_STATUSES or remaining <= 0:
+            return job
         await asyncio.sleep(min(interval, remaining))
         interval = min(interval * 1.5, 0.5)
 

@@ -100,3 +100,35 @@ async def test_unavailable_model_fails_the_job_with_a_problem(app, client, auth)
     assert final["error"]["status"] == 422
     assert "gone/model" in final["error"]["detail"]
     assert final["outputs"] == []
+
+
+async def test_a_run_that_lost_its_lease_cannot_write_the_final_status(app, client, auth):
+    job = await held_job(app, auth)
+    context = app.state.context
+    stale_run = await tasks.claim(context, job.id)
+    async with context.sessionmaker() as session:
+        row = await session.get(Job, job.id)
+        row.lease_expires_at = utcnow() - timedelta(seconds=1)
+        await session.commit()
+    await tasks.run_job(context, job.id)
+
+    written = await tasks.finish(context, stale_run, "failed", error={"status": 500})
+
+    final, _ = await wait_for_final(client, auth, job.id)
+    assert written is False
+    assert final["status"] == "succeeded"
+    assert final["attempts"] == 2
+    assert len(final["outputs"]) == 1
+
+
+async def test_a_canceled_job_is_not_finished_by_its_run(app, client, auth):
+    job = await held_job(app, auth)
+    context = app.state.context
+    run = await tasks.claim(context, job.id)
+    await client.post(f"/v1/jobs/{job.id}/cancel", headers=auth)
+
+    written = await tasks.finish(context, run, "succeeded")
+
+    final, _ = await wait_for_final(client, auth, job.id)
+    assert written is False
+    assert final["status"] == "canceled"

@@ -1,6 +1,8 @@
 """POST /v1/generate, end to end on both backends."""
 
+import asyncio
 import io
+import json
 
 import httpx
 from PIL import Image
@@ -62,8 +64,23 @@ async def test_prefer_wait_answers_200_with_finished_job(client, auth):
 
 async def test_prefer_wait_is_capped_at_sixty_seconds(client, auth):
     response = await generate(client, auth, {"Prefer": "respond-async, wait=600"}, prompt="sky")
+    enormous = await generate(client, auth, {"Prefer": "wait=" + "9" * 5000}, prompt="sky")
 
+    assert response.status_code == 200
     assert response.headers["Preference-Applied"] == "wait=60"
+    assert enormous.status_code == 200
+    assert enormous.headers["Preference-Applied"] == "wait=60"
+
+
+async def test_prefer_wait_that_runs_out_answers_202_with_the_current_job(client, auth):
+    response = await generate(
+        client, auth, {"Prefer": "wait=1"}, prompt="a vast city", size="4096x4096", n=4
+    )
+
+    assert response.status_code == 202
+    assert response.headers["Preference-Applied"] == "wait=1"
+    assert response.json()["status"] in {"queued", "running"}
+    await client.post(f"/v1/jobs/{response.json()['id']}/cancel", headers=auth)
 
 
 async def test_same_seed_gives_same_bytes_and_other_seed_another_image(client, auth):
@@ -116,6 +133,48 @@ async def test_invalid_requests_answer_problem_json_listing_fields(client, auth)
         assert any(error["field"].startswith(field) for error in problem["errors"]), problem
     jobs = await client.get("/v1/jobs", headers=auth)
     assert jobs.json()["data"] == []
+
+
+async def test_unstorable_text_and_metadata_are_refused(client, auth):
+    deep: dict = {}
+    for _ in range(40):
+        deep = {"d": deep}
+    cases = [
+        b'{"prompt": "a\\u0000b"}',
+        b'{"prompt": "x", "negative_prompt": "\\u0000"}',
+        b'{"prompt": "x", "metadata": {"a": NaN}}',
+        b'{"prompt": "x", "metadata": {"a": [Infinity]}}',
+        b'{"prompt": "x", "metadata": {"k\\u0000": 1}}',
+        json.dumps({"prompt": "x", "metadata": deep}).encode(),
+    ]
+    for body in cases:
+        response = await client.post(
+            "/v1/generate", content=body, headers=auth | {"Content-Type": "application/json"}
+        )
+
+        assert response.status_code == 422, (body, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+    assert (await client.get("/v1/jobs", headers=auth)).json()["data"] == []
+
+
+async def test_aspect_ratio_too_fine_for_the_default_size_asks_for_a_size(client, auth):
+    response = await generate(client, auth, prompt="x", aspect_ratio="4095:4096")
+
+    assert response.status_code == 422
+    assert "size" in response.json()["detail"]
+
+
+async def test_concurrent_duplicates_make_one_job(client, auth):
+    key = {"Idempotency-Key": "burst"}
+
+    responses = await asyncio.gather(
+        *(generate(client, auth, key, prompt="a burst", seed=1) for _ in range(6))
+    )
+
+    statuses = [response.status_code for response in responses]
+    assert set(statuses) <= {202, 409}, statuses
+    assert len({r.json()["id"] for r in responses if r.status_code == 202}) == 1
+    assert len((await client.get("/v1/jobs", headers=auth)).json()["data"]) == 1
 
 
 async def test_unknown_model_is_a_clear_422(client, auth):

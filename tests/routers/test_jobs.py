@@ -98,21 +98,41 @@ async def test_cancel_queued_job_and_refuse_to_cancel_finished_one(app, client, 
     assert (await client.get(f"/v1/jobs/{job['id']}", headers=auth)).json()["outputs"] == []
 
 
-async def test_canceled_running_job_stays_canceled_and_stops(app, client, auth):
-    job = await create_job(client, auth, size="4096x4096", n=10)
+async def stored_outputs(app, job_id: str) -> int:
+    async with app.state.sessionmaker() as session:
+        query = select(func.count()).select_from(Asset).where(Asset.job_id == job_id)
+        return await session.scalar(query)
+
+
+async def test_canceled_running_job_stops_within_one_output_and_stays_canceled(app, client, auth):
+    job = await create_job(client, auth, size="4096x4096", n=5)
     await wait_for_status(client, auth, job["id"], {"running"})
 
     canceled = await client.post(f"/v1/jobs/{job['id']}/cancel", headers=auth)
-    await asyncio.sleep(4)
+    at_cancel = await stored_outputs(app, job["id"])
+    # Long enough for an uncanceled run to store at least three more 4096x4096 drafts.
+    await asyncio.sleep(6)
 
     assert canceled.status_code == 200
     final = (await client.get(f"/v1/jobs/{job['id']}", headers=auth)).json()
     assert final["status"] == "canceled"
-    async with app.state.sessionmaker() as session:
-        stored = await session.scalar(
-            select(func.count()).select_from(Asset).where(Asset.job_id == job["id"])
-        )
-    assert stored < 10
+    assert final["outputs"] == []
+    assert await stored_outputs(app, job["id"]) <= at_cancel + 1
+
+
+async def test_malformed_ids_are_not_found_and_a_bad_cursor_is_422(client, auth):
+    for path in (
+        "/v1/jobs/job_%00",
+        "/v1/jobs/nonsense",
+        "/v1/assets/ast_%00",
+        "/v1/assets/ast_%00/content",
+        "/v1/assets/" + "x" * 5000,
+    ):
+        response = await client.get(path, headers=auth)
+        assert response.status_code == 404, (path, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+    bad_cursor = await client.get("/v1/jobs?cursor=%00", headers=auth)
+    assert bad_cursor.status_code == 422
 
 
 async def test_unknown_routes_and_methods_are_problem_json(client, auth):
