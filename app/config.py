@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MEGABYTE = 1024 * 1024
@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(15, gt=0, description="How often the sweeper looks.")
     max_job_attempts: int = Field(3, ge=1, description="Runs of one job before it is failed.")
     max_wait_seconds: int = Field(60, ge=0, description="Cap on the `Prefer: wait=N` header.")
+
+    openai_api_key: SecretStr | None = Field(
+        None, description="OpenAI API key; unset lists the openai models as unavailable."
+    )
+    openai_base_url: str = Field(
+        "https://api.openai.com/v1", description="OpenAI API base URL, as its SDK takes it."
+    )
 
     @model_validator(mode="after")
     def _resolve_paths(self) -> "Settings":

@@ -13,6 +13,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 from fastapi import FastAPI
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
@@ -44,6 +45,8 @@ def worker_environment(settings: Settings) -> dict[str, str]:
     """The environment that makes `darkroom worker` use these settings."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DARKROOM_")}
     for name, value in settings.model_dump().items():
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
         if value is not None:
             environment[f"DARKROOM_{name.upper()}"] = str(value)
     return environment

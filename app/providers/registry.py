@@ -4,6 +4,7 @@ from app.config import Settings
 from app.errors import ModelUnavailable
 from app.providers.base import ModelSpec, Provider
 from app.providers.local import LocalProvider
+from app.providers.openai import OpenAIProvider
 
 
 class ProviderRegistry:
@@ -35,5 +36,6 @@ class ProviderRegistry:
 
 
 def create_registry(settings: Settings) -> ProviderRegistry:
-    """The providers this installation serves."""
-    return ProviderRegistry([LocalProvider()])
+    """The providers this installation serves; those without keys are listed as unavailable."""
+    openai_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    return ProviderRegistry([LocalProvider(), OpenAIProvider(openai_key, settings.openai_base_url)])
