@@ -38,7 +38,9 @@ class Settings(BaseSettings):
     )
     sweep_interval_seconds: float = Field(15, gt=0, description="How often the sweeper looks.")
     max_job_attempts: int = Field(3, ge=1, description="Runs of one job before it is failed.")
-    max_wait_seconds: int = Field(60, ge=0, description="Cap on the `Prefer: wait=N` header.")
+    max_wait_seconds: int = Field(
+        60, ge=0, le=60, description="Cap on the `Prefer: wait=N` header."
+    )
 
     openai_api_key: SecretStr | None = Field(
         None, description="OpenAI API key; unset lists the openai models as unavailable."

@@ -1,6 +1,7 @@
 """The public JSON contract (pydantic v2); the one source of the OpenAPI spec."""
 
 import json
+import math
 from datetime import datetime
 from math import gcd
 from typing import Any, Literal
@@ -60,25 +61,35 @@ def parse_size(value: str) -> tuple[int, int]:
 
 
 def check_metadata(value: dict[str, Any]) -> None:
-    """Refuse caller metadata that could not be stored and returned exactly as sent."""
-    if _depth(value) > MAX_METADATA_DEPTH:
-        raise ValueError(f"metadata must nest at most {MAX_METADATA_DEPTH} levels deep")
-    try:
-        encoded = json.dumps(value, allow_nan=False)
-    except ValueError:
-        raise ValueError("metadata must not contain NaN or Infinity") from None
-    if "\\u0000" in encoded:
-        raise ValueError("metadata must not contain NUL characters")
-    if len(encoded) > MAX_METADATA_BYTES:
+    """Refuse caller metadata that could not be stored and returned exactly as sent: too deep,
+    too large, or holding NaN, Infinity, NUL characters or unpaired surrogates."""
+    # Iterative, so that no nesting depth can exhaust the stack.
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_METADATA_DEPTH:
+            raise ValueError(f"metadata must nest at most {MAX_METADATA_DEPTH} levels deep")
+        if isinstance(item, dict):
+            for key, child in item.items():
+                _check_text(key)
+                pending.append((child, depth + 1))
+        elif isinstance(item, list):
+            pending.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str):
+            _check_text(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("metadata must not contain NaN or Infinity")
+    if len(json.dumps(value)) > MAX_METADATA_BYTES:
         raise ValueError("metadata must serialize to at most 16 KiB of JSON")
 
 
-def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + max(map(_depth, value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max(map(_depth, value), default=0)
-    return 0
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise ValueError("metadata must not contain NUL characters")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise ValueError("metadata must be valid Unicode (no unpaired surrogates)") from None
 
 
 class GenerateRequest(BaseModel):

@@ -16,7 +16,9 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
+from app.cli import migrate
 from app.config import Settings
+from app.main import create_app
 from app.models import Job
 from app.services.keys import create_key, tenant_for_key
 
@@ -149,3 +151,18 @@ async def fresh_database(suffix: str) -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, dict]]:
+    """An app for these settings (migrated and started), a client for it, and a tenant's
+    Authorization headers."""
+    await asyncio.to_thread(migrate, settings)
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        auth = await new_api_key(application)
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://darkroom.test"
+        ) as client:
+            yield application, client, auth

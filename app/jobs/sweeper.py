@@ -2,9 +2,9 @@
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 
 from app.db import database_now
 from app.errors import problem
@@ -31,15 +31,20 @@ async def _stranded_jobs(context: TaskContext, queue: JobQueue) -> list[Job]:
     async with context.sessionmaker() as session:
         now = await database_now(session)
         grace = now - timedelta(seconds=context.settings.queued_grace_seconds)
+        # Both kinds wait a grace period after their last dispatch, so a re-sent job that is
+        # still waiting for a free worker is not re-sent on every sweep.
         candidates = await session.scalars(
             select(Job).where(
+                Job.dispatched_at <= grace,
                 or_(
-                    (Job.status == "queued") & (Job.dispatched_at <= grace),
+                    Job.status == "queued",
                     (Job.status == "running") & (Job.lease_expires_at < now),
-                )
+                ),
             )
         )
         jobs = list(candidates)
+    # A running job's own message may still look in progress to the queue after its worker
+    # died, so only queued jobs ask the queue.
     return [
         job
         for job in jobs
@@ -47,15 +52,30 @@ async def _stranded_jobs(context: TaskContext, queue: JobQueue) -> list[Job]:
     ]
 
 
+def _still_stranded(job: Job, now: datetime) -> ColumnElement[bool]:
+    """True while nobody has touched the job since the sweep read it: same status, attempt
+    and dispatch, and for a running job a lease that is still expired."""
+    condition = (
+        (Job.id == job.id)
+        & (Job.status == job.status)
+        & (Job.attempts == job.attempts)
+        & (Job.dispatches == job.dispatches)
+    )
+    if job.status == "running":
+        condition &= Job.lease_expires_at < now
+    return condition
+
+
 async def _redispatch(context: TaskContext, queue: JobQueue, job: Job) -> int:
     # The dispatch counter is compared and bumped in one statement, so of several sweepers
     # looking at the same job only one re-sends it.
     number = job.dispatches + 1
     async with context.sessionmaker() as session:
+        now = await database_now(session)
         bumped = await session.execute(
             update(Job)
-            .where(Job.id == job.id, Job.dispatches == job.dispatches, Job.status == job.status)
-            .values(dispatches=number, dispatched_at=await database_now(session))
+            .where(_still_stranded(job, now))
+            .values(dispatches=number, dispatched_at=now)
         )
         await session.commit()
     if bumped.rowcount == 0:
@@ -69,15 +89,11 @@ async def _give_up(context: TaskContext, job: Job) -> int:
     detail = f"The job's worker was lost {job.attempts} times; it was not run again."
     error = problem(500, "worker-lost", "Worker lost", detail)
     async with context.sessionmaker() as session:
+        now = await database_now(session)
         failed = await session.execute(
             update(Job)
-            .where(Job.id == job.id, Job.status == job.status, Job.attempts == job.attempts)
-            .values(
-                status="failed",
-                error=error,
-                finished_at=await database_now(session),
-                lease_expires_at=None,
-            )
+            .where(_still_stranded(job, now))
+            .values(status="failed", error=error, finished_at=now, lease_expires_at=None)
         )
         await session.commit()
     return failed.rowcount

@@ -35,27 +35,29 @@ async def run_job(context: TaskContext, job_id: str) -> None:
     job = await claim(context, job_id)
     if job is None:
         return
+    deadline = asyncio.timeout(context.settings.job_timeout_seconds)
     try:
-        async with asyncio.timeout(context.settings.job_timeout_seconds):
-            async with keep_lease(context, job) as lease:
-                provider_ms, cost_usd = await produce_outputs(context, job, lease)
+        async with deadline, keep_lease(context, job) as lease:
+            provider_ms, cost_usd = await produce_outputs(context, job, lease)
     except LeaseLost:
         return
     except DarkroomError as exc:
         await finish(context, job, "failed", error=exc.to_problem())
         return
-    except TimeoutError:
-        detail = f"The job ran longer than {context.settings.job_timeout_seconds:g} seconds."
-        await finish(
-            context, job, "failed", error=problem(504, "job-timeout", "Job timed out", detail)
-        )
-        return
-    except Exception:
-        logger.exception("job %s crashed", job_id)
-        error = problem(500, "internal-error", "Internal error", "The job failed unexpectedly.")
-        await finish(context, job, "failed", error=error)
+    except Exception as exc:
+        await finish(context, job, "failed", error=_unexpected_failure(context, job, exc, deadline))
         return
     await finish(context, job, "succeeded", provider_ms=provider_ms, cost_usd=cost_usd)
+
+
+def _unexpected_failure(
+    context: TaskContext, job: Job, exc: Exception, deadline: asyncio.Timeout
+) -> dict[str, Any]:
+    if isinstance(exc, TimeoutError) and deadline.expired():
+        detail = f"The job ran longer than {context.settings.job_timeout_seconds:g} seconds."
+        return problem(504, "job-timeout", "Job timed out", detail)
+    logger.error("job %s crashed", job.id, exc_info=exc)
+    return problem(500, "internal-error", "Internal error", "The job failed unexpectedly.")
 
 
 async def claim(context: TaskContext, job_id: str) -> Job | None:
@@ -171,6 +173,10 @@ async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> tuple
             request["output_format"],
         )
         async with context.sessionmaker() as session:
+            # Locking the job row keeps a cancel or a takeover from slipping in before commit.
+            held = await session.scalar(select(Job.id).where(_held_by(job)).with_for_update())
+            if held is None:
+                raise LeaseLost
             await record_output(session, context.storage, job, index, encoded, seed)
             await session.commit()
     return provider_ms, cost_usd

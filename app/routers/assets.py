@@ -60,7 +60,7 @@ async def read_upload(request: Request) -> bytes:
     summary="Upload an image",
     status_code=201,
     response_model=schemas.Asset,
-    responses=problems(401, 413, 415, 422),
+    responses=problems(400, 401, 413, 415, 422),
     openapi_extra={"requestBody": UPLOAD_BODY},
 )
 async def upload_asset(

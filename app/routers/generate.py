@@ -28,7 +28,7 @@ router = APIRouter(prefix="/v1", tags=["generate"])
     responses={
         200: {"description": "The job finished within `Prefer: wait`.", "model": schemas.Job}
     }
-    | problems(401, 409, 413, 422),
+    | problems(400, 401, 409, 413, 422),
 )
 async def generate_image(
     body: schemas.GenerateRequest,

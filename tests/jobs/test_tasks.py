@@ -5,11 +5,12 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from app.config import Settings
 from app.jobs import tasks
 from app.models import Asset, Job, utcnow
 from app.services.assets import record_output
 from tests.factories import queued_job_row
-from tests.support import insert_job, tenant_of, wait_for_final
+from tests.support import insert_job, serving, tenant_of, wait_for_final
 
 
 async def outputs_of(app, job_id: str) -> list[Asset]:
@@ -132,3 +133,34 @@ async def test_a_canceled_job_is_not_finished_by_its_run(app, client, auth):
     final, _ = await wait_for_final(client, auth, job.id)
     assert written is False
     assert final["status"] == "canceled"
+
+
+async def test_a_job_past_its_timeout_fails_with_job_timeout(tmp_path):
+    settings = Settings(data_dir=tmp_path / "var", job_timeout_seconds=0.5)
+    async with serving(settings) as (_, client, auth):
+        body = {"prompt": "a slow one", "size": "4096x4096", "n": 3}
+        job = (await client.post("/v1/generate", json=body, headers=auth)).json()
+
+        final, _ = await wait_for_final(client, auth, job["id"])
+
+    assert final["status"] == "failed"
+    assert final["error"]["type"].endswith("/job-timeout")
+    assert final["outputs"] == []
+
+
+async def test_renewals_keep_a_job_longer_than_its_lease_with_its_first_worker(tmp_path):
+    settings = Settings(
+        data_dir=tmp_path / "var",
+        job_lease_seconds=0.6,
+        sweep_interval_seconds=0.1,
+        queued_grace_seconds=0,
+    )
+    async with serving(settings) as (_, client, auth):
+        body = {"prompt": "a long one", "size": "4096x4096", "n": 3}
+        job = (await client.post("/v1/generate", json=body, headers=auth)).json()
+
+        final, _ = await wait_for_final(client, auth, job["id"])
+
+    assert final["status"] == "succeeded"
+    assert final["attempts"] == 1
+    assert final["timings"]["total_ms"] > 2 * 600

@@ -1,20 +1,16 @@
 """POST /v1/assets and GET /v1/assets/{id}[/content]: uploads are untrusted, results immutable."""
 
-import asyncio
 import io
 import time
 
-import httpx
 import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from app.cli import migrate
 from app.config import Settings
-from app.main import create_app
 from app.models import Asset
 from tests.factories import image_bytes, png_declaring
-from tests.support import new_api_key
+from tests.support import serving
 
 
 async def upload(client, auth, data: bytes, filename: str = "photo.png", content_type="image/png"):
@@ -122,30 +118,48 @@ async def test_pixel_limit_is_named_in_the_refusal(client, auth):
 
 async def test_body_over_the_limit_is_413_and_the_app_keeps_serving(tmp_path):
     settings = Settings(data_dir=tmp_path / "var", max_body_bytes=256 * 1024)
-    await asyncio.to_thread(migrate, settings)
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        auth = await new_api_key(application)
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://darkroom.test"
-        ) as client:
-            large = image_bytes(1200, 1200, "PNG", compress_level=0)
-            assert len(large) > 256 * 1024
+    async with serving(settings) as (application, client, auth):
+        large = image_bytes(1200, 1200, "PNG", compress_level=0)
+        assert len(large) > 256 * 1024
 
-            declared = await upload(client, auth, large)
-            streamed = await client.post(
-                "/v1/assets",
-                content=_chunks(_multipart(large)),
-                headers=auth | {"Content-Type": "multipart/form-data; boundary=xyzzy"},
-            )
-            small = await upload(client, auth, image_bytes())
+        declared = await upload(client, auth, large)
+        streamed = await client.post(
+            "/v1/assets",
+            content=_chunks(_multipart(large)),
+            headers=auth | {"Content-Type": "multipart/form-data; boundary=xyzzy"},
+        )
+        small = await upload(client, auth, image_bytes())
 
-            assert declared.status_code == 413
-            assert declared.headers["content-type"] == "application/problem+json"
-            assert streamed.status_code == 413
-            assert small.status_code == 201
-            assert await stored_asset_count(application) == 1
+        assert declared.status_code == 413
+        assert declared.headers["content-type"] == "application/problem+json"
+        assert streamed.status_code == 413
+        assert small.status_code == 201
+        assert await stored_asset_count(application) == 1
+
+
+async def test_unauthenticated_upload_is_refused_before_its_body_is_read(app, client):
+    before = stored_files(app)
+
+    response = await client.post(
+        "/v1/assets",
+        content=_chunks(_multipart(image_bytes(800, 800, "PNG"))),
+        headers={"Content-Type": "multipart/form-data; boundary=xyzzy"},
+    )
+
+    assert response.status_code == 401
+    assert stored_files(app) == before
+
+
+async def test_weak_and_wildcard_etags_match(client, auth):
+    asset = (await upload(client, auth, image_bytes())).json()
+    tag = f'"{asset["content_hash"]}"'
+
+    for header in (f"W/{tag}", f'"other", {tag}', "*"):
+        response = await client.get(asset["url"], headers=auth | {"If-None-Match": header})
+        assert response.status_code == 304, header
+    assert (
+        await client.get(asset["url"], headers=auth | {"If-None-Match": '"x"'})
+    ).status_code == 200
 
 
 def _multipart(data: bytes) -> bytes:

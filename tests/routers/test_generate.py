@@ -145,7 +145,10 @@ async def test_unstorable_text_and_metadata_are_refused(client, auth):
         b'{"prompt": "x", "metadata": {"a": NaN}}',
         b'{"prompt": "x", "metadata": {"a": [Infinity]}}',
         b'{"prompt": "x", "metadata": {"k\\u0000": 1}}',
+        b'{"prompt": "x", "metadata": {"a": "\\udc00"}}',
+        b'{"prompt": "x", "metadata": {"\\ud800": 1}}',
         json.dumps({"prompt": "x", "metadata": deep}).encode(),
+        ('{"prompt": "x", "metadata": ' + '{"d": ' * 600 + "1" + "}" * 601).encode(),
     ]
     for body in cases:
         response = await client.post(
@@ -155,6 +158,15 @@ async def test_unstorable_text_and_metadata_are_refused(client, auth):
         assert response.status_code == 422, (body, response.text)
         assert response.headers["content-type"] == "application/problem+json"
     assert (await client.get("/v1/jobs", headers=auth)).json()["data"] == []
+
+
+async def test_metadata_that_merely_looks_odd_is_kept_exactly(client, auth):
+    metadata = {"regex": "\\u0000", "emoji": "🎨", "n": 1.5, "deep": {"a": {"b": [1, [2]]}}}
+
+    response = await generate(client, auth, prompt="x", metadata=metadata)
+
+    assert response.status_code == 202
+    assert response.json()["metadata"] == metadata
 
 
 async def test_aspect_ratio_too_fine_for_the_default_size_asks_for_a_size(client, auth):

@@ -1,7 +1,6 @@
 """POST /v1/generate with a vendor model: the job flow maps the requested aspect onto the
 model's native size, crops to the exact request, and records vendor failures as problems."""
 
-import asyncio
 import io
 from collections.abc import AsyncIterator
 
@@ -9,11 +8,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from app.cli import migrate
 from app.config import Settings
-from app.main import create_app
 from tests.fakes.openai_images import API_KEY, FakeOpenAIImages, moderation_blocked
-from tests.support import new_api_key, wait_for_final
+from tests.support import serving, wait_for_final
 
 
 @pytest.fixture
@@ -25,13 +22,8 @@ async def vendor_client(
         settings = Settings(
             data_dir=tmp_path / "var", openai_api_key=API_KEY, openai_base_url=server.base_url
         )
-        await asyncio.to_thread(migrate, settings)
-        application = create_app(settings)
-        async with application.router.lifespan_context(application):
-            auth = await new_api_key(application)
-            transport = httpx.ASGITransport(app=application)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-                yield client, auth, server
+        async with serving(settings) as (_, client, auth):
+            yield client, auth, server
 
 
 async def test_vendor_model_output_has_the_exact_requested_aspect(vendor_client):
