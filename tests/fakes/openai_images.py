@@ -8,7 +8,6 @@ Retry-After, server errors, slow answers, malformed or image-less payloads, mode
 Token counts in `usage` are made up; only their shape is OpenAI's. No streaming, GIF or SVG.
 """
 
-import asyncio
 import base64
 import io
 import json
@@ -16,11 +15,12 @@ import re
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from PIL import Image
+
+from tests.fakes.http_server import FakeHTTPServer, Received, Reply
 
 API_KEY = "sk-test-fake-openai-0123456789abcdef"
 
@@ -69,27 +69,6 @@ PARAMETERS = {
 LEGACY_PARAMETERS = {"response_format", "style"}
 MAX_PROMPT_CHARACTERS = 32_000
 PILLOW_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
-
-
-@dataclass
-class Reply:
-    """A scripted answer: status, headers and body after a delay. A `body` of None answers
-    as the real API would, once the delay is over (a slow but good answer)."""
-
-    status: int = 200
-    body: bytes | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay_seconds: float = 0.0
-
-
-@dataclass
-class Received:
-    """One request as the server saw it; `body` is None when it was not a JSON object."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any] | None
 
 
 def error_body(
@@ -289,63 +268,24 @@ def check_prompt(prompt: object) -> None:
 
 
 @dataclass
-class FakeOpenAIImages:
+class FakeOpenAIImages(FakeHTTPServer):
     """The server: use it as an async context manager, script misbehaviour with `script`,
     and read what it was sent in `received`."""
 
     api_key: str = API_KEY
-    received: list[Received] = field(default_factory=list)
-    port: int = 0
     _script: deque[Reply] = field(default_factory=deque)
-    _server: asyncio.Server | None = None
-    _handlers: set[asyncio.Task[None]] = field(default_factory=set)
-
-    @property
-    def base_url(self) -> str:
-        """Where an OpenAI client should point, `/v1` included."""
-        return f"http://127.0.0.1:{self.port}/v1"
 
     def script(self, *replies: Reply) -> None:
-        """Answer the next requests with these replies, in order; then behave normally."""
+        """Answer the next requests with these replies, in order; then behave normally. A reply
+        whose body is None is answered as the real API would, once its delay is over."""
         self._script.extend(replies)
 
-    async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        assert self._server is not None
-        self._server.close()
-        # A slow answer may still be sleeping for a client that gave up; nobody waits for it.
-        for task in list(self._handlers):
-            task.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        try:
-            request = await read_request(reader)
-            self.received.append(request)
-            reply = self._script.popleft() if self._script else Reply()
-            await asyncio.sleep(reply.delay_seconds)
-            if reply.body is None:
-                reply = self._answer(request)
-            writer.write(encode_response(reply))
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-            self._handlers.discard(task)
+    def respond(self, request: Received) -> Reply:
+        """The next scripted reply, or else what the real API answers; with a request id."""
+        reply = self._script.popleft() if self._script else Reply()
+        if reply.body is None:
+            reply = replace(self._answer(request), delay_seconds=reply.delay_seconds)
+        return replace(reply, headers={"x-request-id": f"req_{uuid.uuid4().hex}"} | reply.headers)
 
     def _answer(self, request: Received) -> Reply:
         """What the real API answers to this request."""
@@ -395,33 +335,3 @@ def generation(prompt: str, width: int, height: int, output_format: str, n: int)
         "usage": usage_for(prompt, width, height, n),
     }
     return json.dumps(body).encode()
-
-
-def encode_response(reply: Reply) -> bytes:
-    """The HTTP/1.1 response for a reply, with OpenAI's request id header."""
-    body = reply.body or b""
-    headers = {
-        "content-type": "application/json",
-        "content-length": str(len(body)),
-        "x-request-id": f"req_{uuid.uuid4().hex}",
-        "connection": "close",
-    } | reply.headers
-    head = f"HTTP/1.1 {reply.status} Fake\r\n" + "".join(
-        f"{k}: {v}\r\n" for k, v in headers.items()
-    )
-    return (head + "\r\n").encode("latin-1") + body
-
-
-async def read_request(reader: asyncio.StreamReader) -> Received:
-    """Read one HTTP/1.1 request with a Content-Length body."""
-    method, path, _ = (await reader.readline()).decode("latin-1").split(" ", 2)
-    headers: dict[str, str] = {}
-    while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-        name, _, value = line.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    raw_body = await reader.readexactly(int(headers.get("content-length", "0")))
-    try:
-        body = json.loads(raw_body)
-    except ValueError:
-        body = None
-    return Received(method, path, headers, body if isinstance(body, dict) else None)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from app.prompts import OptimizedPrompt, optimize_prompt, optimize_prompt_llm
-from tests.prompts.fake_chat_server import FakeChatServer, Reply
+from tests.fakes.chat_completions import FakeChatServer, Reply
 
 MODEL = "fake-model"
 API_KEY = "sk-test-123"
