@@ -141,7 +141,7 @@ async def _renew_until_lost(context: TaskContext, job: Job, lease: Lease) -> Non
             logger.warning("could not renew the lease of job %s", job.id, exc_info=True)
 
 
-async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> tuple[int, float]:
+async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> tuple[int, float | None]:
     """Make and store each output the job does not have yet, one at a time, so a re-run
     picks up where a dead worker stopped. Returns provider milliseconds and cost."""
     request = job.request
@@ -149,7 +149,8 @@ async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> tuple
     width, height = generation_size(spec.capabilities, request["width"], request["height"])
     async with context.sessionmaker() as session:
         done = set(await session.scalars(select(Asset.output_index).where(Asset.job_id == job.id)))
-    provider_ms, cost_usd = 0, 0.0
+    provider_ms = 0
+    costs: list[float | None] = []
     for index in (index for index in range(request["n"]) if index not in done):
         await _check_still_held(context, job, lease)
         seed = output_seed(request["seed"], index)
@@ -164,7 +165,7 @@ async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> tuple
         started = time.perf_counter()
         result = await provider.generate(call)
         provider_ms += round((time.perf_counter() - started) * 1000)
-        cost_usd += result.cost_usd or 0.0
+        costs.append(result.cost_usd)
         encoded = await asyncio.to_thread(
             _finish_image,
             result.image,
@@ -179,7 +180,8 @@ async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> tuple
                 raise LeaseLost
             await record_output(session, context.storage, job, index, encoded, seed)
             await session.commit()
-    return provider_ms, cost_usd
+    # One image of unknown price makes the job's cost unknown, not smaller.
+    return provider_ms, None if None in costs else sum(costs)
 
 
 async def _check_still_held(context: TaskContext, job: Job, lease: Lease) -> None:

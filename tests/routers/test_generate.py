@@ -60,6 +60,7 @@ async def test_prefer_wait_answers_200_with_finished_job(client, auth):
     assert job["status"] == "succeeded"
     assert len(job["outputs"]) == 1
     assert job["timings"]["total_ms"] is not None
+    assert job["cost_usd"] == 0.0
 
 
 async def test_prefer_wait_is_capped_at_sixty_seconds(client, auth):
