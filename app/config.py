@@ -2,8 +2,10 @@
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.fetcher import UrlPolicy
 
 MEGABYTE = 1024 * 1024
 
@@ -42,12 +44,27 @@ class Settings(BaseSettings):
         60, ge=0, le=60, description="Cap on the `Prefer: wait=N` header."
     )
 
+    url_allow: str = Field(
+        "",
+        description=(
+            "Comma-separated hosts or CIDRs exempt from the fetcher's address rules "
+            "(loopback, private, link-local, metadata); empty by default."
+        ),
+    )
+
     openai_api_key: SecretStr | None = Field(
         None, description="OpenAI API key; unset lists the openai models as unavailable."
     )
     openai_base_url: str = Field(
         "https://api.openai.com/v1", description="OpenAI API base URL, as its SDK takes it."
     )
+
+    @field_validator("url_allow")
+    @classmethod
+    def _url_allow_parses(cls, value: str) -> str:
+        # A typo in the allow list should stop the process at start-up, not open a hole later.
+        UrlPolicy.from_setting(value)
+        return value
 
     @model_validator(mode="after")
     def _resolve_paths(self) -> "Settings":
@@ -61,6 +78,11 @@ class Settings(BaseSettings):
     def asset_dir(self) -> Path:
         """The local directory that holds asset bytes."""
         return self.data_dir / "assets"
+
+    @property
+    def url_policy(self) -> UrlPolicy:
+        """The fetcher's address policy from `url_allow`."""
+        return UrlPolicy.from_setting(self.url_allow)
 
     @property
     def is_sqlite(self) -> bool:
