@@ -78,6 +78,42 @@ class ProviderError(DarkroomError):
     status, slug, title = 502, "provider-error", "Provider error"
 
 
+class ProviderAuthFailed(ProviderError):
+    """The vendor refused this server's credentials: an operator must fix the key or the account."""
+
+    status, slug, title = 502, "provider-auth-failed", "Provider authentication failed"
+
+
+class ProviderQuotaExhausted(ProviderError):
+    """The account behind the key is out of quota or credit; waiting will not help."""
+
+    status, slug, title = 502, "provider-quota-exhausted", "Provider quota exhausted"
+
+
+class ProviderOverloaded(ProviderError):
+    """The vendor was rate limiting, failing or unreachable on every attempt; try again later."""
+
+    status, slug, title = 503, "provider-overloaded", "Provider overloaded"
+
+
+class ModerationBlocked(ProviderError):
+    """The vendor's safety system refused the prompt or the image it made."""
+
+    status, slug, title = 422, "moderation-blocked", "Blocked by moderation"
+
+
+class InvalidForModel(ProviderError):
+    """The vendor rejected the request as invalid for this model (size, parameter, prompt)."""
+
+    status, slug, title = 422, "invalid-for-model", "Invalid for this model"
+
+
+class ProviderMalformedResponse(ProviderError):
+    """The vendor answered 2xx with something that is not a usable image."""
+
+    status, slug, title = 502, "provider-malformed-response", "Malformed provider response"
+
+
 def problem(
     status: int,
     slug: str,

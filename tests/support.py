@@ -43,8 +43,8 @@ def postgres_settings(postgres_url: str, data_dir: Path, **overrides: object) ->
     return Settings(**(values | overrides))
 
 
-def worker_environment(settings: Settings) -> dict[str, str]:
-    """The environment that makes `darkroom worker` use these settings."""
+def darkroom_environment(settings: Settings) -> dict[str, str]:
+    """The environment that makes a `darkroom` process use these settings."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DARKROOM_")}
     for name, value in settings.model_dump().items():
         if isinstance(value, SecretStr):
@@ -54,12 +54,17 @@ def worker_environment(settings: Settings) -> dict[str, str]:
     return environment
 
 
+def darkroom_command(*arguments: str) -> list[str]:
+    """The `darkroom` command line with these arguments, run by this interpreter."""
+    return [sys.executable, "-c", f"from app.cli import main; main({list(arguments)!r})"]
+
+
 def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     """A real `darkroom worker` process (arq on Redis) for these settings."""
     with log.open("ab") as output:
         return subprocess.Popen(
-            [sys.executable, "-c", "from app.cli import main; main(['worker'])"],
-            env=worker_environment(settings),
+            darkroom_command("worker"),
+            env=darkroom_environment(settings),
             stdout=output,
             stderr=subprocess.STDOUT,
         )
@@ -166,3 +171,22 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.Asyn
             transport=transport, base_url="http://darkroom.test"
         ) as client:
             yield application, client, auth
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def fresh_process_output(code: str, hash_seed: str = "4242") -> str:
+    """What `python -c code` prints in a new process run from the repository with its own
+    PYTHONHASHSEED: equal output proves a result depends on nothing process-specific, such as
+    Python's salted str hash."""
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return completed.stdout.strip()

@@ -2,7 +2,6 @@
 
 import asyncio
 import subprocess
-import sys
 
 import asyncpg
 from sqlalchemy import select
@@ -12,13 +11,13 @@ from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.models import ApiKey
 from app.services.keys import hash_key
-from tests.support import fresh_database, worker_environment
+from tests.support import darkroom_command, darkroom_environment, fresh_database
 
 
 def run_cli(settings: Settings, *arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", f"from app.cli import main; main({list(arguments)!r})"],
-        env=worker_environment(settings),
+        darkroom_command(*arguments),
+        env=darkroom_environment(settings),
         capture_output=True,
         text=True,
         timeout=120,

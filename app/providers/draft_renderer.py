@@ -41,11 +41,11 @@ def render_draft(prompt: str, seed: int, width: int, height: int) -> Image.Image
     """Render a deterministic RGB draft of exactly ``width`` x ``height`` for a prompt and seed."""
     if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
         raise ValueError(f"size must be within {MIN_SIDE}..{MAX_SIDE} px, got {width}x{height}")
-    words = _words(prompt)
+    words = prompt_words(prompt)
     palette = _palette(words)
     subject, banner = _subject(words)
     layout = LAYOUTS[subject]
-    rng = _rng("render", str(seed), prompt)
+    rng = seeded_rng("render", str(seed), prompt)
     focus = _focus(layout, banner, rng)
     size = _work_size(width, height)
     backdrop = _background(palette, _backdrop_size(size), focus)
@@ -58,11 +58,12 @@ def render_draft(prompt: str, seed: int, width: int, height: int) -> Image.Image
     return _add_grain(img.resize((width, height), resample), rng)
 
 
-def _words(prompt: str) -> list[str]:
+def prompt_words(prompt: str) -> list[str]:
+    """The prompt's words, lower-cased, for looking up in the word tables."""
     return re.findall(r"[a-z]+", prompt.lower())
 
 
-def _matches(words: list[str], table: Mapping[str, V]) -> list[V]:
+def match_words(words: list[str], table: Mapping[str, V]) -> list[V]:
     """Look words up in order, tolerating a plural ``s``."""
     found: list[V] = []
     for word in words:
@@ -72,7 +73,8 @@ def _matches(words: list[str], table: Mapping[str, V]) -> list[V]:
     return found
 
 
-def _rng(*parts: str) -> np.random.Generator:
+def seeded_rng(*parts: str) -> np.random.Generator:
+    """A generator seeded from the parts through SHA-256: the same in every process."""
     material = hashlib.sha256("\x1f".join(parts).encode()).digest()
     return np.random.Generator(np.random.PCG64(int.from_bytes(material, "big")))
 
@@ -235,8 +237,8 @@ class _Palette:
 
 
 def _palette(words: list[str]) -> _Palette:
-    named = [colour for colours in _matches(words, COLOUR_WORDS) for colour in colours]
-    tone = min(max(sum(_matches(words, TONE_WORDS)), -0.6), 0.6)
+    named = [colour for colours in match_words(words, COLOUR_WORDS) for colour in colours]
+    tone = min(max(sum(match_words(words, TONE_WORDS)), -0.6), 0.6)
     base = [_tone(c, tone) for c in dict.fromkeys(named) or _derived_colours(words)]
     # Variants on the far side of mid-grey keep single-colour prompts from looking flat.
     variants = [_shift(c, light=-0.25 if _luma(c) > 0.5 else 0.25, hue=0.03) for c in base]
@@ -249,7 +251,7 @@ def _palette(words: list[str]) -> _Palette:
 
 def _derived_colours(words: list[str]) -> list[RGB]:
     """A harmony seeded by the prompt's words, so colourless prompts differ from each other."""
-    rng = _rng("palette", *words)
+    rng = seeded_rng("palette", *words)
     hue, sat, light = rng.random(), rng.uniform(0.35, 0.7), rng.uniform(0.35, 0.65)
     offsets = HARMONIES[int(rng.integers(len(HARMONIES)))]
     return [_hls(hue + offset, light + rng.uniform(-0.2, 0.2), sat) for offset in offsets]
@@ -653,7 +655,7 @@ LAYOUT_WORDS: dict[str, str] = {
 
 
 def _subject(words: list[str]) -> tuple[str, bool]:
-    found = _matches(words, LAYOUT_WORDS)
+    found = match_words(words, LAYOUT_WORDS)
     return next((name for name in found if name != "banner"), "abstract"), "banner" in found
 
 

@@ -12,20 +12,21 @@ inputs give identical pixels in every process.
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TypeVar
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from app.providers.draft_renderer import COLOUR_WORDS, TONE_WORDS
-
-V = TypeVar("V")
+from app.providers.draft_renderer import (
+    COLOUR_WORDS,
+    TONE_WORDS,
+    match_words,
+    prompt_words,
+    seeded_rng,
+)
 
 REFERENCE_ROLES = frozenset({"style", "color", "subject", "composition"})
 # Lab channels (L, a, b) each reference role pulls. A style reference brings its tones as well as
@@ -174,7 +175,7 @@ def edit_image(
     if mask is None:
         edited = _blend(pixels, treatment.apply(pixels.astype(np.float32)), strength)
     else:
-        rng = _rng("edit", str(seed))
+        rng = seeded_rng("edit", str(seed))
         edited = _edit_masked(pixels, mask.astype(bool), treatment, strength, rng)
     return _output(working, edited, source.mode)
 
@@ -189,7 +190,7 @@ def variant_image(source: Image.Image, seed: int, variation: float) -> Image.Ima
     working = _working_copy(source)
     if variation == 0:
         return _output(working, np.asarray(working.convert("RGB")), source.mode)
-    rng = _rng("variant", str(seed))
+    rng = seeded_rng("variant", str(seed))
     hue, saturation, exposure = rng.uniform(-1.0, 1.0, 3)
     cut = variation * VARIANT_CROP * rng.uniform(0.5, 1.0)
     framed = _reframe(working, cut, rng.uniform(0.0, 1.0, 2))
@@ -239,11 +240,6 @@ def _output(working: Image.Image, rgb: np.ndarray, mode: str) -> Image.Image:
     if working.mode == "RGBA":
         image.putalpha(working.getchannel("A"))
     return image.convert(mode) if mode in KEPT_MODES else image
-
-
-def _rng(*parts: str) -> np.random.Generator:
-    material = hashlib.sha256("\x1f".join(parts).encode()).digest()
-    return np.random.Generator(np.random.PCG64(int.from_bytes(material, "big")))
 
 
 def _quantise(pixels: np.ndarray) -> np.ndarray:
@@ -370,25 +366,15 @@ def _look(prompt: str) -> _Look:
     text = prompt.lower()
     for phrase, word in LOOK_PHRASES.items():
         text = text.replace(phrase, f" {word} ")
-    words = re.findall(r"[a-z]+", text)
+    words = prompt_words(text)
     return _Look(
-        exposure=_clamp(sum(_lookup(words, TONE_WORDS)), MAX_EXPOSURE),
+        exposure=_clamp(sum(match_words(words, TONE_WORDS)), MAX_EXPOSURE),
         tint=_tint(words),
-        temperature=_clamp(sum(_lookup(words, TEMPERATURE_WORDS)), MAX_TEMPERATURE),
-        saturation=min(math.prod(_lookup(words, SATURATION_WORDS)), MAX_SATURATION),
-        vintage=min(max(_lookup(words, VINTAGE_WORDS), default=0.0), 1.0),
-        softness=max(_lookup(words, SOFTEN_WORDS), default=0.0),
+        temperature=_clamp(sum(match_words(words, TEMPERATURE_WORDS)), MAX_TEMPERATURE),
+        saturation=min(math.prod(match_words(words, SATURATION_WORDS)), MAX_SATURATION),
+        vintage=min(max(match_words(words, VINTAGE_WORDS), default=0.0), 1.0),
+        softness=max(match_words(words, SOFTEN_WORDS), default=0.0),
     )
-
-
-def _lookup(words: list[str], table: Mapping[str, V]) -> list[V]:
-    """Look words up in order, tolerating a plural ``s``."""
-    found: list[V] = []
-    for word in words:
-        key = word if word in table else word.removesuffix("s")
-        if key in table:
-            found.append(table[key])
-    return found
 
 
 def _clamp(value: float, limit: float) -> float:
@@ -396,7 +382,7 @@ def _clamp(value: float, limit: float) -> float:
 
 
 def _tint(words: list[str]) -> tuple[float, float] | None:
-    colours = [colour for named in _lookup(words, COLOUR_WORDS) for colour in named]
+    colours = [colour for named in match_words(words, COLOUR_WORDS) for colour in named]
     if not colours:
         return None
     a, b = _to_lab(np.array([colours], np.float32))[0, :, 1:].mean(axis=0)

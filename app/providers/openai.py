@@ -16,49 +16,22 @@ from typing import Any
 import httpx
 from PIL import Image
 
-from app.errors import DarkroomError, ProviderError
+from app.errors import (
+    DarkroomError,
+    InvalidForModel,
+    ModerationBlocked,
+    ProviderAuthFailed,
+    ProviderError,
+    ProviderMalformedResponse,
+    ProviderOverloaded,
+    ProviderQuotaExhausted,
+)
 from app.imaging.codecs import inspect_image
 from app.providers.base import GenerateCall, GenerateResult, ModelCapabilities, ModelSpec
 
 logger = logging.getLogger(__name__)
 
 PROVIDER = "openai"
-
-
-class ProviderAuthFailed(ProviderError):
-    """OpenAI refused this server's credentials: an operator must fix the key or the account."""
-
-    status, slug, title = 502, "provider-auth-failed", "Provider authentication failed"
-
-
-class ProviderQuotaExhausted(ProviderError):
-    """The account behind the key is out of quota or credit; waiting will not help."""
-
-    status, slug, title = 502, "provider-quota-exhausted", "Provider quota exhausted"
-
-
-class ProviderOverloaded(ProviderError):
-    """OpenAI was rate limiting, failing or unreachable on every attempt; try again later."""
-
-    status, slug, title = 503, "provider-overloaded", "Provider overloaded"
-
-
-class ModerationBlocked(ProviderError):
-    """OpenAI's safety system refused the prompt or the image it made."""
-
-    status, slug, title = 422, "moderation-blocked", "Blocked by moderation"
-
-
-class InvalidForModel(ProviderError):
-    """OpenAI rejected the request as invalid for this model (a size, a parameter, the prompt)."""
-
-    status, slug, title = 422, "invalid-for-model", "Invalid for this model"
-
-
-class ProviderMalformedResponse(ProviderError):
-    """OpenAI answered 2xx with something that is not a usable image."""
-
-    status, slug, title = 502, "provider-malformed-response", "Malformed provider response"
 
 
 # Sizes: the standard sizes that image_generate_params.py (openai 3.57.0) says every GPT image

@@ -8,6 +8,7 @@ import re
 import secrets
 import time
 from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -228,7 +229,7 @@ def _output_view(asset: Asset) -> schemas.JobOutput:
     )
 
 
-def _milliseconds(start: Any, end: Any) -> int | None:
+def _milliseconds(start: datetime | None, end: datetime | None) -> int | None:
     if start is None or end is None:
         return None
     return round((end - start).total_seconds() * 1000)

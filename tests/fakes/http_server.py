@@ -1,9 +1,10 @@
-"""The HTTP/1.1 scaffolding the fake vendor servers share: a server on 127.0.0.1 that takes one
-request per connection, records it in `received`, and sends what the subclass's `respond` returns.
-"""
+"""The HTTP/1.1 scaffolding the fake servers share: a server on 127.0.0.1 (https with an
+`ssl_context`) that takes one request per connection, records it in `received`, and sends what
+the subclass's `respond` returns (or writes its own answer in `send`)."""
 
 import asyncio
 import json
+import ssl
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -36,6 +37,7 @@ class FakeHTTPServer:
     """Use a subclass as an async context manager; read what it was sent in `received`."""
 
     received: list[Received] = field(default_factory=list)
+    ssl_context: ssl.SSLContext | None = None
     port: int = 0
     _server: asyncio.Server | None = None
     _handlers: set[asyncio.Task[None]] = field(default_factory=set)
@@ -49,8 +51,17 @@ class FakeHTTPServer:
         """The answer to `request`; each fake says what its vendor would answer."""
         raise NotImplementedError
 
+    async def send(self, request: Received, writer: asyncio.StreamWriter) -> None:
+        """Write the answer to `request`: by default `respond`'s reply, as JSON, after its delay.
+        A fake that must shape the bytes on the wire (chunking, trickling) overrides this."""
+        reply = self.respond(request)
+        await asyncio.sleep(reply.delay_seconds)
+        await write_response(writer, reply.status, reply.body or b"", reply.headers)
+
     async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(
+            self._handle, "127.0.0.1", 0, ssl=self.ssl_context
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -75,9 +86,7 @@ class FakeHTTPServer:
         try:
             request = await read_request(reader)
             self.received.append(request)
-            reply = self.respond(request)
-            await asyncio.sleep(reply.delay_seconds)
-            await write_response(writer, reply.status, reply.body or b"", reply.headers)
+            await self.send(request, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:

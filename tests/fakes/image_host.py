@@ -3,13 +3,10 @@ errors, slow, trickling or oversized bodies, with or without a length) and recor
 its Host header included, so a test can see where the fetcher connected and what it said."""
 
 import asyncio
-import ssl
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from types import TracebackType
-from typing import Self
 
-from tests.fakes.http_server import Received, read_request
+from tests.fakes.http_server import FakeHTTPServer, Received
 
 
 @dataclass
@@ -30,16 +27,11 @@ NOT_FOUND = Page(b"<h1>Not found</h1>", status=404, headers={"content-type": "te
 
 
 @dataclass
-class ImageHost:
+class ImageHost(FakeHTTPServer):
     """Use as an async context manager; add `pages` by path (before or after it starts). With an
     `ssl_context` it speaks https."""
 
     pages: dict[str, Page] = field(default_factory=dict)
-    ssl_context: ssl.SSLContext | None = None
-    received: list[Received] = field(default_factory=list)
-    port: int = 0
-    _server: asyncio.Server | None = None
-    _handlers: set[asyncio.Task[None]] = field(default_factory=set)
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
         """The URL of `path` on this host, reached by the name or address `host`."""
@@ -51,40 +43,9 @@ class ImageHost:
         """The paths requested so far, in order."""
         return [request.path for request in self.received]
 
-    async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(
-            self._handle, "127.0.0.1", 0, ssl=self.ssl_context
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        assert self._server is not None
-        self._server.close()
-        # A slow page may still be sleeping for a client that gave up; nobody waits for it.
-        for task in list(self._handlers):
-            task.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        try:
-            request = await read_request(reader)
-            self.received.append(request)
-            await write_page(writer, self.pages.get(request.path, NOT_FOUND))
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-            self._handlers.discard(task)
+    async def send(self, request: Received, writer: asyncio.StreamWriter) -> None:
+        """Write the page for the requested path, or a 404."""
+        await write_page(writer, self.pages.get(request.path, NOT_FOUND))
 
 
 async def write_page(writer: asyncio.StreamWriter, page: Page) -> None:

@@ -1,21 +1,17 @@
 """The rules-mode prompt optimizer: properties over a table of briefs, then specific behaviours."""
 
 import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from app.prompts import STYLE_PRESETS, OptimizedPrompt, optimize_prompt
 from tests.prompts.briefs import CASES, Case
+from tests.support import fresh_process_output
 
 FILLABLE = ("subject", "setting", "composition", "lighting", "style", "mood", "palette", "quality")
 LIMITS = (77 * 4, 1000, 4000)
 RENDERINGS = ("sentences", "tags")
-REPO = Path(__file__).resolve().parents[2]
 
 # The test's own vocabulary of contradictions, kept apart from the code's tables on purpose.
 DAYLIGHT = re.compile(
@@ -167,17 +163,7 @@ print(json.dumps([
 
 def test_output_does_not_depend_on_hash_seed() -> None:
     def run(seed: str) -> list[dict[str, object]]:
-        env = {**os.environ, "PYTHONHASHSEED": seed}
-        completed = subprocess.run(
-            [sys.executable, "-c", DUMP_TABLE],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        )
-        return json.loads(completed.stdout)
+        return json.loads(fresh_process_output(DUMP_TABLE, hash_seed=seed))
 
     assert run("1") == run("2")
 

@@ -2,18 +2,13 @@
 
 import hashlib
 import io
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from app.providers.draft_renderer import render_draft
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support import fresh_process_output
 
 
 def png_bytes(img: Image.Image) -> bytes:
@@ -78,19 +73,8 @@ def test_render_is_identical_in_a_fresh_process():
         "render_draft('sunset city skyline banner', 1234, 400, 300).save(buf, 'PNG')\n"
         "print(hashlib.sha256(buf.getvalue()).hexdigest())\n"
     )
-    # A different hash salt in the child proves nothing depends on Python's hash().
-    env = {**os.environ, "PYTHONHASHSEED": "4242"}
-    child = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-
     here = hashlib.sha256(png_bytes(render_draft("sunset city skyline banner", 1234, 400, 300)))
-    assert child.stdout.strip() == here.hexdigest()
+    assert fresh_process_output(code) == here.hexdigest()
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,6 @@
 
 import hashlib
 import io
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,8 +10,8 @@ from PIL import Image, ImageDraw
 
 from app.providers.draft_renderer import render_draft
 from app.providers.local_edits import edit_image, mask_from_png, upscale, variant_image
+from tests.support import fresh_process_output
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SIZE = (96, 64)
 HOLE = (30, 16, 61, 43)  # left, top, right, bottom, inclusive as Pillow draws rectangles
 BLUE = (30, 80, 200)
@@ -438,18 +434,7 @@ def test_edits_are_deterministic():
 
 def test_edits_are_identical_in_a_fresh_process():
     code = "from tests.providers.test_local_edits import edits_digest\nprint(edits_digest())\n"
-    # A different hash salt in the child proves nothing depends on Python's hash().
-    env = {**os.environ, "PYTHONHASHSEED": "4242"}
-    child = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-
-    assert child.stdout.strip() == edits_digest()
+    assert fresh_process_output(code) == edits_digest()
 
 
 def test_variants_are_deterministic_and_depend_on_the_seed():

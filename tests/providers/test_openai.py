@@ -14,18 +14,20 @@ import httpx
 import pytest
 from PIL import Image
 
-from app.errors import DarkroomError
-from app.providers.base import GenerateCall
-from app.providers.openai import (
-    MAX_RETRY_AFTER_SECONDS,
-    TOKEN_PRICES,
+from app.errors import (
+    DarkroomError,
     InvalidForModel,
     ModerationBlocked,
-    OpenAIProvider,
     ProviderAuthFailed,
     ProviderMalformedResponse,
     ProviderOverloaded,
     ProviderQuotaExhausted,
+)
+from app.providers.base import GenerateCall
+from app.providers.openai import (
+    MAX_RETRY_AFTER_SECONDS,
+    TOKEN_PRICES,
+    OpenAIProvider,
     backoff_delay,
     retry_after_seconds,
 )
