@@ -83,8 +83,3 @@ class Settings(BaseSettings):
     def url_policy(self) -> UrlPolicy:
         """The fetcher's address policy from `url_allow`."""
         return UrlPolicy.from_setting(self.url_allow)
-
-    @property
-    def is_sqlite(self) -> bool:
-        """Whether the database is the embedded SQLite file."""
-        return str(self.database_url).startswith("sqlite")
