@@ -7,12 +7,18 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.services.keys import create_key
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def head_revision() -> str:
+    """The newest schema revision this code knows."""
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head() or ""
 
 
 def migrate(settings: Settings) -> None:

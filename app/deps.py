@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import Session
 from app.errors import Unauthorized
+from app.jobs.context import TaskContext
 from app.jobs.queue import JobQueue
 from app.providers.registry import ProviderRegistry
 from app.services.keys import tenant_for_key
@@ -50,6 +51,11 @@ def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     return request.app.state.sessionmaker
 
 
+def get_context(request: Request) -> TaskContext:
+    """The process's task context, which job events are published through."""
+    return request.app.state.context
+
+
 def get_registry(request: Request) -> ProviderRegistry:
     """The app's provider registry."""
     return request.app.state.registry
@@ -60,6 +66,7 @@ AppSettings = Annotated[Settings, Depends(get_settings)]
 Queue = Annotated[JobQueue, Depends(get_queue)]
 Storage = Annotated[LocalStorage, Depends(get_storage)]
 Registry = Annotated[ProviderRegistry, Depends(get_registry)]
+Context = Annotated[TaskContext, Depends(get_context)]
 Sessionmaker = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
 IdempotencyKey = Annotated[
     str | None,

@@ -76,6 +76,8 @@ class ProviderError(DarkroomError):
     """A model provider failed; recorded on the failed job rather than raised to a request."""
 
     status, slug, title = 502, "provider-error", "Provider error"
+    # Whether another model (a request's fallback_models) may succeed where this one failed.
+    retryable = False
 
 
 class ProviderAuthFailed(ProviderError):
@@ -94,6 +96,7 @@ class ProviderOverloaded(ProviderError):
     """The vendor was rate limiting, failing or unreachable on every attempt; try again later."""
 
     status, slug, title = 503, "provider-overloaded", "Provider overloaded"
+    retryable = True
 
 
 class ModerationBlocked(ProviderError):
@@ -112,6 +115,7 @@ class ProviderMalformedResponse(ProviderError):
     """The vendor answered 2xx with something that is not a usable image."""
 
     status, slug, title = 502, "provider-malformed-response", "Malformed provider response"
+    retryable = True
 
 
 def problem(

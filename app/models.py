@@ -127,6 +127,9 @@ class Asset(Base):
     )
     output_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
     seed: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Facts about how a job made this output: model, latency_ms and cost_usd, and the job
+    # kind's own (an export's target and fit, a variant's variation).
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

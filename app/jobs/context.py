@@ -1,8 +1,9 @@
 """What a task body needs, built once per process from the settings."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -21,6 +22,8 @@ class TaskContext:
     sessionmaker: async_sessionmaker[AsyncSession]
     storage: LocalStorage
     registry: ProviderRegistry
+    # Called on every job event as listener(context, job, event, data); see app.jobs.events.
+    listeners: list[Callable[..., Awaitable[Any]]] = field(default_factory=list)
 
 
 @asynccontextmanager

@@ -5,22 +5,19 @@ message, a worker killed mid-job) ends with one set of outputs and one final sta
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-from PIL import Image
 from sqlalchemy import or_, select, update
 
 from app.db import database_now
 from app.errors import DarkroomError, problem
-from app.imaging.codecs import ImageInfo, encode
-from app.imaging.geometry import fit_exact, generation_size
 from app.jobs.context import TaskContext
+from app.jobs.events import publish
+from app.jobs.kinds import KINDS
 from app.models import Asset, Job
-from app.providers.base import GenerateCall
 from app.services.assets import record_output
 
 logger = logging.getLogger(__name__)
@@ -35,6 +32,7 @@ async def run_job(context: TaskContext, job_id: str) -> None:
     job = await claim(context, job_id)
     if job is None:
         return
+    await publish(context, job, "started")
     deadline = asyncio.timeout(context.settings.job_timeout_seconds)
     try:
         async with deadline, keep_lease(context, job) as lease:
@@ -143,45 +141,37 @@ async def _renew_until_lost(context: TaskContext, job: Job, lease: Lease) -> Non
 
 async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> tuple[int, float | None]:
     """Make and store each output the job does not have yet, one at a time, so a re-run
-    picks up where a dead worker stopped. Returns provider milliseconds and cost."""
-    request = job.request
-    provider, spec = context.registry.resolve(job.model)
-    width, height = generation_size(spec.capabilities, request["width"], request["height"])
+    picks up where a dead worker stopped. Returns provider milliseconds and cost over every
+    output, whichever run made it."""
+    runner = KINDS[job.kind](context, job)
     async with context.sessionmaker() as session:
         done = set(await session.scalars(select(Asset.output_index).where(Asset.job_id == job.id)))
-    provider_ms = 0
-    costs: list[float | None] = []
-    for index in (index for index in range(request["n"]) if index not in done):
+    await _check_still_held(context, job, lease)
+    await runner.prepare()
+    total = runner.output_count()
+    for index in (index for index in range(total) if index not in done):
         await _check_still_held(context, job, lease)
-        seed = output_seed(request["seed"], index)
-        call = GenerateCall(
-            model=spec.name,
-            prompt=request["prompt"],
-            negative_prompt=request.get("negative_prompt"),
-            width=width,
-            height=height,
-            seed=seed,
-        )
-        started = time.perf_counter()
-        result = await provider.generate(call)
-        provider_ms += round((time.perf_counter() - started) * 1000)
-        costs.append(result.cost_usd)
-        encoded = await asyncio.to_thread(
-            _finish_image,
-            result.image,
-            request["width"],
-            request["height"],
-            request["output_format"],
-        )
+        output = await runner.make(index)
         async with context.sessionmaker() as session:
             # Locking the job row keeps a cancel or a takeover from slipping in before commit.
             held = await session.scalar(select(Job.id).where(_held_by(job)).with_for_update())
             if held is None:
                 raise LeaseLost
-            await record_output(session, context.storage, job, index, encoded, seed)
+            await record_output(session, context.storage, job, index, output)
             await session.commit()
-    # One image of unknown price makes the job's cost unknown, not smaller.
-    return provider_ms, None if None in costs else sum(costs)
+        done.add(index)
+        await publish(context, job, "progress", {"completed": len(done), "total": total})
+    return await _totals(context, job)
+
+
+async def _totals(context: TaskContext, job: Job) -> tuple[int, float | None]:
+    # One output of unknown price makes the job's cost unknown, not smaller.
+    async with context.sessionmaker() as session:
+        details = list(await session.scalars(select(Asset.details).where(Asset.job_id == job.id)))
+    facts = [detail or {} for detail in details]
+    provider_ms = sum(int(fact.get("latency_ms") or 0) for fact in facts)
+    costs = [fact.get("cost_usd") for fact in facts if "cost_usd" in fact]
+    return provider_ms, None if None in costs else float(sum(costs))
 
 
 async def _check_still_held(context: TaskContext, job: Job, lease: Lease) -> None:
@@ -191,18 +181,6 @@ async def _check_still_held(context: TaskContext, job: Job, lease: Lease) -> Non
         held = await session.scalar(select(Job.id).where(_held_by(job)))
     if held is None:
         raise LeaseLost
-
-
-def output_seed(seed: int, index: int) -> int:
-    """The seed of output `index`: the job's seed plus the index, within 32 bits."""
-    return (seed + index) % 2**32
-
-
-def _finish_image(
-    image: Image.Image, width: int, height: int, image_format: str
-) -> tuple[bytes, ImageInfo]:
-    fitted = fit_exact(image, width, height)
-    return encode(fitted, image_format), ImageInfo(image_format, width, height)
 
 
 async def finish(
@@ -230,4 +208,6 @@ async def finish(
             )
         )
         await session.commit()
+    if finished.rowcount == 1:
+        await publish(context, job, status)
     return finished.rowcount == 1

@@ -1,9 +1,10 @@
 """The provider protocol every model adapter implements, and the capabilities it declares."""
 
-from dataclasses import dataclass
-from typing import Protocol
+import io
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,60 @@ class GenerateCall:
     negative_prompt: str | None = None
 
 
+@dataclass(frozen=True)
+class InputImage:
+    """An image a caller gave (already validated and stored as an asset): its original bytes
+    for vendors that take files, and the decoded pixels for local work."""
+
+    asset_id: str
+    data: bytes
+    format: str
+    width: int
+    height: int
+
+    def decode(self) -> Image.Image:
+        """The pixels, EXIF orientation applied, as RGB or RGBA."""
+        return decode_input(self.data)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference image that steers an edit: its role (style, subject, composition, color)
+    and weight (0..1)."""
+
+    image: InputImage
+    role: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class EditCall:
+    """One edit of a source image, as a provider receives it. `mask` marks the area to change
+    with fully transparent pixels; `strength` (0..1) is how far to move from the source;
+    `keep` names what must stay unchanged; `variation` (0..1) is set for variants."""
+
+    model: str
+    prompt: str
+    image: InputImage
+    width: int
+    height: int
+    seed: int
+    mask: InputImage | None = None
+    references: tuple[Reference, ...] = ()
+    strength: float | None = None
+    keep: tuple[str, ...] = ()
+    variation: float | None = None
+    negative_prompt: str | None = None
+
+
 @dataclass
 class GenerateResult:
-    """What a provider returns: the image and what it cost."""
+    """What a provider returns: the image, what it cost, and what the vendor reported (usage,
+    its own seed, a revised prompt) for the job record."""
 
     image: Image.Image
     cost_usd: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 class Provider(Protocol):
@@ -77,3 +126,16 @@ class Provider(Protocol):
     async def generate(self, call: GenerateCall) -> GenerateResult:
         """Make the image `call` describes."""
         ...
+
+    async def edit(self, call: EditCall) -> GenerateResult:
+        """Edit `call.image` as the call describes; only for models whose modes include
+        `edit` (InvalidForModel otherwise)."""
+        ...
+
+
+def decode_input(data: bytes) -> Image.Image:
+    """Decode validated image bytes to RGB or RGBA with EXIF orientation applied."""
+    with Image.open(io.BytesIO(data)) as opened:
+        image = ImageOps.exif_transpose(opened)
+        has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+        return image.convert("RGBA" if has_alpha else "RGB")

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Query
 
 from app import schemas
 from app.db import Session
-from app.deps import Tenant
+from app.deps import Context, Tenant
+from app.jobs.events import publish
 from app.routers import problems
 from app.services import jobs
 
@@ -54,8 +55,11 @@ async def list_jobs(
     response_model=schemas.Job,
     responses=problems(401, 404, 409),
 )
-async def cancel_job(job_id: str, session: Session, tenant: Tenant) -> schemas.Job:
+async def cancel_job(
+    job_id: str, session: Session, tenant: Tenant, context: Context
+) -> schemas.Job:
     """Cancel a queued or running job; a finished job answers 409."""
     job = await jobs.cancel_job(session, tenant, job_id)
     await session.commit()
+    await publish(context, job, "canceled")
     return await jobs.job_view(session, job)

@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -13,6 +14,9 @@ from app.ids import is_id, new_id
 from app.imaging.codecs import MEDIA_TYPES, ImageInfo, inspect_image
 from app.models import Asset, AssetParent, Job
 from app.storage import LocalStorage, content_key
+
+if TYPE_CHECKING:
+    from app.jobs.kinds.base import Output
 
 
 async def create_upload(
@@ -26,23 +30,32 @@ async def create_upload(
 
 
 async def record_output(
-    session: AsyncSession,
-    storage: LocalStorage,
-    job: Job,
-    index: int,
-    encoded: tuple[bytes, ImageInfo],
-    seed: int,
+    session: AsyncSession, storage: LocalStorage, job: Job, index: int, output: "Output"
 ) -> None:
-    """Store output `index` of a job, once: a second call for the same index changes nothing."""
-    data, info = encoded
+    """Store output `index` of a job with its lineage, once: a second call for the same index
+    changes nothing."""
+    data, info = output.encoded
     values = await _store(storage, job.tenant_id, data, info)
-    values.update(source="generated", job_id=job.id, output_index=index, seed=seed)
+    values.update(
+        source=output.source,
+        job_id=job.id,
+        output_index=index,
+        seed=output.seed,
+        details=output.details or None,
+    )
     dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    await session.execute(
+    inserted = await session.execute(
         dialect.insert(Asset)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["job_id", "output_index"])
+        .returning(Asset.id)
     )
+    asset_id = inserted.scalar_one_or_none()
+    if asset_id is not None and output.parents:
+        session.add_all(
+            AssetParent(asset_id=asset_id, parent_id=parent, role=role)
+            for parent, role in dict.fromkeys(output.parents)
+        )
 
 
 async def _store(

@@ -11,6 +11,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -62,9 +63,10 @@ def normalize_generate(body: schemas.GenerateRequest, spec: ModelSpec) -> dict[s
     }
 
 
-def request_hash(body: schemas.GenerateRequest) -> str:
+def request_hash(kind: str, body: BaseModel) -> str:
     """A fingerprint of the request as sent, to tell a retry from a different request."""
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    document = {"kind": kind, "body": body.model_dump(mode="json")}
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -78,21 +80,55 @@ async def create_generate_job(
 ) -> tuple[Job, bool]:
     """Add a generate job to the session, or find the one this Idempotency-Key already made;
     the job and whether it is new. The caller commits, then dispatches a new job."""
-    fingerprint = request_hash(body)
-    if idempotency_key:
-        existing = await _job_by_idempotency_key(session, tenant_id, idempotency_key)
-        if existing is not None:
-            return _replay(existing, fingerprint), False
+    fingerprint = request_hash("generate", body)
+    existing = await find_replay(session, tenant_id, idempotency_key, fingerprint)
+    if existing is not None:
+        return existing, False
     _, spec = registry.resolve(body.model or default_model)
+    request = normalize_generate(body, spec)
+    job = await add_job(
+        session, tenant_id, "generate", request, body.metadata, idempotency_key, fingerprint
+    )
+    return job, True
+
+
+async def find_replay(
+    session: AsyncSession, tenant_id: str, idempotency_key: str | None, fingerprint: str
+) -> Job | None:
+    """The job this Idempotency-Key already made for the same request; IdempotencyKeyReused if
+    it made one for another request; None for a new key or none at all."""
+    if not idempotency_key:
+        return None
+    existing = await _job_by_idempotency_key(session, tenant_id, idempotency_key)
+    if existing is None:
+        return None
+    if existing.request_hash != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was used with a different request body; use a new key."
+        )
+    return existing
+
+
+async def add_job(
+    session: AsyncSession,
+    tenant_id: str,
+    kind: str,
+    request: dict[str, Any],
+    metadata: dict[str, Any] | None,
+    idempotency_key: str | None,
+    fingerprint: str,
+) -> Job:
+    """Add a queued job for a normalized request and flush it; Conflict when a concurrent
+    request with the same Idempotency-Key got there first. The caller commits."""
     now = await database_now(session)
     job = Job(
         id=new_id("job"),
         tenant_id=tenant_id,
-        kind="generate",
+        kind=kind,
         status="queued",
-        model=spec.id,
-        request=normalize_generate(body, spec),
-        caller_metadata=body.metadata,
+        model=request["model"],
+        request=request,
+        caller_metadata=metadata,
         idempotency_key=idempotency_key,
         request_hash=fingerprint,
         created_at=now,
@@ -106,7 +142,7 @@ async def create_generate_job(
         await session.flush()
     except IntegrityError as exc:
         raise Conflict("A request with this Idempotency-Key is already in progress.") from exc
-    return job, True
+    return job
 
 
 async def dispatch(queue: JobQueue, job_id: str, number: int) -> None:
@@ -130,14 +166,6 @@ async def _job_by_idempotency_key(session: AsyncSession, tenant_id: str, key: st
     return await session.scalar(
         select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key)
     )
-
-
-def _replay(existing: Job, fingerprint: str) -> Job:
-    if existing.request_hash != fingerprint:
-        raise IdempotencyKeyReused(
-            "This Idempotency-Key was used with a different request body; use a new key."
-        )
-    return existing
 
 
 async def get_job(session: AsyncSession, tenant_id: str, job_id: str) -> Job:
@@ -219,6 +247,7 @@ async def job_view(session: AsyncSession, job: Job) -> schemas.Job:
 
 
 def _output_view(asset: Asset) -> schemas.JobOutput:
+    details = dict(asset.details or {})
     return schemas.JobOutput(
         asset_id=asset.id,
         url=content_path(asset.id),
@@ -226,6 +255,10 @@ def _output_view(asset: Asset) -> schemas.JobOutput:
         height=asset.height,
         format=asset.format,  # type: ignore[arg-type]
         seed=asset.seed,
+        model=details.pop("model", None),
+        latency_ms=details.pop("latency_ms", None),
+        cost_usd=details.pop("cost_usd", None),
+        details=details,
     )
 
 

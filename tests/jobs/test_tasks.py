@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from app.config import Settings
 from app.jobs import tasks
+from app.jobs.kinds.generate import GenerateRunner
 from app.models import Asset, Job, utcnow
 from app.services.assets import record_output
 from tests.factories import queued_job_row
@@ -44,12 +45,9 @@ async def test_rerun_after_a_dead_worker_keeps_its_outputs_and_adds_the_rest(app
     context = app.state.context
     # A first worker claimed the job, stored output 0, and died; its lease has run out.
     claimed = await tasks.claim(context, job.id)
-    image = await context.registry.resolve("local/draft")[0].generate(
-        tasks.GenerateCall(model="draft", prompt="x", width=96, height=64, seed=7)
-    )
+    output = await GenerateRunner(context, claimed).make(0)
     async with context.sessionmaker() as session:
-        encoded = tasks._finish_image(image.image, 96, 64, "png")
-        await record_output(session, context.storage, claimed, 0, encoded, 7)
+        await record_output(session, context.storage, claimed, 0, output)
         stale = await session.get(Job, job.id)
         stale.lease_expires_at = utcnow() - timedelta(seconds=1)
         await session.commit()

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 OutputFormat = Literal["png", "jpeg", "webp"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
-JobKind = Literal["generate"]
+JobKind = Literal["generate", "edit", "variants", "export"]
 AssetSource = Literal["upload", "generated", "reference", "export"]
 
 MAX_SEED = 2**32 - 1
@@ -202,6 +202,14 @@ class JobOutput(BaseModel):
     height: int = Field(description="Height in pixels.")
     format: OutputFormat = Field(description="Encoding of the bytes.")
     seed: int | None = Field(description="Seed that reproduces this output with the same request.")
+    model: str | None = Field(None, description="The model that made it.")
+    latency_ms: int | None = Field(None, description="Time the model took for it.")
+    cost_usd: float | None = Field(None, description="What it cost, where known.")
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What else is known of how it was made (fallbacks tried, export target, "
+        "vendor usage).",
+    )
 
 
 class JobTimings(BaseModel):

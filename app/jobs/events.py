@@ -1,0 +1,22 @@
+"""Job lifecycle events (queued, started, progress, succeeded, failed, canceled), told to
+whoever listens: live-progress streams and webhook deliveries. A listener's failure is
+logged and never fails the job."""
+
+import logging
+from typing import Any
+
+from app.jobs.context import TaskContext
+from app.models import Job
+
+logger = logging.getLogger(__name__)
+
+
+async def publish(
+    context: TaskContext, job: Job, event: str, data: dict[str, Any] | None = None
+) -> None:
+    """Tell every listener that `job` reached `event`."""
+    for listener in context.listeners:
+        try:
+            await listener(context, job, event, data or {})
+        except Exception:
+            logger.exception("job %s: a listener failed on %s", job.id, event)

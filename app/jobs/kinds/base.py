@@ -1,0 +1,81 @@
+"""What every job kind shares: the output it hands to the task body, and how it calls a model
+with the request's fallbacks."""
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.errors import ProviderError
+from app.imaging.codecs import ImageInfo
+from app.jobs.context import TaskContext
+from app.models import Job
+from app.providers.base import GenerateResult, ModelSpec, Provider
+
+
+@dataclass
+class Output:
+    """One finished output of a job: encoded bytes, the seed that makes it again, the assets
+    it was made from as (asset id, role), and facts for the job record (model, latency_ms,
+    cost_usd and the kind's own)."""
+
+    encoded: tuple[bytes, ImageInfo]
+    seed: int | None = None
+    source: str = "generated"
+    parents: tuple[tuple[str, str], ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class KindRunner:
+    """Runs one job of a kind. The task body calls `prepare` once per run, then `make` for each
+    index in `range(output_count())` that the job does not have yet, storing each output
+    before asking for the next."""
+
+    def __init__(self, context: TaskContext, job: Job) -> None:
+        self.context = context
+        self.job = job
+        self.request: dict[str, Any] = job.request
+
+    async def prepare(self) -> None:
+        """Load what every output needs (source images, a shared downscale)."""
+
+    def output_count(self) -> int:
+        """How many outputs the job makes."""
+        return int(self.request["n"])
+
+    async def make(self, index: int) -> Output:
+        """Make output `index`."""
+        raise NotImplementedError
+
+
+ModelCall = Callable[[Provider, ModelSpec], Awaitable[GenerateResult]]
+
+
+async def call_with_fallbacks(
+    context: TaskContext, models: list[str], call: ModelCall
+) -> tuple[GenerateResult, dict[str, Any]]:
+    """Call the first model; when it fails for a retryable reason (overloaded, timed out,
+    unreachable), the next, in order. The result and the details to record: the model that
+    made it, its latency and cost, and the models that failed before it."""
+    failed: list[dict[str, Any]] = []
+    for position, model_id in enumerate(models):
+        provider, spec = context.registry.resolve(model_id)
+        started = time.perf_counter()
+        try:
+            result = await call(provider, spec)
+        except ProviderError as exc:
+            if not exc.retryable or position == len(models) - 1:
+                if failed:
+                    exc.extensions["fallbacks_failed"] = failed
+                raise
+            failed.append({"model": model_id, "error": exc.slug, "detail": exc.detail})
+            continue
+        details = {
+            "model": spec.id,
+            "latency_ms": round((time.perf_counter() - started) * 1000),
+            "cost_usd": result.cost_usd,
+        } | result.details
+        if failed:
+            details["fallbacks_failed"] = failed
+        return result, details
+    raise AssertionError("call_with_fallbacks needs at least one model")

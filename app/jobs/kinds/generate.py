@@ -1,0 +1,57 @@
+"""Generate jobs: each output is one provider call at the model's nearest generation size,
+then cropped or padded to the exact requested size."""
+
+import asyncio
+
+from PIL import Image
+
+from app.imaging.codecs import ImageInfo, encode
+from app.imaging.geometry import fit_exact, generation_size
+from app.jobs.kinds.base import KindRunner, Output, call_with_fallbacks
+from app.models import Job
+from app.providers.base import GenerateCall, GenerateResult, ModelSpec, Provider
+
+
+def output_seed(seed: int, index: int) -> int:
+    """The seed of output `index`: the job's seed plus the index, within 32 bits."""
+    return (seed + index) % 2**32
+
+
+def model_chain(job: Job) -> list[str]:
+    """The job's model, then its fallbacks in order."""
+    return [job.model, *job.request.get("fallback_models", [])]
+
+
+async def finish_image(image: Image.Image, request: dict) -> tuple[bytes, ImageInfo]:
+    """Crop or pad to the exact requested size and encode, off the event loop."""
+    width, height, image_format = request["width"], request["height"], request["output_format"]
+
+    def _finish() -> tuple[bytes, ImageInfo]:
+        fitted = fit_exact(image, width, height)
+        return encode(fitted, image_format), ImageInfo(image_format, width, height)
+
+    return await asyncio.to_thread(_finish)
+
+
+class GenerateRunner(KindRunner):
+    """Images from a brief."""
+
+    async def make(self, index: int) -> Output:
+        request = self.request
+        seed = output_seed(request["seed"], index)
+
+        async def call(provider: Provider, spec: ModelSpec) -> GenerateResult:
+            width, height = generation_size(spec.capabilities, request["width"], request["height"])
+            return await provider.generate(
+                GenerateCall(
+                    model=spec.name,
+                    prompt=request["prompt"],
+                    negative_prompt=request.get("negative_prompt"),
+                    width=width,
+                    height=height,
+                    seed=seed,
+                )
+            )
+
+        result, details = await call_with_fallbacks(self.context, model_chain(self.job), call)
+        return Output(await finish_image(result.image, request), seed=seed, details=details)
