@@ -58,6 +58,50 @@ class Settings(BaseSettings):
     openai_base_url: str = Field(
         "https://api.openai.com/v1", description="OpenAI API base URL, as its SDK takes it."
     )
+    google_api_key: SecretStr | None = Field(
+        None, description="Gemini API key; unset lists the google models as unavailable."
+    )
+    google_base_url: str = Field(
+        "https://generativelanguage.googleapis.com/v1beta",
+        description="Gemini API base URL, as its SDK takes it.",
+    )
+    stability_api_key: SecretStr | None = Field(
+        None, description="Stability AI API key; unset lists the stability models as unavailable."
+    )
+    stability_base_url: str = Field(
+        "https://api.stability.ai", description="Stability AI API base URL."
+    )
+    bfl_api_key: SecretStr | None = Field(
+        None, description="Black Forest Labs API key; unset lists the bfl models as unavailable."
+    )
+    bfl_base_url: str = Field("https://api.bfl.ai", description="Black Forest Labs API base URL.")
+    replicate_api_key: SecretStr | None = Field(
+        None, description="Replicate API token; unset lists the replicate models as unavailable."
+    )
+    replicate_base_url: str = Field(
+        "https://api.replicate.com/v1", description="Replicate API base URL."
+    )
+    fal_api_key: SecretStr | None = Field(
+        None, description="fal API key; unset lists the fal models as unavailable."
+    )
+    fal_base_url: str = Field("https://queue.fal.run", description="fal queue API base URL.")
+    openai_compat_api_key: SecretStr | None = Field(
+        None, description="API key of an OpenAI-compatible image server, if it needs one."
+    )
+    openai_compat_base_url: str | None = Field(
+        None,
+        description="Base URL of a server that speaks OpenAI's image endpoints; unset lists "
+        "its models as unavailable.",
+    )
+    openai_compat_models: str = Field(
+        "", description="Comma-separated model ids the OpenAI-compatible server serves."
+    )
+    provider_timeout_seconds: float = Field(
+        120.0, gt=0, description="How long one request to a model vendor may take."
+    )
+    provider_max_retries: int = Field(
+        3, ge=0, le=10, description="Retries of a vendor request that failed for a passing reason."
+    )
 
     @field_validator("url_allow")
     @classmethod

@@ -1,0 +1,292 @@
+"""How every vendor adapter talks HTTP: a time limit per attempt, retries with jittered
+exponential backoff (honouring Retry-After) on failures worth retrying, a circuit breaker per
+vendor, and downloads of vendor-hosted images under the fetcher's address rules and limits.
+
+An adapter supplies only what is its vendor's own: base URL, auth headers, and `read_error`,
+which turns a non-2xx answer into a typed ProviderError. Whether an answer is retried follows
+the error's `retryable` flag, so a rate limit (ProviderOverloaded) is retried and an exhausted
+quota or a moderation refusal is not.
+"""
+
+import asyncio
+import email.utils
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from app.errors import (
+    InvalidForModel,
+    ProviderAuthFailed,
+    ProviderError,
+    ProviderMalformedResponse,
+    ProviderOverloaded,
+)
+from app.fetcher import UrlPolicy, UrlRefused, fetch_image
+
+logger = logging.getLogger(__name__)
+
+# Retries: jittered exponential backoff from BACKOFF_BASE_SECONDS up to BACKOFF_CAP_SECONDS,
+# unless the server names a wait, which is honoured up to MAX_RETRY_AFTER_SECONDS.
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_CAP_SECONDS = 8.0
+MAX_RETRY_AFTER_SECONDS = 60.0
+
+# Vendor-hosted results: the largest file and the longest wait accepted for one image.
+MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
+DOWNLOAD_TIMEOUT_SECONDS = 60.0
+
+ErrorReader = Callable[[httpx.Response], ProviderError]
+
+
+def retry_after_seconds(headers: httpx.Headers) -> float | None:
+    """The wait the server asked for: `retry-after-ms` (OpenAI's), else `Retry-After` as
+    seconds or an HTTP date. None if absent or unreadable."""
+    milliseconds = _non_negative_number(headers.get("retry-after-ms"))
+    if milliseconds is not None:
+        return milliseconds / 1000
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    seconds = _non_negative_number(value)
+    if seconds is not None:
+        return seconds
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _non_negative_number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def backoff_delay(retry: int, retry_after: float | None) -> float:
+    """Seconds to wait before retry number `retry` (from 1): the server's wait if it named one,
+    capped, else exponential backoff with jitter so that many workers do not retry in step."""
+    if retry_after is not None:
+        return min(retry_after, MAX_RETRY_AFTER_SECONDS)
+    ceiling = min(BACKOFF_BASE_SECONDS * 2 ** (retry - 1), BACKOFF_CAP_SECONDS)
+    return ceiling * random.uniform(0.5, 1.0)
+
+
+def default_error(vendor: str) -> ErrorReader:
+    """A reader for vendors whose error bodies carry nothing an adapter must act on: the status
+    alone decides (401/403 auth, 408/429/5xx overloaded, other 4xx invalid for the model)."""
+
+    def read(response: httpx.Response) -> ProviderError:
+        return error_for_status(vendor, response.status_code, response.text[:300])
+
+    return read
+
+
+def error_for_status(vendor: str, status: int, message: str, **extensions: Any) -> ProviderError:
+    """The typed failure for a vendor's HTTP status, when its body says nothing more precise."""
+    extensions = {"provider": vendor, "provider_status": status} | extensions
+    summary = f"{vendor} answered HTTP {status}: {message or 'no message'}"
+    if status in (401, 403):
+        return ProviderAuthFailed(
+            f"{vendor} refused this server's credentials (HTTP {status}).", **extensions
+        )
+    if status in (408, 429) or status >= 500:
+        return ProviderOverloaded(summary, **extensions)
+    return InvalidForModel(summary, **extensions)
+
+
+@dataclass
+class CircuitBreaker:
+    """Stops calling a vendor that keeps failing: after `threshold` failures in a row every call
+    fails at once for `cooldown_seconds`, then one trial call decides whether it closes again."""
+
+    threshold: int = 5
+    cooldown_seconds: float = 30.0
+    failures: int = 0
+    opened_at: float | None = None
+
+    def check(self, vendor: str) -> None:
+        """Raise ProviderOverloaded while open; after the cooldown let one trial through."""
+        if self.opened_at is None:
+            return
+        remaining = self.cooldown_seconds - (time.monotonic() - self.opened_at)
+        if remaining > 0:
+            raise ProviderOverloaded(
+                f"{vendor} failed {self.failures} times in a row; calls to it pause for "
+                f"another {remaining:.0f} s.",
+                provider=vendor,
+                circuit="open",
+            )
+        # Half open: this call is the trial; another failure re-opens at once.
+        self.opened_at = None
+        self.failures = self.threshold - 1
+
+    def record(self, succeeded: bool) -> None:
+        """Count a call's outcome (failures worth retrying only)."""
+        if succeeded:
+            self.failures, self.opened_at = 0, None
+            return
+        self.failures += 1
+        if self.failures >= self.threshold:
+            self.opened_at = time.monotonic()
+
+
+_BREAKERS: dict[str, CircuitBreaker] = {}
+
+
+def breaker_for(vendor: str) -> CircuitBreaker:
+    """The process-wide breaker of a vendor, shared by every adapter instance that calls it."""
+    return _BREAKERS.setdefault(vendor, CircuitBreaker())
+
+
+@dataclass(frozen=True)
+class _Retry:
+    """An attempt that failed in a way the next one may not, and any wait the server named."""
+
+    error: ProviderError
+    retry_after: float | None = None
+
+
+class VendorHTTP:
+    """An HTTP session with one vendor's API."""
+
+    def __init__(
+        self,
+        vendor: str,
+        base_url: str,
+        *,
+        headers: dict[str, str],
+        read_error: ErrorReader | None = None,
+        secrets: tuple[str, ...] = (),
+        timeout_seconds: float = 120.0,
+        max_retries: int = 3,
+        breaker: CircuitBreaker | None = None,
+        download_policy: UrlPolicy | None = None,
+    ) -> None:
+        self.vendor = vendor
+        self.base_url = base_url.rstrip("/")
+        self._headers = headers
+        self._read_error = read_error or default_error(vendor)
+        self._secrets = tuple(secret for secret in secrets if secret)
+        self.timeout_seconds = timeout_seconds
+        self._timeout = httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 10.0))
+        self.max_retries = max_retries
+        self.breaker = breaker or breaker_for(vendor)
+        self._download_policy = download_policy or UrlPolicy()
+
+    def url(self, path: str) -> str:
+        """An absolute URL for a path under the base URL (absolute URLs pass through)."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The first 2xx answer within the retry budget. A failure not worth retrying raises
+        its typed error at once; retryable ones raise ProviderOverloaded once the budget is
+        spent. `kwargs` go to httpx (json, data, files, params, headers)."""
+        attempts = self.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            self.breaker.check(self.vendor)
+            outcome = await self._attempt(method, path, kwargs)
+            self.breaker.record(not isinstance(outcome, _Retry))
+            if not isinstance(outcome, _Retry):
+                return outcome
+            if attempt < attempts:
+                delay = backoff_delay(attempt, outcome.retry_after)
+                logger.warning(
+                    "%s: %s; retry %d of %d in %.2f s",
+                    self.vendor,
+                    outcome.error.detail,
+                    attempt,
+                    self.max_retries,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+        tried = "once" if attempts == 1 else f"{attempts} times"
+        raise ProviderOverloaded(
+            f"{outcome.error.detail} (tried {tried}).", **outcome.error.extensions
+        )
+
+    async def _attempt(
+        self, method: str, path: str, kwargs: dict[str, Any]
+    ) -> httpx.Response | _Retry:
+        """One request: the 2xx answer, or a failure worth retrying. Raises on the rest."""
+        try:
+            response = await self._send(method, path, kwargs)
+        except (httpx.TimeoutException, TimeoutError):
+            return _Retry(
+                ProviderOverloaded(
+                    f"{self.vendor} sent no answer within {self.timeout_seconds:g} s",
+                    provider=self.vendor,
+                )
+            )
+        except httpx.RequestError as exc:
+            host = httpx.URL(self.url(path)).host
+            return _Retry(
+                ProviderOverloaded(
+                    f"could not reach {host} ({type(exc).__name__})", provider=self.vendor
+                )
+            )
+        if response.is_success:
+            return response
+        error = self._read_error(response)
+        error.detail = self.redact(error.detail)
+        if not error.retryable:
+            raise error
+        return _Retry(error, retry_after_seconds(response.headers))
+
+    async def _send(self, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
+        headers = self._headers | kwargs.pop("headers", {})
+        # httpx times each connect and read; this bounds the whole attempt.
+        async with (
+            asyncio.timeout(self.timeout_seconds),
+            httpx.AsyncClient(timeout=self._timeout) as client,
+        ):
+            response = await client.request(method, self.url(path), headers=headers, **kwargs)
+            await response.aread()
+            return response
+
+    def redact(self, text: str) -> str:
+        """The text with every configured secret replaced, for details and logs."""
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+    def json(self, response: httpx.Response) -> Any:
+        """The JSON of a 2xx answer; ProviderMalformedResponse if it is not JSON."""
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ProviderMalformedResponse(
+                f"{self.vendor}'s answer is not JSON.", provider=self.vendor
+            ) from exc
+
+    async def download(self, url: str) -> bytes:
+        """A vendor-hosted result image, under the fetcher's address rules, size and time
+        limits; ProviderMalformedResponse when it cannot be had."""
+        try:
+            fetched = await fetch_image(
+                url,
+                self._download_policy,
+                max_bytes=MAX_DOWNLOAD_BYTES,
+                timeout_seconds=DOWNLOAD_TIMEOUT_SECONDS,
+            )
+        except UrlRefused as exc:
+            raise ProviderMalformedResponse(
+                f"{self.vendor}'s result could not be downloaded: {exc.detail}",
+                provider=self.vendor,
+            ) from exc
+        return fetched.data
