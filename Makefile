@@ -4,13 +4,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format install
+.PHONY: run test lint format install openapi
 
 run: $(VENV)/.installed
 	$(BIN)/darkroom serve
 
 test: $(VENV)/.installed
 	$(BIN)/pytest
+
+openapi: $(VENV)/.installed
+	$(BIN)/darkroom openapi
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

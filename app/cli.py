@@ -1,7 +1,9 @@
-"""The `darkroom` command: serve, worker, migrate, keys create. All read DARKROOM_* settings."""
+"""The `darkroom` command: serve, worker, migrate, keys create, openapi. All read DARKROOM_*
+settings."""
 
 import argparse
 import asyncio
+import json
 import logging
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from app.db import create_engine, create_sessionmaker
 from app.services.keys import create_key
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+OPENAPI_PATH = Path("openapi/openapi.json")
 
 
 def head_revision() -> str:
@@ -72,6 +75,21 @@ def worker(settings: Settings) -> None:
     create_worker(settings).run()
 
 
+def openapi_json(settings: Settings) -> str:
+    """The app's OpenAPI document as checked in: sorted keys, indent 2, a trailing newline."""
+    from app.main import create_app
+
+    document = create_app(settings).openapi()
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_openapi(settings: Settings, path: Path) -> None:
+    """Write the OpenAPI document to `path`, creating its directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(openapi_json(settings), encoding="utf-8")
+    print(f"Wrote {path}.")
+
+
 def _redacted(settings: Settings) -> str:
     url = str(settings.database_url)
     return url.split("@")[-1] if "@" in url else url
@@ -88,6 +106,9 @@ def main(argv: list[str] | None = None) -> None:
         dest="keys_command", required=True
     )
     keys.add_parser("create", help="mint a key").add_argument("--tenant", required=True)
+    commands.add_parser("openapi", help="write the OpenAPI document").add_argument(
+        "--output", type=Path, default=OPENAPI_PATH, help=f"where to (default {OPENAPI_PATH})"
+    )
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()
@@ -97,5 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         worker(settings)
     elif arguments.command == "migrate":
         migrate(settings)
+    elif arguments.command == "openapi":
+        write_openapi(settings, arguments.output)
     else:
         keys_create(settings, arguments.tenant)

@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     max_wait_seconds: int = Field(
         60, ge=0, le=60, description="Cap on the `Prefer: wait=N` header."
     )
+    events_heartbeat_seconds: float = Field(
+        15, gt=0, description="Idle time after which a job event stream sends a heartbeat."
+    )
+    rate_limit_requests: int = Field(
+        600, ge=0, description="Requests one API key may make per window; 0 turns limits off."
+    )
+    rate_limit_window_seconds: int = Field(
+        60, ge=1, description="The rate limit's window, in seconds."
+    )
 
     url_allow: str = Field(
         "",
@@ -50,6 +59,26 @@ class Settings(BaseSettings):
             "Comma-separated hosts or CIDRs exempt from the fetcher's address rules "
             "(loopback, private, link-local, metadata); empty by default."
         ),
+    )
+
+    signing_secret: SecretStr | None = Field(
+        None,
+        description=(
+            "Key of signed asset URLs; unset means a random key kept in `<data_dir>/signing.key`, "
+            "which processes sharing the data dir share."
+        ),
+    )
+    public_url: str | None = Field(
+        None,
+        description="The API's public base URL, for absolute links in webhook payloads.",
+        examples=["https://darkroom.example.com"],
+    )
+    webhook_retry_schedule: str = Field(
+        "5,300,1800,7200,18000,36000,36000",
+        description="Seconds before each retry of a failed webhook delivery, comma-separated.",
+    )
+    webhook_timeout_seconds: float = Field(
+        10, gt=0, description="How long a webhook receiver has to answer one delivery."
     )
 
     openai_api_key: SecretStr | None = Field(
@@ -96,6 +125,16 @@ class Settings(BaseSettings):
     openai_compat_models: str = Field(
         "", description="Comma-separated model ids the OpenAI-compatible server serves."
     )
+    prompt_llm_base_url: str | None = Field(
+        None,
+        description="OpenAI-compatible chat completions base URL for `optimize: llm`; unset "
+        "makes llm mode use the rules (and say so on the job).",
+    )
+    prompt_llm_model: str = Field("gpt-4.1-mini", description="Chat model for `optimize: llm`.")
+    prompt_llm_api_key: SecretStr | None = Field(None, description="API key of the LLM endpoint.")
+    prompt_llm_timeout_seconds: float = Field(
+        8.0, gt=0, le=60, description="Longest wait for the LLM before falling back to the rules."
+    )
     provider_timeout_seconds: float = Field(
         120.0, gt=0, description="How long one request to a model vendor may take."
     )
@@ -108,6 +147,12 @@ class Settings(BaseSettings):
     def _url_allow_parses(cls, value: str) -> str:
         # A typo in the allow list should stop the process at start-up, not open a hole later.
         UrlPolicy.from_setting(value)
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _retry_schedule_parses(cls, value: str) -> str:
+        _seconds_list(value)
         return value
 
     @model_validator(mode="after")
@@ -127,3 +172,16 @@ class Settings(BaseSettings):
     def url_policy(self) -> UrlPolicy:
         """The fetcher's address policy from `url_allow`."""
         return UrlPolicy.from_setting(self.url_allow)
+
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        """Seconds before each retry of a webhook delivery, from `webhook_retry_schedule`."""
+        return _seconds_list(self.webhook_retry_schedule)
+
+
+def _seconds_list(value: str) -> tuple[float, ...]:
+    """`"5,300"` -> (5.0, 300.0); ValueError for a negative or non-numeric entry."""
+    seconds = tuple(float(entry) for entry in value.split(",") if entry.strip())
+    if not all(0 <= entry < float("inf") for entry in seconds):
+        raise ValueError("delays must be finite and not negative")
+    return seconds

@@ -12,22 +12,25 @@ from app.errors import Unauthorized
 from app.jobs.context import TaskContext
 from app.jobs.queue import JobQueue
 from app.providers.registry import ProviderRegistry
+from app.ratelimit import enforce_rate_limit
 from app.services.keys import tenant_for_key
 from app.storage import LocalStorage
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `darkroom keys create`.")
 
 
-async def get_tenant(
-    session: Session,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
-    """The tenant id of the request's bearer key; 401 without a valid one."""
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def get_tenant(request: Request, session: Session, credentials: BearerCredentials) -> str:
+    """The tenant id of the request's bearer key; 401 without a valid one, 429 when the key
+    is over its rate limit."""
     if credentials is None:
         raise Unauthorized("Send an API key as `Authorization: Bearer <key>`.")
     tenant_id = await tenant_for_key(session, credentials.credentials)
     if tenant_id is None:
         raise Unauthorized("The API key is not valid.")
+    await enforce_rate_limit(request, credentials.credentials)
     return tenant_id
 
 
@@ -72,7 +75,11 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         max_length=255,
-        description="Any unique string; retrying with the same key and body returns the first job.",
+        description=(
+            "Any unique string; a retry with the same key and body within 24 hours gets the "
+            "first response again. The same key with another body is 422; a retry while the "
+            "first request still runs is 409."
+        ),
     ),
 ]
 Prefer = Annotated[

@@ -2,8 +2,8 @@
 addresses checked after DNS resolution and again on every redirect, connecting to the very address
 that was checked, within time and size limits, and keeping only bytes that sniff as an image.
 
-The address rules (`UrlPolicy`, `check_address`, `resolve_checked`) are meant to be shared with
-webhook delivery, so both refuse the same places for the same reasons.
+The address rules (`UrlPolicy`, `check_address`, `resolve_checked`, `check_url`) are shared with
+webhook delivery (`post_checked`), so both refuse the same places for the same reasons.
 """
 
 import asyncio
@@ -136,6 +136,33 @@ async def resolve_checked(url: httpx.URL, policy: UrlPolicy) -> list[IPAddress]:
     return addresses
 
 
+async def check_url(text: str, policy: UrlPolicy) -> list[IPAddress]:
+    """`resolve_checked` for a URL given as text, as a caller wrote it; raises UrlRefused if it
+    does not parse or breaks the rules."""
+    return await resolve_checked(_parse_url(text), policy)
+
+
+async def post_checked(
+    url: str,
+    policy: UrlPolicy,
+    *,
+    content: bytes,
+    headers: dict[str, str],
+    timeout_seconds: float = 10.0,
+    client: httpx.AsyncClient | None = None,
+) -> httpx.Response:
+    """POST `content` to an untrusted URL under the address rules, connecting to the checked
+    address and following no redirect; the response, its body unread and closed. Raises
+    UrlRefused when the URL is refused, and httpx's errors (or TimeoutError) when the request
+    fails."""
+    start = _parse_url(url)
+    async with asyncio.timeout(timeout_seconds), _http_client(client, timeout_seconds) as http:
+        addresses = await resolve_checked(start, policy)
+        response = await _open(http, start, addresses, "POST", headers, content)
+        await response.aclose()
+    return response
+
+
 async def fetch_image(
     url: str,
     policy: UrlPolicy,
@@ -207,24 +234,37 @@ async def _follow(
 
 
 async def _open(
-    http: httpx.AsyncClient, url: httpx.URL, addresses: list[IPAddress]
+    http: httpx.AsyncClient,
+    url: httpx.URL,
+    addresses: list[IPAddress],
+    method: str = "GET",
+    headers: dict[str, str] = REQUEST_HEADERS,
+    content: bytes | None = None,
 ) -> httpx.Response:
     # Like any client, try the host's next address when one does not take the connection.
     for address in addresses[:-1]:
         with contextlib.suppress(httpx.ConnectError):
-            return await _send(http, url, address)
-    return await _send(http, url, addresses[-1])
+            return await _send(http, url, address, method, headers, content)
+    return await _send(http, url, addresses[-1], method, headers, content)
 
 
-async def _send(http: httpx.AsyncClient, url: httpx.URL, address: IPAddress) -> httpx.Response:
+async def _send(
+    http: httpx.AsyncClient,
+    url: httpx.URL,
+    address: IPAddress,
+    method: str = "GET",
+    headers: dict[str, str] = REQUEST_HEADERS,
+    content: bytes | None = None,
+) -> httpx.Response:
     # The request goes to the checked address itself, so no second DNS lookup can rebind the
     # name to somewhere else; the server still sees the original Host. For https, httpcore's
     # `sni_hostname` extension makes TLS send the original name as SNI and verify the
     # certificate against it rather than against the address.
     request = http.build_request(
-        "GET",
+        method,
         url.copy_with(host=str(address)),
-        headers=REQUEST_HEADERS | {"Host": url.netloc.decode("ascii")},
+        headers=headers | {"Host": url.netloc.decode("ascii")},
+        content=content,
         extensions={"sni_hostname": url.raw_host.decode("ascii")},
     )
     return await http.send(request, stream=True, follow_redirects=False)

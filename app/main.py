@@ -9,13 +9,18 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.errors import install_error_handlers
+from app.idempotency import IdempotencyKeys
 from app.jobs import tasks
 from app.jobs.context import TaskContext, open_context
 from app.jobs.queue import ArqQueue, InProcessQueue, JobQueue
 from app.jobs.sweeper import sweep_forever
 from app.limits import BodySizeLimit
 from app.openapi import install_openapi
-from app.routers import assets, generate, health, jobs, models
+from app.ratelimit import RateLimitHeaders, open_rate_limiter
+from app.routers import assets, edit, export, generate, health, jobs, models, openai_compat, prompts
+from app.routers import events as job_events
+from app.routers import webhooks as webhook_routes
+from app.webhooks.scheduler import start_webhooks
 
 DESCRIPTION = (
     "Darkroom is an async API for AI image work: generate images from a brief, edit photos, "
@@ -33,17 +38,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan,
         openapi_tags=[
             {"name": "generate", "description": "Make images from a brief."},
+            {"name": "edit", "description": "Edit photos and make variants of images."},
+            {"name": "prompts", "description": "The prompt optimizer."},
+            {"name": "export", "description": "Files sized and encoded for every destination."},
             {"name": "jobs", "description": "Follow, list and cancel jobs."},
             {"name": "assets", "description": "Upload images and download results."},
             {"name": "models", "description": "The model catalog."},
+            {"name": "webhooks", "description": "Receive job events, signed, at your URLs."},
             {"name": "health", "description": "Liveness and readiness."},
+            {
+                "name": "openai-compatible",
+                "description": "OpenAI's Images API (generations, edits, variations), for "
+                "products on the official `openai` clients; errors in OpenAI's shape.",
+            },
         ],
     )
     app.state.settings = settings
+    # Inside the body size limit, which bounds what the idempotency layer reads.
+    app.add_middleware(IdempotencyKeys)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitHeaders)
     install_error_handlers(app)
     install_openapi(app)
-    for router in (generate.router, jobs.router, assets.router, models.router, health.router):
+    for router in (
+        generate.router,
+        edit.router,
+        prompts.router,
+        export.router,
+        jobs.router,
+        job_events.router,
+        assets.router,
+        webhook_routes.router,
+        models.router,
+        health.router,
+        openai_compat.router,
+    ):
         app.include_router(router)
     return app
 
@@ -51,9 +80,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    async with open_context(settings) as context:
+    async with open_context(settings) as context, open_rate_limiter(settings) as rate_limiter:
         queue = await _open_queue(context)
+        app.state.rate_limiter = rate_limiter
         sweeper = None if settings.redis_url else asyncio.create_task(sweep_forever(context, queue))
+        redis = queue.redis if isinstance(queue, ArqQueue) else None
+        app.state.webhooks = start_webhooks(context, redis, scan=redis is None)
         app.state.context = context
         app.state.sessionmaker = context.sessionmaker
         app.state.storage = context.storage
@@ -66,6 +98,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
+            await app.state.webhooks.close()
             await queue.close()
 
 

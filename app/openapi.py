@@ -9,6 +9,7 @@ from app.errors import PROBLEM_MEDIA_TYPE
 from app.schemas import Problem
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+OPENAI_ERROR_REF = "#/components/schemas/OpenAIError"
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -34,9 +35,18 @@ def _problem_openapi(app: FastAPI) -> dict[str, Any]:
     components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
+            if any(_openai_error(r) for r in operation.get("responses", {}).values()):
+                # Those routes answer invalid input with OpenAI's 400, never FastAPI's 422.
+                operation["responses"].pop("422", None)
             for status, response in operation.get("responses", {}).items():
-                if status[0] in "45":
+                if status[0] in "45" and not _openai_error(response):
                     response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}}
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)
     return schema
+
+
+def _openai_error(response: dict[str, Any]) -> bool:
+    # The OpenAI-compatible routes answer errors in OpenAI's shape, which their clients parse.
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    return schema.get("$ref") == OPENAI_ERROR_REF

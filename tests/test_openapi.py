@@ -1,7 +1,42 @@
-"""The OpenAPI document: stable operation ids, and every error declared as problem+json."""
+"""The OpenAPI document: stable operation ids, examples, and every error declared as
+problem+json (OpenAI's error object on the OpenAI-compatible routes)."""
+
+from typing import Any
 
 from app.config import Settings
 from app.main import create_app
+
+OPENAI_TAG = "openai-compatible"
+OPENAI_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}
+
+
+def resolve(schema: dict[str, Any], components: dict[str, Any]) -> list[dict[str, Any]]:
+    """A schema and, through `$ref` and anyOf/oneOf/allOf, the schemas it stands for."""
+    if "$ref" in schema:
+        return resolve(components[schema["$ref"].rsplit("/", 1)[-1]], components)
+    found = [schema]
+    for key in ("anyOf", "oneOf", "allOf"):
+        for member in schema.get(key, []):
+            found += resolve(member, components)
+    return found
+
+
+def has_example(media: dict[str, Any], components: dict[str, Any]) -> bool:
+    """Whether a media type or parameter carries an example, itself or on its schema."""
+    if "example" in media or "examples" in media:
+        return True
+    schemas = resolve(media.get("schema", {}), components)
+    return any("example" in schema or "examples" in schema for schema in schemas)
+
+
+def operation_examples(operation: dict[str, Any], components: dict[str, Any]) -> bool:
+    """Whether the request body, a parameter or a success response shows an example."""
+    candidates = list(operation.get("requestBody", {}).get("content", {}).values())
+    candidates += operation.get("parameters", [])
+    for status, response in operation["responses"].items():
+        if status.startswith("2"):
+            candidates += response.get("content", {}).values()
+    return any(has_example(candidate, components) for candidate in candidates)
 
 
 def test_every_operation_is_named_tagged_and_declares_problem_errors(tmp_path):
@@ -22,7 +57,11 @@ def test_every_operation_is_named_tagged_and_declares_problem_errors(tmp_path):
         assert operation["summary"] and operation["tags"], operation["operationId"]
         errors = {s: r for s, r in operation["responses"].items() if s[0] in "45"}
         for status, response in errors.items():
-            assert list(response["content"]) == ["application/problem+json"], (operation, status)
+            if OPENAI_TAG in operation["tags"] and status != "413":
+                assert response["content"] == OPENAI_ERROR, (operation["operationId"], status)
+            else:
+                media_types = list(response["content"])
+                assert media_types == ["application/problem+json"], (operation, status)
     assert "Problem" in schema["components"]["schemas"]
     assert "HTTPValidationError" not in schema["components"]["schemas"]
 
@@ -34,3 +73,38 @@ def test_public_request_fields_are_described(tmp_path):
 
     for name, field in schema["properties"].items():
         assert field.get("description"), name
+
+
+def test_every_operation_has_an_example(tmp_path):
+    schema = create_app(Settings(data_dir=tmp_path)).openapi()
+    components = schema["components"]["schemas"]
+
+    missing = [
+        f"{method.upper()} {path} ({operation['operationId']})"
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if not operation_examples(operation, components)
+    ]
+
+    assert missing == [], f"add an example to the request or response schema of {missing}"
+
+
+def test_openai_compatible_routes_document_openai_shapes(tmp_path):
+    schema = create_app(Settings(data_dir=tmp_path)).openapi()
+    paths = schema["paths"]
+
+    generate = paths["/v1/images/generations"]["post"]
+    assert generate["operationId"] == "create_image"
+    assert "422" not in generate["responses"]
+    assert generate["responses"]["400"]["content"] == OPENAI_ERROR
+    body = generate["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/ImageGenerationRequest"}
+    for path, required in (("/v1/images/edits", "image"), ("/v1/images/variations", "image")):
+        operation = paths[path]["post"]
+        multipart = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
+        assert required in multipart["required"], path
+        assert operation["responses"]["401"]["content"] == OPENAI_ERROR, path
+    edit = paths["/v1/images/edits"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert {"image", "mask", "prompt", "n", "size"} <= set(edit["schema"]["properties"])
+    error = schema["components"]["schemas"]["OpenAIErrorBody"]
+    assert set(error["properties"]) == {"message", "type", "param", "code"}

@@ -28,8 +28,10 @@ __all__ = [
     "ExportOptions",
     "ExportTarget",
     "ExportedImage",
+    "PreparedExport",
     "export_all",
     "export_image",
+    "prepare_export",
     "prepare_source",
     "resolve_target",
     "smart_crop_box",
@@ -204,6 +206,33 @@ def export_image(
     return _render([source], _plan(source.size, target, options.fit, saliency), options)
 
 
+@dataclass(frozen=True)
+class PreparedExport:
+    """One source decoded for many targets: the shared pyramid of reduced copies and each
+    target's plan. `render` may run on several threads at once."""
+
+    levels: Sequence[Image.Image]
+    plans: Sequence[_Plan]
+    options: ExportOptions
+
+    def render(self, index: int) -> ExportedImage:
+        """Cut, resize and encode target `index`."""
+        return _render(self.levels, self.plans[index], self.options)
+
+
+def prepare_export(
+    data: bytes, targets: Sequence[ExportTarget], options: ExportOptions
+) -> PreparedExport:
+    """Decode the source once (reduced on decode as far as every target allows), plan each
+    target, and build the pyramid they are cut from."""
+    if not targets:
+        raise ValueError("prepare_export needs at least one target.")
+    source = prepare_source(data, max_side_needed=_max_side_needed(data, targets, options.fit))
+    saliency = saliency_map(source) if options.fit == "smart" else None
+    plans = [_plan(source.size, target, options.fit, saliency) for target in targets]
+    return PreparedExport(_pyramid(source, plans), plans, options)
+
+
 def export_all(
     data: bytes, targets: Sequence[ExportTarget], options: ExportOptions, *, workers: int = 2
 ) -> list[ExportedImage]:
@@ -213,14 +242,12 @@ def export_all(
         raise ValueError(f"workers must be at least 1; got {workers}.")
     if not targets:
         return []
-    source = prepare_source(data, max_side_needed=_max_side_needed(data, targets, options.fit))
-    saliency = saliency_map(source) if options.fit == "smart" else None
-    plans = [_plan(source.size, target, options.fit, saliency) for target in targets]
-    levels = _pyramid(source, plans)
+    prepared = prepare_export(data, targets, options)
+    plans = prepared.plans
     # Largest first, so the workers finish together rather than one waiting on the biggest file.
     order = sorted(range(len(plans)), key=lambda index: -math.prod(plans[index].size))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {index: pool.submit(_render, levels, plans[index], options) for index in order}
+        futures = {index: pool.submit(prepared.render, index) for index in order}
     return [futures[index].result() for index in range(len(plans))]
 
 

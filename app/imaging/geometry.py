@@ -35,13 +35,26 @@ def generation_size(capabilities: ModelCapabilities, width: int, height: int) ->
     )
 
 
+def fit_kind(made: tuple[int, int], width: int, height: int) -> str:
+    """What `fit_exact` does to an image of size `made` to give width x height: "exact" (nothing),
+    "scaled" (resized only, the aspect ratio already held) or "cropped" (resized to cover, then
+    cut to the requested aspect ratio)."""
+    if made == (width, height):
+        return "exact"
+    return "scaled" if cover_size(made, width, height) == (width, height) else "cropped"
+
+
+def cover_size(made: tuple[int, int], width: int, height: int) -> tuple[int, int]:
+    """The size an image of size `made` is scaled to so that it covers width x height."""
+    scale = max(width / made[0], height / made[1])
+    return max(width, round(made[0] * scale)), max(height, round(made[1] * scale))
+
+
 def fit_exact(image: Image.Image, width: int, height: int) -> Image.Image:
     """Scale to cover width x height and crop the centre, so the result is exactly that size."""
     if image.size == (width, height):
         return image
-    scale = max(width / image.width, height / image.height)
-    scaled_width = max(width, round(image.width * scale))
-    scaled_height = max(height, round(image.height * scale))
+    scaled_width, scaled_height = cover_size(image.size, width, height)
     left = (scaled_width - width) // 2
     top = (scaled_height - height) // 2
     resized = image.resize((scaled_width, scaled_height), Image.Resampling.LANCZOS)

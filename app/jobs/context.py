@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
+from app.jobs.progress import Broadcaster, LocalBroadcaster, broadcast_event, open_broadcaster
 from app.providers.registry import ProviderRegistry, create_registry
 from app.storage import LocalStorage
 
@@ -24,6 +25,8 @@ class TaskContext:
     registry: ProviderRegistry
     # Called on every job event as listener(context, job, event, data); see app.jobs.events.
     listeners: list[Callable[..., Awaitable[Any]]] = field(default_factory=list)
+    # Carries job events to live-progress streams; see app.jobs.progress.
+    broadcaster: Broadcaster = field(default_factory=LocalBroadcaster)
 
 
 @asynccontextmanager
@@ -31,6 +34,7 @@ async def open_context(settings: Settings) -> AsyncIterator[TaskContext]:
     """Open the database engine and the rest for the life of a process."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(str(settings.database_url))
+    broadcaster = open_broadcaster(settings)
     try:
         yield TaskContext(
             settings=settings,
@@ -38,6 +42,9 @@ async def open_context(settings: Settings) -> AsyncIterator[TaskContext]:
             sessionmaker=create_sessionmaker(engine),
             storage=LocalStorage(settings.asset_dir),
             registry=create_registry(settings),
+            listeners=[broadcast_event],
+            broadcaster=broadcaster,
         )
     finally:
+        await broadcaster.close()
         await engine.dispose()

@@ -13,6 +13,8 @@ from app.jobs import tasks
 from app.jobs.context import open_context
 from app.jobs.queue import ArqQueue, json_deserializer, json_serializer
 from app.jobs.sweeper import sweep_forever
+from app.webhooks.delivery import deliver
+from app.webhooks.scheduler import start_webhooks
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -24,6 +26,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["darkroom"] = context
     ctx["stack"] = stack
     ctx["sweeper"] = asyncio.create_task(sweep_forever(context, queue))
+    ctx["webhooks"] = start_webhooks(context, ctx["redis"], scan=True)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -31,6 +34,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     ctx["sweeper"].cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await ctx["sweeper"]
+    await ctx["webhooks"].close()
     await ctx["stack"].aclose()
 
 
@@ -39,11 +43,16 @@ async def run_job(ctx: dict[str, Any], job_id: str) -> None:
     await tasks.run_job(ctx["darkroom"], job_id)
 
 
+async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> None:
+    """The arq entry point of one webhook delivery attempt."""
+    await deliver(ctx["darkroom"], ctx["webhooks"].dispatcher, delivery_id)
+
+
 class WorkerSettings:
     """arq settings of a Darkroom worker: JSON messages (never pickle), results not kept (the
     job row is the record). `create_worker` fills in Redis, queue and limits from Settings."""
 
-    functions: ClassVar = [run_job]
+    functions: ClassVar = [run_job, deliver_webhook]
     on_startup = startup
     on_shutdown = shutdown
     job_serializer = json_serializer

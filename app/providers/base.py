@@ -23,6 +23,10 @@ class ModelCapabilities:
     max_references: int = 0
     max_n: int = 10
     default_area: int = 1024 * 1024
+    # How the prompt optimizer writes for this model: natural sentences for instruction-following
+    # models, weighted tags plus a negative prompt for diffusion models; and its length limit.
+    prompt_style: str = "sentences"
+    max_prompt_chars: int = 4000
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,18 @@
-"""The `openai` provider: OpenAI's GPT Image models over the Images API
-(`POST /v1/images/generations`), spoken with httpx, with timeouts, retries and typed failures."""
+"""The `openai` provider: OpenAI's GPT Image models over the Images API, `POST /images/generations`
+(JSON) and `POST /images/edits` (multipart, several images, a mask), spoken through the shared
+vendor transport.
+
+The request building and the answer reading here are OpenAI's wire protocol, and the
+`openai_compatible` provider reuses them for any server that speaks it. The installed `openai`
+package (3.57.0: `types/image_generate_params.py`, `types/image_edit_params.py`,
+`types/images_response.py`, `resources/images.py`) is the reference for fields and values.
+"""
 
 import asyncio
 import base64
 import binascii
-import email.utils
 import io
-import logging
-import math
-import random
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -23,16 +25,22 @@ from app.errors import (
     ProviderAuthFailed,
     ProviderError,
     ProviderMalformedResponse,
-    ProviderOverloaded,
     ProviderQuotaExhausted,
 )
-from app.imaging.codecs import inspect_image
-from app.providers.base import GenerateCall, GenerateResult, ModelCapabilities, ModelSpec
-
-logger = logging.getLogger(__name__)
+from app.fetcher import UrlPolicy
+from app.imaging.codecs import MEDIA_TYPES, inspect_image
+from app.providers.base import (
+    EditCall,
+    GenerateCall,
+    GenerateResult,
+    InputImage,
+    ModelCapabilities,
+    ModelSpec,
+)
+from app.providers.transport import CircuitBreaker, ErrorReader, VendorHTTP, error_for_status
 
 PROVIDER = "openai"
-
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 # Sizes: the standard sizes that image_generate_params.py (openai 3.57.0) says every GPT image
 # model takes. gpt-image-2 and gpt-image-2.5 also take any WxH in multiples of 16 up to
@@ -41,6 +49,9 @@ STANDARD_SIZES = ((1024, 1024), (1536, 1024), (1024, 1536))
 
 # The largest image the API documents (3840x2160); anything bigger is not a real answer.
 MAX_OUTPUT_PIXELS = 3840 * 2160
+
+# image_edit_params.py: "You can provide up to 16 images", the source and 15 references.
+MAX_EDIT_IMAGES = 16
 
 # Model ids from openai 3.57.0, types/image_model.py (ImageModel), checked against the `model`
 # docs in types/image_generate_params.py on 2026-11-28. Left out: gpt-image-1 (shut down
@@ -60,17 +71,24 @@ MODEL_TABLE: tuple[tuple[str, bool, str], ...] = (
     ("gpt-image-1-mini", False, "OpenAI GPT Image 1 mini: low cost; OpenAI marks it deprecated."),
 )
 
+# image_edit_params.py: `input_fidelity` "Supports high and low on gpt-image-1.5;
+# gpt-image-1-mini supports only low. For gpt-image-2, omit this parameter."
+INPUT_FIDELITY = {"gpt-image-1.5": ("high", "low"), "gpt-image-1-mini": ("low",)}
+
 MODELS = [
     ModelSpec(
         provider=PROVIDER,
         name=name,
         description=f"{description} No seed: reruns of one prompt differ.",
         capabilities=ModelCapabilities(
+            modes=("generate", "edit"),
             sizes=STANDARD_SIZES,
             transparent_background=transparent,
             # The Images API takes neither a seed nor a negative prompt.
             seed=False,
             negative_prompt=False,
+            mask=True,
+            max_references=MAX_EDIT_IMAGES - 1,
             max_n=10,
         ),
         # OpenAI bills these models per token and we ask for quality "auto", so no fixed
@@ -92,16 +110,18 @@ class TokenPrices:
 
 # From OpenAI's model pages, developers.openai.com/api/docs/models/<id> (as indexed, read
 # 2026-11-28). Only models whose page showed prices are here: the others cost None, not a guess.
+TOKEN_PRICES_CHECKED_ON = "2026-11-28"
 TOKEN_PRICES = {
     "gpt-image-2.6-sunburst": TokenPrices(text_input=5.00, image_input=8.00, image_output=30.00),
     "gpt-image-1-mini": TokenPrices(text_input=2.00, image_input=2.50, image_output=8.00),
 }
 
-# Retries: jittered exponential backoff from BACKOFF_BASE_SECONDS up to BACKOFF_CAP_SECONDS,
-# unless the server names a wait, which is honoured up to MAX_RETRY_AFTER_SECONDS.
-BACKOFF_BASE_SECONDS = 0.5
-BACKOFF_CAP_SECONDS = 8.0
-MAX_RETRY_AFTER_SECONDS = 60.0
+PRICING = (
+    "Billed per token (text and image input, image output), not per image. Each job's cost is "
+    "computed from the usage OpenAI reports, at list token prices read "
+    f"{TOKEN_PRICES_CHECKED_ON} where known ({', '.join(sorted(TOKEN_PRICES))}); for the "
+    "other models it is null."
+)
 
 # Error codes OpenAI uses when its safety system refuses a prompt or the image it made.
 MODERATION_CODES = {
@@ -111,109 +131,254 @@ MODERATION_CODES = {
 }
 
 
-def problem_extensions(**found: object) -> dict[str, Any]:
-    """The problem extensions of an OpenAI failure: the provider and whichever ids are known."""
-    return {"provider": PROVIDER} | {name: value for name, value in found.items() if value}
+# --- The wire protocol, shared with any OpenAI-compatible server ---------------------------
+
+
+def generation_body(call: GenerateCall, **extra: Any) -> dict[str, Any]:
+    """The JSON body of one generation, per ImageGenerateParams: one image at the call's size, as
+    lossless PNG (the job crops and re-encodes anyway), quality, background and moderation at
+    OpenAI's documented defaults so that a change of default cannot change our results.
+    `output_compression` applies only to JPEG and WebP, so it is not sent."""
+    return {
+        "model": call.model,
+        "prompt": call.prompt,
+        "n": 1,
+        "size": f"{call.width}x{call.height}",
+        "quality": "auto",
+        "background": "auto",
+        "output_format": "png",
+        "moderation": "auto",
+    } | extra
+
+
+FormFields = dict[str, str]
+FormFiles = list[tuple[str, tuple[str, bytes, str]]]
+
+
+def edit_form(call: EditCall, **extra: str) -> tuple[FormFields, FormFiles]:
+    """The multipart form of one edit, as the official client sends it (resources/images.py,
+    `extract_files` with array format "brackets"): the source alone as an `image` part, or the
+    source then each reference as repeated `image[]` parts; the mask as a `mask` PNG with alpha
+    (OpenAI applies it to the first image); the text fields as form fields. What must stay fixed
+    and the roles of the references are in the prompt, which the prompt builder wrote."""
+    images = [call.image, *(reference.image for reference in call.references)]
+    image_part = "image" if len(images) == 1 else "image[]"
+    files: FormFiles = [
+        (image_part, upload(f"image-{index}", image)) for index, image in enumerate(images)
+    ]
+    if call.mask is not None:
+        files.append(("mask", ("mask.png", mask_png(call.mask, call.image), "image/png")))
+    fields = {
+        "model": call.model,
+        "prompt": call.prompt,
+        "n": "1",
+        "size": f"{call.width}x{call.height}",
+        "quality": "auto",
+        "background": "auto",
+        "output_format": "png",
+    } | extra
+    return fields, files
+
+
+def upload(stem: str, image: InputImage) -> tuple[str, bytes, str]:
+    """A file part for an input image, named and typed by its real format."""
+    extension = "jpg" if image.format == "jpeg" else image.format
+    return f"{stem}.{extension}", image.data, MEDIA_TYPES[image.format]
+
+
+def mask_png(mask: InputImage, source: InputImage) -> bytes:
+    """The mask as OpenAI takes it: a PNG with an alpha channel at the source's size. A mask that
+    already is one is sent as given."""
+    if mask.format == "png" and (mask.width, mask.height) == (source.width, source.height):
+        with Image.open(io.BytesIO(mask.data)) as opened:
+            if opened.mode in ("RGBA", "LA") or "transparency" in opened.info:
+                return mask.data
+    image = mask.decode().convert("RGBA")
+    if image.size != (source.width, source.height):
+        image = image.resize((source.width, source.height), Image.Resampling.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def error_reader(vendor: str, label: str) -> ErrorReader:
+    """Reads an error answer in OpenAI's `{"error": {"message", "type", "param", "code"}}` shape
+    (any other body still maps by status) into the typed failure callers can act on."""
+
+    def read(response: httpx.Response) -> ProviderError:
+        return vendor_error(vendor, label, response)
+
+    return read
+
+
+def vendor_error(vendor: str, label: str, response: httpx.Response) -> ProviderError:
+    """The typed failure for one error answer: an exhausted quota and a moderation refusal are
+    final, rate limits and server errors retried, 401/403 an operator's problem, any other 4xx
+    invalid for the model, naming the parameter."""
+    error = _error_object(response)
+    status = response.status_code
+    message = str(error.get("message") or "no error message")
+    code = None if error.get("code") is None else str(error["code"])
+    param = None if error.get("param") is None else str(error["param"])
+    extensions = {
+        name: value
+        for name, value in {
+            "provider_code": code,
+            "provider_request_id": response.headers.get("x-request-id"),
+        }.items()
+        if value
+    }
+    base = {"provider": vendor, "provider_status": status} | extensions
+    if status == 401:
+        # OpenAI echoes part of the rejected key in this message, so it stays out.
+        return ProviderAuthFailed(f"{label} rejected this server's API key (HTTP 401).", **base)
+    if status == 403:
+        return ProviderAuthFailed(f"{label} refused access: HTTP 403: {message}", **base)
+    if code == "insufficient_quota":
+        return ProviderQuotaExhausted(f"{label}: {message}", **base)
+    if code in MODERATION_CODES:
+        return ModerationBlocked(f"{label}'s safety system: {message}", **base)
+    if 400 <= status < 500 and status not in (408, 429):
+        parameter = f" (parameter {param!r})" if param else ""
+        return InvalidForModel(f"{label} rejected the request{parameter}: {message}", **base)
+    return error_for_status(vendor, status, message, **extensions)
+
+
+def _error_object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        error = None
+    return error if isinstance(error, dict) else {}
 
 
 @dataclass(frozen=True)
-class RetryableFailure:
-    """An attempt that failed in a way the next one may not: why, and any wait the server named."""
+class ImagesAnswer:
+    """What an images endpoint made: the first image's bytes and what it said about it."""
 
-    reason: str
-    retry_after: float | None = None
-    extensions: dict[str, Any] = field(default_factory=problem_extensions)
+    data: bytes
+    usage: dict[str, Any] | None
+    revised_prompt: str | None
 
 
-@dataclass(frozen=True)
-class VendorError:
-    """An error answer, read from OpenAI's `{"error": {"message", "type", "param", "code"}}`,
-    with the API key scrubbed from the message."""
-
-    status: int
-    message: str
-    code: str | None
-    param: str | None
-    request_id: str | None
-
-    @classmethod
-    def from_response(cls, response: httpx.Response, api_key: str) -> "VendorError":
-        """Whatever of the error body parses; a body that is not OpenAI's shape still maps."""
+async def read_images_answer(
+    http: VendorHTTP, label: str, response: httpx.Response
+) -> ImagesAnswer:
+    """The first image of an ImagesResponse: `b64_json`, or for servers that answer with links,
+    `url`, downloaded under the transport's address rules and limits."""
+    extensions = {"provider": http.vendor}
+    if request_id := response.headers.get("x-request-id"):
+        extensions["provider_request_id"] = request_id
+    try:
+        payload = response.json()
+    except ValueError as exc:
+        raise ProviderMalformedResponse(f"{label}'s answer is not JSON.", **extensions) from exc
+    data = payload.get("data") if isinstance(payload, dict) else None
+    first = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
+    encoded, link = first.get("b64_json"), first.get("url")
+    if isinstance(encoded, str) and encoded:
         try:
-            error = response.json().get("error")
-        except (ValueError, AttributeError):
-            error = None
-        error = error if isinstance(error, dict) else {}
-        message = str(error.get("message") or "no error message")
-        code, param = error.get("code"), error.get("param")
-        return cls(
-            status=response.status_code,
-            message=message.replace(api_key, "[redacted]") if api_key else message,
-            code=None if code is None else str(code),
-            param=None if param is None else str(param),
-            request_id=response.headers.get("x-request-id"),
-        )
+            image = base64.b64decode(encoded, validate=True)
+        except binascii.Error as exc:
+            message = f"{label}'s image is not valid base64."
+            raise ProviderMalformedResponse(message, **extensions) from exc
+    elif isinstance(link, str) and link:
+        image = await http.download(link)
+    else:
+        message = f"{label}'s answer has no data[0].b64_json."
+        raise ProviderMalformedResponse(message, **extensions)
+    usage = payload.get("usage")
+    revised = first.get("revised_prompt")
+    return ImagesAnswer(
+        image,
+        usage if isinstance(usage, dict) else None,
+        revised if isinstance(revised, str) else None,
+    )
 
-    @property
-    def retryable(self) -> bool:
-        """Rate limits, request timeouts and server errors, but not an exhausted quota."""
-        if self.code == "insufficient_quota":
-            return False
-        return self.status in (408, 429) or self.status >= 500
 
-    @property
-    def summary(self) -> str:
-        """Status and message, for details and logs."""
-        return f"HTTP {self.status}: {self.message}"
+def decode_image(data: bytes, label: str, vendor: str) -> Image.Image:
+    """Validate untrusted image bytes, then decode them to RGB, or RGBA if they carry alpha."""
+    try:
+        inspect_image(data, max_pixels=MAX_OUTPUT_PIXELS)
+    except DarkroomError as exc:
+        raise ProviderMalformedResponse(
+            f"{label}'s image is unusable: {exc.detail}", provider=vendor
+        ) from exc
+    with Image.open(io.BytesIO(data)) as image:
+        has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+        return image.convert("RGBA" if has_alpha else "RGB")
 
-    @property
-    def extensions(self) -> dict[str, Any]:
-        """Problem extensions that let an operator find this failure in OpenAI's records."""
-        return problem_extensions(
-            provider_status=self.status,
-            provider_code=self.code,
-            provider_request_id=self.request_id,
-        )
 
-    def to_exception(self) -> ProviderError:
-        """The typed failure for an answer not worth retrying."""
-        if self.status == 401:
-            # OpenAI echoes part of the rejected key in this message, so it stays out.
-            return ProviderAuthFailed(
-                "OpenAI rejected this server's API key (HTTP 401).", **self.extensions
-            )
-        if self.status == 403:
-            return ProviderAuthFailed(f"OpenAI refused access: {self.summary}", **self.extensions)
-        if self.code == "insufficient_quota":
-            return ProviderQuotaExhausted(f"OpenAI: {self.message}", **self.extensions)
-        if self.code in MODERATION_CODES:
-            return ModerationBlocked(f"OpenAI's safety system: {self.message}", **self.extensions)
-        param = f" (parameter {self.param!r})" if self.param else ""
-        return InvalidForModel(
-            f"OpenAI rejected the request{param}: {self.message}", **self.extensions
-        )
+class ImagesEndpoints:
+    """OpenAI's image endpoints at one base URL, for any provider that speaks them."""
+
+    def __init__(self, http: VendorHTTP, label: str) -> None:
+        self.http = http
+        self.label = label
+
+    async def generate(self, body: dict[str, Any]) -> tuple[Image.Image, ImagesAnswer]:
+        """`POST /images/generations` with a JSON body."""
+        response = await self.http.request("POST", "images/generations", json=body)
+        return await self._image(response)
+
+    async def edit(self, fields: FormFields, files: FormFiles) -> tuple[Image.Image, ImagesAnswer]:
+        """`POST /images/edits` as multipart form data."""
+        response = await self.http.request("POST", "images/edits", data=fields, files=files)
+        return await self._image(response)
+
+    async def _image(self, response: httpx.Response) -> tuple[Image.Image, ImagesAnswer]:
+        answer = await read_images_answer(self.http, self.label, response)
+        image = await asyncio.to_thread(decode_image, answer.data, self.label, self.http.vendor)
+        return image, answer
+
+
+def bearer(api_key: str | None) -> dict[str, str]:
+    """The Authorization header for a key; none without one."""
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def result_details(answer: ImagesAnswer) -> dict[str, Any]:
+    """What the vendor reported about an image, for the job record."""
+    details: dict[str, Any] = {}
+    if answer.usage is not None:
+        details["usage"] = answer.usage
+    if answer.revised_prompt:
+        details["revised_prompt"] = answer.revised_prompt
+    return details
+
+
+# --- The openai provider -------------------------------------------------------------------
 
 
 class OpenAIProvider:
     """OpenAI's image models, available when an API key is configured."""
 
     name = PROVIDER
+    pricing = PRICING
 
     def __init__(
         self,
         api_key: str | None,
-        base_url: str = "https://api.openai.com/v1",
+        base_url: str = DEFAULT_BASE_URL,
         *,
         timeout_seconds: float = 120,
         max_retries: int = 3,
-        client: httpx.AsyncClient | None = None,
+        download_policy: UrlPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._api_key = api_key
-        self._base_url = base_url.rstrip("/")
-        self._timeout_seconds = timeout_seconds
-        self._timeout = httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 10.0))
-        self._max_retries = max_retries
-        self._client = client
+        http = VendorHTTP(
+            PROVIDER,
+            base_url,
+            headers=bearer(api_key),
+            read_error=error_reader(PROVIDER, "OpenAI"),
+            secrets=(api_key or "",),
+            timeout_seconds=timeout_seconds,
+            max_retries=max_retries,
+            breaker=breaker,
+            download_policy=download_policy,
+        )
+        self._endpoints = ImagesEndpoints(http, "OpenAI")
 
     def models(self) -> list[ModelSpec]:
         """The GPT image models."""
@@ -226,154 +391,36 @@ class OpenAIProvider:
     async def generate(self, call: GenerateCall) -> GenerateResult:
         """One image at the call's size. The API takes no seed or negative prompt, so neither
         is sent (the capabilities say so)."""
+        self._check_key()
+        image, answer = await self._endpoints.generate(generation_body(call))
+        return GenerateResult(image, cost_of(call.model, answer.usage), result_details(answer))
+
+    async def edit(self, call: EditCall) -> GenerateResult:
+        """The source edited as the prompt says, within the mask if there is one, steered by
+        up to 15 reference images. `strength` and `variation` have no OpenAI parameter; the
+        model follows the prompt."""
+        self._check_key()
+        if len(call.references) >= MAX_EDIT_IMAGES:
+            raise InvalidForModel(
+                f"OpenAI edits take at most {MAX_EDIT_IMAGES - 1} reference images.",
+                provider=PROVIDER,
+            )
+        fields, files = edit_form(call, **input_fidelity(call))
+        image, answer = await self._endpoints.edit(fields, files)
+        return GenerateResult(image, cost_of(call.model, answer.usage), result_details(answer))
+
+    def _check_key(self) -> None:
         if not self._api_key:
             raise ProviderAuthFailed("No OpenAI API key is configured on this server.")
-        response = await self._post_with_retries(request_body(call))
-        data, usage = read_image_payload(response)
-        image = await asyncio.to_thread(decode_image, data)
-        logger.debug("openai %s usage: %s", call.model, usage)
-        return GenerateResult(image=image, cost_usd=cost_of(call.model, usage))
-
-    async def _post_with_retries(self, body: dict[str, Any]) -> httpx.Response:
-        """The first 2xx answer within `max_retries` retries; ProviderOverloaded after that."""
-        attempts = self._max_retries + 1
-        for attempt in range(1, attempts + 1):
-            outcome = await self._attempt(body)
-            if isinstance(outcome, httpx.Response):
-                return outcome
-            failure = outcome
-            if attempt < attempts:
-                delay = backoff_delay(attempt, failure.retry_after)
-                logger.warning(
-                    "openai: %s; retry %d of %d in %.2f s",
-                    failure.reason,
-                    attempt,
-                    self._max_retries,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-        tried = "once" if attempts == 1 else f"{attempts} times"
-        raise ProviderOverloaded(
-            f"OpenAI did not make the image: {failure.reason} (tried {tried}).",
-            **failure.extensions,
-        )
-
-    async def _attempt(self, body: dict[str, Any]) -> httpx.Response | RetryableFailure:
-        """One request: the 2xx answer, or a failure worth retrying. Raises on the rest."""
-        try:
-            response = await self._send(body)
-        except (httpx.TimeoutException, TimeoutError):
-            return RetryableFailure(f"no answer within {self._timeout_seconds:g} s")
-        except httpx.RequestError as exc:
-            host = httpx.URL(self._base_url).host
-            return RetryableFailure(f"could not reach {host} ({type(exc).__name__})")
-        if response.is_success:
-            return response
-        error = VendorError.from_response(response, self._api_key or "")
-        if not error.retryable:
-            raise error.to_exception()
-        return RetryableFailure(
-            error.summary, retry_after_seconds(response.headers), error.extensions
-        )
-
-    async def _send(self, body: dict[str, Any]) -> httpx.Response:
-        url = f"{self._base_url}/images/generations"
-        headers = {"Authorization": f"Bearer {self._api_key}"}
-        # httpx times each connect and read; this bounds the whole attempt.
-        async with asyncio.timeout(self._timeout_seconds):
-            if self._client is not None:
-                return await self._client.post(
-                    url, json=body, headers=headers, timeout=self._timeout
-                )
-            async with httpx.AsyncClient(timeout=self._timeout) as client:
-                return await client.post(url, json=body, headers=headers)
 
 
-def request_body(call: GenerateCall) -> dict[str, Any]:
-    """The JSON body of one generation, per openai's ImageGenerateParams. PNG, because the
-    task re-encodes anyway; moderation is left at OpenAI's default."""
-    return {
-        "model": call.model,
-        "prompt": call.prompt,
-        "n": 1,
-        "size": f"{call.width}x{call.height}",
-        "output_format": "png",
-        "quality": "auto",
-    }
-
-
-def retry_after_seconds(headers: httpx.Headers) -> float | None:
-    """The wait the server asked for: OpenAI's `retry-after-ms`, else `Retry-After` as seconds
-    or an HTTP date. None if absent or unreadable."""
-    milliseconds = _non_negative_number(headers.get("retry-after-ms"))
-    if milliseconds is not None:
-        return milliseconds / 1000
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    seconds = _non_negative_number(value)
-    if seconds is not None:
-        return seconds
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def _non_negative_number(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) and number >= 0 else None
-
-
-def backoff_delay(retry: int, retry_after: float | None) -> float:
-    """Seconds to wait before retry number `retry` (from 1): the server's wait if it named one,
-    capped, else exponential backoff with jitter so that many workers do not retry in step."""
-    if retry_after is not None:
-        return min(retry_after, MAX_RETRY_AFTER_SECONDS)
-    ceiling = min(BACKOFF_BASE_SECONDS * 2 ** (retry - 1), BACKOFF_CAP_SECONDS)
-    return ceiling * random.uniform(0.5, 1.0)
-
-
-def read_image_payload(response: httpx.Response) -> tuple[bytes, object]:
-    """The first image's bytes and the `usage` object from a 2xx answer."""
-    extensions = problem_extensions(provider_request_id=response.headers.get("x-request-id"))
-    try:
-        payload = response.json()
-    except ValueError as exc:
-        raise ProviderMalformedResponse("OpenAI's answer is not JSON.", **extensions) from exc
-    data = payload.get("data") if isinstance(payload, dict) else None
-    first = data[0] if isinstance(data, list) and data else None
-    encoded = first.get("b64_json") if isinstance(first, dict) else None
-    if not isinstance(encoded, str) or not encoded:
-        raise ProviderMalformedResponse("OpenAI's answer has no data[0].b64_json.", **extensions)
-    try:
-        data = base64.b64decode(encoded, validate=True)
-    except binascii.Error as exc:
-        raise ProviderMalformedResponse(
-            "OpenAI's image is not valid base64.", **extensions
-        ) from exc
-    return data, payload.get("usage")
-
-
-def decode_image(data: bytes) -> Image.Image:
-    """Validate untrusted image bytes, then decode them to RGB, or RGBA if they carry alpha."""
-    try:
-        inspect_image(data, max_pixels=MAX_OUTPUT_PIXELS)
-    except DarkroomError as exc:
-        raise ProviderMalformedResponse(
-            f"OpenAI's image is unusable: {exc.detail}", **problem_extensions()
-        ) from exc
-    with Image.open(io.BytesIO(data)) as image:
-        has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-        return image.convert("RGBA" if has_alpha else "RGB")
+def input_fidelity(call: EditCall) -> dict[str, str]:
+    """`input_fidelity` for models that take it: high when something must stay as it is (a
+    face, a product's angle), which is what the parameter is for; else the model's default."""
+    levels = INPUT_FIDELITY.get(call.model, ())
+    if call.keep and "high" in levels:
+        return {"input_fidelity": "high"}
+    return {}
 
 
 def cost_of(model: str, usage: object) -> float | None:

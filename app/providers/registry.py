@@ -1,10 +1,20 @@
 """The registry of configured providers: resolves `provider/model` ids and lists the catalog."""
 
+from typing import Any
+
+from pydantic import SecretStr
+
 from app.config import Settings
 from app.errors import ModelUnavailable
 from app.providers.base import ModelSpec, Provider
+from app.providers.bfl import BFLProvider
+from app.providers.fal import FalProvider
+from app.providers.google import GoogleProvider
 from app.providers.local import LocalProvider
 from app.providers.openai import OpenAIProvider
+from app.providers.openai_compatible import OpenAICompatibleProvider, parse_model_names
+from app.providers.replicate import ReplicateProvider
+from app.providers.stability import StabilityProvider
 
 
 class ProviderRegistry:
@@ -21,21 +31,75 @@ class ProviderRegistry:
             for spec in provider.models()
         ]
 
+    def pricing(self, provider_name: str) -> str | None:
+        """How a provider bills, where a price per image does not say it all (per token, per
+        second of compute): the provider's `pricing` note, if it has one."""
+        return getattr(self._providers.get(provider_name), "pricing", None)
+
     def resolve(self, model_id: str) -> tuple[Provider, ModelSpec]:
         """The provider and spec for a model id; ModelUnavailable if unknown or not configured."""
-        provider_name, _, model_name = model_id.partition("/")
-        provider = self._providers.get(provider_name)
-        spec = (
-            next((s for s in provider.models() if s.name == model_name), None) if provider else None
-        )
-        if provider is None or spec is None:
-            raise ModelUnavailable(f"Unknown model {model_id!r}; GET /v1/models lists them.")
+        provider, spec = self.describe(model_id)
         if not provider.is_available():
             raise ModelUnavailable(f"Model {model_id!r} is not configured on this server.")
         return provider, spec
 
+    def describe(self, model_id: str) -> tuple[Provider, ModelSpec]:
+        """The provider and spec for a model id, configured here or not; ModelUnavailable if
+        unknown. Only the first slash separates the provider, so `replicate/owner/name` is the
+        model `owner/name` of `replicate`. Providers that host any model (Replicate, fal) name
+        the ones they do not list through their `model_spec`."""
+        provider_name, _, model_name = model_id.partition("/")
+        provider = self._providers.get(provider_name)
+        spec = None
+        if provider is not None:
+            spec = next((s for s in provider.models() if s.name == model_name), None)
+            open_catalog = getattr(provider, "model_spec", None)
+            if spec is None and open_catalog is not None:
+                spec = open_catalog(model_name)
+        if provider is None or spec is None:
+            raise ModelUnavailable(f"Unknown model {model_id!r}; GET /v1/models lists them.")
+        return provider, spec
+
+
+def secret(value: SecretStr | None) -> str | None:
+    """A key setting's value, or None when unset or empty."""
+    if value is None:
+        return None
+    return value.get_secret_value() or None
+
+
+def vendor_options(settings: Settings) -> dict[str, Any]:
+    """What every HTTP vendor adapter takes from the settings: its time limit per request, its
+    retry budget, and the address rules for downloading the images it links to."""
+    return {
+        "timeout_seconds": settings.provider_timeout_seconds,
+        "max_retries": settings.provider_max_retries,
+        "download_policy": settings.url_policy,
+    }
+
 
 def create_registry(settings: Settings) -> ProviderRegistry:
-    """The providers this installation serves; those without keys are listed as unavailable."""
-    openai_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    return ProviderRegistry([LocalProvider(), OpenAIProvider(openai_key, settings.openai_base_url)])
+    """The providers this installation serves; those without keys are listed as unavailable.
+    Each HTTP vendor is one entry below, built from its `DARKROOM_<VENDOR>_*` settings and
+    `vendor_options`."""
+    options = vendor_options(settings)
+    providers: list[Provider] = [
+        LocalProvider(),
+        OpenAIProvider(secret(settings.openai_api_key), settings.openai_base_url, **options),
+        OpenAICompatibleProvider(
+            settings.openai_compat_base_url,
+            parse_model_names(settings.openai_compat_models),
+            secret(settings.openai_compat_api_key),
+            **options,
+        ),
+        GoogleProvider(secret(settings.google_api_key), settings.google_base_url, **options),
+        StabilityProvider(
+            secret(settings.stability_api_key), settings.stability_base_url, **options
+        ),
+        BFLProvider(secret(settings.bfl_api_key), settings.bfl_base_url, **options),
+        ReplicateProvider(
+            secret(settings.replicate_api_key), settings.replicate_base_url, **options
+        ),
+        FalProvider(secret(settings.fal_api_key), settings.fal_base_url, **options),
+    ]
+    return ProviderRegistry(providers)

@@ -244,6 +244,8 @@ class VendorHTTP:
             return response
         error = self._read_error(response)
         error.detail = self.redact(error.detail)
+        # str(error), which tracebacks and logs print, is read from args, not from detail.
+        error.args = (error.detail,)
         if not error.retryable:
             raise error
         return _Retry(error, retry_after_seconds(response.headers))

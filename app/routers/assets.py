@@ -1,21 +1,24 @@
-"""Assets: upload an image, read one, download its bytes."""
+"""Assets: upload an image, read one, download its bytes, mint a signed URL of them."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from starlette.datastructures import UploadFile
 
 from app import schemas
 from app.db import Session
-from app.deps import AppSettings, Storage, Tenant
+from app.deps import AppSettings, BearerCredentials, IdempotencyKey, Storage, Tenant, get_tenant
 from app.errors import InvalidInput
 from app.imaging.codecs import MEDIA_TYPES
 from app.routers import problems
-from app.services import assets
+from app.schemas.signed_urls import SignedUrl, SignedUrlRequest
+from app.services import assets, signing
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
 
 IMMUTABLE = "private, max-age=31536000, immutable"
+# Declared as binary so that generated clients hand back the bytes.
+BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
 def etag_matches(if_none_match: str, etag: str) -> bool:
@@ -70,6 +73,7 @@ async def upload_asset(
     tenant: Tenant,
     storage: Storage,
     settings: AppSettings,
+    idempotency_key: IdempotencyKey = None,
 ) -> schemas.Asset:
     """Store an image for later jobs. The format is read from the bytes, never the name."""
     data = await read_upload(request)
@@ -92,28 +96,83 @@ async def get_asset(asset_id: str, session: Session, tenant: Tenant) -> schemas.
 
 
 @router.get(
+    "/{asset_id}/lineage",
+    operation_id="get_asset_lineage",
+    summary="Get an asset's ancestry",
+    response_model=schemas.AssetList,
+    responses=problems(401, 404),
+)
+async def get_asset_lineage(asset_id: str, session: Session, tenant: Tenant) -> schemas.AssetList:
+    """Every asset this one was made from, directly or through others (sources, masks,
+    references, the outputs they came from), oldest first, ending with the asset itself."""
+    asset = await assets.get_asset(session, tenant, asset_id)
+    return schemas.AssetList(data=await assets.lineage(session, asset))
+
+
+@router.get(
     "/{asset_id}/content",
     operation_id="get_asset_content",
     summary="Download an asset's bytes",
     response_class=Response,
     responses={
-        200: {"description": "The image bytes.", "content": {t: {} for t in MEDIA_TYPES.values()}},
+        200: {
+            "description": "The image bytes.",
+            "content": {t: BINARY for t in MEDIA_TYPES.values()},
+        },
         304: {"description": "Not modified (If-None-Match matched the ETag)."},
+        403: {"description": "The signed URL was altered (`signature-invalid`) or expired."},
     }
     | problems(401, 404),
 )
 async def get_asset_content(
-    asset_id: str,
+    asset_id: Annotated[str, Path(examples=["ast_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"])],
+    request: Request,
     session: Session,
-    tenant: Tenant,
     storage: Storage,
+    settings: AppSettings,
+    credentials: BearerCredentials,
+    expires: Annotated[
+        int | None, Query(description="Of a signed URL: when it expires, in Unix seconds.")
+    ] = None,
+    signature: Annotated[
+        str | None, Query(max_length=100, description="Of a signed URL: its signature.")
+    ] = None,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """The bytes with their Content-Type, a strong ETag, and immutable caching."""
-    asset = await assets.get_asset(session, tenant, asset_id)
+    """The bytes with their Content-Type, a strong ETag, and immutable caching. Needs an API key,
+    unless the URL is signed (see `create_asset_url`) and not yet expired."""
+    if expires is None and signature is None:
+        tenant = await get_tenant(request, session, credentials)
+        asset = await assets.get_asset(session, tenant, asset_id)
+    else:
+        asset = await signing.signed_asset(session, settings, asset_id, expires, signature)
     etag = f'"{asset.content_hash}"'
     headers = {"ETag": etag, "Cache-Control": IMMUTABLE}
     if if_none_match and etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     data = await storage.get(asset.storage_key)
     return Response(data, media_type=MEDIA_TYPES[asset.format], headers=headers)
+
+
+@router.post(
+    "/{asset_id}/url",
+    operation_id="create_asset_url",
+    summary="Mint a signed download URL",
+    response_model=SignedUrl,
+    responses={200: {"description": "The signed URL."}} | problems(401, 404, 422),
+)
+async def create_asset_url(
+    asset_id: str,
+    request: Request,
+    session: Session,
+    tenant: Tenant,
+    settings: AppSettings,
+    body: SignedUrlRequest | None = None,
+) -> SignedUrl:
+    """A URL of the asset's bytes that works without an API key until it expires, for handing
+    to a browser, a CDN or another service."""
+    asset = await assets.get_asset(session, tenant, asset_id)
+    expires_at = signing.expiry((body or SignedUrlRequest()).expires_in)
+    base_url = settings.public_url or str(request.base_url)
+    url = signing.signed_content_url(settings, asset.id, expires_at, base_url)
+    return SignedUrl(url=url, expires_at=expires_at)

@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from app import schemas
+from app.db import Session
 from app.deps import Registry, Tenant
 from app.routers import problems
 from app.services import catalog
@@ -17,6 +18,7 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
     response_model=schemas.ModelList,
     responses=problems(401),
 )
-async def list_models(registry: Registry, tenant: Tenant) -> schemas.ModelList:
-    """Every model this server knows, with whether it is available here."""
-    return catalog.list_models(registry)
+async def list_models(session: Session, registry: Registry, tenant: Tenant) -> schemas.ModelList:
+    """Every model this server knows: whether it is available here, what it can do, its price,
+    and its median latency over this installation's recent outputs."""
+    return await catalog.list_models(session, registry)

@@ -8,7 +8,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.schemas.prompts import PromptOptions
+from app.schemas.webhooks import WebhookOptions
+
 OutputFormat = Literal["png", "jpeg", "webp"]
+# What stored assets may be: images, and the zip of an export's bundle.
+AssetFormat = Literal["png", "jpeg", "webp", "avif", "zip"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 JobKind = Literal["generate", "edit", "variants", "export"]
 AssetSource = Literal["upload", "generated", "reference", "export"]
@@ -18,6 +23,7 @@ MIN_SIDE, MAX_SIDE = 64, 4096
 MIN_ASPECT, MAX_ASPECT = 1 / 4, 4
 MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 16
+MAX_FALLBACK_MODELS = 3
 
 
 class Problem(BaseModel):
@@ -92,7 +98,7 @@ def _check_text(text: str) -> None:
         raise ValueError("metadata must be valid Unicode (no unpaired surrogates)") from None
 
 
-class GenerateRequest(BaseModel):
+class GenerateRequest(PromptOptions, WebhookOptions):
     """Generate images from a brief."""
 
     model_config = ConfigDict(
@@ -141,6 +147,14 @@ class GenerateRequest(BaseModel):
         None,
         max_length=4000,
         description="What the image should not show, where the model takes it.",
+    )
+    fallback_models: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_FALLBACK_MODELS,
+        description="Models to try in order when the model fails for a passing reason "
+        "(overloaded, timed out, unreachable); not after a refusal such as moderation. Each "
+        "output records the model that made it and those that failed before it.",
+        examples=[["openai/gpt-image-1.5", "local/draft"]],
     )
     metadata: dict[str, Any] | None = Field(
         None, description="Your own JSON object (up to 16 KiB), returned as is on the job."
@@ -200,7 +214,7 @@ class JobOutput(BaseModel):
     )
     width: int = Field(description="Width in pixels.")
     height: int = Field(description="Height in pixels.")
-    format: OutputFormat = Field(description="Encoding of the bytes.")
+    format: AssetFormat = Field(description="Encoding of the bytes.")
     seed: int | None = Field(description="Seed that reproduces this output with the same request.")
     model: str | None = Field(None, description="The model that made it.")
     latency_ms: int | None = Field(None, description="Time the model took for it.")
@@ -212,6 +226,15 @@ class JobOutput(BaseModel):
     )
 
 
+class JobGroup(BaseModel):
+    """The outputs one model made in a side-by-side job, with its speed and cost."""
+
+    model: str = Field(description="The model.", examples=["local/draft"])
+    outputs: list[JobOutput] = Field(description="Its outputs, in order.")
+    latency_ms: int | None = Field(description="Median time the model took per image.")
+    cost_usd: float | None = Field(description="What its images cost together, where known.")
+
+
 class JobTimings(BaseModel):
     """Where a job's time went, in milliseconds."""
 
@@ -220,8 +243,52 @@ class JobTimings(BaseModel):
     total_ms: int | None = Field(None, description="From creation until it finished.")
 
 
+JOB_EXAMPLE = {
+    "id": "job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P",
+    "object": "job",
+    "kind": "generate",
+    "status": "succeeded",
+    "model": "local/draft",
+    "request": {
+        "prompt": "a ceramic coffee mug on a walnut desk, morning light",
+        "model": "local/draft",
+        "n": 1,
+        "width": 1360,
+        "height": 765,
+        "size": "1360x765",
+        "aspect_ratio": "16:9",
+        "output_format": "png",
+        "seed": 42,
+    },
+    "outputs": [
+        {
+            "asset_id": "ast_01JD7Z8QAB5X2W1V0T9S8R7Q6P",
+            "url": "/v1/assets/ast_01JD7Z8QAB5X2W1V0T9S8R7Q6P/content",
+            "width": 1360,
+            "height": 765,
+            "format": "png",
+            "seed": 42,
+            "model": "local/draft",
+            "latency_ms": 48,
+            "cost_usd": 0.0,
+            "details": {},
+        }
+    ],
+    "error": None,
+    "attempts": 1,
+    "cost_usd": 0.0,
+    "timings": {"queued_ms": 12, "provider_ms": 48, "total_ms": 75},
+    "created_at": "2026-11-28T09:30:00.000Z",
+    "started_at": "2026-11-28T09:30:00.012Z",
+    "finished_at": "2026-11-28T09:30:00.075Z",
+    "metadata": {"campaign": "spring-launch"},
+}
+
+
 class Job(BaseModel):
     """A unit of image work and, once finished, its outputs or its error."""
+
+    model_config = ConfigDict(json_schema_extra={"example": JOB_EXAMPLE})
 
     id: str = Field(
         description="Opaque, time-sortable job id.", examples=["job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"]
@@ -234,6 +301,9 @@ class Job(BaseModel):
         description="The normalized request: defaults filled in, size and seed resolved."
     )
     outputs: list[JobOutput] = Field(description="The images, in order; empty until it succeeds.")
+    groups: list[JobGroup] | None = Field(
+        None, description="For variants: the outputs grouped by model, for comparison."
+    )
     error: Problem | None = Field(description="Why it failed, as a problem object; else null.")
     attempts: int = Field(description="How many times a worker started it.")
     cost_usd: float | None = Field(description="What the provider charged, where known.")
@@ -247,10 +317,33 @@ class Job(BaseModel):
 class JobPage(BaseModel):
     """A page of jobs, newest first."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "object": "list",
+                "data": [JOB_EXAMPLE],
+                "has_more": True,
+                "next_cursor": "job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P",
+                "total_cost_usd": 0.42,
+                "unpriced_jobs": 0,
+            }
+        }
+    )
+
     object: Literal["list"] = Field("list", description="Always `list`.")
     data: list[Job] = Field(description="The jobs on this page.")
     has_more: bool = Field(description="Whether another page follows.")
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next page.")
+    total_cost_usd: float = Field(
+        description="What every job matching the filter cost together (all pages, not only "
+        "this one), counting the jobs whose cost is known; see `unpriced_jobs`.",
+        examples=[0.42],
+    )
+    unpriced_jobs: int = Field(
+        description="Succeeded jobs matching the filter whose cost is unknown (a model without "
+        "a known price): when above 0, `total_cost_usd` is a lower bound.",
+        examples=[0],
+    )
 
 
 class AssetParentRef(BaseModel):
@@ -262,13 +355,33 @@ class AssetParentRef(BaseModel):
     role: str = Field(description="How the parent was used (source, mask, reference).")
 
 
+ASSET_EXAMPLE = {
+    "id": "ast_01JD7Z8QAB5X2W1V0T9S8R7Q6P",
+    "object": "asset",
+    "source": "generated",
+    "format": "png",
+    "media_type": "image/png",
+    "width": 1360,
+    "height": 765,
+    "bytes": 182044,
+    "content_hash": "9f2c1e4b7a0d3c6e8f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f70",
+    "url": "/v1/assets/ast_01JD7Z8QAB5X2W1V0T9S8R7Q6P/content",
+    "job_id": "job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P",
+    "seed": 42,
+    "parents": [],
+    "created_at": "2026-11-28T09:30:00.070Z",
+}
+
+
 class Asset(BaseModel):
     """Stored image bytes with their dimensions and lineage."""
+
+    model_config = ConfigDict(json_schema_extra={"example": ASSET_EXAMPLE})
 
     id: str = Field(description="Opaque asset id.", examples=["ast_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"])
     object: Literal["asset"] = Field("asset", description="Always `asset`.")
     source: AssetSource = Field(description="How it came to be.")
-    format: OutputFormat = Field(description="Encoding of the bytes.")
+    format: AssetFormat = Field(description="Encoding of the bytes.")
     media_type: str = Field(description="MIME type of the bytes.", examples=["image/png"])
     width: int = Field(description="Width in pixels.", examples=[1360])
     height: int = Field(description="Height in pixels.", examples=[765])
@@ -279,6 +392,17 @@ class Asset(BaseModel):
     seed: int | None = Field(description="Seed it was generated with, if any.")
     parents: list[AssetParentRef] = Field(description="The assets it was made from.")
     created_at: datetime = Field(description="When it was stored.")
+
+
+class AssetList(BaseModel):
+    """Assets, oldest first."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"example": {"object": "list", "data": [ASSET_EXAMPLE]}}
+    )
+
+    object: Literal["list"] = Field("list", description="Always `list`.")
+    data: list[Asset] = Field(description="The assets.")
 
 
 class ModelCapabilities(BaseModel):
@@ -297,6 +421,12 @@ class ModelCapabilities(BaseModel):
     mask: bool = Field(description="Whether it takes a mask for edits.")
     max_references: int = Field(description="Most reference images one request may carry.")
     max_n: int = Field(description="Most images one job may ask for.")
+    aspect_ratios: list[str] | None = Field(
+        None,
+        description="The aspect ratios of its native sizes, `W:H`; null when any size in range "
+        "works. Other ratios are made at the nearest one, then cropped to the exact request.",
+        examples=[["1:1", "3:2", "2:3"]],
+    )
 
 
 class Model(BaseModel):
@@ -310,11 +440,58 @@ class Model(BaseModel):
     available: bool = Field(description="False when the provider is not configured here.")
     capabilities: ModelCapabilities = Field(description="What it can do.")
     price_per_image_usd: float | None = Field(description="List price of one image, if known.")
+    pricing: str | None = Field(
+        None,
+        description="How the vendor bills when a price per image does not say it (per token, "
+        "per second), and where the price table's figures come from.",
+    )
     typical_latency_ms: int | None = Field(description="Typical time for one image, if known.")
+    observed_latency_ms: int | None = Field(
+        None,
+        description="Median time the model took per image over this installation's last 50 "
+        "outputs of it; null before its first.",
+        examples=[8400],
+    )
 
 
 class ModelList(BaseModel):
     """Every model Darkroom knows."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "object": "list",
+                "data": [
+                    {
+                        "id": "local/draft",
+                        "object": "model",
+                        "provider": "local",
+                        "name": "draft",
+                        "description": "Offline procedural draft renderer, not an AI model.",
+                        "available": True,
+                        "capabilities": {
+                            "modes": ["generate", "edit", "variants"],
+                            "sizes": None,
+                            "min_side": 64,
+                            "max_side": 4096,
+                            "output_formats": ["png", "jpeg", "webp"],
+                            "transparent_background": False,
+                            "seed": True,
+                            "negative_prompt": False,
+                            "mask": True,
+                            "max_references": 4,
+                            "max_n": 10,
+                            "aspect_ratios": None,
+                        },
+                        "price_per_image_usd": 0.0,
+                        "pricing": None,
+                        "typical_latency_ms": 50,
+                        "observed_latency_ms": 41,
+                    }
+                ],
+            }
+        }
+    )
 
     object: Literal["list"] = Field("list", description="Always `list`.")
     data: list[Model] = Field(description="The models.")
@@ -322,6 +499,10 @@ class ModelList(BaseModel):
 
 class Health(BaseModel):
     """Liveness or readiness."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"example": {"status": "ok", "checks": {"database": "ok", "queue": "ok"}}}
+    )
 
     status: Literal["ok"] = Field("ok", description="Always `ok`; failures are problem+json.")
     checks: dict[str, str] = Field(

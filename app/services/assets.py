@@ -15,16 +15,25 @@ from app.imaging.codecs import MEDIA_TYPES, ImageInfo, inspect_image
 from app.models import Asset, AssetParent, Job
 from app.storage import LocalStorage, content_key
 
+# Lineage is walked a generation at a time, at most this many generations back.
+MAX_LINEAGE_DEPTH = 100
+
 if TYPE_CHECKING:
     from app.jobs.kinds.base import Output
 
 
 async def create_upload(
-    session: AsyncSession, storage: LocalStorage, tenant_id: str, data: bytes, max_pixels: int
+    session: AsyncSession,
+    storage: LocalStorage,
+    tenant_id: str,
+    data: bytes,
+    max_pixels: int,
+    source: str = "upload",
 ) -> Asset:
-    """Validate untrusted bytes and store them as the tenant's `upload` asset."""
+    """Validate untrusted bytes and store them as the tenant's asset (an `upload`, or a
+    `reference` given inline or by URL with a request)."""
     info = await asyncio.to_thread(inspect_image, data, max_pixels)
-    asset = Asset(**await _store(storage, tenant_id, data, info), source="upload")
+    asset = Asset(**await _store(storage, tenant_id, data, info), source=source)
     session.add(asset)
     return asset
 
@@ -109,6 +118,32 @@ async def asset_view(session: AsyncSession, asset: Asset) -> schemas.Asset:
         parents=[schemas.AssetParentRef(asset_id=p, role=r) for p, r in parents],
         created_at=asset.created_at,
     )
+
+
+async def lineage(session: AsyncSession, asset: Asset) -> list[schemas.Asset]:
+    """The asset and all its ancestors, oldest first (by creation, then id)."""
+    found: dict[str, Asset] = {asset.id: asset}
+    frontier = [asset.id]
+    for _ in range(MAX_LINEAGE_DEPTH):
+        parent_ids = (
+            set(
+                await session.scalars(
+                    select(AssetParent.parent_id).where(AssetParent.asset_id.in_(frontier))
+                )
+            )
+            - found.keys()
+        )
+        if not parent_ids:
+            break
+        parents = await session.scalars(
+            select(Asset).where(Asset.id.in_(parent_ids), Asset.tenant_id == asset.tenant_id)
+        )
+        frontier = []
+        for parent in parents:
+            found[parent.id] = parent
+            frontier.append(parent.id)
+    ordered = sorted(found.values(), key=lambda item: (item.created_at, item.id))
+    return [await asset_view(session, item) for item in ordered]
 
 
 def content_path(asset_id: str) -> str:

@@ -1,18 +1,67 @@
-"""The model catalog as callers see it."""
+"""The model catalog as callers see it: what each model can do, what it costs, and how fast it
+has been here."""
+
+import statistics
+from math import gcd
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import schemas
+from app.models import Asset
 from app.providers.base import ModelSpec
 from app.providers.registry import ProviderRegistry
 
+# How many of a model's most recent outputs its observed latency is the median of.
+LATENCY_WINDOW = 50
 
-def list_models(registry: ProviderRegistry) -> schemas.ModelList:
-    """Every model the registry knows, with whether it is available here."""
+
+async def list_models(session: AsyncSession, registry: ProviderRegistry) -> schemas.ModelList:
+    """Every model the registry knows, with whether it is available here and its median
+    latency over this installation's recent outputs."""
+    latencies = await observed_latencies(session)
     return schemas.ModelList(
-        data=[model_view(spec, available) for spec, available in registry.catalog()]
+        data=[
+            model_view(spec, available, registry.pricing(spec.provider), latencies.get(spec.id))
+            for spec, available in registry.catalog()
+        ]
     )
 
 
-def model_view(spec: ModelSpec, available: bool) -> schemas.Model:
+async def observed_latencies(session: AsyncSession) -> dict[str, int]:
+    """Model id -> median `latency_ms` of its last LATENCY_WINDOW outputs (newest by id), read
+    from the outputs' details in one query; models with no outputs are absent."""
+    model = Asset.details["model"].as_string()
+    latency = Asset.details["latency_ms"].as_float()
+    ranked = (
+        select(
+            model.label("model"),
+            latency.label("latency_ms"),
+            func.row_number().over(partition_by=model, order_by=Asset.id.desc()).label("rank"),
+        )
+        .where(Asset.job_id.is_not(None), model.is_not(None), latency.is_not(None))
+        .subquery()
+    )
+    rows = await session.execute(
+        select(ranked.c.model, ranked.c.latency_ms).where(ranked.c.rank <= LATENCY_WINDOW)
+    )
+    samples: dict[str, list[float]] = {}
+    for model_id, milliseconds in rows:
+        samples.setdefault(model_id, []).append(milliseconds)
+    return {model_id: round(statistics.median(values)) for model_id, values in samples.items()}
+
+
+def aspect_ratios(sizes: tuple[tuple[int, int], ...] | None) -> list[str] | None:
+    """The distinct aspect ratios of native sizes, `W:H` in lowest terms, in size order."""
+    if sizes is None:
+        return None
+    ratios = (f"{w // gcd(w, h)}:{h // gcd(w, h)}" for w, h in sizes)
+    return list(dict.fromkeys(ratios))
+
+
+def model_view(
+    spec: ModelSpec, available: bool, pricing: str | None, observed_latency_ms: int | None
+) -> schemas.Model:
     """The public shape of a model."""
     capabilities = spec.capabilities
     return schemas.Model(
@@ -33,7 +82,10 @@ def model_view(spec: ModelSpec, available: bool) -> schemas.Model:
             mask=capabilities.mask,
             max_references=capabilities.max_references,
             max_n=capabilities.max_n,
+            aspect_ratios=aspect_ratios(capabilities.sizes),
         ),
         price_per_image_usd=spec.price_per_image_usd,
+        pricing=pricing,
         typical_latency_ms=spec.typical_latency_ms,
+        observed_latency_ms=observed_latency_ms,
     )

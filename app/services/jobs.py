@@ -6,13 +6,14 @@ import json
 import logging
 import re
 import secrets
+import statistics
 import time
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -27,6 +28,7 @@ from app.providers.base import ModelSpec
 from app.providers.registry import ProviderRegistry
 from app.schemas import parse_aspect_ratio, parse_size
 from app.services.assets import content_path
+from app.services.prompting import plan_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +39,7 @@ _WAIT_PREFERENCE = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 def normalize_generate(body: schemas.GenerateRequest, spec: ModelSpec) -> dict[str, Any]:
     """The request as the job runs it: model, exact output size and seed resolved."""
     capabilities = spec.capabilities
-    if body.n > capabilities.max_n:
-        raise InvalidInput(f"{spec.id} makes at most {capabilities.max_n} images per job.")
-    if body.output_format not in capabilities.output_formats:
-        raise InvalidInput(f"{spec.id} cannot output {body.output_format}.")
+    check_model_can_make(body, spec)
     size = parse_size(body.size) if body.size else None
     aspect = parse_aspect_ratio(body.aspect_ratio) if body.aspect_ratio else None
     if aspect and aspect[0] * aspect[1] > capabilities.default_area:
@@ -50,7 +49,6 @@ def normalize_generate(body: schemas.GenerateRequest, spec: ModelSpec) -> dict[s
         )
     width, height = output_size(size, aspect, capabilities.default_area)
     return {
-        "prompt": body.prompt,
         "model": spec.id,
         "n": body.n,
         "width": width,
@@ -59,8 +57,42 @@ def normalize_generate(body: schemas.GenerateRequest, spec: ModelSpec) -> dict[s
         "size": f"{width}x{height}",
         "output_format": body.output_format,
         "seed": body.seed if body.seed is not None else secrets.randbelow(schemas.MAX_SEED + 1),
-        "negative_prompt": body.negative_prompt,
-    }
+        "fallback_models": list(body.fallback_models),
+        **body.webhook_fields(),
+    } | plan_prompt(
+        body.prompt,
+        spec,
+        optimize=body.optimize,
+        style=body.style,
+        aspect_ratio=aspect or (width, height),
+        keep=(),
+        negative_prompt=body.negative_prompt,
+        is_edit=False,
+    )
+
+
+def check_model_can_make(body: schemas.GenerateRequest, spec: ModelSpec) -> None:
+    """InvalidInput unless the model can make as many images in the format asked for."""
+    capabilities = spec.capabilities
+    if body.n > capabilities.max_n:
+        raise InvalidInput(f"{spec.id} makes at most {capabilities.max_n} images per job.")
+    if body.output_format not in capabilities.output_formats:
+        raise InvalidInput(f"{spec.id} cannot output {body.output_format}.")
+
+
+def check_fallbacks(
+    registry: ProviderRegistry, body: schemas.GenerateRequest, primary: ModelSpec
+) -> None:
+    """Refuse at submission, not mid-job, a fallback model that is unknown or not configured
+    here (ModelUnavailable), named twice or the same as the model, or unable to make the
+    request (InvalidInput)."""
+    seen = {primary.id}
+    for model_id in body.fallback_models:
+        _, spec = registry.resolve(model_id)
+        if spec.id in seen:
+            raise InvalidInput(f"fallback_models names {spec.id} twice or as the model itself.")
+        seen.add(spec.id)
+        check_model_can_make(body, spec)
 
 
 def request_hash(kind: str, body: BaseModel) -> str:
@@ -85,6 +117,7 @@ async def create_generate_job(
     if existing is not None:
         return existing, False
     _, spec = registry.resolve(body.model or default_model)
+    check_fallbacks(registry, body, spec)
     request = normalize_generate(body, spec)
     job = await add_job(
         session, tenant_id, "generate", request, body.metadata, idempotency_key, fingerprint
@@ -191,11 +224,29 @@ async def list_jobs(
         query = query.where(Job.id < cursor)
     jobs = list(await session.scalars(query))
     page, has_more = jobs[:limit], len(jobs) > limit
+    total_cost, unpriced = await _cost_totals(session, tenant_id, status)
     return schemas.JobPage(
         data=await job_views(session, page),
         has_more=has_more,
         next_cursor=page[-1].id if has_more else None,
+        total_cost_usd=total_cost,
+        unpriced_jobs=unpriced,
     )
+
+
+async def _cost_totals(
+    session: AsyncSession, tenant_id: str, status: str | None
+) -> tuple[float, int]:
+    """Over every job the filter matches, in one query: the sum of the known costs, and how
+    many succeeded jobs have none (so the sum is a lower bound, not a wrong total)."""
+    unpriced = case(((Job.status == "succeeded") & Job.cost_usd.is_(None), 1), else_=0)
+    query = select(
+        func.coalesce(func.sum(Job.cost_usd), 0.0), func.coalesce(func.sum(unpriced), 0)
+    ).where(Job.tenant_id == tenant_id)
+    if status:
+        query = query.where(Job.status == status)
+    total, count = (await session.execute(query)).one()
+    return round(float(total), 8), int(count)
 
 
 async def cancel_job(session: AsyncSession, tenant_id: str, job_id: str) -> Job:
@@ -268,6 +319,26 @@ def _milliseconds(start: datetime | None, end: datetime | None) -> int | None:
     return round((end - start).total_seconds() * 1000)
 
 
+def _groups(job: Job, outputs: list[schemas.JobOutput]) -> list[schemas.JobGroup] | None:
+    """Variants outputs by model, in the order the request named the models."""
+    if job.kind != "variants" or not outputs:
+        return None
+    groups = []
+    for model in job.request.get("models", [job.model]):
+        mine = [output for output in outputs if output.model == model]
+        latencies = [output.latency_ms for output in mine if output.latency_ms is not None]
+        costs = [output.cost_usd for output in mine]
+        groups.append(
+            schemas.JobGroup(
+                model=model,
+                outputs=mine,
+                latency_ms=round(statistics.median(latencies)) if latencies else None,
+                cost_usd=None if None in costs or not costs else float(sum(costs)),
+            )
+        )
+    return groups
+
+
 def _job_view(job: Job, outputs: list[schemas.JobOutput]) -> schemas.Job:
     return schemas.Job(
         id=job.id,
@@ -276,6 +347,7 @@ def _job_view(job: Job, outputs: list[schemas.JobOutput]) -> schemas.Job:
         model=job.model,
         request=job.request,
         outputs=outputs,
+        groups=_groups(job, outputs),
         error=schemas.Problem.model_validate(job.error) if job.error else None,
         attempts=job.attempts,
         cost_usd=job.cost_usd,
@@ -288,4 +360,13 @@ def _job_view(job: Job, outputs: list[schemas.JobOutput]) -> schemas.Job:
         started_at=job.started_at,
         finished_at=job.finished_at,
         metadata=job.caller_metadata,
+    )
+
+
+async def outputs_of(session: AsyncSession, job_id: str) -> list[Asset]:
+    """A job's stored outputs, in order."""
+    return list(
+        await session.scalars(
+            select(Asset).where(Asset.job_id == job_id).order_by(Asset.output_index)
+        )
     )

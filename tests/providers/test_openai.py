@@ -7,6 +7,7 @@ import json
 import time
 import typing
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -23,11 +24,11 @@ from app.errors import (
     ProviderOverloaded,
     ProviderQuotaExhausted,
 )
-from app.providers.base import GenerateCall
-from app.providers.openai import (
+from app.providers.base import EditCall, GenerateCall, InputImage, Reference
+from app.providers.openai import TOKEN_PRICES, OpenAIProvider
+from app.providers.transport import (
     MAX_RETRY_AFTER_SECONDS,
-    TOKEN_PRICES,
-    OpenAIProvider,
+    CircuitBreaker,
     backoff_delay,
     retry_after_seconds,
 )
@@ -60,7 +61,12 @@ async def openai_server() -> AsyncIterator[FakeOpenAIImages]:
 
 def provider_for(server: FakeOpenAIImages, **options: typing.Any) -> OpenAIProvider:
     """A provider pointed at the fake with its key, retrying twice unless told otherwise."""
-    options = {"api_key": API_KEY, "base_url": server.base_url, "max_retries": 2} | options
+    options = {
+        "api_key": API_KEY,
+        "base_url": server.base_url,
+        "max_retries": 2,
+        "breaker": CircuitBreaker(),
+    } | options
     return OpenAIProvider(**options)
 
 
@@ -94,9 +100,12 @@ async def test_generates_an_image_of_the_requested_size(openai_server: FakeOpenA
         "prompt": PROMPT,
         "n": 1,
         "size": "1536x1024",
-        "output_format": "png",
         "quality": "auto",
+        "background": "auto",
+        "output_format": "png",
+        "moderation": "auto",
     }
+    assert result.details["usage"] == usage_for(PROMPT, 1536, 1024)
 
 
 async def test_cost_is_the_reported_usage_at_the_model_token_prices(
@@ -147,7 +156,9 @@ def test_catalog_declares_what_the_api_takes() -> None:
         assert not capabilities.seed
         assert not capabilities.negative_prompt
         assert capabilities.max_n == 10
-        assert capabilities.modes == ("generate",)
+        assert capabilities.modes == ("generate", "edit")
+        assert capabilities.mask
+        assert capabilities.max_references == 15  # 16 images: the source and 15 references
 
 
 def test_every_model_id_is_one_the_openai_package_lists() -> None:
@@ -387,3 +398,268 @@ async def test_the_official_client_reads_the_fake_like_openai(
     assert denied.value.code == "invalid_api_key"
     await client.close()
     await wrong_key.close()
+
+
+def png_bytes(
+    size: tuple[int, int], mode: str = "RGB", color: typing.Any = (90, 120, 150)
+) -> bytes:
+    """A plain image of the given size and mode, as PNG."""
+    buffer = io.BytesIO()
+    Image.new(mode, size, color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def input_image(
+    asset_id: str, size: tuple[int, int] = (512, 384), mode: str = "RGB", image_format: str = "png"
+) -> InputImage:
+    """An input image as the task body hands it to a provider."""
+    buffer = io.BytesIO()
+    Image.new(mode, size, (200, 80, 40, 0) if mode == "RGBA" else (200, 80, 40)).save(
+        buffer, {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}[image_format]
+    )
+    return InputImage(asset_id, buffer.getvalue(), image_format, *size)
+
+
+def edit_call(model: str = "gpt-image-2", references: int = 0, **options: typing.Any) -> EditCall:
+    """An edit of a 512x384 source at 1536x1024, with `references` reference images."""
+    refs = tuple(
+        Reference(input_image(f"ast_ref{index}", (256, 256), image_format="jpeg"), "style")
+        for index in range(references)
+    )
+    values = {
+        "model": model,
+        "prompt": "make the sky stormy; keep the lighthouse exactly as it is",
+        "image": input_image("ast_source"),
+        "width": 1536,
+        "height": 1024,
+        "seed": 7,
+        "references": refs,
+    } | options
+    return EditCall(**values)
+
+
+async def test_an_edit_sends_the_source_references_and_mask_as_openai_parts(
+    openai_server: FakeOpenAIImages,
+) -> None:
+    mask = input_image("ast_mask", mode="RGBA")
+    call = edit_call(references=2, mask=mask)
+
+    result = await provider_for(openai_server).edit(call)
+
+    assert result.image.size == (1536, 1024)
+    assert result.details["usage"] == usage_for(call.prompt, 1536, 1024, input_images=3)
+    [request] = openai_server.received
+    [form] = openai_server.forms
+    assert (request.method, request.path) == ("POST", "/v1/images/edits")
+    assert request.headers["authorization"] == f"Bearer {API_KEY}"
+    assert form.content_type.startswith("multipart/form-data; boundary=")
+    assert form.file_names == ["image[]", "image[]", "image[]", "mask"]
+    assert [part.content_type for part in form.files] == [
+        "image/png",
+        "image/jpeg",
+        "image/jpeg",
+        "image/png",
+    ]
+    assert form.files[0].data == call.image.data
+    assert form.files[1].data == call.references[0].image.data
+    assert form.files[3].data == mask.data  # already a PNG with alpha at the source's size
+    assert dict(form.fields) == {
+        "model": "gpt-image-2",
+        "prompt": call.prompt,
+        "n": "1",
+        "size": "1536x1024",
+        "quality": "auto",
+        "background": "auto",
+        "output_format": "png",
+    }
+
+
+async def test_an_edit_of_one_image_sends_a_single_image_part(
+    openai_server: FakeOpenAIImages,
+) -> None:
+    await provider_for(openai_server).edit(edit_call())
+
+    assert openai_server.forms[0].file_names == ["image"]
+
+
+async def test_a_mask_without_alpha_or_at_another_size_is_sent_as_a_png_with_alpha(
+    openai_server: FakeOpenAIImages,
+) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (256, 192), "white").save(buffer, "WEBP")
+    mask = InputImage("ast_mask", buffer.getvalue(), "webp", 256, 192)
+
+    await provider_for(openai_server).edit(edit_call(mask=mask))
+
+    sent = openai_server.forms[0].files[-1]
+    assert sent.name == "mask"
+    with Image.open(io.BytesIO(sent.data)) as image:
+        assert (image.format, image.mode, image.size) == ("PNG", "RGBA", (512, 384))
+
+
+@pytest.mark.parametrize(
+    ("model", "keep", "fidelity"),
+    [
+        ("gpt-image-1.5", ("face",), "high"),
+        ("gpt-image-1.5", (), None),
+        ("gpt-image-1-mini", ("face",), None),  # takes only "low", its default
+        ("gpt-image-2", ("face",), None),  # "For gpt-image-2, omit this parameter."
+    ],
+)
+async def test_input_fidelity_is_high_only_where_the_model_takes_it_and_something_must_stay(
+    openai_server: FakeOpenAIImages, model: str, keep: tuple[str, ...], fidelity: str | None
+) -> None:
+    await provider_for(openai_server).edit(edit_call(model, keep=keep))
+
+    assert dict(openai_server.forms[0].fields).get("input_fidelity") == fidelity
+
+
+async def test_the_fake_refuses_input_fidelity_for_gpt_image_2(
+    openai_server: FakeOpenAIImages,
+) -> None:
+    openai = pytest.importorskip("openai")
+    client = openai.AsyncOpenAI(api_key=API_KEY, base_url=openai_server.base_url, max_retries=0)
+    source = ("source.png", png_bytes((64, 64)), "image/png")
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.images.edit(
+            model="gpt-image-2", prompt=PROMPT, image=source, input_fidelity="high"
+        )
+    await client.close()
+
+    assert refused.value.param == "input_fidelity"
+
+
+async def test_sixteen_references_are_refused_before_anything_is_sent(
+    openai_server: FakeOpenAIImages,
+) -> None:
+    with pytest.raises(InvalidForModel):
+        await provider_for(openai_server).edit(edit_call(references=16))
+
+    assert openai_server.received == []
+
+
+async def test_fifteen_references_are_sent(openai_server: FakeOpenAIImages) -> None:
+    await provider_for(openai_server).edit(edit_call(references=15))
+
+    assert openai_server.forms[0].file_names == ["image[]"] * 16
+
+
+async def test_an_edit_is_retried_after_a_rate_limit_and_reports_failures_like_generate(
+    openai_server: FakeOpenAIImages,
+) -> None:
+    openai_server.script(rate_limited(retry_after="0"), moderation_blocked())
+
+    with pytest.raises(ModerationBlocked):
+        await provider_for(openai_server).edit(edit_call())
+
+    assert len(openai_server.forms) == 2
+    assert [request.path for request in openai_server.received] == ["/v1/images/edits"] * 2
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (server_error(500, retry_after="0"), ProviderOverloaded),
+        (malformed_json(), ProviderMalformedResponse),
+    ],
+    ids=["500", "malformed-json"],
+)
+async def test_an_edit_that_fails_at_the_vendor_is_a_typed_error(
+    openai_server: FakeOpenAIImages, reply: typing.Any, error: type[Exception]
+) -> None:
+    openai_server.script(reply, reply, reply)
+
+    with pytest.raises(error):
+        await provider_for(openai_server).edit(edit_call())
+
+
+async def test_a_slow_edit_times_out_and_is_retried(openai_server: FakeOpenAIImages) -> None:
+    openai_server.script(slow(3))
+
+    result = await provider_for(openai_server, timeout_seconds=0.3).edit(edit_call())
+
+    assert result.image.size == (1536, 1024)
+    assert len(openai_server.forms) == 2
+
+
+def request_shape(server: FakeOpenAIImages) -> list[dict[str, typing.Any]]:
+    """What the fake was sent, reduced to what must agree between two clients: method, path,
+    content type, auth scheme, and the names of the JSON fields or of the multipart parts."""
+    shapes = []
+    forms = iter(server.forms)
+    for request in server.received:
+        content_type = request.headers["content-type"].partition(";")[0]
+        shape = {
+            "route": (request.method, request.path),
+            "content_type": content_type,
+            "auth": request.headers["authorization"].partition(" ")[0],
+        }
+        if content_type == "multipart/form-data":
+            form = next(forms)
+            shape |= {"fields": sorted(form.field_names), "files": form.file_names}
+            shape |= {"file_types": [part.content_type for part in form.files]}
+        else:
+            shape |= {"fields": sorted(request.body or {})}
+        shapes.append(shape)
+    return shapes
+
+
+async def test_the_adapter_sends_what_the_official_client_sends_for_the_same_calls() -> None:
+    """Each call is made once by the installed `openai` client and once by the adapter, against
+    two fakes; the fakes must accept both and have received the same shape of request."""
+    openai = pytest.importorskip("openai")
+    call = edit_call("gpt-image-1.5", references=2, keep=("face",))
+    call = replace(call, mask=input_image("ast_mask", mode="RGBA"))
+    generate = image_call("gpt-image-2", 1024, 1536)
+
+    async with FakeOpenAIImages() as official, FakeOpenAIImages() as ours:
+        client = openai.AsyncOpenAI(api_key=API_KEY, base_url=official.base_url, max_retries=0)
+        await client.images.generate(
+            model=generate.model,
+            prompt=generate.prompt,
+            n=1,
+            size="1024x1536",
+            quality="auto",
+            background="auto",
+            output_format="png",
+            moderation="auto",
+        )
+        await client.images.edit(
+            model=call.model,
+            prompt=call.prompt,
+            image=[
+                ("image-0.png", call.image.data, "image/png"),
+                *[
+                    (f"image-{index}.jpg", reference.image.data, "image/jpeg")
+                    for index, reference in enumerate(call.references, start=1)
+                ],
+            ],
+            mask=("mask.png", call.mask.data, "image/png"),
+            n=1,
+            size="1536x1024",
+            quality="auto",
+            background="auto",
+            output_format="png",
+            input_fidelity="high",
+        )
+        await client.images.edit(
+            model="gpt-image-2",
+            prompt=call.prompt,
+            image=("image-0.png", call.image.data, "image/png"),
+            n=1,
+            size="1536x1024",
+            quality="auto",
+            background="auto",
+            output_format="png",
+        )
+        await client.close()
+        provider = provider_for(ours)
+        await provider.generate(generate)
+        await provider.edit(call)
+        await provider.edit(edit_call("gpt-image-2"))
+
+        statuses = {"official": len(official.forms), "ours": len(ours.forms)}
+        assert request_shape(ours) == request_shape(official)
+    assert statuses == {"official": 2, "ours": 2}
+    assert request_shape(ours)[1]["files"] == ["image[]", "image[]", "image[]", "mask"]

@@ -1,61 +1,117 @@
 """POST /v1/generate with a vendor model: the job flow maps the requested aspect onto the
-model's native size, crops to the exact request, and records vendor failures as problems."""
+model's native size, crops to the exact request and says so, records cost from the vendor's
+usage, records vendor failures as problems, and never lets the vendor key out."""
 
 import io
+import json
+import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from PIL import Image
+from sqlalchemy import inspect, select
 
 from app.config import Settings
-from tests.fakes.openai_images import API_KEY, FakeOpenAIImages, moderation_blocked
-from tests.support import serving, wait_for_final
+from app.models import Asset, Job
+from app.providers.openai import TOKEN_PRICES
+from app.providers.transport import breaker_for
+from tests.fakes.openai_images import API_KEY, FakeOpenAIImages, error_reply, moderation_blocked
+from tests.support import postgres_settings, serving, tenant_of, wait_for_final
+
+WAIT = {"Prefer": "wait=30"}
 
 
-@pytest.fixture
-async def vendor_client(
-    tmp_path,
-) -> AsyncIterator[tuple[httpx.AsyncClient, dict, FakeOpenAIImages]]:
-    """The embedded app configured with an OpenAI key and base URL pointing at a fake."""
+@dataclass
+class Vendor:
+    """The app configured for a fake OpenAI, a client and a tenant, and the fake."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    auth: dict[str, str]
+    server: FakeOpenAIImages
+
+
+@pytest.fixture(autouse=True)
+def closed_breakers() -> None:
+    """Each test starts with the process's vendor breakers closed."""
+    for vendor in ("openai", "openai_compatible"):
+        breaker_for(vendor).record(succeeded=True)
+
+
+def vendor_settings(backend: str, tmp_path: Path, postgres_url: str, **values: object) -> Settings:
+    """Settings on the embedded default, or on Postgres with the in-process runner (so the
+    test's fake and its logs are in this process)."""
+    values = {"provider_max_retries": 1} | values
+    if backend == "postgres":
+        return postgres_settings(postgres_url, tmp_path, redis_url=None, **values)
+    return Settings(data_dir=tmp_path / "var", **values)
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+async def vendor(request, tmp_path, postgres_url) -> AsyncIterator[Vendor]:
+    """The app with an OpenAI key and base URL pointing at a fake, on both backends."""
     async with FakeOpenAIImages() as server:
-        settings = Settings(
-            data_dir=tmp_path / "var", openai_api_key=API_KEY, openai_base_url=server.base_url
+        settings = vendor_settings(
+            request.param,
+            tmp_path,
+            postgres_url,
+            openai_api_key=API_KEY,
+            openai_base_url=server.base_url,
         )
-        async with serving(settings) as (_, client, auth):
-            yield client, auth, server
+        async with serving(settings) as (app, client, auth):
+            yield Vendor(app, client, auth, server)
 
 
-async def test_vendor_model_output_has_the_exact_requested_aspect(vendor_client):
-    client, auth, server = vendor_client
-    body = {"prompt": "a teal kettle", "model": "openai/gpt-image-2", "aspect_ratio": "16:9"}
+async def generate(vendor: Vendor, **body: object) -> dict:
+    """Submit a generate job and wait for it to finish."""
+    response = await vendor.client.post("/v1/generate", json=body, headers=vendor.auth | WAIT)
+    assert response.status_code in (200, 202), response.text
+    job, _ = await wait_for_final(vendor.client, vendor.auth, response.json()["id"])
+    return job
 
-    response = await client.post("/v1/generate", json=body, headers=auth | {"Prefer": "wait=30"})
 
-    assert response.status_code == 200, response.text
-    job = response.json()
+async def test_vendor_output_has_the_exact_requested_aspect_and_says_how(vendor: Vendor) -> None:
+    job = await generate(
+        vendor, prompt="a teal kettle", model="openai/gpt-image-2", aspect_ratio="16:9"
+    )
+
     assert job["status"] == "succeeded", job
     assert job["cost_usd"] is None, "gpt-image-2 has no verified price: cost is unknown, not 0"
-    assert [request.body["size"] for request in server.received] == ["1536x1024"]
-    assert server.received[0].body["model"] == "gpt-image-2"
+    assert [request.body["size"] for request in vendor.server.received] == ["1536x1024"]
+    assert vendor.server.received[0].body["model"] == "gpt-image-2"
     output = job["outputs"][0]
-    content = await client.get(output["url"], headers=auth)
-    image = Image.open(io.BytesIO(content.content))
-    assert image.size == (output["width"], output["height"]) == (1360, 765)
+    assert output["model"] == "openai/gpt-image-2"
+    assert output["details"]["generated_size"] == "1536x1024"
+    assert output["details"]["fit"] == "cropped"
+    assert output["details"]["usage"]["output_tokens"] > 0
+    content = await vendor.client.get(output["url"], headers=vendor.auth)
+    with Image.open(io.BytesIO(content.content)) as image:
+        assert image.size == (output["width"], output["height"]) == (1360, 765)
 
 
-async def test_vendor_refusal_fails_the_job_with_an_actionable_problem(vendor_client):
-    client, auth, server = vendor_client
-    server.script(moderation_blocked())
-    body = {"prompt": "something refused", "model": "openai/gpt-image-2"}
+async def test_a_native_size_is_used_as_is(vendor: Vendor) -> None:
+    job = await generate(
+        vendor, prompt="a teal kettle", model="openai/gpt-image-2", size="1024x1536"
+    )
 
-    job = (await client.post("/v1/generate", json=body, headers=auth)).json()
-    final, _ = await wait_for_final(client, auth, job["id"])
+    output = job["outputs"][0]
+    assert (output["width"], output["height"]) == (1024, 1536)
+    assert output["details"]["fit"] == "exact"
 
-    assert final["status"] == "failed"
-    assert final["error"]["type"].endswith("/moderation-blocked")
-    assert final["error"]["status"] == 422
-    assert final["outputs"] == []
+
+async def test_vendor_refusal_fails_the_job_with_an_actionable_problem(vendor: Vendor) -> None:
+    vendor.server.script(moderation_blocked())
+
+    job = await generate(vendor, prompt="something refused", model="openai/gpt-image-2")
+
+    assert job["status"] == "failed"
+    assert job["error"]["type"].endswith("/moderation-blocked")
+    assert job["error"]["status"] == 422
+    assert job["outputs"] == []
 
 
 async def test_vendor_without_a_key_is_listed_unavailable_and_refused(client, auth):
@@ -67,3 +123,88 @@ async def test_vendor_without_a_key_is_listed_unavailable_and_refused(client, au
     assert models["openai/gpt-image-2"]["available"] is False
     assert refused.status_code == 422
     assert refused.json()["type"].endswith("/model-unavailable")
+
+
+async def test_the_job_list_totals_cost_over_every_page(vendor: Vendor) -> None:
+    priced = [
+        await generate(vendor, prompt="a mug", model="openai/gpt-image-1-mini", n=2),
+        await generate(vendor, prompt="a lamp on a desk", model="openai/gpt-image-1-mini"),
+    ]
+    await generate(vendor, prompt="a chair", model="openai/gpt-image-2")
+    vendor.server.script(moderation_blocked())
+    await generate(vendor, prompt="refused", model="openai/gpt-image-1-mini")
+
+    page = (await vendor.client.get("/v1/jobs?limit=1", headers=vendor.auth)).json()
+    succeeded = (
+        await vendor.client.get("/v1/jobs?status=succeeded&limit=1", headers=vendor.auth)
+    ).json()
+    failed = (await vendor.client.get("/v1/jobs?status=failed", headers=vendor.auth)).json()
+
+    costs = [job["cost_usd"] for job in priced]
+    assert all(cost > 0 for cost in costs)
+    assert "gpt-image-1-mini" in TOKEN_PRICES
+    assert len(page["data"]) == 1 and page["has_more"]
+    assert page["total_cost_usd"] == pytest.approx(sum(costs))
+    assert page["unpriced_jobs"] == 1  # the gpt-image-2 job: the total is a lower bound
+    assert succeeded["total_cost_usd"] == pytest.approx(sum(costs))
+    assert (failed["total_cost_usd"], failed["unpriced_jobs"]) == (0.0, 0)
+    assert priced[0]["cost_usd"] == pytest.approx(
+        sum(output["cost_usd"] for output in priced[0]["outputs"])
+    )
+
+
+CANARY_KEY = "sk-live-CANARY-DARKROOM-5b7e0c1d9a2f4e68"
+
+
+@pytest.mark.parametrize("backend", ["embedded", "postgres"])
+async def test_the_vendor_key_never_reaches_errors_logs_or_the_database(
+    backend: str, tmp_path, postgres_url, caplog
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with FakeOpenAIImages(api_key=CANARY_KEY) as server:
+        settings = vendor_settings(
+            backend,
+            tmp_path,
+            postgres_url,
+            openai_api_key=CANARY_KEY,
+            openai_base_url=server.base_url,
+        )
+        async with serving(settings) as (app, client, auth):
+            vendor = Vendor(app, client, auth, server)
+            echo = f"Upstream trouble for key {CANARY_KEY}; try later."
+            server.script(error_reply(500, echo, "server_error"), error_reply(503, echo))
+            overloaded = await generate(vendor, prompt="a lamp", model="openai/gpt-image-2")
+            server.script(error_reply(401, f"Incorrect API key provided: {CANARY_KEY}."))
+            denied = await generate(vendor, prompt="a lamp", model="openai/gpt-image-2")
+            server.script(
+                error_reply(400, f"Key {CANARY_KEY} may not use this size.", param="size")
+            )
+            invalid = await generate(vendor, prompt="a lamp", model="openai/gpt-image-2")
+            rows = await database_rows(app, auth)
+
+    assert overloaded["error"]["type"].endswith("/provider-overloaded")
+    assert "[redacted]" in overloaded["error"]["detail"]
+    assert denied["error"]["type"].endswith("/provider-auth-failed")
+    assert invalid["error"]["type"].endswith("/invalid-for-model")
+    assert len(server.received) == 4  # the key was sent every time, and echoed back
+    assert all(r.headers["authorization"] == f"Bearer {CANARY_KEY}" for r in server.received)
+    secret_parts = [CANARY_KEY, CANARY_KEY[-12:]]
+    for text in [json.dumps([overloaded, denied, invalid]), caplog.text, rows]:
+        for part in secret_parts:
+            assert part not in text
+    assert "Upstream trouble" in caplog.text  # the logs did see the (redacted) message
+
+
+async def database_rows(app: FastAPI, auth: dict[str, str]) -> str:
+    """Every column of the tenant's job and asset rows, as text."""
+    tenant_id = await tenant_of(app, auth)
+    async with app.state.sessionmaker() as session:
+        jobs = (await session.scalars(select(Job).where(Job.tenant_id == tenant_id))).all()
+        assets = (await session.scalars(select(Asset).where(Asset.tenant_id == tenant_id))).all()
+    return json.dumps(
+        [
+            {column.key: getattr(row, column.key) for column in inspect(row).mapper.column_attrs}
+            for row in [*jobs, *assets]
+        ],
+        default=str,
+    )

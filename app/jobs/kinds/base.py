@@ -6,11 +6,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import update
+
 from app.errors import ProviderError
 from app.imaging.codecs import ImageInfo
 from app.jobs.context import TaskContext
 from app.models import Job
 from app.providers.base import GenerateResult, ModelSpec, Provider
+from app.services.prompting import replan_with_llm
 
 
 @dataclass
@@ -37,7 +40,24 @@ class KindRunner:
         self.request: dict[str, Any] = job.request
 
     async def prepare(self) -> None:
-        """Load what every output needs (source images, a shared downscale)."""
+        """Load what every output needs (source images, a shared downscale); by default, plan
+        the prompt with the LLM when the request asks for it."""
+        await self.plan_prompt()
+
+    async def plan_prompt(self) -> None:
+        """For `optimize: llm`, ask the LLM once per job (its answer, or the rules' fallback,
+        is written to the job's request so every output and every re-run uses the same)."""
+        if self.request.get("optimize") != "llm" or self.request.get("llm_planned"):
+            return
+        fields = await replan_with_llm(self.context.settings, self.request)
+        self.request = self.request | fields | {"llm_planned": True}
+        async with self.context.sessionmaker() as session:
+            await session.execute(
+                update(Job)
+                .where(Job.id == self.job.id, Job.attempts == self.job.attempts)
+                .values(request=self.request)
+            )
+            await session.commit()
 
     def output_count(self) -> int:
         """How many outputs the job makes."""

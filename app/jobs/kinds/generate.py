@@ -6,7 +6,7 @@ import asyncio
 from PIL import Image
 
 from app.imaging.codecs import ImageInfo, encode
-from app.imaging.geometry import fit_exact, generation_size
+from app.imaging.geometry import fit_exact, fit_kind, generation_size
 from app.jobs.kinds.base import KindRunner, Output, call_with_fallbacks
 from app.models import Job
 from app.providers.base import GenerateCall, GenerateResult, ModelSpec, Provider
@@ -22,8 +22,11 @@ def model_chain(job: Job) -> list[str]:
     return [job.model, *job.request.get("fallback_models", [])]
 
 
-async def finish_image(image: Image.Image, request: dict) -> tuple[bytes, ImageInfo]:
-    """Crop or pad to the exact requested size and encode, off the event loop."""
+async def finish_image(image: Image.Image, request: dict, details: dict) -> tuple[bytes, ImageInfo]:
+    """Scale and crop to the exact requested size and encode, off the event loop; records in
+    `details` what the model made and how it became exactly the requested size."""
+    details["generated_size"] = f"{image.width}x{image.height}"
+    details["fit"] = fit_kind(image.size, request["width"], request["height"])
     width, height, image_format = request["width"], request["height"], request["output_format"]
 
     def _finish() -> tuple[bytes, ImageInfo]:
@@ -54,4 +57,5 @@ class GenerateRunner(KindRunner):
             )
 
         result, details = await call_with_fallbacks(self.context, model_chain(self.job), call)
-        return Output(await finish_image(result.image, request), seed=seed, details=details)
+        encoded = await finish_image(result.image, request, details)
+        return Output(encoded, seed=seed, details=details)

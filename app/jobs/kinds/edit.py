@@ -1,0 +1,90 @@
+"""Edit and variants jobs: each output is one provider edit of the source image, then
+cropped or padded to the exact output size. Variants run the same seeds on every compared
+model, so output i of each model is directly comparable."""
+
+from sqlalchemy import select
+
+from app.imaging.geometry import generation_size
+from app.jobs.kinds.base import KindRunner, Output, call_with_fallbacks
+from app.jobs.kinds.generate import finish_image, model_chain, output_seed
+from app.models import Asset
+from app.providers.base import EditCall, GenerateResult, InputImage, ModelSpec, Provider, Reference
+
+
+class EditRunner(KindRunner):
+    """Edits of a source image, with its mask and references."""
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        request = self.request
+        self.image = await self.input_image(request["image"])
+        self.mask = await self.input_image(request["mask"]) if request.get("mask") else None
+        self.references = tuple(
+            [
+                Reference(await self.input_image(ref["asset_id"]), ref["role"], ref["weight"])
+                for ref in request.get("references", [])
+            ]
+        )
+
+    async def input_image(self, asset_id: str) -> InputImage:
+        """An input asset's bytes and facts."""
+        async with self.context.sessionmaker() as session:
+            asset = await session.scalar(select(Asset).where(Asset.id == asset_id))
+        if asset is None:
+            raise LookupError(f"input asset {asset_id} is gone")
+        data = await self.context.storage.get(asset.storage_key)
+        return InputImage(asset.id, data, asset.format, asset.width, asset.height)
+
+    def parents(self) -> tuple[tuple[str, str], ...]:
+        """The inputs each output is made from, with their roles."""
+        parents = [(self.image.asset_id, "source")]
+        if self.mask is not None:
+            parents.append((self.mask.asset_id, "mask"))
+        parents.extend((ref.image.asset_id, "reference") for ref in self.references)
+        return tuple(parents)
+
+    def models_for(self, index: int) -> tuple[list[str], int]:
+        """The models to try for output `index`, and its position within its group."""
+        return model_chain(self.job), index
+
+    async def make(self, index: int) -> Output:
+        request = self.request
+        models, position = self.models_for(index)
+        seed = output_seed(request["seed"], position)
+
+        async def call(provider: Provider, spec: ModelSpec) -> GenerateResult:
+            width, height = generation_size(spec.capabilities, request["width"], request["height"])
+            return await provider.edit(
+                EditCall(
+                    model=spec.name,
+                    prompt=request["prompt"],
+                    negative_prompt=request.get("negative_prompt"),
+                    image=self.image,
+                    mask=self.mask,
+                    references=self.references,
+                    strength=request.get("strength"),
+                    keep=tuple(request.get("keep", ())),
+                    variation=request.get("variation"),
+                    width=width,
+                    height=height,
+                    seed=seed,
+                )
+            )
+
+        result, details = await call_with_fallbacks(self.context, models, call)
+        if request.get("variation") is not None:
+            details["variation"] = request["variation"]
+        encoded = await finish_image(result.image, request, details)
+        return Output(encoded, seed=seed, parents=self.parents(), details=details)
+
+
+class VariantsRunner(EditRunner):
+    """`n` variants of a source on each compared model: outputs 0..n-1 on the first model,
+    n..2n-1 on the second, and so on, with the same seeds in every group."""
+
+    def output_count(self) -> int:
+        return int(self.request["n"]) * len(self.request["models"])
+
+    def models_for(self, index: int) -> tuple[list[str], int]:
+        group, position = divmod(index, int(self.request["n"]))
+        return [self.request["models"][group]], position

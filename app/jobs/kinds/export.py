@@ -1,0 +1,172 @@
+"""Export jobs: one output per target, cut from one decoded source, then optionally a zip of
+them all. While one output is stored the next is already rendering, so both cores work."""
+
+import asyncio
+import io
+import zipfile
+from typing import Any
+
+from sqlalchemy import select
+
+from app.errors import DarkroomError, NotFound
+from app.imaging.codecs import ImageInfo
+from app.imaging.export import (
+    ExportBudgetError,
+    ExportedImage,
+    ExportOptions,
+    ExportTarget,
+    PreparedExport,
+    prepare_export,
+)
+from app.jobs.context import TaskContext
+from app.jobs.kinds.base import KindRunner, Output
+from app.models import Asset, Job
+
+BUNDLE_FORMAT = "zip"
+FILE_EXTENSIONS = {"jpeg": "jpg"}
+
+
+class ExportBudgetExceeded(DarkroomError):
+    """No encoding of a target fits the request's `max_bytes`."""
+
+    status, slug, title = 422, "export-budget-exceeded", "Byte budget cannot be met"
+
+
+class ExportRunner(KindRunner):
+    """Files for destinations from one asset."""
+
+    def __init__(self, context: TaskContext, job: Job) -> None:
+        super().__init__(context, job)
+        self.targets = [
+            ExportTarget(target["name"], target["width"], target["height"])
+            for target in self.request["targets"]
+        ]
+        self.prepared: PreparedExport | None = None
+        self.renders: dict[int, asyncio.Future[ExportedImage]] = {}
+
+    async def prepare(self) -> None:
+        """Read the source once and decode it into the pyramid every target is cut from."""
+        async with self.context.sessionmaker() as session:
+            source = await session.scalar(
+                select(Asset).where(
+                    Asset.id == self.request["asset_id"], Asset.tenant_id == self.job.tenant_id
+                )
+            )
+        if source is None:
+            raise NotFound(f"Asset {self.request['asset_id']} no longer exists.")
+        data = await self.context.storage.get(source.storage_key)
+        self.prepared = await asyncio.to_thread(
+            prepare_export, data, self.targets, export_options(self.request)
+        )
+
+    def output_count(self) -> int:
+        return len(self.targets) + (1 if self.request["bundle"] else 0)
+
+    async def make(self, index: int) -> Output:
+        if index == len(self.targets):
+            return await self._bundle()
+        rendering = self._start(index)
+        if index + 1 < len(self.targets):
+            self._start(index + 1)
+        try:
+            exported = await rendering
+        except ExportBudgetError as exc:
+            raise ExportBudgetExceeded(
+                str(exc),
+                target=self.targets[index].name,
+                max_bytes=exc.max_bytes,
+                smallest_bytes=exc.smallest_bytes,
+            ) from exc
+        finally:
+            self.renders.pop(index, None)
+        return Output(
+            (exported.data, ImageInfo(exported.format, exported.width, exported.height)),
+            source="export",
+            parents=((self.request["asset_id"], "source"),),
+            details={
+                "target": exported.target.name,
+                "fit": self.request["fit"],
+                "upscaled": exported.upscaled,
+                "quality": exported.quality,
+            },
+        )
+
+    def _start(self, index: int) -> "asyncio.Future[ExportedImage]":
+        """Render target `index` on a thread, once."""
+        if index not in self.renders:
+            assert self.prepared is not None, "prepare() runs before make()"
+            rendering = asyncio.ensure_future(asyncio.to_thread(self.prepared.render, index))
+            # A render started ahead may never be awaited when the job stops early.
+            rendering.add_done_callback(_consume_exception)
+            self.renders[index] = rendering
+        return self.renders[index]
+
+    async def _bundle(self) -> Output:
+        """A zip of every target's output, read back from storage, so the bundle is the same
+        whichever run made the files."""
+        async with self.context.sessionmaker() as session:
+            rows = await session.execute(
+                select(Asset.id, Asset.output_index, Asset.storage_key, Asset.format)
+                .where(Asset.job_id == self.job.id, Asset.output_index < len(self.targets))
+                .order_by(Asset.output_index)
+            )
+            members = list(rows)
+        names = _file_names(
+            [self.targets[member.output_index].name for member in members],
+            [member.format for member in members],
+        )
+        contents = [await self.context.storage.get(member.storage_key) for member in members]
+        data = await asyncio.to_thread(_zip, list(zip(names, contents, strict=True)))
+        files = [
+            {"name": name, "asset_id": member.id}
+            for name, member in zip(names, members, strict=True)
+        ]
+        return Output(
+            (data, ImageInfo(BUNDLE_FORMAT, 0, 0)),
+            source="export",
+            parents=((self.request["asset_id"], "source"),),
+            details={"bundle": True, "files": files},
+        )
+
+
+def export_options(request: dict[str, Any]) -> ExportOptions:
+    """The pipeline's options from a normalized export request."""
+    return ExportOptions(
+        fit=request["fit"],
+        format=request["format"],
+        quality=request["quality"],
+        max_bytes=request["max_bytes"],
+        background=request["background"],
+        strip_metadata=request["strip_metadata"],
+        provenance=request["provenance"],
+    )
+
+
+def _consume_exception(future: "asyncio.Future[ExportedImage]") -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _file_names(targets: list[str], formats: list[str]) -> list[str]:
+    """A file name per output, from its target; a repeated target gets a numbered suffix."""
+    names: list[str] = []
+    for target, image_format in zip(targets, formats, strict=True):
+        extension = FILE_EXTENSIONS.get(image_format, image_format)
+        name, number = f"{target}.{extension}", 1
+        while name in names:
+            number += 1
+            name = f"{target}-{number}.{extension}"
+        names.append(name)
+    return names
+
+
+def _zip(files: list[tuple[str, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    # Stored, not deflated: the images are compressed already.
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, content in files:
+            # A fixed timestamp, so the same files always make the same bytes; readable files.
+            member = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            member.external_attr = 0o644 << 16
+            archive.writestr(member, content)
+    return buffer.getvalue()

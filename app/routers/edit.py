@@ -1,0 +1,60 @@
+"""POST /v1/edit and POST /v1/variants: work from real images, with masks, references and
+side-by-side model comparison."""
+
+from fastapi import APIRouter
+
+from app import schemas
+from app.deps import IdempotencyKey, Registry, Storage
+from app.routers import problems
+from app.routers.submission import FINISHED_RESPONSE, Submission
+from app.schemas.edit import EditRequest, VariantsRequest
+from app.services import edits
+
+router = APIRouter(prefix="/v1", tags=["edit"])
+
+
+@router.post(
+    "/edit",
+    operation_id="edit_image",
+    summary="Edit an image",
+    status_code=202,
+    response_model=schemas.Job,
+    responses=FINISHED_RESPONSE | problems(400, 401, 404, 409, 413, 415, 422),
+)
+async def edit_image(
+    body: EditRequest,
+    submission: Submission,
+    storage: Storage,
+    registry: Registry,
+    idempotency_key: IdempotencyKey = None,
+) -> schemas.Job:
+    """Queue an edit of `image`: change what the prompt asks, only where the mask's fully
+    transparent pixels allow, keeping what `keep` names, steered by reference images. Every
+    input given by URL or base64 is validated and stored as a `reference` asset, and each
+    output lists its inputs as parents."""
+    inputs = edits.Inputs(submission.session, storage, submission.settings, submission.tenant)
+    job, created = await edits.create_edit_job(inputs, registry, body, idempotency_key)
+    return await submission.accept(job, created)
+
+
+@router.post(
+    "/variants",
+    operation_id="create_variants",
+    summary="Make variants of an image",
+    status_code=202,
+    response_model=schemas.Job,
+    responses=FINISHED_RESPONSE | problems(400, 401, 404, 409, 413, 422),
+)
+async def create_variants(
+    body: VariantsRequest,
+    submission: Submission,
+    storage: Storage,
+    registry: Registry,
+    idempotency_key: IdempotencyKey = None,
+) -> schemas.Job:
+    """Queue `n` variants of an asset or of a job's output, on one model or on several side by
+    side. The finished job groups its outputs by model with each model's latency and cost;
+    every output keeps its seed, so a later request with that seed and `n: 1` makes it again."""
+    inputs = edits.Inputs(submission.session, storage, submission.settings, submission.tenant)
+    job, created = await edits.create_variants_job(inputs, registry, body, idempotency_key)
+    return await submission.accept(job, created)

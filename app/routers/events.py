@@ -1,0 +1,151 @@
+"""GET /v1/jobs/{id}/events: a job's lifecycle as server-sent events, from whichever process
+runs it. The stream starts with the job's current state, follows it live, and ends with its
+final event."""
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import Session
+from app.deps import AppSettings, Context, Sessionmaker, Tenant
+from app.jobs.progress import Broadcaster
+from app.routers import problems
+from app.schemas.events import JobEvent
+from app.services import jobs
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+EVENT_STREAM = "text/event-stream"
+HEARTBEAT = ": heartbeat\n\n"
+FINAL_EVENTS = frozenset({"succeeded", "failed", "canceled"})
+# The status a job is in after each event, and the event that announces a stored status.
+EVENT_STATUS = {"queued": "queued", "started": "running", "progress": "running"}
+STATUS_EVENT = {"queued": "queued", "running": "started"}
+# Events only move forward: a repeat or a step back (a re-run job's second `started`, an event
+# that was also read from the database) is not sent again.
+EVENT_RANK = {"queued": 0, "started": 1, "progress": 2, "succeeded": 3, "failed": 3, "canceled": 3}
+
+STREAM_EXAMPLE = (
+    'event: progress\nid: 3\ndata: {"job_id": "job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P", '
+    '"status": "running", "completed": 1, "total": 2}\n\n'
+)
+STREAM_RESPONSE = {
+    200: {
+        "content": {EVENT_STREAM: {"schema": {"type": "string"}, "example": STREAM_EXAMPLE}},
+        "description": (
+            "Server-sent events: `queued`, `started`, `progress`, then one of `succeeded`, "
+            "`failed` or `canceled`, after which the stream ends. Each event has `event`, "
+            "`id` and `data`: JSON with `job_id` and `status`, `completed` and `total` on "
+            "`progress`, and the whole `job` on final events. Comment lines are heartbeats. "
+            "The stream first repeats the job's current state, so a reconnecting client "
+            "loses nothing and a finished job answers with its final event at once."
+        ),
+    }
+}
+
+
+class EventStreamResponse(StreamingResponse):
+    """A `text/event-stream` response, so the spec names the media type."""
+
+    media_type = EVENT_STREAM
+
+
+@router.get(
+    "/{job_id}/events",
+    operation_id="stream_job_events",
+    summary="Stream a job's events",
+    response_class=EventStreamResponse,
+    responses=STREAM_RESPONSE | problems(401, 404),
+)
+async def stream_job_events(
+    job_id: str,
+    session: Session,
+    sessionmaker: Sessionmaker,
+    tenant: Tenant,
+    context: Context,
+    settings: AppSettings,
+) -> EventStreamResponse:
+    """Follow a job live as server-sent events until it finishes."""
+    job = await jobs.get_job(session, tenant, job_id)
+    # A stream can last minutes: give the request's database connection back now.
+    await session.close()
+    frames = job_event_frames(
+        context.broadcaster, sessionmaker, tenant, job.id, settings.events_heartbeat_seconds
+    )
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return EventStreamResponse(frames, headers=headers)
+
+
+class EventOrder:
+    """Lets through only events that move the job forward, so a stream never repeats itself."""
+
+    def __init__(self) -> None:
+        self.rank = -1
+        self.completed = -1
+
+    def advances(self, message: dict[str, Any]) -> bool:
+        """Whether `message` is news; if so, remember it."""
+        rank = EVENT_RANK.get(message["event"], -1)
+        completed = message.get("completed", -1)
+        is_news = rank > self.rank or (rank == self.rank == 2 and completed > self.completed)
+        if is_news:
+            self.rank, self.completed = rank, max(completed, self.completed)
+        return is_news
+
+
+async def job_event_frames(
+    broadcaster: Broadcaster,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tenant_id: str,
+    job_id: str,
+    heartbeat_seconds: float,
+) -> AsyncIterator[str]:
+    """The SSE frames of one job. Subscribes before reading the job's state, so an event in
+    between is seen twice (and sent once) rather than lost. On every heartbeat the database
+    is read again, so a stream whose final event never arrived still ends."""
+    order = EventOrder()
+    number = 0
+    async with broadcaster.subscribe(job_id) as subscription:
+        message: dict[str, Any] | None = await _current_state(sessionmaker, tenant_id, job_id)
+        while True:
+            if message is None:
+                yield HEARTBEAT
+                message = await _current_state(sessionmaker, tenant_id, job_id)
+            if order.advances(message):
+                number += 1
+                data = await _event_data(sessionmaker, tenant_id, message)
+                yield f"event: {message['event']}\nid: {number}\ndata: {data}\n\n"
+                if message["event"] in FINAL_EVENTS:
+                    return
+            message = await subscription.next_message(heartbeat_seconds)
+
+
+async def _current_state(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: str, job_id: str
+) -> dict[str, Any]:
+    async with sessionmaker() as session:
+        job = await jobs.get_job(session, tenant_id, job_id)
+    return {"event": STATUS_EVENT.get(job.status, job.status), "job_id": job.id}
+
+
+async def _event_data(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: str, message: dict[str, Any]
+) -> str:
+    event = message["event"]
+    data = JobEvent(
+        job_id=message["job_id"],
+        status=EVENT_STATUS.get(event, event),  # type: ignore[arg-type]
+        completed=message.get("completed"),
+        total=message.get("total"),
+    )
+    if event in FINAL_EVENTS:
+        # Published after the commit, so the database already holds what the event announces.
+        async with sessionmaker() as session:
+            job = await jobs.get_job(session, tenant_id, data.job_id)
+            data.job = await jobs.job_view(session, job)
+    fields = data.model_dump(mode="json")
+    return json.dumps({name: value for name, value in fields.items() if value is not None})

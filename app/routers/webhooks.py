@@ -1,0 +1,164 @@
+"""Webhook endpoints: register, list, read, change and remove them; see their deliveries and
+send one again; read the default secret that signs per-request deliveries."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from app.db import Session
+from app.deps import AppSettings, Tenant
+from app.routers import problems
+from app.schemas import webhooks as schemas
+from app.services import webhooks
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+Cursor = Annotated[
+    str | None, Query(max_length=64, description="`next_cursor` of the previous page.")
+]
+Limit = Annotated[int, Query(ge=1, le=100, description="Items per page.")]
+
+
+@router.post(
+    "",
+    operation_id="create_webhook_endpoint",
+    summary="Register a webhook endpoint",
+    status_code=201,
+    response_model=schemas.WebhookEndpointCreated,
+    responses=problems(401, 422),
+)
+async def create_webhook_endpoint(
+    body: schemas.WebhookEndpointCreate,
+    response: Response,
+    session: Session,
+    tenant: Tenant,
+    settings: AppSettings,
+) -> schemas.WebhookEndpointCreated:
+    """Send the tenant's job events to a URL. The answer carries the endpoint's signing secret,
+    shown only this once; a URL that resolves to a private or loopback address is refused."""
+    endpoint = await webhooks.create_endpoint(session, settings.url_policy, tenant, body)
+    await session.commit()
+    response.headers["Location"] = f"/v1/webhooks/{endpoint.id}"
+    return webhooks.created_endpoint_view(endpoint)
+
+
+@router.get(
+    "",
+    operation_id="list_webhook_endpoints",
+    summary="List webhook endpoints",
+    response_model=schemas.WebhookEndpointPage,
+    responses=problems(401, 422),
+)
+async def list_webhook_endpoints(
+    session: Session, tenant: Tenant, cursor: Cursor = None, limit: Limit = 20
+) -> schemas.WebhookEndpointPage:
+    """The tenant's endpoints, newest first, a page at a time."""
+    return await webhooks.list_endpoints(session, tenant, cursor, limit)
+
+
+@router.get(
+    "/signing-secret",
+    operation_id="get_webhook_signing_secret",
+    summary="Get the default webhook signing secret",
+    response_model=schemas.WebhookSigningSecret,
+    responses=problems(401),
+)
+async def get_webhook_signing_secret(
+    session: Session, tenant: Tenant
+) -> schemas.WebhookSigningSecret:
+    """The secret that signs deliveries to a request's own `webhook_url` (registered endpoints
+    have their own). Made on first use, then always the same."""
+    secret = await webhooks.default_secret(session, tenant)
+    await session.commit()
+    return schemas.WebhookSigningSecret(secret=secret)
+
+
+@router.get(
+    "/{endpoint_id}",
+    operation_id="get_webhook_endpoint",
+    summary="Get a webhook endpoint",
+    response_model=schemas.WebhookEndpoint,
+    responses=problems(401, 404),
+)
+async def get_webhook_endpoint(
+    endpoint_id: str, session: Session, tenant: Tenant
+) -> schemas.WebhookEndpoint:
+    """The endpoint, without its secret."""
+    return webhooks.endpoint_view(await webhooks.get_endpoint(session, tenant, endpoint_id))
+
+
+@router.patch(
+    "/{endpoint_id}",
+    operation_id="update_webhook_endpoint",
+    summary="Change a webhook endpoint",
+    response_model=schemas.WebhookEndpoint,
+    responses=problems(401, 404, 422),
+)
+async def update_webhook_endpoint(
+    endpoint_id: str,
+    body: schemas.WebhookEndpointUpdate,
+    session: Session,
+    tenant: Tenant,
+    settings: AppSettings,
+) -> schemas.WebhookEndpoint:
+    """Change its URL, events or description, or disable or re-enable it."""
+    endpoint = await webhooks.update_endpoint(
+        session, settings.url_policy, tenant, endpoint_id, body
+    )
+    await session.commit()
+    return webhooks.endpoint_view(endpoint)
+
+
+@router.delete(
+    "/{endpoint_id}",
+    operation_id="delete_webhook_endpoint",
+    summary="Delete a webhook endpoint",
+    status_code=204,
+    response_class=Response,
+    responses=problems(401, 404),
+)
+async def delete_webhook_endpoint(
+    endpoint_id: Annotated[str, Path(examples=["whe_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"])],
+    session: Session,
+    tenant: Tenant,
+) -> Response:
+    """Remove the endpoint and its delivery history; nothing more is sent to it."""
+    await webhooks.delete_endpoint(session, tenant, endpoint_id)
+    await session.commit()
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{endpoint_id}/deliveries",
+    operation_id="list_webhook_deliveries",
+    summary="List an endpoint's deliveries",
+    response_model=schemas.WebhookDeliveryPage,
+    responses=problems(401, 404, 422),
+)
+async def list_webhook_deliveries(
+    endpoint_id: str, session: Session, tenant: Tenant, cursor: Cursor = None, limit: Limit = 20
+) -> schemas.WebhookDeliveryPage:
+    """Events sent or to be sent to the endpoint, newest first, each with every attempt's
+    status code, latency and error."""
+    return await webhooks.list_deliveries(session, tenant, endpoint_id, cursor, limit)
+
+
+@router.post(
+    "/{endpoint_id}/deliveries/{delivery_id}/retry",
+    operation_id="retry_webhook_delivery",
+    summary="Send a delivery again",
+    status_code=202,
+    response_model=schemas.WebhookDelivery,
+    responses=problems(401, 404, 409),
+)
+async def retry_webhook_delivery(
+    endpoint_id: str, delivery_id: str, request: Request, session: Session, tenant: Tenant
+) -> schemas.WebhookDelivery:
+    """Send the delivery once more now, with the same `webhook-id` and body, whether it was
+    delivered, failed or still pending. A disabled endpoint answers 409."""
+    delivery = await webhooks.retry_delivery(session, tenant, endpoint_id, delivery_id)
+    await session.commit()
+    await request.app.state.webhooks.dispatcher.schedule(
+        delivery.id, attempts=delivery.attempts, delay_seconds=0, manual=True
+    )
+    return (await webhooks.delivery_views(session, [delivery]))[0]

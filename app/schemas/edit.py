@@ -1,0 +1,263 @@
+"""The contract of edits and variants: image inputs by asset, URL or base64, masks,
+references, and the variants source."""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from app.schemas import (
+    MAX_SEED,
+    OutputFormat,
+    check_metadata,
+    parse_aspect_ratio,
+    parse_size,
+)
+from app.schemas.prompts import PromptOptions
+from app.schemas.webhooks import WebhookOptions
+
+KeepItem = Literal[
+    "identity",
+    "face",
+    "product_angle",
+    "framing",
+    "composition",
+    "layout",
+    "lighting",
+    "background",
+    "colors",
+    "text",
+]
+ReferenceRole = Literal["style", "subject", "composition", "color"]
+
+MAX_REFERENCES = 16
+MAX_COMPARED_MODELS = 4
+# The variation amount each named strength stands for (0 is the source itself, 1 the most).
+VARIATION_AMOUNTS = {"subtle": 0.25, "strong": 0.7}
+
+
+class ImageInput(BaseModel):
+    """One image: exactly one of an asset of yours, a URL Darkroom fetches, or base64 bytes."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"example": {"asset_id": "ast_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"}},
+    )
+
+    asset_id: str | None = Field(None, max_length=64, description="An asset of yours.")
+    url: str | None = Field(
+        None,
+        max_length=2048,
+        description="An http(s) URL of a PNG, JPEG or WebP image on a public address.",
+        examples=["https://images.example.com/mug.jpg"],
+    )
+    b64: str | None = Field(
+        None,
+        description="The image bytes as base64, plain or as a `data:image/...;base64,` URL.",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "ImageInput":
+        given = [name for name in ("asset_id", "url", "b64") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of asset_id, url or b64")
+        return self
+
+
+class ReferenceInput(BaseModel):
+    """A reference image that steers the edit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: ImageInput = Field(description="The reference image.")
+    role: ReferenceRole = Field(
+        "style", description="What to take from it: style, subject, composition or color."
+    )
+    weight: float = Field(1.0, ge=0, le=1, description="How strongly it steers, 0 to 1.")
+
+
+class OutputOptions(BaseModel):
+    """Count, encoding, seed and caller metadata of a job's outputs."""
+
+    n: int = Field(1, ge=1, le=10, description="How many images to make.")
+    output_format: OutputFormat = Field("png", description="Encoding of the stored outputs.")
+    seed: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_SEED,
+        description="Seed of the first output (output i uses seed + i); random if omitted.",
+    )
+    metadata: dict[str, Any] | None = Field(
+        None, description="Your own JSON object (up to 16 KiB), returned as is on the job."
+    )
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_storable(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            check_metadata(value)
+        return value
+
+
+class EditRequest(OutputOptions, PromptOptions, WebhookOptions):
+    """Edit a photo: change what the prompt asks, where the mask allows, keeping what `keep`
+    names."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "image": {"asset_id": "ast_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"},
+                "mask": {"asset_id": "ast_01JD7Z9A0B1C2D3E4F5G6H7J8K"},
+                "prompt": "replace the background with a sunlit marble kitchen counter",
+                "keep": ["product_angle", "lighting"],
+                "strength": 0.7,
+                "references": [
+                    {"image": {"url": "https://images.example.com/palette.jpg"}, "role": "color"}
+                ],
+                "seed": 7,
+            }
+        },
+    )
+
+    image: ImageInput = Field(description="The source image to edit.")
+    prompt: str = Field(
+        "",
+        max_length=32000,
+        description="What to change; empty keeps the source's look and only inpaints the mask.",
+    )
+    mask: ImageInput | None = Field(
+        None,
+        description="A PNG of the source's size whose fully transparent pixels (alpha 0) mark "
+        "the area to change; everything else stays as it is.",
+    )
+    strength: float = Field(
+        0.6, ge=0, le=1, description="How far to move from the source, 0 (not at all) to 1."
+    )
+    keep: list[KeepItem] = Field(
+        default_factory=list, max_length=10, description="What must stay as in the source."
+    )
+    references: list[ReferenceInput] = Field(
+        default_factory=list,
+        max_length=MAX_REFERENCES,
+        description="Reference images; the model's capabilities cap how many.",
+    )
+    model: str | None = Field(
+        None, description="Model id as `provider/model`; the default if omitted."
+    )
+    negative_prompt: str | None = Field(
+        None, max_length=4000, description="What the image should not show, where taken."
+    )
+    size: str | None = Field(
+        None,
+        pattern=r"^[1-9][0-9]{1,3}[xX][1-9][0-9]{1,3}$",
+        description="Exact output size `WxH`; the source's own size if neither this nor "
+        "aspect_ratio is given.",
+    )
+    aspect_ratio: str | None = Field(
+        None,
+        pattern=r"^[1-9][0-9]{0,3}:[1-9][0-9]{0,3}$",
+        description="Output aspect ratio `W:H`, at about the source's area.",
+    )
+
+    @field_validator("prompt", "negative_prompt")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
+    @field_validator("size")
+    @classmethod
+    def _size_in_range(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        width, height = parse_size(value)
+        if not (64 <= width <= 4096 and 64 <= height <= 4096):
+            raise ValueError("each side must be between 64 and 4096 pixels")
+        return f"{width}x{height}"
+
+    @field_validator("aspect_ratio")
+    @classmethod
+    def _aspect_in_range(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        width, height = parse_aspect_ratio(value)
+        if not 1 / 4 <= width / height <= 4:
+            raise ValueError("aspect ratio must be between 1:4 and 4:1")
+        return f"{width}:{height}"
+
+    @model_validator(mode="after")
+    def _size_or_aspect(self) -> "EditRequest":
+        if self.size and self.aspect_ratio:
+            raise ValueError("give either size or aspect_ratio, not both")
+        return self
+
+
+class VariantSource(BaseModel):
+    """The image to vary: an asset of yours, or output `index` of one of your jobs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    asset_id: str | None = Field(None, max_length=64, description="An asset of yours.")
+    job_id: str | None = Field(None, max_length=64, description="A succeeded job of yours.")
+    index: int = Field(0, ge=0, le=99, description="Which output of `job_id`.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "VariantSource":
+        if (self.asset_id is None) == (self.job_id is None):
+            raise ValueError("give either asset_id or job_id (with index)")
+        return self
+
+
+class VariantsRequest(OutputOptions, PromptOptions, WebhookOptions):
+    """Variants of an image, optionally on several models side by side."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "source": {"job_id": "job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P", "index": 0},
+                "n": 3,
+                "variation": "subtle",
+                "models": ["local/draft", "openai/gpt-image-2"],
+            }
+        },
+    )
+
+    source: VariantSource = Field(description="The image to vary.")
+    variation: Literal["subtle", "strong"] | float = Field(
+        "subtle", description="How far variants stray: subtle, strong, or a number 0..1."
+    )
+    prompt: str | None = Field(
+        None,
+        max_length=32000,
+        description="A change to the brief; by default the source job's own prompt.",
+    )
+    models: list[str] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_COMPARED_MODELS,
+        description="Models to run the same variants on, for side-by-side comparison; the "
+        "default model if omitted.",
+    )
+
+    @field_validator("variation")
+    @classmethod
+    def _variation_range(cls, value: str | float) -> str | float:
+        if isinstance(value, float | int) and not 0 <= value <= 1:
+            raise ValueError("variation must be subtle, strong, or a number from 0 to 1")
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _distinct_models(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("models must not repeat")
+        return value
+
+    @property
+    def variation_amount(self) -> float:
+        """The variation as a number from 0 to 1."""
+        if isinstance(self.variation, str):
+            return VARIATION_AMOUNTS[self.variation]
+        return float(self.variation)

@@ -1,0 +1,76 @@
+"""The contract of the prompt optimizer: the options every job request takes, and
+POST /v1/prompts/optimize."""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Optimize = Literal["auto", "off", "llm"]
+
+
+class PromptOptions(BaseModel):
+    """How the brief becomes the prompt sent to the model."""
+
+    optimize: Optimize = Field(
+        "auto",
+        description="`auto` expands the brief by rules, `llm` asks the configured LLM (falling "
+        "back to the rules), `off` sends the brief as written.",
+    )
+    style: str | None = Field(
+        None,
+        max_length=40,
+        description="A style preset for the optimizer (see POST /v1/prompts/optimize).",
+        examples=["studio-product"],
+    )
+
+
+class OptimizePromptRequest(BaseModel):
+    """A brief to expand, and what it is for."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "prompt": "ceramic mug, product shot",
+                "model": "openai/gpt-image-2",
+                "aspect_ratio": "16:9",
+                "style": "studio-product",
+            }
+        },
+    )
+
+    prompt: str = Field(min_length=1, max_length=32000, description="The brief.")
+    model: str | None = Field(
+        None, description="The target model, whose prompt style and length limit apply."
+    )
+    aspect_ratio: str | None = Field(
+        None,
+        pattern=r"^[1-9][0-9]{0,3}:[1-9][0-9]{0,3}$",
+        description="The destination's aspect ratio `W:H`; composition adapts to it.",
+    )
+    style: str | None = Field(None, max_length=40, description="A style preset name.")
+    keep: list[str] = Field(
+        default_factory=list,
+        max_length=10,
+        description="For edits: what must stay as in the source (see POST /v1/edit).",
+    )
+    mode: Literal["rules", "llm"] = Field(
+        "rules", description="`rules`, or `llm` over the configured LLM (falling back to rules)."
+    )
+
+
+class OptimizedPromptView(BaseModel):
+    """The optimizer's result: slots given and filled, use case, and the prompt to send."""
+
+    object: Literal["optimized_prompt"] = Field("optimized_prompt", description="Always this.")
+    model: str = Field(description="The model it was written for.", examples=["local/draft"])
+    brief: str = Field(description="The brief as given.")
+    use_case: str = Field(description="What the image is for, as detected.", examples=["product"])
+    slots: dict[str, Any] = Field(description="The final value of every slot.")
+    given: list[str] = Field(description="Slots the brief itself stated.")
+    filled: list[str] = Field(description="Slots the optimizer filled.")
+    prompt: str = Field(description="The prompt to send to the model.")
+    negative_prompt: str | None = Field(description="What the image should not show.")
+    rendering: Literal["sentences", "tags"] = Field(description="Sentences or weighted tags.")
+    mode: Literal["rules", "llm"] = Field(description="What produced the slots.")
+    fallback_reason: str | None = Field(description="Why llm mode fell back to the rules.")

@@ -1,0 +1,275 @@
+"""Webhooks: the per-request webhook fields, registered endpoints and their deliveries."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+WebhookEvent = Literal["job.queued", "job.started", "job.succeeded", "job.failed", "job.canceled"]
+WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = (
+    "job.queued",
+    "job.started",
+    "job.succeeded",
+    "job.failed",
+    "job.canceled",
+)
+DeliveryStatus = Literal["pending", "delivered", "failed", "disabled"]
+MAX_URL_LENGTH = 2048
+
+
+def check_webhook_url(value: str) -> str:
+    """Refuse a webhook URL that is not absolute http(s) with a host; where it points is checked
+    against the address rules separately, since that needs DNS and the server's allow list."""
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError("must be an absolute http or https URL")
+    return value
+
+
+class WebhookOptions(BaseModel):
+    """Where to send this job's events: mixed into every job-creating request."""
+
+    webhook_url: str | None = Field(
+        None,
+        max_length=MAX_URL_LENGTH,
+        description="POST this job's events here, signed with the tenant's default secret "
+        "(GET /v1/webhooks/signing-secret) per the Standard Webhooks scheme.",
+        examples=["https://example.com/hooks/darkroom"],
+    )
+    webhook_events: list[WebhookEvent] | None = Field(
+        None,
+        min_length=1,
+        description="Which events go to `webhook_url`; every job event if omitted.",
+        examples=[["job.succeeded", "job.failed"]],
+    )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url_shape(cls, value: str | None) -> str | None:
+        return None if value is None else check_webhook_url(value)
+
+    def webhook_fields(self) -> dict[str, Any]:
+        """The webhook fields that were set, for the job's normalized request."""
+        fields: dict[str, Any] = {}
+        if self.webhook_url is not None:
+            fields["webhook_url"] = self.webhook_url
+        if self.webhook_events is not None:
+            fields["webhook_events"] = list(dict.fromkeys(self.webhook_events))
+        return fields
+
+
+class WebhookEndpointCreate(BaseModel):
+    """A URL to receive the tenant's job events."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "url": "https://example.com/hooks/darkroom",
+                "events": ["job.succeeded", "job.failed"],
+                "description": "Publishing pipeline",
+            }
+        },
+    )
+
+    url: str = Field(
+        max_length=MAX_URL_LENGTH,
+        description="Where events are POSTed; must reach a public address.",
+    )
+    events: list[WebhookEvent] = Field(
+        default_factory=lambda: list(WEBHOOK_EVENTS),
+        min_length=1,
+        description="Which events it receives; every job event if omitted.",
+    )
+    description: str | None = Field(None, max_length=500, description="A note for people.")
+
+    @field_validator("url")
+    @classmethod
+    def _url_shape(cls, value: str) -> str:
+        return check_webhook_url(value)
+
+
+class WebhookEndpointUpdate(BaseModel):
+    """Changes to an endpoint; fields left out stay as they are."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"example": {"events": ["job.succeeded"]}}
+    )
+
+    url: str | None = Field(None, max_length=MAX_URL_LENGTH, description="A new URL.")
+    events: list[WebhookEvent] | None = Field(None, min_length=1, description="New events.")
+    description: str | None = Field(None, max_length=500, description="A new note.")
+    disabled: bool | None = Field(
+        None, description="`true` stops deliveries; `false` re-enables an endpoint."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url_shape(cls, value: str | None) -> str | None:
+        return None if value is None else check_webhook_url(value)
+
+
+ENDPOINT_EXAMPLE = {
+    "id": "whe_01JD7Z8Q3N5X2W1V0T9S8R7Q6P",
+    "object": "webhook_endpoint",
+    "url": "https://hooks.example.com/darkroom",
+    "events": ["job.succeeded", "job.failed"],
+    "description": "Publishing pipeline",
+    "disabled": False,
+    "disabled_at": None,
+    "created_at": "2026-11-28T09:00:00Z",
+}
+
+
+class WebhookEndpoint(BaseModel):
+    """A registered webhook endpoint. Its secret is shown only when it is created."""
+
+    model_config = ConfigDict(json_schema_extra={"example": ENDPOINT_EXAMPLE})
+
+    id: str = Field(description="Endpoint id.", examples=["whe_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"])
+    object: Literal["webhook_endpoint"] = Field(
+        "webhook_endpoint", description="Always `webhook_endpoint`."
+    )
+    url: str = Field(description="Where events are POSTed.")
+    events: list[WebhookEvent] = Field(description="Which events it receives.")
+    description: str | None = Field(description="A note for people.")
+    disabled: bool = Field(
+        description="Whether deliveries are stopped (by you, or because it answered 410 Gone)."
+    )
+    disabled_at: datetime | None = Field(description="When it was disabled.")
+    created_at: datetime = Field(description="When it was registered.")
+
+
+class WebhookEndpointCreated(WebhookEndpoint):
+    """A new endpoint, with the secret its deliveries are signed with."""
+
+    secret: str = Field(
+        description="Verify deliveries with it (Standard Webhooks); shown only now.",
+        examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+    )
+
+
+class WebhookEndpointPage(BaseModel):
+    """A page of endpoints, newest first."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "object": "list",
+                "data": [ENDPOINT_EXAMPLE],
+                "has_more": False,
+                "next_cursor": None,
+            }
+        }
+    )
+
+    object: Literal["list"] = Field("list", description="Always `list`.")
+    data: list[WebhookEndpoint] = Field(description="The endpoints on this page.")
+    has_more: bool = Field(description="Whether another page follows.")
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page.")
+
+
+class WebhookSigningSecret(BaseModel):
+    """The tenant's default secret, which signs deliveries to per-request `webhook_url`s."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "object": "webhook_signing_secret",
+                "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            }
+        }
+    )
+
+    object: Literal["webhook_signing_secret"] = Field(
+        "webhook_signing_secret", description="Always `webhook_signing_secret`."
+    )
+    secret: str = Field(
+        description="Verify per-request deliveries with it (Standard Webhooks).",
+        examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+    )
+
+
+class WebhookAttempt(BaseModel):
+    """One try at sending a delivery."""
+
+    attempted_at: datetime = Field(description="When it was sent.")
+    status_code: int | None = Field(description="What the receiver answered; null if nothing.")
+    latency_ms: int = Field(description="How long the try took.")
+    error: str | None = Field(description="Why it failed without an answer, or null.")
+
+
+DELIVERY_EXAMPLE = {
+    "id": "msg_01JD7Z8Q3N5X2W1V0T9S8R7Q6P",
+    "object": "webhook_delivery",
+    "endpoint_id": "whe_01JD7Z8Q3N5X2W1V0T9S8R7Q6P",
+    "job_id": "job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P",
+    "event": "job.succeeded",
+    "url": "https://hooks.example.com/darkroom",
+    "status": "delivered",
+    "next_attempt_at": None,
+    "payload": {
+        "type": "job.succeeded",
+        "timestamp": "2026-11-28T09:30:01Z",
+        "data": {"id": "job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P", "object": "job", "status": "succeeded"},
+    },
+    "attempts": [
+        {
+            "attempted_at": "2026-11-28T09:30:01Z",
+            "status_code": 200,
+            "latency_ms": 84,
+            "error": None,
+        }
+    ],
+    "created_at": "2026-11-28T09:30:01Z",
+}
+
+
+class WebhookDelivery(BaseModel):
+    """One event for one receiver, with every attempt so far."""
+
+    model_config = ConfigDict(json_schema_extra={"example": DELIVERY_EXAMPLE})
+
+    id: str = Field(
+        description="The `webhook-id` header of every attempt.",
+        examples=["msg_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"],
+    )
+    object: Literal["webhook_delivery"] = Field(
+        "webhook_delivery", description="Always `webhook_delivery`."
+    )
+    endpoint_id: str | None = Field(description="The endpoint; null for a per-request URL.")
+    job_id: str = Field(description="The job the event is about.")
+    event: WebhookEvent = Field(description="The event type.")
+    url: str = Field(description="Where it is sent.")
+    status: DeliveryStatus = Field(
+        description="pending (waiting for its next attempt), delivered (a 2xx answer), failed "
+        "(out of retries) or disabled (its endpoint was disabled)."
+    )
+    next_attempt_at: datetime | None = Field(description="When it is tried next, if pending.")
+    payload: dict[str, Any] = Field(description="The body every attempt sends.")
+    attempts: list[WebhookAttempt] = Field(description="Every attempt, oldest first.")
+    created_at: datetime = Field(description="When the event happened.")
+
+
+class WebhookDeliveryPage(BaseModel):
+    """A page of deliveries, newest first."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "object": "list",
+                "data": [DELIVERY_EXAMPLE],
+                "has_more": False,
+                "next_cursor": None,
+            }
+        }
+    )
+
+    object: Literal["list"] = Field("list", description="Always `list`.")
+    data: list[WebhookDelivery] = Field(description="The deliveries on this page.")
+    has_more: bool = Field(description="Whether another page follows.")
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page.")

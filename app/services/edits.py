@@ -1,0 +1,290 @@
+"""Edit and variants jobs: image inputs resolved to the tenant's assets (fetched, decoded and
+validated like uploads), checked against the model, and normalized into the job's request."""
+
+import asyncio
+import base64
+import binascii
+import io
+import re
+import secrets
+from dataclasses import dataclass
+from math import isqrt
+
+from PIL import Image
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import schemas
+from app.config import Settings
+from app.errors import DarkroomError, InvalidImage, InvalidInput
+from app.fetcher import fetch_image
+from app.models import Asset, Job
+from app.providers.base import ModelSpec
+from app.providers.registry import ProviderRegistry
+from app.schemas.edit import EditRequest, ImageInput, VariantSource, VariantsRequest
+from app.services import jobs
+from app.services.assets import create_upload, get_asset
+from app.services.prompting import plan_prompt
+from app.storage import LocalStorage
+
+MIN_SIDE, MAX_SIDE = schemas.MIN_SIDE, schemas.MAX_SIDE
+FETCH_TIMEOUT_SECONDS = 10.0
+_DATA_URL = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
+
+
+@dataclass
+class Inputs:
+    """Where a request's images come from: the tenant's store and the fetcher's rules."""
+
+    session: AsyncSession
+    storage: LocalStorage
+    settings: Settings
+    tenant_id: str
+
+    async def resolve(self, given: ImageInput, field: str) -> Asset:
+        """The tenant's asset for an input: the named asset, or the fetched or decoded bytes
+        stored as a new `reference` asset. A bad input raises its 4xx error naming `field`."""
+        try:
+            if given.asset_id is not None:
+                return await get_asset(self.session, self.tenant_id, given.asset_id)
+            data = await self._bytes_of(given)
+            return await create_upload(
+                self.session,
+                self.storage,
+                self.tenant_id,
+                data,
+                self.settings.max_image_pixels,
+                source="reference",
+            )
+        except DarkroomError as exc:
+            exc.detail = f"{field}: {exc.detail}"
+            exc.extensions.setdefault("field", field)
+            raise
+
+    async def _bytes_of(self, given: ImageInput) -> bytes:
+        if given.url is not None:
+            fetched = await fetch_image(
+                given.url,
+                self.settings.url_policy,
+                max_bytes=self.settings.max_body_bytes,
+                timeout_seconds=FETCH_TIMEOUT_SECONDS,
+            )
+            return fetched.data
+        return decode_base64(given.b64 or "")
+
+    async def load(self, asset: Asset) -> bytes:
+        """An asset's bytes."""
+        return await self.storage.get(asset.storage_key)
+
+
+def decode_base64(text: str) -> bytes:
+    """Bytes from plain base64 or a data URL; InvalidInput if it is neither."""
+    payload = _DATA_URL.sub("", text.strip(), count=1)
+    try:
+        return base64.b64decode("".join(payload.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput("b64 is not valid base64 (plain, or a data:image/... URL).") from None
+
+
+async def create_edit_job(
+    inputs: Inputs,
+    registry: ProviderRegistry,
+    body: EditRequest,
+    idempotency_key: str | None,
+) -> tuple[Job, bool]:
+    """Add an edit job with its inputs stored as assets, or replay the one this
+    Idempotency-Key made. Nothing is committed here: a bad input leaves nothing behind."""
+    session, tenant_id = inputs.session, inputs.tenant_id
+    fingerprint = jobs.request_hash("edit", body)
+    existing = await jobs.find_replay(session, tenant_id, idempotency_key, fingerprint)
+    if existing is not None:
+        return existing, False
+    _, spec = registry.resolve(body.model or inputs.settings.default_model)
+    _check_model(spec, "edit", body.n, body.output_format)
+    if body.mask is not None and not spec.capabilities.mask:
+        raise InvalidInput(f"{spec.id} does not take a mask; omit it or pick another model.")
+    if len(body.references) > spec.capabilities.max_references:
+        raise InvalidInput(
+            f"{spec.id} takes at most {spec.capabilities.max_references} reference images; "
+            f"this request has {len(body.references)}."
+        )
+    source = await inputs.resolve(body.image, "image")
+    mask = await inputs.resolve(body.mask, "mask") if body.mask else None
+    if mask is not None:
+        await _check_mask(inputs, mask, source)
+    references = [
+        {
+            "asset_id": (await inputs.resolve(reference.image, f"references[{i}].image")).id,
+            "role": reference.role,
+            "weight": reference.weight,
+        }
+        for i, reference in enumerate(body.references)
+    ]
+    width, height = edit_size(body, source)
+    aspect = schemas.parse_aspect_ratio(body.aspect_ratio) if body.aspect_ratio else None
+    request = {
+        "model": spec.id,
+        "image": source.id,
+        "mask": mask.id if mask else None,
+        "references": references,
+        "strength": body.strength,
+        "keep": list(body.keep),
+        "n": body.n,
+        "width": width,
+        "height": height,
+        "size": f"{width}x{height}",
+        "output_format": body.output_format,
+        "seed": _seed(body.seed),
+        **body.webhook_fields(),
+    } | plan_prompt(
+        body.prompt,
+        spec,
+        optimize=body.optimize,
+        style=body.style,
+        aspect_ratio=aspect or (width, height),
+        keep=body.keep,
+        negative_prompt=body.negative_prompt,
+        is_edit=True,
+    )
+    job = await jobs.add_job(
+        session, tenant_id, "edit", request, body.metadata, idempotency_key, fingerprint
+    )
+    return job, True
+
+
+async def create_variants_job(
+    inputs: Inputs,
+    registry: ProviderRegistry,
+    body: VariantsRequest,
+    idempotency_key: str | None,
+) -> tuple[Job, bool]:
+    """Add a variants job (one group of `n` per model), or replay the one this
+    Idempotency-Key made."""
+    session, tenant_id = inputs.session, inputs.tenant_id
+    fingerprint = jobs.request_hash("variants", body)
+    existing = await jobs.find_replay(session, tenant_id, idempotency_key, fingerprint)
+    if existing is not None:
+        return existing, False
+    specs = [registry.resolve(model)[1] for model in body.models or [inputs.settings.default_model]]
+    for spec in specs:
+        _check_model(spec, "variants", body.n, body.output_format)
+    source, source_job = await _variant_source(inputs, body.source)
+    brief = body.prompt if body.prompt is not None else _brief_of(source_job)
+    width, height = fit_side_limits(source.width, source.height)
+    request = {
+        "model": specs[0].id,
+        "models": [spec.id for spec in specs],
+        "image": source.id,
+        "variation": body.variation_amount,
+        "n": body.n,
+        "width": width,
+        "height": height,
+        "size": f"{width}x{height}",
+        "output_format": body.output_format,
+        "seed": _seed(body.seed),
+        **body.webhook_fields(),
+    } | plan_prompt(
+        brief,
+        specs[0],
+        optimize=body.optimize if brief else "off",
+        style=body.style,
+        aspect_ratio=(width, height),
+        keep=(),
+        negative_prompt=None,
+        is_edit=True,
+    )
+    job = await jobs.add_job(
+        session, tenant_id, "variants", request, body.metadata, idempotency_key, fingerprint
+    )
+    return job, True
+
+
+def _check_model(spec: ModelSpec, mode: str, n: int, output_format: str) -> None:
+    capabilities = spec.capabilities
+    if mode not in capabilities.modes and "edit" not in capabilities.modes:
+        raise InvalidInput(f"{spec.id} cannot {mode}; GET /v1/models lists what each model does.")
+    if n > capabilities.max_n:
+        raise InvalidInput(f"{spec.id} makes at most {capabilities.max_n} images per job.")
+    if output_format not in capabilities.output_formats:
+        raise InvalidInput(f"{spec.id} cannot output {output_format}.")
+
+
+async def _check_mask(inputs: Inputs, mask: Asset, source: Asset) -> None:
+    if (mask.width, mask.height) != (source.width, source.height):
+        raise InvalidImage(
+            f"mask: the mask is {mask.width}x{mask.height} but the image is "
+            f"{source.width}x{source.height}; they must have the same dimensions.",
+            field="mask",
+        )
+    data = await inputs.load(mask)
+    if not await asyncio.to_thread(_has_alpha, data):
+        raise InvalidImage(
+            "mask: the mask has no alpha channel; use a PNG whose fully transparent pixels "
+            "(alpha 0) mark the area to change.",
+            field="mask",
+        )
+
+
+def _has_alpha(data: bytes) -> bool:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.has_transparency_data
+
+
+def edit_size(body: EditRequest, source: Asset) -> tuple[int, int]:
+    """The output size of an edit: `size`, else `aspect_ratio` at about the source's area,
+    else the source's own size (scaled into the side limits)."""
+    if body.size:
+        return schemas.parse_size(body.size)
+    if not body.aspect_ratio:
+        return fit_side_limits(source.width, source.height)
+    ratio_width, ratio_height = schemas.parse_aspect_ratio(body.aspect_ratio)
+    # The multiple of the ratio nearest the source's area with both sides within the limits.
+    smallest = -(-MIN_SIDE // min(ratio_width, ratio_height))
+    largest = MAX_SIDE // max(ratio_width, ratio_height)
+    if smallest > largest:
+        raise InvalidInput(
+            f"Aspect ratio {body.aspect_ratio} cannot be held exactly within {MIN_SIDE} to "
+            f"{MAX_SIDE} pixels a side; give an exact `size` instead."
+        )
+    scale = isqrt(source.width * source.height // (ratio_width * ratio_height))
+    scale = min(max(scale, smallest), largest)
+    return ratio_width * scale, ratio_height * scale
+
+
+def fit_side_limits(width: int, height: int) -> tuple[int, int]:
+    """The size scaled (keeping its ratio) so both sides lie within the side limits."""
+    scale = min(1.0, MAX_SIDE / max(width, height))
+    scale = max(scale, MIN_SIDE / min(width, height))
+    fitted = round(width * scale), round(height * scale)
+    if max(fitted) > MAX_SIDE:
+        raise InvalidInput(
+            f"The source is {width}x{height}, too narrow to fit {MIN_SIDE} to {MAX_SIDE} pixels "
+            "a side; give an exact `size`."
+        )
+    return fitted
+
+
+async def _variant_source(inputs: Inputs, source: VariantSource) -> tuple[Asset, Job | None]:
+    session, tenant_id = inputs.session, inputs.tenant_id
+    if source.asset_id is not None:
+        asset = await get_asset(session, tenant_id, source.asset_id)
+        job = await jobs.get_job(session, tenant_id, asset.job_id) if asset.job_id else None
+        return asset, job
+    job = await jobs.get_job(session, tenant_id, source.job_id or "")
+    if job.status != "succeeded":
+        raise InvalidInput(f"Job {job.id} is {job.status}; vary the outputs of a succeeded job.")
+    assets = await jobs.outputs_of(session, job.id)
+    if source.index >= len(assets):
+        raise InvalidInput(
+            f"Job {job.id} has {len(assets)} outputs; index {source.index} is past them."
+        )
+    return assets[source.index], job
+
+
+def _brief_of(job: Job | None) -> str:
+    if job is None:
+        return ""
+    return str(job.request.get("brief") or job.request.get("prompt") or "")
+
+
+def _seed(seed: int | None) -> int:
+    return seed if seed is not None else secrets.randbelow(schemas.MAX_SEED + 1)

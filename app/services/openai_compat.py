@@ -1,0 +1,331 @@
+"""OpenAI's Images API over Darkroom's jobs: map an OpenAI request onto a Darkroom request,
+run the job to its end within the wait cap, and answer in OpenAI's shapes, errors included."""
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import schemas
+from app.config import Settings
+from app.errors import DarkroomError, ModelUnavailable
+from app.jobs.context import TaskContext
+from app.jobs.events import publish
+from app.jobs.queue import JobQueue
+from app.models import Asset, Job
+from app.providers.registry import ProviderRegistry
+from app.schemas import openai_compat as oa
+from app.schemas.edit import EditRequest, ImageInput, ReferenceInput, VariantSource, VariantsRequest
+from app.services import jobs, signing
+from app.services.assets import create_upload
+from app.storage import LocalStorage
+
+# OpenAI's `type` for each status it answers with; others are `invalid_request_error` (4xx)
+# or `server_error` (5xx).
+ERROR_TYPES = {429: "rate_limit_error"}
+# The Darkroom problem slugs whose OpenAI `code` differs from the slug with underscores.
+ERROR_CODES = {"unauthorized": "invalid_api_key", "model-unavailable": "model_not_found"}
+# Statuses the `openai` client retries by default. A retry of these routes would run the
+# work again, so every error but overload and rate limits says not to (`x-should-retry`).
+RETRYABLE_STATUSES = {429, 503}
+REPORTED_QUALITIES = {"low", "medium", "high", "xhigh", "max"}
+URL_LIFETIME_SECONDS = 3600
+
+Fields = TypeVar("Fields", bound=BaseModel)
+
+
+@dataclass(eq=False)
+class OpenAICompatError(Exception):
+    """An error answered in OpenAI's shape `{"error": {message, type, param, code}}`."""
+
+    status: int
+    message: str
+    param: str | None = None
+    code: str | None = None
+    type: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+        if not self.type:
+            default = "invalid_request_error" if self.status < 500 else "server_error"
+            self.type = ERROR_TYPES.get(self.status, default)
+        if self.status not in RETRYABLE_STATUSES:
+            self.headers.setdefault("x-should-retry", "false")
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body OpenAI's clients parse."""
+        error = oa.OpenAIErrorBody(
+            message=self.message, type=self.type, param=self.param, code=self.code
+        )
+        return {"error": error.model_dump()}
+
+
+def from_darkroom(exc: DarkroomError) -> OpenAICompatError:
+    """A Darkroom error in OpenAI's terms: a model that is not served here is 404
+    `model_not_found`; invalid input and unreadable images are 400, as OpenAI answers them;
+    other statuses (401, 404, 409, 413, 429, 5xx) are kept."""
+    status = exc.status
+    param = exc.extensions.get("field")
+    if isinstance(exc, ModelUnavailable):
+        status, param = 404, "model"
+    elif status in (415, 422):
+        status = 400
+    code = ERROR_CODES.get(exc.slug, exc.slug.replace("-", "_"))
+    return OpenAICompatError(status, exc.detail, param, code, headers=dict(exc.headers))
+
+
+def from_validation(errors: list[Any]) -> OpenAICompatError:
+    """The first of pydantic's or FastAPI's validation errors as a 400, naming the field."""
+    first = errors[0] if errors else {}
+    if first.get("type") == "json_invalid":
+        return OpenAICompatError(400, "The request body is not valid JSON.", code="invalid_json")
+    location = [str(part) for part in first.get("loc", ()) if part != "body"]
+    param = ".".join(location) or None
+    if first.get("type") == "missing":
+        return OpenAICompatError(
+            400, f"Missing required parameter: '{param}'.", param, "missing_required_parameter"
+        )
+    if first.get("type") == "extra_forbidden":
+        return OpenAICompatError(400, f"Unknown parameter: '{param}'.", param, "unknown_parameter")
+    message = first.get("msg", "Invalid value.")
+    if param:
+        message = f"Invalid value for '{param}': {message}"
+    return OpenAICompatError(400, message, param, "invalid_value")
+
+
+def from_http(status: int, detail: str, headers: dict[str, str] | None) -> OpenAICompatError:
+    """A Starlette HTTP error (a malformed body, a too-large one) in OpenAI's shape."""
+    return OpenAICompatError(status, detail, headers=dict(headers or {}))
+
+
+def parse_fields(model: type[Fields], fields: dict[str, str]) -> Fields:
+    """Multipart text fields validated as `model`; a 400 naming the first bad field."""
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        raise from_validation(exc.errors()) from None
+
+
+def resolve_model(registry: ProviderRegistry, name: str | None, default_model: str) -> str:
+    """The Darkroom model id for OpenAI's `model`: a `provider/model` id as given; a bare name
+    as `openai/<name>` when that is served here, else the default model, so that a product
+    moved from OpenAI works without changing its model names."""
+    if not name:
+        return default_model
+    if "/" in name:
+        return name
+    served = {spec.id for spec, available in registry.catalog() if available}
+    return f"openai/{name}" if f"openai/{name}" in served else default_model
+
+
+def check_options(body: oa.ImageGenerationRequest | oa.ImageEditFields) -> None:
+    """Refuse what Darkroom cannot honour rather than answer with something else."""
+    if body.background == "transparent":
+        raise OpenAICompatError(
+            400,
+            "Transparent backgrounds are not supported; use `opaque` or `auto`.",
+            "background",
+            "unsupported_value",
+        )
+
+
+def caller_metadata(user: str | None, safety_identifier: str | None) -> dict[str, Any] | None:
+    """The job metadata that records the end user the caller named, if any."""
+    who = safety_identifier or user
+    return {"user": who} if who else None
+
+
+def generate_request(body: oa.ImageGenerationRequest, model: str) -> schemas.GenerateRequest:
+    """Darkroom's generate request for an OpenAI generation request."""
+    check_options(body)
+    try:
+        return schemas.GenerateRequest(
+            prompt=body.prompt,
+            model=model,
+            n=body.n or 1,
+            size=None if body.size in (None, "auto") else body.size,
+            output_format=body.output_format or "png",
+            metadata=caller_metadata(body.user, body.safety_identifier),
+        )
+    except ValidationError as exc:
+        raise from_validation(exc.errors()) from None
+
+
+def edit_request(
+    fields: oa.ImageEditFields, model: str, images: list[str], mask: str | None
+) -> EditRequest:
+    """Darkroom's edit request for an OpenAI edit of stored assets: the first image is the one
+    edited (and the one the mask applies to), the others are its reference images."""
+    check_options(fields)
+    try:
+        return EditRequest(
+            image=ImageInput(asset_id=images[0]),
+            mask=ImageInput(asset_id=mask) if mask else None,
+            references=[ReferenceInput(image=ImageInput(asset_id=image)) for image in images[1:]],
+            prompt=fields.prompt,
+            model=model,
+            n=fields.n or 1,
+            size=None if fields.size in (None, "auto") else fields.size,
+            output_format=fields.output_format or "png",
+            metadata=caller_metadata(fields.user, fields.safety_identifier),
+        )
+    except ValidationError as exc:
+        raise from_validation(exc.errors()) from None
+
+
+def variants_request(fields: oa.ImageVariationFields, model: str, image: Asset) -> VariantsRequest:
+    """Darkroom's variants request for an OpenAI variation of a stored asset. Variants keep
+    the image's size, so `size` may only be `auto` or that size."""
+    if fields.size not in (None, "auto") and fields.size != f"{image.width}x{image.height}":
+        raise OpenAICompatError(
+            400,
+            f"Variations keep the image's size ({image.width}x{image.height}); send that size "
+            "or `auto`.",
+            "size",
+            "invalid_value",
+        )
+    try:
+        return VariantsRequest(
+            source=VariantSource(asset_id=image.id),
+            models=[model],
+            n=fields.n or 1,
+            metadata=caller_metadata(fields.user, None),
+        )
+    except ValidationError as exc:
+        raise from_validation(exc.errors()) from None
+
+
+async def store_parts(
+    session: AsyncSession,
+    storage: LocalStorage,
+    tenant_id: str,
+    parts: list[bytes],
+    max_pixels: int,
+    param: str,
+) -> list[Asset]:
+    """Validate uploaded image parts and store them as the tenant's `upload` assets; a part
+    that is not a usable image is a 400 naming `param`."""
+    stored = []
+    for data in parts:
+        try:
+            stored.append(await create_upload(session, storage, tenant_id, data, max_pixels))
+        except DarkroomError as exc:
+            exc.extensions.setdefault("field", param)
+            raise
+    return stored
+
+
+async def run_to_end(
+    context: TaskContext,
+    queue: JobQueue,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    job: Job,
+    created: bool,
+    seconds: float,
+) -> Job:
+    """Send a committed job to the queue (when new) and wait up to `seconds` for it to
+    succeed; an OpenAI-shaped error if it fails, is canceled, or is still running then."""
+    if created:
+        await publish(context, job, "queued")
+        await jobs.dispatch(queue, job.id, 1)
+    job = await jobs.wait_for_job(sessionmaker, job.tenant_id, job.id, seconds)
+    if job.status == "succeeded":
+        return job
+    if job.status == "failed":
+        raise failed_job_error(job)
+    if job.status == "canceled":
+        raise OpenAICompatError(409, f"Job {job.id} was canceled.", code="job_canceled")
+    raise OpenAICompatError(
+        500,
+        f"Job {job.id} did not finish within {seconds:g} seconds; it goes on, and "
+        f"GET /v1/jobs/{job.id} returns it when done.",
+        code="job_timeout",
+    )
+
+
+def failed_job_error(job: Job) -> OpenAICompatError:
+    """Why a job failed, from its problem object: the vendor refusing the request (moderation,
+    a parameter) is 400, the vendor failing is 5xx."""
+    problem = job.error or {}
+    status = int(problem.get("status", 500))
+    slug = str(problem.get("type", "")).rsplit("/", 1)[-1] or "internal-error"
+    message = f"Job {job.id} failed: {problem.get('detail', 'unknown error')}"
+    if status < 500:
+        return OpenAICompatError(400, message, code=slug.replace("-", "_"))
+    return OpenAICompatError(status, message, code=slug.replace("-", "_"))
+
+
+async def images_response(
+    session: AsyncSession,
+    storage: LocalStorage,
+    settings: Settings,
+    job: Job,
+    response_format: str | None,
+    quality: str | None,
+    base_url: str,
+) -> oa.ImagesResponse:
+    """The ImagesResponse for a succeeded job: its outputs in order, as base64, or as signed
+    URLs that work without an API key for an hour (as OpenAI's do)."""
+    outputs = list(
+        await session.scalars(
+            select(Asset).where(Asset.job_id == job.id).order_by(Asset.output_index)
+        )
+    )
+    expires_at = signing.expiry(URL_LIFETIME_SECONDS)
+    data = []
+    for asset in outputs:
+        revised_prompt = (asset.details or {}).get("revised_prompt") or planned_prompt(job)
+        if response_format == "url":
+            url = signing.signed_content_url(settings, asset.id, expires_at, base_url)
+            data.append(oa.ImageData(url=url, revised_prompt=revised_prompt))
+        else:
+            encoded = base64.b64encode(await storage.get(asset.storage_key)).decode()
+            data.append(oa.ImageData(b64_json=encoded, revised_prompt=revised_prompt))
+    first = outputs[0] if outputs else None
+    finished = job.finished_at or job.created_at
+    return oa.ImagesResponse(
+        created=int(finished.timestamp()),
+        data=data,
+        background="opaque",
+        output_format=first.format if first else None,  # type: ignore[arg-type]
+        quality=quality if quality in REPORTED_QUALITIES else None,  # type: ignore[arg-type]
+        size=f"{first.width}x{first.height}" if first else None,
+        usage=total_usage(outputs),
+    )
+
+
+def planned_prompt(job: Job) -> str | None:
+    """The prompt the model was given, when Darkroom's prompt optimizer rewrote the brief."""
+    prompt, brief = job.request.get("prompt"), job.request.get("brief")
+    return prompt if prompt and brief is not None and prompt != brief else None
+
+
+def total_usage(outputs: list[Asset]) -> oa.ImageUsage | None:
+    """The token usage of all outputs, when every one of them recorded OpenAI-style usage."""
+    usages = [(asset.details or {}).get("usage") for asset in outputs]
+    if not usages or not all(isinstance(usage, dict) for usage in usages):
+        return None
+    try:
+        parsed = [oa.ImageUsage.model_validate(usage) for usage in usages]
+    except ValidationError:
+        return None
+    outputs_by_kind = [u.output_tokens_details for u in parsed]
+    return oa.ImageUsage(
+        input_tokens=sum(u.input_tokens for u in parsed),
+        input_tokens_details=oa.UsageInputTokensDetails(
+            image_tokens=sum(u.input_tokens_details.image_tokens for u in parsed),
+            text_tokens=sum(u.input_tokens_details.text_tokens for u in parsed),
+        ),
+        output_tokens=sum(u.output_tokens for u in parsed),
+        total_tokens=sum(u.total_tokens for u in parsed),
+        output_tokens_details=oa.UsageOutputTokensDetails(
+            image_tokens=sum(d.image_tokens for d in outputs_by_kind if d),
+            text_tokens=sum(d.text_tokens for d in outputs_by_kind if d),
+        )
+        if all(outputs_by_kind)
+        else None,
+    )

@@ -1,0 +1,155 @@
+"""The prompt a job sends: the caller's brief, expanded by the optimizer for the target model
+unless the caller turned it off. The job's request records the brief, the plan (slots given
+and filled, use case, mode) and the final prompt and negative prompt."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from app.config import Settings
+from app.errors import InvalidInput
+from app.prompts import KEEP_RULES, OptimizedPrompt, optimize_prompt, optimize_prompt_llm
+from app.providers.base import ModelSpec
+from app.schemas.prompts import OptimizedPromptView, OptimizePromptRequest
+
+
+def parse_aspect_ratio(value: str) -> tuple[int, int]:
+    """`"16:9"` -> (16, 9)."""
+    width, _, height = value.partition(":")
+    return int(width), int(height)
+
+
+def plan_prompt(
+    brief: str,
+    spec: ModelSpec,
+    *,
+    optimize: str,
+    style: str | None,
+    aspect_ratio: tuple[int, int] | None,
+    keep: Sequence[str],
+    negative_prompt: str | None,
+    is_edit: bool,
+) -> dict[str, Any]:
+    """The prompt fields of a job's request. `llm` is planned by the rules here and asked of
+    the LLM when the job runs (see `replan_with_llm`), so a slow LLM never holds a request."""
+    options = {
+        "style": style,
+        "aspect_ratio": list(aspect_ratio) if aspect_ratio else None,
+        "keep": list(keep),
+        "negative_prompt": negative_prompt,
+        "is_edit": is_edit,
+        "rendering": spec.capabilities.prompt_style,
+        "max_chars": spec.capabilities.max_prompt_chars,
+    }
+    fields: dict[str, Any] = {"brief": brief, "optimize": optimize, "prompt_options": options}
+    if optimize == "off" or not brief.strip():
+        return fields | {
+            "prompt": _with_keep(brief, keep),
+            "negative_prompt": negative_prompt,
+            "prompt_plan": None,
+        }
+    try:
+        plan = optimize_prompt(
+            brief,
+            rendering=options["rendering"],
+            max_chars=options["max_chars"],
+            aspect_ratio=aspect_ratio,
+            style=style,
+            keep=keep,
+            negative_prompt=negative_prompt,
+            is_edit=is_edit,
+        )
+    except ValueError as exc:
+        raise InvalidInput(f"{exc}.", field=_field_of(str(exc))) from exc
+    return fields | _plan_fields(plan)
+
+
+async def replan_with_llm(settings: Settings, request: dict[str, Any]) -> dict[str, Any]:
+    """The prompt fields for `optimize: llm`: the LLM's slots, or the rules with the reason
+    the LLM could not be used."""
+    options = request["prompt_options"]
+    aspect = tuple(options["aspect_ratio"]) if options.get("aspect_ratio") else None
+    common = {
+        "rendering": options["rendering"],
+        "max_chars": options["max_chars"],
+        "aspect_ratio": aspect,
+        "style": options["style"],
+        "keep": options["keep"],
+        "negative_prompt": options["negative_prompt"],
+        "is_edit": options["is_edit"],
+    }
+    if not settings.prompt_llm_base_url:
+        plan = optimize_prompt(request["brief"], **common)
+        plan.fallback_reason = "No LLM is configured (DARKROOM_PROMPT_LLM_BASE_URL)."
+        return _plan_fields(plan)
+    api_key = settings.prompt_llm_api_key
+    plan = await optimize_prompt_llm(
+        request["brief"],
+        base_url=settings.prompt_llm_base_url,
+        model=settings.prompt_llm_model,
+        api_key=api_key.get_secret_value() if api_key else None,
+        timeout_seconds=settings.prompt_llm_timeout_seconds,
+        **common,
+    )
+    return _plan_fields(plan)
+
+
+def _field_of(message: str) -> str:
+    """The request field a ValueError from the optimizer is about."""
+    if "preset" in message:
+        return "style"
+    return "keep" if "keep" in message else "prompt"
+
+
+def _plan_fields(plan: OptimizedPrompt) -> dict[str, Any]:
+    return {
+        "prompt": plan.prompt,
+        "negative_prompt": plan.negative_prompt,
+        "prompt_plan": {
+            "use_case": plan.use_case,
+            "given": plan.given,
+            "filled": plan.filled,
+            "slots": plan.slots.model_dump(mode="json"),
+            "rendering": plan.rendering,
+            "mode": plan.mode,
+            "fallback_reason": plan.fallback_reason,
+        },
+    }
+
+
+def _with_keep(brief: str, keep: Sequence[str]) -> str:
+    """The brief as written, followed by the keep instructions (edits must still say them)."""
+    sentences = [KEEP_RULES[item].sentence + "." for item in keep if item in KEEP_RULES]
+    return " ".join(part for part in (brief.strip(), *sentences) if part)
+
+
+async def optimize(
+    settings: Settings, spec: ModelSpec, body: OptimizePromptRequest
+) -> OptimizedPromptView:
+    """POST /v1/prompts/optimize: the plan a job for `spec` would send."""
+    aspect = parse_aspect_ratio(body.aspect_ratio) if body.aspect_ratio else None
+    fields = plan_prompt(
+        body.prompt,
+        spec,
+        optimize="auto",
+        style=body.style,
+        aspect_ratio=aspect,
+        keep=body.keep,
+        negative_prompt=None,
+        is_edit=bool(body.keep),
+    )
+    if body.mode == "llm":
+        fields |= await replan_with_llm(settings, fields)
+    plan = fields["prompt_plan"]
+    return OptimizedPromptView(
+        model=spec.id,
+        brief=body.prompt,
+        use_case=plan["use_case"],
+        slots=plan["slots"],
+        given=plan["given"],
+        filled=plan["filled"],
+        prompt=fields["prompt"],
+        negative_prompt=fields["negative_prompt"],
+        rendering=plan["rendering"],
+        mode=plan["mode"],
+        fallback_reason=plan["fallback_reason"],
+    )

@@ -1,0 +1,235 @@
+"""Webhooks: registered endpoints, the tenant's default signing secret, and the deliveries made
+to them (listed, and sent again on request)."""
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import database_now
+from app.errors import Conflict, InvalidInput, NotFound
+from app.fetcher import UrlPolicy, check_url
+from app.ids import is_id, new_id
+from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookSecret
+from app.schemas import webhooks as schemas
+from app.webhooks.signing import new_secret
+
+
+async def check_target(url: str, policy: UrlPolicy) -> None:
+    """Raise UrlRefused (422) unless `url` points at an address deliveries may reach."""
+    await check_url(url, policy)
+
+
+async def check_request_webhook(request: dict[str, Any], policy: UrlPolicy) -> None:
+    """Refuse a job's normalized request whose `webhook_url` deliveries may not reach."""
+    if url := request.get("webhook_url"):
+        await check_target(url, policy)
+
+
+async def create_endpoint(
+    session: AsyncSession, policy: UrlPolicy, tenant_id: str, body: schemas.WebhookEndpointCreate
+) -> WebhookEndpoint:
+    """Add an endpoint with a fresh secret; the caller commits."""
+    await check_target(body.url, policy)
+    endpoint = WebhookEndpoint(
+        id=new_id("whe"),
+        tenant_id=tenant_id,
+        url=body.url,
+        events=list(dict.fromkeys(body.events)),
+        description=body.description,
+        secret=new_secret(),
+        created_at=await database_now(session),
+    )
+    session.add(endpoint)
+    await session.flush()
+    return endpoint
+
+
+async def get_endpoint(session: AsyncSession, tenant_id: str, endpoint_id: str) -> WebhookEndpoint:
+    """The tenant's endpoint; NotFound for a missing one, a malformed id, or another tenant's."""
+    endpoint = None
+    if is_id(endpoint_id, "whe"):
+        endpoint = await session.scalar(
+            select(WebhookEndpoint).where(
+                WebhookEndpoint.id == endpoint_id, WebhookEndpoint.tenant_id == tenant_id
+            )
+        )
+    if endpoint is None:
+        raise NotFound(f"No webhook endpoint {endpoint_id!r}.")
+    return endpoint
+
+
+async def list_endpoints(
+    session: AsyncSession, tenant_id: str, cursor: str | None, limit: int
+) -> schemas.WebhookEndpointPage:
+    """A page of the tenant's endpoints, newest first, after `cursor` (an endpoint id)."""
+    _check_cursor(cursor, "whe")
+    query = (
+        select(WebhookEndpoint)
+        .where(WebhookEndpoint.tenant_id == tenant_id)
+        .order_by(WebhookEndpoint.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor:
+        query = query.where(WebhookEndpoint.id < cursor)
+    endpoints = list(await session.scalars(query))
+    page, has_more = endpoints[:limit], len(endpoints) > limit
+    return schemas.WebhookEndpointPage(
+        data=[endpoint_view(endpoint) for endpoint in page],
+        has_more=has_more,
+        next_cursor=page[-1].id if has_more else None,
+    )
+
+
+async def update_endpoint(
+    session: AsyncSession,
+    policy: UrlPolicy,
+    tenant_id: str,
+    endpoint_id: str,
+    body: schemas.WebhookEndpointUpdate,
+) -> WebhookEndpoint:
+    """Apply the fields `body` sets; the caller commits."""
+    endpoint = await get_endpoint(session, tenant_id, endpoint_id)
+    if body.url is not None:
+        await check_target(body.url, policy)
+        endpoint.url = body.url
+    if body.events is not None:
+        endpoint.events = list(dict.fromkeys(body.events))
+    if "description" in body.model_fields_set:
+        endpoint.description = body.description
+    if body.disabled is not None and body.disabled != (endpoint.disabled_at is not None):
+        endpoint.disabled_at = await database_now(session) if body.disabled else None
+    await session.flush()
+    return endpoint
+
+
+async def delete_endpoint(session: AsyncSession, tenant_id: str, endpoint_id: str) -> None:
+    """Remove an endpoint and its deliveries; the caller commits."""
+    await session.delete(await get_endpoint(session, tenant_id, endpoint_id))
+
+
+def endpoint_view(endpoint: WebhookEndpoint) -> schemas.WebhookEndpoint:
+    """The public shape of an endpoint, without its secret."""
+    return schemas.WebhookEndpoint(
+        id=endpoint.id,
+        url=endpoint.url,
+        events=endpoint.events,  # type: ignore[arg-type]
+        description=endpoint.description,
+        disabled=endpoint.disabled_at is not None,
+        disabled_at=endpoint.disabled_at,
+        created_at=endpoint.created_at,
+    )
+
+
+def created_endpoint_view(endpoint: WebhookEndpoint) -> schemas.WebhookEndpointCreated:
+    """The public shape of a new endpoint, with its secret."""
+    return schemas.WebhookEndpointCreated(
+        **endpoint_view(endpoint).model_dump(), secret=endpoint.secret
+    )
+
+
+async def default_secret(session: AsyncSession, tenant_id: str) -> str:
+    """The tenant's default signing secret, made on first use; concurrent first uses agree on
+    one. The caller commits."""
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    await session.execute(
+        dialect.insert(WebhookSecret)
+        .values(tenant_id=tenant_id, secret=new_secret(), created_at=await database_now(session))
+        .on_conflict_do_nothing(index_elements=["tenant_id"])
+    )
+    secret = await session.scalar(
+        select(WebhookSecret.secret).where(WebhookSecret.tenant_id == tenant_id)
+    )
+    assert secret is not None
+    return secret
+
+
+async def list_deliveries(
+    session: AsyncSession, tenant_id: str, endpoint_id: str, cursor: str | None, limit: int
+) -> schemas.WebhookDeliveryPage:
+    """A page of an endpoint's deliveries, newest first, after `cursor` (a delivery id)."""
+    endpoint = await get_endpoint(session, tenant_id, endpoint_id)
+    _check_cursor(cursor, "msg")
+    query = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == endpoint.id)
+        .order_by(WebhookDelivery.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor:
+        query = query.where(WebhookDelivery.id < cursor)
+    deliveries = list(await session.scalars(query))
+    page, has_more = deliveries[:limit], len(deliveries) > limit
+    return schemas.WebhookDeliveryPage(
+        data=await delivery_views(session, page),
+        has_more=has_more,
+        next_cursor=page[-1].id if has_more else None,
+    )
+
+
+async def retry_delivery(
+    session: AsyncSession, tenant_id: str, endpoint_id: str, delivery_id: str
+) -> WebhookDelivery:
+    """Make a delivery due now, whatever became of it, to be sent once more; Conflict while its
+    endpoint is disabled. The caller commits, then dispatches it."""
+    endpoint = await get_endpoint(session, tenant_id, endpoint_id)
+    delivery = None
+    if is_id(delivery_id, "msg"):
+        delivery = await session.scalar(
+            select(WebhookDelivery).where(
+                WebhookDelivery.id == delivery_id, WebhookDelivery.endpoint_id == endpoint.id
+            )
+        )
+    if delivery is None:
+        raise NotFound(f"No delivery {delivery_id!r} for endpoint {endpoint_id}.")
+    if endpoint.disabled_at is not None:
+        raise Conflict(f"Endpoint {endpoint.id} is disabled; enable it before retrying.")
+    delivery.status = "pending"
+    delivery.next_attempt_at = await database_now(session)
+    await session.flush()
+    return delivery
+
+
+async def delivery_views(
+    session: AsyncSession, deliveries: list[WebhookDelivery]
+) -> list[schemas.WebhookDelivery]:
+    """The public shape of deliveries, each with its attempts."""
+    attempts: dict[str, list[schemas.WebhookAttempt]] = defaultdict(list)
+    if deliveries:
+        rows = await session.scalars(
+            select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id.in_([delivery.id for delivery in deliveries]))
+            .order_by(WebhookAttempt.id)
+        )
+        for row in rows:
+            attempts[row.delivery_id].append(
+                schemas.WebhookAttempt(
+                    attempted_at=row.attempted_at,
+                    status_code=row.status_code,
+                    latency_ms=row.latency_ms,
+                    error=row.error,
+                )
+            )
+    return [
+        schemas.WebhookDelivery(
+            id=delivery.id,
+            endpoint_id=delivery.endpoint_id,
+            job_id=delivery.job_id,
+            event=delivery.event,  # type: ignore[arg-type]
+            url=delivery.url,
+            status=delivery.status,  # type: ignore[arg-type]
+            next_attempt_at=delivery.next_attempt_at,
+            payload=json.loads(delivery.payload),
+            attempts=attempts[delivery.id],
+            created_at=delivery.created_at,
+        )
+        for delivery in deliveries
+    ]
+
+
+def _check_cursor(cursor: str | None, prefix: str) -> None:
+    if cursor is not None and not is_id(cursor, prefix):
+        raise InvalidInput("cursor must be the next_cursor of a previous page.")

@@ -1,0 +1,199 @@
+"""One attempt at a delivery: claim it, POST it signed through the fetcher's address rules,
+record what happened, and schedule the next attempt or give up. Only a 2xx answer delivers;
+410 Gone disables the endpoint; anything else is retried on the configured schedule."""
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import httpx
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.db import database_now
+from app.fetcher import UrlRefused, post_checked
+from app.jobs.context import TaskContext
+from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from app.services.webhooks import default_secret
+from app.webhooks.signing import signed_headers
+
+if TYPE_CHECKING:
+    from app.webhooks.scheduler import Dispatcher
+
+logger = logging.getLogger(__name__)
+
+# A claimed attempt holds its delivery this long past its timeout; if the process dies
+# mid-attempt, the delivery becomes due again after it.
+CLAIM_MARGIN_SECONDS = 30
+# A message may run a little before its row's due time by another machine's clock.
+DUE_TOLERANCE = timedelta(seconds=1)
+# Each retry waits up to this fraction longer, so receivers that failed together are not all
+# retried in the same instant.
+JITTER = 0.1
+MAX_ERROR_LENGTH = 1000
+GONE = 410
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery this attempt holds: where to send it, with which secret, and when it began."""
+
+    delivery: WebhookDelivery
+    url: str
+    secret: str
+    attempted_at: datetime
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt got: the receiver's status, or why there was none."""
+
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+async def deliver(context: TaskContext, dispatcher: "Dispatcher", delivery_id: str) -> None:
+    """Make one attempt at a delivery if it is pending and due; never raises."""
+    try:
+        claimed = await claim(context, delivery_id)
+        if claimed is None:
+            return
+        outcome = await send(context.settings, claimed)
+        await record(context, dispatcher, claimed, outcome)
+    except Exception:
+        logger.exception("webhook delivery %s: the attempt failed unexpectedly", delivery_id)
+
+
+async def claim(context: TaskContext, delivery_id: str) -> Claimed | None:
+    """Take a pending, due delivery for one attempt and count the attempt; None if it is not due,
+    already done, or its endpoint was disabled (it is then marked disabled)."""
+    hold = timedelta(seconds=context.settings.webhook_timeout_seconds + CLAIM_MARGIN_SECONDS)
+    async with context.sessionmaker() as session:
+        now = await database_now(session)
+        claimed = await session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.id == delivery_id,
+                WebhookDelivery.status == "pending",
+                WebhookDelivery.next_attempt_at <= now + DUE_TOLERANCE,
+            )
+            .values(attempts=WebhookDelivery.attempts + 1, next_attempt_at=now + hold)
+        )
+        if claimed.rowcount == 0:
+            return None
+        delivery = await session.get(WebhookDelivery, delivery_id)
+        assert delivery is not None
+        if delivery.endpoint_id is None:
+            url, secret = delivery.url, await default_secret(session, delivery.tenant_id)
+        else:
+            endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
+            if endpoint is None or endpoint.disabled_at is not None:
+                delivery.status, delivery.next_attempt_at = "disabled", None
+                delivery.attempts -= 1
+                await session.commit()
+                return None
+            # An endpoint's pending deliveries follow it to a new URL.
+            url, secret = endpoint.url, endpoint.secret
+        await session.commit()
+    return Claimed(delivery, url, secret, now)
+
+
+async def send(settings: Settings, claimed: Claimed) -> Outcome:
+    """POST the delivery's payload, signed, to a checked address; what came of it."""
+    body = claimed.delivery.payload.encode()
+    headers = signed_headers(claimed.secret, claimed.delivery.id, int(time.time()), body)
+    timeout = settings.webhook_timeout_seconds
+    started = time.monotonic()
+    status_code, error = None, None
+    try:
+        response = await post_checked(
+            claimed.url,
+            settings.url_policy,
+            content=body,
+            headers=headers,
+            timeout_seconds=timeout,
+        )
+        status_code = response.status_code
+    except UrlRefused as exc:
+        error = exc.detail
+    except (TimeoutError, httpx.TimeoutException):
+        error = f"No answer within {timeout:g} seconds."
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    latency_ms = round((time.monotonic() - started) * 1000)
+    return Outcome(status_code, latency_ms, error and error[:MAX_ERROR_LENGTH])
+
+
+async def record(
+    context: TaskContext, dispatcher: "Dispatcher", claimed: Claimed, outcome: Outcome
+) -> None:
+    """Keep the attempt, then settle the delivery: delivered, disabled, failed, or pending with
+    its next attempt scheduled."""
+    delivery = claimed.delivery
+    async with context.sessionmaker() as session:
+        session.add(
+            WebhookAttempt(
+                delivery_id=delivery.id,
+                attempted_at=claimed.attempted_at,
+                status_code=outcome.status_code,
+                latency_ms=outcome.latency_ms,
+                error=outcome.error,
+            )
+        )
+        now = await database_now(session)
+        status, delay = _next_step(context.settings, delivery, outcome)
+        if status == "disabled" and delivery.endpoint_id is not None:
+            await _disable_endpoint(session, delivery.endpoint_id, now)
+        next_attempt_at = now + timedelta(seconds=delay) if delay is not None else None
+        # Unless a manual retry or another attempt has moved the delivery on meanwhile.
+        await session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.id == delivery.id,
+                WebhookDelivery.status == "pending",
+                WebhookDelivery.attempts == delivery.attempts,
+            )
+            .values(status=status, next_attempt_at=next_attempt_at)
+        )
+        await session.commit()
+    if delay is not None:
+        await dispatcher.schedule(delivery.id, attempts=delivery.attempts, delay_seconds=delay)
+
+
+def _next_step(
+    settings: Settings, delivery: WebhookDelivery, outcome: Outcome
+) -> tuple[str, float | None]:
+    """The delivery's new status and, if it is to be retried, in how many seconds."""
+    if outcome.delivered:
+        return "delivered", None
+    if outcome.status_code == GONE:
+        # A registered endpoint is disabled; a per-request URL is simply not tried again.
+        return ("disabled" if delivery.endpoint_id else "failed"), None
+    delays = settings.webhook_retry_delays
+    if delivery.attempts > len(delays):
+        return "failed", None
+    return "pending", delays[delivery.attempts - 1] * (1 + random.uniform(0, JITTER))
+
+
+async def _disable_endpoint(session: AsyncSession, endpoint_id: str, now: datetime) -> None:
+    """Disable the endpoint and stop its other pending deliveries."""
+    logger.info("webhook endpoint %s answered 410 Gone; disabling it", endpoint_id)
+    await session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.disabled_at.is_(None))
+        .values(disabled_at=now)
+    )
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == "pending")
+        .values(status="disabled", next_attempt_at=None)
+    )

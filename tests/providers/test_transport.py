@@ -1,0 +1,238 @@
+"""The vendor transport every adapter shares, against a scripted server on 127.0.0.1: which
+failures it retries and how long it waits, the time limit per attempt, and the circuit breaker."""
+
+import asyncio
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from app.errors import (
+    InvalidForModel,
+    ProviderAuthFailed,
+    ProviderMalformedResponse,
+    ProviderOverloaded,
+)
+from app.providers.transport import CircuitBreaker, VendorHTTP
+from tests.fakes.http_server import FakeHTTPServer, Received, Reply, write_response
+
+HANG_UP = Reply(status=0)  # close the connection without answering
+
+
+@dataclass
+class ScriptedServer(FakeHTTPServer):
+    """Answers each request with the next scripted reply, then 200 `{"ok": true}`."""
+
+    replies: deque[Reply] = field(default_factory=deque)
+
+    def respond(self, request: Received) -> Reply:
+        return self.replies.popleft() if self.replies else Reply(200, b'{"ok": true}')
+
+    async def send(self, request: Received, writer: asyncio.StreamWriter) -> None:
+        reply = self.respond(request)
+        if reply is HANG_UP:
+            return  # the base class closes the socket: the client sees a dropped connection
+        await asyncio.sleep(reply.delay_seconds)
+        await write_response(writer, reply.status, reply.body or b"", reply.headers)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[ScriptedServer]:
+    """A fresh scripted server for one test."""
+    async with ScriptedServer() as scripted:
+        yield scripted
+
+
+def session(
+    server: ScriptedServer, breaker: CircuitBreaker | None = None, **options: object
+) -> VendorHTTP:
+    """A transport to the server with a breaker of its own (unless given) and two retries."""
+    values: dict = {"max_retries": 2, "timeout_seconds": 5.0} | options
+    return VendorHTTP(
+        "acme", server.base_url, headers={}, breaker=breaker or CircuitBreaker(), **values
+    )
+
+
+def retry_delays(caplog: pytest.LogCaptureFixture) -> list[float]:
+    """The waits the transport logged before each retry."""
+    return [
+        float(match[1])
+        for record in caplog.records
+        if (match := re.search(r"in (\d+\.\d+) s$", record.getMessage()))
+    ]
+
+
+async def test_a_429_waits_exactly_as_long_as_retry_after_says(server, caplog) -> None:
+    server.replies.extend([Reply(429, b"{}", {"retry-after": "0.6"})])
+    caplog.set_level(logging.WARNING, "app.providers.transport")
+
+    started = time.monotonic()
+    response = await session(server).request("GET", "thing")
+    waited = time.monotonic() - started
+
+    assert response.status_code == 200
+    assert len(server.received) == 2
+    assert retry_delays(caplog) == [0.6]
+    assert 0.6 <= waited < 1.5
+
+
+async def test_retry_after_ms_is_read_before_retry_after(server, caplog) -> None:
+    server.replies.append(Reply(503, b"{}", {"retry-after-ms": "150", "retry-after": "30"}))
+    caplog.set_level(logging.WARNING, "app.providers.transport")
+
+    await session(server).request("GET", "thing")
+
+    assert retry_delays(caplog) == [0.15]
+
+
+async def test_without_retry_after_the_backoff_is_jittered_and_grows(server, caplog) -> None:
+    server.replies.extend([Reply(500, b"{}"), Reply(502, b"{}")])
+    caplog.set_level(logging.WARNING, "app.providers.transport")
+
+    await session(server).request("GET", "thing")
+
+    first, second = retry_delays(caplog)
+    assert 0.25 <= first <= 0.5
+    assert 0.5 <= second <= 1.0
+    assert len(server.received) == 3
+
+
+async def test_a_400_is_not_retried(server) -> None:
+    server.replies.append(Reply(400, b'{"message": "bad width"}'))
+
+    with pytest.raises(InvalidForModel) as caught:
+        await session(server).request("POST", "thing", json={})
+
+    assert "HTTP 400" in caught.value.detail
+    assert len(server.received) == 1
+
+
+async def test_a_401_is_not_retried_and_does_not_trip_the_breaker(server) -> None:
+    breaker = CircuitBreaker(threshold=1)
+    server.replies.append(Reply(401, b"{}"))
+
+    with pytest.raises(ProviderAuthFailed):
+        await session(server, breaker).request("GET", "thing")
+
+    assert len(server.received) == 1
+    assert breaker.opened_at is None
+
+
+async def test_a_dropped_connection_is_retried(server) -> None:
+    server.replies.extend([HANG_UP, HANG_UP])
+
+    response = await session(server).request("GET", "thing")
+
+    assert response.json() == {"ok": True}
+    assert len(server.received) == 3
+
+
+async def test_a_timeout_is_retried_and_the_budget_is_kept(server) -> None:
+    server.replies.extend([Reply(delay_seconds=3), Reply(delay_seconds=3), Reply(delay_seconds=3)])
+    transport = session(server, timeout_seconds=0.3, max_retries=1)
+
+    started = time.monotonic()
+    with pytest.raises(ProviderOverloaded) as caught:
+        await transport.request("GET", "thing")
+
+    assert "no answer within 0.3 s" in caught.value.detail
+    assert "tried 2 times" in caught.value.detail
+    assert len(server.received) == 2  # max_retries=1: two attempts, not three
+    assert time.monotonic() - started < 2.0
+
+
+async def test_an_unreachable_host_is_retried_then_overloaded() -> None:
+    async with ScriptedServer() as gone:
+        base_url = gone.base_url
+    transport = VendorHTTP("acme", base_url, headers={}, max_retries=1, breaker=CircuitBreaker())
+
+    with pytest.raises(ProviderOverloaded) as caught:
+        await transport.request("GET", "thing")
+
+    assert "could not reach 127.0.0.1" in caught.value.detail
+
+
+async def test_the_breaker_opens_after_the_threshold_and_then_fails_fast(server) -> None:
+    breaker = CircuitBreaker(threshold=3, cooldown_seconds=60)
+    server.replies.extend([Reply(500, b"{}", {"retry-after": "0"})] * 3)
+    transport = session(server, breaker)
+
+    with pytest.raises(ProviderOverloaded):
+        await transport.request("GET", "thing")  # three failed attempts open it
+    sent = len(server.received)
+    started = time.monotonic()
+    with pytest.raises(ProviderOverloaded) as fast:
+        await transport.request("GET", "thing")
+
+    assert sent == 3
+    assert len(server.received) == 3  # nothing sent while open
+    assert time.monotonic() - started < 0.1
+    assert fast.value.extensions["circuit"] == "open"
+
+
+async def test_a_successful_trial_after_the_cooldown_closes_the_breaker(server) -> None:
+    breaker = CircuitBreaker(threshold=2, cooldown_seconds=0.2)
+    server.replies.extend([Reply(500, b"{}", {"retry-after": "0"})] * 2)
+    transport = session(server, breaker, max_retries=1)
+    with pytest.raises(ProviderOverloaded):
+        await transport.request("GET", "thing")
+    with pytest.raises(ProviderOverloaded):
+        await transport.request("GET", "thing")  # still open
+
+    await asyncio.sleep(0.25)
+    response = await transport.request("GET", "thing")  # the half-open trial
+
+    assert response.status_code == 200
+    assert (breaker.failures, breaker.opened_at) == (0, None)
+    assert len(server.received) == 3
+
+
+async def test_a_failed_trial_reopens_the_breaker_at_once(server) -> None:
+    breaker = CircuitBreaker(threshold=2, cooldown_seconds=0.2)
+    server.replies.extend([Reply(500, b"{}", {"retry-after": "0"})] * 3)
+    transport = session(server, breaker, max_retries=1)
+    with pytest.raises(ProviderOverloaded):
+        await transport.request("GET", "thing")
+    await asyncio.sleep(0.25)
+
+    with pytest.raises(ProviderOverloaded):
+        await transport.request("GET", "thing")  # the trial fails: open again, no second try
+
+    assert len(server.received) == 3
+    assert breaker.opened_at is not None
+
+
+async def test_secrets_are_redacted_from_errors_and_logs(server, caplog) -> None:
+    key = "sk-live-SECRET-4f9d2c"
+    server.replies.extend([Reply(500, f'{{"message": "bad key {key}"}}'.encode())] * 2)
+    transport = VendorHTTP(
+        "acme",
+        server.base_url,
+        headers={"authorization": f"Bearer {key}"},
+        secrets=(key,),
+        max_retries=1,
+        breaker=CircuitBreaker(),
+    )
+    caplog.set_level(logging.DEBUG)
+
+    with pytest.raises(ProviderOverloaded) as caught:
+        await transport.request("GET", "thing")
+
+    assert "[redacted]" in caught.value.detail
+    assert key not in str(caught.value)
+    assert key not in str(caught.value.to_problem())
+    assert key not in caplog.text
+
+
+async def test_json_of_a_non_json_answer_is_malformed(server) -> None:
+    server.replies.append(Reply(200, b"<html>"))
+    transport = session(server)
+
+    response = await transport.request("GET", "thing")
+
+    with pytest.raises(ProviderMalformedResponse):
+        transport.json(response)

@@ -1,0 +1,362 @@
+"""POST /v1/edit: masked edits that leave the rest untouched, inputs by asset, URL or base64
+stored as the tenant's assets, refused inputs that change nothing, and lineage."""
+
+import base64
+import io
+import socket
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from sqlalchemy import func, select
+
+from app.config import Settings
+from app.models import Asset, Job
+from tests.factories import image_bytes
+from tests.fakes.image_host import ImageHost, Page
+from tests.support import serving
+
+WAIT = {"Prefer": "wait=30"}
+
+
+def photo(width: int = 96, height: int = 64, seed: int = 1) -> bytes:
+    """A textured RGB PNG, so an edit has something to change."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(40, 220, (height, width, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def mask_png(width: int, height: int, box: tuple[int, int, int, int]) -> bytes:
+    """An opaque PNG whose `box` is fully transparent: the area to change."""
+    mask = Image.new("RGBA", (width, height), (0, 0, 0, 255))
+    ImageDraw.Draw(mask).rectangle(box, fill=(0, 0, 0, 0))
+    buffer = io.BytesIO()
+    mask.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+async def upload(client, auth, data: bytes) -> str:
+    response = await client.post(
+        "/v1/assets", files={"file": ("x.png", data, "image/png")}, headers=auth
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+async def download(client, auth, output: dict) -> Image.Image:
+    response = await client.get(output["url"], headers=auth)
+    assert response.status_code == 200
+    return Image.open(io.BytesIO(response.content))
+
+
+async def counts(app) -> tuple[int, int]:
+    async with app.state.sessionmaker() as session:
+        assets = await session.scalar(select(func.count()).select_from(Asset))
+        jobs = await session.scalar(select(func.count()).select_from(Job))
+    return assets, jobs
+
+
+async def test_masked_edit_changes_only_the_masked_area(client, auth):
+    source = photo()
+    image_id = await upload(client, auth, source)
+    mask_id = await upload(client, auth, mask_png(96, 64, (20, 10, 59, 39)))
+
+    response = await client.post(
+        "/v1/edit",
+        json={
+            "image": {"asset_id": image_id},
+            "mask": {"asset_id": mask_id},
+            "prompt": "warm golden sunset tint",
+            "strength": 1.0,
+            "seed": 5,
+        },
+        headers=auth | WAIT,
+    )
+
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert job["kind"] == "edit" and job["status"] == "succeeded"
+    [output] = job["outputs"]
+    assert (output["width"], output["height"]) == (96, 64)
+    edited = np.asarray((await download(client, auth, output)).convert("RGB"))
+    original = np.asarray(Image.open(io.BytesIO(source)).convert("RGB"))
+    outside = np.ones((64, 96), bool)
+    outside[10:40, 20:60] = False
+    assert np.array_equal(edited[outside], original[outside])
+    assert not np.array_equal(edited[~outside], original[~outside])
+
+
+async def test_edit_output_lists_its_inputs_and_lineage_runs_oldest_first(client, auth):
+    image_id = await upload(client, auth, photo())
+    mask_id = await upload(client, auth, mask_png(96, 64, (0, 0, 40, 40)))
+    reference = image_bytes(32, 32)
+    response = await client.post(
+        "/v1/edit",
+        json={
+            "image": {"asset_id": image_id},
+            "mask": {"asset_id": mask_id},
+            "references": [
+                {"image": {"b64": base64.b64encode(reference).decode()}, "role": "color"}
+            ],
+            "prompt": "cool blue evening",
+        },
+        headers=auth | WAIT,
+    )
+    assert response.status_code == 200, response.text
+    output_id = response.json()["outputs"][0]["asset_id"]
+
+    asset = (await client.get(f"/v1/assets/{output_id}", headers=auth)).json()
+    roles = {parent["role"]: parent["asset_id"] for parent in asset["parents"]}
+    assert roles["source"] == image_id and roles["mask"] == mask_id
+    reference_asset = (await client.get(f"/v1/assets/{roles['reference']}", headers=auth)).json()
+    assert reference_asset["source"] == "reference"
+    assert (reference_asset["width"], reference_asset["height"]) == (32, 32)
+    assert asset["job_id"] == response.json()["id"]
+
+    lineage = (await client.get(f"/v1/assets/{output_id}/lineage", headers=auth)).json()["data"]
+    ids = [item["id"] for item in lineage]
+    assert ids[-1] == output_id
+    assert set(ids) == {image_id, mask_id, roles["reference"], output_id}
+    assert ids.index(image_id) < ids.index(output_id)
+
+
+async def test_lineage_follows_an_edit_of_an_edit(client, auth):
+    image_id = await upload(client, auth, photo())
+    first = await client.post(
+        "/v1/edit", json={"image": {"asset_id": image_id}, "prompt": "sepia"}, headers=auth | WAIT
+    )
+    first_output = first.json()["outputs"][0]["asset_id"]
+    second = await client.post(
+        "/v1/edit",
+        json={"image": {"asset_id": first_output}, "prompt": "more contrast"},
+        headers=auth | WAIT,
+    )
+    second_output = second.json()["outputs"][0]["asset_id"]
+
+    lineage = (await client.get(f"/v1/assets/{second_output}/lineage", headers=auth)).json()
+    assert [item["id"] for item in lineage["data"]] == [image_id, first_output, second_output]
+
+
+async def test_mask_of_the_wrong_size_is_refused_and_changes_nothing(app, client, auth):
+    image_id = await upload(client, auth, photo(96, 64))
+    before = await counts(app)
+
+    response = await client.post(
+        "/v1/edit",
+        json={
+            "image": {"asset_id": image_id},
+            "mask": {"b64": base64.b64encode(mask_png(64, 64, (0, 0, 9, 9))).decode()},
+            "prompt": "x",
+        },
+        headers=auth,
+    )
+
+    assert response.status_code == 422
+    problem = response.json()
+    assert "mask is 64x64 but the image is 96x64" in problem["detail"]
+    assert problem["field"] == "mask"
+    assert await counts(app) == before
+
+
+async def test_mask_without_alpha_is_refused(client, auth):
+    image_id = await upload(client, auth, photo(96, 64))
+    response = await client.post(
+        "/v1/edit",
+        json={
+            "image": {"asset_id": image_id},
+            "mask": {"b64": base64.b64encode(photo(96, 64)).decode()},
+        },
+        headers=auth,
+    )
+    assert response.status_code == 422
+    assert "no alpha channel" in response.json()["detail"]
+
+
+async def test_more_references_than_the_model_takes_is_refused(app, client, auth):
+    image_id = await upload(client, auth, photo())
+    reference = {"image": {"asset_id": image_id}, "role": "style"}
+    before = await counts(app)
+
+    response = await client.post(
+        "/v1/edit",
+        json={"image": {"asset_id": image_id}, "references": [reference] * 5},
+        headers=auth,
+    )
+
+    assert response.status_code == 422
+    assert "at most 4 reference images" in response.json()["detail"]
+    assert await counts(app) == before
+
+
+async def test_another_tenants_asset_is_not_found(client, auth, other_auth):
+    theirs = await upload(client, other_auth, photo())
+
+    as_image = await client.post("/v1/edit", json={"image": {"asset_id": theirs}}, headers=auth)
+    mine = await upload(client, auth, photo())
+    as_reference = await client.post(
+        "/v1/edit",
+        json={"image": {"asset_id": mine}, "references": [{"image": {"asset_id": theirs}}]},
+        headers=auth,
+    )
+
+    assert as_image.status_code == 404
+    assert as_reference.status_code == 404
+    assert as_reference.json()["detail"].startswith("references[0].image:")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"image": {}},
+        {"image": {"asset_id": "ast_x", "url": "https://example.com/a.png"}},
+        {"image": {"b64": "not base64!"}},
+        {"image": {"b64": base64.b64encode(b"GIF89a not an image").decode()}},
+        {"image": {"asset_id": "ast_x"}, "strength": 1.5},
+        {"image": {"asset_id": "ast_x"}, "keep": ["everything"]},
+        {"image": {"asset_id": "ast_x"}, "size": "64x64", "aspect_ratio": "1:1"},
+    ],
+)
+async def test_bad_bodies_are_problems(client, auth, body):
+    response = await client.post("/v1/edit", json=body, headers=auth)
+    assert response.status_code in (404, 415, 422), response.text
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_edit_keeps_the_source_size_unless_asked(client, auth):
+    image_id = await upload(client, auth, photo(120, 80))
+    same = await client.post(
+        "/v1/edit", json={"image": {"asset_id": image_id}, "prompt": "x"}, headers=auth | WAIT
+    )
+    wide = await client.post(
+        "/v1/edit",
+        json={"image": {"asset_id": image_id}, "aspect_ratio": "16:9", "prompt": "x"},
+        headers=auth | WAIT,
+    )
+    sized = await client.post(
+        "/v1/edit",
+        json={"image": {"asset_id": image_id}, "size": "200x100", "prompt": "x"},
+        headers=auth | WAIT,
+    )
+    assert (same.json()["request"]["width"], same.json()["request"]["height"]) == (120, 80)
+    wide_output = wide.json()["outputs"][0]
+    assert wide_output["width"] * 9 == wide_output["height"] * 16
+    assert abs(wide_output["width"] * wide_output["height"] - 120 * 80) < 120 * 80 * 0.2
+    assert (sized.json()["outputs"][0]["width"], sized.json()["outputs"][0]["height"]) == (200, 100)
+
+
+async def test_keep_becomes_explicit_instructions_in_the_prompt(client, auth):
+    image_id = await upload(client, auth, photo())
+    response = await client.post(
+        "/v1/edit",
+        json={
+            "image": {"asset_id": image_id},
+            "prompt": "put the mug on a beach at noon",
+            "keep": ["product_angle", "colors"],
+        },
+        headers=auth,
+    )
+    request = response.json()["request"]
+    assert request["brief"] == "put the mug on a beach at noon"
+    assert "put the mug on a beach at noon" in request["prompt"]
+    assert "same angle" in request["prompt"]
+    assert request["keep"] == ["product_angle", "colors"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:{port}/cat.png",
+        "http://[::1]:{port}/cat.png",
+        "http://10.0.0.1/cat.png",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://100.100.100.200/cat.png",
+        "http://2130706433:{port}/cat.png",
+        "http://0x7f.1:{port}/cat.png",
+        "http://017700000001:{port}/cat.png",
+    ],
+)
+async def test_urls_to_internal_addresses_are_refused_before_any_fetch(app, client, auth, url):
+    async with ImageHost(pages={"/cat.png": Page(image_bytes())}) as host:
+        image_id = await upload(client, auth, photo())
+        before = await counts(app)
+
+        response = await client.post(
+            "/v1/edit",
+            json={
+                "image": {"asset_id": image_id},
+                "references": [{"image": {"url": url.format(port=host.port)}}],
+            },
+            headers=auth,
+        )
+
+        assert response.status_code == 422, response.text
+        problem = response.json()
+        assert problem["type"].endswith("/url-refused")
+        assert problem["detail"].startswith("references[0].image:")
+        assert host.paths == []
+        assert await counts(app) == before
+
+
+@pytest.fixture
+def cdn_resolves_to_loopback(monkeypatch):
+    """`cdn.example.test` resolves to 127.0.0.1, as a public name pointed inward would."""
+    real = socket.getaddrinfo
+
+    def resolve(host, port, *args, **kwargs):
+        if host == "cdn.example.test":
+            return [
+                (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", port))
+            ]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+
+
+async def test_url_inputs_are_fetched_stored_and_redirects_rechecked(
+    tmp_path, cdn_resolves_to_loopback
+):
+    # Only the name cdn.example.test is trusted, not the loopback address behind it.
+    settings = Settings(data_dir=tmp_path / "var", url_allow="cdn.example.test")
+    async with (
+        ImageHost(pages={"/cat.png": Page(image_bytes(40, 30))}) as host,
+        serving(settings) as (app, client, auth),
+    ):
+        host.pages["/go"] = Page(status=302, headers={"location": host.url("/cat.png")})
+        fetched = await client.post(
+            "/v1/edit",
+            json={"image": {"url": host.url("/cat.png", "cdn.example.test")}, "prompt": "x"},
+            headers=auth | WAIT,
+        )
+        before = await counts(app)
+        redirected = await client.post(
+            "/v1/edit",
+            json={"image": {"url": host.url("/go", "cdn.example.test")}},
+            headers=auth,
+        )
+
+        assert fetched.status_code == 200, fetched.text
+        source_id = fetched.json()["request"]["image"]
+        source = (await client.get(f"/v1/assets/{source_id}", headers=auth)).json()
+        assert (source["source"], source["width"], source["height"]) == ("reference", 40, 30)
+        assert redirected.status_code == 422
+        assert "redirected to a refused URL" in redirected.json()["detail"]
+        assert host.paths == ["/cat.png", "/go"]
+        assert await counts(app) == before
+
+
+async def test_same_edit_and_seed_give_the_same_bytes(client, auth):
+    image_id = await upload(client, auth, photo())
+    mask_id = await upload(client, auth, mask_png(96, 64, (10, 10, 50, 50)))
+    body = {
+        "image": {"asset_id": image_id},
+        "mask": {"asset_id": mask_id},
+        "prompt": "vintage",
+        "seed": 99,
+    }
+    first = await client.post("/v1/edit", json=body, headers=auth | WAIT)
+    second = await client.post("/v1/edit", json=body, headers=auth | WAIT)
+    first_bytes = (await client.get(first.json()["outputs"][0]["url"], headers=auth)).content
+    second_bytes = (await client.get(second.json()["outputs"][0]["url"], headers=auth)).content
+    assert first_bytes == second_bytes

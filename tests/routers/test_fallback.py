@@ -1,0 +1,152 @@
+"""`fallback_models` on POST /v1/generate: validated at submission, tried in order when the
+model fails for a passing reason (server errors, an open circuit breaker), not after a refusal,
+and recorded on each output."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from app.config import Settings
+from app.providers.transport import breaker_for
+from tests.fakes.openai_images import API_KEY, FakeOpenAIImages, moderation_blocked, server_error
+from tests.support import postgres_settings, serving, wait_for_final
+
+PRIMARY = "openai/gpt-image-2"
+FALLBACK = "openai_compatible/flux-schnell"
+WAIT = {"Prefer": "wait=30"}
+
+
+@dataclass
+class Vendors:
+    """The app, a client and a tenant, the fake OpenAI and the fake compatible server."""
+
+    client: httpx.AsyncClient
+    auth: dict[str, str]
+    openai: FakeOpenAIImages
+    compatible: FakeOpenAIImages
+
+
+@pytest.fixture(autouse=True)
+def closed_breakers() -> None:
+    """Each test starts with the process's vendor breakers closed."""
+    for vendor in ("openai", "openai_compatible"):
+        breaker_for(vendor).record(succeeded=True)
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+async def vendors(request, tmp_path, postgres_url) -> AsyncIterator[Vendors]:
+    """The app with OpenAI and a compatible server configured, each at a fake, on both
+    backends (Postgres with the in-process runner, so the fakes are in this process)."""
+    async with (
+        FakeOpenAIImages() as openai,
+        FakeOpenAIImages(api_key=None, models={"flux-schnell"}, compatible=True) as compatible,
+    ):
+        values = {
+            "openai_api_key": API_KEY,
+            "openai_base_url": openai.base_url,
+            "openai_compat_base_url": compatible.base_url,
+            "openai_compat_models": "flux-schnell",
+            "provider_max_retries": 2,
+        }
+        if request.param == "postgres":
+            settings = postgres_settings(postgres_url, tmp_path, redis_url=None, **values)
+        else:
+            settings = Settings(data_dir=tmp_path / "var", **values)
+        async with serving(settings) as (_, client, auth):
+            yield Vendors(client, auth, openai, compatible)
+
+
+async def run(vendors: Vendors, **body: object) -> dict:
+    """Submit a generate job and wait for its final state."""
+    body = {"prompt": "a paper lantern", "model": PRIMARY} | body
+    response = await vendors.client.post("/v1/generate", json=body, headers=vendors.auth | WAIT)
+    assert response.status_code in (200, 202), response.text
+    job, _ = await wait_for_final(vendors.client, vendors.auth, response.json()["id"])
+    return job
+
+
+async def test_a_model_that_keeps_failing_falls_back_and_the_output_says_so(vendors) -> None:
+    vendors.openai.script(*[server_error(500, retry_after="0")] * 3)
+
+    job = await run(vendors, fallback_models=[FALLBACK])
+
+    assert job["status"] == "succeeded", job
+    assert job["request"]["fallback_models"] == [FALLBACK]
+    [output] = job["outputs"]
+    assert output["model"] == FALLBACK
+    [failed] = output["details"]["fallbacks_failed"]
+    assert failed["model"] == PRIMARY
+    assert failed["error"] == "provider-overloaded"
+    assert "tried 3 times" in failed["detail"]
+    assert len(vendors.openai.received) == 3  # the retry budget, then the fallback
+    assert len(vendors.compatible.received) == 1
+
+
+async def test_an_open_breaker_falls_back_without_calling_the_vendor(vendors) -> None:
+    breaker = breaker_for("openai")
+    for _ in range(breaker.threshold):
+        breaker.record(succeeded=False)
+
+    job = await run(vendors, fallback_models=[FALLBACK], n=2)
+
+    assert job["status"] == "succeeded", job
+    assert [output["model"] for output in job["outputs"]] == [FALLBACK, FALLBACK]
+    failure = job["outputs"][0]["details"]["fallbacks_failed"][0]
+    assert "pause" in failure["detail"]
+    assert vendors.openai.received == []
+
+
+async def test_a_moderation_refusal_does_not_fall_back(vendors) -> None:
+    vendors.openai.script(moderation_blocked())
+
+    job = await run(vendors, fallback_models=[FALLBACK])
+
+    assert job["status"] == "failed"
+    assert job["error"]["type"].endswith("/moderation-blocked")
+    assert vendors.compatible.received == []
+
+
+async def test_when_every_model_fails_the_job_error_lists_the_fallbacks_tried(vendors) -> None:
+    vendors.openai.script(*[server_error(503, retry_after="0")] * 3)
+    vendors.compatible.script(*[server_error(502, retry_after="0")] * 3)
+
+    job = await run(vendors, fallback_models=[FALLBACK])
+
+    assert job["status"] == "failed"
+    assert job["error"]["type"].endswith("/provider-overloaded")
+    assert [failed["model"] for failed in job["error"]["fallbacks_failed"]] == [PRIMARY]
+
+
+@pytest.mark.parametrize(
+    ("fallbacks", "problem"),
+    [
+        (["openai/gpt-image-9"], "model-unavailable"),
+        (["stability/no-such-model"], "model-unavailable"),
+        ([PRIMARY], "invalid-input"),
+        ([FALLBACK, FALLBACK], "invalid-input"),
+        (
+            [FALLBACK, "local/draft", "openai/gpt-image-1.5", "openai/gpt-image-1-mini"],
+            "validation",
+        ),
+    ],
+    ids=["unknown", "unknown-provider-model", "itself", "twice", "more-than-three"],
+)
+async def test_bad_fallbacks_are_refused_at_submission(vendors, fallbacks, problem) -> None:
+    body = {"prompt": "x", "model": PRIMARY, "fallback_models": fallbacks}
+
+    response = await vendors.client.post("/v1/generate", json=body, headers=vendors.auth)
+
+    assert response.status_code == 422, response.text
+    assert problem in response.json()["type"]
+    assert vendors.openai.received == []
+
+
+async def test_an_unconfigured_fallback_is_refused(client, auth) -> None:
+    body = {"prompt": "x", "fallback_models": ["openai/gpt-image-2"]}
+
+    response = await client.post("/v1/generate", json=body, headers=auth)
+
+    assert response.status_code == 422
+    assert response.json()["type"].endswith("/model-unavailable")

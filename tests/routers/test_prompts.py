@@ -1,0 +1,136 @@
+"""POST /v1/prompts/optimize and the `optimize` option of jobs: the brief survives, open slots
+are filled for the target model, and the job records brief, plan and final prompt."""
+
+import pytest
+
+from app.config import Settings
+from tests.fakes.chat_completions import FakeChatServer
+from tests.support import serving
+
+WAIT = {"Prefer": "wait=30"}
+
+
+async def test_optimize_reports_given_and_filled_slots(client, auth):
+    response = await client.post(
+        "/v1/prompts/optimize",
+        json={"prompt": "ceramic mug on a walnut desk, product shot", "aspect_ratio": "16:9"},
+        headers=auth,
+    )
+
+    assert response.status_code == 200, response.text
+    plan = response.json()
+    assert plan["model"] == "local/draft"
+    assert plan["use_case"] == "product"
+    assert "ceramic mug on a walnut desk" in plan["prompt"]
+    assert "subject" in plan["given"]
+    assert {"lighting", "quality"} <= set(plan["filled"])
+    assert not set(plan["given"]) & set(plan["filled"])
+    assert plan["mode"] == "rules" and plan["fallback_reason"] is None
+
+
+async def test_optimize_is_deterministic_and_honours_the_style_preset(client, auth):
+    body = {"prompt": "a fox in the snow", "style": "watercolor"}
+    first = await client.post("/v1/prompts/optimize", json=body, headers=auth)
+    second = await client.post("/v1/prompts/optimize", json=body, headers=auth)
+    assert first.json() == second.json()
+    assert "watercolor" in first.json()["prompt"].lower()
+    assert "photorealistic" not in first.json()["prompt"].lower()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"prompt": "x", "style": "no-such-style"}, "style"),
+        ({"prompt": "x", "keep": ["everything"]}, "keep"),
+        ({"prompt": "x", "model": "nope/model"}, None),
+        ({"prompt": ""}, None),
+    ],
+)
+async def test_optimize_refuses_bad_options(client, auth, body, field):
+    response = await client.post("/v1/prompts/optimize", json=body, headers=auth)
+    assert response.status_code == 422, response.text
+    if field:
+        assert response.json()["field"] == field
+
+
+async def test_generate_records_brief_plan_and_final_prompt(client, auth):
+    response = await client.post(
+        "/v1/generate",
+        json={"prompt": "portrait of an old fisherman", "size": "64x64"},
+        headers=auth | WAIT,
+    )
+    request = response.json()["request"]
+    assert request["brief"] == "portrait of an old fisherman"
+    assert request["optimize"] == "auto"
+    assert request["prompt"] != request["brief"]
+    assert "portrait of an old fisherman" in request["prompt"]
+    assert request["prompt_plan"]["use_case"] == "portrait"
+    assert response.json()["status"] == "succeeded"
+
+
+async def test_optimize_off_sends_the_brief_as_written(client, auth):
+    response = await client.post(
+        "/v1/generate",
+        json={"prompt": "a lighthouse", "optimize": "off", "size": "64x64"},
+        headers=auth,
+    )
+    request = response.json()["request"]
+    assert request["prompt"] == "a lighthouse"
+    assert request["prompt_plan"] is None
+
+
+async def test_llm_mode_without_an_llm_falls_back_and_says_so(client, auth):
+    response = await client.post(
+        "/v1/generate",
+        json={"prompt": "a lighthouse", "optimize": "llm", "size": "64x64"},
+        headers=auth | WAIT,
+    )
+    job = response.json()
+    assert job["status"] == "succeeded"
+    assert job["request"]["prompt_plan"]["mode"] == "rules"
+    assert "No LLM is configured" in job["request"]["prompt_plan"]["fallback_reason"]
+
+
+async def test_llm_mode_uses_the_llms_slots_in_the_job(tmp_path):
+    async with FakeChatServer() as llm:
+        llm.answer_slots(lighting="cold blue moonlight", mood="lonely and quiet")
+        settings = Settings(data_dir=tmp_path / "var", prompt_llm_base_url=llm.base_url)
+        async with serving(settings) as (_, client, auth):
+            response = await client.post(
+                "/v1/generate",
+                json={"prompt": "a lighthouse on a cliff", "optimize": "llm", "size": "64x64"},
+                headers=auth | WAIT,
+            )
+            optimized = await client.post(
+                "/v1/prompts/optimize",
+                json={"prompt": "a lighthouse on a cliff", "mode": "llm"},
+                headers=auth,
+            )
+    job = response.json()
+    assert job["status"] == "succeeded", job
+    assert job["request"]["prompt_plan"]["mode"] == "llm"
+    assert "cold blue moonlight" in job["request"]["prompt"]
+    assert optimized.json()["mode"] == "llm"
+    assert "cold blue moonlight" in optimized.json()["prompt"]
+
+
+async def test_optimize_writes_tags_and_a_negative_prompt_for_diffusion_models(client, auth):
+    # The plan depends only on the model's prompt style, so it works unconfigured too.
+    diffusion = await client.post(
+        "/v1/prompts/optimize",
+        json={"prompt": "a red fox at night, cinematic", "model": "stability/sd3.5-large"},
+        headers=auth,
+    )
+    instruction = await client.post(
+        "/v1/prompts/optimize",
+        json={"prompt": "a red fox at night, cinematic", "model": "openai/gpt-image-2"},
+        headers=auth,
+    )
+
+    assert diffusion.status_code == 200, diffusion.text
+    tags, sentences = diffusion.json(), instruction.json()
+    assert tags["rendering"] == "tags" and sentences["rendering"] == "sentences"
+    assert tags["negative_prompt"]
+    assert "a red fox at night" in tags["prompt"] and "a red fox at night" in sentences["prompt"]
+    assert "daylight" not in tags["prompt"] and "daylight" not in sentences["prompt"]
+    assert len(tags["prompt"]) <= 10_000

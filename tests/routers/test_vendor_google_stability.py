@@ -1,0 +1,113 @@
+"""POST /v1/generate with `google/...` and `stability/...` models against local fakes of their
+APIs: the job runs through the real adapter and records the vendor's image, cost and seed; and
+without a key, the models are listed unavailable and refused."""
+
+import io
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from PIL import Image
+
+from app.config import Settings
+from app.providers.transport import breaker_for
+from tests.fakes.google_gemini import API_KEY as GOOGLE_KEY
+from tests.fakes.google_gemini import FakeGemini
+from tests.fakes.stability import API_KEY as STABILITY_KEY
+from tests.fakes.stability import FakeStability, MultipartReceived
+from tests.support import serving
+
+
+@pytest.fixture(autouse=True)
+def closed_breakers() -> None:
+    """Each test starts with the vendors' process-wide breakers closed."""
+    for vendor in ("google", "stability"):
+        breaker_for(vendor).record(succeeded=True)
+
+
+@pytest.fixture
+async def vendors(
+    tmp_path,
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict, FakeGemini, FakeStability]]:
+    """The embedded app configured with both vendors' keys and base URLs pointing at fakes."""
+    async with FakeGemini() as gemini, FakeStability() as stability:
+        settings = Settings(
+            data_dir=tmp_path / "var",
+            google_api_key=GOOGLE_KEY,
+            google_base_url=gemini.base_url,
+            stability_api_key=STABILITY_KEY,
+            stability_base_url=stability.base_url,
+        )
+        async with serving(settings) as (_, client, auth):
+            yield client, auth, gemini, stability
+
+
+async def output_image(client: httpx.AsyncClient, auth: dict, output: dict) -> Image.Image:
+    content = await client.get(output["url"], headers=auth)
+    assert content.status_code == 200, content.text
+    return Image.open(io.BytesIO(content.content))
+
+
+async def test_a_gemini_job_succeeds_with_the_vendor_image(vendors) -> None:
+    client, auth, gemini, _ = vendors
+    body = {
+        "prompt": "a teal kettle",
+        "model": "google/gemini-3.1-flash-image",
+        "aspect_ratio": "16:9",
+    }
+
+    response = await client.post("/v1/generate", json=body, headers=auth | {"Prefer": "wait=30"})
+
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert job["status"] == "succeeded", job
+    [request] = gemini.received
+    assert request.path == "/v1beta/models/gemini-3.1-flash-image:generateContent"
+    assert request.body["generationConfig"]["imageConfig"] == {
+        "aspectRatio": "16:9",
+        "imageSize": "1K",
+    }
+    assert job["cost_usd"] == pytest.approx((12 * 0.50 + 1120 * 60.00) / 1_000_000)
+    output = job["outputs"][0]
+    image = await output_image(client, auth, output)
+    assert image.size == (output["width"], output["height"])
+    assert abs(image.width / image.height - 16 / 9) < 0.01
+
+
+async def test_a_stability_job_succeeds_with_the_vendor_image_and_seed(vendors) -> None:
+    client, auth, _, stability = vendors
+    body = {
+        "prompt": "a ceramic mug",
+        "model": "stability/ultra",
+        "aspect_ratio": "2:3",
+        "seed": 1234,
+    }
+
+    response = await client.post("/v1/generate", json=body, headers=auth | {"Prefer": "wait=30"})
+
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert job["status"] == "succeeded", job
+    [request] = stability.received
+    assert isinstance(request, MultipartReceived) and request.form is not None
+    assert request.path == "/v2beta/stable-image/generate/ultra"
+    assert request.form["aspect_ratio"].text == "2:3"
+    assert request.form["seed"].text == "1234"
+    assert job["cost_usd"] == pytest.approx(0.08)
+    output = job["outputs"][0]
+    assert output["details"]["vendor_seed"] == 1234
+    image = await output_image(client, auth, output)
+    assert image.size == (output["width"], output["height"])
+
+
+async def test_vendors_without_keys_are_listed_unavailable_and_refused(client, auth) -> None:
+    listed = (await client.get("/v1/models", headers=auth)).json()["data"]
+    models = {model["id"]: model for model in listed}
+
+    for model_id in ("google/gemini-3-pro-image", "stability/sd3.5-large"):
+        assert models[model_id]["available"] is False
+        refused = await client.post(
+            "/v1/generate", json={"prompt": "x", "model": model_id}, headers=auth
+        )
+        assert refused.status_code == 422
+        assert refused.json()["type"].endswith("/model-unavailable")

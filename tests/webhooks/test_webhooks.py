@@ -1,0 +1,362 @@
+"""Webhooks end to end: registered endpoints and per-request URLs receive signed job events that
+`standardwebhooks` verifies, failures are retried under the same webhook-id until delivered,
+410 disables, refused addresses are never contacted, and every attempt is recorded."""
+
+import asyncio
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from app.config import Settings
+from app.ids import new_id
+from app.models import WebhookAttempt, WebhookDelivery
+from tests.factories import image_bytes
+from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.support import serving, tenant_of, wait_for_final, wait_until
+
+BRIEF = {"prompt": "a lighthouse at dusk", "size": "64x64", "seed": 7}
+
+
+async def register(client, auth, url: str, **fields) -> dict:
+    response = await client.post("/v1/webhooks", json={"url": url, **fields}, headers=auth)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def deliveries_of(client, auth, endpoint_id: str) -> list[dict]:
+    response = await client.get(f"/v1/webhooks/{endpoint_id}/deliveries", headers=auth)
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+async def settled_deliveries(client, auth, endpoint_id: str, count: int) -> list[dict]:
+    """The endpoint's deliveries once `count` exist and none is pending."""
+    found: list[dict] = []
+
+    async def settled() -> bool:
+        found[:] = await deliveries_of(client, auth, endpoint_id)
+        return len(found) >= count and all(item["status"] != "pending" for item in found)
+
+    await wait_until(settled, seconds=30)
+    return found
+
+
+def body_of(delivery) -> dict:
+    return json.loads(delivery.raw_body)
+
+
+async def test_endpoint_crud_shows_the_secret_only_on_create(client, auth):
+    async with WebhookReceiver() as receiver:
+        created = await register(
+            client, auth, receiver.url(), events=["job.succeeded"], description="pipeline"
+        )
+        endpoint_id = created["id"]
+
+        assert created["secret"].startswith("whsec_")
+        assert (created["events"], created["description"]) == (["job.succeeded"], "pipeline")
+        assert created["disabled"] is False
+        fetched = (await client.get(f"/v1/webhooks/{endpoint_id}", headers=auth)).json()
+        assert "secret" not in fetched
+        assert fetched == {key: value for key, value in created.items() if key != "secret"}
+        listed = (await client.get("/v1/webhooks", headers=auth)).json()
+        assert [item["id"] for item in listed["data"]] == [endpoint_id]
+
+        patched = await client.patch(
+            f"/v1/webhooks/{endpoint_id}",
+            json={"events": ["job.failed", "job.canceled"], "disabled": True},
+            headers=auth,
+        )
+        assert patched.status_code == 200, patched.text
+        assert patched.json()["events"] == ["job.failed", "job.canceled"]
+        assert patched.json()["disabled"] is True
+        assert patched.json()["description"] == "pipeline"
+
+        deleted = await client.delete(f"/v1/webhooks/{endpoint_id}", headers=auth)
+        assert deleted.status_code == 204
+        gone = await client.get(f"/v1/webhooks/{endpoint_id}", headers=auth)
+        assert gone.status_code == 404
+
+
+async def test_another_tenants_endpoint_is_not_found(client, auth, other_auth):
+    async with WebhookReceiver() as receiver:
+        endpoint = await register(client, auth, receiver.url())
+        path = f"/v1/webhooks/{endpoint['id']}"
+
+        answers = [
+            await client.get(path, headers=other_auth),
+            await client.patch(path, json={"description": "mine"}, headers=other_auth),
+            await client.delete(path, headers=other_auth),
+            await client.get(f"{path}/deliveries", headers=other_auth),
+            await client.post(f"{path}/deliveries/{new_id('msg')}/retry", headers=other_auth),
+        ]
+
+        assert [answer.status_code for answer in answers] == [404] * 5
+        assert all(a.headers["content-type"] == "application/problem+json" for a in answers)
+        assert (await client.get("/v1/webhooks", headers=other_auth)).json()["data"] == []
+        assert (await client.get(path, headers=auth)).status_code == 200
+
+
+async def test_registered_endpoint_gets_every_job_event_signed(client, auth):
+    async with WebhookReceiver() as receiver:
+        endpoint = await register(client, auth, receiver.url())
+        receiver.secret = endpoint["secret"]
+
+        job = (await client.post("/v1/generate", json=BRIEF, headers=auth)).json()
+        final, _ = await wait_for_final(client, auth, job["id"])
+        deliveries = await receiver.wait_for(3)
+        records = await settled_deliveries(client, auth, endpoint["id"], 3)
+
+    assert final["status"] == "succeeded"
+    assert all(delivery.verified for delivery in deliveries)
+    types = sorted(body_of(delivery)["type"] for delivery in deliveries)
+    assert types == ["job.queued", "job.started", "job.succeeded"]
+    assert {body_of(delivery)["data"]["id"] for delivery in deliveries} == {job["id"]}
+    assert len({delivery.headers["webhook-id"] for delivery in deliveries}) == 3
+    assert {record["status"] for record in records} == {"delivered"}
+    assert [[a["status_code"] for a in record["attempts"]] for record in records] == [[204]] * 3
+    assert {record["id"] for record in records} == {d.headers["webhook-id"] for d in deliveries}
+    succeeded = next(d for d in deliveries if body_of(d)["type"] == "job.succeeded")
+    assert body_of(succeeded)["data"]["status"] == "succeeded"
+    assert len(body_of(succeeded)["data"]["outputs"]) == 1
+
+
+async def test_failing_receiver_is_retried_under_one_webhook_id_until_delivered(client, auth):
+    async with WebhookReceiver(statuses=[500, 503, 500]) as receiver:
+        endpoint = await register(client, auth, receiver.url(), events=["job.succeeded"])
+        receiver.secret = endpoint["secret"]
+
+        job = (await client.post("/v1/generate", json=BRIEF, headers=auth)).json()
+        await wait_for_final(client, auth, job["id"])
+        deliveries = await receiver.wait_for(4)
+        [record] = await settled_deliveries(client, auth, endpoint["id"], 1)
+        await asyncio.sleep(1)
+        extra = len(receiver.deliveries) - 4
+
+    assert extra == 0
+    assert all(delivery.verified for delivery in deliveries)
+    assert {delivery.headers["webhook-id"] for delivery in deliveries} == {record["id"]}
+    assert len({delivery.raw_body for delivery in deliveries}) == 1
+    assert record["status"] == "delivered"
+    assert [attempt["status_code"] for attempt in record["attempts"]] == [500, 503, 500, 204]
+    assert all(attempt["latency_ms"] >= 0 for attempt in record["attempts"])
+    assert all(attempt["error"] is None for attempt in record["attempts"])
+    gaps = [later.arrived - earlier.arrived for earlier, later in itertools.pairwise(deliveries)]
+    assert all(0.25 <= gap < 10 for gap in gaps), gaps
+
+
+async def test_gone_disables_the_endpoint_and_stops_deliveries(client, auth):
+    async with WebhookReceiver(statuses=[410]) as receiver:
+        endpoint = await register(client, auth, receiver.url(), events=["job.succeeded"])
+        path = f"/v1/webhooks/{endpoint['id']}"
+
+        first = (await client.post("/v1/generate", json=BRIEF, headers=auth)).json()
+        await wait_for_final(client, auth, first["id"])
+        [record] = await settled_deliveries(client, auth, endpoint["id"], 1)
+        second = (await client.post("/v1/generate", json=BRIEF, headers=auth)).json()
+        await wait_for_final(client, auth, second["id"])
+        await asyncio.sleep(1)
+        retried = await client.post(f"{path}/deliveries/{record['id']}/retry", headers=auth)
+
+        assert len(receiver.deliveries) == 1
+    assert record["status"] == "disabled"
+    assert [attempt["status_code"] for attempt in record["attempts"]] == [410]
+    fetched = (await client.get(path, headers=auth)).json()
+    assert fetched["disabled"] is True and fetched["disabled_at"] is not None
+    assert len(await deliveries_of(client, auth, endpoint["id"])) == 1
+    assert retried.status_code == 409
+
+
+async def test_manual_retry_sends_the_same_message_again(client, auth):
+    async with WebhookReceiver() as receiver:
+        endpoint = await register(client, auth, receiver.url(), events=["job.succeeded"])
+        receiver.secret = endpoint["secret"]
+        job = (await client.post("/v1/generate", json=BRIEF, headers=auth)).json()
+        await wait_for_final(client, auth, job["id"])
+        [record] = await settled_deliveries(client, auth, endpoint["id"], 1)
+
+        retried = await client.post(
+            f"/v1/webhooks/{endpoint['id']}/deliveries/{record['id']}/retry", headers=auth
+        )
+        first, second = await receiver.wait_for(2)
+        [after] = await settled_deliveries(client, auth, endpoint["id"], 1)
+
+    assert retried.status_code == 202
+    assert retried.json()["status"] == "pending"
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == record["id"]
+    assert first.raw_body == second.raw_body
+    assert first.verified and second.verified
+    assert (after["status"], len(after["attempts"])) == ("delivered", 2)
+
+
+async def test_per_request_webhook_is_signed_with_the_default_secret_and_links_download(
+    client, auth
+):
+    async with WebhookReceiver() as receiver:
+        secret = (await client.get("/v1/webhooks/signing-secret", headers=auth)).json()["secret"]
+        again = (await client.get("/v1/webhooks/signing-secret", headers=auth)).json()["secret"]
+        receiver.secret = secret
+        body = BRIEF | {"webhook_url": receiver.url(), "webhook_events": ["job.succeeded"]}
+
+        job = (await client.post("/v1/generate", json=body, headers=auth)).json()
+        final, _ = await wait_for_final(client, auth, job["id"])
+        [delivery] = await receiver.wait_for(1)
+        await asyncio.sleep(0.5)
+        count = len(receiver.deliveries)
+
+    assert secret == again and secret.startswith("whsec_")
+    assert count == 1
+    assert delivery.verified
+    payload = body_of(delivery)
+    assert payload["type"] == "job.succeeded"
+    assert payload["data"]["id"] == job["id"]
+    assert payload["data"]["request"]["webhook_url"] == receiver.url()
+    [output] = payload["data"]["outputs"]
+    assert output["asset_id"] == final["outputs"][0]["asset_id"]
+    assert "signature=" in output["url"] and "expires=" in output["url"]
+    unsigned = await client.get(final["outputs"][0]["url"])
+    signed = await client.get(output["url"])
+    with_key = await client.get(final["outputs"][0]["url"], headers=auth)
+    assert unsigned.status_code == 401
+    assert signed.status_code == 200
+    assert signed.content == with_key.content
+
+
+async def test_endpoint_secret_does_not_verify_per_request_deliveries(client, auth):
+    async with WebhookReceiver() as receiver:
+        endpoint = await register(client, auth, receiver.url("/registered"), events=["job.failed"])
+        receiver.secret = endpoint["secret"]
+        body = BRIEF | {"webhook_url": receiver.url("/own"), "webhook_events": ["job.succeeded"]}
+        job = (await client.post("/v1/generate", json=body, headers=auth)).json()
+        await wait_for_final(client, auth, job["id"])
+        [delivery] = await receiver.wait_for(1)
+
+    assert receiver.received[0].path == "/own"
+    assert not delivery.verified
+
+
+async def test_loopback_webhook_urls_are_refused_without_the_allow_setting(tmp_path):
+    settings = Settings(data_dir=tmp_path / "var")
+    async with serving(settings) as (_, client, auth), WebhookReceiver() as receiver:
+        job = await client.post(
+            "/v1/generate", json=BRIEF | {"webhook_url": receiver.url()}, headers=auth
+        )
+        endpoint = await client.post("/v1/webhooks", json={"url": receiver.url()}, headers=auth)
+        metadata = await client.post(
+            "/v1/webhooks", json={"url": "http://169.254.169.254/latest"}, headers=auth
+        )
+        jobs = (await client.get("/v1/jobs", headers=auth)).json()["data"]
+
+    assert job.status_code == 422, job.text
+    assert job.json()["type"].endswith("/url-refused")
+    assert "loopback" in job.json()["detail"]
+    assert endpoint.status_code == 422
+    assert "metadata" in metadata.json()["detail"]
+    assert jobs == []
+    assert receiver.deliveries == []
+
+
+async def test_malformed_webhook_fields_are_validation_errors(client, auth):
+    answers = [
+        await client.post("/v1/generate", json=BRIEF | {"webhook_url": url}, headers=auth)
+        for url in ("ftp://example.com/hook", "not a url", "https://" + "a" * 2050)
+    ]
+    events = await client.post(
+        "/v1/generate",
+        json=BRIEF | {"webhook_url": "https://example.com/h", "webhook_events": ["job.progress"]},
+        headers=auth,
+    )
+
+    assert [answer.status_code for answer in [*answers, events]] == [422] * 4
+
+
+async def test_delivery_time_check_refuses_an_address_outside_the_allow_list(app, client, auth):
+    """A URL stored before the allow list changed is checked again when it is sent."""
+    job = (await client.post("/v1/generate", json=BRIEF, headers=auth)).json()
+    await wait_for_final(client, auth, job["id"])
+    delivery_id = await insert_delivery(app, auth, job["id"], "http://127.0.0.2:9/hooks")
+
+    await app.state.webhooks.dispatcher.schedule(delivery_id, attempts=0, delay_seconds=0)
+    attempts = await wait_for_attempts(app, delivery_id, 1)
+
+    assert attempts[0].status_code is None
+    assert "127.0.0.2" in attempts[0].error and "loopback" in attempts[0].error
+
+
+async def test_a_delivery_whose_message_was_lost_is_sent_by_the_scan(app, client, auth):
+    async with WebhookReceiver() as receiver:
+        job = (await client.post("/v1/generate", json=BRIEF, headers=auth)).json()
+        await wait_for_final(client, auth, job["id"])
+        overdue = datetime.now(UTC) - timedelta(minutes=5)
+        delivery_id = await insert_delivery(app, auth, job["id"], receiver.url(), overdue)
+
+        [delivery] = await receiver.wait_for(1, seconds=30)
+
+    assert delivery.headers["webhook-id"] == delivery_id
+
+
+async def insert_delivery(app, auth, job_id: str, url: str, due: datetime | None = None) -> str:
+    """A pending per-request delivery written straight to the database, never dispatched."""
+    now = datetime.now(UTC)
+    delivery = WebhookDelivery(
+        id=new_id("msg"),
+        tenant_id=await tenant_of(app, auth),
+        endpoint_id=None,
+        job_id=job_id,
+        event_key=f"{job_id}:test:{new_id('msg')}",
+        url=url,
+        event="job.succeeded",
+        payload=json.dumps({"type": "job.succeeded", "data": {"id": job_id}}),
+        status="pending",
+        attempts=0,
+        next_attempt_at=due or now,
+        created_at=now,
+    )
+    async with app.state.sessionmaker() as session:
+        session.add(delivery)
+        await session.commit()
+    return delivery.id
+
+
+async def wait_for_attempts(app, delivery_id: str, count: int) -> list[WebhookAttempt]:
+    found: list[WebhookAttempt] = []
+
+    async def recorded() -> bool:
+        async with app.state.sessionmaker() as session:
+            found[:] = await session.scalars(
+                select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id)
+            )
+        return len(found) >= count
+
+    await wait_until(recorded, seconds=30)
+    return found
+
+
+async def test_edit_variants_and_export_jobs_take_a_per_request_webhook(client, auth):
+    upload = await client.post(
+        "/v1/assets",
+        files={"file": ("a.png", image_bytes(96, 64), "image/png")},
+        headers=auth,
+    )
+    asset_id = upload.json()["id"]
+    bodies = {
+        "/v1/edit": {"image": {"asset_id": asset_id}, "prompt": "warm"},
+        "/v1/variants": {"source": {"asset_id": asset_id}},
+        "/v1/export": {"asset_id": asset_id, "targets": ["og-image"]},
+    }
+    async with WebhookReceiver() as receiver:
+        receiver.secret = (await client.get("/v1/webhooks/signing-secret", headers=auth)).json()[
+            "secret"
+        ]
+        jobs = []
+        for path, body in bodies.items():
+            hook = {"webhook_url": receiver.url(path), "webhook_events": ["job.succeeded"]}
+            response = await client.post(path, json=body | hook, headers=auth)
+            assert response.status_code == 202, response.text
+            jobs.append(response.json()["id"])
+        deliveries = await receiver.wait_for(3)
+
+    assert sorted(request.path for request in receiver.received) == sorted(bodies)
+    assert all(delivery.verified for delivery in deliveries)
+    assert {body_of(delivery)["data"]["id"] for delivery in deliveries} == set(jobs)
