@@ -19,7 +19,6 @@ The protocol as BFL documents it, read 2026-11-28:
 - docs.bfl.ml/quick_start/pricing: 1 credit is $0.01, and the per-image prices below.
 """
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,9 +51,8 @@ from app.providers.polling import (
 )
 from app.providers.transport import CircuitBreaker, VendorHTTP, error_for_status
 
-logger = logging.getLogger(__name__)
-
 PROVIDER = "bfl"
+LABEL = "Black Forest Labs"
 
 # BFL bills in credits; the submit answer's `cost` is in these.
 USD_PER_CREDIT = 0.01
@@ -168,16 +166,13 @@ MODELS = [spec_for(model) for model in FLUX_MODELS]
 def read_error(response: httpx.Response) -> ProviderError:
     """The typed failure for a non-2xx BFL answer; the status decides, the body explains."""
     status = response.status_code
-    extensions = {"provider": PROVIDER, "provider_status": status}
     if status == 402:
         return ProviderQuotaExhausted(
-            "Black Forest Labs: the account has insufficient credits (HTTP 402).", **extensions
+            "Black Forest Labs: the account has insufficient credits (HTTP 402).",
+            provider=PROVIDER,
+            provider_status=status,
         )
-    if status in (401, 403):
-        return ProviderAuthFailed(
-            f"Black Forest Labs refused this server's API key (HTTP {status}).", **extensions
-        )
-    return error_for_status(PROVIDER, status, detail_message(response))
+    return error_for_status(PROVIDER, status, detail_message(response), label=LABEL)
 
 
 class BFLProvider:

@@ -40,7 +40,6 @@ from app.errors import (
     ProviderAuthFailed,
     ProviderError,
     ProviderMalformedResponse,
-    ProviderOverloaded,
     ProviderQuotaExhausted,
 )
 from app.fetcher import UrlPolicy
@@ -144,7 +143,7 @@ MODELS = [spec_for(model, model.name, model.description) for model in KNOWN_MODE
 
 def read_error(response: httpx.Response) -> ProviderError:
     """The typed failure for a non-2xx fal answer: a safety refusal or a locked account by
-    their body, then `X-Fal-Retryable` when fal sends it, then the status."""
+    their body, then the status, overridden by `X-Fal-Retryable` when fal sends it."""
     status = response.status_code
     message = detail_message(response)
     extensions = {"provider": PROVIDER, "provider_status": status}
@@ -152,16 +151,9 @@ def read_error(response: httpx.Response) -> ProviderError:
         return ModerationBlocked(f"fal's content checker: {message}", **extensions)
     if status == 403 and "exhausted balance" in message.lower():
         return ProviderQuotaExhausted(f"fal: {message}", **extensions)
-    if status in (401, 403):
-        return ProviderAuthFailed(
-            f"fal refused this server's API key (HTTP {status}).", **extensions
-        )
-    retryable = response.headers.get("x-fal-retryable", "").lower()
-    if retryable == "true":
-        return ProviderOverloaded(f"fal answered HTTP {status}: {message}", **extensions)
-    if retryable == "false" and status >= 500:
-        return ProviderError(f"fal answered HTTP {status}: {message}", **extensions)
-    return error_for_status(PROVIDER, status, message)
+    hint = response.headers.get("x-fal-retryable", "").lower()
+    retryable = {"true": True, "false": False}.get(hint)
+    return error_for_status(PROVIDER, status, message, retryable=retryable)
 
 
 def error_types(response: httpx.Response) -> set[str]:
@@ -311,7 +303,7 @@ def model_input(
     if model.output_format:
         fields["output_format"] = model.output_format
     if image is not None and model.edit_input:
-        fields[model.edit_input] = data_uri(image)
+        fields[model.edit_input] = data_uri(image, PROVIDER)
     if model.sizing == "image_size":
         fields["image_size"] = {"width": width, "height": height}
     elif model.sizing == "ratio":

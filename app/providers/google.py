@@ -24,16 +24,12 @@ in words what to change).
 import asyncio
 import base64
 import binascii
-import io
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from PIL import Image
 
 from app.errors import (
-    DarkroomError,
     InvalidForModel,
     ModerationBlocked,
     ProviderAuthFailed,
@@ -43,7 +39,6 @@ from app.errors import (
     ProviderQuotaExhausted,
 )
 from app.fetcher import UrlPolicy
-from app.imaging.codecs import inspect_image
 from app.providers.base import (
     EditCall,
     GenerateCall,
@@ -52,11 +47,15 @@ from app.providers.base import (
     ModelCapabilities,
     ModelSpec,
 )
-from app.providers.transport import VendorHTTP, error_for_status
-
-logger = logging.getLogger(__name__)
+from app.providers.transport import (
+    VendorHTTP,
+    decode_vendor_image,
+    error_for_status,
+    input_media_type,
+)
 
 PROVIDER = "google"
+LABEL = "The Gemini API"
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 
 # Generation sizes per aspect ratio of the Gemini 3 image models, per size tier.
@@ -238,36 +237,21 @@ MODERATION_FINISH_REASONS = {
     "IMAGE_RECITATION",
 }
 
-# Image formats the API takes inline; any other input is re-encoded as PNG first.
-INLINE_MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-
 # The largest image the 4K tier makes; anything bigger is not a real answer.
 MAX_OUTPUT_PIXELS = 6336 * 2688
-
-# google.rpc.Status codes and what Darkroom makes of them (RESOURCE_EXHAUSTED is special-cased).
-STATUS_ERRORS: dict[str, type[ProviderError]] = {
-    "UNAUTHENTICATED": ProviderAuthFailed,
-    "PERMISSION_DENIED": ProviderAuthFailed,
-    "INVALID_ARGUMENT": InvalidForModel,
-    "FAILED_PRECONDITION": InvalidForModel,
-    "OUT_OF_RANGE": InvalidForModel,
-    "NOT_FOUND": InvalidForModel,
-    "INTERNAL": ProviderOverloaded,
-    "UNAVAILABLE": ProviderOverloaded,
-    "DEADLINE_EXCEEDED": ProviderOverloaded,
-}
 
 
 def read_error(response: httpx.Response) -> ProviderError:
     """The typed failure for a Gemini API error answer, `{"error": {"code", "message",
-    "status", "details"}}`. A rate limit is worth retrying; a per-day quota is not; a key the
-    API does not know comes back as INVALID_ARGUMENT with reason API_KEY_INVALID."""
+    "status", "details"}}`. A key the API does not know comes back as INVALID_ARGUMENT with
+    reason API_KEY_INVALID; a per-day quota is final where a rate limit is worth retrying; the
+    rest goes by HTTP status, which google.rpc fixes for each `status`."""
     try:
         error = response.json().get("error")
     except (ValueError, AttributeError):
         error = None
     if not isinstance(error, dict):
-        return error_for_status(PROVIDER, response.status_code, response.text[:300])
+        return error_for_status(PROVIDER, response.status_code, response.text[:300], label=LABEL)
     status = str(error.get("status") or "")
     message = str(error.get("message") or "no message")
     details = [d for d in error.get("details") or [] if isinstance(d, dict)]
@@ -277,19 +261,15 @@ def read_error(response: httpx.Response) -> ProviderError:
         "provider_code": status or None,
     }
     reasons = {str(d.get("reason")) for d in details if d.get("reason")}
-    if "API_KEY_INVALID" in reasons or status in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
-        return ProviderAuthFailed(
-            f"The Gemini API refused this server's API key ({status or response.status_code}).",
-            **extensions,
-        )
+    if "API_KEY_INVALID" in reasons:
+        message = f"{LABEL} refused this server's API key ({status})."
+        return ProviderAuthFailed(message, **extensions)
     if status == "RESOURCE_EXHAUSTED" or response.status_code == 429:
         if any("PerDay" in quota_id for quota_id in quota_ids(details)):
             return ProviderQuotaExhausted(f"Gemini API daily quota: {message}", **extensions)
         return ProviderOverloaded(f"Gemini API rate limit (HTTP 429): {message}", **extensions)
-    error_type = STATUS_ERRORS.get(status)
-    if error_type is None:
-        return error_for_status(PROVIDER, response.status_code, message, provider_code=status)
-    return error_type(f"Gemini API {status} (HTTP {response.status_code}): {message}", **extensions)
+    summary = f"{status}: {message}" if status else message
+    return error_for_status(PROVIDER, response.status_code, summary, label=LABEL, **extensions)
 
 
 def quota_ids(details: list[dict[str, Any]]) -> list[str]:
@@ -360,7 +340,7 @@ class GoogleProvider:
                 provider=PROVIDER,
             )
         parts = [{"text": edit_instruction(call)}]
-        parts += [await asyncio.to_thread(inline_part, image) for image in images]
+        parts += [inline_part(image) for image in images]
         return await self._generate_content(model, parts, aspect, tier)
 
     def _resolve(self, name: str, width: int, height: int) -> tuple[GeminiImageModel, str, str]:
@@ -388,7 +368,9 @@ class GoogleProvider:
         )
         payload = self._http.json(response)
         data, mime_type, text = read_image(payload)
-        image = await asyncio.to_thread(decode_image, data)
+        image = await asyncio.to_thread(
+            decode_vendor_image, data, PROVIDER, MAX_OUTPUT_PIXELS, LABEL
+        )
         usage = payload.get("usageMetadata") if isinstance(payload, dict) else None
         details: dict[str, Any] = {"aspect_ratio": aspect, "image_size": tier}
         if isinstance(usage, dict):
@@ -428,15 +410,9 @@ def edit_instruction(call: EditCall) -> str:
 
 
 def inline_part(image: InputImage) -> dict[str, Any]:
-    """An `inlineData` part for an input image: its own bytes when the API takes its format,
-    else a PNG re-encoding."""
-    media_type = INLINE_MEDIA_TYPES.get(image.format)
-    data = image.data
-    if media_type is None:
-        buffer = io.BytesIO()
-        image.decode().save(buffer, "PNG")
-        data, media_type = buffer.getvalue(), "image/png"
-    return {"inlineData": {"mimeType": media_type, "data": base64.b64encode(data).decode()}}
+    """An `inlineData` part for an input image: its own bytes, base64."""
+    media_type = input_media_type(image, PROVIDER)
+    return {"inlineData": {"mimeType": media_type, "data": base64.b64encode(image.data).decode()}}
 
 
 def read_image(payload: Any) -> tuple[bytes, str | None, str]:
@@ -494,19 +470,6 @@ def decode_base64(encoded: object) -> bytes:
         raise ProviderMalformedResponse(
             "The Gemini API's image is not valid base64.", provider=PROVIDER
         ) from exc
-
-
-def decode_image(data: bytes) -> Image.Image:
-    """Validate untrusted image bytes, then decode them to RGB, or RGBA if they carry alpha."""
-    try:
-        inspect_image(data, max_pixels=MAX_OUTPUT_PIXELS)
-    except DarkroomError as exc:
-        raise ProviderMalformedResponse(
-            f"The Gemini API's image is unusable: {exc.detail}", provider=PROVIDER
-        ) from exc
-    with Image.open(io.BytesIO(data)) as image:
-        has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-        return image.convert("RGBA" if has_alpha else "RGB")
 
 
 def cost_of(model: GeminiImageModel, tier: str, usage: object) -> float:

@@ -19,7 +19,6 @@ import httpx
 from PIL import Image
 
 from app.errors import (
-    DarkroomError,
     InvalidForModel,
     ModerationBlocked,
     ProviderAuthFailed,
@@ -28,7 +27,6 @@ from app.errors import (
     ProviderQuotaExhausted,
 )
 from app.fetcher import UrlPolicy
-from app.imaging.codecs import MEDIA_TYPES, inspect_image
 from app.providers.base import (
     EditCall,
     GenerateCall,
@@ -37,7 +35,14 @@ from app.providers.base import (
     ModelCapabilities,
     ModelSpec,
 )
-from app.providers.transport import CircuitBreaker, ErrorReader, VendorHTTP, error_for_status
+from app.providers.transport import (
+    CircuitBreaker,
+    ErrorReader,
+    VendorHTTP,
+    decode_vendor_image,
+    error_for_status,
+    input_media_type,
+)
 
 PROVIDER = "openai"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -155,7 +160,7 @@ FormFields = dict[str, str]
 FormFiles = list[tuple[str, tuple[str, bytes, str]]]
 
 
-def edit_form(call: EditCall, **extra: str) -> tuple[FormFields, FormFiles]:
+def edit_form(call: EditCall, vendor: str, **extra: str) -> tuple[FormFields, FormFiles]:
     """The multipart form of one edit, as the official client sends it (resources/images.py,
     `extract_files` with array format "brackets"): the source alone as an `image` part, or the
     source then each reference as repeated `image[]` parts; the mask as a `mask` PNG with alpha
@@ -164,7 +169,7 @@ def edit_form(call: EditCall, **extra: str) -> tuple[FormFields, FormFiles]:
     images = [call.image, *(reference.image for reference in call.references)]
     image_part = "image" if len(images) == 1 else "image[]"
     files: FormFiles = [
-        (image_part, upload(f"image-{index}", image)) for index, image in enumerate(images)
+        (image_part, upload(f"image-{index}", image, vendor)) for index, image in enumerate(images)
     ]
     if call.mask is not None:
         files.append(("mask", ("mask.png", mask_png(call.mask, call.image), "image/png")))
@@ -180,10 +185,11 @@ def edit_form(call: EditCall, **extra: str) -> tuple[FormFields, FormFiles]:
     return fields, files
 
 
-def upload(stem: str, image: InputImage) -> tuple[str, bytes, str]:
+def upload(stem: str, image: InputImage, vendor: str) -> tuple[str, bytes, str]:
     """A file part for an input image, named and typed by its real format."""
+    media_type = input_media_type(image, vendor)
     extension = "jpg" if image.format == "jpeg" else image.format
-    return f"{stem}.{extension}", image.data, MEDIA_TYPES[image.format]
+    return f"{stem}.{extension}", image.data, media_type
 
 
 def mask_png(mask: InputImage, source: InputImage) -> bytes:
@@ -213,8 +219,7 @@ def error_reader(vendor: str, label: str) -> ErrorReader:
 
 def vendor_error(vendor: str, label: str, response: httpx.Response) -> ProviderError:
     """The typed failure for one error answer: an exhausted quota and a moderation refusal are
-    final, rate limits and server errors retried, 401/403 an operator's problem, any other 4xx
-    invalid for the model, naming the parameter."""
+    final; the rest goes by status, naming the parameter OpenAI blamed."""
     error = _error_object(response)
     status = response.status_code
     message = str(error.get("message") or "no error message")
@@ -223,25 +228,20 @@ def vendor_error(vendor: str, label: str, response: httpx.Response) -> ProviderE
     extensions = {
         name: value
         for name, value in {
+            "provider": vendor,
+            "provider_status": status,
             "provider_code": code,
             "provider_request_id": response.headers.get("x-request-id"),
         }.items()
         if value
     }
-    base = {"provider": vendor, "provider_status": status} | extensions
-    if status == 401:
-        # OpenAI echoes part of the rejected key in this message, so it stays out.
-        return ProviderAuthFailed(f"{label} rejected this server's API key (HTTP 401).", **base)
-    if status == 403:
-        return ProviderAuthFailed(f"{label} refused access: HTTP 403: {message}", **base)
     if code == "insufficient_quota":
-        return ProviderQuotaExhausted(f"{label}: {message}", **base)
+        return ProviderQuotaExhausted(f"{label}: {message}", **extensions)
     if code in MODERATION_CODES:
-        return ModerationBlocked(f"{label}'s safety system: {message}", **base)
-    if 400 <= status < 500 and status not in (408, 429):
-        parameter = f" (parameter {param!r})" if param else ""
-        return InvalidForModel(f"{label} rejected the request{parameter}: {message}", **base)
-    return error_for_status(vendor, status, message, **extensions)
+        return ModerationBlocked(f"{label}'s safety system: {message}", **extensions)
+    if param:
+        message = f"{message} (parameter {param!r})"
+    return error_for_status(vendor, status, message, label=label, **extensions)
 
 
 def _error_object(response: httpx.Response) -> dict[str, Any]:
@@ -296,19 +296,6 @@ async def read_images_answer(
     )
 
 
-def decode_image(data: bytes, label: str, vendor: str) -> Image.Image:
-    """Validate untrusted image bytes, then decode them to RGB, or RGBA if they carry alpha."""
-    try:
-        inspect_image(data, max_pixels=MAX_OUTPUT_PIXELS)
-    except DarkroomError as exc:
-        raise ProviderMalformedResponse(
-            f"{label}'s image is unusable: {exc.detail}", provider=vendor
-        ) from exc
-    with Image.open(io.BytesIO(data)) as image:
-        has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-        return image.convert("RGBA" if has_alpha else "RGB")
-
-
 class ImagesEndpoints:
     """OpenAI's image endpoints at one base URL, for any provider that speaks them."""
 
@@ -328,7 +315,9 @@ class ImagesEndpoints:
 
     async def _image(self, response: httpx.Response) -> tuple[Image.Image, ImagesAnswer]:
         answer = await read_images_answer(self.http, self.label, response)
-        image = await asyncio.to_thread(decode_image, answer.data, self.label, self.http.vendor)
+        image = await asyncio.to_thread(
+            decode_vendor_image, answer.data, self.http.vendor, MAX_OUTPUT_PIXELS, self.label
+        )
         return image, answer
 
 
@@ -405,7 +394,7 @@ class OpenAIProvider:
                 f"OpenAI edits take at most {MAX_EDIT_IMAGES - 1} reference images.",
                 provider=PROVIDER,
             )
-        fields, files = edit_form(call, **input_fidelity(call))
+        fields, files = edit_form(call, PROVIDER, **input_fidelity(call))
         image, answer = await self._endpoints.edit(fields, files)
         return GenerateResult(image, cost_of(call.model, answer.usage), result_details(answer))
 

@@ -109,7 +109,7 @@ class OpenAICompatibleProvider:
             raise InvalidForModel(
                 f"{PROVIDER}/{call.model} takes no reference images.", provider=PROVIDER
             )
-        fields, files = edit_form(call, response_format="b64_json")
+        fields, files = edit_form(call, PROVIDER, response_format="b64_json")
         image, answer = await self._endpoints.edit(fields, files)
         return GenerateResult(image, None, result_details(answer))
 

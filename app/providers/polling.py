@@ -5,7 +5,6 @@ made. Each vendor says only how to read one poll; this module decides how long t
 
 import asyncio
 import base64
-import io
 import logging
 from collections.abc import Awaitable, Callable
 from math import gcd
@@ -15,9 +14,8 @@ import httpx
 from PIL import Image
 
 from app.errors import DarkroomError, ProviderMalformedResponse, ProviderOverloaded
-from app.imaging.codecs import inspect_image
 from app.providers.base import InputImage
-from app.providers.transport import VendorHTTP
+from app.providers.transport import VendorHTTP, decode_vendor_image, input_media_type
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +33,7 @@ MAX_RESULT_PIXELS = 4096 * 4096
 # How long a best-effort cancel of an abandoned job may take.
 CANCEL_TIMEOUT_SECONDS = 5.0
 
-MIME_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 async def poll_until_done(
@@ -91,20 +89,7 @@ async def fetch_result_image(http: VendorHTTP, url: object) -> Image.Image:
             f"{http.vendor}'s finished job names no result image.", provider=http.vendor
         )
     data = await http.download(url)
-    return await asyncio.to_thread(decode_result, http.vendor, data)
-
-
-def decode_result(vendor: str, data: bytes) -> Image.Image:
-    """Validate the downloaded bytes, then decode them to RGB, or RGBA if they carry alpha."""
-    try:
-        inspect_image(data, max_pixels=MAX_RESULT_PIXELS)
-    except DarkroomError as exc:
-        raise ProviderMalformedResponse(
-            f"{vendor}'s image is unusable: {exc.detail}", provider=vendor
-        ) from exc
-    with Image.open(io.BytesIO(data)) as image:
-        has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-        return image.convert("RGBA" if has_alpha else "RGB")
+    return await asyncio.to_thread(decode_vendor_image, data, http.vendor, MAX_RESULT_PIXELS)
 
 
 def base64_image(image: InputImage) -> str:
@@ -112,9 +97,10 @@ def base64_image(image: InputImage) -> str:
     return base64.b64encode(image.data).decode("ascii")
 
 
-def data_uri(image: InputImage) -> str:
+def data_uri(image: InputImage, vendor: str) -> str:
     """The image as a `data:` URI, which Replicate and fal accept wherever they take a URL."""
-    return f"data:{MIME_TYPES[image.format]};base64,{base64_image(image)}"
+    media_type = input_media_type(image, vendor)
+    return f"data:{media_type};base64,{base64_image(image)}"
 
 
 def reduced_ratio(width: int, height: int) -> tuple[int, int]:
@@ -141,19 +127,32 @@ def snap(value: int, step: int, low: int, high: int) -> int:
 
 
 def check_same_site(http: VendorHTTP, url: object, what: str) -> str:
-    """`url` if it is on the vendor's own site (the base URL's host or a sibling under the same
-    parent domain, as regional hosts are), since the API key goes with every request to it;
-    ProviderMalformedResponse otherwise."""
-    if isinstance(url, str):
-        host = httpx.URL(url).host
-        base_host = httpx.URL(http.base_url).host
-        labels = base_host.split(".")
-        parent = ".".join(labels[1:]) if len(labels) >= 3 and not base_host[0].isdigit() else None
-        if host == base_host or (parent and host.endswith("." + parent)):
-            return url
+    """`url` if the API key, which goes with every request to it, may be sent there: on the
+    vendor's own site (the base URL's host or a sibling under the same parent domain, as
+    regional hosts are), over https or the base URL's own scheme, at the base URL's port or the
+    scheme's default. ProviderMalformedResponse otherwise, before anything is sent."""
+    if isinstance(url, str) and _same_site(url, http.base_url):
+        return url
     raise ProviderMalformedResponse(
         f"{http.vendor} named a {what} outside its own site.", provider=http.vendor
     )
+
+
+def _same_site(url: str, base_url: str) -> bool:
+    try:
+        target, base = httpx.URL(url), httpx.URL(base_url)
+    except httpx.InvalidURL:
+        return False
+    if target.scheme not in ("https", base.scheme):
+        return False
+    # httpx leaves out a port that is the scheme's default.
+    default_port = DEFAULT_PORTS.get(target.scheme)
+    base_port = base.port or DEFAULT_PORTS.get(base.scheme)
+    if (target.port or default_port) not in (base_port, default_port):
+        return False
+    labels = base.host.split(".")
+    parent = ".".join(labels[1:]) if len(labels) >= 3 and not base.host[0].isdigit() else None
+    return target.host == base.host or bool(parent and target.host.endswith("." + parent))
 
 
 def detail_message(response: httpx.Response, limit: int = 300) -> str:

@@ -159,15 +159,11 @@ def read_error(response: httpx.Response) -> ProviderError:
     status = response.status_code
     message = detail_message(response)
     extensions = {"provider": PROVIDER, "provider_status": status}
-    if status == 401:
-        return ProviderAuthFailed(
-            "Replicate refused this server's API token (HTTP 401).", **extensions
-        )
     if status == 402:
         return ProviderQuotaExhausted(f"Replicate: {message}", **extensions)
     if status == 404:
         return InvalidForModel(f"Replicate does not know this model: {message}", **extensions)
-    return error_for_status(PROVIDER, status, message)
+    return error_for_status(PROVIDER, status, message, label="Replicate")
 
 
 class ReplicateProvider:
@@ -314,7 +310,7 @@ def model_input(
     if model.output_format:
         fields["output_format"] = model.output_format
     if image is not None and model.edit_input:
-        fields[model.edit_input] = data_uri(image)
+        fields[model.edit_input] = data_uri(image, PROVIDER)
     if model.sizing == "ratio":
         fields["aspect_ratio"] = (
             "match_input_image" if image is not None else nearest_ratio(width, height, model.ratios)

@@ -28,7 +28,6 @@ Left out: `upscale/creative`, which answers with an id to poll at `/v2beta/resul
 
 import asyncio
 import io
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,17 +35,14 @@ import httpx
 from PIL import Image
 
 from app.errors import (
-    DarkroomError,
     InvalidForModel,
     ModerationBlocked,
     ProviderAuthFailed,
     ProviderError,
     ProviderMalformedResponse,
-    ProviderOverloaded,
     ProviderQuotaExhausted,
 )
 from app.fetcher import UrlPolicy
-from app.imaging.codecs import inspect_image
 from app.providers.base import (
     EditCall,
     GenerateCall,
@@ -55,11 +51,15 @@ from app.providers.base import (
     ModelCapabilities,
     ModelSpec,
 )
-from app.providers.transport import VendorHTTP, error_for_status
-
-logger = logging.getLogger(__name__)
+from app.providers.transport import (
+    VendorHTTP,
+    decode_vendor_image,
+    error_for_status,
+    input_media_type,
+)
 
 PROVIDER = "stability"
+LABEL = "Stability"
 DEFAULT_BASE_URL = "https://api.stability.ai"
 USD_PER_CREDIT = 0.01
 
@@ -239,7 +239,8 @@ Form = dict[str, tuple[str | None, str | bytes, str] | tuple[None, str]]
 
 
 def read_error(response: httpx.Response) -> ProviderError:
-    """The typed failure for a Stability error answer, `{"id", "name", "errors": [...]}`."""
+    """The typed failure for a Stability error answer, `{"id", "name", "errors": [...]}`: a
+    moderation refusal and spent credits by their own, the rest by status."""
     try:
         body = response.json()
     except ValueError:
@@ -260,15 +261,7 @@ def read_error(response: httpx.Response) -> ProviderError:
         return ModerationBlocked(f"Stability's content moderation: {message}", **extensions)
     if status == 402 or name == "payment_required":
         return ProviderQuotaExhausted(f"Stability account out of credits: {message}", **extensions)
-    if status in (401, 403):
-        return ProviderAuthFailed(
-            f"Stability refused this server's API key (HTTP {status}).", **extensions
-        )
-    if status == 429 or status >= 500:
-        return ProviderOverloaded(f"Stability answered HTTP {status}: {message}", **extensions)
-    if 400 <= status < 500:
-        return InvalidForModel(f"Stability rejected the request ({name}): {message}", **extensions)
-    return error_for_status(PROVIDER, status, message)
+    return error_for_status(PROVIDER, status, message, label=LABEL, **extensions)
 
 
 class StabilityProvider:
@@ -361,7 +354,9 @@ class StabilityProvider:
                 f"Stability answered {response.headers.get('content-type')!r}, not an image.",
                 **extensions,
             )
-        image = await asyncio.to_thread(decode_image, response.content)
+        image = await asyncio.to_thread(
+            decode_vendor_image, response.content, PROVIDER, MAX_OUTPUT_PIXELS, LABEL
+        )
         details = details | {"finish_reason": finish_reason}
         vendor_seed = response.headers.get("seed")
         if vendor_seed is not None and vendor_seed.isdigit():
@@ -444,10 +439,8 @@ def inpaint_request(
 
 
 def image_file(image: InputImage) -> tuple[str, bytes, str]:
-    """A file part for an input image: its own bytes for PNG, JPEG and WebP, else PNG."""
-    if image.format in ("png", "jpeg", "webp"):
-        return f"image.{image.format}", image.data, f"image/{image.format}"
-    return "image.png", png_bytes(image.decode()), "image/png"
+    """A file part for an input image: its own bytes."""
+    return f"image.{image.format}", image.data, input_media_type(image, PROVIDER)
 
 
 def mask_file(mask: InputImage, source: InputImage) -> tuple[str, bytes, str]:
@@ -495,16 +488,3 @@ def png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return buffer.getvalue()
-
-
-def decode_image(data: bytes) -> Image.Image:
-    """Validate untrusted image bytes, then decode them to RGB, or RGBA if they carry alpha."""
-    try:
-        inspect_image(data, max_pixels=MAX_OUTPUT_PIXELS)
-    except DarkroomError as exc:
-        raise ProviderMalformedResponse(
-            f"Stability's image is unusable: {exc.detail}", provider=PROVIDER
-        ) from exc
-    with Image.open(io.BytesIO(data)) as image:
-        has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-        return image.convert("RGBA" if has_alpha else "RGB")

@@ -3,13 +3,17 @@ exponential backoff (honouring Retry-After) on failures worth retrying, a circui
 vendor, and downloads of vendor-hosted images under the fetcher's address rules and limits.
 
 An adapter supplies only what is its vendor's own: base URL, auth headers, and `read_error`,
-which turns a non-2xx answer into a typed ProviderError. Whether an answer is retried follows
-the error's `retryable` flag, so a rate limit (ProviderOverloaded) is retried and an exhausted
-quota or a moderation refusal is not.
+which turns a non-2xx answer into a typed ProviderError (its vendor's own cases first, then
+`error_for_status`). Whether an answer is retried follows the error's `retryable` flag, so a
+rate limit (ProviderOverloaded) is retried and an exhausted quota or a moderation refusal is not.
+
+Also here, because every adapter needs them: the media type of an input image it uploads, and
+the check and decoding of the image bytes a vendor sends back.
 """
 
 import asyncio
 import email.utils
+import io
 import logging
 import math
 import random
@@ -20,8 +24,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from PIL import Image
 
 from app.errors import (
+    DarkroomError,
     InvalidForModel,
     ProviderAuthFailed,
     ProviderError,
@@ -29,6 +35,8 @@ from app.errors import (
     ProviderOverloaded,
 )
 from app.fetcher import UrlPolicy, UrlRefused, fetch_image
+from app.imaging.codecs import MEDIA_TYPES, inspect_image
+from app.providers.base import InputImage
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +49,9 @@ MAX_RETRY_AFTER_SECONDS = 60.0
 # Vendor-hosted results: the largest file and the longest wait accepted for one image.
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
 DOWNLOAD_TIMEOUT_SECONDS = 60.0
+
+# The formats an input image may have on its way to a vendor (what submission accepts).
+INPUT_FORMATS = ("png", "jpeg", "webp")
 
 ErrorReader = Callable[[httpx.Response], ProviderError]
 
@@ -87,7 +98,7 @@ def backoff_delay(retry: int, retry_after: float | None) -> float:
 
 def default_error(vendor: str) -> ErrorReader:
     """A reader for vendors whose error bodies carry nothing an adapter must act on: the status
-    alone decides (401/403 auth, 408/429/5xx overloaded, other 4xx invalid for the model)."""
+    alone decides."""
 
     def read(response: httpx.Response) -> ProviderError:
         return error_for_status(vendor, response.status_code, response.text[:300])
@@ -95,17 +106,70 @@ def default_error(vendor: str) -> ErrorReader:
     return read
 
 
-def error_for_status(vendor: str, status: int, message: str, **extensions: Any) -> ProviderError:
-    """The typed failure for a vendor's HTTP status, when its body says nothing more precise."""
+def error_for_status(
+    vendor: str,
+    status: int,
+    message: str,
+    *,
+    label: str | None = None,
+    retryable: bool | None = None,
+    **extensions: Any,
+) -> ProviderError:
+    """The typed failure for a vendor's HTTP status, the last step of every error reader once
+    its vendor's own cases (moderation, quota) are ruled out: 401/403 the operator's
+    credentials, 408/429/5xx worth retrying, any other status invalid for the model.
+
+    `label` names the vendor in the detail (its provider name by default). `retryable` is the
+    vendor's own word, where it sends one, on whether the same request may succeed; it overrides
+    the status for anything but an auth failure. `extensions` join `provider` and
+    `provider_status` in the problem."""
+    name = label or vendor
     extensions = {"provider": vendor, "provider_status": status} | extensions
-    summary = f"{vendor} answered HTTP {status}: {message or 'no message'}"
-    if status in (401, 403):
+    if status == 401:
+        # Some vendors echo part of the rejected key in the message, so it stays out.
         return ProviderAuthFailed(
-            f"{vendor} refused this server's credentials (HTTP {status}).", **extensions
+            f"{name} rejected this server's credentials (HTTP 401).", **extensions
         )
-    if status in (408, 429) or status >= 500:
+    message = message or "no message"
+    if status == 403:
+        return ProviderAuthFailed(f"{name} refused access (HTTP 403): {message}", **extensions)
+    summary = f"{name} answered HTTP {status}: {message}"
+    server_side = status in (408, 429) or status >= 500
+    if retryable or (retryable is None and server_side):
         return ProviderOverloaded(summary, **extensions)
+    if server_side:
+        # The vendor says this failure would repeat: not worth a retry, nor the request's fault.
+        return ProviderError(summary, **extensions)
     return InvalidForModel(summary, **extensions)
+
+
+def input_media_type(image: InputImage, vendor: str) -> str:
+    """The media type to upload an input image as; InvalidForModel for a format no vendor
+    adapter sends (submission accepts only INPUT_FORMATS)."""
+    if image.format not in INPUT_FORMATS:
+        raise InvalidForModel(
+            f"{vendor} takes PNG, JPEG or WebP input images, not {image.format!r}.",
+            provider=vendor,
+        )
+    return MEDIA_TYPES[image.format]
+
+
+def decode_vendor_image(
+    data: bytes, vendor: str, max_pixels: int, label: str | None = None
+) -> Image.Image:
+    """Image bytes a vendor sent, checked like any untrusted upload (a supported format, at most
+    `max_pixels`, decodable to the end), then decoded to RGB, or RGBA if they carry alpha.
+    ProviderMalformedResponse naming the vendor (`label`, else its provider name) when they are
+    no usable image. CPU-bound: call it in a thread."""
+    try:
+        inspect_image(data, max_pixels=max_pixels)
+    except DarkroomError as exc:
+        raise ProviderMalformedResponse(
+            f"{label or vendor}'s image is unusable: {exc.detail}", provider=vendor
+        ) from exc
+    with Image.open(io.BytesIO(data)) as image:
+        has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+        return image.convert("RGBA" if has_alpha else "RGB")
 
 
 @dataclass

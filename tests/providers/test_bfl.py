@@ -286,6 +286,19 @@ async def test_a_polling_url_off_the_vendor_site_is_refused_without_sending_the_
     assert bfl_server.requests_to("poll") == []
 
 
+async def test_a_polling_url_on_another_port_of_the_same_host_gets_no_key(bfl_server):
+    async with FakeBFL() as collector:
+        polling_url = f"{collector.base_url}/v1/get_result?id=task-1"
+        answer = {"id": "task-1", "polling_url": polling_url}
+        bfl_server.script(Reply(200, json.dumps(answer).encode()))
+
+        with pytest.raises(ProviderMalformedResponse, match="outside its own site"):
+            await provider_for(bfl_server).generate(image_call())
+
+    assert collector.received == []
+    assert bfl_server.requests_to("poll") == []
+
+
 async def test_without_a_key_it_is_unavailable_and_refuses(bfl_server):
     provider = provider_for(bfl_server, api_key=None)
 

@@ -263,3 +263,15 @@ async def test_a_request_that_never_completes_is_canceled_at_the_deadline(fal_se
     assert len(fal_server.requests_to("cancel")) == 1
     assert next(iter(fal_server.requests.values())).canceled
     assert fal_server.requests_to("result") == []
+
+
+async def test_an_input_image_in_an_unexpected_format_is_invalid_for_model(fal_server):
+    source = InputImage("ast_src", image_bytes(120, 80), "avif", 120, 80)
+    call = EditCall(
+        model="fal-ai/flux-pro/kontext", prompt="snow", image=source, width=120, height=80, seed=5
+    )
+
+    with pytest.raises(InvalidForModel, match="avif"):
+        await provider_for(fal_server).edit(call)
+
+    assert fal_server.received == []

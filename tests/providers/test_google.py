@@ -7,6 +7,7 @@ import json
 import time
 import typing
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 from PIL import Image
@@ -313,3 +314,15 @@ async def test_an_image_with_alpha_keeps_it_and_no_usage_costs_the_list_price(
 
     assert result.image.mode == "RGBA"
     assert result.cost_usd == pytest.approx(MODELS_BY_NAME["gemini-3-pro-image"].price_of("1K"))
+
+
+async def test_an_input_image_in_an_unexpected_format_is_invalid_for_model(
+    gemini: FakeGemini,
+) -> None:
+    source = replace(source_image(), format="avif")
+    call = EditCall("gemini-3-pro-image", "warmer light", source, 1376, 768, 7)
+
+    with pytest.raises(InvalidForModel, match="avif"):
+        await provider_for(gemini).edit(call)
+
+    assert gemini.received == []

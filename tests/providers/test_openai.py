@@ -663,3 +663,14 @@ async def test_the_adapter_sends_what_the_official_client_sends_for_the_same_cal
         assert request_shape(ours) == request_shape(official)
     assert statuses == {"official": 2, "ours": 2}
     assert request_shape(ours)[1]["files"] == ["image[]", "image[]", "image[]", "mask"]
+
+
+async def test_an_input_image_in_an_unexpected_format_is_invalid_for_model(
+    openai_server: FakeOpenAIImages,
+) -> None:
+    call = edit_call(image=replace(input_image("ast_source"), format="avif"))
+
+    with pytest.raises(InvalidForModel, match="avif"):
+        await provider_for(openai_server).edit(call)
+
+    assert openai_server.received == []

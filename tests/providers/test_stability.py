@@ -6,6 +6,7 @@ import json
 import time
 import typing
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 from PIL import Image
@@ -258,6 +259,19 @@ async def test_server_errors_are_retried_then_succeed(stability: FakeStability) 
     assert len(stability.received) == 3
 
 
+async def test_a_request_timeout_is_retried_then_succeeds(stability: FakeStability) -> None:
+    stability.script(
+        error_reply(
+            408, "request_timeout", "The request took too long.", headers={"retry-after": "0"}
+        )
+    )
+
+    result = await provider_for(stability).generate(image_call())
+
+    assert result.image.size == (1344, 768)
+    assert len(stability.received) == 2
+
+
 async def test_exhausted_retries_are_provider_overloaded(stability: FakeStability) -> None:
     stability.script(*[rate_limited(retry_after="0")] * 3)
 
@@ -325,3 +339,15 @@ async def test_an_answer_without_a_usable_image_is_malformed(
 
     with pytest.raises(ProviderMalformedResponse, match=message):
         await provider_for(stability).generate(image_call())
+
+
+async def test_an_input_image_in_an_unexpected_format_is_invalid_for_model(
+    stability: FakeStability,
+) -> None:
+    source = replace(source_image(), format="avif")
+    call = EditCall("ultra", "glaze it blue", source, 1024, 1024, 7)
+
+    with pytest.raises(InvalidForModel, match="avif"):
+        await provider_for(stability).edit(call)
+
+    assert stability.received == []
