@@ -79,10 +79,15 @@ class IdempotencyKeys:
             await _problem(request, exc)(scope, receive, send)
             return
         record, claimed = await claim(_sessionmaker(request), tenant_id, key)
-        if claimed:
-            await _run_claimed(self.app, request, record, receive, send)
-        else:
-            await _answer_duplicate(request, record, receive, send)
+        try:
+            if claimed:
+                await _run_claimed(self.app, request, record, receive, send)
+            else:
+                await _answer_duplicate(request, record, receive, send)
+        except ClientDisconnect:
+            # The caller left while its body was read; a claim was released, and no one is
+            # there to answer.
+            logger.info("idempotent request %s: the client disconnected", request.url.path)
 
 
 async def _tenant_of(request: Request) -> str | None:

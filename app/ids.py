@@ -39,6 +39,11 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{_encode((millis << _RANDOM_BITS) | random_part, 26)}"
 
 
+def first_id_at(prefix: str, unix_seconds: float) -> str:
+    """The smallest id this prefix can have at that time: ids made since sort at or after it."""
+    return f"{prefix}_{_encode(int(unix_seconds * 1000) << _RANDOM_BITS, 26)}"
+
+
 def is_id(value: str, prefix: str) -> bool:
     """Whether `value` has the shape of an id with this prefix (it may still not exist)."""
     body = value.removeprefix(f"{prefix}_")

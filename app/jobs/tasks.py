@@ -146,6 +146,7 @@ async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> tuple
     runner = KINDS[job.kind](context, job)
     async with context.sessionmaker() as session:
         done = set(await session.scalars(select(Asset.output_index).where(Asset.job_id == job.id)))
+    runner.done = done
     await _check_still_held(context, job, lease)
     await runner.prepare()
     total = runner.output_count()

@@ -189,6 +189,13 @@ class GenerateRequest(PromptOptions, WebhookOptions):
             raise ValueError("must not contain NUL characters")
         return value
 
+    @field_validator("prompt")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
     @field_validator("metadata")
     @classmethod
     def _metadata_storable(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -3,7 +3,7 @@ POST /v1/prompts/optimize."""
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Optimize = Literal["auto", "off", "llm"]
 
@@ -40,6 +40,7 @@ class OptimizePromptRequest(BaseModel):
     )
 
     prompt: str = Field(min_length=1, max_length=32000, description="The brief.")
+
     model: str | None = Field(
         None, description="The target model, whose prompt style and length limit apply."
     )
@@ -57,6 +58,13 @@ class OptimizePromptRequest(BaseModel):
     mode: Literal["rules", "llm"] = Field(
         "rules", description="`rules`, or `llm` over the configured LLM (falling back to rules)."
     )
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
 
 
 class OptimizedPromptView(BaseModel):

@@ -2,18 +2,23 @@
 has been here."""
 
 import statistics
+import time
 from math import gcd
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import schemas
+from app.ids import first_id_at
 from app.models import Asset
 from app.providers.base import ModelSpec
 from app.providers.registry import ProviderRegistry
 
-# How many of a model's most recent outputs its observed latency is the median of.
+# How many of a model's most recent outputs its observed latency is the median of, looking
+# back at most LATENCY_MAX_AGE_SECONDS (a range of the time-sorted asset ids, so the query reads
+# recent rows by the primary key instead of the whole table).
 LATENCY_WINDOW = 50
+LATENCY_MAX_AGE_SECONDS = 30 * 24 * 3600
 
 
 async def list_models(session: AsyncSession, registry: ProviderRegistry) -> schemas.ModelList:
@@ -29,8 +34,9 @@ async def list_models(session: AsyncSession, registry: ProviderRegistry) -> sche
 
 
 async def observed_latencies(session: AsyncSession) -> dict[str, int]:
-    """Model id -> median `latency_ms` of its last LATENCY_WINDOW outputs (newest by id), read
-    from the outputs' details in one query; models with no outputs are absent."""
+    """Model id -> median `latency_ms` of its last LATENCY_WINDOW outputs (newest by id) of the
+    last LATENCY_MAX_AGE_SECONDS, read from the outputs' details in one query; models with no
+    recent outputs are absent."""
     model = Asset.details["model"].as_string()
     latency = Asset.details["latency_ms"].as_float()
     ranked = (
@@ -39,7 +45,12 @@ async def observed_latencies(session: AsyncSession) -> dict[str, int]:
             latency.label("latency_ms"),
             func.row_number().over(partition_by=model, order_by=Asset.id.desc()).label("rank"),
         )
-        .where(Asset.job_id.is_not(None), model.is_not(None), latency.is_not(None))
+        .where(
+            Asset.id >= first_id_at("ast", time.time() - LATENCY_MAX_AGE_SECONDS),
+            Asset.job_id.is_not(None),
+            model.is_not(None),
+            latency.is_not(None),
+        )
         .subquery()
     )
     rows = await session.execute(

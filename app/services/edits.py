@@ -24,10 +24,13 @@ from app.schemas.edit import EditRequest, ImageInput, VariantSource, VariantsReq
 from app.services import jobs
 from app.services.assets import create_upload, get_asset
 from app.services.prompting import plan_prompt
+from app.services.webhooks import check_request_webhook
 from app.storage import LocalStorage
 
 MIN_SIDE, MAX_SIDE = schemas.MIN_SIDE, schemas.MAX_SIDE
 FETCH_TIMEOUT_SECONDS = 10.0
+INPUTS_DEADLINE_SECONDS = 30.0
+EDITABLE_FORMATS = ("png", "jpeg", "webp")
 _DATA_URL = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
 
 
@@ -45,7 +48,7 @@ class Inputs:
         stored as a new `reference` asset. A bad input raises its 4xx error naming `field`."""
         try:
             if given.asset_id is not None:
-                return await get_asset(self.session, self.tenant_id, given.asset_id)
+                return editable(await get_asset(self.session, self.tenant_id, given.asset_id))
             data = await self._bytes_of(given)
             return await create_upload(
                 self.session,
@@ -76,6 +79,16 @@ class Inputs:
         return await self.storage.get(asset.storage_key)
 
 
+def editable(asset: Asset) -> Asset:
+    """The asset, if it is an image a model can take (PNG, JPEG or WebP); InvalidInput for an
+    export's zip bundle or AVIF file."""
+    if asset.format not in EDITABLE_FORMATS:
+        raise InvalidInput(
+            f"Asset {asset.id} is a {asset.format} file; use a PNG, JPEG or WebP image."
+        )
+    return asset
+
+
 def decode_base64(text: str) -> bytes:
     """Bytes from plain base64 or a data URL; InvalidInput if it is neither."""
     payload = _DATA_URL.sub("", text.strip(), count=1)
@@ -98,6 +111,8 @@ async def create_edit_job(
     existing = await jobs.find_replay(session, tenant_id, idempotency_key, fingerprint)
     if existing is not None:
         return existing, False
+    # Checked before any input is fetched or stored, so a refused request leaves nothing.
+    await check_request_webhook(body.webhook_fields(), inputs.settings.url_policy)
     _, spec = registry.resolve(body.model or inputs.settings.default_model)
     _check_model(spec, "edit", body.n, body.output_format)
     if body.mask is not None and not spec.capabilities.mask:
@@ -107,18 +122,15 @@ async def create_edit_job(
             f"{spec.id} takes at most {spec.capabilities.max_references} reference images; "
             f"this request has {len(body.references)}."
         )
-    source = await inputs.resolve(body.image, "image")
-    mask = await inputs.resolve(body.mask, "mask") if body.mask else None
-    if mask is not None:
-        await _check_mask(inputs, mask, source)
-    references = [
-        {
-            "asset_id": (await inputs.resolve(reference.image, f"references[{i}].image")).id,
-            "role": reference.role,
-            "weight": reference.weight,
-        }
-        for i, reference in enumerate(body.references)
-    ]
+    try:
+        # One deadline over every input, so many slow URLs cannot hold the request for long.
+        async with asyncio.timeout(INPUTS_DEADLINE_SECONDS):
+            source, mask, references = await _edit_inputs(inputs, body)
+    except TimeoutError:
+        raise InvalidInput(
+            f"The request's images could not all be fetched within {INPUTS_DEADLINE_SECONDS:g} "
+            "seconds; upload them as assets and refer to them by asset_id."
+        ) from None
     width, height = edit_size(body, source)
     aspect = schemas.parse_aspect_ratio(body.aspect_ratio) if body.aspect_ratio else None
     request = {
@@ -151,6 +163,25 @@ async def create_edit_job(
     return job, True
 
 
+async def _edit_inputs(
+    inputs: Inputs, body: EditRequest
+) -> tuple[Asset, Asset | None, list[dict[str, object]]]:
+    """The edit's source, mask (checked against the source) and references as assets."""
+    source = await inputs.resolve(body.image, "image")
+    mask = await inputs.resolve(body.mask, "mask") if body.mask else None
+    if mask is not None:
+        await _check_mask(inputs, mask, source)
+    references = [
+        {
+            "asset_id": (await inputs.resolve(reference.image, f"references[{i}].image")).id,
+            "role": reference.role,
+            "weight": reference.weight,
+        }
+        for i, reference in enumerate(body.references)
+    ]
+    return source, mask, references
+
+
 async def create_variants_job(
     inputs: Inputs,
     registry: ProviderRegistry,
@@ -164,6 +195,8 @@ async def create_variants_job(
     existing = await jobs.find_replay(session, tenant_id, idempotency_key, fingerprint)
     if existing is not None:
         return existing, False
+    # Checked before any input is fetched or stored, so a refused request leaves nothing.
+    await check_request_webhook(body.webhook_fields(), inputs.settings.url_policy)
     specs = [registry.resolve(model)[1] for model in body.models or [inputs.settings.default_model]]
     for spec in specs:
         _check_model(spec, "variants", body.n, body.output_format)
@@ -199,13 +232,10 @@ async def create_variants_job(
 
 
 def _check_model(spec: ModelSpec, mode: str, n: int, output_format: str) -> None:
-    capabilities = spec.capabilities
-    if mode not in capabilities.modes and "edit" not in capabilities.modes:
+    # Variants are edits of their source, so any model that edits can make them.
+    if "edit" not in spec.capabilities.modes:
         raise InvalidInput(f"{spec.id} cannot {mode}; GET /v1/models lists what each model does.")
-    if n > capabilities.max_n:
-        raise InvalidInput(f"{spec.id} makes at most {capabilities.max_n} images per job.")
-    if output_format not in capabilities.output_formats:
-        raise InvalidInput(f"{spec.id} cannot output {output_format}.")
+    jobs.check_model_can_make(spec, n, output_format)
 
 
 async def _check_mask(inputs: Inputs, mask: Asset, source: Asset) -> None:
@@ -266,7 +296,7 @@ def fit_side_limits(width: int, height: int) -> tuple[int, int]:
 async def _variant_source(inputs: Inputs, source: VariantSource) -> tuple[Asset, Job | None]:
     session, tenant_id = inputs.session, inputs.tenant_id
     if source.asset_id is not None:
-        asset = await get_asset(session, tenant_id, source.asset_id)
+        asset = editable(await get_asset(session, tenant_id, source.asset_id))
         job = await jobs.get_job(session, tenant_id, asset.job_id) if asset.job_id else None
         return asset, job
     job = await jobs.get_job(session, tenant_id, source.job_id or "")
@@ -277,7 +307,7 @@ async def _variant_source(inputs: Inputs, source: VariantSource) -> tuple[Asset,
         raise InvalidInput(
             f"Job {job.id} has {len(assets)} outputs; index {source.index} is past them."
         )
-    return assets[source.index], job
+    return editable(assets[source.index]), job
 
 
 def _brief_of(job: Job | None) -> str:

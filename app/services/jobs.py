@@ -39,7 +39,7 @@ _WAIT_PREFERENCE = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 def normalize_generate(body: schemas.GenerateRequest, spec: ModelSpec) -> dict[str, Any]:
     """The request as the job runs it: model, exact output size and seed resolved."""
     capabilities = spec.capabilities
-    check_model_can_make(body, spec)
+    check_model_can_make(spec, body.n, body.output_format)
     size = parse_size(body.size) if body.size else None
     aspect = parse_aspect_ratio(body.aspect_ratio) if body.aspect_ratio else None
     if aspect and aspect[0] * aspect[1] > capabilities.default_area:
@@ -71,13 +71,13 @@ def normalize_generate(body: schemas.GenerateRequest, spec: ModelSpec) -> dict[s
     )
 
 
-def check_model_can_make(body: schemas.GenerateRequest, spec: ModelSpec) -> None:
-    """InvalidInput unless the model can make as many images in the format asked for."""
+def check_model_can_make(spec: ModelSpec, n: int, output_format: str) -> None:
+    """InvalidInput unless the model can make `n` images per job in `output_format`."""
     capabilities = spec.capabilities
-    if body.n > capabilities.max_n:
+    if n > capabilities.max_n:
         raise InvalidInput(f"{spec.id} makes at most {capabilities.max_n} images per job.")
-    if body.output_format not in capabilities.output_formats:
-        raise InvalidInput(f"{spec.id} cannot output {body.output_format}.")
+    if output_format not in capabilities.output_formats:
+        raise InvalidInput(f"{spec.id} cannot output {output_format}.")
 
 
 def check_fallbacks(
@@ -92,7 +92,7 @@ def check_fallbacks(
         if spec.id in seen:
             raise InvalidInput(f"fallback_models names {spec.id} twice or as the model itself.")
         seen.add(spec.id)
-        check_model_can_make(body, spec)
+        check_model_can_make(spec, body.n, body.output_format)
 
 
 def request_hash(kind: str, body: BaseModel) -> str:

@@ -9,13 +9,8 @@ from app.config import Settings
 from app.errors import InvalidInput
 from app.prompts import KEEP_RULES, OptimizedPrompt, optimize_prompt, optimize_prompt_llm
 from app.providers.base import ModelSpec
+from app.schemas import parse_aspect_ratio
 from app.schemas.prompts import OptimizedPromptView, OptimizePromptRequest
-
-
-def parse_aspect_ratio(value: str) -> tuple[int, int]:
-    """`"16:9"` -> (16, 9)."""
-    width, _, height = value.partition(":")
-    return int(width), int(height)
 
 
 def plan_prompt(
@@ -40,8 +35,10 @@ def plan_prompt(
         "rendering": spec.capabilities.prompt_style,
         "max_chars": spec.capabilities.max_prompt_chars,
     }
+    # A blank brief (an edit that only inpaints its mask) has nothing to optimize.
+    optimize = optimize if brief.strip() else "off"
     fields: dict[str, Any] = {"brief": brief, "optimize": optimize, "prompt_options": options}
-    if optimize == "off" or not brief.strip():
+    if optimize == "off":
         return fields | {
             "prompt": _with_keep(brief, keep),
             "negative_prompt": negative_prompt,

@@ -9,6 +9,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import math
 import os
 import secrets
 import tempfile
@@ -89,8 +90,9 @@ def signed_content_url(
 
 
 def expiry(expires_in: int) -> datetime:
-    """The moment a URL minted now for `expires_in` seconds stops working, to the second."""
-    return datetime.fromtimestamp(int(time.time()) + expires_in, UTC)
+    """The moment a URL minted now for `expires_in` seconds stops working, to the second,
+    rounded up so it works for at least `expires_in` seconds."""
+    return datetime.fromtimestamp(math.ceil(time.time()) + expires_in, UTC)
 
 
 def check_signature(

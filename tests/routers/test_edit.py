@@ -360,3 +360,45 @@ async def test_same_edit_and_seed_give_the_same_bytes(client, auth):
     first_bytes = (await client.get(first.json()["outputs"][0]["url"], headers=auth)).content
     second_bytes = (await client.get(second.json()["outputs"][0]["url"], headers=auth)).content
     assert first_bytes == second_bytes
+
+
+async def test_an_export_bundle_or_avif_is_not_an_edit_source(app, client, auth):
+    image_id = await upload(client, auth, photo())
+    export = await client.post(
+        "/v1/export",
+        json={"asset_id": image_id, "targets": ["og-image"], "format": "avif", "bundle": True},
+        headers=auth | WAIT,
+    )
+    assert export.status_code == 200, export.text
+    avif, bundle = export.json()["outputs"]
+    before = await counts(app)
+
+    for asset_id in (avif["asset_id"], bundle["asset_id"]):
+        edit = await client.post("/v1/edit", json={"image": {"asset_id": asset_id}}, headers=auth)
+        assert edit.status_code == 422, edit.text
+        assert "use a PNG, JPEG or WebP image" in edit.json()["detail"]
+    by_index = await client.post(
+        "/v1/variants",
+        json={"source": {"job_id": export.json()["id"], "index": 1}},
+        headers=auth,
+    )
+    assert by_index.status_code == 422
+    assert await counts(app) == before
+
+
+async def test_a_refused_webhook_is_checked_before_any_input_is_fetched(app, client, auth):
+    async with ImageHost(pages={"/cat.png": Page(image_bytes())}) as host:
+        before = await counts(app)
+        response = await client.post(
+            "/v1/edit",
+            json={
+                "image": {"url": host.url("/cat.png")},
+                "webhook_url": "http://169.254.169.254/hook",
+            },
+            headers=auth,
+        )
+        assert response.status_code == 422
+        assert response.json()["type"].endswith("/url-refused")
+        assert "169.254.169.254" in response.json()["detail"]
+        assert host.paths == []
+        assert await counts(app) == before

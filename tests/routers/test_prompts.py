@@ -4,6 +4,7 @@ are filled for the target model, and the job records brief, plan and final promp
 import pytest
 
 from app.config import Settings
+from tests.factories import image_bytes
 from tests.fakes.chat_completions import FakeChatServer
 from tests.support import serving
 
@@ -134,3 +135,33 @@ async def test_optimize_writes_tags_and_a_negative_prompt_for_diffusion_models(c
     assert "a red fox at night" in tags["prompt"] and "a red fox at night" in sentences["prompt"]
     assert "daylight" not in tags["prompt"] and "daylight" not in sentences["prompt"]
     assert len(tags["prompt"]) <= 10_000
+
+
+async def test_blank_briefs_are_refused(client, auth):
+    generate = await client.post("/v1/generate", json={"prompt": "  \n "}, headers=auth)
+    optimize = await client.post(
+        "/v1/prompts/optimize", json={"prompt": "   ", "mode": "llm"}, headers=auth
+    )
+    assert generate.status_code == 422
+    assert optimize.status_code == 422
+    assert "blank" in optimize.text
+
+
+async def test_a_blank_edit_prompt_is_not_optimized(client, auth):
+    upload = await client.post(
+        "/v1/assets", files={"file": ("a.png", image_bytes(96, 64), "image/png")}, headers=auth
+    )
+    response = await client.post(
+        "/v1/edit",
+        json={
+            "image": {"asset_id": upload.json()["id"]},
+            "prompt": "   ",
+            "optimize": "llm",
+            "keep": ["lighting"],
+        },
+        headers=auth | WAIT,
+    )
+    job = response.json()
+    assert job["status"] == "succeeded", job
+    assert job["request"]["optimize"] == "off"
+    assert job["request"]["prompt"].startswith("Keep the lighting")

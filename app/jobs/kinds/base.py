@@ -38,6 +38,8 @@ class KindRunner:
         self.context = context
         self.job = job
         self.request: dict[str, Any] = job.request
+        # Indexes already stored (by an earlier run too); the task body keeps it current.
+        self.done: set[int] = set()
 
     async def prepare(self) -> None:
         """Load what every output needs (source images, a shared downscale); by default, plan

@@ -4,6 +4,7 @@ model, so output i of each model is directly comparable."""
 
 from sqlalchemy import select
 
+from app.errors import NotFound
 from app.imaging.geometry import generation_size
 from app.jobs.kinds.base import KindRunner, Output, call_with_fallbacks
 from app.jobs.kinds.generate import finish_image, model_chain, output_seed
@@ -29,9 +30,11 @@ class EditRunner(KindRunner):
     async def input_image(self, asset_id: str) -> InputImage:
         """An input asset's bytes and facts."""
         async with self.context.sessionmaker() as session:
-            asset = await session.scalar(select(Asset).where(Asset.id == asset_id))
+            asset = await session.scalar(
+                select(Asset).where(Asset.id == asset_id, Asset.tenant_id == self.job.tenant_id)
+            )
         if asset is None:
-            raise LookupError(f"input asset {asset_id} is gone")
+            raise NotFound(f"Input asset {asset_id} no longer exists.")
         data = await self.context.storage.get(asset.storage_key)
         return InputImage(asset.id, data, asset.format, asset.width, asset.height)
 

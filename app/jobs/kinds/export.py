@@ -66,8 +66,9 @@ class ExportRunner(KindRunner):
         if index == len(self.targets):
             return await self._bundle()
         rendering = self._start(index)
-        if index + 1 < len(self.targets):
-            self._start(index + 1)
+        following = index + 1
+        if following < len(self.targets) and following not in self.done:
+            self._start(following)
         try:
             exported = await rendering
         except ExportBudgetError as exc:
