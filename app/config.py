@@ -138,9 +138,20 @@ class Settings(BaseSettings):
     provider_timeout_seconds: float = Field(
         120.0, gt=0, description="How long one request to a model vendor may take."
     )
+    provider_timeouts: str = Field(
+        "",
+        description="Per-vendor overrides of provider_timeout_seconds, as `vendor=seconds` "
+        "pairs separated by commas (`bfl=300,openai=180`).",
+    )
     provider_max_retries: int = Field(
         3, ge=0, le=10, description="Retries of a vendor request that failed for a passing reason."
     )
+
+    @field_validator("provider_timeouts")
+    @classmethod
+    def _provider_timeouts_parse(cls, value: str) -> str:
+        timeouts_by_vendor(value)
+        return value
 
     @field_validator("url_allow")
     @classmethod
@@ -168,6 +179,10 @@ class Settings(BaseSettings):
         """The local directory that holds asset bytes."""
         return self.data_dir / "assets"
 
+    def provider_timeout(self, vendor: str) -> float:
+        """Seconds one request to `vendor` may take: its override, else the common limit."""
+        return timeouts_by_vendor(self.provider_timeouts).get(vendor, self.provider_timeout_seconds)
+
     @property
     def url_policy(self) -> UrlPolicy:
         """The fetcher's address policy from `url_allow`."""
@@ -185,3 +200,18 @@ def _seconds_list(value: str) -> tuple[float, ...]:
     if not all(0 <= entry < float("inf") for entry in seconds):
         raise ValueError("delays must be finite and not negative")
     return seconds
+
+
+def timeouts_by_vendor(value: str) -> dict[str, float]:
+    """`"bfl=300, openai=180"` -> {"bfl": 300.0, "openai": 180.0}; ValueError if malformed."""
+    timeouts: dict[str, float] = {}
+    for entry in filter(None, (part.strip() for part in value.split(","))):
+        vendor, separator, seconds = entry.partition("=")
+        try:
+            timeout = float(seconds) if separator and vendor.strip() else 0.0
+        except ValueError:
+            timeout = 0.0
+        if not 0 < timeout < float("inf"):
+            raise ValueError(f"{entry!r} is not `vendor=seconds` with seconds above 0")
+        timeouts[vendor.strip()] = timeout
+    return timeouts

@@ -68,11 +68,11 @@ def secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() or None
 
 
-def vendor_options(settings: Settings) -> dict[str, Any]:
+def vendor_options(settings: Settings, vendor: str) -> dict[str, Any]:
     """What every HTTP vendor adapter takes from the settings: its time limit per request, its
     retry budget, and the address rules for downloading the images it links to."""
     return {
-        "timeout_seconds": settings.provider_timeout_seconds,
+        "timeout_seconds": settings.provider_timeout(vendor),
         "max_retries": settings.provider_max_retries,
         "download_policy": settings.url_policy,
     }
@@ -82,24 +82,39 @@ def create_registry(settings: Settings) -> ProviderRegistry:
     """The providers this installation serves; those without keys are listed as unavailable.
     Each HTTP vendor is one entry below, built from its `DARKROOM_<VENDOR>_*` settings and
     `vendor_options`."""
-    options = vendor_options(settings)
     providers: list[Provider] = [
         LocalProvider(),
-        OpenAIProvider(secret(settings.openai_api_key), settings.openai_base_url, **options),
+        OpenAIProvider(
+            secret(settings.openai_api_key),
+            settings.openai_base_url,
+            **vendor_options(settings, "openai"),
+        ),
         OpenAICompatibleProvider(
             settings.openai_compat_base_url,
             parse_model_names(settings.openai_compat_models),
             secret(settings.openai_compat_api_key),
-            **options,
+            **vendor_options(settings, "openai_compatible"),
         ),
-        GoogleProvider(secret(settings.google_api_key), settings.google_base_url, **options),
+        GoogleProvider(
+            secret(settings.google_api_key),
+            settings.google_base_url,
+            **vendor_options(settings, "google"),
+        ),
         StabilityProvider(
-            secret(settings.stability_api_key), settings.stability_base_url, **options
+            secret(settings.stability_api_key),
+            settings.stability_base_url,
+            **vendor_options(settings, "stability"),
         ),
-        BFLProvider(secret(settings.bfl_api_key), settings.bfl_base_url, **options),
+        BFLProvider(
+            secret(settings.bfl_api_key), settings.bfl_base_url, **vendor_options(settings, "bfl")
+        ),
         ReplicateProvider(
-            secret(settings.replicate_api_key), settings.replicate_base_url, **options
+            secret(settings.replicate_api_key),
+            settings.replicate_base_url,
+            **vendor_options(settings, "replicate"),
         ),
-        FalProvider(secret(settings.fal_api_key), settings.fal_base_url, **options),
+        FalProvider(
+            secret(settings.fal_api_key), settings.fal_base_url, **vendor_options(settings, "fal")
+        ),
     ]
     return ProviderRegistry(providers)

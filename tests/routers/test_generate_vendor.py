@@ -5,6 +5,7 @@ usage, records vendor failures as problems, and never lets the vendor key out.""
 import io
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,13 @@ from app.config import Settings
 from app.models import Asset, Job
 from app.providers.openai import TOKEN_PRICES
 from app.providers.transport import breaker_for
-from tests.fakes.openai_images import API_KEY, FakeOpenAIImages, error_reply, moderation_blocked
+from tests.fakes.openai_images import (
+    API_KEY,
+    FakeOpenAIImages,
+    error_reply,
+    moderation_blocked,
+    slow,
+)
 from tests.support import postgres_settings, serving, tenant_of, wait_for_final
 
 WAIT = {"Prefer": "wait=30"}
@@ -208,3 +215,37 @@ async def database_rows(app: FastAPI, auth: dict[str, str]) -> str:
         ],
         default=str,
     )
+
+
+async def test_a_vendor_timeout_override_applies_to_that_vendor_only(tmp_path) -> None:
+    async with FakeOpenAIImages() as server:
+        settings = Settings(
+            data_dir=tmp_path / "var",
+            openai_api_key=API_KEY,
+            openai_base_url=server.base_url,
+            provider_max_retries=0,
+            provider_timeouts="openai=0.3, bfl=600",
+        )
+        server.script(slow(1.5))
+        async with serving(settings) as (_, client, auth):
+            started = time.monotonic()
+            response = await client.post(
+                "/v1/generate",
+                json={"prompt": "a kettle", "model": "openai/gpt-image-2"},
+                headers=auth,
+            )
+            job, _ = await wait_for_final(client, auth, response.json()["id"])
+            elapsed = time.monotonic() - started
+
+    assert job["status"] == "failed"
+    assert job["error"]["type"].endswith("/provider-overloaded")
+    assert "within 0.3 s" in job["error"]["detail"]
+    assert elapsed < 1.5
+    assert settings.provider_timeout("bfl") == 600
+    assert settings.provider_timeout("google") == settings.provider_timeout_seconds
+
+
+@pytest.mark.parametrize("value", ["openai", "openai=", "openai=0", "=5", "openai=fast"])
+def test_a_malformed_timeout_override_stops_start_up(value: str) -> None:
+    with pytest.raises(ValueError, match="vendor=seconds"):
+        Settings(provider_timeouts=value)
