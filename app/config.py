@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     events_heartbeat_seconds: float = Field(
         15, gt=0, description="Idle time after which a job event stream sends a heartbeat."
     )
+    events_max_streams_per_tenant: int = Field(
+        100,
+        ge=0,
+        description=(
+            "Job event streams one tenant may hold open at once, counted per API process; "
+            "0 means no cap."
+        ),
+    )
     rate_limit_requests: int = Field(
         600, ge=0, description="Requests one API key may make per window; 0 turns limits off."
     )
@@ -172,6 +180,17 @@ class Settings(BaseSettings):
         self.data_dir = self.data_dir.resolve()
         if self.database_url is None:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'darkroom.db'}"
+        return self
+
+    @model_validator(mode="after")
+    def _shared_signing_secret(self) -> "Settings":
+        # With Redis the API and its workers are separate processes, perhaps on other machines;
+        # a key file each made for itself would sign links the others refuse.
+        if self.redis_url and self.signing_secret is None:
+            raise ValueError(
+                "DARKROOM_SIGNING_SECRET must be set when DARKROOM_REDIS_URL is: the API and "
+                "every worker sign asset links with it"
+            )
         return self
 
     @property

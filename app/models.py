@@ -185,6 +185,7 @@ class WebhookDelivery(Base):
     __table_args__ = (
         UniqueConstraint("event_key", name="uq_webhook_deliveries_event_key"),
         Index("ix_webhook_deliveries_endpoint_id_id", "endpoint_id", "id"),
+        Index("ix_webhook_deliveries_job_id_id", "job_id", "id"),
         Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),
     )
 

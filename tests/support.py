@@ -39,6 +39,7 @@ def postgres_settings(postgres_url: str, data_dir: Path, **overrides: object) ->
         "data_dir": data_dir,
         "sweep_interval_seconds": 0.5,
         "queued_grace_seconds": 2,
+        "signing_secret": "darkroom-test-signing-secret",
     }
     return Settings(**(values | overrides))
 

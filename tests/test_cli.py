@@ -1,16 +1,20 @@
 """The `darkroom` command: migrate (also concurrently), keys create, worker preconditions."""
 
 import asyncio
+import contextlib
 import subprocess
 
 import asyncpg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from app.cli import head_revision
+from app.cli import head_revision, migrate
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
-from app.models import ApiKey
+from app.models import ApiKey, Base
 from app.services.keys import hash_key
 from tests.support import darkroom_command, darkroom_environment, fresh_database
 
@@ -70,3 +74,24 @@ async def test_concurrent_migrations_on_postgres_all_succeed(tmp_path):
         await database.close()
         assert {"tenants", "api_keys", "jobs", "assets", "asset_parents"} <= tables
         assert version == head_revision()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_migrations_build_exactly_the_tables_the_models_describe(tmp_path, backend):
+    async with contextlib.AsyncExitStack() as stack:
+        if backend == "postgres":
+            url = await stack.enter_async_context(fresh_database("schema"))
+        else:
+            url = f"sqlite+aiosqlite:///{tmp_path / 'schema.db'}"
+        settings = Settings(database_url=url, data_dir=tmp_path)
+        await asyncio.to_thread(migrate, settings)
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as connection:
+                differences = await connection.run_sync(
+                    lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+                )
+        finally:
+            await engine.dispose()
+
+    assert differences == []

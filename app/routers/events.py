@@ -3,16 +3,21 @@ runs it. The stream starts with the job's current state, follows it live, and en
 final event."""
 
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AsyncExitStack, contextmanager
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+import anyio
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.types import Receive, Scope, Send
 
 from app.db import Session
 from app.deps import AppSettings, Context, Sessionmaker, Tenant
-from app.jobs.progress import Broadcaster
+from app.errors import DarkroomError, ServiceUnavailable
+from app.jobs.progress import Broadcaster, Subscription
 from app.routers import problems
 from app.schemas.events import JobEvent
 from app.services import jobs
@@ -46,12 +51,82 @@ STREAM_RESPONSE = {
         ),
     }
 }
+TOO_MANY_STREAMS = {
+    429: {
+        "description": (
+            "The tenant already holds as many open event streams on this server as it "
+            "may; close one first."
+        )
+    }
+}
+
+
+class TooManyStreams(DarkroomError):
+    """The tenant holds every event stream it may in this process; one must close first."""
+
+    status, slug, title = 429, "too-many-streams", "Too many open event streams"
+
+
+class StreamSlots:
+    """The event streams each tenant holds open in this process, against a cap. Counted per
+    process: behind a load balancer of N API processes a tenant may hold up to N times the cap."""
+
+    def __init__(self) -> None:
+        self.open: Counter[str] = Counter()
+
+    @contextmanager
+    def take(self, tenant_id: str, limit: int) -> Iterator[None]:
+        """Hold one of the tenant's `limit` slots (0: no cap) until exit; TooManyStreams if
+        they are all taken."""
+        if limit and self.open[tenant_id] >= limit:
+            raise TooManyStreams(
+                f"This tenant already has {limit} event streams open on this server, the "
+                "most allowed; close one before opening another (or poll GET /v1/jobs/{id}).",
+                max_streams=limit,
+            )
+        self.open[tenant_id] += 1
+        try:
+            yield
+        finally:
+            self.open[tenant_id] -= 1
+            if not self.open[tenant_id]:
+                del self.open[tenant_id]
+
+
+def get_stream_slots(request: Request) -> StreamSlots:
+    """The app's open streams, counted from its first stream on."""
+    slots = getattr(request.app.state, "event_stream_slots", None)
+    if slots is None:
+        slots = request.app.state.event_stream_slots = StreamSlots()
+    return slots
+
+
+Slots = Annotated[StreamSlots, Depends(get_stream_slots)]
 
 
 class EventStreamResponse(StreamingResponse):
-    """A `text/event-stream` response, so the spec names the media type."""
+    """A `text/event-stream` response, so the spec names the media type. What the stream holds
+    (its subscription and its slot) is released when sending ends, however it ends."""
 
     media_type = EVENT_STREAM
+
+    def __init__(
+        self,
+        content: AsyncIterator[str],
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        *,
+        held: AsyncExitStack | None = None,
+    ) -> None:
+        super().__init__(content, status_code, headers)
+        self.held = held or AsyncExitStack()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.held.aclose()
 
 
 @router.get(
@@ -59,7 +134,7 @@ class EventStreamResponse(StreamingResponse):
     operation_id="stream_job_events",
     summary="Stream a job's events",
     response_class=EventStreamResponse,
-    responses=STREAM_RESPONSE | problems(401, 404),
+    responses=STREAM_RESPONSE | problems(401, 404) | TOO_MANY_STREAMS | problems(503),
 )
 async def stream_job_events(
     job_id: str,
@@ -68,16 +143,34 @@ async def stream_job_events(
     tenant: Tenant,
     context: Context,
     settings: AppSettings,
+    slots: Slots,
 ) -> EventStreamResponse:
-    """Follow a job live as server-sent events until it finishes."""
+    """Follow a job live as server-sent events until it finishes. A tenant may hold only so
+    many streams open at once on one server; past that the answer is 429."""
     job = await jobs.get_job(session, tenant, job_id)
     # A stream can last minutes: give the request's database connection back now.
     await session.close()
+    held = AsyncExitStack()
+    try:
+        held.enter_context(slots.take(tenant, settings.events_max_streams_per_tenant))
+        subscription = await _subscribe(held, context.broadcaster, job.id)
+    except BaseException:
+        await held.aclose()
+        raise
     frames = job_event_frames(
-        context.broadcaster, sessionmaker, tenant, job.id, settings.events_heartbeat_seconds
+        subscription, sessionmaker, tenant, job.id, settings.events_heartbeat_seconds
     )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return EventStreamResponse(frames, headers=headers)
+    return EventStreamResponse(frames, held=held, headers=headers)
+
+
+async def _subscribe(held: AsyncExitStack, broadcaster: Broadcaster, job_id: str) -> Subscription:
+    try:
+        return await held.enter_async_context(broadcaster.subscribe(job_id))
+    except ConnectionError as error:
+        raise ServiceUnavailable(
+            f"Live job events are unavailable right now; retry, or poll GET /v1/jobs/{job_id}."
+        ) from error
 
 
 class EventOrder:
@@ -98,30 +191,30 @@ class EventOrder:
 
 
 async def job_event_frames(
-    broadcaster: Broadcaster,
+    subscription: Subscription,
     sessionmaker: async_sessionmaker[AsyncSession],
     tenant_id: str,
     job_id: str,
     heartbeat_seconds: float,
 ) -> AsyncIterator[str]:
-    """The SSE frames of one job. Subscribes before reading the job's state, so an event in
-    between is seen twice (and sent once) rather than lost. On every heartbeat the database
-    is read again, so a stream whose final event never arrived still ends."""
+    """The SSE frames of one job, from a subscription already confirmed: the job's state is
+    read after it, so an event in between is seen twice (and sent once) rather than lost. On
+    every heartbeat the database is read again, so a stream whose final event never arrived
+    (lost while Redis was unreachable) still ends."""
     order = EventOrder()
     number = 0
-    async with broadcaster.subscribe(job_id) as subscription:
-        message: dict[str, Any] | None = await _current_state(sessionmaker, tenant_id, job_id)
-        while True:
-            if message is None:
-                yield HEARTBEAT
-                message = await _current_state(sessionmaker, tenant_id, job_id)
-            if order.advances(message):
-                number += 1
-                data = await _event_data(sessionmaker, tenant_id, message)
-                yield f"event: {message['event']}\nid: {number}\ndata: {data}\n\n"
-                if message["event"] in FINAL_EVENTS:
-                    return
-            message = await subscription.next_message(heartbeat_seconds)
+    message: dict[str, Any] | None = await _current_state(sessionmaker, tenant_id, job_id)
+    while True:
+        if message is None:
+            yield HEARTBEAT
+            message = await _current_state(sessionmaker, tenant_id, job_id)
+        if order.advances(message):
+            number += 1
+            data = await _event_data(sessionmaker, tenant_id, message)
+            yield f"event: {message['event']}\nid: {number}\ndata: {data}\n\n"
+            if message["event"] in FINAL_EVENTS:
+                return
+        message = await subscription.next_message(heartbeat_seconds)
 
 
 async def _current_state(

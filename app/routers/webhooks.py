@@ -1,26 +1,33 @@
 """Webhook endpoints: register, list, read, change and remove them; see their deliveries and
-send one again; read the default secret that signs per-request deliveries."""
+send one again; see and resend every delivery of one job (a request's own `webhook_url`
+included); read the default secret that signs per-request deliveries."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Session
 from app.deps import AppSettings, Tenant
+from app.models import WebhookDelivery
 from app.routers import problems
 from app.schemas import webhooks as schemas
 from app.services import webhooks
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+# Full paths: the routes of one job's deliveries live under /v1/jobs.
+router = APIRouter(tags=["webhooks"])
 
 Cursor = Annotated[
     str | None, Query(max_length=64, description="`next_cursor` of the previous page.")
 ]
 Limit = Annotated[int, Query(ge=1, le=100, description="Items per page.")]
+JobId = Annotated[
+    str, Path(description="The job's id.", examples=["job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"])
+]
 
 
 @router.post(
-    "",
+    "/v1/webhooks",
     operation_id="create_webhook_endpoint",
     summary="Register a webhook endpoint",
     status_code=201,
@@ -43,7 +50,7 @@ async def create_webhook_endpoint(
 
 
 @router.get(
-    "",
+    "/v1/webhooks",
     operation_id="list_webhook_endpoints",
     summary="List webhook endpoints",
     response_model=schemas.WebhookEndpointPage,
@@ -57,7 +64,7 @@ async def list_webhook_endpoints(
 
 
 @router.get(
-    "/signing-secret",
+    "/v1/webhooks/signing-secret",
     operation_id="get_webhook_signing_secret",
     summary="Get the default webhook signing secret",
     response_model=schemas.WebhookSigningSecret,
@@ -74,7 +81,7 @@ async def get_webhook_signing_secret(
 
 
 @router.get(
-    "/{endpoint_id}",
+    "/v1/webhooks/{endpoint_id}",
     operation_id="get_webhook_endpoint",
     summary="Get a webhook endpoint",
     response_model=schemas.WebhookEndpoint,
@@ -88,7 +95,7 @@ async def get_webhook_endpoint(
 
 
 @router.patch(
-    "/{endpoint_id}",
+    "/v1/webhooks/{endpoint_id}",
     operation_id="update_webhook_endpoint",
     summary="Change a webhook endpoint",
     response_model=schemas.WebhookEndpoint,
@@ -110,7 +117,7 @@ async def update_webhook_endpoint(
 
 
 @router.delete(
-    "/{endpoint_id}",
+    "/v1/webhooks/{endpoint_id}",
     operation_id="delete_webhook_endpoint",
     summary="Delete a webhook endpoint",
     status_code=204,
@@ -129,7 +136,7 @@ async def delete_webhook_endpoint(
 
 
 @router.get(
-    "/{endpoint_id}/deliveries",
+    "/v1/webhooks/{endpoint_id}/deliveries",
     operation_id="list_webhook_deliveries",
     summary="List an endpoint's deliveries",
     response_model=schemas.WebhookDeliveryPage,
@@ -144,7 +151,7 @@ async def list_webhook_deliveries(
 
 
 @router.post(
-    "/{endpoint_id}/deliveries/{delivery_id}/retry",
+    "/v1/webhooks/{endpoint_id}/deliveries/{delivery_id}/retry",
     operation_id="retry_webhook_delivery",
     summary="Send a delivery again",
     status_code=202,
@@ -157,6 +164,47 @@ async def retry_webhook_delivery(
     """Send the delivery once more now, with the same `webhook-id` and body, whether it was
     delivered, failed or still pending. A disabled endpoint answers 409."""
     delivery = await webhooks.retry_delivery(session, tenant, endpoint_id, delivery_id)
+    return await _send_again(request, session, delivery)
+
+
+@router.get(
+    "/v1/jobs/{job_id}/webhook-deliveries",
+    operation_id="list_job_webhook_deliveries",
+    summary="List a job's webhook deliveries",
+    response_model=schemas.WebhookDeliveryPage,
+    responses=problems(401, 404),
+)
+async def list_job_webhook_deliveries(
+    job_id: JobId, session: Session, tenant: Tenant, cursor: Cursor = None, limit: Limit = 20
+) -> schemas.WebhookDeliveryPage:
+    """Every delivery of the job's events, to registered endpoints (`endpoint_id` set) and to
+    the request's own `webhook_url` (`endpoint_id` null), newest first, each with every
+    attempt's status code, latency and error."""
+    return await webhooks.list_job_deliveries(session, tenant, job_id, cursor, limit)
+
+
+@router.post(
+    "/v1/jobs/{job_id}/webhook-deliveries/{delivery_id}/retry",
+    operation_id="retry_job_webhook_delivery",
+    summary="Send a job's webhook delivery again",
+    status_code=202,
+    response_model=schemas.WebhookDelivery,
+    responses=problems(401, 404, 409),
+)
+async def retry_job_webhook_delivery(
+    job_id: JobId, delivery_id: str, request: Request, session: Session, tenant: Tenant
+) -> schemas.WebhookDelivery:
+    """Send one of the job's deliveries once more now, with the same `webhook-id` and body,
+    whether it was delivered, failed or still pending; a request's own `webhook_url` too. A
+    delivery to a disabled endpoint answers 409."""
+    delivery = await webhooks.retry_job_delivery(session, tenant, job_id, delivery_id)
+    return await _send_again(request, session, delivery)
+
+
+async def _send_again(
+    request: Request, session: AsyncSession, delivery: WebhookDelivery
+) -> schemas.WebhookDelivery:
+    """Commit a delivery made due by a retry, dispatch its manual attempt, and show it."""
     await session.commit()
     await request.app.state.webhooks.dispatcher.schedule(
         delivery.id, attempts=delivery.attempts, delay_seconds=0, manual=True

@@ -1,11 +1,12 @@
 """Webhooks: registered endpoints, the tenant's default signing secret, and the deliveries made
-to them (listed, and sent again on request)."""
+to them and to requests' own `webhook_url`s (listed by endpoint or by job, and sent again on
+request)."""
 
 import json
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +16,7 @@ from app.fetcher import UrlPolicy, check_url
 from app.ids import is_id, new_id
 from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookSecret
 from app.schemas import webhooks as schemas
+from app.services.jobs import get_job
 from app.webhooks.signing import new_secret
 
 
@@ -152,41 +154,51 @@ async def list_deliveries(
 ) -> schemas.WebhookDeliveryPage:
     """A page of an endpoint's deliveries, newest first, after `cursor` (a delivery id)."""
     endpoint = await get_endpoint(session, tenant_id, endpoint_id)
-    _check_cursor(cursor, "msg")
-    query = (
-        select(WebhookDelivery)
-        .where(WebhookDelivery.endpoint_id == endpoint.id)
-        .order_by(WebhookDelivery.id.desc())
-        .limit(limit + 1)
-    )
-    if cursor:
-        query = query.where(WebhookDelivery.id < cursor)
-    deliveries = list(await session.scalars(query))
-    page, has_more = deliveries[:limit], len(deliveries) > limit
-    return schemas.WebhookDeliveryPage(
-        data=await delivery_views(session, page),
-        has_more=has_more,
-        next_cursor=page[-1].id if has_more else None,
-    )
+    return await _delivery_page(session, WebhookDelivery.endpoint_id == endpoint.id, cursor, limit)
+
+
+async def list_job_deliveries(
+    session: AsyncSession, tenant_id: str, job_id: str, cursor: str | None, limit: int
+) -> schemas.WebhookDeliveryPage:
+    """A page of the deliveries of a job's events, to registered endpoints and to the request's
+    own `webhook_url` alike, newest first, after `cursor` (a delivery id)."""
+    job = await get_job(session, tenant_id, job_id)
+    return await _delivery_page(session, WebhookDelivery.job_id == job.id, cursor, limit)
 
 
 async def retry_delivery(
     session: AsyncSession, tenant_id: str, endpoint_id: str, delivery_id: str
 ) -> WebhookDelivery:
-    """Make a delivery due now, whatever became of it, to be sent once more; Conflict while its
-    endpoint is disabled. The caller commits, then dispatches it."""
+    """Make one of an endpoint's deliveries due now, to be sent once more (see `resend`)."""
     endpoint = await get_endpoint(session, tenant_id, endpoint_id)
-    delivery = None
-    if is_id(delivery_id, "msg"):
-        delivery = await session.scalar(
-            select(WebhookDelivery).where(
-                WebhookDelivery.id == delivery_id, WebhookDelivery.endpoint_id == endpoint.id
-            )
-        )
+    delivery = await _find_delivery(
+        session, delivery_id, WebhookDelivery.endpoint_id == endpoint.id
+    )
     if delivery is None:
         raise NotFound(f"No delivery {delivery_id!r} for endpoint {endpoint_id}.")
-    if endpoint.disabled_at is not None:
-        raise Conflict(f"Endpoint {endpoint.id} is disabled; enable it before retrying.")
+    return await resend(session, delivery)
+
+
+async def retry_job_delivery(
+    session: AsyncSession, tenant_id: str, job_id: str, delivery_id: str
+) -> WebhookDelivery:
+    """Make one of a job's deliveries due now, to be sent once more (see `resend`)."""
+    job = await get_job(session, tenant_id, job_id)
+    delivery = await _find_delivery(session, delivery_id, WebhookDelivery.job_id == job.id)
+    if delivery is None:
+        raise NotFound(f"No delivery {delivery_id!r} for job {job_id}.")
+    return await resend(session, delivery)
+
+
+async def resend(session: AsyncSession, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Make a delivery due now, whatever became of it, to be sent once more; Conflict while its
+    endpoint is disabled (a per-request URL has none). The caller commits, then dispatches it."""
+    if delivery.endpoint_id is not None:
+        endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
+        if endpoint is None or endpoint.disabled_at is not None:
+            raise Conflict(
+                f"Endpoint {delivery.endpoint_id} is disabled; enable it before retrying."
+            )
     delivery.status = "pending"
     delivery.next_attempt_at = await database_now(session)
     await session.flush()
@@ -228,6 +240,36 @@ async def delivery_views(
         )
         for delivery in deliveries
     ]
+
+
+async def _delivery_page(
+    session: AsyncSession, owner: ColumnElement[bool], cursor: str | None, limit: int
+) -> schemas.WebhookDeliveryPage:
+    """A page of the deliveries matching `owner`, newest first, after `cursor`."""
+    _check_cursor(cursor, "msg")
+    query = (
+        select(WebhookDelivery).where(owner).order_by(WebhookDelivery.id.desc()).limit(limit + 1)
+    )
+    if cursor:
+        query = query.where(WebhookDelivery.id < cursor)
+    deliveries = list(await session.scalars(query))
+    page, has_more = deliveries[:limit], len(deliveries) > limit
+    return schemas.WebhookDeliveryPage(
+        data=await delivery_views(session, page),
+        has_more=has_more,
+        next_cursor=page[-1].id if has_more else None,
+    )
+
+
+async def _find_delivery(
+    session: AsyncSession, delivery_id: str, owner: ColumnElement[bool]
+) -> WebhookDelivery | None:
+    """The delivery with this id if it matches `owner`; None for a malformed id too."""
+    if not is_id(delivery_id, "msg"):
+        return None
+    return await session.scalar(
+        select(WebhookDelivery).where(WebhookDelivery.id == delivery_id, owner)
+    )
 
 
 def _check_cursor(cursor: str | None, prefix: str) -> None:

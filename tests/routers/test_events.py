@@ -4,17 +4,29 @@ worker is another process, events travel over Redis) and in-process on the embed
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
+import pytest
 import uvicorn
 from fastapi import FastAPI
+from redis.asyncio import Redis
 from sqlalchemy import update
 
 from app.config import Settings
+from app.jobs.progress import CHANNEL_PREFIX
 from app.models import Job
 from tests.factories import queued_job_row
-from tests.support import insert_job, serving, tenant_of, wait_for_final, wait_until
+from tests.support import (
+    REDIS_URL,
+    insert_job,
+    new_api_key,
+    postgres_settings,
+    serving,
+    tenant_of,
+    wait_for_final,
+    wait_until,
+)
 
 # A job that the sweeper leaves alone for a while, so only the test decides when it runs.
 NOT_YET = -30
@@ -179,3 +191,168 @@ async def test_idle_stream_sends_heartbeats_and_ends_when_the_job_ends_unannounc
 
     assert response.text.count(": heartbeat\n\n") >= 3
     assert [e["event"] for e in parse_stream(response.text)] == ["queued", "failed"]
+
+
+@asynccontextmanager
+async def redis_client() -> AsyncIterator[Redis]:
+    """A Redis client of the test's own, as another process (a worker, an operator) would be."""
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        yield redis
+    finally:
+        await redis.aclose()
+
+
+async def subscriber_connections(redis: Redis, name: str) -> list[int]:
+    """The ids of the Redis connections named `name` (CLIENT LIST)."""
+    return [int(client["id"]) for client in await redis.client_list() if client["name"] == name]
+
+
+async def channel_subscribers(redis: Redis, *job_ids: str) -> list[int]:
+    """How many connections subscribe to each job's channel (PUBSUB NUMSUB)."""
+    counts = await redis.pubsub_numsub(*(CHANNEL_PREFIX + job_id for job_id in job_ids))
+    return [int(count) for _, count in counts]
+
+
+async def open_stream(
+    streams: AsyncExitStack, http: httpx.AsyncClient, job_id: str, headers: dict[str, str]
+) -> tuple[httpx.Response, AsyncIterator[dict[str, str]]]:
+    """A job's event stream held open by `streams`, and its events as they come."""
+    response = await streams.enter_async_context(
+        http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers)
+    )
+    return response, read_events(response)
+
+
+async def test_concurrent_streams_in_one_process_share_one_redis_connection(
+    tmp_path, postgres_url, data_dir
+):
+    settings = postgres_settings(postgres_url, data_dir)
+    async with (
+        asyncio.timeout(30),
+        serving(settings) as (app, _, auth),
+        live_server(app) as http,
+        redis_client() as redis,
+    ):
+        broadcaster = app.state.context.broadcaster
+        tenant = await tenant_of(app, auth)
+        first = await insert_job(app, queued_job_row(tenant, age_seconds=NOT_YET))
+        second = await insert_job(app, queued_job_row(tenant, age_seconds=NOT_YET))
+        async with AsyncExitStack() as streams:
+            watching_first = [await open_stream(streams, http, first, auth) for _ in range(3)]
+            _, second_events = await open_stream(streams, http, second, auth)
+            for _, events in [*watching_first, (None, second_events)]:
+                assert (await anext(events))["event"] == "queued"
+
+            assert len(await subscriber_connections(redis, broadcaster.connection_name)) == 1
+            assert await channel_subscribers(redis, first, second) == [1, 1]
+            assert await broadcaster.watchers(first) == 3
+            # A worker elsewhere publishes once; every local stream of the job gets it.
+            progress = {"event": "progress", "job_id": first, "completed": 1, "total": 2}
+            await redis.publish(CHANNEL_PREFIX + first, json.dumps(progress))
+            for _, events in watching_first:
+                data = json.loads((await anext(events))["data"])
+                assert (data["completed"], data["total"]) == (1, 2)
+
+        async def all_left() -> bool:
+            return await channel_subscribers(redis, first, second) == [0, 0]
+
+        await wait_until(all_left, 10)
+        assert await broadcaster.watchers(first) == await broadcaster.watchers(second) == 0
+        # The process keeps its one connection for the streams to come.
+        assert len(await subscriber_connections(redis, broadcaster.connection_name)) == 1
+
+
+@pytest.mark.parametrize("backend", ["embedded", "postgres"])
+async def test_streams_over_the_tenant_cap_are_refused_until_one_closes(
+    backend, tmp_path, postgres_url, data_dir
+):
+    if backend == "postgres":
+        settings = postgres_settings(postgres_url, data_dir, events_max_streams_per_tenant=2)
+    else:
+        settings = Settings(data_dir=tmp_path / "var", events_max_streams_per_tenant=2)
+    async with asyncio.timeout(30), serving(settings) as (app, _, auth), live_server(app) as http:
+        broadcaster = app.state.context.broadcaster
+        job_id = await insert_job(
+            app, queued_job_row(await tenant_of(app, auth), age_seconds=NOT_YET)
+        )
+        other_auth = await new_api_key(app)
+        other_job_id = await insert_job(
+            app, queued_job_row(await tenant_of(app, other_auth), age_seconds=NOT_YET)
+        )
+        async with AsyncExitStack() as kept:
+            async with AsyncExitStack() as closing:
+                # Each stream's events are kept: a reader dropped would close its stream.
+                opened = [
+                    await open_stream(streams, http, job_id, auth) for streams in (kept, closing)
+                ]
+                for response, events in opened:
+                    assert response.status_code == 200
+                    assert (await anext(events))["event"] == "queued"
+
+                refused = await http.get(f"/v1/jobs/{job_id}/events", headers=auth)
+
+                assert refused.status_code == 429
+                assert refused.headers["content-type"] == "application/problem+json"
+                problem = refused.json()
+                assert problem["type"].endswith("/too-many-streams")
+                assert "already has 2 event streams open" in problem["detail"]
+                assert problem["max_streams"] == 2
+                assert await broadcaster.watchers(job_id) == 2
+                # The cap is each tenant's own: another tenant still gets a stream.
+                theirs, their_events = await open_stream(kept, http, other_job_id, other_auth)
+                assert theirs.status_code == 200
+                assert (await anext(their_events))["event"] == "queued"
+
+            # One of the two closed: once the server sees it go, its slot is free again.
+            async def reopened() -> bool:
+                response, events = await open_stream(kept, http, job_id, auth)
+                if response.status_code != 200:
+                    await response.aclose()
+                    return False
+                opened.append((response, events))
+                return (await anext(events))["event"] == "queued"
+
+            await wait_until(reopened, 10)
+            assert await broadcaster.watchers(job_id) == 2
+
+
+async def test_a_dropped_redis_connection_is_reopened_and_events_arrive_again(
+    tmp_path, postgres_url, data_dir
+):
+    settings = postgres_settings(postgres_url, data_dir)
+    async with (
+        asyncio.timeout(30),
+        serving(settings) as (app, _, auth),
+        live_server(app) as http,
+        redis_client() as redis,
+    ):
+        name = app.state.context.broadcaster.connection_name
+        job_id = await insert_job(
+            app, queued_job_row(await tenant_of(app, auth), age_seconds=NOT_YET)
+        )
+        async with AsyncExitStack() as streams:
+            _, events = await open_stream(streams, http, job_id, auth)
+            assert (await anext(events))["event"] == "queued"
+            [killed] = await subscriber_connections(redis, name)
+
+            await redis.client_kill_filter(_id=killed)
+
+            async def resubscribed() -> bool:
+                connections = await subscriber_connections(redis, name)
+                subscribers = await channel_subscribers(redis, job_id)
+                return len(connections) == 1 and killed not in connections and subscribers == [1]
+
+            await wait_until(resubscribed, 10)
+            # Progress is never read back from the database: only the new connection brings it.
+            progress = {"event": "progress", "job_id": job_id, "completed": 1, "total": 2}
+            await redis.publish(CHANNEL_PREFIX + job_id, json.dumps(progress))
+            async with asyncio.timeout(5):
+                event = await anext(events)
+            assert event["event"] == "progress"
+            assert json.loads(event["data"])["completed"] == 1
+
+            canceled = await http.post(f"/v1/jobs/{job_id}/cancel", headers=auth)
+            assert canceled.status_code == 200
+            async with asyncio.timeout(5):
+                assert [e["event"] async for e in events] == ["canceled"]

@@ -148,3 +148,12 @@ def test_a_configured_secret_is_used_instead_of_the_file(tmp_path):
     signing.check_signature(configured, "ast_x", expires, ours)
     with pytest.raises(signing.SignatureInvalid):
         signing.check_signature(Settings(data_dir=tmp_path), "ast_x", expires, ours)
+
+
+def test_a_deployment_with_workers_refuses_to_start_without_a_shared_secret(tmp_path):
+    with pytest.raises(ValueError, match="DARKROOM_SIGNING_SECRET must be set"):
+        Settings(data_dir=tmp_path, redis_url="redis://127.0.0.1:6379/0")
+    configured = Settings(
+        data_dir=tmp_path, redis_url="redis://127.0.0.1:6379/0", signing_secret="x" * 32
+    )
+    assert configured.signing_secret is not None

@@ -33,10 +33,17 @@ async def deliveries_of(client, auth, endpoint_id: str) -> list[dict]:
 
 async def settled_deliveries(client, auth, endpoint_id: str, count: int) -> list[dict]:
     """The endpoint's deliveries once `count` exist and none is pending."""
+    return await settled_list(client, auth, f"/v1/webhooks/{endpoint_id}/deliveries", count)
+
+
+async def settled_list(client, auth, path: str, count: int) -> list[dict]:
+    """The deliveries listed at `path` once `count` exist and none is pending."""
     found: list[dict] = []
 
     async def settled() -> bool:
-        found[:] = await deliveries_of(client, auth, endpoint_id)
+        response = await client.get(path, headers=auth)
+        assert response.status_code == 200, response.text
+        found[:] = response.json()["data"]
         return len(found) >= count and all(item["status"] != "pending" for item in found)
 
     await wait_until(settled, seconds=30)
@@ -360,3 +367,131 @@ async def test_edit_variants_and_export_jobs_take_a_per_request_webhook(client, 
     assert sorted(request.path for request in receiver.received) == sorted(bodies)
     assert all(delivery.verified for delivery in deliveries)
     assert {body_of(delivery)["data"]["id"] for delivery in deliveries} == set(jobs)
+
+
+def job_deliveries_path(job_id: str) -> str:
+    return f"/v1/jobs/{job_id}/webhook-deliveries"
+
+
+async def test_job_deliveries_list_the_per_request_url_and_endpoints_with_attempts(client, auth):
+    async with WebhookReceiver() as receiver:
+        endpoint = await register(
+            client, auth, receiver.url("/registered"), events=["job.succeeded"]
+        )
+        own_url = receiver.url("/own")
+        body = BRIEF | {"webhook_url": own_url, "webhook_events": ["job.started", "job.succeeded"]}
+        job = (await client.post("/v1/generate", json=body, headers=auth)).json()
+        await wait_for_final(client, auth, job["id"])
+        path = job_deliveries_path(job["id"])
+        records = await settled_list(client, auth, path, 3)
+        first = (await client.get(path, params={"limit": 2}, headers=auth)).json()
+        rest = (
+            await client.get(
+                path, params={"limit": 2, "cursor": first["next_cursor"]}, headers=auth
+            )
+        ).json()
+
+    received = {
+        d.headers["webhook-id"]: r.path
+        for d, r in zip(receiver.deliveries, receiver.received, strict=True)
+    }
+    assert len(records) == 3
+    assert {record["id"] for record in records} == set(received)
+    assert [record["id"] for record in records] == sorted(received, reverse=True)
+    by_receiver = {(record["endpoint_id"], record["event"]): record for record in records}
+    assert set(by_receiver) == {
+        (None, "job.started"),
+        (None, "job.succeeded"),
+        (endpoint["id"], "job.succeeded"),
+    }
+    own = by_receiver[(None, "job.succeeded")]
+    assert own["object"] == "webhook_delivery"
+    assert (own["url"], own["job_id"], own["status"]) == (own_url, job["id"], "delivered")
+    assert received[own["id"]] == "/own"
+    assert [attempt["status_code"] for attempt in own["attempts"]] == [204]
+    assert own["attempts"][0]["latency_ms"] >= 0 and own["attempts"][0]["error"] is None
+    assert own["payload"]["type"] == "job.succeeded"
+    assert own["payload"]["data"]["id"] == job["id"]
+    assert received[by_receiver[(endpoint["id"], "job.succeeded")]["id"]] == "/registered"
+    assert first["has_more"] is True and len(first["data"]) == 2
+    assert rest["has_more"] is False and rest["next_cursor"] is None
+    assert [item["id"] for item in first["data"] + rest["data"]] == [r["id"] for r in records]
+    assert [item["id"] for item in await deliveries_of(client, auth, endpoint["id"])] == [
+        by_receiver[(endpoint["id"], "job.succeeded")]["id"]
+    ]
+
+
+async def test_failing_per_request_receiver_is_retried_through_the_job_route(client, auth):
+    async with WebhookReceiver(statuses=[500] * 5) as receiver:
+        receiver.secret = (await client.get("/v1/webhooks/signing-secret", headers=auth)).json()[
+            "secret"
+        ]
+        body = BRIEF | {"webhook_url": receiver.url(), "webhook_events": ["job.succeeded"]}
+        job = (await client.post("/v1/generate", json=body, headers=auth)).json()
+        await wait_for_final(client, auth, job["id"])
+        path = job_deliveries_path(job["id"])
+        [failed] = await settled_list(client, auth, path, 1)
+        sent_before = len(receiver.deliveries)
+
+        retried = await client.post(f"{path}/{failed['id']}/retry", headers=auth)
+        deliveries = await receiver.wait_for(6)
+        [after] = await settled_list(client, auth, path, 1)
+
+    assert sent_before == 5
+    assert failed["endpoint_id"] is None
+    assert failed["status"] == "failed"
+    assert [attempt["status_code"] for attempt in failed["attempts"]] == [500] * 5
+    assert retried.status_code == 202, retried.text
+    assert (retried.json()["id"], retried.json()["status"]) == (failed["id"], "pending")
+    assert after["status"] == "delivered"
+    assert [attempt["status_code"] for attempt in after["attempts"]] == [500] * 5 + [204]
+    assert {delivery.headers["webhook-id"] for delivery in deliveries} == {failed["id"]}
+    assert len({delivery.raw_body for delivery in deliveries}) == 1
+    assert all(delivery.verified for delivery in deliveries)
+
+
+async def test_another_tenants_job_deliveries_are_not_found(client, auth, other_auth):
+    async with WebhookReceiver() as receiver:
+        body = BRIEF | {"webhook_url": receiver.url(), "webhook_events": ["job.succeeded"]}
+        job = (await client.post("/v1/generate", json=body, headers=auth)).json()
+        await wait_for_final(client, auth, job["id"])
+        path = job_deliveries_path(job["id"])
+        [record] = await settled_list(client, auth, path, 1)
+
+        answers = [
+            await client.get(path, headers=other_auth),
+            await client.post(f"{path}/{record['id']}/retry", headers=other_auth),
+        ]
+        await asyncio.sleep(0.5)
+        sent = len(receiver.deliveries)
+
+    assert [answer.status_code for answer in answers] == [404, 404]
+    assert all(a.headers["content-type"] == "application/problem+json" for a in answers)
+    assert sent == 1
+    assert [item["status"] for item in await settled_list(client, auth, path, 1)] == ["delivered"]
+
+
+async def test_a_delivery_of_another_job_is_not_found_on_the_job_route(client, auth):
+    async with WebhookReceiver() as receiver:
+        body = BRIEF | {"webhook_url": receiver.url(), "webhook_events": ["job.succeeded"]}
+        first = (await client.post("/v1/generate", json=body, headers=auth)).json()
+        second = (await client.post("/v1/generate", json=body, headers=auth)).json()
+        for job in (first, second):
+            await wait_for_final(client, auth, job["id"])
+        [of_second] = await settled_list(client, auth, job_deliveries_path(second["id"]), 1)
+        first_path = job_deliveries_path(first["id"])
+
+        answers = [
+            await client.post(f"{first_path}/{of_second['id']}/retry", headers=auth),
+            await client.post(f"{first_path}/{new_id('msg')}/retry", headers=auth),
+            await client.post(f"{first_path}/not-an-id/retry", headers=auth),
+            await client.get(job_deliveries_path(new_id("job")), headers=auth),
+        ]
+        await asyncio.sleep(0.5)
+        sent = len(receiver.deliveries)
+
+    assert [answer.status_code for answer in answers] == [404] * 4
+    assert all(a.headers["content-type"] == "application/problem+json" for a in answers)
+    assert sent == 2
+    [unchanged] = await settled_list(client, auth, job_deliveries_path(second["id"]), 1)
+    assert (unchanged["status"], len(unchanged["attempts"])) == ("delivered", 1)
