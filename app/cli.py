@@ -1,4 +1,4 @@
-"""The `darkroom` command: serve, worker, migrate, keys create, openapi. All read DARKROOM_*
+"""The `darkroom` command: serve, worker, migrate, keys create, gc, openapi. All read DARKROOM_*
 settings."""
 
 import argparse
@@ -13,7 +13,9 @@ from alembic.script import ScriptDirectory
 
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
+from app.services import assets
 from app.services.keys import create_key
+from app.storage import LocalStorage
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 OPENAPI_PATH = Path("openapi/openapi.json")
@@ -95,6 +97,21 @@ def _redacted(settings: Settings) -> str:
     return url.split("@")[-1] if "@" in url else url
 
 
+def collect_garbage(settings: Settings, older_than_seconds: float) -> None:
+    """Delete asset files no asset refers to, older than `older_than_seconds`."""
+
+    async def run() -> int:
+        engine = create_engine(str(settings.database_url))
+        try:
+            async with create_sessionmaker(engine)() as session:
+                storage = LocalStorage(settings.asset_dir)
+                return await assets.collect_garbage(session, storage, older_than_seconds)
+        finally:
+            await engine.dispose()
+
+    print(f"deleted {asyncio.run(run())} unreferenced asset files")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `darkroom` console script."""
     parser = argparse.ArgumentParser(prog="darkroom", description=__doc__)
@@ -106,6 +123,12 @@ def main(argv: list[str] | None = None) -> None:
         dest="keys_command", required=True
     )
     keys.add_parser("create", help="mint a key").add_argument("--tenant", required=True)
+    commands.add_parser("gc", help="delete asset files no asset refers to").add_argument(
+        "--older-than-hours",
+        type=float,
+        default=1.0,
+        help="leave younger files alone, for requests in flight (default 1)",
+    )
     commands.add_parser("openapi", help="write the OpenAPI document").add_argument(
         "--output", type=Path, default=OPENAPI_PATH, help=f"where to (default {OPENAPI_PATH})"
     )
@@ -118,6 +141,8 @@ def main(argv: list[str] | None = None) -> None:
         worker(settings)
     elif arguments.command == "migrate":
         migrate(settings)
+    elif arguments.command == "gc":
+        collect_garbage(settings, arguments.older_than_hours * 3600)
     elif arguments.command == "openapi":
         write_openapi(settings, arguments.output)
     else:

@@ -2,7 +2,9 @@
 
 import asyncio
 import contextlib
+import os
 import subprocess
+import time
 
 import asyncpg
 import pytest
@@ -16,7 +18,8 @@ from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.models import ApiKey, Base
 from app.services.keys import hash_key
-from tests.support import darkroom_command, darkroom_environment, fresh_database
+from tests.factories import image_bytes
+from tests.support import darkroom_command, darkroom_environment, fresh_database, serving
 
 
 def run_cli(settings: Settings, *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -95,3 +98,33 @@ async def test_migrations_build_exactly_the_tables_the_models_describe(tmp_path,
             await engine.dispose()
 
     assert differences == []
+
+
+async def test_gc_deletes_only_old_files_no_asset_refers_to(tmp_path):
+    settings = Settings(data_dir=tmp_path / "var")
+    async with serving(settings) as (app, client, auth):
+        kept = await client.post(
+            "/v1/assets", files={"file": ("a.png", image_bytes(), "image/png")}, headers=auth
+        )
+        storage = app.state.storage
+        await storage.put("ab/orphan.png", b"refused request bytes")
+        await storage.put("cd/recent-orphan.png", b"a request still in flight")
+        await storage.put("ef/.incoming-crashed", b"partial write")
+    kept_key = next(
+        path.relative_to(storage.root).as_posix()
+        for path in storage.root.rglob("*.png")
+        if "orphan" not in path.name
+    )
+    an_hour_and_more_ago = time.time() - 3700
+    for key in ("ab/orphan.png", "ef/.incoming-crashed", kept_key):
+        os.utime(storage.root / key, (an_hour_and_more_ago, an_hour_and_more_ago))
+
+    result = run_cli(settings, "gc")
+
+    assert result.returncode == 0, result.stderr
+    assert "deleted 2 unreferenced asset files" in result.stdout
+    remaining = {
+        p.relative_to(storage.root).as_posix() for p in storage.root.rglob("*") if p.is_file()
+    }
+    assert remaining == {kept_key, "cd/recent-orphan.png"}
+    assert kept.status_code == 201

@@ -146,6 +146,20 @@ async def lineage(session: AsyncSession, asset: Asset) -> list[schemas.Asset]:
     return [await asset_view(session, item) for item in ordered]
 
 
+async def collect_garbage(session: AsyncSession, storage: LocalStorage, older_than: float) -> int:
+    """Delete stored files no asset refers to (bytes of a request refused after they were
+    written, partial writes of a crashed process) once they are `older_than` seconds old, so
+    that requests in flight keep theirs. Returns how many were deleted."""
+    candidates = await storage.keys_older_than(older_than)
+    if not candidates:
+        return 0
+    referenced = set(await session.scalars(select(Asset.storage_key).distinct()))
+    orphans = [key for key in candidates if key not in referenced]
+    for key in orphans:
+        await storage.delete(key)
+    return len(orphans)
+
+
 def content_path(asset_id: str) -> str:
     """Where an asset's bytes are served."""
     return f"/v1/assets/{asset_id}/content"
