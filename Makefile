@@ -13,7 +13,7 @@ test: $(VENV)/.installed
 	$(BIN)/pytest
 
 openapi: $(VENV)/.installed
-	$(BIN)/darkroom openapi
+	$(BIN)/darkroom openapi --output openapi/openapi.json
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

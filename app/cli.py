@@ -5,6 +5,7 @@ import argparse
 import asyncio
 import json
 import logging
+import sys
 from pathlib import Path
 
 from alembic import command
@@ -89,7 +90,7 @@ def write_openapi(settings: Settings, path: Path) -> None:
     """Write the OpenAPI document to `path`, creating its directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(openapi_json(settings), encoding="utf-8")
-    print(f"Wrote {path}.")
+    print(f"Wrote {path}.", file=sys.stderr)
 
 
 def _redacted(settings: Settings) -> str:
@@ -129,8 +130,10 @@ def main(argv: list[str] | None = None) -> None:
         default=1.0,
         help="leave younger files alone, for requests in flight (default 1)",
     )
-    commands.add_parser("openapi", help="write the OpenAPI document").add_argument(
-        "--output", type=Path, default=OPENAPI_PATH, help=f"where to (default {OPENAPI_PATH})"
+    commands.add_parser("openapi", help="print the OpenAPI document").add_argument(
+        "--output",
+        type=Path,
+        help=f"write it to this file instead (the checked-in one is {OPENAPI_PATH})",
     )
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -143,6 +146,8 @@ def main(argv: list[str] | None = None) -> None:
         migrate(settings)
     elif arguments.command == "gc":
         collect_garbage(settings, arguments.older_than_hours * 3600)
+    elif arguments.command == "openapi" and arguments.output is None:
+        sys.stdout.write(openapi_json(settings))
     elif arguments.command == "openapi":
         write_openapi(settings, arguments.output)
     else:

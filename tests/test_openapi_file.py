@@ -1,4 +1,4 @@
-"""The checked-in `openapi/openapi.json`: current with the app, written by `darkroom openapi`,
+"""The checked-in `openapi/openapi.json`: what `darkroom openapi` prints,
 and good enough to generate a working Python client with `openapi-python-client`."""
 
 import asyncio
@@ -29,7 +29,10 @@ from tests.support import (
 SPEC_PATH = REPO_ROOT / "openapi" / "openapi.json"
 SDK_PACKAGE = "darkroom_client"
 GENERATOR = Path(sys.executable).parent / "openapi-python-client"
-STALE = "openapi/openapi.json is stale: run `darkroom openapi` (or `make openapi`) and commit it."
+STALE = (
+    "openapi/openapi.json is stale: run `make openapi` "
+    "(`darkroom openapi --output openapi/openapi.json`) and commit it."
+)
 
 
 def test_checked_in_spec_is_current(tmp_path):
@@ -53,6 +56,19 @@ def test_openapi_command_writes_the_document_sorted_and_indented(tmp_path):
     assert text == openapi_json(settings)
     assert text.endswith("}\n") and text.startswith('{\n  "components": {')
     assert json.loads(text)["info"]["title"] == "Darkroom"
+
+
+def test_openapi_command_prints_exactly_the_checked_in_document(tmp_path):
+    result = subprocess.run(
+        darkroom_command("openapi"),
+        env=darkroom_environment(Settings(data_dir=tmp_path / "var")),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == SPEC_PATH.read_text(encoding="utf-8"), STALE
 
 
 def generator_config(spec: dict) -> dict:
