@@ -27,7 +27,10 @@ async def get_tenant(request: Request, session: Session, credentials: BearerCred
     is over its rate limit."""
     if credentials is None:
         raise Unauthorized("Send an API key as `Authorization: Bearer <key>`.")
-    tenant_id = await tenant_for_key(session, credentials.credentials)
+    # The idempotency middleware may have looked the key up already for this request.
+    tenant_id = getattr(request.state, "tenant_id", None)
+    if tenant_id is None:
+        tenant_id = await tenant_for_key(session, credentials.credentials)
     if tenant_id is None:
         raise Unauthorized("The API key is not valid.")
     await enforce_rate_limit(request, credentials.credentials)

@@ -118,6 +118,36 @@ class ProviderMalformedResponse(ProviderError):
     retryable = True
 
 
+class ExportBudgetExceeded(DarkroomError):
+    """No encoding of a target fits the request's `max_bytes`."""
+
+    status, slug, title = 422, "export-budget-exceeded", "Byte budget cannot be met"
+
+
+class SignatureInvalid(DarkroomError):
+    """The URL's signature does not match its asset and expiry: altered, or signed elsewhere."""
+
+    status, slug, title = 403, "signature-invalid", "Signature invalid"
+
+
+class UrlExpired(DarkroomError):
+    """The signed URL was genuine, but its time is up; mint a new one."""
+
+    status, slug, title = 403, "url-expired", "URL expired"
+
+
+class TooManyStreams(DarkroomError):
+    """The tenant holds every event stream it may in this process; one must close first."""
+
+    status, slug, title = 429, "too-many-streams", "Too many open event streams"
+
+
+class RateLimited(DarkroomError):
+    """The API key made more requests than its rate limit allows; wait for Retry-After."""
+
+    status, slug, title = 429, "rate-limited", "Too many requests"
+
+
 def problem(
     status: int,
     slug: str,

@@ -95,7 +95,10 @@ async def _tenant_of(request: Request) -> str | None:
     if scheme.lower() != "bearer" or not credentials:
         return
     async with _sessionmaker(request)() as session:
-        return await tenant_for_key(session, credentials)
+        tenant_id = await tenant_for_key(session, credentials)
+    # The route's own auth reads it from here instead of looking the key up again.
+    request.state.tenant_id = tenant_id
+    return tenant_id
 
 
 async def _check(request: Request, key: str) -> None:

@@ -20,7 +20,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
-from app.errors import DarkroomError
+from app.errors import RateLimited
 from app.services.keys import hash_key
 
 logger = logging.getLogger(__name__)
@@ -29,10 +29,6 @@ REDIS_PREFIX = "darkroom:rate-limit:"
 MICROSECONDS = 1_000_000
 # A process keeps at most this many keys' counts before dropping those that are full again.
 LOCAL_KEYS_BEFORE_PRUNE = 10_000
-
-
-class RateLimited(DarkroomError):
-    status, slug, title = 429, "rate-limited", "Too many requests"
 
 
 @dataclass(frozen=True)

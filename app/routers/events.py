@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.db import Session
 from app.deps import AppSettings, Context, Sessionmaker, Tenant
-from app.errors import DarkroomError, ServiceUnavailable
+from app.errors import ServiceUnavailable, TooManyStreams
 from app.jobs.progress import Broadcaster, Subscription
 from app.routers import problems
 from app.schemas.events import JobEvent
@@ -59,12 +59,6 @@ TOO_MANY_STREAMS = {
         )
     }
 }
-
-
-class TooManyStreams(DarkroomError):
-    """The tenant holds every event stream it may in this process; one must close first."""
-
-    status, slug, title = 429, "too-many-streams", "Too many open event streams"
 
 
 class StreamSlots:

@@ -28,7 +28,7 @@ async def export_asset(
     its Location; with `Prefer: wait=N` answers 200 with the finished job if it finishes within
     N seconds."""
     job, created = await export.create_export_job(
-        submission.session, submission.tenant, body, idempotency_key
+        submission.session, submission.settings.url_policy, submission.tenant, body, idempotency_key
     )
     return await submission.accept(job, created)
 

@@ -29,11 +29,6 @@ async def generate_image(
     """Queue a generate job. Answers 202 with the job and its Location; with `Prefer: wait=N`
     answers 200 with the finished job if it finishes within N seconds."""
     job, created = await jobs.create_generate_job(
-        submission.session,
-        registry,
-        submission.tenant,
-        body,
-        idempotency_key,
-        settings.default_model,
+        submission.session, registry, settings, submission.tenant, body, idempotency_key
     )
     return await submission.accept(job, created)

@@ -185,12 +185,7 @@ async def create_image(
     object rather than problem+json, so that OpenAI's clients raise their typed exceptions."""
     request = service.generate_request(body, call.model(body.model))
     job, created = await jobs.create_generate_job(
-        call.session,
-        call.registry,
-        call.tenant,
-        request,
-        idempotency_key,
-        call.settings.default_model,
+        call.session, call.registry, call.settings, call.tenant, request, idempotency_key
     )
     return await call.answer(job, created, body.response_format, body.quality)
 

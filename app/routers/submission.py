@@ -8,9 +8,8 @@ from fastapi import Depends, Response
 from app import schemas
 from app.db import Session
 from app.deps import AppSettings, Context, Prefer, Queue, Sessionmaker, Tenant
-from app.jobs.events import publish
 from app.models import Job
-from app.services import jobs, webhooks
+from app.services import jobs
 
 # Responses every job-creating route documents besides its 202.
 FINISHED_RESPONSE = {
@@ -45,13 +44,9 @@ class JobSubmission:
         """Commit; for a new job announce it and enqueue it. Answers 202 with the job and its
         Location, or 200 with the finished job if it finishes within `Prefer: wait=N`."""
         wait = jobs.requested_wait(self.prefer, self.settings.max_wait_seconds)
-        if created:
-            # A webhook_url deliveries could never reach is refused now, not at the first event.
-            await webhooks.check_request_webhook(job.request, self.settings.url_policy)
         await self.session.commit()
         if created:
-            await publish(self.context, job, "queued")
-            await jobs.dispatch(self.queue, job.id, 1)
+            await jobs.start(self.context, self.queue, job)
         self.response.headers["Location"] = f"/v1/jobs/{job.id}"
         if wait:
             self.response.headers["Preference-Applied"] = f"wait={wait}"

@@ -24,7 +24,6 @@ from app.schemas.edit import EditRequest, ImageInput, VariantSource, VariantsReq
 from app.services import jobs
 from app.services.assets import create_upload, get_asset
 from app.services.prompting import plan_prompt
-from app.services.webhooks import check_request_webhook
 from app.storage import LocalStorage
 
 MIN_SIDE, MAX_SIDE = schemas.MIN_SIDE, schemas.MAX_SIDE
@@ -112,7 +111,7 @@ async def create_edit_job(
     if existing is not None:
         return existing, False
     # Checked before any input is fetched or stored, so a refused request leaves nothing.
-    await check_request_webhook(body.webhook_fields(), inputs.settings.url_policy)
+    await jobs.check_webhook_url(body.webhook_url, inputs.settings.url_policy)
     _, spec = registry.resolve(body.model or inputs.settings.default_model)
     _check_model(spec, "edit", body.n, body.output_format)
     if body.mask is not None and not spec.capabilities.mask:
@@ -196,7 +195,7 @@ async def create_variants_job(
     if existing is not None:
         return existing, False
     # Checked before any input is fetched or stored, so a refused request leaves nothing.
-    await check_request_webhook(body.webhook_fields(), inputs.settings.url_policy)
+    await jobs.check_webhook_url(body.webhook_url, inputs.settings.url_policy)
     specs = [registry.resolve(model)[1] for model in body.models or [inputs.settings.default_model]]
     for spec in specs:
         _check_model(spec, "variants", body.n, body.output_format)

@@ -6,12 +6,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import InvalidInput
+from app.fetcher import UrlPolicy
 from app.imaging.export import DEFAULT_QUALITY
 from app.imaging.presets import PRESETS
 from app.models import Asset, Job
 from app.schemas.export import ExportPreset, ExportPresetList, ExportRequest, ExportSize
 from app.services.assets import get_asset
-from app.services.jobs import add_job, find_replay, request_hash
+from app.services.jobs import add_job, check_webhook_url, find_replay, request_hash
 
 # What runs an export job, in the place of a provider's model: Darkroom's own pipeline.
 EXPORT_MODEL = "export"
@@ -30,7 +31,11 @@ def list_presets() -> ExportPresetList:
 
 
 async def create_export_job(
-    session: AsyncSession, tenant_id: str, body: ExportRequest, idempotency_key: str | None
+    session: AsyncSession,
+    url_policy: UrlPolicy,
+    tenant_id: str,
+    body: ExportRequest,
+    idempotency_key: str | None,
 ) -> tuple[Job, bool]:
     """Add an export job to the session, or find the one this Idempotency-Key already made;
     the job and whether it is new. NotFound for an asset the tenant does not have. The caller
@@ -39,6 +44,7 @@ async def create_export_job(
     existing = await find_replay(session, tenant_id, idempotency_key, fingerprint)
     if existing is not None:
         return existing, False
+    await check_webhook_url(body.webhook_url, url_policy)
     source = await get_asset(session, tenant_id, body.asset_id)
     if source.format not in IMAGE_FORMATS:
         raise InvalidInput(f"Asset {source.id} is a {source.format} file, not an image to export.")

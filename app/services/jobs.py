@@ -18,10 +18,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import schemas
+from app.config import Settings
 from app.db import database_now
 from app.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
+from app.fetcher import UrlPolicy, check_url
 from app.ids import is_id, new_id
 from app.imaging.geometry import output_size
+from app.jobs.context import TaskContext
+from app.jobs.events import publish
 from app.jobs.queue import JobQueue
 from app.models import Asset, Job
 from app.providers.base import ModelSpec
@@ -102,13 +106,20 @@ def request_hash(kind: str, body: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+async def check_webhook_url(url: str | None, policy: UrlPolicy) -> None:
+    """Refuse now, not at the first event, a request `webhook_url` deliveries could never
+    reach (UrlRefused, 422). Services call it before any other work of the request."""
+    if url:
+        await check_url(url, policy)
+
+
 async def create_generate_job(
     session: AsyncSession,
     registry: ProviderRegistry,
+    settings: Settings,
     tenant_id: str,
     body: schemas.GenerateRequest,
     idempotency_key: str | None,
-    default_model: str,
 ) -> tuple[Job, bool]:
     """Add a generate job to the session, or find the one this Idempotency-Key already made;
     the job and whether it is new. The caller commits, then dispatches a new job."""
@@ -116,7 +127,8 @@ async def create_generate_job(
     existing = await find_replay(session, tenant_id, idempotency_key, fingerprint)
     if existing is not None:
         return existing, False
-    _, spec = registry.resolve(body.model or default_model)
+    await check_webhook_url(body.webhook_url, settings.url_policy)
+    _, spec = registry.resolve(body.model or settings.default_model)
     check_fallbacks(registry, body, spec)
     request = normalize_generate(body, spec)
     job = await add_job(
@@ -176,6 +188,12 @@ async def add_job(
     except IntegrityError as exc:
         raise Conflict("A request with this Idempotency-Key is already in progress.") from exc
     return job
+
+
+async def start(context: TaskContext, queue: JobQueue, job: Job) -> None:
+    """Announce a new, committed job (job.queued) and send it to the queue."""
+    await publish(context, job, "queued")
+    await dispatch(queue, job.id, 1)
 
 
 async def dispatch(queue: JobQueue, job_id: str, number: int) -> None:

@@ -13,7 +13,6 @@ from app import schemas
 from app.config import Settings
 from app.errors import DarkroomError, ModelUnavailable
 from app.jobs.context import TaskContext
-from app.jobs.events import publish
 from app.jobs.queue import JobQueue
 from app.models import Asset, Job
 from app.providers.registry import ProviderRegistry
@@ -230,8 +229,7 @@ async def run_to_end(
     """Send a committed job to the queue (when new) and wait up to `seconds` for it to
     succeed; an OpenAI-shaped error if it fails, is canceled, or is still running then."""
     if created:
-        await publish(context, job, "queued")
-        await jobs.dispatch(queue, job.id, 1)
+        await jobs.start(context, queue, job)
     job = await jobs.wait_for_job(sessionmaker, job.tenant_id, job.id, seconds)
     if job.status == "succeeded":
         return job

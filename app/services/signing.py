@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.errors import DarkroomError, NotFound
+from app.errors import NotFound, SignatureInvalid, UrlExpired
 from app.models import Asset
 from app.services.assets import content_path
 
@@ -30,18 +30,6 @@ DEFAULT_EXPIRES_IN = 3600
 MAX_EXPIRES_IN = 7 * 24 * 3600
 
 _file_keys: dict[Path, bytes] = {}
-
-
-class SignatureInvalid(DarkroomError):
-    """The URL's signature does not match its asset and expiry: altered, or signed elsewhere."""
-
-    status, slug, title = 403, "signature-invalid", "Signature invalid"
-
-
-class UrlExpired(DarkroomError):
-    """The signed URL was genuine, but its time is up; mint a new one."""
-
-    status, slug, title = 403, "url-expired", "URL expired"
 
 
 def signing_key(settings: Settings) -> bytes:

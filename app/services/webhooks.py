@@ -4,7 +4,6 @@ request)."""
 
 import json
 from collections import defaultdict
-from typing import Any
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,22 +19,11 @@ from app.services.jobs import get_job
 from app.webhooks.signing import new_secret
 
 
-async def check_target(url: str, policy: UrlPolicy) -> None:
-    """Raise UrlRefused (422) unless `url` points at an address deliveries may reach."""
-    await check_url(url, policy)
-
-
-async def check_request_webhook(request: dict[str, Any], policy: UrlPolicy) -> None:
-    """Refuse a job's normalized request whose `webhook_url` deliveries may not reach."""
-    if url := request.get("webhook_url"):
-        await check_target(url, policy)
-
-
 async def create_endpoint(
     session: AsyncSession, policy: UrlPolicy, tenant_id: str, body: schemas.WebhookEndpointCreate
 ) -> WebhookEndpoint:
     """Add an endpoint with a fresh secret; the caller commits."""
-    await check_target(body.url, policy)
+    await check_url(body.url, policy)
     endpoint = WebhookEndpoint(
         id=new_id("whe"),
         tenant_id=tenant_id,
@@ -96,7 +84,7 @@ async def update_endpoint(
     """Apply the fields `body` sets; the caller commits."""
     endpoint = await get_endpoint(session, tenant_id, endpoint_id)
     if body.url is not None:
-        await check_target(body.url, policy)
+        await check_url(body.url, policy)
         endpoint.url = body.url
     if body.events is not None:
         endpoint.events = list(dict.fromkeys(body.events))

@@ -8,12 +8,12 @@ import time
 import typing
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from functools import partial
 
 import pytest
 from PIL import Image
 
 from app.errors import (
-    DarkroomError,
     InvalidForModel,
     ModerationBlocked,
     ProviderAuthFailed,
@@ -41,6 +41,7 @@ from tests.fakes.google_gemini import (
     text_only,
 )
 from tests.fakes.http_server import Reply
+from tests.providers.support import checked_problem
 
 PROMPT = "a teal kettle on a marble counter, soft window light"
 
@@ -72,14 +73,8 @@ def source_image(width: int = 320, height: int = 240, image_format: str = "PNG")
     return InputImage("ast_source", data, image_format.lower(), width, height)
 
 
-def assert_problem(exc: DarkroomError, slug: str, status: int) -> dict[str, typing.Any]:
-    """The error's problem object, checked for type and status, and for never naming the key."""
-    problem = exc.to_problem()
-    assert problem["type"].endswith(f"/{slug}")
-    assert problem["status"] == status
-    assert API_KEY not in json.dumps(problem)
-    assert API_KEY not in str(exc)
-    return problem
+# Every problem is checked for never naming the key.
+assert_problem = partial(checked_problem, secret=API_KEY)
 
 
 async def test_generates_at_the_aspect_ratio_and_tier_of_the_size(gemini: FakeGemini) -> None:

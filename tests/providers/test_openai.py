@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from functools import partial
 
 import httpx
 import pytest
 from PIL import Image
 
 from app.errors import (
-    DarkroomError,
     InvalidForModel,
     ModerationBlocked,
     ProviderAuthFailed,
@@ -48,6 +48,7 @@ from tests.fakes.openai_images import (
     slow,
     usage_for,
 )
+from tests.providers.support import checked_problem
 
 PROMPT = "a lighthouse at dusk, long exposure"
 
@@ -75,14 +76,8 @@ def image_call(model: str = "gpt-image-2", width: int = 1536, height: int = 1024
     return GenerateCall(model=model, prompt=PROMPT, width=width, height=height, seed=42)
 
 
-def assert_problem(exc: DarkroomError, slug: str, status: int) -> dict[str, typing.Any]:
-    """The error's problem object, checked for type and status, and for never naming the key."""
-    problem = exc.to_problem()
-    assert problem["type"].endswith(f"/{slug}")
-    assert problem["status"] == status
-    assert API_KEY not in json.dumps(problem)
-    assert API_KEY not in str(exc)
-    return problem
+# Every problem is checked for never naming the key.
+assert_problem = partial(checked_problem, secret=API_KEY)
 
 
 async def test_generates_an_image_of_the_requested_size(openai_server: FakeOpenAIImages) -> None:

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from app.config import Settings
+from app.errors import SignatureInvalid
 from app.services import signing
 from tests.factories import image_bytes
 from tests.support import fresh_process_output
@@ -146,7 +147,7 @@ def test_a_configured_secret_is_used_instead_of_the_file(tmp_path):
 
     assert not (tmp_path / signing.KEY_FILE).exists()
     signing.check_signature(configured, "ast_x", expires, ours)
-    with pytest.raises(signing.SignatureInvalid):
+    with pytest.raises(SignatureInvalid):
         signing.check_signature(Settings(data_dir=tmp_path), "ast_x", expires, ours)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.errors import DarkroomError, NotFound
+from app.errors import ExportBudgetExceeded, NotFound
 from app.imaging.codecs import ImageInfo
 from app.imaging.export import (
     ExportBudgetError,
@@ -24,12 +24,6 @@ from app.models import Asset, Job
 
 BUNDLE_FORMAT = "zip"
 FILE_EXTENSIONS = {"jpeg": "jpg"}
-
-
-class ExportBudgetExceeded(DarkroomError):
-    """No encoding of a target fits the request's `max_bytes`."""
-
-    status, slug, title = 422, "export-budget-exceeded", "Byte budget cannot be met"
 
 
 class ExportRunner(KindRunner):
