@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     max_wait_seconds: int = Field(
         60, ge=0, le=60, description="Cap on the `Prefer: wait=N` header."
     )
+    idempotency_key_seconds: int = Field(
+        24 * 3600,
+        ge=60,
+        description="How long an Idempotency-Key names its first request: a retry within it "
+        "gets the first answer; after it, the key may name a new request.",
+    )
     events_heartbeat_seconds: float = Field(
         15, gt=0, description="Idle time after which a job event stream sends a heartbeat."
     )

@@ -9,10 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import Session
 from app.errors import Unauthorized
-from app.jobs.context import TaskContext
-from app.jobs.queue import JobQueue
 from app.providers.registry import ProviderRegistry
 from app.ratelimit import enforce_rate_limit
+from app.runtime.context import TaskContext
+from app.runtime.queue import JobQueue
 from app.services.keys import tenant_for_key
 from app.storage import LocalStorage
 

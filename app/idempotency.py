@@ -43,7 +43,6 @@ logger = logging.getLogger(__name__)
 HEADER = "idempotency-key"
 MAX_KEY_LENGTH = 255
 REPLAYED_HEADER = "Idempotent-Replayed"
-KEPT_FOR = timedelta(hours=24)
 # A claim this old belongs to a request that died with its process; a retry may take it over.
 ABANDONED_AFTER = timedelta(minutes=10)
 # Answers that tell the caller to try again; a retry must not be stuck with them.
@@ -78,7 +77,8 @@ class IdempotencyKeys:
         except DarkroomError as exc:
             await _problem(request, exc)(scope, receive, send)
             return
-        record, claimed = await claim(_sessionmaker(request), tenant_id, key)
+        lifetime = request.app.state.settings.idempotency_key_seconds
+        record, claimed = await claim(_sessionmaker(request), tenant_id, key, lifetime)
         try:
             if claimed:
                 await _run_claimed(self.app, request, record, receive, send)
@@ -252,7 +252,10 @@ def request_fingerprint(request: Request, body: bytes) -> str:
 
 
 async def claim(
-    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: str, key: str
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tenant_id: str,
+    key: str,
+    lifetime_seconds: float,
 ) -> tuple[IdempotencyRecord, bool]:
     """Claim the tenant's key for a request now starting: the new record and True, or the
     record already there (in flight or done) and False. Expired records and abandoned claims
@@ -273,7 +276,7 @@ async def claim(
             key=key,
             status="in_flight",
             created_at=now,
-            expires_at=now + KEPT_FOR,
+            expires_at=now + timedelta(seconds=lifetime_seconds),
         )
         session.add(record)
         try:

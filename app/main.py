@@ -1,7 +1,5 @@
 """The FastAPI application factory; its lifespan wires database, storage, providers and queue."""
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,16 +9,14 @@ from app.config import Settings
 from app.errors import install_error_handlers
 from app.idempotency import IdempotencyKeys
 from app.jobs import tasks
-from app.jobs.context import TaskContext, open_context
-from app.jobs.queue import ArqQueue, InProcessQueue, JobQueue
-from app.jobs.sweeper import sweep_forever
+from app.jobs.background import run_background
 from app.limits import BodySizeLimit
 from app.openapi import install_openapi
 from app.ratelimit import RateLimitHeaders, open_rate_limiter
 from app.routers import assets, edit, export, generate, health, jobs, models, openai_compat, prompts
 from app.routers import events as job_events
 from app.routers import webhooks as webhook_routes
-from app.webhooks.scheduler import start_webhooks
+from app.runtime import Role, open_runtime
 
 DESCRIPTION = (
     "Darkroom is an async API for AI image work: generate images from a brief, edit photos, "
@@ -80,34 +76,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    async with open_context(settings) as context, open_rate_limiter(settings) as rate_limiter:
-        queue = await _open_queue(context)
+    async with (
+        open_runtime(settings, Role.API, run_job=tasks.run_job) as runtime,
+        run_background(runtime) as webhooks,
+        open_rate_limiter(settings) as rate_limiter,
+    ):
+        context = runtime.context
         app.state.rate_limiter = rate_limiter
-        sweeper = None if settings.redis_url else asyncio.create_task(sweep_forever(context, queue))
-        redis = queue.redis if isinstance(queue, ArqQueue) else None
-        app.state.webhooks = start_webhooks(context, redis, scan=redis is None)
+        app.state.webhooks = webhooks
         app.state.context = context
         app.state.sessionmaker = context.sessionmaker
         app.state.storage = context.storage
         app.state.registry = context.registry
-        app.state.queue = queue
-        try:
-            yield
-        finally:
-            if sweeper is not None:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
-            await app.state.webhooks.close()
-            await queue.close()
-
-
-async def _open_queue(context: TaskContext) -> JobQueue:
-    # With Redis, separate `darkroom worker` processes run jobs and sweep; without it, this
-    # process does both.
-    settings = context.settings
-    if settings.redis_url:
-        return await ArqQueue.connect(settings.redis_url, settings.queue_name)
-    return InProcessQueue(
-        lambda job_id: tasks.run_job(context, job_id), settings.runner_concurrency
-    )
+        app.state.queue = runtime.queue
+        yield

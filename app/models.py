@@ -1,11 +1,13 @@
 """ORM tables: tenants and their API keys, jobs, and assets with their lineage."""
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    ColumnElement,
     DateTime,
     Float,
     ForeignKey,
@@ -19,6 +21,44 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its life: queued, running, then one final status."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the job has finished for good."""
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
+
+
+class JobKind(StrEnum):
+    """What a job makes: generated images, edits, variants or exported files."""
+
+    GENERATE = "generate"
+    EDIT = "edit"
+    VARIANTS = "variants"
+    EXPORT = "export"
+
+
+class JobEvent(StrEnum):
+    """A job's lifecycle events, told to live streams and webhooks."""
+
+    QUEUED = "queued"
+    STARTED = "started"
+    PROGRESS = "progress"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
 
 
 def utcnow() -> datetime:
@@ -86,7 +126,7 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(20), default="queued")
+    status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED)
     model: Mapped[str] = mapped_column(String(200))
     request: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     caller_metadata: Mapped[dict[str, Any] | None] = mapped_column(
@@ -104,6 +144,21 @@ class Job(Base):
     dispatches: Mapped[int] = mapped_column(Integer, default=0)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    @classmethod
+    def held_by(cls, job: "Job") -> ColumnElement[bool]:
+        """True while the run that claimed `job` (fenced by its attempt number) still holds it:
+        not canceled, finished, or taken over by a later run."""
+        return (
+            (cls.id == job.id) & (cls.status == JobStatus.RUNNING) & (cls.attempts == job.attempts)
+        )
+
+    @classmethod
+    def claimable(cls, now: datetime) -> ColumnElement[bool]:
+        """True for a job a run may take: queued, or running under a lease that ran out."""
+        return (cls.status == JobStatus.QUEUED) | (
+            (cls.status == JobStatus.RUNNING) & (cls.lease_expires_at < now)
+        )
 
 
 class Asset(Base):

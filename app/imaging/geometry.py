@@ -1,10 +1,8 @@
-"""Aspect and size math: the exact output size, the size to ask a model for, and the fit."""
+"""Aspect and size math: the exact output size and how a made image fits it."""
 
 from math import isqrt
 
 from PIL import Image
-
-from app.providers.base import ModelCapabilities
 
 
 def output_size(
@@ -17,22 +15,6 @@ def output_size(
     ratio_width, ratio_height = aspect or (1, 1)
     scale = max(1, isqrt(area // (ratio_width * ratio_height)))
     return ratio_width * scale, ratio_height * scale
-
-
-def generation_size(capabilities: ModelCapabilities, width: int, height: int) -> tuple[int, int]:
-    """The size to ask the model for: the output size if the model takes any size in range,
-    else its native size closest in aspect ratio, then in area."""
-    if capabilities.sizes is None:
-        low, high = capabilities.min_side, capabilities.max_side
-        if low <= width <= high and low <= height <= high:
-            return width, height
-        scale = min(high / max(width, height), 1.0) * max(1.0, low / min(width, height))
-        return max(low, min(high, round(width * scale))), max(low, min(high, round(height * scale)))
-    wanted_ratio, wanted_area = width / height, width * height
-    return min(
-        capabilities.sizes,
-        key=lambda s: (abs(s[0] / s[1] - wanted_ratio), abs(s[0] * s[1] - wanted_area)),
-    )
 
 
 def fit_kind(made: tuple[int, int], width: int, height: int) -> str:

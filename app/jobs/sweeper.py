@@ -1,17 +1,16 @@
 """The sweeper: re-sends jobs whose queue message was lost or whose worker died, so none is lost."""
 
-import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, select, update
 
 from app.db import database_now
 from app.errors import problem
-from app.jobs.context import TaskContext
-from app.jobs.queue import JobQueue
-from app.models import Job
-from app.services.jobs import dispatch
+from app.models import Job, JobStatus
+from app.runtime.context import TaskContext
+from app.runtime.queue import JobQueue
+from app.services.submission import dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +35,7 @@ async def _stranded_jobs(context: TaskContext, queue: JobQueue) -> list[Job]:
         candidates = await session.scalars(
             select(Job).where(
                 Job.dispatched_at <= grace,
-                or_(
-                    Job.status == "queued",
-                    (Job.status == "running") & (Job.lease_expires_at < now),
-                ),
+                Job.claimable(now),
             )
         )
         jobs = list(candidates)
@@ -48,7 +44,7 @@ async def _stranded_jobs(context: TaskContext, queue: JobQueue) -> list[Job]:
     return [
         job
         for job in jobs
-        if job.status == "running" or not await queue.is_pending(job.id, job.dispatches)
+        if job.status == JobStatus.RUNNING or not await queue.is_pending(job.id, job.dispatches)
     ]
 
 
@@ -61,7 +57,7 @@ def _still_stranded(job: Job, now: datetime) -> ColumnElement[bool]:
         & (Job.attempts == job.attempts)
         & (Job.dispatches == job.dispatches)
     )
-    if job.status == "running":
+    if job.status == JobStatus.RUNNING:
         condition &= Job.lease_expires_at < now
     return condition
 
@@ -93,17 +89,7 @@ async def _give_up(context: TaskContext, job: Job) -> int:
         failed = await session.execute(
             update(Job)
             .where(_still_stranded(job, now))
-            .values(status="failed", error=error, finished_at=now, lease_expires_at=None)
+            .values(status=JobStatus.FAILED, error=error, finished_at=now, lease_expires_at=None)
         )
         await session.commit()
     return failed.rowcount
-
-
-async def sweep_forever(context: TaskContext, queue: JobQueue) -> None:
-    """Sweep every `sweep_interval_seconds` until canceled; a failed sweep is logged, not fatal."""
-    while True:
-        try:
-            await sweep(context, queue)
-        except Exception:
-            logger.exception("sweep failed")
-        await asyncio.sleep(context.settings.sweep_interval_seconds)

@@ -10,14 +10,14 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 
 from app.db import database_now
 from app.errors import DarkroomError, problem
-from app.jobs.context import TaskContext
-from app.jobs.events import publish
 from app.jobs.kinds import KINDS
-from app.models import Asset, Job
+from app.models import Asset, Job, JobEvent, JobStatus
+from app.runtime.context import TaskContext
+from app.runtime.events import publish
 from app.services.assets import record_output
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ async def run_job(context: TaskContext, job_id: str) -> None:
     job = await claim(context, job_id)
     if job is None:
         return
-    await publish(context, job, "started")
+    await publish(context, job, JobEvent.STARTED)
     deadline = asyncio.timeout(context.settings.job_timeout_seconds)
     try:
         async with deadline, keep_lease(context, job) as lease:
@@ -40,12 +40,14 @@ async def run_job(context: TaskContext, job_id: str) -> None:
     except LeaseLost:
         return
     except DarkroomError as exc:
-        await finish(context, job, "failed", error=exc.to_problem())
+        await finish(context, job, JobStatus.FAILED, error=exc.to_problem())
         return
     except Exception as exc:
-        await finish(context, job, "failed", error=_unexpected_failure(context, job, exc, deadline))
+        await finish(
+            context, job, JobStatus.FAILED, error=_unexpected_failure(context, job, exc, deadline)
+        )
         return
-    await finish(context, job, "succeeded", provider_ms=provider_ms, cost_usd=cost_usd)
+    await finish(context, job, JobStatus.SUCCEEDED, provider_ms=provider_ms, cost_usd=cost_usd)
 
 
 def _unexpected_failure(
@@ -68,13 +70,10 @@ async def claim(context: TaskContext, job_id: str) -> Job | None:
             .where(
                 Job.id == job_id,
                 Job.attempts < context.settings.max_job_attempts,
-                or_(
-                    Job.status == "queued",
-                    (Job.status == "running") & (Job.lease_expires_at < now),
-                ),
+                Job.claimable(now),
             )
             .values(
-                status="running",
+                status=JobStatus.RUNNING,
                 attempts=Job.attempts + 1,
                 lease_expires_at=now + timedelta(seconds=context.settings.job_lease_seconds),
             )
@@ -87,11 +86,6 @@ async def claim(context: TaskContext, job_id: str) -> Job | None:
         job = await session.get(Job, job_id)
         await session.commit()
         return job
-
-
-def _held_by(job: Job) -> Any:
-    """The condition under which this run still holds the job."""
-    return (Job.id == job.id) & (Job.status == "running") & (Job.attempts == job.attempts)
 
 
 class Lease:
@@ -129,7 +123,7 @@ async def _renew_until_lost(context: TaskContext, job: Job, lease: Lease) -> Non
                 now = await database_now(session)
                 renewed = await session.execute(
                     update(Job)
-                    .where(_held_by(job))
+                    .where(Job.held_by(job))
                     .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
                 )
                 await session.commit()
@@ -155,13 +149,13 @@ async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> tuple
         output = await runner.make(index)
         async with context.sessionmaker() as session:
             # Locking the job row keeps a cancel or a takeover from slipping in before commit.
-            held = await session.scalar(select(Job.id).where(_held_by(job)).with_for_update())
+            held = await session.scalar(select(Job.id).where(Job.held_by(job)).with_for_update())
             if held is None:
                 raise LeaseLost
             await record_output(session, context.storage, job, index, output)
             await session.commit()
         done.add(index)
-        await publish(context, job, "progress", {"completed": len(done), "total": total})
+        await publish(context, job, JobEvent.PROGRESS, {"completed": len(done), "total": total})
     return await _totals(context, job)
 
 
@@ -179,7 +173,7 @@ async def _check_still_held(context: TaskContext, job: Job, lease: Lease) -> Non
     # Checked before each output, so a cancel stops the job within one output.
     lease.check()
     async with context.sessionmaker() as session:
-        held = await session.scalar(select(Job.id).where(_held_by(job)))
+        held = await session.scalar(select(Job.id).where(Job.held_by(job)))
     if held is None:
         raise LeaseLost
 
@@ -187,7 +181,7 @@ async def _check_still_held(context: TaskContext, job: Job, lease: Lease) -> Non
 async def finish(
     context: TaskContext,
     job: Job,
-    status: str,
+    status: JobStatus,
     *,
     error: dict[str, Any] | None = None,
     provider_ms: int | None = None,
@@ -198,7 +192,7 @@ async def finish(
     async with context.sessionmaker() as session:
         finished = await session.execute(
             update(Job)
-            .where(_held_by(job))
+            .where(Job.held_by(job))
             .values(
                 status=status,
                 error=error,

@@ -1,6 +1,5 @@
 """The arq worker: `darkroom worker` runs these settings against the configured Redis."""
 
-import asyncio
 import contextlib
 from typing import Any, ClassVar
 
@@ -10,31 +9,25 @@ from arq.worker import create_worker as arq_create_worker
 
 from app.config import Settings
 from app.jobs import tasks
-from app.jobs.context import open_context
-from app.jobs.queue import ArqQueue, json_deserializer, json_serializer
-from app.jobs.sweeper import sweep_forever
+from app.jobs.background import run_background
+from app.runtime import Role, open_runtime
+from app.runtime.queue import json_deserializer, json_serializer
 from app.webhooks.delivery import deliver
-from app.webhooks.scheduler import start_webhooks
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    """Open the database and storage, and start this worker's sweeper."""
-    settings: Settings = ctx["settings"]
+    """Open the runtime on arq's Redis connection, and start the sweeper and webhooks."""
     stack = contextlib.AsyncExitStack()
-    context = await stack.enter_async_context(open_context(settings))
-    queue = ArqQueue(ctx["redis"], settings.queue_name)
-    ctx["darkroom"] = context
+    runtime = await stack.enter_async_context(
+        open_runtime(ctx["settings"], Role.WORKER, redis=ctx["redis"])
+    )
+    ctx["darkroom"] = runtime.context
+    ctx["webhooks"] = await stack.enter_async_context(run_background(runtime))
     ctx["stack"] = stack
-    ctx["sweeper"] = asyncio.create_task(sweep_forever(context, queue))
-    ctx["webhooks"] = start_webhooks(context, ctx["redis"], scan=True)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    """Stop the sweeper and close the database."""
-    ctx["sweeper"].cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await ctx["sweeper"]
-    await ctx["webhooks"].close()
+    """Stop the sweeper and webhooks, and close the database."""
     await ctx["stack"].aclose()
 
 

@@ -28,6 +28,24 @@ class ModelCapabilities:
     prompt_style: str = "sentences"
     max_prompt_chars: int = 4000
 
+    def generation_size(self, width: int, height: int) -> tuple[int, int]:
+        """The size to ask the model for: the output size if the model takes any size in range,
+        else its native size closest in aspect ratio, then in area."""
+        if self.sizes is None:
+            low, high = self.min_side, self.max_side
+            if low <= width <= high and low <= height <= high:
+                return width, height
+            scale = min(high / max(width, height), 1.0) * max(1.0, low / min(width, height))
+            return (
+                max(low, min(high, round(width * scale))),
+                max(low, min(high, round(height * scale))),
+            )
+        wanted_ratio, wanted_area = width / height, width * height
+        return min(
+            self.sizes,
+            key=lambda s: (abs(s[0] / s[1] - wanted_ratio), abs(s[0] * s[1] - wanted_area)),
+        )
+
 
 @dataclass(frozen=True)
 class ModelSpec:

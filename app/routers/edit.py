@@ -4,7 +4,7 @@ side-by-side model comparison."""
 from fastapi import APIRouter
 
 from app import schemas
-from app.deps import IdempotencyKey, Registry, Storage
+from app.deps import IdempotencyKey
 from app.routers import problems
 from app.routers.submission import FINISHED_RESPONSE, Submission
 from app.schemas.edit import EditRequest, VariantsRequest
@@ -24,17 +24,13 @@ router = APIRouter(prefix="/v1", tags=["edit"])
 async def edit_image(
     body: EditRequest,
     submission: Submission,
-    storage: Storage,
-    registry: Registry,
     idempotency_key: IdempotencyKey = None,
 ) -> schemas.Job:
     """Queue an edit of `image`: change what the prompt asks, only where the mask's fully
     transparent pixels allow, keeping what `keep` names, steered by reference images. Every
     input given by URL or base64 is validated and stored as a `reference` asset, and each
     output lists its inputs as parents."""
-    inputs = edits.Inputs(submission.session, storage, submission.settings, submission.tenant)
-    job, created = await edits.create_edit_job(inputs, registry, body, idempotency_key)
-    return await submission.accept(job, created)
+    return await submission.submit(edits.EDIT, body, idempotency_key)
 
 
 @router.post(
@@ -48,13 +44,9 @@ async def edit_image(
 async def create_variants(
     body: VariantsRequest,
     submission: Submission,
-    storage: Storage,
-    registry: Registry,
     idempotency_key: IdempotencyKey = None,
 ) -> schemas.Job:
     """Queue `n` variants of an asset or of a job's output, on one model or on several side by
     side. The finished job groups its outputs by model with each model's latency and cost;
     every output keeps its seed, so a later request with that seed and `n: 1` makes it again."""
-    inputs = edits.Inputs(submission.session, storage, submission.settings, submission.tenant)
-    job, created = await edits.create_variants_job(inputs, registry, body, idempotency_key)
-    return await submission.accept(job, created)
+    return await submission.submit(edits.VARIANTS, body, idempotency_key)

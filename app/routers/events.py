@@ -17,8 +17,8 @@ from starlette.types import Receive, Scope, Send
 from app.db import Session
 from app.deps import AppSettings, Context, Sessionmaker, Tenant
 from app.errors import ServiceUnavailable, TooManyStreams
-from app.jobs.progress import Broadcaster, Subscription
 from app.routers import problems
+from app.runtime.progress import Broadcaster, Subscription
 from app.schemas.events import JobEvent
 from app.services import jobs
 

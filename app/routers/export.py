@@ -27,10 +27,7 @@ async def export_asset(
     the asset as its parent), then the zip when `bundle` is set. Answers 202 with the job and
     its Location; with `Prefer: wait=N` answers 200 with the finished job if it finishes within
     N seconds."""
-    job, created = await export.create_export_job(
-        submission.session, submission.settings.url_policy, submission.tenant, body, idempotency_key
-    )
-    return await submission.accept(job, created)
+    return await submission.submit(export.EXPORT, body, idempotency_key)
 
 
 @router.get(

@@ -3,10 +3,10 @@
 from fastapi import APIRouter
 
 from app import schemas
-from app.deps import AppSettings, IdempotencyKey, Registry
+from app.deps import IdempotencyKey
 from app.routers import problems
 from app.routers.submission import FINISHED_RESPONSE, Submission
-from app.services import jobs
+from app.services.generate import GENERATE
 
 router = APIRouter(prefix="/v1", tags=["generate"])
 
@@ -22,13 +22,8 @@ router = APIRouter(prefix="/v1", tags=["generate"])
 async def generate_image(
     body: schemas.GenerateRequest,
     submission: Submission,
-    settings: AppSettings,
-    registry: Registry,
     idempotency_key: IdempotencyKey = None,
 ) -> schemas.Job:
     """Queue a generate job. Answers 202 with the job and its Location; with `Prefer: wait=N`
     answers 200 with the finished job if it finishes within N seconds."""
-    job, created = await jobs.create_generate_job(
-        submission.session, registry, settings, submission.tenant, body, idempotency_key
-    )
-    return await submission.accept(job, created)
+    return await submission.submit(GENERATE, body, idempotency_key)

@@ -7,7 +7,6 @@ from fastapi import APIRouter, Query
 from app import schemas
 from app.db import Session
 from app.deps import Context, Tenant
-from app.jobs.events import publish
 from app.routers import problems
 from app.services import jobs
 
@@ -59,7 +58,5 @@ async def cancel_job(
     job_id: str, session: Session, tenant: Tenant, context: Context
 ) -> schemas.Job:
     """Cancel a queued or running job; a finished job answers 409."""
-    job = await jobs.cancel_job(session, tenant, job_id)
-    await session.commit()
-    await publish(context, job, "canceled")
+    job = await jobs.cancel_job(session, context, tenant, job_id)
     return await jobs.job_view(session, job)

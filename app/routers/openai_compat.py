@@ -11,7 +11,7 @@ clients parse into their typed exceptions (BadRequestError, AuthenticationError,
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -22,25 +22,20 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.db import Session
-from app.deps import (
-    AppSettings,
-    Context,
-    IdempotencyKey,
-    Queue,
-    Registry,
-    Sessionmaker,
-    Storage,
-    Tenant,
-)
+from app.deps import AppSettings, Context, IdempotencyKey, Queue, Tenant
 from app.errors import DarkroomError
-from app.models import Asset, Job
+from app.models import Asset
 from app.routers import problems
 from app.schemas import openai_compat as oa
-from app.services import edits, jobs
+from app.services import edits
 from app.services import openai_compat as service
+from app.services.generate import GENERATE
 from app.services.openai_compat import OpenAICompatError
+from app.services.submission import Kind, Submitter, submit_job
 
 logger = logging.getLogger(__name__)
+
+RequestT = TypeVar("RequestT", bound=BaseModel)
 
 # OpenAI takes up to 16 images per edit.
 MAX_IMAGES = 16
@@ -100,63 +95,56 @@ router = APIRouter(prefix="/v1/images", tags=["openai-compatible"], route_class=
 
 
 class ImagesCallServices:
-    """What one OpenAI-compatible call needs: the caller, the request's session, and the
-    services to run a job to its end."""
+    """What one OpenAI-compatible call needs: the caller's submitter and the services to answer
+    with the finished job's images."""
 
     def __init__(
         self,
         request: Request,
         session: Session,
-        sessionmaker: Sessionmaker,
         tenant: Tenant,
         settings: AppSettings,
-        registry: Registry,
-        storage: Storage,
         queue: Queue,
         context: Context,
     ) -> None:
         self.request = request
-        self.session = session
-        self.sessionmaker = sessionmaker
-        self.tenant = tenant
         self.settings = settings
-        self.registry = registry
-        self.storage = storage
-        self.queue = queue
-        self.context = context
+        self.submitter = Submitter(session, tenant, context, queue)
 
     def model(self, name: str | None) -> str:
         """The Darkroom model id for OpenAI's `model` field."""
-        return service.resolve_model(self.registry, name, self.settings.default_model)
+        return service.resolve_model(self.submitter.registry, name, self.settings.default_model)
 
-    async def answer(
-        self, job: Job, created: bool, response_format: str | None, quality: str | None
+    async def submit(
+        self,
+        kind: Kind[RequestT],
+        body: RequestT,
+        idempotency_key: str | None,
+        response_format: str | None,
+        quality: str | None,
     ) -> oa.ImagesResponse:
-        """Commit the job, run it to its end, and answer with its images."""
-        await self.session.commit()
-        job = await service.run_to_end(
-            self.context,
-            self.queue,
-            self.sessionmaker,
-            job,
-            created,
-            self.settings.max_wait_seconds,
+        """Submit the job, wait for its end, and answer with its images."""
+        job, _ = await submit_job(
+            self.submitter, kind, body, idempotency_key, self.settings.max_wait_seconds
         )
+        service.check_finished(job, self.settings.max_wait_seconds)
         base_url = self.settings.public_url or str(self.request.base_url)
         return await service.images_response(
-            self.session, self.storage, self.settings, job, response_format, quality, base_url
+            self.submitter.session,
+            self.submitter.storage,
+            self.settings,
+            job,
+            response_format,
+            quality,
+            base_url,
         )
-
-    def inputs(self) -> edits.Inputs:
-        """Where edit and variants inputs are resolved: this tenant's assets."""
-        return edits.Inputs(self.session, self.storage, self.settings, self.tenant)
 
     async def store(self, parts: list[bytes], param: str) -> list[Asset]:
         """Store uploaded image parts as the tenant's assets."""
         return await service.store_parts(
-            self.session,
-            self.storage,
-            self.tenant,
+            self.submitter.session,
+            self.submitter.storage,
+            self.submitter.tenant_id,
             parts,
             self.settings.max_image_pixels,
             param,
@@ -184,10 +172,7 @@ async def create_image(
     `openai/gpt-image-2` when served here, else the default model). Errors are OpenAI's error
     object rather than problem+json, so that OpenAI's clients raise their typed exceptions."""
     request = service.generate_request(body, call.model(body.model))
-    job, created = await jobs.create_generate_job(
-        call.session, call.registry, call.settings, call.tenant, request, idempotency_key
-    )
-    return await call.answer(job, created, body.response_format, body.quality)
+    return await call.submit(GENERATE, request, idempotency_key, body.response_format, body.quality)
 
 
 @dataclass
@@ -284,8 +269,9 @@ async def create_image_edit(
     body = service.edit_request(
         fields, call.model(fields.model), [a.id for a in stored], masks[0].id if masks else None
     )
-    job, created = await edits.create_edit_job(call.inputs(), call.registry, body, idempotency_key)
-    return await call.answer(job, created, fields.response_format, fields.quality)
+    return await call.submit(
+        edits.EDIT, body, idempotency_key, fields.response_format, fields.quality
+    )
 
 
 @router.post(
@@ -310,7 +296,4 @@ async def create_image_variation(
         )
     (image,) = await call.store(parts.files["image"], "image")
     body = service.variants_request(fields, call.model(fields.model), image)
-    job, created = await edits.create_variants_job(
-        call.inputs(), call.registry, body, idempotency_key
-    )
-    return await call.answer(job, created, fields.response_format, None)
+    return await call.submit(edits.VARIANTS, body, idempotency_key, fields.response_format, None)

@@ -1,15 +1,19 @@
-"""What every job-creating route does once its service has added the job: commit, announce
-and enqueue a new job, point at it, and wait for it when the caller prefers."""
+"""What every job-creating route does: submit the body as a job of its kind through the one
+pipeline, point at the job, and answer 200 when it finished within `Prefer: wait`."""
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Response
+from pydantic import BaseModel
 
 from app import schemas
 from app.db import Session
-from app.deps import AppSettings, Context, Prefer, Queue, Sessionmaker, Tenant
-from app.models import Job
+from app.deps import AppSettings, Context, Prefer, Queue, Tenant
+from app.models import FINAL_STATUSES
 from app.services import jobs
+from app.services.submission import Kind, Submitter, submit_job
+
+RequestT = TypeVar("RequestT", bound=BaseModel)
 
 # Responses every job-creating route documents besides its 202.
 FINISHED_RESPONSE = {
@@ -18,13 +22,12 @@ FINISHED_RESPONSE = {
 
 
 class JobSubmission:
-    """The request's session, queue and `Prefer` header, for answering with a job."""
+    """The request's submitter, its response and its `Prefer` header."""
 
     def __init__(
         self,
         response: Response,
         session: Session,
-        sessionmaker: Sessionmaker,
         tenant: Tenant,
         settings: AppSettings,
         queue: Queue,
@@ -32,28 +35,21 @@ class JobSubmission:
         prefer: Prefer = None,
     ) -> None:
         self.response = response
-        self.session = session
-        self.sessionmaker = sessionmaker
-        self.tenant = tenant
-        self.settings = settings
-        self.queue = queue
-        self.context = context
-        self.prefer = prefer
+        self.submitter = Submitter(session, tenant, context, queue)
+        self.wait = jobs.requested_wait(prefer, settings.max_wait_seconds)
 
-    async def accept(self, job: Job, created: bool) -> schemas.Job:
-        """Commit; for a new job announce it and enqueue it. Answers 202 with the job and its
-        Location, or 200 with the finished job if it finishes within `Prefer: wait=N`."""
-        wait = jobs.requested_wait(self.prefer, self.settings.max_wait_seconds)
-        await self.session.commit()
-        if created:
-            await jobs.start(self.context, self.queue, job)
+    async def submit(
+        self, kind: Kind[RequestT], body: RequestT, idempotency_key: str | None
+    ) -> schemas.Job:
+        """Submit the job. Answers 202 with the job and its Location, or 200 with the finished
+        job if it finishes within `Prefer: wait=N`."""
+        job, _ = await submit_job(self.submitter, kind, body, idempotency_key, self.wait)
         self.response.headers["Location"] = f"/v1/jobs/{job.id}"
-        if wait:
-            self.response.headers["Preference-Applied"] = f"wait={wait}"
-            job = await jobs.wait_for_job(self.sessionmaker, self.tenant, job.id, wait)
-            if job.status in jobs.FINAL_STATUSES:
+        if self.wait:
+            self.response.headers["Preference-Applied"] = f"wait={self.wait}"
+            if job.status in FINAL_STATUSES:
                 self.response.status_code = 200
-        return await jobs.job_view(self.session, job)
+        return await jobs.job_view(self.submitter.session, job)
 
 
 Submission = Annotated[JobSubmission, Depends()]

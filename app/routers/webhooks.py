@@ -12,7 +12,7 @@ from app.deps import AppSettings, Tenant
 from app.models import WebhookDelivery
 from app.routers import problems
 from app.schemas import webhooks as schemas
-from app.services import webhooks
+from app.webhooks import service as webhooks
 
 # Full paths: the routes of one job's deliveries live under /v1/jobs.
 router = APIRouter(tags=["webhooks"])

@@ -5,7 +5,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.services.signing import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN
+# A minted URL works for an hour unless asked otherwise, and never for more than a week.
+DEFAULT_EXPIRES_IN = 3600
+MAX_EXPIRES_IN = 7 * 24 * 3600
 
 
 class SignedUrlRequest(BaseModel):

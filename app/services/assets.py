@@ -2,7 +2,8 @@
 
 import asyncio
 import hashlib
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -18,8 +19,18 @@ from app.storage import LocalStorage, content_key
 # Lineage is walked a generation at a time, at most this many generations back.
 MAX_LINEAGE_DEPTH = 100
 
-if TYPE_CHECKING:
-    from app.jobs.kinds.base import Output
+
+@dataclass
+class Output:
+    """One finished output of a job: encoded bytes, the seed that makes it again, the assets
+    it was made from as (asset id, role), and facts for the job record (model, latency_ms,
+    cost_usd and the kind's own)."""
+
+    encoded: tuple[bytes, ImageInfo]
+    seed: int | None = None
+    source: str = "generated"
+    parents: tuple[tuple[str, str], ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 async def create_upload(
@@ -39,7 +50,7 @@ async def create_upload(
 
 
 async def record_output(
-    session: AsyncSession, storage: LocalStorage, job: Job, index: int, output: "Output"
+    session: AsyncSession, storage: LocalStorage, job: Job, index: int, output: Output
 ) -> None:
     """Store output `index` of a job with its lineage, once: a second call for the same index
     changes nothing."""

@@ -9,6 +9,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from math import isqrt
+from typing import Any
 
 from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,13 +18,14 @@ from app import schemas
 from app.config import Settings
 from app.errors import DarkroomError, InvalidImage, InvalidInput
 from app.fetcher import fetch_image
-from app.models import Asset, Job
+from app.models import Asset, Job, JobKind, JobStatus
 from app.providers.base import ModelSpec
-from app.providers.registry import ProviderRegistry
 from app.schemas.edit import EditRequest, ImageInput, VariantSource, VariantsRequest
 from app.services import jobs
 from app.services.assets import create_upload, get_asset
+from app.services.generate import check_model_can_make
 from app.services.prompting import plan_prompt
+from app.services.submission import Kind, Submitter
 from app.storage import LocalStorage
 
 MIN_SIDE, MAX_SIDE = schemas.MIN_SIDE, schemas.MAX_SIDE
@@ -97,22 +99,16 @@ def decode_base64(text: str) -> bytes:
         raise InvalidInput("b64 is not valid base64 (plain, or a data:image/... URL).") from None
 
 
-async def create_edit_job(
-    inputs: Inputs,
-    registry: ProviderRegistry,
-    body: EditRequest,
-    idempotency_key: str | None,
-) -> tuple[Job, bool]:
-    """Add an edit job with its inputs stored as assets, or replay the one this
-    Idempotency-Key made. Nothing is committed here: a bad input leaves nothing behind."""
-    session, tenant_id = inputs.session, inputs.tenant_id
-    fingerprint = jobs.request_hash("edit", body)
-    existing = await jobs.find_replay(session, tenant_id, idempotency_key, fingerprint)
-    if existing is not None:
-        return existing, False
-    # Checked before any input is fetched or stored, so a refused request leaves nothing.
-    await jobs.check_webhook_url(body.webhook_url, inputs.settings.url_policy)
-    _, spec = registry.resolve(body.model or inputs.settings.default_model)
+def inputs_of(submitter: Submitter) -> Inputs:
+    """Where a submitter's image inputs are resolved: its tenant's assets and storage."""
+    return Inputs(submitter.session, submitter.storage, submitter.settings, submitter.tenant_id)
+
+
+async def normalize_edit(submitter: Submitter, body: EditRequest) -> dict[str, Any]:
+    """Check the edit against the model, store its inputs as assets (in the request's
+    transaction, so a bad input leaves nothing behind), and normalize it."""
+    inputs = inputs_of(submitter)
+    _, spec = submitter.registry.resolve(body.model or inputs.settings.default_model)
     _check_model(spec, "edit", body.n, body.output_format)
     if body.mask is not None and not spec.capabilities.mask:
         raise InvalidInput(f"{spec.id} does not take a mask; omit it or pick another model.")
@@ -145,7 +141,6 @@ async def create_edit_job(
         "size": f"{width}x{height}",
         "output_format": body.output_format,
         "seed": _seed(body.seed),
-        **body.webhook_fields(),
     } | plan_prompt(
         body.prompt,
         spec,
@@ -156,10 +151,7 @@ async def create_edit_job(
         negative_prompt=body.negative_prompt,
         is_edit=True,
     )
-    job = await jobs.add_job(
-        session, tenant_id, "edit", request, body.metadata, idempotency_key, fingerprint
-    )
-    return job, True
+    return request
 
 
 async def _edit_inputs(
@@ -181,22 +173,12 @@ async def _edit_inputs(
     return source, mask, references
 
 
-async def create_variants_job(
-    inputs: Inputs,
-    registry: ProviderRegistry,
-    body: VariantsRequest,
-    idempotency_key: str | None,
-) -> tuple[Job, bool]:
-    """Add a variants job (one group of `n` per model), or replay the one this
-    Idempotency-Key made."""
-    session, tenant_id = inputs.session, inputs.tenant_id
-    fingerprint = jobs.request_hash("variants", body)
-    existing = await jobs.find_replay(session, tenant_id, idempotency_key, fingerprint)
-    if existing is not None:
-        return existing, False
-    # Checked before any input is fetched or stored, so a refused request leaves nothing.
-    await jobs.check_webhook_url(body.webhook_url, inputs.settings.url_policy)
-    specs = [registry.resolve(model)[1] for model in body.models or [inputs.settings.default_model]]
+async def normalize_variants(submitter: Submitter, body: VariantsRequest) -> dict[str, Any]:
+    """Check every compared model can make the variants, find the source, and normalize
+    (one group of `n` per model)."""
+    inputs = inputs_of(submitter)
+    models = body.models or [inputs.settings.default_model]
+    specs = [submitter.registry.resolve(model)[1] for model in models]
     for spec in specs:
         _check_model(spec, "variants", body.n, body.output_format)
     source, source_job = await _variant_source(inputs, body.source)
@@ -213,7 +195,6 @@ async def create_variants_job(
         "size": f"{width}x{height}",
         "output_format": body.output_format,
         "seed": _seed(body.seed),
-        **body.webhook_fields(),
     } | plan_prompt(
         brief,
         specs[0],
@@ -224,17 +205,14 @@ async def create_variants_job(
         negative_prompt=None,
         is_edit=True,
     )
-    job = await jobs.add_job(
-        session, tenant_id, "variants", request, body.metadata, idempotency_key, fingerprint
-    )
-    return job, True
+    return request
 
 
 def _check_model(spec: ModelSpec, mode: str, n: int, output_format: str) -> None:
     # Variants are edits of their source, so any model that edits can make them.
     if "edit" not in spec.capabilities.modes:
         raise InvalidInput(f"{spec.id} cannot {mode}; GET /v1/models lists what each model does.")
-    jobs.check_model_can_make(spec, n, output_format)
+    check_model_can_make(spec, n, output_format)
 
 
 async def _check_mask(inputs: Inputs, mask: Asset, source: Asset) -> None:
@@ -299,7 +277,7 @@ async def _variant_source(inputs: Inputs, source: VariantSource) -> tuple[Asset,
         job = await jobs.get_job(session, tenant_id, asset.job_id) if asset.job_id else None
         return asset, job
     job = await jobs.get_job(session, tenant_id, source.job_id or "")
-    if job.status != "succeeded":
+    if job.status != JobStatus.SUCCEEDED:
         raise InvalidInput(f"Job {job.id} is {job.status}; vary the outputs of a succeeded job.")
     assets = await jobs.outputs_of(session, job.id)
     if source.index >= len(assets):
@@ -317,3 +295,7 @@ def _brief_of(job: Job | None) -> str:
 
 def _seed(seed: int | None) -> int:
     return seed if seed is not None else secrets.randbelow(schemas.MAX_SEED + 1)
+
+
+EDIT = Kind(JobKind.EDIT, EditRequest, normalize_edit)
+VARIANTS = Kind(JobKind.VARIANTS, VariantsRequest, normalize_variants)

@@ -6,13 +6,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import InvalidInput
-from app.fetcher import UrlPolicy
 from app.imaging.export import DEFAULT_QUALITY
 from app.imaging.presets import PRESETS
-from app.models import Asset, Job
+from app.models import Asset, Job, JobKind
 from app.schemas.export import ExportPreset, ExportPresetList, ExportRequest, ExportSize
 from app.services.assets import get_asset
-from app.services.jobs import add_job, check_webhook_url, find_replay, request_hash
+from app.services.submission import Kind, Submitter
 
 # What runs an export job, in the place of a provider's model: Darkroom's own pipeline.
 EXPORT_MODEL = "export"
@@ -30,30 +29,14 @@ def list_presets() -> ExportPresetList:
     )
 
 
-async def create_export_job(
-    session: AsyncSession,
-    url_policy: UrlPolicy,
-    tenant_id: str,
-    body: ExportRequest,
-    idempotency_key: str | None,
-) -> tuple[Job, bool]:
-    """Add an export job to the session, or find the one this Idempotency-Key already made;
-    the job and whether it is new. NotFound for an asset the tenant does not have. The caller
-    commits, then dispatches a new job."""
-    fingerprint = request_hash("export", body)
-    existing = await find_replay(session, tenant_id, idempotency_key, fingerprint)
-    if existing is not None:
-        return existing, False
-    await check_webhook_url(body.webhook_url, url_policy)
+async def normalize(submitter: Submitter, body: ExportRequest) -> dict[str, Any]:
+    """Find the tenant's source image (NotFound for one it does not have) and normalize."""
+    session, tenant_id = submitter.session, submitter.tenant_id
     source = await get_asset(session, tenant_id, body.asset_id)
     if source.format not in IMAGE_FORMATS:
         raise InvalidInput(f"Asset {source.id} is a {source.format} file, not an image to export.")
     provenance = await provenance_of(session, source) if body.provenance else None
-    request = normalize_export(body, source, provenance)
-    job = await add_job(
-        session, tenant_id, "export", request, body.metadata, idempotency_key, fingerprint
-    )
-    return job, True
+    return normalize_export(body, source, provenance)
 
 
 def normalize_export(
@@ -73,7 +56,6 @@ def normalize_export(
         "strip_metadata": body.strip_metadata,
         "provenance": provenance,
         "bundle": body.bundle,
-        **body.webhook_fields(),
     }
 
 
@@ -90,7 +72,7 @@ async def provenance_of(session: AsyncSession, source: Asset) -> dict[str, str]:
     provenance = {"source_asset_id": source.id}
     asset: Asset | None = source
     job = await _producer(session, source)
-    while job is not None and job.kind == "export":
+    while job is not None and job.kind == JobKind.EXPORT:
         asset = await session.scalar(
             select(Asset).where(
                 Asset.id == job.request["asset_id"], Asset.tenant_id == source.tenant_id
@@ -118,3 +100,6 @@ async def _producer(session: AsyncSession, asset: Asset) -> Job | None:
     return await session.scalar(
         select(Job).where(Job.id == asset.job_id, Job.tenant_id == asset.tenant_id)
     )
+
+
+EXPORT = Kind(JobKind.EXPORT, ExportRequest, normalize)

@@ -1,207 +1,28 @@
 """Jobs: creating (idempotently), reading, listing, canceling and waiting for them."""
 
 import asyncio
-import hashlib
-import json
 import logging
 import re
-import secrets
 import statistics
 import time
 from collections import defaultdict
 from datetime import datetime
-from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import case, func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import schemas
-from app.config import Settings
 from app.db import database_now
-from app.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
-from app.fetcher import UrlPolicy, check_url
-from app.ids import is_id, new_id
-from app.imaging.geometry import output_size
-from app.jobs.context import TaskContext
-from app.jobs.events import publish
-from app.jobs.queue import JobQueue
-from app.models import Asset, Job
-from app.providers.base import ModelSpec
-from app.providers.registry import ProviderRegistry
-from app.schemas import parse_aspect_ratio, parse_size
+from app.errors import Conflict, InvalidInput, NotFound
+from app.ids import is_id
+from app.models import FINAL_STATUSES, Asset, Job, JobEvent, JobKind, JobStatus
+from app.runtime.context import TaskContext
+from app.runtime.events import publish
 from app.services.assets import content_path
-from app.services.prompting import plan_prompt
 
 logger = logging.getLogger(__name__)
 
-FINAL_STATUSES = ("succeeded", "failed", "canceled")
 _WAIT_PREFERENCE = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
-
-
-def normalize_generate(body: schemas.GenerateRequest, spec: ModelSpec) -> dict[str, Any]:
-    """The request as the job runs it: model, exact output size and seed resolved."""
-    capabilities = spec.capabilities
-    check_model_can_make(spec, body.n, body.output_format)
-    size = parse_size(body.size) if body.size else None
-    aspect = parse_aspect_ratio(body.aspect_ratio) if body.aspect_ratio else None
-    if aspect and aspect[0] * aspect[1] > capabilities.default_area:
-        raise InvalidInput(
-            f"Aspect ratio {body.aspect_ratio} is too fine to hold exactly at {spec.id}'s "
-            "default size; give an exact `size` instead."
-        )
-    width, height = output_size(size, aspect, capabilities.default_area)
-    return {
-        "model": spec.id,
-        "n": body.n,
-        "width": width,
-        "height": height,
-        "aspect_ratio": body.aspect_ratio,
-        "size": f"{width}x{height}",
-        "output_format": body.output_format,
-        "seed": body.seed if body.seed is not None else secrets.randbelow(schemas.MAX_SEED + 1),
-        "fallback_models": list(body.fallback_models),
-        **body.webhook_fields(),
-    } | plan_prompt(
-        body.prompt,
-        spec,
-        optimize=body.optimize,
-        style=body.style,
-        aspect_ratio=aspect or (width, height),
-        keep=(),
-        negative_prompt=body.negative_prompt,
-        is_edit=False,
-    )
-
-
-def check_model_can_make(spec: ModelSpec, n: int, output_format: str) -> None:
-    """InvalidInput unless the model can make `n` images per job in `output_format`."""
-    capabilities = spec.capabilities
-    if n > capabilities.max_n:
-        raise InvalidInput(f"{spec.id} makes at most {capabilities.max_n} images per job.")
-    if output_format not in capabilities.output_formats:
-        raise InvalidInput(f"{spec.id} cannot output {output_format}.")
-
-
-def check_fallbacks(
-    registry: ProviderRegistry, body: schemas.GenerateRequest, primary: ModelSpec
-) -> None:
-    """Refuse at submission, not mid-job, a fallback model that is unknown or not configured
-    here (ModelUnavailable), named twice or the same as the model, or unable to make the
-    request (InvalidInput)."""
-    seen = {primary.id}
-    for model_id in body.fallback_models:
-        _, spec = registry.resolve(model_id)
-        if spec.id in seen:
-            raise InvalidInput(f"fallback_models names {spec.id} twice or as the model itself.")
-        seen.add(spec.id)
-        check_model_can_make(spec, body.n, body.output_format)
-
-
-def request_hash(kind: str, body: BaseModel) -> str:
-    """A fingerprint of the request as sent, to tell a retry from a different request."""
-    document = {"kind": kind, "body": body.model_dump(mode="json")}
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-async def check_webhook_url(url: str | None, policy: UrlPolicy) -> None:
-    """Refuse now, not at the first event, a request `webhook_url` deliveries could never
-    reach (UrlRefused, 422). Services call it before any other work of the request."""
-    if url:
-        await check_url(url, policy)
-
-
-async def create_generate_job(
-    session: AsyncSession,
-    registry: ProviderRegistry,
-    settings: Settings,
-    tenant_id: str,
-    body: schemas.GenerateRequest,
-    idempotency_key: str | None,
-) -> tuple[Job, bool]:
-    """Add a generate job to the session, or find the one this Idempotency-Key already made;
-    the job and whether it is new. The caller commits, then dispatches a new job."""
-    fingerprint = request_hash("generate", body)
-    existing = await find_replay(session, tenant_id, idempotency_key, fingerprint)
-    if existing is not None:
-        return existing, False
-    await check_webhook_url(body.webhook_url, settings.url_policy)
-    _, spec = registry.resolve(body.model or settings.default_model)
-    check_fallbacks(registry, body, spec)
-    request = normalize_generate(body, spec)
-    job = await add_job(
-        session, tenant_id, "generate", request, body.metadata, idempotency_key, fingerprint
-    )
-    return job, True
-
-
-async def find_replay(
-    session: AsyncSession, tenant_id: str, idempotency_key: str | None, fingerprint: str
-) -> Job | None:
-    """The job this Idempotency-Key already made for the same request; IdempotencyKeyReused if
-    it made one for another request; None for a new key or none at all."""
-    if not idempotency_key:
-        return None
-    existing = await _job_by_idempotency_key(session, tenant_id, idempotency_key)
-    if existing is None:
-        return None
-    if existing.request_hash != fingerprint:
-        raise IdempotencyKeyReused(
-            "This Idempotency-Key was used with a different request body; use a new key."
-        )
-    return existing
-
-
-async def add_job(
-    session: AsyncSession,
-    tenant_id: str,
-    kind: str,
-    request: dict[str, Any],
-    metadata: dict[str, Any] | None,
-    idempotency_key: str | None,
-    fingerprint: str,
-) -> Job:
-    """Add a queued job for a normalized request and flush it; Conflict when a concurrent
-    request with the same Idempotency-Key got there first. The caller commits."""
-    now = await database_now(session)
-    job = Job(
-        id=new_id("job"),
-        tenant_id=tenant_id,
-        kind=kind,
-        status="queued",
-        model=request["model"],
-        request=request,
-        caller_metadata=metadata,
-        idempotency_key=idempotency_key,
-        request_hash=fingerprint,
-        created_at=now,
-        attempts=0,
-        dispatches=1,
-        dispatched_at=now,
-    )
-    session.add(job)
-    try:
-        # On Postgres a concurrent insert of the same key waits here for the other to commit.
-        await session.flush()
-    except IntegrityError as exc:
-        raise Conflict("A request with this Idempotency-Key is already in progress.") from exc
-    return job
-
-
-async def start(context: TaskContext, queue: JobQueue, job: Job) -> None:
-    """Announce a new, committed job (job.queued) and send it to the queue."""
-    await publish(context, job, "queued")
-    await dispatch(queue, job.id, 1)
-
-
-async def dispatch(queue: JobQueue, job_id: str, number: int) -> None:
-    """Send a committed job to the queue; if that fails the sweeper sends it later."""
-    try:
-        await queue.enqueue(job_id, number)
-    except Exception:
-        logger.exception("could not enqueue job %s; the sweeper will retry", job_id)
 
 
 def requested_wait(prefer: str | None, cap: int) -> int:
@@ -211,12 +32,6 @@ def requested_wait(prefer: str | None, cap: int) -> int:
         return 0
     digits = match.group(1).lstrip("0") or "0"
     return cap if len(digits) > 4 else min(int(digits), cap)
-
-
-async def _job_by_idempotency_key(session: AsyncSession, tenant_id: str, key: str) -> Job | None:
-    return await session.scalar(
-        select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key)
-    )
 
 
 async def get_job(session: AsyncSession, tenant_id: str, job_id: str) -> Job:
@@ -257,7 +72,7 @@ async def _cost_totals(
 ) -> tuple[float, int]:
     """Over every job the filter matches, in one query: the sum of the known costs, and how
     many succeeded jobs have none (so the sum is a lower bound, not a wrong total)."""
-    unpriced = case(((Job.status == "succeeded") & Job.cost_usd.is_(None), 1), else_=0)
+    unpriced = case(((Job.status == JobStatus.SUCCEEDED) & Job.cost_usd.is_(None), 1), else_=0)
     query = select(
         func.coalesce(func.sum(Job.cost_usd), 0.0), func.coalesce(func.sum(unpriced), 0)
     ).where(Job.tenant_id == tenant_id)
@@ -267,17 +82,26 @@ async def _cost_totals(
     return round(float(total), 8), int(count)
 
 
-async def cancel_job(session: AsyncSession, tenant_id: str, job_id: str) -> Job:
-    """Cancel a queued or running job; Conflict if it already finished. The caller commits."""
+async def cancel_job(
+    session: AsyncSession, context: TaskContext, tenant_id: str, job_id: str
+) -> Job:
+    """Cancel a queued or running job, commit, and announce it (job.canceled); Conflict if it
+    already finished. A run holding it stops before its next output."""
     job = await get_job(session, tenant_id, job_id)
     canceled = await session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(("queued", "running")))
-        .values(status="canceled", finished_at=await database_now(session), lease_expires_at=None)
+        .where(Job.id == job_id, Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)))
+        .values(
+            status=JobStatus.CANCELED,
+            finished_at=await database_now(session),
+            lease_expires_at=None,
+        )
     )
     await session.refresh(job)
     if canceled.rowcount == 0:
         raise Conflict(f"Job {job_id} already {job.status}; only queued or running jobs cancel.")
+    await session.commit()
+    await publish(context, job, JobEvent.CANCELED)
     return job
 
 
@@ -299,7 +123,7 @@ async def wait_for_job(
 
 async def job_views(session: AsyncSession, jobs: list[Job]) -> list[schemas.Job]:
     """The public shape of jobs, with the outputs of those that succeeded."""
-    succeeded = [job.id for job in jobs if job.status == "succeeded"]
+    succeeded = [job.id for job in jobs if job.status == JobStatus.SUCCEEDED]
     outputs: dict[str, list[schemas.JobOutput]] = defaultdict(list)
     if succeeded:
         assets = await session.scalars(
@@ -339,7 +163,7 @@ def _milliseconds(start: datetime | None, end: datetime | None) -> int | None:
 
 def _groups(job: Job, outputs: list[schemas.JobOutput]) -> list[schemas.JobGroup] | None:
     """Variants outputs by model, in the order the request named the models."""
-    if job.kind != "variants" or not outputs:
+    if job.kind != JobKind.VARIANTS or not outputs:
         return None
     groups = []
     for model in job.request.get("models", [job.model]):

@@ -7,18 +7,16 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import schemas
 from app.config import Settings
 from app.errors import DarkroomError, ModelUnavailable
-from app.jobs.context import TaskContext
-from app.jobs.queue import JobQueue
-from app.models import Asset, Job
+from app.models import Asset, Job, JobStatus
 from app.providers.registry import ProviderRegistry
 from app.schemas import openai_compat as oa
 from app.schemas.edit import EditRequest, ImageInput, ReferenceInput, VariantSource, VariantsRequest
-from app.services import jobs, signing
+from app.services import signing
 from app.services.assets import create_upload
 from app.storage import LocalStorage
 
@@ -218,24 +216,14 @@ async def store_parts(
     return stored
 
 
-async def run_to_end(
-    context: TaskContext,
-    queue: JobQueue,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    job: Job,
-    created: bool,
-    seconds: float,
-) -> Job:
-    """Send a committed job to the queue (when new) and wait up to `seconds` for it to
-    succeed; an OpenAI-shaped error if it fails, is canceled, or is still running then."""
-    if created:
-        await jobs.start(context, queue, job)
-    job = await jobs.wait_for_job(sessionmaker, job.tenant_id, job.id, seconds)
-    if job.status == "succeeded":
-        return job
-    if job.status == "failed":
+def check_finished(job: Job, seconds: float) -> None:
+    """Nothing for a job that succeeded; an OpenAI-shaped error if it failed, was canceled, or
+    was still running after `seconds`."""
+    if job.status == JobStatus.SUCCEEDED:
+        return
+    if job.status == JobStatus.FAILED:
         raise failed_job_error(job)
-    if job.status == "canceled":
+    if job.status == JobStatus.CANCELED:
         raise OpenAICompatError(409, f"Job {job.id} was canceled.", code="job_canceled")
     raise OpenAICompatError(
         500,

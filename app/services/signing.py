@@ -26,8 +26,6 @@ from app.models import Asset
 from app.services.assets import content_path
 
 KEY_FILE = "signing.key"
-DEFAULT_EXPIRES_IN = 3600
-MAX_EXPIRES_IN = 7 * 24 * 3600
 
 _file_keys: dict[Path, bytes] = {}
 

@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.db import database_now
 from app.fetcher import UrlRefused, post_checked
-from app.jobs.context import TaskContext
 from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from app.services.webhooks import default_secret
+from app.runtime.context import TaskContext
+from app.webhooks.service import default_secret
 from app.webhooks.signing import signed_headers
 
 if TYPE_CHECKING:

@@ -16,11 +16,12 @@ from app import schemas
 from app.config import Settings
 from app.db import database_now
 from app.ids import new_id
-from app.jobs.context import TaskContext
 from app.models import Job, WebhookDelivery, WebhookEndpoint
+from app.runtime.context import TaskContext
+from app.schemas.signed_urls import MAX_EXPIRES_IN
 from app.schemas.webhooks import WEBHOOK_EVENTS
 from app.services.jobs import job_view
-from app.services.signing import MAX_EXPIRES_IN, expiry, signed_content_url
+from app.services.signing import expiry, signed_content_url
 
 if TYPE_CHECKING:
     from app.webhooks.scheduler import Dispatcher

@@ -16,8 +16,9 @@ from arq.connections import ArqRedis
 from sqlalchemy import select
 
 from app.db import database_now
-from app.jobs.context import TaskContext
 from app.models import WebhookDelivery
+from app.runtime.context import TaskContext
+from app.runtime.periodic import Periodic
 from app.webhooks.delivery import deliver
 from app.webhooks.listener import job_event_listener
 
@@ -126,16 +127,6 @@ async def redispatch_overdue(context: TaskContext, dispatcher: Dispatcher) -> in
     return len(overdue)
 
 
-async def scan_forever(context: TaskContext, dispatcher: Dispatcher) -> None:
-    """Re-dispatch overdue deliveries every `sweep_interval_seconds` until canceled."""
-    while True:
-        try:
-            await redispatch_overdue(context, dispatcher)
-        except Exception:
-            logger.exception("webhook scan failed")
-        await asyncio.sleep(context.settings.sweep_interval_seconds)
-
-
 class Webhooks:
     """A process's webhook machinery: the job-event listener, the dispatcher its deliveries go
     through, and (where this process sweeps) the scan."""
@@ -145,16 +136,22 @@ class Webhooks:
         self.dispatcher = dispatcher
         self._listener = job_event_listener(dispatcher)
         context.listeners.append(self._listener)
-        self._scan = asyncio.create_task(scan_forever(context, dispatcher)) if scan else None
+        self._scan = (
+            Periodic(
+                "webhook scan",
+                context.settings.sweep_interval_seconds,
+                lambda: redispatch_overdue(context, dispatcher),
+            )
+            if scan
+            else None
+        )
 
     async def close(self) -> None:
         """Stop listening, scanning and running attempts."""
         with contextlib.suppress(ValueError):
             self.context.listeners.remove(self._listener)
         if self._scan is not None:
-            self._scan.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._scan
+            await self._scan.stop()
         await self.dispatcher.close()
 
 

@@ -2,7 +2,7 @@
 
 from PIL import Image
 
-from app.imaging.geometry import fit_exact, generation_size, output_size
+from app.imaging.geometry import fit_exact, output_size
 from app.providers.base import ModelCapabilities
 
 AREA = 1024 * 1024
@@ -26,15 +26,15 @@ def test_ratio_too_fine_for_the_area_still_fits_exactly():
 
 
 def test_any_size_model_generates_at_the_output_size():
-    assert generation_size(ModelCapabilities(), 1360, 765) == (1360, 765)
+    assert ModelCapabilities().generation_size(1360, 765) == (1360, 765)
 
 
 def test_fixed_size_model_gets_the_nearest_aspect_then_area():
     capabilities = ModelCapabilities(sizes=((1024, 1024), (1536, 1024), (1024, 1536)))
 
-    assert generation_size(capabilities, 1360, 765) == (1536, 1024)
-    assert generation_size(capabilities, 765, 1360) == (1024, 1536)
-    assert generation_size(capabilities, 300, 300) == (1024, 1024)
+    assert capabilities.generation_size(1360, 765) == (1536, 1024)
+    assert capabilities.generation_size(765, 1360) == (1024, 1536)
+    assert capabilities.generation_size(300, 300) == (1024, 1024)
 
 
 def test_fit_exact_crops_the_centre_to_the_exact_size():
@@ -56,5 +56,5 @@ def test_fit_exact_leaves_an_exact_image_alone():
 def test_out_of_range_sizes_are_scaled_into_the_models_range_keeping_aspect():
     capabilities = ModelCapabilities(min_side=256, max_side=2048)
 
-    assert generation_size(capabilities, 4096, 1024) == (2048, 512)
-    assert generation_size(capabilities, 100, 100) == (256, 256)
+    assert capabilities.generation_size(4096, 1024) == (2048, 512)
+    assert capabilities.generation_size(100, 100) == (256, 256)

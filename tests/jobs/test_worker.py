@@ -13,9 +13,9 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 
 from app.cli import migrate
-from app.jobs.queue import ArqQueue
 from app.main import create_app
 from app.models import Asset
+from app.runtime.queue import ArqQueue
 from tests.support import (
     REDIS_URL,
     fresh_database,

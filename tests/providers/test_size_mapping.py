@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from app.config import Settings
-from app.imaging.geometry import fit_exact, fit_kind, generation_size, output_size
+from app.imaging.geometry import fit_exact, fit_kind, output_size
 from app.providers.base import ModelSpec
 from app.providers.registry import create_registry
 from app.schemas import parse_aspect_ratio, parse_size
@@ -53,7 +53,7 @@ def test_the_model_is_asked_for_a_size_it_supports_and_the_output_is_exact(
     for request_text in ASPECT_RATIOS + SIZES:
         width, height = requested_size(spec, request_text)
 
-        generated = generation_size(spec.capabilities, width, height)
+        generated = spec.capabilities.generation_size(width, height)
         finished = fit_exact(Image.new("L", generated, 128), width, height)
 
         assert supports(spec, generated), f"{spec.id} cannot make {generated} for {request_text}"
@@ -69,7 +69,7 @@ def test_the_nearest_native_size_is_the_closest_in_aspect(spec: ModelSpec) -> No
     sizes = spec.capabilities.sizes or ()
     for request_text in ASPECT_RATIOS:
         width, height = requested_size(spec, request_text)
-        generated = generation_size(spec.capabilities, width, height)
+        generated = spec.capabilities.generation_size(width, height)
         wanted = width / height
         best = min(abs(w / h - wanted) for w, h in sizes)
         assert abs(generated[0] / generated[1] - wanted) == best
@@ -81,7 +81,7 @@ def test_openai_sizes_for_common_requests() -> None:
 
     for request_text, expected in cases.items():
         width, height = requested_size(gpt, request_text)
-        assert generation_size(gpt.capabilities, width, height) == expected
+        assert gpt.capabilities.generation_size(width, height) == expected
 
 
 def test_fit_says_what_was_done() -> None:

@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 from sqlalchemy import update
 
 from app.config import Settings
-from app.jobs.progress import CHANNEL_PREFIX
 from app.models import Job
+from app.runtime.progress import CHANNEL_PREFIX
 from tests.factories import queued_job_row
 from tests.support import (
     REDIS_URL,

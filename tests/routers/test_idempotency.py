@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import httpx
 from PIL import Image
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from app.config import Settings
 from app.ids import new_id
@@ -178,6 +178,61 @@ async def test_a_key_expires_after_24_hours(app, client, auth):
     assert first.status_code == reused.status_code == 201
     assert reused.json()["id"] != first.json()["id"]
     assert "Idempotent-Replayed" not in reused.headers
+
+
+async def age_key(app, key: str, by: timedelta) -> None:
+    """Move the key's record and the job it made `by` into the past, as if that time passed."""
+    async with app.state.sessionmaker() as session:
+        for record in await session.scalars(
+            select(IdempotencyRecord).where(IdempotencyRecord.key == key)
+        ):
+            record.created_at -= by
+            record.expires_at -= by
+        for job in await session.scalars(select(Job).where(Job.idempotency_key == key)):
+            job.created_at -= by
+        await session.commit()
+
+
+async def test_after_24_hours_a_job_key_may_name_another_request(app, client, auth):
+    first = await generate(client, keyed(auth, "k1"), seed=1)
+    await age_key(app, "k1", timedelta(hours=24, seconds=1))
+
+    other = await generate(client, keyed(auth, "k1"), seed=2)
+
+    assert first.status_code == other.status_code == 202
+    assert other.json()["id"] != first.json()["id"]
+    assert other.json()["request"]["seed"] == 2
+    assert "Idempotent-Replayed" not in other.headers
+    assert len(await job_ids(app, auth)) == 2
+
+
+async def test_after_24_hours_the_same_request_makes_a_new_job(app, client, auth):
+    first = await generate(client, keyed(auth, "k1"), seed=1)
+    await age_key(app, "k1", timedelta(hours=24, seconds=1))
+
+    again = await generate(client, keyed(auth, "k1"), seed=1)
+
+    assert again.status_code == 202
+    assert again.json()["id"] != first.json()["id"]
+    assert "Idempotent-Replayed" not in again.headers
+    replayed = await generate(client, keyed(auth, "k1"), seed=1)
+    assert replayed.json()["id"] == again.json()["id"]
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+
+
+async def test_within_24_hours_the_job_key_still_finds_the_first_job(app, client, auth):
+    # The job-level backstop: the response record is gone (as when the response failed after
+    # the commit), but the job the key made is still found, not made twice.
+    first = await generate(client, keyed(auth, "k1"), seed=1)
+    await age_key(app, "k1", timedelta(hours=23))
+    async with app.state.sessionmaker() as session:
+        await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.key == "k1"))
+        await session.commit()
+
+    again = await generate(client, keyed(auth, "k1"), seed=1)
+
+    assert again.json()["id"] == first.json()["id"]
+    assert len(await job_ids(app, auth)) == 1
 
 
 async def test_a_claim_abandoned_by_a_dead_request_is_taken_over(app, client, auth):

@@ -4,10 +4,11 @@ from app.jobs.kinds.base import KindRunner
 from app.jobs.kinds.edit import EditRunner, VariantsRunner
 from app.jobs.kinds.export import ExportRunner
 from app.jobs.kinds.generate import GenerateRunner
+from app.models import JobKind
 
-KINDS: dict[str, type[KindRunner]] = {
-    "generate": GenerateRunner,
-    "edit": EditRunner,
-    "variants": VariantsRunner,
-    "export": ExportRunner,
+KINDS: dict[JobKind, type[KindRunner]] = {
+    JobKind.GENERATE: GenerateRunner,
+    JobKind.EDIT: EditRunner,
+    JobKind.VARIANTS: VariantsRunner,
+    JobKind.EXPORT: ExportRunner,
 }

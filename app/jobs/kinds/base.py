@@ -1,32 +1,18 @@
-"""What every job kind shares: the output it hands to the task body, and how it calls a model
-with the request's fallbacks."""
+"""What every job kind shares: the runner the task body drives, and how it calls a model with
+the request's fallbacks."""
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import update
 
 from app.errors import ProviderError
-from app.imaging.codecs import ImageInfo
-from app.jobs.context import TaskContext
 from app.models import Job
 from app.providers.base import GenerateResult, ModelSpec, Provider
+from app.runtime.context import TaskContext
+from app.services.assets import Output
 from app.services.prompting import replan_with_llm
-
-
-@dataclass
-class Output:
-    """One finished output of a job: encoded bytes, the seed that makes it again, the assets
-    it was made from as (asset id, role), and facts for the job record (model, latency_ms,
-    cost_usd and the kind's own)."""
-
-    encoded: tuple[bytes, ImageInfo]
-    seed: int | None = None
-    source: str = "generated"
-    parents: tuple[tuple[str, str], ...] = ()
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 class KindRunner:
@@ -55,9 +41,7 @@ class KindRunner:
         self.request = self.request | fields | {"llm_planned": True}
         async with self.context.sessionmaker() as session:
             await session.execute(
-                update(Job)
-                .where(Job.id == self.job.id, Job.attempts == self.job.attempts)
-                .values(request=self.request)
+                update(Job).where(Job.held_by(self.job)).values(request=self.request)
             )
             await session.commit()
 

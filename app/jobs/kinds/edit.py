@@ -5,11 +5,11 @@ model, so output i of each model is directly comparable."""
 from sqlalchemy import select
 
 from app.errors import NotFound
-from app.imaging.geometry import generation_size
-from app.jobs.kinds.base import KindRunner, Output, call_with_fallbacks
+from app.jobs.kinds.base import KindRunner, call_with_fallbacks
 from app.jobs.kinds.generate import finish_image, model_chain, output_seed
 from app.models import Asset
 from app.providers.base import EditCall, GenerateResult, InputImage, ModelSpec, Provider, Reference
+from app.services.assets import Output
 
 
 class EditRunner(KindRunner):
@@ -56,7 +56,7 @@ class EditRunner(KindRunner):
         seed = output_seed(request["seed"], position)
 
         async def call(provider: Provider, spec: ModelSpec) -> GenerateResult:
-            width, height = generation_size(spec.capabilities, request["width"], request["height"])
+            width, height = spec.capabilities.generation_size(request["width"], request["height"])
             return await provider.edit(
                 EditCall(
                     model=spec.name,

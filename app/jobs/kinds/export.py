@@ -18,9 +18,9 @@ from app.imaging.export import (
     PreparedExport,
     prepare_export,
 )
-from app.jobs.context import TaskContext
 from app.jobs.kinds.base import KindRunner, Output
 from app.models import Asset, Job
+from app.runtime.context import TaskContext
 
 BUNDLE_FORMAT = "zip"
 FILE_EXTENSIONS = {"jpeg": "jpg"}

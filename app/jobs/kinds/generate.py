@@ -6,10 +6,11 @@ import asyncio
 from PIL import Image
 
 from app.imaging.codecs import ImageInfo, encode
-from app.imaging.geometry import fit_exact, fit_kind, generation_size
-from app.jobs.kinds.base import KindRunner, Output, call_with_fallbacks
+from app.imaging.geometry import fit_exact, fit_kind
+from app.jobs.kinds.base import KindRunner, call_with_fallbacks
 from app.models import Job
 from app.providers.base import GenerateCall, GenerateResult, ModelSpec, Provider
+from app.services.assets import Output
 
 
 def output_seed(seed: int, index: int) -> int:
@@ -44,7 +45,7 @@ class GenerateRunner(KindRunner):
         seed = output_seed(request["seed"], index)
 
         async def call(provider: Provider, spec: ModelSpec) -> GenerateResult:
-            width, height = generation_size(spec.capabilities, request["width"], request["height"])
+            width, height = spec.capabilities.generation_size(request["width"], request["height"])
             return await provider.generate(
                 GenerateCall(
                     model=spec.name,

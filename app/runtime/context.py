@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
-from app.jobs.progress import Broadcaster, LocalBroadcaster, broadcast_event, open_broadcaster
 from app.providers.registry import ProviderRegistry, create_registry
+from app.runtime.progress import Broadcaster, LocalBroadcaster, broadcast_event, open_broadcaster
 from app.storage import LocalStorage
 
 
@@ -23,9 +23,9 @@ class TaskContext:
     sessionmaker: async_sessionmaker[AsyncSession]
     storage: LocalStorage
     registry: ProviderRegistry
-    # Called on every job event as listener(context, job, event, data); see app.jobs.events.
+    # Called on every job event as listener(context, job, event, data); see app.runtime.events.
     listeners: list[Callable[..., Awaitable[Any]]] = field(default_factory=list)
-    # Carries job events to live-progress streams; see app.jobs.progress.
+    # Carries job events to live-progress streams; see app.runtime.progress.
     broadcaster: Broadcaster = field(default_factory=LocalBroadcaster)
 
 

@@ -5,8 +5,8 @@ logged and never fails the job."""
 import logging
 from typing import Any
 
-from app.jobs.context import TaskContext
 from app.models import Job
+from app.runtime.context import TaskContext
 
 logger = logging.getLogger(__name__)
 

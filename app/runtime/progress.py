@@ -21,8 +21,8 @@ from redis.asyncio.connection import AbstractConnection
 from app.config import Settings
 
 if TYPE_CHECKING:
-    from app.jobs.context import TaskContext
     from app.models import Job
+    from app.runtime.context import TaskContext
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,85 @@
+"""Generate jobs: a brief checked against the model and its fallbacks, and resolved to the
+exact output size, seed and planned prompt the job runs with."""
+
+import secrets
+from typing import Any
+
+from app import schemas
+from app.errors import InvalidInput
+from app.imaging.geometry import output_size
+from app.models import JobKind
+from app.providers.base import ModelSpec
+from app.providers.registry import ProviderRegistry
+from app.schemas import parse_aspect_ratio, parse_size
+from app.services.prompting import plan_prompt
+from app.services.submission import Kind, Submitter
+
+
+async def normalize(submitter: Submitter, body: schemas.GenerateRequest) -> dict[str, Any]:
+    """Resolve the model, refuse what it or a fallback cannot make, and normalize."""
+    registry = submitter.registry
+    _, spec = registry.resolve(body.model or submitter.settings.default_model)
+    check_fallbacks(registry, body, spec)
+    return normalize_generate(body, spec)
+
+
+def normalize_generate(body: schemas.GenerateRequest, spec: ModelSpec) -> dict[str, Any]:
+    """The request as the job runs it: model, exact output size and seed resolved."""
+    capabilities = spec.capabilities
+    check_model_can_make(spec, body.n, body.output_format)
+    size = parse_size(body.size) if body.size else None
+    aspect = parse_aspect_ratio(body.aspect_ratio) if body.aspect_ratio else None
+    if aspect and aspect[0] * aspect[1] > capabilities.default_area:
+        raise InvalidInput(
+            f"Aspect ratio {body.aspect_ratio} is too fine to hold exactly at {spec.id}'s "
+            "default size; give an exact `size` instead."
+        )
+    width, height = output_size(size, aspect, capabilities.default_area)
+    return {
+        "model": spec.id,
+        "n": body.n,
+        "width": width,
+        "height": height,
+        "aspect_ratio": body.aspect_ratio,
+        "size": f"{width}x{height}",
+        "output_format": body.output_format,
+        "seed": body.seed if body.seed is not None else secrets.randbelow(schemas.MAX_SEED + 1),
+        "fallback_models": list(body.fallback_models),
+        **body.webhook_fields(),
+    } | plan_prompt(
+        body.prompt,
+        spec,
+        optimize=body.optimize,
+        style=body.style,
+        aspect_ratio=aspect or (width, height),
+        keep=(),
+        negative_prompt=body.negative_prompt,
+        is_edit=False,
+    )
+
+
+def check_model_can_make(spec: ModelSpec, n: int, output_format: str) -> None:
+    """InvalidInput unless the model can make `n` images per job in `output_format`."""
+    capabilities = spec.capabilities
+    if n > capabilities.max_n:
+        raise InvalidInput(f"{spec.id} makes at most {capabilities.max_n} images per job.")
+    if output_format not in capabilities.output_formats:
+        raise InvalidInput(f"{spec.id} cannot output {output_format}.")
+
+
+def check_fallbacks(
+    registry: ProviderRegistry, body: schemas.GenerateRequest, primary: ModelSpec
+) -> None:
+    """Refuse at submission, not mid-job, a fallback model that is unknown or not configured
+    here (ModelUnavailable), named twice or the same as the model, or unable to make the
+    request (InvalidInput)."""
+    seen = {primary.id}
+    for model_id in body.fallback_models:
+        _, spec = registry.resolve(model_id)
+        if spec.id in seen:
+            raise InvalidInput(f"fallback_models names {spec.id} twice or as the model itself.")
+        seen.add(spec.id)
+        check_model_can_make(spec, body.n, body.output_format)
+
+
+GENERATE = Kind(JobKind.GENERATE, schemas.GenerateRequest, normalize)

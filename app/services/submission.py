@@ -1,0 +1,192 @@
+"""The one submission pipeline. A job kind is declared once (its name, request schema and how a
+request becomes the normalized request its runner reads); `submit_job` then does the same steps
+for every kind, from the JSON routes and the OpenAI-compatible ones alike: tell a retry from a
+new request, check the webhook URL, normalize, record, commit, queue, and wait when asked."""
+
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.db import database_now
+from app.errors import Conflict, IdempotencyKeyReused
+from app.fetcher import check_url
+from app.ids import new_id
+from app.models import Job, JobEvent, JobKind, JobStatus
+from app.providers.registry import ProviderRegistry
+from app.runtime.context import TaskContext
+from app.runtime.events import publish
+from app.runtime.queue import JobQueue
+from app.schemas.webhooks import WebhookOptions
+from app.services.jobs import wait_for_job
+from app.storage import LocalStorage
+
+logger = logging.getLogger(__name__)
+
+RequestT = TypeVar("RequestT", bound=BaseModel)
+
+
+@dataclass
+class Submitter:
+    """Who submits, in which transaction, to which process's runtime."""
+
+    session: AsyncSession
+    tenant_id: str
+    context: TaskContext
+    queue: JobQueue
+
+    @property
+    def settings(self) -> Settings:
+        """The process's settings."""
+        return self.context.settings
+
+    @property
+    def registry(self) -> ProviderRegistry:
+        """The models this process can call."""
+        return self.context.registry
+
+    @property
+    def storage(self) -> LocalStorage:
+        """Where input images are stored."""
+        return self.context.storage
+
+
+@dataclass(frozen=True)
+class Kind(Generic[RequestT]):
+    """A job kind: its name, the request it takes, and `normalize`, which checks the request
+    against the models and the tenant's assets and returns what the runner reads (the model,
+    exact sizes, seeds, the planned prompt). A bad request raises its 4xx error there."""
+
+    name: JobKind
+    request: type[RequestT]
+    normalize: Callable[[Submitter, RequestT], Awaitable[dict[str, Any]]]
+
+
+async def submit_job(
+    submitter: Submitter,
+    kind: Kind[RequestT],
+    body: RequestT,
+    idempotency_key: str | None,
+    wait_seconds: float = 0,
+) -> tuple[Job, bool]:
+    """Create and queue a job of `kind` for `body`, or find the one this Idempotency-Key made
+    for the same request within the key's lifetime; commits. Waits up to `wait_seconds` for it
+    to finish. The job as it then is, and whether this call created it."""
+    session, tenant_id = submitter.session, submitter.tenant_id
+    fingerprint = request_hash(kind.name, body)
+    lifetime = timedelta(seconds=submitter.settings.idempotency_key_seconds)
+    job = await find_replay(session, tenant_id, idempotency_key, fingerprint, lifetime)
+    created = job is None
+    if job is None:
+        webhook_url = getattr(body, "webhook_url", None)
+        # Checked before any input is fetched or stored, so a refused request leaves nothing.
+        if webhook_url:
+            await check_url(webhook_url, submitter.settings.url_policy)
+        request = await kind.normalize(submitter, body)
+        if isinstance(body, WebhookOptions):
+            request |= body.webhook_fields()
+        metadata = getattr(body, "metadata", None)
+        job = await add_job(
+            session, tenant_id, kind.name, request, metadata, idempotency_key, fingerprint
+        )
+    await session.commit()
+    if created:
+        await start(submitter.context, submitter.queue, job)
+    if wait_seconds > 0:
+        sessionmaker = submitter.context.sessionmaker
+        job = await wait_for_job(sessionmaker, tenant_id, job.id, wait_seconds)
+    return job, created
+
+
+def request_hash(kind: str, body: BaseModel) -> str:
+    """A fingerprint of the request as sent, to tell a retry from a different request."""
+    document = {"kind": kind, "body": body.model_dump(mode="json")}
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def find_replay(
+    session: AsyncSession,
+    tenant_id: str,
+    idempotency_key: str | None,
+    fingerprint: str,
+    lifetime: timedelta,
+) -> Job | None:
+    """The job this Idempotency-Key made for the same request within `lifetime`;
+    IdempotencyKeyReused if it made one for another request; None for a new key, an expired
+    one (released here, so it may name a new request), or none at all."""
+    if not idempotency_key:
+        return None
+    existing = await session.scalar(
+        select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == idempotency_key)
+    )
+    if existing is None:
+        return None
+    if existing.created_at <= await database_now(session) - lifetime:
+        existing.idempotency_key = None
+        await session.flush()
+        return None
+    if existing.request_hash != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was used with a different request body; use a new key."
+        )
+    return existing
+
+
+async def add_job(
+    session: AsyncSession,
+    tenant_id: str,
+    kind: JobKind,
+    request: dict[str, Any],
+    metadata: dict[str, Any] | None,
+    idempotency_key: str | None,
+    fingerprint: str,
+) -> Job:
+    """Add a queued job for a normalized request and flush it; Conflict when a concurrent
+    request with the same Idempotency-Key got there first. The caller commits."""
+    now = await database_now(session)
+    job = Job(
+        id=new_id("job"),
+        tenant_id=tenant_id,
+        kind=kind,
+        status=JobStatus.QUEUED,
+        model=request["model"],
+        request=request,
+        caller_metadata=metadata,
+        idempotency_key=idempotency_key,
+        request_hash=fingerprint,
+        created_at=now,
+        attempts=0,
+        dispatches=1,
+        dispatched_at=now,
+    )
+    session.add(job)
+    try:
+        # On Postgres a concurrent insert of the same key waits here for the other to commit.
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("A request with this Idempotency-Key is already in progress.") from exc
+    return job
+
+
+async def start(context: TaskContext, queue: JobQueue, job: Job) -> None:
+    """Announce a new, committed job (job.queued) and send it to the queue."""
+    await publish(context, job, JobEvent.QUEUED)
+    await dispatch(queue, job.id, 1)
+
+
+async def dispatch(queue: JobQueue, job_id: str, number: int) -> None:
+    """Send a committed job to the queue; if that fails the sweeper sends it later."""
+    try:
+        await queue.enqueue(job_id, number)
+    except Exception:
+        logger.exception("could not enqueue job %s; the sweeper will retry", job_id)
