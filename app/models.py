@@ -50,7 +50,7 @@ class JobKind(StrEnum):
     EXPORT = "export"
 
 
-class JobEvent(StrEnum):
+class JobEventType(StrEnum):
     """A job's lifecycle events, told to live streams and webhooks."""
 
     QUEUED = "queued"

@@ -1,8 +1,23 @@
-"""Aspect and size math: the exact output size and how a made image fits it."""
+"""Aspect and size math: parsing `W:H` and `WxH`, the exact output size, and how a made
+image fits it."""
 
-from math import isqrt
+from math import gcd, isqrt
 
 from PIL import Image
+
+
+def parse_aspect_ratio(value: str) -> tuple[int, int]:
+    """`"16:9"` -> (16, 9), reduced to lowest terms."""
+    width_part, _, height_part = value.partition(":")
+    width, height = int(width_part), int(height_part)
+    divisor = gcd(width, height)
+    return width // divisor, height // divisor
+
+
+def parse_size(value: str) -> tuple[int, int]:
+    """`"1024x768"` -> (1024, 768)."""
+    width_part, _, height_part = value.lower().partition("x")
+    return int(width_part), int(height_part)
 
 
 def output_size(

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from app.db import database_now
 from app.errors import DarkroomError, problem
 from app.jobs.kinds import KINDS
-from app.models import Asset, Job, JobEvent, JobStatus
+from app.models import Asset, Job, JobEventType, JobStatus
 from app.runtime.context import TaskContext
 from app.runtime.events import publish
 from app.services.assets import record_output
@@ -32,7 +32,7 @@ async def run_job(context: TaskContext, job_id: str) -> None:
     job = await claim(context, job_id)
     if job is None:
         return
-    await publish(context, job, JobEvent.STARTED)
+    await publish(context, job, JobEventType.STARTED)
     deadline = asyncio.timeout(context.settings.job_timeout_seconds)
     try:
         async with deadline, keep_lease(context, job) as lease:
@@ -155,7 +155,7 @@ async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> tuple
             await record_output(session, context.storage, job, index, output)
             await session.commit()
         done.add(index)
-        await publish(context, job, JobEvent.PROGRESS, {"completed": len(done), "total": total})
+        await publish(context, job, JobEventType.PROGRESS, {"completed": len(done), "total": total})
     return await _totals(context, job)
 
 

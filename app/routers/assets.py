@@ -5,12 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from starlette.datastructures import UploadFile
 
-from app import schemas
 from app.db import Session
 from app.deps import AppSettings, BearerCredentials, IdempotencyKey, Storage, Tenant, get_tenant
 from app.errors import InvalidInput
 from app.imaging.codecs import MEDIA_TYPES
 from app.routers import problems
+from app.schemas.assets import Asset, AssetList
 from app.schemas.signed_urls import SignedUrl, SignedUrlRequest
 from app.services import assets, signing
 
@@ -62,7 +62,7 @@ async def read_upload(request: Request) -> bytes:
     operation_id="upload_asset",
     summary="Upload an image",
     status_code=201,
-    response_model=schemas.Asset,
+    response_model=Asset,
     responses=problems(400, 401, 413, 415, 422),
     openapi_extra={"requestBody": UPLOAD_BODY},
 )
@@ -74,7 +74,7 @@ async def upload_asset(
     storage: Storage,
     settings: AppSettings,
     idempotency_key: IdempotencyKey = None,
-) -> schemas.Asset:
+) -> Asset:
     """Store an image for later jobs. The format is read from the bytes, never the name."""
     data = await read_upload(request)
     asset = await assets.create_upload(session, storage, tenant, data, settings.max_image_pixels)
@@ -87,10 +87,10 @@ async def upload_asset(
     "/{asset_id}",
     operation_id="get_asset",
     summary="Get an asset",
-    response_model=schemas.Asset,
+    response_model=Asset,
     responses=problems(401, 404),
 )
-async def get_asset(asset_id: str, session: Session, tenant: Tenant) -> schemas.Asset:
+async def get_asset(asset_id: str, session: Session, tenant: Tenant) -> Asset:
     """The asset's facts and parents."""
     return await assets.asset_view(session, await assets.get_asset(session, tenant, asset_id))
 
@@ -99,14 +99,14 @@ async def get_asset(asset_id: str, session: Session, tenant: Tenant) -> schemas.
     "/{asset_id}/lineage",
     operation_id="get_asset_lineage",
     summary="Get an asset's ancestry",
-    response_model=schemas.AssetList,
+    response_model=AssetList,
     responses=problems(401, 404),
 )
-async def get_asset_lineage(asset_id: str, session: Session, tenant: Tenant) -> schemas.AssetList:
+async def get_asset_lineage(asset_id: str, session: Session, tenant: Tenant) -> AssetList:
     """Every asset this one was made from, directly or through others (sources, masks,
     references, the outputs they came from), oldest first, ending with the asset itself."""
     asset = await assets.get_asset(session, tenant, asset_id)
-    return schemas.AssetList(data=await assets.lineage(session, asset))
+    return AssetList(data=await assets.lineage(session, asset))
 
 
 @router.get(

@@ -3,11 +3,11 @@ side-by-side model comparison."""
 
 from fastapi import APIRouter
 
-from app import schemas
 from app.deps import IdempotencyKey
 from app.routers import problems
 from app.routers.submission import FINISHED_RESPONSE, Submission
 from app.schemas.edit import EditRequest, VariantsRequest
+from app.schemas.jobs import Job
 from app.services import edits
 
 router = APIRouter(prefix="/v1", tags=["edit"])
@@ -18,14 +18,14 @@ router = APIRouter(prefix="/v1", tags=["edit"])
     operation_id="edit_image",
     summary="Edit an image",
     status_code=202,
-    response_model=schemas.Job,
+    response_model=Job,
     responses=FINISHED_RESPONSE | problems(400, 401, 404, 409, 413, 415, 422),
 )
 async def edit_image(
     body: EditRequest,
     submission: Submission,
     idempotency_key: IdempotencyKey = None,
-) -> schemas.Job:
+) -> Job:
     """Queue an edit of `image`: change what the prompt asks, only where the mask's fully
     transparent pixels allow, keeping what `keep` names, steered by reference images. Every
     input given by URL or base64 is validated and stored as a `reference` asset, and each
@@ -38,14 +38,14 @@ async def edit_image(
     operation_id="create_variants",
     summary="Make variants of an image",
     status_code=202,
-    response_model=schemas.Job,
+    response_model=Job,
     responses=FINISHED_RESPONSE | problems(400, 401, 404, 409, 413, 422),
 )
 async def create_variants(
     body: VariantsRequest,
     submission: Submission,
     idempotency_key: IdempotencyKey = None,
-) -> schemas.Job:
+) -> Job:
     """Queue `n` variants of an asset or of a job's output, on one model or on several side by
     side. The finished job groups its outputs by model with each model's latency and cost;
     every output keeps its seed, so a later request with that seed and `n: 1` makes it again."""

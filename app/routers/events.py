@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 from app.db import Session
 from app.deps import AppSettings, Context, Sessionmaker, Tenant
 from app.errors import ServiceUnavailable, TooManyStreams
+from app.models import JobEventType, JobStatus
 from app.routers import problems
 from app.runtime.progress import Broadcaster, Subscription
 from app.schemas.events import JobEvent
@@ -26,13 +27,22 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 EVENT_STREAM = "text/event-stream"
 HEARTBEAT = ": heartbeat\n\n"
-FINAL_EVENTS = frozenset({"succeeded", "failed", "canceled"})
+FINAL_EVENTS = frozenset({JobEventType.SUCCEEDED, JobEventType.FAILED, JobEventType.CANCELED})
 # The status a job is in after each event, and the event that announces a stored status.
-EVENT_STATUS = {"queued": "queued", "started": "running", "progress": "running"}
-STATUS_EVENT = {"queued": "queued", "running": "started"}
+EVENT_STATUS = {
+    JobEventType.QUEUED: JobStatus.QUEUED,
+    JobEventType.STARTED: JobStatus.RUNNING,
+    JobEventType.PROGRESS: JobStatus.RUNNING,
+}
+STATUS_EVENT = {JobStatus.QUEUED: JobEventType.QUEUED, JobStatus.RUNNING: JobEventType.STARTED}
 # Events only move forward: a repeat or a step back (a re-run job's second `started`, an event
 # that was also read from the database) is not sent again.
-EVENT_RANK = {"queued": 0, "started": 1, "progress": 2, "succeeded": 3, "failed": 3, "canceled": 3}
+EVENT_RANK = {
+    JobEventType.QUEUED: 0,
+    JobEventType.STARTED: 1,
+    JobEventType.PROGRESS: 2,
+    **dict.fromkeys(FINAL_EVENTS, 3),
+}
 
 STREAM_EXAMPLE = (
     'event: progress\nid: 3\ndata: {"job_id": "job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P", '

@@ -5,8 +5,8 @@ from fastapi import APIRouter
 from app.deps import IdempotencyKey, Tenant
 from app.routers import problems
 from app.routers.submission import FINISHED_RESPONSE, Submission
-from app.schemas import Job
 from app.schemas.export import ExportPresetList, ExportRequest
+from app.schemas.jobs import Job
 from app.services import export
 
 router = APIRouter(prefix="/v1/export", tags=["export"])

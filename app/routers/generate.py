@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter
 
-from app import schemas
 from app.deps import IdempotencyKey
 from app.routers import problems
 from app.routers.submission import FINISHED_RESPONSE, Submission
+from app.schemas.generate import GenerateRequest
+from app.schemas.jobs import Job
 from app.services.generate import GENERATE
 
 router = APIRouter(prefix="/v1", tags=["generate"])
@@ -16,14 +17,14 @@ router = APIRouter(prefix="/v1", tags=["generate"])
     operation_id="generate_image",
     summary="Generate images from a brief",
     status_code=202,
-    response_model=schemas.Job,
+    response_model=Job,
     responses=FINISHED_RESPONSE | problems(400, 401, 409, 413, 422),
 )
 async def generate_image(
-    body: schemas.GenerateRequest,
+    body: GenerateRequest,
     submission: Submission,
     idempotency_key: IdempotencyKey = None,
-) -> schemas.Job:
+) -> Job:
     """Queue a generate job. Answers 202 with the job and its Location; with `Prefer: wait=N`
     answers 200 with the finished job if it finishes within N seconds."""
     return await submission.submit(GENERATE, body, idempotency_key)

@@ -5,30 +5,30 @@ import asyncio
 from fastapi import APIRouter
 from sqlalchemy import text
 
-from app import schemas
 from app.db import Session
 from app.deps import Queue
 from app.errors import ServiceUnavailable
 from app.routers import problems
+from app.schemas.common import Health
 
 router = APIRouter(tags=["health"])
 READY_TIMEOUT_SECONDS = 3
 
 
-@router.get("/healthz", operation_id="healthz", summary="Liveness", response_model=schemas.Health)
-async def healthz() -> schemas.Health:
+@router.get("/healthz", operation_id="healthz", summary="Liveness", response_model=Health)
+async def healthz() -> Health:
     """The process is up."""
-    return schemas.Health()
+    return Health()
 
 
 @router.get(
     "/readyz",
     operation_id="readyz",
     summary="Readiness",
-    response_model=schemas.Health,
+    response_model=Health,
     responses=problems(503),
 )
-async def readyz(session: Session, queue: Queue) -> schemas.Health:
+async def readyz(session: Session, queue: Queue) -> Health:
     """The database and the queue answer; 503 problem+json naming what does not."""
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
@@ -40,4 +40,4 @@ async def readyz(session: Session, queue: Queue) -> schemas.Health:
             await queue.ping()
     except Exception as exc:
         raise ServiceUnavailable("The job queue is not reachable.") from exc
-    return schemas.Health(checks={"database": "ok", "queue": "ok"})
+    return Health(checks={"database": "ok", "queue": "ok"})

@@ -4,10 +4,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app import schemas
 from app.db import Session
 from app.deps import Context, Tenant
+from app.models import JobStatus
 from app.routers import problems
+from app.schemas.jobs import Job, JobPage
 from app.services import jobs
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -17,10 +18,10 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
     "/{job_id}",
     operation_id="get_job",
     summary="Get a job",
-    response_model=schemas.Job,
+    response_model=Job,
     responses=problems(401, 404),
 )
-async def get_job(job_id: str, session: Session, tenant: Tenant) -> schemas.Job:
+async def get_job(job_id: str, session: Session, tenant: Tenant) -> Job:
     """The job with its status, outputs or error, and timings."""
     return await jobs.job_view(session, await jobs.get_job(session, tenant, job_id))
 
@@ -29,20 +30,18 @@ async def get_job(job_id: str, session: Session, tenant: Tenant) -> schemas.Job:
     "",
     operation_id="list_jobs",
     summary="List jobs",
-    response_model=schemas.JobPage,
+    response_model=JobPage,
     responses=problems(401, 422),
 )
 async def list_jobs(
     session: Session,
     tenant: Tenant,
-    status: Annotated[
-        schemas.JobStatus | None, Query(description="Only jobs in this status.")
-    ] = None,
+    status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
     cursor: Annotated[
         str | None, Query(max_length=64, description="`next_cursor` of the previous page.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="Jobs per page.")] = 20,
-) -> schemas.JobPage:
+) -> JobPage:
     """The tenant's jobs, newest first, a page at a time."""
     return await jobs.list_jobs(session, tenant, status, cursor, limit)
 
@@ -51,12 +50,10 @@ async def list_jobs(
     "/{job_id}/cancel",
     operation_id="cancel_job",
     summary="Cancel a job",
-    response_model=schemas.Job,
+    response_model=Job,
     responses=problems(401, 404, 409),
 )
-async def cancel_job(
-    job_id: str, session: Session, tenant: Tenant, context: Context
-) -> schemas.Job:
+async def cancel_job(job_id: str, session: Session, tenant: Tenant, context: Context) -> Job:
     """Cancel a queued or running job; a finished job answers 409."""
     job = await jobs.cancel_job(session, context, tenant, job_id)
     return await jobs.job_view(session, job)

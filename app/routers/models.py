@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter
 
-from app import schemas
 from app.db import Session
 from app.deps import Registry, Tenant
 from app.routers import problems
+from app.schemas.catalog import ModelList
 from app.services import catalog
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -15,10 +15,10 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
     "",
     operation_id="list_models",
     summary="List models",
-    response_model=schemas.ModelList,
+    response_model=ModelList,
     responses=problems(401),
 )
-async def list_models(session: Session, registry: Registry, tenant: Tenant) -> schemas.ModelList:
+async def list_models(session: Session, registry: Registry, tenant: Tenant) -> ModelList:
     """Every model this server knows: whether it is available here, what it can do, its price,
     and its median latency over this installation's recent outputs."""
     return await catalog.list_models(session, registry)

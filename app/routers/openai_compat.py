@@ -26,7 +26,13 @@ from app.deps import AppSettings, Context, IdempotencyKey, Queue, Tenant
 from app.errors import DarkroomError
 from app.models import Asset
 from app.routers import problems
-from app.schemas import openai_compat as oa
+from app.schemas.openai_compat import (
+    ImageEditFields,
+    ImageGenerationRequest,
+    ImagesResponse,
+    ImageVariationFields,
+    OpenAIError,
+)
 from app.services import edits
 from app.services import openai_compat as service
 from app.services.generate import GENERATE
@@ -55,7 +61,7 @@ _ERROR_DESCRIPTIONS = {
 def openai_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for these statuses, in OpenAI's error shape."""
     return {
-        status: {"description": _ERROR_DESCRIPTIONS[status], "model": oa.OpenAIError}
+        status: {"description": _ERROR_DESCRIPTIONS[status], "model": OpenAIError}
         for status in statuses
     }
 
@@ -122,7 +128,7 @@ class ImagesCallServices:
         idempotency_key: str | None,
         response_format: str | None,
         quality: str | None,
-    ) -> oa.ImagesResponse:
+    ) -> ImagesResponse:
         """Submit the job, wait for its end, and answer with its images."""
         job, _ = await submit_job(
             self.submitter, kind, body, idempotency_key, self.settings.max_wait_seconds
@@ -158,15 +164,15 @@ ImagesCall = Annotated[ImagesCallServices, Depends()]
     "/generations",
     operation_id="create_image",
     summary="Generate images (OpenAI-compatible)",
-    response_model=oa.ImagesResponse,
+    response_model=ImagesResponse,
     response_model_exclude_none=True,
     responses=openai_errors(400, 401, 404, 409, 429, 500, 503) | TOO_LARGE,
 )
 async def create_image(
-    body: oa.ImageGenerationRequest,
+    body: ImageGenerationRequest,
     call: ImagesCall,
     idempotency_key: IdempotencyKey = None,
-) -> oa.ImagesResponse:
+) -> ImagesResponse:
     """OpenAI's `images.generate`: runs a Darkroom generate job and answers when it is done.
     `model` takes Darkroom ids (`local/draft`) or bare OpenAI names (`gpt-image-2` means
     `openai/gpt-image-2` when served here, else the default model). Errors are OpenAI's error
@@ -216,7 +222,7 @@ def multipart_body(fields: type[BaseModel], files: dict[str, dict[str, Any]]) ->
 
 IMAGE_FILE = {"type": "string", "format": "binary"}
 EDIT_BODY = multipart_body(
-    oa.ImageEditFields,
+    ImageEditFields,
     {
         "image": {
             "type": "array",
@@ -234,7 +240,7 @@ EDIT_BODY = multipart_body(
     },
 )
 VARIATION_BODY = multipart_body(
-    oa.ImageVariationFields,
+    ImageVariationFields,
     {"image": IMAGE_FILE | {"description": "The image to vary.", "required": True}},
 )
 
@@ -243,18 +249,18 @@ VARIATION_BODY = multipart_body(
     "/edits",
     operation_id="create_image_edit",
     summary="Edit images (OpenAI-compatible)",
-    response_model=oa.ImagesResponse,
+    response_model=ImagesResponse,
     response_model_exclude_none=True,
     responses=openai_errors(400, 401, 404, 409, 429, 500, 503) | TOO_LARGE,
     openapi_extra={"requestBody": EDIT_BODY},
 )
 async def create_image_edit(
     request: Request, call: ImagesCall, idempotency_key: IdempotencyKey = None
-) -> oa.ImagesResponse:
+) -> ImagesResponse:
     """OpenAI's `images.edit` (multipart): the images and mask are stored as your assets, then
     a Darkroom edit job runs and the call answers when it is done."""
     parts = await read_multipart(request, ("image", "image[]", "mask"))
-    fields = service.parse_fields(oa.ImageEditFields, parts.fields)
+    fields = service.parse_fields(ImageEditFields, parts.fields)
     images = parts.files["image"] + parts.files["image[]"]
     if not images:
         raise OpenAICompatError(
@@ -278,18 +284,18 @@ async def create_image_edit(
     "/variations",
     operation_id="create_image_variation",
     summary="Make variations of an image (OpenAI-compatible)",
-    response_model=oa.ImagesResponse,
+    response_model=ImagesResponse,
     response_model_exclude_none=True,
     responses=openai_errors(400, 401, 404, 409, 429, 500, 503) | TOO_LARGE,
     openapi_extra={"requestBody": VARIATION_BODY},
 )
 async def create_image_variation(
     request: Request, call: ImagesCall, idempotency_key: IdempotencyKey = None
-) -> oa.ImagesResponse:
+) -> ImagesResponse:
     """OpenAI's `images.create_variation` (multipart): the image is stored as your asset, then
     a Darkroom variants job makes `n` variants of it at its own size."""
     parts = await read_multipart(request, ("image",))
-    fields = service.parse_fields(oa.ImageVariationFields, parts.fields)
+    fields = service.parse_fields(ImageVariationFields, parts.fields)
     if len(parts.files["image"]) != 1:
         raise OpenAICompatError(
             400, "Send exactly one 'image' file part.", "image", "missing_required_parameter"

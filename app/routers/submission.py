@@ -6,19 +6,17 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Response
 from pydantic import BaseModel
 
-from app import schemas
 from app.db import Session
 from app.deps import AppSettings, Context, Prefer, Queue, Tenant
 from app.models import FINAL_STATUSES
+from app.schemas.jobs import Job
 from app.services import jobs
 from app.services.submission import Kind, Submitter, submit_job
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
 
 # Responses every job-creating route documents besides its 202.
-FINISHED_RESPONSE = {
-    200: {"description": "The job finished within `Prefer: wait`.", "model": schemas.Job}
-}
+FINISHED_RESPONSE = {200: {"description": "The job finished within `Prefer: wait`.", "model": Job}}
 
 
 class JobSubmission:
@@ -40,7 +38,7 @@ class JobSubmission:
 
     async def submit(
         self, kind: Kind[RequestT], body: RequestT, idempotency_key: str | None
-    ) -> schemas.Job:
+    ) -> Job:
         """Submit the job. Answers 202 with the job and its Location, or 200 with the finished
         job if it finishes within `Prefer: wait=N`."""
         job, _ = await submit_job(self.submitter, kind, body, idempotency_key, self.wait)

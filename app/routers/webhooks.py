@@ -11,7 +11,18 @@ from app.db import Session
 from app.deps import AppSettings, Tenant
 from app.models import WebhookDelivery
 from app.routers import problems
-from app.schemas import webhooks as schemas
+from app.schemas.webhooks import (
+    WebhookDelivery as WebhookDeliverySchema,
+)
+from app.schemas.webhooks import (
+    WebhookDeliveryPage,
+    WebhookEndpoint,
+    WebhookEndpointCreate,
+    WebhookEndpointCreated,
+    WebhookEndpointPage,
+    WebhookEndpointUpdate,
+    WebhookSigningSecret,
+)
 from app.webhooks import service as webhooks
 
 # Full paths: the routes of one job's deliveries live under /v1/jobs.
@@ -31,16 +42,16 @@ JobId = Annotated[
     operation_id="create_webhook_endpoint",
     summary="Register a webhook endpoint",
     status_code=201,
-    response_model=schemas.WebhookEndpointCreated,
+    response_model=WebhookEndpointCreated,
     responses=problems(401, 422),
 )
 async def create_webhook_endpoint(
-    body: schemas.WebhookEndpointCreate,
+    body: WebhookEndpointCreate,
     response: Response,
     session: Session,
     tenant: Tenant,
     settings: AppSettings,
-) -> schemas.WebhookEndpointCreated:
+) -> WebhookEndpointCreated:
     """Send the tenant's job events to a URL. The answer carries the endpoint's signing secret,
     shown only this once; a URL that resolves to a private or loopback address is refused."""
     endpoint = await webhooks.create_endpoint(session, settings.url_policy, tenant, body)
@@ -53,12 +64,12 @@ async def create_webhook_endpoint(
     "/v1/webhooks",
     operation_id="list_webhook_endpoints",
     summary="List webhook endpoints",
-    response_model=schemas.WebhookEndpointPage,
+    response_model=WebhookEndpointPage,
     responses=problems(401, 422),
 )
 async def list_webhook_endpoints(
     session: Session, tenant: Tenant, cursor: Cursor = None, limit: Limit = 20
-) -> schemas.WebhookEndpointPage:
+) -> WebhookEndpointPage:
     """The tenant's endpoints, newest first, a page at a time."""
     return await webhooks.list_endpoints(session, tenant, cursor, limit)
 
@@ -67,29 +78,27 @@ async def list_webhook_endpoints(
     "/v1/webhooks/signing-secret",
     operation_id="get_webhook_signing_secret",
     summary="Get the default webhook signing secret",
-    response_model=schemas.WebhookSigningSecret,
+    response_model=WebhookSigningSecret,
     responses=problems(401),
 )
-async def get_webhook_signing_secret(
-    session: Session, tenant: Tenant
-) -> schemas.WebhookSigningSecret:
+async def get_webhook_signing_secret(session: Session, tenant: Tenant) -> WebhookSigningSecret:
     """The secret that signs deliveries to a request's own `webhook_url` (registered endpoints
     have their own). Made on first use, then always the same."""
     secret = await webhooks.default_secret(session, tenant)
     await session.commit()
-    return schemas.WebhookSigningSecret(secret=secret)
+    return WebhookSigningSecret(secret=secret)
 
 
 @router.get(
     "/v1/webhooks/{endpoint_id}",
     operation_id="get_webhook_endpoint",
     summary="Get a webhook endpoint",
-    response_model=schemas.WebhookEndpoint,
+    response_model=WebhookEndpoint,
     responses=problems(401, 404),
 )
 async def get_webhook_endpoint(
     endpoint_id: str, session: Session, tenant: Tenant
-) -> schemas.WebhookEndpoint:
+) -> WebhookEndpoint:
     """The endpoint, without its secret."""
     return webhooks.endpoint_view(await webhooks.get_endpoint(session, tenant, endpoint_id))
 
@@ -98,16 +107,16 @@ async def get_webhook_endpoint(
     "/v1/webhooks/{endpoint_id}",
     operation_id="update_webhook_endpoint",
     summary="Change a webhook endpoint",
-    response_model=schemas.WebhookEndpoint,
+    response_model=WebhookEndpoint,
     responses=problems(401, 404, 422),
 )
 async def update_webhook_endpoint(
     endpoint_id: str,
-    body: schemas.WebhookEndpointUpdate,
+    body: WebhookEndpointUpdate,
     session: Session,
     tenant: Tenant,
     settings: AppSettings,
-) -> schemas.WebhookEndpoint:
+) -> WebhookEndpoint:
     """Change its URL, events or description, or disable or re-enable it."""
     endpoint = await webhooks.update_endpoint(
         session, settings.url_policy, tenant, endpoint_id, body
@@ -139,12 +148,12 @@ async def delete_webhook_endpoint(
     "/v1/webhooks/{endpoint_id}/deliveries",
     operation_id="list_webhook_deliveries",
     summary="List an endpoint's deliveries",
-    response_model=schemas.WebhookDeliveryPage,
+    response_model=WebhookDeliveryPage,
     responses=problems(401, 404, 422),
 )
 async def list_webhook_deliveries(
     endpoint_id: str, session: Session, tenant: Tenant, cursor: Cursor = None, limit: Limit = 20
-) -> schemas.WebhookDeliveryPage:
+) -> WebhookDeliveryPage:
     """Events sent or to be sent to the endpoint, newest first, each with every attempt's
     status code, latency and error."""
     return await webhooks.list_deliveries(session, tenant, endpoint_id, cursor, limit)
@@ -155,12 +164,12 @@ async def list_webhook_deliveries(
     operation_id="retry_webhook_delivery",
     summary="Send a delivery again",
     status_code=202,
-    response_model=schemas.WebhookDelivery,
+    response_model=WebhookDeliverySchema,
     responses=problems(401, 404, 409),
 )
 async def retry_webhook_delivery(
     endpoint_id: str, delivery_id: str, request: Request, session: Session, tenant: Tenant
-) -> schemas.WebhookDelivery:
+) -> WebhookDeliverySchema:
     """Send the delivery once more now, with the same `webhook-id` and body, whether it was
     delivered, failed or still pending. A disabled endpoint answers 409."""
     delivery = await webhooks.retry_delivery(session, tenant, endpoint_id, delivery_id)
@@ -171,12 +180,12 @@ async def retry_webhook_delivery(
     "/v1/jobs/{job_id}/webhook-deliveries",
     operation_id="list_job_webhook_deliveries",
     summary="List a job's webhook deliveries",
-    response_model=schemas.WebhookDeliveryPage,
+    response_model=WebhookDeliveryPage,
     responses=problems(401, 404),
 )
 async def list_job_webhook_deliveries(
     job_id: JobId, session: Session, tenant: Tenant, cursor: Cursor = None, limit: Limit = 20
-) -> schemas.WebhookDeliveryPage:
+) -> WebhookDeliveryPage:
     """Every delivery of the job's events, to registered endpoints (`endpoint_id` set) and to
     the request's own `webhook_url` (`endpoint_id` null), newest first, each with every
     attempt's status code, latency and error."""
@@ -188,12 +197,12 @@ async def list_job_webhook_deliveries(
     operation_id="retry_job_webhook_delivery",
     summary="Send a job's webhook delivery again",
     status_code=202,
-    response_model=schemas.WebhookDelivery,
+    response_model=WebhookDeliverySchema,
     responses=problems(401, 404, 409),
 )
 async def retry_job_webhook_delivery(
     job_id: JobId, delivery_id: str, request: Request, session: Session, tenant: Tenant
-) -> schemas.WebhookDelivery:
+) -> WebhookDeliverySchema:
     """Send one of the job's deliveries once more now, with the same `webhook-id` and body,
     whether it was delivered, failed or still pending; a request's own `webhook_url` too. A
     delivery to a disabled endpoint answers 409."""
@@ -203,7 +212,7 @@ async def retry_job_webhook_delivery(
 
 async def _send_again(
     request: Request, session: AsyncSession, delivery: WebhookDelivery
-) -> schemas.WebhookDelivery:
+) -> WebhookDeliverySchema:
     """Commit a delivery made due by a retry, dispatch its manual attempt, and show it."""
     await session.commit()
     await request.app.state.webhooks.dispatcher.schedule(

@@ -5,14 +5,14 @@ logged and never fails the job."""
 import logging
 from typing import Any
 
-from app.models import Job
+from app.models import Job, JobEventType
 from app.runtime.context import TaskContext
 
 logger = logging.getLogger(__name__)
 
 
 async def publish(
-    context: TaskContext, job: Job, event: str, data: dict[str, Any] | None = None
+    context: TaskContext, job: Job, event: JobEventType, data: dict[str, Any] | None = None
 ) -> None:
     """Tell every listener that `job` reached `event`."""
     for listener in context.listeners:

@@ -21,7 +21,7 @@ from redis.asyncio.connection import AbstractConnection
 from app.config import Settings
 
 if TYPE_CHECKING:
-    from app.models import Job
+    from app.models import Job, JobEventType
     from app.runtime.context import TaskContext
 
 logger = logging.getLogger(__name__)
@@ -306,7 +306,7 @@ def open_broadcaster(settings: Settings) -> Broadcaster:
 
 
 async def broadcast_event(
-    context: "TaskContext", job: "Job", event: str, data: dict[str, Any]
+    context: "TaskContext", job: "Job", event: "JobEventType", data: dict[str, Any]
 ) -> None:
     """A TaskContext listener: pass the event on to the job's live streams."""
     await context.broadcaster.publish(job.id, {"event": event, "job_id": job.id, **data})

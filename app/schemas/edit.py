@@ -5,13 +5,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.schemas import (
-    MAX_SEED,
-    OutputFormat,
-    check_metadata,
-    parse_aspect_ratio,
-    parse_size,
-)
+from app.imaging.geometry import parse_aspect_ratio, parse_size
+from app.schemas.common import MAX_SEED, OutputFormat, check_metadata
 from app.schemas.prompts import PromptOptions
 from app.schemas.webhooks import WebhookOptions
 

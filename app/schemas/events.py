@@ -1,12 +1,9 @@
 """The data of one server-sent job event (GET /v1/jobs/{id}/events)."""
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas import Job, JobStatus
-
-JobEventName = Literal["queued", "started", "progress", "succeeded", "failed", "canceled"]
+from app.models import JobStatus
+from app.schemas.jobs import Job
 
 
 class JobEvent(BaseModel):

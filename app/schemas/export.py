@@ -15,7 +15,7 @@ from pydantic import (
 )
 
 from app.imaging.presets import MAX_SIDE, PRESETS
-from app.schemas import check_metadata
+from app.schemas.common import check_metadata
 from app.schemas.webhooks import WebhookOptions
 
 ExportFit = Literal["cover", "contain", "pad", "smart"]

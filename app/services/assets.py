@@ -9,11 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import schemas
 from app.errors import NotFound
 from app.ids import is_id, new_id
 from app.imaging.codecs import MEDIA_TYPES, ImageInfo, inspect_image
 from app.models import Asset, AssetParent, Job
+from app.schemas.assets import Asset as AssetSchema
+from app.schemas.assets import AssetParentRef
 from app.storage import LocalStorage, content_key
 
 # Lineage is walked a generation at a time, at most this many generations back.
@@ -109,12 +110,12 @@ async def get_asset(session: AsyncSession, tenant_id: str, asset_id: str) -> Ass
     return asset
 
 
-async def asset_view(session: AsyncSession, asset: Asset) -> schemas.Asset:
+async def asset_view(session: AsyncSession, asset: Asset) -> AssetSchema:
     """The public shape of an asset, with its parents."""
     parents = await session.execute(
         select(AssetParent.parent_id, AssetParent.role).where(AssetParent.asset_id == asset.id)
     )
-    return schemas.Asset(
+    return AssetSchema(
         id=asset.id,
         source=asset.source,  # type: ignore[arg-type]
         format=asset.format,  # type: ignore[arg-type]
@@ -126,12 +127,12 @@ async def asset_view(session: AsyncSession, asset: Asset) -> schemas.Asset:
         url=content_path(asset.id),
         job_id=asset.job_id,
         seed=asset.seed,
-        parents=[schemas.AssetParentRef(asset_id=p, role=r) for p, r in parents],
+        parents=[AssetParentRef(asset_id=p, role=r) for p, r in parents],
         created_at=asset.created_at,
     )
 
 
-async def lineage(session: AsyncSession, asset: Asset) -> list[schemas.Asset]:
+async def lineage(session: AsyncSession, asset: Asset) -> list[AssetSchema]:
     """The asset and all its ancestors, oldest first (by creation, then id)."""
     found: dict[str, Asset] = {asset.id: asset}
     frontier = [asset.id]

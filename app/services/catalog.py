@@ -8,11 +8,11 @@ from math import gcd
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import schemas
 from app.ids import first_id_at
 from app.models import Asset
 from app.providers.base import ModelSpec
 from app.providers.registry import ProviderRegistry
+from app.schemas.catalog import Model, ModelCapabilities, ModelList
 
 # How many of a model's most recent outputs its observed latency is the median of, looking
 # back at most LATENCY_MAX_AGE_SECONDS (a range of the time-sorted asset ids, so the query reads
@@ -21,11 +21,11 @@ LATENCY_WINDOW = 50
 LATENCY_MAX_AGE_SECONDS = 30 * 24 * 3600
 
 
-async def list_models(session: AsyncSession, registry: ProviderRegistry) -> schemas.ModelList:
+async def list_models(session: AsyncSession, registry: ProviderRegistry) -> ModelList:
     """Every model the registry knows, with whether it is available here and its median
     latency over this installation's recent outputs."""
     latencies = await observed_latencies(session)
-    return schemas.ModelList(
+    return ModelList(
         data=[
             model_view(spec, available, registry.pricing(spec.provider), latencies.get(spec.id))
             for spec, available in registry.catalog()
@@ -72,16 +72,16 @@ def aspect_ratios(sizes: tuple[tuple[int, int], ...] | None) -> list[str] | None
 
 def model_view(
     spec: ModelSpec, available: bool, pricing: str | None, observed_latency_ms: int | None
-) -> schemas.Model:
+) -> Model:
     """The public shape of a model."""
     capabilities = spec.capabilities
-    return schemas.Model(
+    return Model(
         id=spec.id,
         provider=spec.provider,
         name=spec.name,
         description=spec.description,
         available=available,
-        capabilities=schemas.ModelCapabilities(
+        capabilities=ModelCapabilities(
             modes=list(capabilities.modes),
             sizes=[f"{w}x{h}" for w, h in capabilities.sizes] if capabilities.sizes else None,
             min_side=capabilities.min_side,

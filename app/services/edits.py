@@ -14,12 +14,13 @@ from typing import Any
 from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import schemas
 from app.config import Settings
 from app.errors import DarkroomError, InvalidImage, InvalidInput
 from app.fetcher import fetch_image
+from app.imaging.geometry import parse_aspect_ratio, parse_size
 from app.models import Asset, Job, JobKind, JobStatus
 from app.providers.base import ModelSpec
+from app.schemas.common import MAX_SEED, MAX_SIDE, MIN_SIDE
 from app.schemas.edit import EditRequest, ImageInput, VariantSource, VariantsRequest
 from app.services import jobs
 from app.services.assets import create_upload, get_asset
@@ -28,7 +29,7 @@ from app.services.prompting import plan_prompt
 from app.services.submission import Kind, Submitter
 from app.storage import LocalStorage
 
-MIN_SIDE, MAX_SIDE = schemas.MIN_SIDE, schemas.MAX_SIDE
+MIN_SIDE, MAX_SIDE = MIN_SIDE, MAX_SIDE
 FETCH_TIMEOUT_SECONDS = 10.0
 INPUTS_DEADLINE_SECONDS = 30.0
 EDITABLE_FORMATS = ("png", "jpeg", "webp")
@@ -127,7 +128,7 @@ async def normalize_edit(submitter: Submitter, body: EditRequest) -> dict[str, A
             "seconds; upload them as assets and refer to them by asset_id."
         ) from None
     width, height = edit_size(body, source)
-    aspect = schemas.parse_aspect_ratio(body.aspect_ratio) if body.aspect_ratio else None
+    aspect = parse_aspect_ratio(body.aspect_ratio) if body.aspect_ratio else None
     request = {
         "model": spec.id,
         "image": source.id,
@@ -240,10 +241,10 @@ def edit_size(body: EditRequest, source: Asset) -> tuple[int, int]:
     """The output size of an edit: `size`, else `aspect_ratio` at about the source's area,
     else the source's own size (scaled into the side limits)."""
     if body.size:
-        return schemas.parse_size(body.size)
+        return parse_size(body.size)
     if not body.aspect_ratio:
         return fit_side_limits(source.width, source.height)
-    ratio_width, ratio_height = schemas.parse_aspect_ratio(body.aspect_ratio)
+    ratio_width, ratio_height = parse_aspect_ratio(body.aspect_ratio)
     # The multiple of the ratio nearest the source's area with both sides within the limits.
     smallest = -(-MIN_SIDE // min(ratio_width, ratio_height))
     largest = MAX_SIDE // max(ratio_width, ratio_height)
@@ -294,7 +295,7 @@ def _brief_of(job: Job | None) -> str:
 
 
 def _seed(seed: int | None) -> int:
-    return seed if seed is not None else secrets.randbelow(schemas.MAX_SEED + 1)
+    return seed if seed is not None else secrets.randbelow(MAX_SEED + 1)
 
 
 EDIT = Kind(JobKind.EDIT, EditRequest, normalize_edit)

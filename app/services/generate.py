@@ -4,18 +4,18 @@ exact output size, seed and planned prompt the job runs with."""
 import secrets
 from typing import Any
 
-from app import schemas
 from app.errors import InvalidInput
-from app.imaging.geometry import output_size
+from app.imaging.geometry import output_size, parse_aspect_ratio, parse_size
 from app.models import JobKind
 from app.providers.base import ModelSpec
 from app.providers.registry import ProviderRegistry
-from app.schemas import parse_aspect_ratio, parse_size
+from app.schemas.common import MAX_SEED
+from app.schemas.generate import GenerateRequest
 from app.services.prompting import plan_prompt
 from app.services.submission import Kind, Submitter
 
 
-async def normalize(submitter: Submitter, body: schemas.GenerateRequest) -> dict[str, Any]:
+async def normalize(submitter: Submitter, body: GenerateRequest) -> dict[str, Any]:
     """Resolve the model, refuse what it or a fallback cannot make, and normalize."""
     registry = submitter.registry
     _, spec = registry.resolve(body.model or submitter.settings.default_model)
@@ -23,7 +23,7 @@ async def normalize(submitter: Submitter, body: schemas.GenerateRequest) -> dict
     return normalize_generate(body, spec)
 
 
-def normalize_generate(body: schemas.GenerateRequest, spec: ModelSpec) -> dict[str, Any]:
+def normalize_generate(body: GenerateRequest, spec: ModelSpec) -> dict[str, Any]:
     """The request as the job runs it: model, exact output size and seed resolved."""
     capabilities = spec.capabilities
     check_model_can_make(spec, body.n, body.output_format)
@@ -43,7 +43,7 @@ def normalize_generate(body: schemas.GenerateRequest, spec: ModelSpec) -> dict[s
         "aspect_ratio": body.aspect_ratio,
         "size": f"{width}x{height}",
         "output_format": body.output_format,
-        "seed": body.seed if body.seed is not None else secrets.randbelow(schemas.MAX_SEED + 1),
+        "seed": body.seed if body.seed is not None else secrets.randbelow(MAX_SEED + 1),
         "fallback_models": list(body.fallback_models),
         **body.webhook_fields(),
     } | plan_prompt(
@@ -67,9 +67,7 @@ def check_model_can_make(spec: ModelSpec, n: int, output_format: str) -> None:
         raise InvalidInput(f"{spec.id} cannot output {output_format}.")
 
 
-def check_fallbacks(
-    registry: ProviderRegistry, body: schemas.GenerateRequest, primary: ModelSpec
-) -> None:
+def check_fallbacks(registry: ProviderRegistry, body: GenerateRequest, primary: ModelSpec) -> None:
     """Refuse at submission, not mid-job, a fallback model that is unknown or not configured
     here (ModelUnavailable), named twice or the same as the model, or unable to make the
     request (InvalidInput)."""
@@ -82,4 +80,4 @@ def check_fallbacks(
         check_model_can_make(spec, body.n, body.output_format)
 
 
-GENERATE = Kind(JobKind.GENERATE, schemas.GenerateRequest, normalize)
+GENERATE = Kind(JobKind.GENERATE, GenerateRequest, normalize)

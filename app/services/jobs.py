@@ -11,13 +11,15 @@ from datetime import datetime
 from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import schemas
 from app.db import database_now
 from app.errors import Conflict, InvalidInput, NotFound
 from app.ids import is_id
-from app.models import FINAL_STATUSES, Asset, Job, JobEvent, JobKind, JobStatus
+from app.models import FINAL_STATUSES, Asset, Job, JobEventType, JobKind, JobStatus
 from app.runtime.context import TaskContext
 from app.runtime.events import publish
+from app.schemas.common import Problem
+from app.schemas.jobs import Job as JobSchema
+from app.schemas.jobs import JobGroup, JobOutput, JobPage, JobTimings
 from app.services.assets import content_path
 
 logger = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ async def get_job(session: AsyncSession, tenant_id: str, job_id: str) -> Job:
 
 async def list_jobs(
     session: AsyncSession, tenant_id: str, status: str | None, cursor: str | None, limit: int
-) -> schemas.JobPage:
+) -> JobPage:
     """A page of the tenant's jobs, newest first, after `cursor` (a job id)."""
     if cursor is not None and not is_id(cursor, "job"):
         raise InvalidInput("cursor must be the next_cursor of a previous page.")
@@ -58,7 +60,7 @@ async def list_jobs(
     jobs = list(await session.scalars(query))
     page, has_more = jobs[:limit], len(jobs) > limit
     total_cost, unpriced = await _cost_totals(session, tenant_id, status)
-    return schemas.JobPage(
+    return JobPage(
         data=await job_views(session, page),
         has_more=has_more,
         next_cursor=page[-1].id if has_more else None,
@@ -101,7 +103,7 @@ async def cancel_job(
     if canceled.rowcount == 0:
         raise Conflict(f"Job {job_id} already {job.status}; only queued or running jobs cancel.")
     await session.commit()
-    await publish(context, job, JobEvent.CANCELED)
+    await publish(context, job, JobEventType.CANCELED)
     return job
 
 
@@ -121,10 +123,10 @@ async def wait_for_job(
         interval = min(interval * 1.3, 0.25)
 
 
-async def job_views(session: AsyncSession, jobs: list[Job]) -> list[schemas.Job]:
+async def job_views(session: AsyncSession, jobs: list[Job]) -> list[JobSchema]:
     """The public shape of jobs, with the outputs of those that succeeded."""
     succeeded = [job.id for job in jobs if job.status == JobStatus.SUCCEEDED]
-    outputs: dict[str, list[schemas.JobOutput]] = defaultdict(list)
+    outputs: dict[str, list[JobOutput]] = defaultdict(list)
     if succeeded:
         assets = await session.scalars(
             select(Asset).where(Asset.job_id.in_(succeeded)).order_by(Asset.output_index)
@@ -134,14 +136,14 @@ async def job_views(session: AsyncSession, jobs: list[Job]) -> list[schemas.Job]
     return [_job_view(job, outputs[job.id]) for job in jobs]
 
 
-async def job_view(session: AsyncSession, job: Job) -> schemas.Job:
+async def job_view(session: AsyncSession, job: Job) -> JobSchema:
     """The public shape of one job."""
     return (await job_views(session, [job]))[0]
 
 
-def _output_view(asset: Asset) -> schemas.JobOutput:
+def _output_view(asset: Asset) -> JobOutput:
     details = dict(asset.details or {})
-    return schemas.JobOutput(
+    return JobOutput(
         asset_id=asset.id,
         url=content_path(asset.id),
         width=asset.width,
@@ -161,7 +163,7 @@ def _milliseconds(start: datetime | None, end: datetime | None) -> int | None:
     return round((end - start).total_seconds() * 1000)
 
 
-def _groups(job: Job, outputs: list[schemas.JobOutput]) -> list[schemas.JobGroup] | None:
+def _groups(job: Job, outputs: list[JobOutput]) -> list[JobGroup] | None:
     """Variants outputs by model, in the order the request named the models."""
     if job.kind != JobKind.VARIANTS or not outputs:
         return None
@@ -171,7 +173,7 @@ def _groups(job: Job, outputs: list[schemas.JobOutput]) -> list[schemas.JobGroup
         latencies = [output.latency_ms for output in mine if output.latency_ms is not None]
         costs = [output.cost_usd for output in mine]
         groups.append(
-            schemas.JobGroup(
+            JobGroup(
                 model=model,
                 outputs=mine,
                 latency_ms=round(statistics.median(latencies)) if latencies else None,
@@ -181,8 +183,8 @@ def _groups(job: Job, outputs: list[schemas.JobOutput]) -> list[schemas.JobGroup
     return groups
 
 
-def _job_view(job: Job, outputs: list[schemas.JobOutput]) -> schemas.Job:
-    return schemas.Job(
+def _job_view(job: Job, outputs: list[JobOutput]) -> JobSchema:
+    return JobSchema(
         id=job.id,
         kind=job.kind,  # type: ignore[arg-type]
         status=job.status,  # type: ignore[arg-type]
@@ -190,10 +192,10 @@ def _job_view(job: Job, outputs: list[schemas.JobOutput]) -> schemas.Job:
         request=job.request,
         outputs=outputs,
         groups=_groups(job, outputs),
-        error=schemas.Problem.model_validate(job.error) if job.error else None,
+        error=Problem.model_validate(job.error) if job.error else None,
         attempts=job.attempts,
         cost_usd=job.cost_usd,
-        timings=schemas.JobTimings(
+        timings=JobTimings(
             queued_ms=_milliseconds(job.created_at, job.started_at),
             provider_ms=job.provider_ms,
             total_ms=_milliseconds(job.created_at, job.finished_at),

@@ -9,13 +9,23 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import schemas
 from app.config import Settings
 from app.errors import DarkroomError, ModelUnavailable
 from app.models import Asset, Job, JobStatus
 from app.providers.registry import ProviderRegistry
-from app.schemas import openai_compat as oa
 from app.schemas.edit import EditRequest, ImageInput, ReferenceInput, VariantSource, VariantsRequest
+from app.schemas.generate import GenerateRequest
+from app.schemas.openai_compat import (
+    ImageData,
+    ImageEditFields,
+    ImageGenerationRequest,
+    ImagesResponse,
+    ImageUsage,
+    ImageVariationFields,
+    OpenAIErrorBody,
+    UsageInputTokensDetails,
+    UsageOutputTokensDetails,
+)
 from app.services import signing
 from app.services.assets import create_upload
 from app.storage import LocalStorage
@@ -55,7 +65,7 @@ class OpenAICompatError(Exception):
 
     def body(self) -> dict[str, Any]:
         """The JSON body OpenAI's clients parse."""
-        error = oa.OpenAIErrorBody(
+        error = OpenAIErrorBody(
             message=self.message, type=self.type, param=self.param, code=self.code
         )
         return {"error": error.model_dump()}
@@ -119,7 +129,7 @@ def resolve_model(registry: ProviderRegistry, name: str | None, default_model: s
     return f"openai/{name}" if f"openai/{name}" in served else default_model
 
 
-def check_options(body: oa.ImageGenerationRequest | oa.ImageEditFields) -> None:
+def check_options(body: ImageGenerationRequest | ImageEditFields) -> None:
     """Refuse what Darkroom cannot honour rather than answer with something else."""
     if body.background == "transparent":
         raise OpenAICompatError(
@@ -136,11 +146,11 @@ def caller_metadata(user: str | None, safety_identifier: str | None) -> dict[str
     return {"user": who} if who else None
 
 
-def generate_request(body: oa.ImageGenerationRequest, model: str) -> schemas.GenerateRequest:
+def generate_request(body: ImageGenerationRequest, model: str) -> GenerateRequest:
     """Darkroom's generate request for an OpenAI generation request."""
     check_options(body)
     try:
-        return schemas.GenerateRequest(
+        return GenerateRequest(
             prompt=body.prompt,
             model=model,
             n=body.n or 1,
@@ -153,7 +163,7 @@ def generate_request(body: oa.ImageGenerationRequest, model: str) -> schemas.Gen
 
 
 def edit_request(
-    fields: oa.ImageEditFields, model: str, images: list[str], mask: str | None
+    fields: ImageEditFields, model: str, images: list[str], mask: str | None
 ) -> EditRequest:
     """Darkroom's edit request for an OpenAI edit of stored assets: the first image is the one
     edited (and the one the mask applies to), the others are its reference images."""
@@ -174,7 +184,7 @@ def edit_request(
         raise from_validation(exc.errors()) from None
 
 
-def variants_request(fields: oa.ImageVariationFields, model: str, image: Asset) -> VariantsRequest:
+def variants_request(fields: ImageVariationFields, model: str, image: Asset) -> VariantsRequest:
     """Darkroom's variants request for an OpenAI variation of a stored asset. Variants keep
     the image's size, so `size` may only be `auto` or that size."""
     if fields.size not in (None, "auto") and fields.size != f"{image.width}x{image.height}":
@@ -253,7 +263,7 @@ async def images_response(
     response_format: str | None,
     quality: str | None,
     base_url: str,
-) -> oa.ImagesResponse:
+) -> ImagesResponse:
     """The ImagesResponse for a succeeded job: its outputs in order, as base64, or as signed
     URLs that work without an API key for an hour (as OpenAI's do)."""
     outputs = list(
@@ -267,13 +277,13 @@ async def images_response(
         revised_prompt = (asset.details or {}).get("revised_prompt") or planned_prompt(job)
         if response_format == "url":
             url = signing.signed_content_url(settings, asset.id, expires_at, base_url)
-            data.append(oa.ImageData(url=url, revised_prompt=revised_prompt))
+            data.append(ImageData(url=url, revised_prompt=revised_prompt))
         else:
             encoded = base64.b64encode(await storage.get(asset.storage_key)).decode()
-            data.append(oa.ImageData(b64_json=encoded, revised_prompt=revised_prompt))
+            data.append(ImageData(b64_json=encoded, revised_prompt=revised_prompt))
     first = outputs[0] if outputs else None
     finished = job.finished_at or job.created_at
-    return oa.ImagesResponse(
+    return ImagesResponse(
         created=int(finished.timestamp()),
         data=data,
         background="opaque",
@@ -290,25 +300,25 @@ def planned_prompt(job: Job) -> str | None:
     return prompt if prompt and brief is not None and prompt != brief else None
 
 
-def total_usage(outputs: list[Asset]) -> oa.ImageUsage | None:
+def total_usage(outputs: list[Asset]) -> ImageUsage | None:
     """The token usage of all outputs, when every one of them recorded OpenAI-style usage."""
     usages = [(asset.details or {}).get("usage") for asset in outputs]
     if not usages or not all(isinstance(usage, dict) for usage in usages):
         return None
     try:
-        parsed = [oa.ImageUsage.model_validate(usage) for usage in usages]
+        parsed = [ImageUsage.model_validate(usage) for usage in usages]
     except ValidationError:
         return None
     outputs_by_kind = [u.output_tokens_details for u in parsed]
-    return oa.ImageUsage(
+    return ImageUsage(
         input_tokens=sum(u.input_tokens for u in parsed),
-        input_tokens_details=oa.UsageInputTokensDetails(
+        input_tokens_details=UsageInputTokensDetails(
             image_tokens=sum(u.input_tokens_details.image_tokens for u in parsed),
             text_tokens=sum(u.input_tokens_details.text_tokens for u in parsed),
         ),
         output_tokens=sum(u.output_tokens for u in parsed),
         total_tokens=sum(u.total_tokens for u in parsed),
-        output_tokens_details=oa.UsageOutputTokensDetails(
+        output_tokens_details=UsageOutputTokensDetails(
             image_tokens=sum(d.image_tokens for d in outputs_by_kind if d),
             text_tokens=sum(d.text_tokens for d in outputs_by_kind if d),
         )

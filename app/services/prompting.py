@@ -7,9 +7,9 @@ from typing import Any
 
 from app.config import Settings
 from app.errors import InvalidInput
+from app.imaging.geometry import parse_aspect_ratio
 from app.prompts import KEEP_RULES, OptimizedPrompt, optimize_prompt, optimize_prompt_llm
 from app.providers.base import ModelSpec
-from app.schemas import parse_aspect_ratio
 from app.schemas.prompts import OptimizedPromptView, OptimizePromptRequest
 
 

@@ -21,7 +21,7 @@ from app.db import database_now
 from app.errors import Conflict, IdempotencyKeyReused
 from app.fetcher import check_url
 from app.ids import new_id
-from app.models import Job, JobEvent, JobKind, JobStatus
+from app.models import Job, JobEventType, JobKind, JobStatus
 from app.providers.registry import ProviderRegistry
 from app.runtime.context import TaskContext
 from app.runtime.events import publish
@@ -180,7 +180,7 @@ async def add_job(
 
 async def start(context: TaskContext, queue: JobQueue, job: Job) -> None:
     """Announce a new, committed job (job.queued) and send it to the queue."""
-    await publish(context, job, JobEvent.QUEUED)
+    await publish(context, job, JobEventType.QUEUED)
     await dispatch(queue, job.id, 1)
 
 

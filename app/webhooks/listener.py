@@ -12,12 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import schemas
 from app.config import Settings
 from app.db import database_now
 from app.ids import new_id
-from app.models import Job, WebhookDelivery, WebhookEndpoint
+from app.models import Job, JobEventType, WebhookDelivery, WebhookEndpoint
 from app.runtime.context import TaskContext
+from app.schemas.jobs import Job as JobSchema
 from app.schemas.signed_urls import MAX_EXPIRES_IN
 from app.schemas.webhooks import WEBHOOK_EVENTS
 from app.services.jobs import job_view
@@ -37,7 +37,7 @@ def job_event_listener(dispatcher: "Dispatcher") -> Callable[..., Awaitable[None
     """A TaskContext listener that records and dispatches the deliveries of each job event."""
 
     async def on_job_event(
-        context: TaskContext, job: Job, event: str, data: dict[str, Any]
+        context: TaskContext, job: Job, event: JobEventType, data: dict[str, Any]
     ) -> None:
         for delivery_id in await record_deliveries(context, job.id, event):
             await dispatcher.schedule(delivery_id, attempts=0, delay_seconds=0)
@@ -73,7 +73,7 @@ async def record_deliveries(context: TaskContext, job_id: str, event: str) -> li
     return inserted
 
 
-def payload_body(settings: Settings, job: schemas.Job, event_type: str, at: datetime) -> str:
+def payload_body(settings: Settings, job: JobSchema, event_type: str, at: datetime) -> str:
     """The JSON body of an event: its type, time, and the job as GET /v1/jobs/{id} shows it,
     with each output's `url` signed so the receiver can download it without an API key."""
     data = job.model_dump(mode="json")

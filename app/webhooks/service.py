@@ -14,13 +14,22 @@ from app.errors import Conflict, InvalidInput, NotFound
 from app.fetcher import UrlPolicy, check_url
 from app.ids import is_id, new_id
 from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookSecret
-from app.schemas import webhooks as schemas
+from app.schemas.webhooks import WebhookAttempt as WebhookAttemptSchema
+from app.schemas.webhooks import WebhookDelivery as WebhookDeliverySchema
+from app.schemas.webhooks import (
+    WebhookDeliveryPage,
+    WebhookEndpointCreate,
+    WebhookEndpointCreated,
+    WebhookEndpointPage,
+    WebhookEndpointUpdate,
+)
+from app.schemas.webhooks import WebhookEndpoint as WebhookEndpointSchema
 from app.services.jobs import get_job
 from app.webhooks.signing import new_secret
 
 
 async def create_endpoint(
-    session: AsyncSession, policy: UrlPolicy, tenant_id: str, body: schemas.WebhookEndpointCreate
+    session: AsyncSession, policy: UrlPolicy, tenant_id: str, body: WebhookEndpointCreate
 ) -> WebhookEndpoint:
     """Add an endpoint with a fresh secret; the caller commits."""
     await check_url(body.url, policy)
@@ -54,7 +63,7 @@ async def get_endpoint(session: AsyncSession, tenant_id: str, endpoint_id: str) 
 
 async def list_endpoints(
     session: AsyncSession, tenant_id: str, cursor: str | None, limit: int
-) -> schemas.WebhookEndpointPage:
+) -> WebhookEndpointPage:
     """A page of the tenant's endpoints, newest first, after `cursor` (an endpoint id)."""
     _check_cursor(cursor, "whe")
     query = (
@@ -67,7 +76,7 @@ async def list_endpoints(
         query = query.where(WebhookEndpoint.id < cursor)
     endpoints = list(await session.scalars(query))
     page, has_more = endpoints[:limit], len(endpoints) > limit
-    return schemas.WebhookEndpointPage(
+    return WebhookEndpointPage(
         data=[endpoint_view(endpoint) for endpoint in page],
         has_more=has_more,
         next_cursor=page[-1].id if has_more else None,
@@ -79,7 +88,7 @@ async def update_endpoint(
     policy: UrlPolicy,
     tenant_id: str,
     endpoint_id: str,
-    body: schemas.WebhookEndpointUpdate,
+    body: WebhookEndpointUpdate,
 ) -> WebhookEndpoint:
     """Apply the fields `body` sets; the caller commits."""
     endpoint = await get_endpoint(session, tenant_id, endpoint_id)
@@ -101,9 +110,9 @@ async def delete_endpoint(session: AsyncSession, tenant_id: str, endpoint_id: st
     await session.delete(await get_endpoint(session, tenant_id, endpoint_id))
 
 
-def endpoint_view(endpoint: WebhookEndpoint) -> schemas.WebhookEndpoint:
+def endpoint_view(endpoint: WebhookEndpoint) -> WebhookEndpointSchema:
     """The public shape of an endpoint, without its secret."""
-    return schemas.WebhookEndpoint(
+    return WebhookEndpointSchema(
         id=endpoint.id,
         url=endpoint.url,
         events=endpoint.events,  # type: ignore[arg-type]
@@ -114,11 +123,9 @@ def endpoint_view(endpoint: WebhookEndpoint) -> schemas.WebhookEndpoint:
     )
 
 
-def created_endpoint_view(endpoint: WebhookEndpoint) -> schemas.WebhookEndpointCreated:
+def created_endpoint_view(endpoint: WebhookEndpoint) -> WebhookEndpointCreated:
     """The public shape of a new endpoint, with its secret."""
-    return schemas.WebhookEndpointCreated(
-        **endpoint_view(endpoint).model_dump(), secret=endpoint.secret
-    )
+    return WebhookEndpointCreated(**endpoint_view(endpoint).model_dump(), secret=endpoint.secret)
 
 
 async def default_secret(session: AsyncSession, tenant_id: str) -> str:
@@ -139,7 +146,7 @@ async def default_secret(session: AsyncSession, tenant_id: str) -> str:
 
 async def list_deliveries(
     session: AsyncSession, tenant_id: str, endpoint_id: str, cursor: str | None, limit: int
-) -> schemas.WebhookDeliveryPage:
+) -> WebhookDeliveryPage:
     """A page of an endpoint's deliveries, newest first, after `cursor` (a delivery id)."""
     endpoint = await get_endpoint(session, tenant_id, endpoint_id)
     return await _delivery_page(session, WebhookDelivery.endpoint_id == endpoint.id, cursor, limit)
@@ -147,7 +154,7 @@ async def list_deliveries(
 
 async def list_job_deliveries(
     session: AsyncSession, tenant_id: str, job_id: str, cursor: str | None, limit: int
-) -> schemas.WebhookDeliveryPage:
+) -> WebhookDeliveryPage:
     """A page of the deliveries of a job's events, to registered endpoints and to the request's
     own `webhook_url` alike, newest first, after `cursor` (a delivery id)."""
     job = await get_job(session, tenant_id, job_id)
@@ -195,9 +202,9 @@ async def resend(session: AsyncSession, delivery: WebhookDelivery) -> WebhookDel
 
 async def delivery_views(
     session: AsyncSession, deliveries: list[WebhookDelivery]
-) -> list[schemas.WebhookDelivery]:
+) -> list[WebhookDeliverySchema]:
     """The public shape of deliveries, each with its attempts."""
-    attempts: dict[str, list[schemas.WebhookAttempt]] = defaultdict(list)
+    attempts: dict[str, list[WebhookAttemptSchema]] = defaultdict(list)
     if deliveries:
         rows = await session.scalars(
             select(WebhookAttempt)
@@ -206,7 +213,7 @@ async def delivery_views(
         )
         for row in rows:
             attempts[row.delivery_id].append(
-                schemas.WebhookAttempt(
+                WebhookAttemptSchema(
                     attempted_at=row.attempted_at,
                     status_code=row.status_code,
                     latency_ms=row.latency_ms,
@@ -214,7 +221,7 @@ async def delivery_views(
                 )
             )
     return [
-        schemas.WebhookDelivery(
+        WebhookDeliverySchema(
             id=delivery.id,
             endpoint_id=delivery.endpoint_id,
             job_id=delivery.job_id,
@@ -232,7 +239,7 @@ async def delivery_views(
 
 async def _delivery_page(
     session: AsyncSession, owner: ColumnElement[bool], cursor: str | None, limit: int
-) -> schemas.WebhookDeliveryPage:
+) -> WebhookDeliveryPage:
     """A page of the deliveries matching `owner`, newest first, after `cursor`."""
     _check_cursor(cursor, "msg")
     query = (
@@ -242,7 +249,7 @@ async def _delivery_page(
         query = query.where(WebhookDelivery.id < cursor)
     deliveries = list(await session.scalars(query))
     page, has_more = deliveries[:limit], len(deliveries) > limit
-    return schemas.WebhookDeliveryPage(
+    return WebhookDeliveryPage(
         data=await delivery_views(session, page),
         has_more=has_more,
         next_cursor=page[-1].id if has_more else None,

@@ -5,10 +5,9 @@ import pytest
 from PIL import Image
 
 from app.config import Settings
-from app.imaging.geometry import fit_exact, fit_kind, output_size
+from app.imaging.geometry import fit_exact, fit_kind, output_size, parse_aspect_ratio, parse_size
 from app.providers.base import ModelSpec
 from app.providers.registry import create_registry
-from app.schemas import parse_aspect_ratio, parse_size
 
 ASPECT_RATIOS = ["1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "21:9", "4:1", "1:4", "5:4"]
 SIZES = ["1200x630", "1080x1920", "64x64", "4096x1024", "1024x1536", "333x777"]

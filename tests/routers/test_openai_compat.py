@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from PIL import Image
 
 from app.config import Settings
-from app.schemas import parse_size
+from app.imaging.geometry import parse_size
 from tests.factories import image_bytes
 from tests.fakes.openai_images import API_KEY, FakeOpenAIImages, moderation_blocked, usage_for
 from tests.support import serving

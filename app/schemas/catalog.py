@@ -1,0 +1,99 @@
+"""The model catalog: every model with its capabilities, price and availability."""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.schemas.common import OutputFormat
+
+
+class ModelCapabilities(BaseModel):
+    """What a model can do."""
+
+    modes: list[str] = Field(description="Supported job kinds.", examples=[["generate"]])
+    sizes: list[str] | None = Field(
+        description="Sizes the model generates natively; null when any size in range works."
+    )
+    min_side: int = Field(description="Smallest side it generates, in pixels.")
+    max_side: int = Field(description="Largest side it generates, in pixels.")
+    output_formats: list[OutputFormat] = Field(description="Formats outputs can be stored as.")
+    transparent_background: bool = Field(description="Whether it can leave the background clear.")
+    seed: bool = Field(description="Whether a seed reproduces an output.")
+    negative_prompt: bool = Field(description="Whether it takes a negative prompt.")
+    mask: bool = Field(description="Whether it takes a mask for edits.")
+    max_references: int = Field(description="Most reference images one request may carry.")
+    max_n: int = Field(description="Most images one job may ask for.")
+    aspect_ratios: list[str] | None = Field(
+        None,
+        description="The aspect ratios of its native sizes, `W:H`; null when any size in range "
+        "works. Other ratios are made at the nearest one, then cropped to the exact request.",
+        examples=[["1:1", "3:2", "2:3"]],
+    )
+
+
+class Model(BaseModel):
+    """A model in the catalog."""
+
+    id: str = Field(description="Model id to pass as `model`.", examples=["local/draft"])
+    object: Literal["model"] = Field("model", description="Always `model`.")
+    provider: str = Field(description="The provider that serves it.", examples=["local"])
+    name: str = Field(description="The provider's name for the model.", examples=["draft"])
+    description: str = Field(description="What the model is and is good for.")
+    available: bool = Field(description="False when the provider is not configured here.")
+    capabilities: ModelCapabilities = Field(description="What it can do.")
+    price_per_image_usd: float | None = Field(description="List price of one image, if known.")
+    pricing: str | None = Field(
+        None,
+        description="How the vendor bills when a price per image does not say it (per token, "
+        "per second), and where the price table's figures come from.",
+    )
+    typical_latency_ms: int | None = Field(description="Typical time for one image, if known.")
+    observed_latency_ms: int | None = Field(
+        None,
+        description="Median time the model took per image over this installation's last 50 "
+        "outputs of it; null before its first.",
+        examples=[8400],
+    )
+
+
+class ModelList(BaseModel):
+    """Every model Darkroom knows."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "object": "list",
+                "data": [
+                    {
+                        "id": "local/draft",
+                        "object": "model",
+                        "provider": "local",
+                        "name": "draft",
+                        "description": "Offline procedural draft renderer, not an AI model.",
+                        "available": True,
+                        "capabilities": {
+                            "modes": ["generate", "edit", "variants"],
+                            "sizes": None,
+                            "min_side": 64,
+                            "max_side": 4096,
+                            "output_formats": ["png", "jpeg", "webp"],
+                            "transparent_background": False,
+                            "seed": True,
+                            "negative_prompt": False,
+                            "mask": True,
+                            "max_references": 4,
+                            "max_n": 10,
+                            "aspect_ratios": None,
+                        },
+                        "price_per_image_usd": 0.0,
+                        "pricing": None,
+                        "typical_latency_ms": 50,
+                        "observed_latency_ms": 41,
+                    }
+                ],
+            }
+        }
+    )
+
+    object: Literal["list"] = Field("list", description="Always `list`.")
+    data: list[Model] = Field(description="The models.")

@@ -1,0 +1,90 @@
+"""What every part of the public contract shares: the problem object, formats, limits, caller
+metadata and health."""
+
+import json
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+OutputFormat = Literal["png", "jpeg", "webp"]
+# What stored assets may be: images, and the zip of an export's bundle.
+AssetFormat = Literal["png", "jpeg", "webp", "avif", "zip"]
+
+MAX_SEED = 2**32 - 1
+MIN_SIDE, MAX_SIDE = 64, 4096
+MIN_ASPECT, MAX_ASPECT = 1 / 4, 4
+MAX_METADATA_BYTES = 16 * 1024
+MAX_METADATA_DEPTH = 16
+MAX_FALLBACK_MODELS = 3
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem object: every error Darkroom returns has this shape."""
+
+    type: str = Field(description="A URI naming the kind of problem.")
+    title: str = Field(description="A short summary of the kind of problem.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong in this case, for a person.")
+    instance: str | None = Field(None, description="The request path that failed.")
+    errors: list[dict[str, Any]] | None = Field(
+        None, description="For validation problems: one entry per invalid field."
+    )
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "example": {
+                "type": "https://darkroom.dev/problems/not-found",
+                "title": "Not found",
+                "status": 404,
+                "detail": "No job job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P.",
+                "instance": "/v1/jobs/job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P",
+            }
+        },
+    )
+
+
+def check_metadata(value: dict[str, Any]) -> None:
+    """Refuse caller metadata that could not be stored and returned exactly as sent: too deep,
+    too large, or holding NaN, Infinity, NUL characters or unpaired surrogates."""
+    # Iterative, so that no nesting depth can exhaust the stack.
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_METADATA_DEPTH:
+            raise ValueError(f"metadata must nest at most {MAX_METADATA_DEPTH} levels deep")
+        if isinstance(item, dict):
+            for key, child in item.items():
+                _check_text(key)
+                pending.append((child, depth + 1))
+        elif isinstance(item, list):
+            pending.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str):
+            _check_text(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("metadata must not contain NaN or Infinity")
+    if len(json.dumps(value)) > MAX_METADATA_BYTES:
+        raise ValueError("metadata must serialize to at most 16 KiB of JSON")
+
+
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise ValueError("metadata must not contain NUL characters")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise ValueError("metadata must be valid Unicode (no unpaired surrogates)") from None
+
+
+class Health(BaseModel):
+    """Liveness or readiness."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"example": {"status": "ok", "checks": {"database": "ok", "queue": "ok"}}}
+    )
+
+    status: Literal["ok"] = Field("ok", description="Always `ok`; failures are problem+json.")
+    checks: dict[str, str] = Field(
+        default_factory=dict, description="Each dependency checked and its state."
+    )

@@ -1,0 +1,131 @@
+"""The generate request: a brief and how to render it."""
+
+from typing import Any
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from app.imaging.geometry import parse_aspect_ratio, parse_size
+from app.schemas.common import (
+    MAX_ASPECT,
+    MAX_FALLBACK_MODELS,
+    MAX_SEED,
+    MAX_SIDE,
+    MIN_ASPECT,
+    MIN_SIDE,
+    OutputFormat,
+    check_metadata,
+)
+from app.schemas.prompts import PromptOptions
+from app.schemas.webhooks import WebhookOptions
+
+
+class GenerateRequest(PromptOptions, WebhookOptions):
+    """Generate images from a brief."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "prompt": "a ceramic coffee mug on a walnut desk, morning light",
+                "aspect_ratio": "16:9",
+                "n": 2,
+                "output_format": "png",
+                "seed": 42,
+                "metadata": {"campaign": "spring-launch"},
+            }
+        },
+    )
+
+    prompt: str = Field(
+        min_length=1, max_length=32000, description="The brief: what the image should show."
+    )
+    model: str | None = Field(
+        None,
+        description="Model id as `provider/model` (see GET /v1/models); the default if omitted.",
+        examples=["local/draft"],
+    )
+    n: int = Field(1, ge=1, le=10, description="How many images to make.")
+    aspect_ratio: str | None = Field(
+        None,
+        pattern=r"^[1-9][0-9]{0,3}:[1-9][0-9]{0,3}$",
+        description="Output aspect ratio `W:H`, between 1:4 and 4:1; kept exactly, to the pixel.",
+        examples=["16:9"],
+    )
+    size: str | None = Field(
+        None,
+        pattern=r"^[1-9][0-9]{1,3}[xX][1-9][0-9]{1,3}$",
+        description="Exact output size `WxH`, 64 to 4096 a side; exclusive with aspect_ratio.",
+        examples=["1200x630"],
+    )
+    output_format: OutputFormat = Field("png", description="Encoding of the stored outputs.")
+    seed: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_SEED,
+        description="Seed of the first output (output i uses seed + i); random if omitted.",
+    )
+    negative_prompt: str | None = Field(
+        None,
+        max_length=4000,
+        description="What the image should not show, where the model takes it.",
+    )
+    fallback_models: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_FALLBACK_MODELS,
+        description="Models to try in order when the model fails for a passing reason "
+        "(overloaded, timed out, unreachable); not after a refusal such as moderation. Each "
+        "output records the model that made it and those that failed before it.",
+        examples=[["openai/gpt-image-1.5", "local/draft"]],
+    )
+    metadata: dict[str, Any] | None = Field(
+        None, description="Your own JSON object (up to 16 KiB), returned as is on the job."
+    )
+
+    @field_validator("aspect_ratio")
+    @classmethod
+    def _aspect_in_range(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        width, height = parse_aspect_ratio(value)
+        if not MIN_ASPECT <= width / height <= MAX_ASPECT:
+            raise ValueError("aspect ratio must be between 1:4 and 4:1")
+        if max(width, height) > MAX_SIDE:
+            raise ValueError(f"aspect ratio in lowest terms must fit in {MAX_SIDE} pixels a side")
+        return f"{width}:{height}"
+
+    @field_validator("size")
+    @classmethod
+    def _size_in_range(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        width, height = parse_size(value)
+        if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+            raise ValueError(f"each side must be between {MIN_SIDE} and {MAX_SIDE} pixels")
+        return f"{width}x{height}"
+
+    @field_validator("prompt", "negative_prompt")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_storable(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            check_metadata(value)
+        return value
+
+    @model_validator(mode="after")
+    def _size_or_aspect(self) -> "GenerateRequest":
+        if self.size and self.aspect_ratio:
+            raise ValueError("give either size or aspect_ratio, not both")
+        return self

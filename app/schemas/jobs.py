@@ -1,0 +1,152 @@
+"""Jobs as callers see them: status, normalized request, outputs, timings and cost."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.models import JobKind, JobStatus
+from app.schemas.common import AssetFormat, Problem
+
+
+class JobOutput(BaseModel):
+    """One image a job produced."""
+
+    asset_id: str = Field(
+        description="The stored asset.", examples=["ast_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"]
+    )
+    url: str = Field(
+        description="Path of the image bytes.", examples=["/v1/assets/ast_01JD7Z.../content"]
+    )
+    width: int = Field(description="Width in pixels.")
+    height: int = Field(description="Height in pixels.")
+    format: AssetFormat = Field(description="Encoding of the bytes.")
+    seed: int | None = Field(description="Seed that reproduces this output with the same request.")
+    model: str | None = Field(None, description="The model that made it.")
+    latency_ms: int | None = Field(None, description="Time the model took for it.")
+    cost_usd: float | None = Field(None, description="What it cost, where known.")
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What else is known of how it was made (fallbacks tried, export target, "
+        "vendor usage).",
+    )
+
+
+class JobGroup(BaseModel):
+    """The outputs one model made in a side-by-side job, with its speed and cost."""
+
+    model: str = Field(description="The model.", examples=["local/draft"])
+    outputs: list[JobOutput] = Field(description="Its outputs, in order.")
+    latency_ms: int | None = Field(description="Median time the model took per image.")
+    cost_usd: float | None = Field(description="What its images cost together, where known.")
+
+
+class JobTimings(BaseModel):
+    """Where a job's time went, in milliseconds."""
+
+    queued_ms: int | None = Field(None, description="From creation until a worker started it.")
+    provider_ms: int | None = Field(None, description="Time spent inside the model provider.")
+    total_ms: int | None = Field(None, description="From creation until it finished.")
+
+
+JOB_EXAMPLE = {
+    "id": "job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P",
+    "object": "job",
+    "kind": "generate",
+    "status": "succeeded",
+    "model": "local/draft",
+    "request": {
+        "prompt": "a ceramic coffee mug on a walnut desk, morning light",
+        "model": "local/draft",
+        "n": 1,
+        "width": 1360,
+        "height": 765,
+        "size": "1360x765",
+        "aspect_ratio": "16:9",
+        "output_format": "png",
+        "seed": 42,
+    },
+    "outputs": [
+        {
+            "asset_id": "ast_01JD7Z8QAB5X2W1V0T9S8R7Q6P",
+            "url": "/v1/assets/ast_01JD7Z8QAB5X2W1V0T9S8R7Q6P/content",
+            "width": 1360,
+            "height": 765,
+            "format": "png",
+            "seed": 42,
+            "model": "local/draft",
+            "latency_ms": 48,
+            "cost_usd": 0.0,
+            "details": {},
+        }
+    ],
+    "error": None,
+    "attempts": 1,
+    "cost_usd": 0.0,
+    "timings": {"queued_ms": 12, "provider_ms": 48, "total_ms": 75},
+    "created_at": "2026-11-28T09:30:00.000Z",
+    "started_at": "2026-11-28T09:30:00.012Z",
+    "finished_at": "2026-11-28T09:30:00.075Z",
+    "metadata": {"campaign": "spring-launch"},
+}
+
+
+class Job(BaseModel):
+    """A unit of image work and, once finished, its outputs or its error."""
+
+    model_config = ConfigDict(json_schema_extra={"example": JOB_EXAMPLE})
+
+    id: str = Field(
+        description="Opaque, time-sortable job id.", examples=["job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"]
+    )
+    object: Literal["job"] = Field("job", description="Always `job`.")
+    kind: JobKind = Field(description="What the job does.")
+    status: JobStatus = Field(description="queued, running, then succeeded, failed or canceled.")
+    model: str = Field(description="The model that runs the job.", examples=["local/draft"])
+    request: dict[str, Any] = Field(
+        description="The normalized request: defaults filled in, size and seed resolved."
+    )
+    outputs: list[JobOutput] = Field(description="The images, in order; empty until it succeeds.")
+    groups: list[JobGroup] | None = Field(
+        None, description="For variants: the outputs grouped by model, for comparison."
+    )
+    error: Problem | None = Field(description="Why it failed, as a problem object; else null.")
+    attempts: int = Field(description="How many times a worker started it.")
+    cost_usd: float | None = Field(description="What the provider charged, where known.")
+    timings: JobTimings = Field(description="Durations in milliseconds.")
+    created_at: datetime = Field(description="When it was accepted.")
+    started_at: datetime | None = Field(description="When a worker first started it.")
+    finished_at: datetime | None = Field(description="When it reached a final status.")
+    metadata: dict[str, Any] | None = Field(description="Your metadata, as you sent it.")
+
+
+class JobPage(BaseModel):
+    """A page of jobs, newest first."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "object": "list",
+                "data": [JOB_EXAMPLE],
+                "has_more": True,
+                "next_cursor": "job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P",
+                "total_cost_usd": 0.42,
+                "unpriced_jobs": 0,
+            }
+        }
+    )
+
+    object: Literal["list"] = Field("list", description="Always `list`.")
+    data: list[Job] = Field(description="The jobs on this page.")
+    has_more: bool = Field(description="Whether another page follows.")
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page.")
+    total_cost_usd: float = Field(
+        description="What every job matching the filter cost together (all pages, not only "
+        "this one), counting the jobs whose cost is known; see `unpriced_jobs`.",
+        examples=[0.42],
+    )
+    unpriced_jobs: int = Field(
+        description="Succeeded jobs matching the filter whose cost is unknown (a model without "
+        "a known price): when above 0, `total_cost_usd` is a lower bound.",
+        examples=[0],
+    )
