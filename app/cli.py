@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import sys
+from importlib.resources import files
 from pathlib import Path
 
 from alembic import command
@@ -18,7 +19,8 @@ from app.services import assets
 from app.services.keys import create_key
 from app.storage import LocalStorage
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+# The top-level `migrations` package: the checkout's directory, or the copy the wheel installed.
+MIGRATIONS = Path(str(files("migrations")))
 OPENAPI_PATH = Path("openapi/openapi.json")
 
 

@@ -27,12 +27,10 @@ import httpx
 from app.errors import (
     InvalidForModel,
     ModerationBlocked,
-    ProviderAuthFailed,
     ProviderError,
     ProviderMalformedResponse,
     ProviderQuotaExhausted,
 )
-from app.fetcher import UrlPolicy
 from app.providers.base import (
     EditCall,
     GenerateCall,
@@ -40,6 +38,7 @@ from app.providers.base import (
     ModelCapabilities,
     ModelSpec,
 )
+from app.providers.http_vendor import HTTPVendor
 from app.providers.polling import (
     base64_image,
     check_same_site,
@@ -49,7 +48,7 @@ from app.providers.polling import (
     reduced_ratio,
     snap,
 )
-from app.providers.transport import CircuitBreaker, VendorHTTP, error_for_status
+from app.providers.transport import error_for_status
 
 PROVIDER = "bfl"
 LABEL = "Black Forest Labs"
@@ -163,56 +162,32 @@ def spec_for(model: FluxModel) -> ModelSpec:
 MODELS = [spec_for(model) for model in FLUX_MODELS]
 
 
-def read_error(response: httpx.Response) -> ProviderError:
-    """The typed failure for a non-2xx BFL answer; the status decides, the body explains."""
-    status = response.status_code
-    if status == 402:
-        return ProviderQuotaExhausted(
-            "Black Forest Labs: the account has insufficient credits (HTTP 402).",
-            provider=PROVIDER,
-            provider_status=status,
-        )
-    return error_for_status(PROVIDER, status, detail_message(response), label=LABEL)
-
-
-class BFLProvider:
+class BFLProvider(HTTPVendor):
     """FLUX models from Black Forest Labs, available when an API key is configured."""
 
     name = PROVIDER
+    key_label = "Black Forest Labs API key"
+    default_base_url = "https://api.bfl.ai"
     pricing = PRICING
 
-    def __init__(
-        self,
-        api_key: str | None,
-        base_url: str = "https://api.bfl.ai",
-        *,
-        timeout_seconds: float = 120,
-        max_retries: int = 3,
-        download_policy: UrlPolicy | None = None,
-        poll_interval_seconds: float = 0.5,
-        breaker: CircuitBreaker | None = None,
-    ) -> None:
-        self._api_key = api_key
-        self._poll_interval_seconds = poll_interval_seconds
-        self._http = VendorHTTP(
-            PROVIDER,
-            base_url,
-            headers={"x-key": api_key or "", "accept": "application/json"},
-            read_error=read_error,
-            secrets=(api_key or "",),
-            timeout_seconds=timeout_seconds,
-            max_retries=max_retries,
-            download_policy=download_policy,
-            breaker=breaker,
-        )
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        """BFL takes the key in `x-key`."""
+        return {"x-key": api_key, "accept": "application/json"}
+
+    def read_error(self, response: httpx.Response) -> ProviderError:
+        """The typed failure for a non-2xx BFL answer; the status decides, the body explains."""
+        status = response.status_code
+        if status == 402:
+            return ProviderQuotaExhausted(
+                "Black Forest Labs: the account has insufficient credits (HTTP 402).",
+                provider=PROVIDER,
+                provider_status=status,
+            )
+        return error_for_status(PROVIDER, status, detail_message(response), label=LABEL)
 
     def models(self) -> list[ModelSpec]:
         """The FLUX endpoints this adapter knows."""
         return list(MODELS)
-
-    def is_available(self) -> bool:
-        """Only with an API key."""
-        return bool(self._api_key)
 
     async def generate(self, call: GenerateCall) -> GenerateResult:
         """One image from the prompt at the call's size (or its aspect ratio, for the models
@@ -245,8 +220,7 @@ class BFLProvider:
         return await self._run(model, body | size_fields(model, call.width, call.height))
 
     def _model(self, name: str) -> FluxModel:
-        if not self._api_key:
-            raise ProviderAuthFailed("No Black Forest Labs API key is configured on this server.")
+        self.check_configured()
         model = MODELS_BY_NAME.get(name)
         if model is None:
             raise InvalidForModel(f"bfl has no model {name!r}.", provider=PROVIDER)
@@ -270,7 +244,7 @@ class BFLProvider:
             check,
             vendor=PROVIDER,
             deadline_seconds=self._http.timeout_seconds,
-            interval_seconds=self._poll_interval_seconds,
+            interval_seconds=self._http.poll_interval_seconds,
             provider_request_id=task_id,
         )
         image = await fetch_result_image(self._http, result.get("sample"))

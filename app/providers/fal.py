@@ -37,12 +37,10 @@ import httpx
 from app.errors import (
     InvalidForModel,
     ModerationBlocked,
-    ProviderAuthFailed,
     ProviderError,
     ProviderMalformedResponse,
     ProviderQuotaExhausted,
 )
-from app.fetcher import UrlPolicy
 from app.providers.base import (
     EditCall,
     GenerateCall,
@@ -51,6 +49,7 @@ from app.providers.base import (
     ModelCapabilities,
     ModelSpec,
 )
+from app.providers.http_vendor import HTTPVendor
 from app.providers.polling import (
     check_same_site,
     data_uri,
@@ -59,7 +58,7 @@ from app.providers.polling import (
     nearest_ratio,
     poll_until_done,
 )
-from app.providers.transport import CircuitBreaker, VendorHTTP, error_for_status
+from app.providers.transport import error_for_status
 
 PROVIDER = "fal"
 
@@ -141,21 +140,6 @@ def spec_for(model: FalModel, name: str, description: str) -> ModelSpec:
 MODELS = [spec_for(model, model.name, model.description) for model in KNOWN_MODELS]
 
 
-def read_error(response: httpx.Response) -> ProviderError:
-    """The typed failure for a non-2xx fal answer: a safety refusal or a locked account by
-    their body, then the status, overridden by `X-Fal-Retryable` when fal sends it."""
-    status = response.status_code
-    message = detail_message(response)
-    extensions = {"provider": PROVIDER, "provider_status": status}
-    if "content_policy_violation" in error_types(response):
-        return ModerationBlocked(f"fal's content checker: {message}", **extensions)
-    if status == 403 and "exhausted balance" in message.lower():
-        return ProviderQuotaExhausted(f"fal: {message}", **extensions)
-    hint = response.headers.get("x-fal-retryable", "").lower()
-    retryable = {"true": True, "false": False}.get(hint)
-    return error_for_status(PROVIDER, status, message, retryable=retryable)
-
-
 def error_types(response: httpx.Response) -> set[str]:
     """The machine-readable `type`s of a model error, or the `error_type` of a request error."""
     try:
@@ -175,36 +159,31 @@ def error_types(response: httpx.Response) -> set[str]:
     return types
 
 
-class FalProvider:
+class FalProvider(HTTPVendor):
     """Image models hosted on fal, available when an API key is configured."""
 
     name = PROVIDER
+    key_label = "fal API key"
+    default_base_url = "https://queue.fal.run"
     pricing = PRICING
 
-    def __init__(
-        self,
-        api_key: str | None,
-        base_url: str = "https://queue.fal.run",
-        *,
-        timeout_seconds: float = 120,
-        max_retries: int = 3,
-        download_policy: UrlPolicy | None = None,
-        poll_interval_seconds: float = 0.5,
-        breaker: CircuitBreaker | None = None,
-    ) -> None:
-        self._api_key = api_key
-        self._poll_interval_seconds = poll_interval_seconds
-        self._http = VendorHTTP(
-            PROVIDER,
-            base_url,
-            headers={"Authorization": f"Key {api_key or ''}"},
-            read_error=read_error,
-            secrets=(api_key or "",),
-            timeout_seconds=timeout_seconds,
-            max_retries=max_retries,
-            download_policy=download_policy,
-            breaker=breaker,
-        )
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        """fal takes the key under its own `Key` scheme."""
+        return {"Authorization": f"Key {api_key}"}
+
+    def read_error(self, response: httpx.Response) -> ProviderError:
+        """The typed failure for a non-2xx fal answer: a safety refusal or a locked account by
+        their body, then the status, overridden by `X-Fal-Retryable` when fal sends it."""
+        status = response.status_code
+        message = detail_message(response)
+        extensions = {"provider": PROVIDER, "provider_status": status}
+        if "content_policy_violation" in error_types(response):
+            return ModerationBlocked(f"fal's content checker: {message}", **extensions)
+        if status == 403 and "exhausted balance" in message.lower():
+            return ProviderQuotaExhausted(f"fal: {message}", **extensions)
+        hint = response.headers.get("x-fal-retryable", "").lower()
+        retryable = {"true": True, "false": False}.get(hint)
+        return error_for_status(PROVIDER, status, message, retryable=retryable)
 
     def models(self) -> list[ModelSpec]:
         """The endpoints whose inputs this adapter knows; any other id resolves by
@@ -223,10 +202,6 @@ class FalProvider:
             "prompt, image_size, seed and num_images (and `image_url` for edits)."
         )
         return spec_for(GENERIC, name, description)
-
-    def is_available(self) -> bool:
-        """Only with an API key."""
-        return bool(self._api_key)
 
     async def generate(self, call: GenerateCall) -> GenerateResult:
         """One image from the prompt; the size goes in the way the endpoint takes it."""
@@ -249,8 +224,7 @@ class FalProvider:
         return await self._run(call.model, fields)
 
     def _model(self, name: str) -> FalModel:
-        if not self._api_key:
-            raise ProviderAuthFailed("No fal API key is configured on this server.")
+        self.check_configured()
         if self.model_spec(name) is None:
             raise InvalidForModel(f"{name!r} is not a fal endpoint id.", provider=PROVIDER)
         return KNOWN_BY_NAME.get(name, GENERIC)
@@ -277,7 +251,7 @@ class FalProvider:
             check,
             vendor=PROVIDER,
             deadline_seconds=self._http.timeout_seconds,
-            interval_seconds=self._poll_interval_seconds,
+            interval_seconds=self._http.poll_interval_seconds,
             on_deadline=cancel,
             provider_request_id=request_id,
         )

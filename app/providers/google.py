@@ -38,7 +38,6 @@ from app.errors import (
     ProviderOverloaded,
     ProviderQuotaExhausted,
 )
-from app.fetcher import UrlPolicy
 from app.providers.base import (
     EditCall,
     GenerateCall,
@@ -47,8 +46,8 @@ from app.providers.base import (
     ModelCapabilities,
     ModelSpec,
 )
+from app.providers.http_vendor import HTTPVendor
 from app.providers.transport import (
-    VendorHTTP,
     decode_vendor_image,
     error_for_status,
     input_media_type,
@@ -241,37 +240,6 @@ MODERATION_FINISH_REASONS = {
 MAX_OUTPUT_PIXELS = 6336 * 2688
 
 
-def read_error(response: httpx.Response) -> ProviderError:
-    """The typed failure for a Gemini API error answer, `{"error": {"code", "message",
-    "status", "details"}}`. A key the API does not know comes back as INVALID_ARGUMENT with
-    reason API_KEY_INVALID; a per-day quota is final where a rate limit is worth retrying; the
-    rest goes by HTTP status, which google.rpc fixes for each `status`."""
-    try:
-        error = response.json().get("error")
-    except (ValueError, AttributeError):
-        error = None
-    if not isinstance(error, dict):
-        return error_for_status(PROVIDER, response.status_code, response.text[:300], label=LABEL)
-    status = str(error.get("status") or "")
-    message = str(error.get("message") or "no message")
-    details = [d for d in error.get("details") or [] if isinstance(d, dict)]
-    extensions = {
-        "provider": PROVIDER,
-        "provider_status": response.status_code,
-        "provider_code": status or None,
-    }
-    reasons = {str(d.get("reason")) for d in details if d.get("reason")}
-    if "API_KEY_INVALID" in reasons:
-        message = f"{LABEL} refused this server's API key ({status})."
-        return ProviderAuthFailed(message, **extensions)
-    if status == "RESOURCE_EXHAUSTED" or response.status_code == 429:
-        if any("PerDay" in quota_id for quota_id in quota_ids(details)):
-            return ProviderQuotaExhausted(f"Gemini API daily quota: {message}", **extensions)
-        return ProviderOverloaded(f"Gemini API rate limit (HTTP 429): {message}", **extensions)
-    summary = f"{status}: {message}" if status else message
-    return error_for_status(PROVIDER, response.status_code, summary, label=LABEL, **extensions)
-
-
 def quota_ids(details: list[dict[str, Any]]) -> list[str]:
     """The quota ids a google.rpc.QuotaFailure detail names."""
     ids = []
@@ -282,39 +250,52 @@ def quota_ids(details: list[dict[str, Any]]) -> list[str]:
     return ids
 
 
-class GoogleProvider:
+class GoogleProvider(HTTPVendor):
     """Gemini's image models, available when an API key is configured."""
 
     name = PROVIDER
+    key_label = "Gemini API key"
+    default_base_url = DEFAULT_BASE_URL
 
-    def __init__(
-        self,
-        api_key: str | None,
-        base_url: str = DEFAULT_BASE_URL,
-        *,
-        timeout_seconds: float = 120,
-        max_retries: int = 3,
-        download_policy: UrlPolicy | None = None,
-    ) -> None:
-        self._api_key = api_key
-        self._http = VendorHTTP(
-            PROVIDER,
-            base_url,
-            headers={"x-goog-api-key": api_key or ""},
-            read_error=read_error,
-            secrets=(api_key or "",),
-            timeout_seconds=timeout_seconds,
-            max_retries=max_retries,
-            download_policy=download_policy,
-        )
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        """The Gemini API takes the key in `x-goog-api-key`."""
+        return {"x-goog-api-key": api_key}
+
+    def read_error(self, response: httpx.Response) -> ProviderError:
+        """The typed failure for a Gemini API error answer, `{"error": {"code", "message",
+        "status", "details"}}`. A key the API does not know comes back as INVALID_ARGUMENT with
+        reason API_KEY_INVALID; a per-day quota is final where a rate limit is worth retrying; the
+        rest goes by HTTP status, which google.rpc fixes for each `status`."""
+        try:
+            error = response.json().get("error")
+        except (ValueError, AttributeError):
+            error = None
+        if not isinstance(error, dict):
+            return error_for_status(
+                PROVIDER, response.status_code, response.text[:300], label=LABEL
+            )
+        status = str(error.get("status") or "")
+        message = str(error.get("message") or "no message")
+        details = [d for d in error.get("details") or [] if isinstance(d, dict)]
+        extensions = {
+            "provider": PROVIDER,
+            "provider_status": response.status_code,
+            "provider_code": status or None,
+        }
+        reasons = {str(d.get("reason")) for d in details if d.get("reason")}
+        if "API_KEY_INVALID" in reasons:
+            message = f"{LABEL} refused this server's API key ({status})."
+            return ProviderAuthFailed(message, **extensions)
+        if status == "RESOURCE_EXHAUSTED" or response.status_code == 429:
+            if any("PerDay" in quota_id for quota_id in quota_ids(details)):
+                return ProviderQuotaExhausted(f"Gemini API daily quota: {message}", **extensions)
+            return ProviderOverloaded(f"Gemini API rate limit (HTTP 429): {message}", **extensions)
+        summary = f"{status}: {message}" if status else message
+        return error_for_status(PROVIDER, response.status_code, summary, label=LABEL, **extensions)
 
     def models(self) -> list[ModelSpec]:
         """The Gemini image models."""
         return [model.spec() for model in MODELS]
-
-    def is_available(self) -> bool:
-        """Only with an API key."""
-        return bool(self._api_key)
 
     async def generate(self, call: GenerateCall) -> GenerateResult:
         """One image from the prompt alone, at one of the model's generation sizes."""
@@ -345,8 +326,7 @@ class GoogleProvider:
 
     def _resolve(self, name: str, width: int, height: int) -> tuple[GeminiImageModel, str, str]:
         """The model, and the aspect ratio and size tier that make width x height."""
-        if not self._api_key:
-            raise ProviderAuthFailed("No Gemini API key is configured on this server.")
+        self.check_configured()
         model = MODELS_BY_NAME.get(name)
         if model is None:
             raise InvalidForModel(f"{PROVIDER} has no model {name!r}.", provider=PROVIDER)

@@ -13,7 +13,7 @@ import base64
 import binascii
 import io
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 from PIL import Image
@@ -21,12 +21,10 @@ from PIL import Image
 from app.errors import (
     InvalidForModel,
     ModerationBlocked,
-    ProviderAuthFailed,
     ProviderError,
     ProviderMalformedResponse,
     ProviderQuotaExhausted,
 )
-from app.fetcher import UrlPolicy
 from app.providers.base import (
     EditCall,
     GenerateCall,
@@ -35,9 +33,9 @@ from app.providers.base import (
     ModelCapabilities,
     ModelSpec,
 )
+from app.providers.http_vendor import HTTPVendor
 from app.providers.transport import (
-    CircuitBreaker,
-    ErrorReader,
+    TransportOptions,
     VendorHTTP,
     decode_vendor_image,
     error_for_status,
@@ -207,19 +205,10 @@ def mask_png(mask: InputImage, source: InputImage) -> bytes:
     return buffer.getvalue()
 
 
-def error_reader(vendor: str, label: str) -> ErrorReader:
-    """Reads an error answer in OpenAI's `{"error": {"message", "type", "param", "code"}}` shape
-    (any other body still maps by status) into the typed failure callers can act on."""
-
-    def read(response: httpx.Response) -> ProviderError:
-        return vendor_error(vendor, label, response)
-
-    return read
-
-
 def vendor_error(vendor: str, label: str, response: httpx.Response) -> ProviderError:
-    """The typed failure for one error answer: an exhausted quota and a moderation refusal are
-    final; the rest goes by status, naming the parameter OpenAI blamed."""
+    """The typed failure for an error answer in OpenAI's `{"error": {"message", "type", "param",
+    "code"}}` shape (any other body still maps by status): an exhausted quota and a moderation
+    refusal are final; the rest goes by status, naming the parameter OpenAI blamed."""
     error = _error_object(response)
     status = response.status_code
     message = str(error.get("message") or "no error message")
@@ -321,11 +310,6 @@ class ImagesEndpoints:
         return image, answer
 
 
-def bearer(api_key: str | None) -> dict[str, str]:
-    """The Authorization header for a key; none without one."""
-    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
-
-
 def result_details(answer: ImagesAnswer) -> dict[str, Any]:
     """What the vendor reported about an image, for the job record."""
     details: dict[str, Any] = {}
@@ -339,48 +323,35 @@ def result_details(answer: ImagesAnswer) -> dict[str, Any]:
 # --- The openai provider -------------------------------------------------------------------
 
 
-class OpenAIProvider:
+class OpenAIProvider(HTTPVendor):
     """OpenAI's image models, available when an API key is configured."""
 
     name = PROVIDER
+    key_label = "OpenAI API key"
+    default_base_url = DEFAULT_BASE_URL
     pricing = PRICING
 
     def __init__(
         self,
         api_key: str | None,
-        base_url: str = DEFAULT_BASE_URL,
-        *,
-        timeout_seconds: float = 120,
-        max_retries: int = 3,
-        download_policy: UrlPolicy | None = None,
-        breaker: CircuitBreaker | None = None,
+        base_url: str | None = None,
+        **options: Unpack[TransportOptions],
     ) -> None:
-        self._api_key = api_key
-        http = VendorHTTP(
-            PROVIDER,
-            base_url,
-            headers=bearer(api_key),
-            read_error=error_reader(PROVIDER, "OpenAI"),
-            secrets=(api_key or "",),
-            timeout_seconds=timeout_seconds,
-            max_retries=max_retries,
-            breaker=breaker,
-            download_policy=download_policy,
-        )
-        self._endpoints = ImagesEndpoints(http, "OpenAI")
+        super().__init__(api_key, base_url, **options)
+        self._endpoints = ImagesEndpoints(self._http, "OpenAI")
+
+    def read_error(self, response: httpx.Response) -> ProviderError:
+        """OpenAI's error answers (see `vendor_error`)."""
+        return vendor_error(PROVIDER, "OpenAI", response)
 
     def models(self) -> list[ModelSpec]:
         """The GPT image models."""
         return list(MODELS)
 
-    def is_available(self) -> bool:
-        """Only with an API key."""
-        return bool(self._api_key)
-
     async def generate(self, call: GenerateCall) -> GenerateResult:
         """One image at the call's size. The API takes no seed or negative prompt, so neither
         is sent (the capabilities say so)."""
-        self._check_key()
+        self.check_configured()
         image, answer = await self._endpoints.generate(generation_body(call))
         return GenerateResult(image, cost_of(call.model, answer.usage), result_details(answer))
 
@@ -388,7 +359,7 @@ class OpenAIProvider:
         """The source edited as the prompt says, within the mask if there is one, steered by
         up to 15 reference images. `strength` and `variation` have no OpenAI parameter; the
         model follows the prompt."""
-        self._check_key()
+        self.check_configured()
         if len(call.references) >= MAX_EDIT_IMAGES:
             raise InvalidForModel(
                 f"OpenAI edits take at most {MAX_EDIT_IMAGES - 1} reference images.",
@@ -397,10 +368,6 @@ class OpenAIProvider:
         fields, files = edit_form(call, PROVIDER, **input_fidelity(call))
         image, answer = await self._endpoints.edit(fields, files)
         return GenerateResult(image, cost_of(call.model, answer.usage), result_details(answer))
-
-    def _check_key(self) -> None:
-        if not self._api_key:
-            raise ProviderAuthFailed("No OpenAI API key is configured on this server.")
 
 
 def input_fidelity(call: EditCall) -> dict[str, str]:

@@ -4,19 +4,22 @@ settings name. The wire protocol is the `openai` module's; only what such server
 here: the key is optional, the answer may be a link rather than base64, and nothing is known
 of their models beyond their names."""
 
-from app.errors import InvalidForModel, ModelUnavailable
-from app.fetcher import UrlPolicy
+from typing import Unpack
+
+import httpx
+
+from app.errors import InvalidForModel, ModelUnavailable, ProviderError
 from app.providers.base import EditCall, GenerateCall, GenerateResult, ModelCapabilities, ModelSpec
+from app.providers.http_vendor import HTTPVendor
 from app.providers.openai import (
     STANDARD_SIZES,
     ImagesEndpoints,
-    bearer,
     edit_form,
-    error_reader,
     generation_body,
     result_details,
+    vendor_error,
 )
-from app.providers.transport import CircuitBreaker, VendorHTTP
+from app.providers.transport import TransportOptions
 
 PROVIDER = "openai_compatible"
 LABEL = "The OpenAI-compatible server"
@@ -43,7 +46,7 @@ def parse_model_names(setting: str) -> list[str]:
     return list(dict.fromkeys(name for name in names if name))
 
 
-class OpenAICompatibleProvider:
+class OpenAICompatibleProvider(HTTPVendor):
     """The models of one OpenAI-compatible server, available once its base URL is set."""
 
     name = PROVIDER
@@ -54,12 +57,9 @@ class OpenAICompatibleProvider:
         base_url: str | None,
         model_names: list[str],
         api_key: str | None = None,
-        *,
-        timeout_seconds: float = 120,
-        max_retries: int = 3,
-        download_policy: UrlPolicy | None = None,
-        breaker: CircuitBreaker | None = None,
+        **options: Unpack[TransportOptions],
     ) -> None:
+        super().__init__(api_key, base_url or "", **options)
         self._base_url = base_url
         self._models = [
             ModelSpec(
@@ -73,18 +73,11 @@ class OpenAICompatibleProvider:
             )
             for name in model_names
         ]
-        http = VendorHTTP(
-            PROVIDER,
-            base_url or "",
-            headers=bearer(api_key),
-            read_error=error_reader(PROVIDER, LABEL),
-            secrets=(api_key or "",),
-            timeout_seconds=timeout_seconds,
-            max_retries=max_retries,
-            breaker=breaker,
-            download_policy=download_policy,
-        )
-        self._endpoints = ImagesEndpoints(http, LABEL)
+        self._endpoints = ImagesEndpoints(self._http, LABEL)
+
+    def read_error(self, response: httpx.Response) -> ProviderError:
+        """The server's error answers, read as OpenAI's (see `vendor_error`)."""
+        return vendor_error(PROVIDER, LABEL, response)
 
     def models(self) -> list[ModelSpec]:
         """The models the settings name."""
@@ -97,14 +90,14 @@ class OpenAICompatibleProvider:
     async def generate(self, call: GenerateCall) -> GenerateResult:
         """One image at the call's size, asked for as base64 (servers that default to links
         are still read)."""
-        self._check_configured()
+        self.check_configured()
         body = generation_body(call, response_format="b64_json")
         image, answer = await self._endpoints.generate(body)
         return GenerateResult(image, None, result_details(answer))
 
     async def edit(self, call: EditCall) -> GenerateResult:
         """The source edited as the prompt says, within the mask if there is one."""
-        self._check_configured()
+        self.check_configured()
         if call.references:
             raise InvalidForModel(
                 f"{PROVIDER}/{call.model} takes no reference images.", provider=PROVIDER
@@ -113,7 +106,8 @@ class OpenAICompatibleProvider:
         image, answer = await self._endpoints.edit(fields, files)
         return GenerateResult(image, None, result_details(answer))
 
-    def _check_configured(self) -> None:
+    def check_configured(self) -> None:
+        """Refuse a call before any request when no base URL is configured."""
         if not self._base_url:
             raise ModelUnavailable(
                 "No OpenAI-compatible server is configured (DARKROOM_OPENAI_COMPAT_BASE_URL)."

@@ -1,7 +1,5 @@
 """The registry of configured providers: resolves `provider/model` ids and lists the catalog."""
 
-from typing import Any
-
 from pydantic import SecretStr
 
 from app.config import Settings
@@ -15,6 +13,7 @@ from app.providers.openai import OpenAIProvider
 from app.providers.openai_compatible import OpenAICompatibleProvider, parse_model_names
 from app.providers.replicate import ReplicateProvider
 from app.providers.stability import StabilityProvider
+from app.providers.transport import TransportOptions
 
 
 class ProviderRegistry:
@@ -68,7 +67,7 @@ def secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() or None
 
 
-def vendor_options(settings: Settings, vendor: str) -> dict[str, Any]:
+def vendor_options(settings: Settings, vendor: str) -> TransportOptions:
     """What every HTTP vendor adapter takes from the settings: its time limit per request, its
     retry budget, and the address rules for downloading the images it links to."""
     return {

@@ -37,13 +37,11 @@ import httpx
 from app.errors import (
     InvalidForModel,
     ModerationBlocked,
-    ProviderAuthFailed,
     ProviderError,
     ProviderMalformedResponse,
     ProviderOverloaded,
     ProviderQuotaExhausted,
 )
-from app.fetcher import UrlPolicy
 from app.providers.base import (
     EditCall,
     GenerateCall,
@@ -52,6 +50,7 @@ from app.providers.base import (
     ModelCapabilities,
     ModelSpec,
 )
+from app.providers.http_vendor import HTTPVendor
 from app.providers.polling import (
     check_same_site,
     data_uri,
@@ -61,7 +60,7 @@ from app.providers.polling import (
     poll_until_done,
     snap,
 )
-from app.providers.transport import CircuitBreaker, VendorHTTP, error_for_status
+from app.providers.transport import error_for_status
 
 PROVIDER = "replicate"
 
@@ -154,48 +153,24 @@ def spec_for(model: ReplicateModel, name: str, description: str) -> ModelSpec:
 MODELS = [spec_for(model, model.name, model.description) for model in KNOWN_MODELS]
 
 
-def read_error(response: httpx.Response) -> ProviderError:
-    """The typed failure for a non-2xx answer, from its problem-details body."""
-    status = response.status_code
-    message = detail_message(response)
-    extensions = {"provider": PROVIDER, "provider_status": status}
-    if status == 402:
-        return ProviderQuotaExhausted(f"Replicate: {message}", **extensions)
-    if status == 404:
-        return InvalidForModel(f"Replicate does not know this model: {message}", **extensions)
-    return error_for_status(PROVIDER, status, message, label="Replicate")
-
-
-class ReplicateProvider:
+class ReplicateProvider(HTTPVendor):
     """Image models hosted on Replicate, available when an API token is configured."""
 
     name = PROVIDER
+    key_label = "Replicate API token"
+    default_base_url = "https://api.replicate.com/v1"
     pricing = PRICING
 
-    def __init__(
-        self,
-        api_key: str | None,
-        base_url: str = "https://api.replicate.com/v1",
-        *,
-        timeout_seconds: float = 120,
-        max_retries: int = 3,
-        download_policy: UrlPolicy | None = None,
-        poll_interval_seconds: float = 0.5,
-        breaker: CircuitBreaker | None = None,
-    ) -> None:
-        self._api_key = api_key
-        self._poll_interval_seconds = poll_interval_seconds
-        self._http = VendorHTTP(
-            PROVIDER,
-            base_url,
-            headers={"Authorization": f"Bearer {api_key or ''}"},
-            read_error=read_error,
-            secrets=(api_key or "",),
-            timeout_seconds=timeout_seconds,
-            max_retries=max_retries,
-            download_policy=download_policy,
-            breaker=breaker,
-        )
+    def read_error(self, response: httpx.Response) -> ProviderError:
+        """The typed failure for a non-2xx answer, from its problem-details body."""
+        status = response.status_code
+        message = detail_message(response)
+        extensions = {"provider": PROVIDER, "provider_status": status}
+        if status == 402:
+            return ProviderQuotaExhausted(f"Replicate: {message}", **extensions)
+        if status == 404:
+            return InvalidForModel(f"Replicate does not know this model: {message}", **extensions)
+        return error_for_status(PROVIDER, status, message, label="Replicate")
 
     def models(self) -> list[ModelSpec]:
         """The models whose inputs this adapter knows; any other id resolves by model_spec."""
@@ -213,10 +188,6 @@ class ReplicateProvider:
             "sends prompt, width, height and seed (and `image` for edits)."
         )
         return spec_for(GENERIC, name, description)
-
-    def is_available(self) -> bool:
-        """Only with an API token."""
-        return bool(self._api_key)
 
     async def generate(self, call: GenerateCall) -> GenerateResult:
         """One image from the prompt; the size goes in the way the model takes it."""
@@ -239,8 +210,7 @@ class ReplicateProvider:
         return await self._run(call.model, fields)
 
     def _model(self, name: str) -> ReplicateModel:
-        if not self._api_key:
-            raise ProviderAuthFailed("No Replicate API token is configured on this server.")
+        self.check_configured()
         if self.model_spec(name) is None:
             raise InvalidForModel(f"{name!r} is not a Replicate model id.", provider=PROVIDER)
         return KNOWN_BY_NAME.get(name.partition(":")[0], GENERIC)
@@ -267,7 +237,7 @@ class ReplicateProvider:
                 check,
                 vendor=PROVIDER,
                 deadline_seconds=self._http.timeout_seconds,
-                interval_seconds=self._poll_interval_seconds,
+                interval_seconds=self._http.poll_interval_seconds,
                 on_deadline=cancel,
                 provider_request_id=prediction_id,
             )

@@ -37,12 +37,10 @@ from PIL import Image
 from app.errors import (
     InvalidForModel,
     ModerationBlocked,
-    ProviderAuthFailed,
     ProviderError,
     ProviderMalformedResponse,
     ProviderQuotaExhausted,
 )
-from app.fetcher import UrlPolicy
 from app.providers.base import (
     EditCall,
     GenerateCall,
@@ -51,8 +49,8 @@ from app.providers.base import (
     ModelCapabilities,
     ModelSpec,
 )
+from app.providers.http_vendor import HTTPVendor
 from app.providers.transport import (
-    VendorHTTP,
     decode_vendor_image,
     error_for_status,
     input_media_type,
@@ -238,65 +236,47 @@ MODELS_BY_NAME = {model.name: model for model in MODELS}
 Form = dict[str, tuple[str | None, str | bytes, str] | tuple[None, str]]
 
 
-def read_error(response: httpx.Response) -> ProviderError:
-    """The typed failure for a Stability error answer, `{"id", "name", "errors": [...]}`: a
-    moderation refusal and spent credits by their own, the rest by status."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    body = body if isinstance(body, dict) else {}
-    status = response.status_code
-    name = str(body.get("name") or "")
-    errors = body.get("errors")
-    message = "; ".join(str(e) for e in errors) if isinstance(errors, list) else ""
-    message = message or str(body.get("message") or response.text[:300] or "no message")
-    extensions = {
-        "provider": PROVIDER,
-        "provider_status": status,
-        "provider_code": name or None,
-        "provider_request_id": body.get("id"),
-    }
-    if status == 403 and name == "content_moderation":
-        return ModerationBlocked(f"Stability's content moderation: {message}", **extensions)
-    if status == 402 or name == "payment_required":
-        return ProviderQuotaExhausted(f"Stability account out of credits: {message}", **extensions)
-    return error_for_status(PROVIDER, status, message, label=LABEL, **extensions)
-
-
-class StabilityProvider:
+class StabilityProvider(HTTPVendor):
     """Stability AI's Stable Image services, available when an API key is configured."""
 
     name = PROVIDER
+    key_label = "Stability API key"
+    default_base_url = DEFAULT_BASE_URL
 
-    def __init__(
-        self,
-        api_key: str | None,
-        base_url: str = DEFAULT_BASE_URL,
-        *,
-        timeout_seconds: float = 120,
-        max_retries: int = 3,
-        download_policy: UrlPolicy | None = None,
-    ) -> None:
-        self._api_key = api_key
-        self._http = VendorHTTP(
-            PROVIDER,
-            base_url,
-            headers={"Authorization": f"Bearer {api_key or ''}", "Accept": "image/*"},
-            read_error=read_error,
-            secrets=(api_key or "",),
-            timeout_seconds=timeout_seconds,
-            max_retries=max_retries,
-            download_policy=download_policy,
-        )
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        """The bearer key, and `Accept: image/*` for the image bytes themselves as the answer."""
+        return super().auth_headers(api_key) | {"Accept": "image/*"}
+
+    def read_error(self, response: httpx.Response) -> ProviderError:
+        """The typed failure for a Stability error answer, `{"id", "name", "errors": [...]}`: a
+        moderation refusal and spent credits by their own, the rest by status."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        body = body if isinstance(body, dict) else {}
+        status = response.status_code
+        name = str(body.get("name") or "")
+        errors = body.get("errors")
+        message = "; ".join(str(e) for e in errors) if isinstance(errors, list) else ""
+        message = message or str(body.get("message") or response.text[:300] or "no message")
+        extensions = {
+            "provider": PROVIDER,
+            "provider_status": status,
+            "provider_code": name or None,
+            "provider_request_id": body.get("id"),
+        }
+        if status == 403 and name == "content_moderation":
+            return ModerationBlocked(f"Stability's content moderation: {message}", **extensions)
+        if status == 402 or name == "payment_required":
+            return ProviderQuotaExhausted(
+                f"Stability account out of credits: {message}", **extensions
+            )
+        return error_for_status(PROVIDER, status, message, label=LABEL, **extensions)
 
     def models(self) -> list[ModelSpec]:
         """The Stable Image services."""
         return [model.spec() for model in MODELS]
-
-    def is_available(self) -> bool:
-        """Only with an API key."""
-        return bool(self._api_key)
 
     async def generate(self, call: GenerateCall) -> GenerateResult:
         """One text-to-image generation at the aspect ratio of the call's size."""
@@ -331,8 +311,7 @@ class StabilityProvider:
         return await self._post(path, form, price, {"operation": operation})
 
     def _model(self, name: str) -> StabilityModel:
-        if not self._api_key:
-            raise ProviderAuthFailed("No Stability API key is configured on this server.")
+        self.check_configured()
         model = MODELS_BY_NAME.get(name)
         if model is None:
             raise InvalidForModel(f"{PROVIDER} has no model {name!r}.", provider=PROVIDER)

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 from PIL import Image
@@ -216,6 +216,18 @@ def breaker_for(vendor: str) -> CircuitBreaker:
     return _BREAKERS.setdefault(vendor, CircuitBreaker())
 
 
+class TransportOptions(TypedDict, total=False):
+    """The VendorHTTP options an adapter passes through from the settings (or a test): the time
+    limit per request, the retry budget, the address rules for downloads, the circuit breaker,
+    and the first pause between polls of a queued job."""
+
+    timeout_seconds: float
+    max_retries: int
+    download_policy: UrlPolicy | None
+    breaker: CircuitBreaker | None
+    poll_interval_seconds: float
+
+
 @dataclass(frozen=True)
 class _Retry:
     """An attempt that failed in a way the next one may not, and any wait the server named."""
@@ -225,7 +237,8 @@ class _Retry:
 
 
 class VendorHTTP:
-    """An HTTP session with one vendor's API."""
+    """An HTTP session with one vendor's API. Queue vendors poll under its time limit, starting
+    at its poll interval."""
 
     def __init__(
         self,
@@ -239,6 +252,7 @@ class VendorHTTP:
         max_retries: int = 3,
         breaker: CircuitBreaker | None = None,
         download_policy: UrlPolicy | None = None,
+        poll_interval_seconds: float = 0.5,
     ) -> None:
         self.vendor = vendor
         self.base_url = base_url.rstrip("/")
@@ -250,6 +264,7 @@ class VendorHTTP:
         self.max_retries = max_retries
         self.breaker = breaker or breaker_for(vendor)
         self._download_policy = download_policy or UrlPolicy()
+        self.poll_interval_seconds = poll_interval_seconds
 
     def url(self, path: str) -> str:
         """An absolute URL for a path under the base URL (absolute URLs pass through)."""
