@@ -136,6 +136,9 @@ class Provider(Protocol):
     """A model vendor's adapter: it knows that vendor's protocol and nothing of the database."""
 
     name: str
+    # The setting that makes it available (its key or base URL), named to a caller who asks
+    # for one of its models while it is not; None for a provider that is always available.
+    enabled_by: str | None
 
     def models(self) -> list[ModelSpec]:
         """The models this provider serves."""

@@ -167,6 +167,7 @@ class BFLProvider(HTTPVendor):
 
     name = PROVIDER
     key_label = "Black Forest Labs API key"
+    enabled_by = "DARKROOM_BFL_API_KEY"
     default_base_url = "https://api.bfl.ai"
     pricing = PRICING
 

@@ -164,6 +164,7 @@ class FalProvider(HTTPVendor):
 
     name = PROVIDER
     key_label = "fal API key"
+    enabled_by = "DARKROOM_FAL_API_KEY"
     default_base_url = "https://queue.fal.run"
     pricing = PRICING
 

@@ -255,6 +255,7 @@ class GoogleProvider(HTTPVendor):
 
     name = PROVIDER
     key_label = "Gemini API key"
+    enabled_by = "DARKROOM_GOOGLE_API_KEY"
     default_base_url = DEFAULT_BASE_URL
 
     def auth_headers(self, api_key: str) -> dict[str, str]:

@@ -19,6 +19,8 @@ class HTTPVendor(ABC):
     # What the vendor calls its key ("Replicate API token"), for the refusal without one.
     key_label: str
     default_base_url: str
+    # The setting that holds the key (DARKROOM_OPENAI_API_KEY).
+    enabled_by: str
 
     def __init__(
         self,

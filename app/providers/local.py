@@ -34,6 +34,7 @@ class LocalProvider:
     """Renders drafts in a worker thread so the event loop stays free."""
 
     name = "local"
+    enabled_by = None
 
     def models(self) -> list[ModelSpec]:
         """The local models."""

@@ -328,6 +328,7 @@ class OpenAIProvider(HTTPVendor):
 
     name = PROVIDER
     key_label = "OpenAI API key"
+    enabled_by = "DARKROOM_OPENAI_API_KEY"
     default_base_url = DEFAULT_BASE_URL
     pricing = PRICING
 

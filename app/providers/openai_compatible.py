@@ -51,6 +51,7 @@ class OpenAICompatibleProvider(HTTPVendor):
 
     name = PROVIDER
     pricing = PRICING
+    enabled_by = "DARKROOM_OPENAI_COMPAT_BASE_URL"
 
     def __init__(
         self,

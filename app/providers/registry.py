@@ -39,7 +39,8 @@ class ProviderRegistry:
         """The provider and spec for a model id; ModelUnavailable if unknown or not configured."""
         provider, spec = self.describe(model_id)
         if not provider.is_available():
-            raise ModelUnavailable(f"Model {model_id!r} is not configured on this server.")
+            how = f"; set {provider.enabled_by} to enable it" if provider.enabled_by else ""
+            raise ModelUnavailable(f"Model {model_id!r} is not configured on this server{how}.")
         return provider, spec
 
     def describe(self, model_id: str) -> tuple[Provider, ModelSpec]:

@@ -158,6 +158,7 @@ class ReplicateProvider(HTTPVendor):
 
     name = PROVIDER
     key_label = "Replicate API token"
+    enabled_by = "DARKROOM_REPLICATE_API_KEY"
     default_base_url = "https://api.replicate.com/v1"
     pricing = PRICING
 

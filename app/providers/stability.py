@@ -241,6 +241,7 @@ class StabilityProvider(HTTPVendor):
 
     name = PROVIDER
     key_label = "Stability API key"
+    enabled_by = "DARKROOM_STABILITY_API_KEY"
     default_base_url = DEFAULT_BASE_URL
 
     def auth_headers(self, api_key: str) -> dict[str, str]:

@@ -33,7 +33,7 @@ from app.schemas.openai_compat import (
     ImageVariationFields,
     OpenAIError,
 )
-from app.services import edits
+from app.services import edits, jobs
 from app.services import openai_compat as service
 from app.services.generate import GENERATE
 from app.services.openai_compat import OpenAICompatError
@@ -45,6 +45,8 @@ RequestT = TypeVar("RequestT", bound=BaseModel)
 
 # OpenAI takes up to 16 images per edit.
 MAX_IMAGES = 16
+# Names the model(s) that made the images of every answer.
+MODEL_HEADER = "Darkroom-Model"
 
 _ERROR_DESCRIPTIONS = {
     400: "The request is invalid (`invalid_request_error`, naming the `param` at fault), or "
@@ -65,6 +67,20 @@ def openai_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         for status in statuses
     }
 
+
+# The 200 of every route, with the header naming the model that answered.
+ANSWERED = {
+    200: {
+        "description": "The images, in OpenAI's ImagesResponse.",
+        "headers": {
+            MODEL_HEADER: {
+                "description": "The model(s) that made the images (`provider/model`, "
+                "comma-separated when a fallback made some of them).",
+                "schema": {"type": "string"},
+            }
+        },
+    }
+}
 
 # A body declaring more than the server's limit is refused before any route runs, as
 # problem+json.
@@ -107,6 +123,7 @@ class ImagesCallServices:
     def __init__(
         self,
         request: Request,
+        response: Response,
         session: Session,
         tenant: Tenant,
         settings: AppSettings,
@@ -114,6 +131,7 @@ class ImagesCallServices:
         context: Context,
     ) -> None:
         self.request = request
+        self.response = response
         self.settings = settings
         self.submitter = Submitter(session, tenant, context, queue)
 
@@ -134,12 +152,14 @@ class ImagesCallServices:
             self.submitter, kind, body, idempotency_key, self.settings.max_wait_seconds
         )
         service.check_finished(job, self.settings.max_wait_seconds)
+        outputs = await jobs.outputs_of(self.submitter.session, job.id)
+        self.response.headers[MODEL_HEADER] = service.answering_models(outputs)
         base_url = self.settings.public_url or str(self.request.base_url)
         return await service.images_response(
-            self.submitter.session,
             self.submitter.storage,
             self.settings,
             job,
+            outputs,
             response_format,
             quality,
             base_url,
@@ -166,7 +186,7 @@ ImagesCall = Annotated[ImagesCallServices, Depends()]
     summary="Generate images (OpenAI-compatible)",
     response_model=ImagesResponse,
     response_model_exclude_none=True,
-    responses=openai_errors(400, 401, 404, 409, 429, 500, 503) | TOO_LARGE,
+    responses=ANSWERED | openai_errors(400, 401, 404, 409, 429, 500, 503) | TOO_LARGE,
 )
 async def create_image(
     body: ImageGenerationRequest,
@@ -251,7 +271,7 @@ VARIATION_BODY = multipart_body(
     summary="Edit images (OpenAI-compatible)",
     response_model=ImagesResponse,
     response_model_exclude_none=True,
-    responses=openai_errors(400, 401, 404, 409, 429, 500, 503) | TOO_LARGE,
+    responses=ANSWERED | openai_errors(400, 401, 404, 409, 429, 500, 503) | TOO_LARGE,
     openapi_extra={"requestBody": EDIT_BODY},
 )
 async def create_image_edit(
@@ -286,7 +306,7 @@ async def create_image_edit(
     summary="Make variations of an image (OpenAI-compatible)",
     response_model=ImagesResponse,
     response_model_exclude_none=True,
-    responses=openai_errors(400, 401, 404, 409, 429, 500, 503) | TOO_LARGE,
+    responses=ANSWERED | openai_errors(400, 401, 404, 409, 429, 500, 503) | TOO_LARGE,
     openapi_extra={"requestBody": VARIATION_BODY},
 )
 async def create_image_variation(

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -118,15 +117,19 @@ def parse_fields(model: type[Fields], fields: dict[str, str]) -> Fields:
 
 
 def resolve_model(registry: ProviderRegistry, name: str | None, default_model: str) -> str:
-    """The Darkroom model id for OpenAI's `model`: a `provider/model` id as given; a bare name
-    as `openai/<name>` when that is served here, else the default model, so that a product
-    moved from OpenAI works without changing its model names."""
+    """The Darkroom model id for OpenAI's `model`: the default model when omitted, a
+    `provider/model` id as given, a bare OpenAI name as `openai/<name>`. A name that is not
+    served here is refused (404 `model_not_found`), never answered by another model."""
     if not name:
         return default_model
-    if "/" in name:
-        return name
-    served = {spec.id for spec, available in registry.catalog() if available}
-    return f"openai/{name}" if f"openai/{name}" in served else default_model
+    model_id = name if "/" in name else f"openai/{name}"
+    try:
+        registry.resolve(model_id)
+    except ModelUnavailable as exc:
+        if model_id != name:
+            exc.detail = f"The model {name!r} ({model_id}) is not served here: {exc.detail}"
+        raise
+    return model_id
 
 
 def check_options(body: ImageGenerationRequest | ImageEditFields) -> None:
@@ -255,22 +258,24 @@ def failed_job_error(job: Job) -> OpenAICompatError:
     return OpenAICompatError(status, message, code=slug.replace("-", "_"))
 
 
+def answering_models(outputs: list[Asset]) -> str:
+    """The models that made a job's outputs, in order of first use, for the `Darkroom-Model`
+    header: a caller always learns which model answered (a fallback included)."""
+    models = [str((asset.details or {}).get("model", "")) for asset in outputs]
+    return ", ".join(dict.fromkeys(model for model in models if model))
+
+
 async def images_response(
-    session: AsyncSession,
     storage: LocalStorage,
     settings: Settings,
     job: Job,
+    outputs: list[Asset],
     response_format: str | None,
     quality: str | None,
     base_url: str,
 ) -> ImagesResponse:
-    """The ImagesResponse for a succeeded job: its outputs in order, as base64, or as signed
+    """The ImagesResponse for a succeeded job's outputs, in order, as base64, or as signed
     URLs that work without an API key for an hour (as OpenAI's do)."""
-    outputs = list(
-        await session.scalars(
-            select(Asset).where(Asset.job_id == job.id).order_by(Asset.output_index)
-        )
-    )
     expires_at = signing.expiry(URL_LIFETIME_SECONDS)
     data = []
     for asset in outputs:

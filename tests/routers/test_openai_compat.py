@@ -71,9 +71,9 @@ async def test_generate_returns_images_of_the_requested_size(openai_client, clie
     assert stored.content == base64.b64decode(result.data[0].b64_json)
 
 
-async def test_generate_with_format_and_bare_openai_model_name(openai_client, client, auth):
-    result = await openai_client.images.generate(
-        model="gpt-image-2",
+async def test_generate_with_format_and_user(openai_client, client, auth):
+    result = await openai_client.images.with_raw_response.generate(
+        model="local/draft",
         prompt="a red bicycle by a canal",
         size="512x512",
         output_format="webp",
@@ -81,13 +81,37 @@ async def test_generate_with_format_and_bare_openai_model_name(openai_client, cl
         user="end-user-7",
     )
 
-    image = decode(result.data[0].b64_json)
+    answer = result.parse()
+    image = decode(answer.data[0].b64_json)
     assert image.format == "WEBP" and image.size == (512, 512)
-    assert result.output_format == "webp" and result.quality == "high"
+    assert answer.output_format == "webp" and answer.quality == "high"
+    assert result.headers["Darkroom-Model"] == "local/draft"
     job = await job_of_latest(client, auth)
-    # No OpenAI key on this server, so the bare OpenAI name falls back to the default model.
     assert job["model"] == "local/draft"
     assert job["metadata"] == {"user": "end-user-7"}
+
+
+async def test_a_bare_openai_name_not_served_here_is_not_found_and_names_the_setting(
+    openai_client, client, auth
+):
+    # No OpenAI key on this server: the caller asked for OpenAI's model and must not get
+    # another one silently.
+    with pytest.raises(openai.NotFoundError) as raised:
+        await openai_client.images.generate(model="gpt-image-2", prompt="a red bicycle")
+
+    assert raised.value.code == "model_not_found" and raised.value.param == "model"
+    assert "DARKROOM_OPENAI_API_KEY" in raised.value.message
+    jobs = (await client.get("/v1/jobs", headers=auth)).json()["data"]
+    assert jobs == []
+
+
+@pytest.mark.parametrize("model", ["midjourney-v7", "dall-e-3", "gpt-image-1"])
+async def test_a_model_nobody_serves_is_not_found(openai_client, model):
+    with pytest.raises(openai.NotFoundError) as raised:
+        await openai_client.images.generate(model=model, prompt="a red bicycle")
+
+    assert raised.value.code == "model_not_found"
+    assert model in raised.value.message
 
 
 async def test_generate_defaults_to_one_image_at_the_models_default_size(openai_client):
@@ -396,10 +420,12 @@ async def vendor(tmp_path) -> AsyncIterator[tuple[openai.AsyncOpenAI, FakeOpenAI
 async def test_a_bare_openai_name_runs_on_openai_and_reports_summed_usage(vendor):
     openai_client, server, _ = vendor
 
-    result = await openai_client.images.generate(
+    raw = await openai_client.images.with_raw_response.generate(
         model="gpt-image-2", prompt="a teal kettle", n=2, size="1024x1024"
     )
+    result = raw.parse()
 
+    assert raw.headers["Darkroom-Model"] == "openai/gpt-image-2"
     assert [request.body["model"] for request in server.received] == ["gpt-image-2"] * 2
     assert [decode(item.b64_json).size for item in result.data] == [(1024, 1024)] * 2
     reported = [
