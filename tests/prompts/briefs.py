@@ -16,9 +16,7 @@ class Case:
     night: bool = False  # no daylight may be added
     drawn: bool = False  # no photographic or camera terms may be added
     monochrome: bool = False  # no colour may be added
-    lighting_given: bool = False
-    style_given: bool = False
-    palette_given: bool = False
+    given: tuple[str, ...] = ()  # slots the brief states: kept, never filled
 
     @property
     def id(self) -> str:
@@ -43,17 +41,17 @@ LONG_NIGHT_DETAILS = (
 
 CASES: tuple[Case, ...] = (
     # Product shots and e-commerce listings.
-    Case("a ceramic coffee mug on a walnut desk, morning light", lighting_given=True),
+    Case("a ceramic coffee mug on a walnut desk, morning light", given=("lighting",)),
     Case("product shot of a perfume bottle", use_case="product"),
     Case("packshot of wireless headphones", use_case="product", style="studio-product"),
-    Case("matte black skincare serum bottle", use_case="product", palette_given=True),
-    Case("red running sneaker for an Amazon listing", use_case="ecommerce", palette_given=True),
+    Case("matte black skincare serum bottle", use_case="product", given=("palette",)),
+    Case("red running sneaker for an Amazon listing", use_case="ecommerce", given=("palette",)),
     Case("e-commerce photo of a leather handbag, straight-on", use_case="ecommerce"),
     Case("Etsy listing for a hand-thrown ceramic bowl", use_case="ecommerce", aspect_ratio=(1, 1)),
     # Portraits.
     Case("portrait of an elderly fisherman", use_case="portrait"),
     Case("corporate headshot of a woman in a navy blazer", use_case="portrait"),
-    Case("portrait of a jazz singer, dramatic rim light", use_case="portrait", lighting_given=True),
+    Case("portrait of a jazz singer, dramatic rim light", use_case="portrait", given=("lighting",)),
     Case("anime portrait of a girl with silver hair", use_case="portrait", drawn=True),
     # Ads, thumbnails, social, banners.
     Case('Instagram ad for iced coffee with text "SUMMER SALE"', use_case="ad"),
@@ -70,24 +68,24 @@ CASES: tuple[Case, ...] = (
     Case("logo for a coffee roastery called Ember", use_case="logo", drawn=True),
     Case("minimal app icon of a paper plane", use_case="logo"),
     # Lighting or style already stated.
-    Case("a bowl of ramen lit by neon signs", lighting_given=True),
-    Case("a greenhouse full of ferns, golden hour sunlight", lighting_given=True),
-    Case("oil painting of a harbour at dawn", drawn=True, style_given=True),
+    Case("a bowl of ramen lit by neon signs", given=("lighting",)),
+    Case("a greenhouse full of ferns, golden hour sunlight", given=("lighting",)),
+    Case("oil painting of a harbour at dawn", drawn=True, given=("style",)),
     Case("a cat on a windowsill", style="cinematic"),
     Case("a vintage camera on a shelf", style="photoreal", use_case=None),
     # Night scenes.
     Case("a city street at night after the rain", night=True),
     Case("a lighthouse on a cliff at night", night=True, style="photoreal"),
-    Case("a moonlit lake with a wooden canoe", night=True, lighting_given=True),
-    Case("dark forest with glowing mushrooms", night=True, lighting_given=True),
+    Case("a moonlit lake with a wooden canoe", night=True, given=("lighting",)),
+    Case("dark forest with glowing mushrooms", night=True, given=("lighting",)),
     Case("a camper van under a starry night sky", night=True, style="editorial"),
     # Watercolor, anime, line art, 3d.
-    Case("watercolor of a fox in a snowy forest", drawn=True, style_given=True),
-    Case("a teapot in watercolour", drawn=True, style_given=True, style="photoreal"),
-    Case("anime girl on a rooftop at sunset", drawn=True, style_given=True),
-    Case("line art of a hummingbird", drawn=True, style_given=True),
+    Case("watercolor of a fox in a snowy forest", drawn=True, given=("style",)),
+    Case("a teapot in watercolour", drawn=True, given=("style",), style="photoreal"),
+    Case("anime girl on a rooftop at sunset", drawn=True, given=("style",)),
+    Case("line art of a hummingbird", drawn=True, given=("style",)),
     Case("a robot barista", drawn=True, style="line-art"),
-    Case("3d render of a cute isometric island", drawn=True, style_given=True),
+    Case("3d render of a cute isometric island", drawn=True, given=("style",)),
     Case("a mountain cabin", drawn=True, style="flat-illustration"),
     # Black and white.
     Case("black and white portrait of a boxer", use_case="portrait", monochrome=True),
@@ -98,7 +96,7 @@ CASES: tuple[Case, ...] = (
         "replace the background with a sunny beach",
         is_edit=True,
         keep=("face", "identity", "framing"),
-        lighting_given=True,
+        given=("lighting",),
     ),
     Case("make the sneaker blue", is_edit=True, keep=("product_angle", "background", "lighting")),
     Case("turn this photo into a watercolor painting", is_edit=True, keep=("composition",)),
