@@ -17,6 +17,8 @@ class Case:
     drawn: bool = False  # no photographic or camera terms may be added
     monochrome: bool = False  # no colour may be added
     given: tuple[str, ...] = ()  # slots the brief states: kept, never filled
+    setting: str | None = None  # the brief's words the setting slot must hold
+    left_open: tuple[str, ...] = ()  # slots the brief does not state, however its words read
 
     @property
     def id(self) -> str:
@@ -102,6 +104,46 @@ CASES: tuple[Case, ...] = (
     Case("turn this photo into a watercolor painting", is_edit=True, keep=("composition",)),
     Case("change the headline colour to gold", is_edit=True, keep=("layout", "text", "colors")),
     Case("make it night", is_edit=True, keep=("framing",), night=True),
+    # Product shots on coloured backdrops: the backdrop colour is the setting.
+    Case(
+        "a red sneaker on white",
+        use_case="product",
+        given=("subject", "setting", "palette"),
+        setting="on white",
+    ),
+    Case("perfume bottle on a pink background", use_case="product", setting="on a pink background"),
+    Case("wireless earbuds against teal", given=("setting", "palette"), setting="against teal"),
+    Case("lipstick on black", use_case="product", given=("setting",), setting="on black"),
+    Case("a desk lamp on white, product photo", use_case="product", setting="on white"),
+    Case("a beach towel on a yellow background", setting="on a yellow background"),
+    Case("coffee beans on dark brown, top-down", given=("composition",), setting="on dark brown"),
+    Case("a cup of matcha on sage green, overhead", setting="on sage green"),
+    Case("ceramic vase against a terracotta wall", setting="against a terracotta wall"),
+    Case("headphones on a seamless grey backdrop", use_case="product", setting="grey backdrop"),
+    Case("a chocolate bar on a cream backdrop", given=("subject",), setting="on a cream backdrop"),
+    Case("granola bar on a mustard yellow backdrop", setting="on a mustard yellow backdrop"),
+    # Framing words: a studio shot is set in a studio; a protein bar is not a place.
+    Case(
+        "studio shot of a red sneaker",
+        use_case="product",
+        given=("subject", "setting", "palette"),
+        setting="studio shot",
+    ),
+    Case("studio portrait of a ballet dancer", use_case="portrait", setting="studio portrait"),
+    Case("instagram ad for a vegan protein bar", use_case="ad", left_open=("setting",)),
+    Case("promo shot of a chocolate bar for a sale", use_case="ad", left_open=("setting",)),
+    Case("a bartender pouring a negroni at a cocktail bar", setting="at a cocktail bar"),
+    Case("a bouquet of tulips on a lilac background, soft light", given=("lighting",)),
+    Case("a red apple on a red background", setting="on a red background"),
+    Case("sunglasses on hot pink, hard shadows", given=("lighting",), setting="on hot pink"),
+    Case("packshot of a gold wristwatch on black velvet", setting="on black velvet"),
+    Case("product photo of a skateboard against an orange wall", setting="against an orange wall"),
+    Case(
+        "Amazon main image of a blender on pure white",
+        use_case="ecommerce",
+        setting="on pure white",
+    ),
+    Case("etsy listing of a knitted beanie on a beige background", use_case="ecommerce"),
     # Non-English words.
     Case("Schwarzwälder Kirschtorte auf einem Holztisch", use_case=None),
     Case("一杯のコーヒー、木のテーブルの上"),

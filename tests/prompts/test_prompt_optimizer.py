@@ -31,6 +31,13 @@ DAYLIGHT = re.compile(
 PHOTOGRAPHIC = re.compile(
     r"\b(?:photo\w*|camera|lens|\d+\s?mm|dslr|bokeh|depth of field|film grain|realistic)\b", re.I
 )
+# A backdrop named by its colour alone: `on white`, `against a pale teal wall`.
+BACKDROP_COLOUR = re.compile(
+    r"\b(?:on|against)\s+(?:an?\s+)?(?:(?:light|dark|pale|deep|hot|pure|sage|seamless)\s+)*"
+    r"(?:white|black|gr[ae]y|red|pink|teal|yellow|green|orange|brown|beige|cream|lilac|navy)\b"
+    r"(?:\s+(?:background|backdrop|wall|velvet))?",
+    re.I,
+)
 COLOURFUL = re.compile(
     r"\b(?:red|orange|yellow|green|blue|purple|pink|teal|cyan|magenta|gold(?:en)?|amber"
     r"|colou?r\w*|vibrant|vivid|saturated|pastel|neon)\b",
@@ -126,6 +133,44 @@ def test_what_the_brief_states_is_kept_not_filled(case: Case) -> None:
             assert f"{LABELS[slot]}:" not in result.prompt
 
 
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_what_the_brief_leaves_open_is_not_read_as_given(case: Case) -> None:
+    result = optimize(case)
+
+    for slot in case.left_open:
+        assert slot not in result.given
+        assert slot in result.filled or slot not in FILLABLE
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_the_setting_is_the_subject_itself_or_apart_from_it(case: Case) -> None:
+    slots = optimize(case).slots
+
+    assert slots.subject and slots.setting
+    for place in slots.setting.split(", "):
+        assert place == slots.subject or slots.subject not in place
+
+
+@pytest.mark.parametrize("case", [case for case in CASES if case.setting], ids=lambda case: case.id)
+def test_setting_holds_the_brief_own_words_for_the_place(case: Case) -> None:
+    result = optimize(case)
+
+    assert "setting" in result.given
+    assert case.setting in (result.slots.setting or "")
+
+
+@pytest.mark.parametrize(
+    "case", [case for case in CASES if BACKDROP_COLOUR.search(case.brief)], ids=lambda case: case.id
+)
+def test_a_backdrop_colour_is_the_setting_and_nothing_is_filled_against_it(case: Case) -> None:
+    backdrop = BACKDROP_COLOUR.search(case.brief)
+    result = optimize(case)
+
+    assert backdrop and backdrop.group(0) in (result.slots.setting or "")
+    assert "setting" in result.given
+    assert "Setting:" not in result.prompt
+
+
 @pytest.mark.parametrize("limit", LIMITS)
 @pytest.mark.parametrize("rendering", RENDERINGS)
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
@@ -182,6 +227,16 @@ def test_slots_record_the_brief_own_words() -> None:
     assert result.slots.setting == "on a walnut desk"
     assert result.slots.lighting == "morning light"
     assert result.given == ["subject", "setting", "lighting"]
+
+
+def test_studio_framing_is_the_setting_and_the_colour_is_the_palette() -> None:
+    slots = optimize_prompt("studio shot of a red sneaker").slots
+
+    assert (slots.subject, slots.setting, slots.palette) == (
+        "a red sneaker",
+        "studio shot",
+        "a red sneaker",
+    )
 
 
 def test_light_blue_is_a_colour_not_lighting() -> None:
