@@ -53,7 +53,9 @@ class OptimizedPrompt(BaseModel):
     brief: str = Field(description="The brief as given.")
     use_case: str = Field(description="What the image is for, as detected.", examples=["product"])
     slots: PromptSlots = Field(description="The final value of every slot.")
-    given: list[str] = Field(description="Slots the brief itself stated.")
+    given: list[str] = Field(
+        description="Slots the brief stated, and the style when a style preset was asked for."
+    )
     filled: list[str] = Field(description="Slots the optimizer filled.")
     prompt: str = Field(description="The prompt to send to the model.")
     negative_prompt: str | None = Field(description="What the image should not show.")
@@ -145,7 +147,7 @@ def build_prompt(
     reading = read_brief(brief)
     use_case = detect_use_case(brief)
     pinned = [rule.pins for rule in request.keep if rule.pins]
-    preset = fitting_preset(request.preset, brief)
+    preset = fitting_preset(request.preset, reading.description)
     fills, scene = choose_fills(request, reading, use_case, preset, proposals, pinned)
     instructions = (*request.keep, EDIT_SCOPE) if request.is_edit else request.keep
     additions = {
@@ -154,7 +156,8 @@ def build_prompt(
         "constraints": tuple(rule.sentence for rule in instructions),
     }
     slots = final_slots(reading, fills, pinned, instructions)
-    given = list(reading.given)
+    # A style preset is the caller's explicit choice of style, as much as words in the brief.
+    given = [slot for slot in SLOT_NAMES if slot in reading.given or (slot == "style" and preset)]
     if request.rendering == "tags":
         prompt = render_tags(brief, additions, request.max_chars)
         terms = negative_terms(reading, use_case, preset, scene)
@@ -189,22 +192,22 @@ def choose_fills(
     The style is chosen first because it decides which other phrases contradict: a watercolor
     fill rules out lens talk just as a watercolor brief does.
     """
-    brief = request.brief.strip()
+    description = reading.description
     open_slots = [
         slot for slot in FILLABLE_SLOTS if slot not in reading.given and slot not in pinned
     ]
     fills: dict[str, tuple[str, ...]] = {}
     if "style" in open_slots:
-        forbidden = forbidden_patterns(brief, reading.given, reading.negated)
+        forbidden = forbidden_patterns(description, reading.given, reading.negated)
         fills["style"] = first_consistent(
-            candidates("style", request, use_case, preset, proposals), "style", forbidden
+            candidates("style", request, reading, use_case, preset, proposals), "style", forbidden
         )
-    scene = " ".join([brief, *fills.get("style", ())])
+    scene = " ".join([description, *fills.get("style", ())])
     forbidden = forbidden_patterns(scene, reading.given, reading.negated)
     for slot in open_slots:
         if slot != "style":
             fills[slot] = first_consistent(
-                candidates(slot, request, use_case, preset, proposals), slot, forbidden
+                candidates(slot, request, reading, use_case, preset, proposals), slot, forbidden
             )
     return {slot: fills[slot] for slot in FILLABLE_SLOTS if slot in fills}, scene
 
@@ -232,6 +235,7 @@ def first_consistent(
 def candidates(
     slot: str,
     request: OptimizeRequest,
+    reading: BriefReading,
     use_case: UseCase,
     preset: StylePreset | None,
     proposals: Mapping[str, str],
@@ -244,7 +248,7 @@ def candidates(
     if proposals.get(slot):
         proposed = split_phrases(proposals[slot])
         found.append((layout, *proposed) if slot == "composition" and layout else proposed)
-    if slot == "lighting" and NIGHT_SCENE.search(request.brief):
+    if slot == "lighting" and NIGHT_SCENE.search(reading.description):
         found.append(NIGHT_LIGHTING)
     if request.is_edit:
         found.append(EDIT_FILLS[slot])

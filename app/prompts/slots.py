@@ -415,8 +415,19 @@ QUOTED_TEXT = re.compile(
     r"\"([^\"\n]+)\"|“([^”\n]+)”|«([^»\n]+)»|「([^」\n]+)」|„([^“”\n]+)[“”]"
     r"|(?<![\w'])'([^'\n]+)'(?![\w'])"
 )
-LABELLED_TEXT = re.compile(
-    r"\b(?:text|headline|caption|tagline|title|slogan)\s*:\s*([^,;\n\"“'«「]+)", re.IGNORECASE
+TEXT_LABELS = r"text|headline|caption|tagline|title|subtitle|slogan|heading|lettering|words?"
+# Words to render, unquoted, look like copy: capitalised words and numbers (`SAVE 20%`,
+# `Run Further`), joined by small words (`Back to School`).
+COPY_WORD = r"[A-Z0-9$€£#%@&+](?:[^\s,;\"“”.!?]|[.!?](?=\S))*[!?]?"
+COPY_JOINER = r"(?:a|an|the|to|of|for|and|or|in|on|at|with|my|your|is|&|-)"
+COPY = rf"{COPY_WORD}(?:\s+(?:{COPY_JOINER}\s+)*{COPY_WORD})*"
+# After a colon the label's words run to the end of the clause (`headline: Summer Nights`).
+LABELLED_TEXT = re.compile(rf"\b(?:{TEXT_LABELS})\s*:\s*([^,;\n\"“'«「]+)", re.IGNORECASE)
+# Right after a label only copy counts, so `text on the left` names no text; after `saying`
+# lower-case words count too (`a mug saying good morning`).
+NAMED_TEXT = re.compile(
+    rf"(?i:\b(?:{TEXT_LABELS}))\s+({COPY})"
+    rf"|(?i:\b(?:saying|says|that reads|which reads))\s+({COPY}|[a-z][^,;\n.!?\"“«「]*)"
 )
 
 # Clauses break at commas and semicolons, Latin and CJK (U+3001, U+FF0C, U+FF1B). A Latin sentence
@@ -454,6 +465,8 @@ class BriefReading:
 
     given: dict[str, str]
     negated: tuple[str, ...]
+    # The brief without the words it asks to render: `text GOOD NIGHT` sets no night scene.
+    description: str
 
 
 @dataclass(frozen=True)
@@ -477,7 +490,9 @@ class Clause:
 
 def read_brief(brief: str) -> BriefReading:
     """Find the slots a brief states and the things it says must not appear."""
-    segments = split_segments(brief)
+    spans = text_spans(brief)
+    description = without_spans(brief, spans)
+    segments = split_segments(description)
     clauses = [read_clause(segment) for segment in segments]
     given: dict[str, str] = {}
     subject_at = next((index for index, part in enumerate(segments) if names_something(part)), None)
@@ -492,14 +507,14 @@ def read_brief(brief: str) -> BriefReading:
         value = excerpts(scanned, pattern)
         if value:
             given[slot] = value
-    text = find_text(brief)
-    if text:
-        given["text"] = text
+    if spans:
+        words = dict.fromkeys(words for _, _, words in spans)
+        given["text"] = ", ".join(f'"{word}"' for word in words)
     constraints = excerpts(segments, CONSTRAINT_TERMS)
     if constraints:
         given["constraints"] = constraints
     ordered = {slot: given[slot] for slot in SLOT_NAMES if slot in given}
-    return BriefReading(given=ordered, negated=negated_items(brief))
+    return BriefReading(given=ordered, negated=negated_items(description), description=description)
 
 
 def split_segments(brief: str) -> list[str]:
@@ -562,14 +577,28 @@ def split_setting(clause: str) -> tuple[str, str | None]:
     return clause, None
 
 
-def find_text(brief: str) -> str | None:
-    """The words the brief asks to render, each in double quotes."""
-    quoted = [
-        next(group for group in match.groups() if group) for match in QUOTED_TEXT.finditer(brief)
+def text_spans(brief: str) -> list[tuple[int, int, str]]:
+    """Where the brief names words to render, quoted or after a label, and the words."""
+    spans = [
+        (*match.span(), next(group for group in match.groups() if group))
+        for match in QUOTED_TEXT.finditer(brief)
     ]
-    labelled = [match.group(1).strip() for match in LABELLED_TEXT.finditer(brief)]
-    words = [word.strip() for word in [*quoted, *labelled] if word.strip()]
-    return ", ".join(f'"{word}"' for word in dict.fromkeys(words)) if words else None
+    for pattern in (LABELLED_TEXT, NAMED_TEXT):
+        for match in pattern.finditer(brief):
+            group = next(index for index, value in enumerate(match.groups(), 1) if value)
+            words = match.group(group).strip()
+            if words and not any(start <= match.start(group) < end for start, end, _ in spans):
+                spans.append((match.start(group), match.start(group) + len(words), words))
+    return [(start, end, words.strip()) for start, end, words in spans if words.strip()]
+
+
+def without_spans(brief: str, spans: Sequence[tuple[int, int, str]]) -> str:
+    """The brief with the given stretches cut out."""
+    for start, end, _ in sorted(spans, reverse=True):
+        before, after = brief[:start].rstrip(" "), brief[end:].lstrip(" ")
+        space = " " if before and after[:1].isalnum() else ""
+        brief = before + space + after
+    return brief
 
 
 def negated_items(brief: str) -> tuple[str, ...]:

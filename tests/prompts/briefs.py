@@ -19,6 +19,7 @@ class Case:
     given: tuple[str, ...] = ()  # slots the brief states: kept, never filled
     setting: str | None = None  # the brief's words the setting slot must hold
     left_open: tuple[str, ...] = ()  # slots the brief does not state, however its words read
+    text: str | None = None  # the text slot: the words to render, quoted; None invents none
 
     @property
     def id(self) -> str:
@@ -56,7 +57,9 @@ CASES: tuple[Case, ...] = (
     Case("portrait of a jazz singer, dramatic rim light", use_case="portrait", given=("lighting",)),
     Case("anime portrait of a girl with silver hair", use_case="portrait", drawn=True),
     # Ads, thumbnails, social, banners.
-    Case('Instagram ad for iced coffee with text "SUMMER SALE"', use_case="ad"),
+    Case(
+        'Instagram ad for iced coffee with text "SUMMER SALE"', use_case="ad", text='"SUMMER SALE"'
+    ),
     Case("billboard campaign for an electric scooter", use_case="ad", aspect_ratio=(3, 1)),
     Case("YouTube thumbnail for a video about budget travel", use_case="thumbnail"),
     Case("thumbnail: shocked chef holding a burnt cake", use_case="thumbnail"),
@@ -130,7 +133,13 @@ CASES: tuple[Case, ...] = (
         setting="studio shot",
     ),
     Case("studio portrait of a ballet dancer", use_case="portrait", setting="studio portrait"),
-    Case("instagram ad for a vegan protein bar", use_case="ad", left_open=("setting",)),
+    Case(
+        "instagram ad for a vegan protein bar, bold text SAVE 20%",
+        use_case="ad",
+        style="studio-product",
+        text='"SAVE 20%"',
+        left_open=("setting",),
+    ),
     Case("promo shot of a chocolate bar for a sale", use_case="ad", left_open=("setting",)),
     Case("a bartender pouring a negroni at a cocktail bar", setting="at a cocktail bar"),
     Case("a bouquet of tulips on a lilac background, soft light", given=("lighting",)),
@@ -144,6 +153,111 @@ CASES: tuple[Case, ...] = (
         setting="on pure white",
     ),
     Case("etsy listing of a knitted beanie on a beige background", use_case="ecommerce"),
+    # Ads and thumbnails with text: quoted words, or the words after text, headline, caption,
+    # title or saying, are the text slot and nothing else.
+    Case(
+        "facebook ad for running shoes, headline Run Further", use_case="ad", text='"Run Further"'
+    ),
+    Case("billboard for an energy drink, caption: Stay Wild", use_case="ad", text='"Stay Wild"'),
+    Case(
+        "print ad for a granola bar on a yellow background, text: Crunch Time",
+        use_case="ad",
+        setting="on a yellow background",
+        text='"Crunch Time"',
+    ),
+    Case(
+        "promo poster for a jazz night, title Blue Note Sessions",
+        use_case="ad",
+        night=True,
+        text='"Blue Note Sessions"',
+        left_open=("palette",),
+    ),
+    Case(
+        "ad for a coffee subscription saying first bag free", use_case="ad", text='"first bag free"'
+    ),
+    Case(
+        "sale banner for sneakers on a red background, text 50% OFF",
+        use_case="banner",
+        setting="on a red background",
+        text='"50% OFF"',
+    ),
+    Case(
+        "social media ad for a candle shop, cozy mood, text Light Up Your Evening",
+        use_case="ad",
+        given=("mood",),
+        text='"Light Up Your Evening"',
+        left_open=("lighting",),
+    ),
+    Case(
+        "ad for a vegan burger, the headline says Plants Taste Better",
+        use_case="ad",
+        text='"Plants Taste Better"',
+    ),
+    Case(
+        "linkedin ad for a cybersecurity webinar with the words Zero Trust Summit",
+        use_case="ad",
+        text='"Zero Trust Summit"',
+    ),
+    Case(
+        "luxury watch ad on black, headline Time Well Spent",
+        use_case="ad",
+        setting="on black",
+        text='"Time Well Spent"',
+    ),
+    Case(
+        "ad for a gin brand, bottle against emerald green, gold text THE NEW CLASSIC",
+        use_case="ad",
+        setting="against emerald green",
+        text='"THE NEW CLASSIC"',
+    ),
+    Case(
+        "YouTube thumbnail, shocked man pointing at a laptop, text I QUIT MY JOB",
+        use_case="thumbnail",
+        text='"I QUIT MY JOB"',
+    ),
+    Case(
+        "thumbnail for a cooking video with text 5 MINUTE PASTA",
+        use_case="thumbnail",
+        text='"5 MINUTE PASTA"',
+    ),
+    Case(
+        "youtube thumbnail with the caption DON'T BUY THIS, on a bright yellow background",
+        use_case="thumbnail",
+        setting="on a bright yellow background",
+        text='"DON\'T BUY THIS"',
+        left_open=("constraints",),
+    ),
+    Case(
+        "podcast cover, two hosts laughing, title The Late Shift",
+        use_case="thumbnail",
+        text='"The Late Shift"',
+    ),
+    Case(
+        "gaming thumbnail, text GAME OVER in red letters",
+        use_case="thumbnail",
+        given=("palette",),
+        text='"GAME OVER"',
+    ),
+    Case(
+        'thumbnail of a chef tasting soup, text "TOO SALTY?"',
+        use_case="thumbnail",
+        text='"TOO SALTY?"',
+    ),
+    Case(
+        "a neon sign saying OPEN LATE in a rainy alley at night",
+        night=True,
+        setting="in a rainy alley at night",
+        text='"OPEN LATE"',
+    ),
+    Case("birthday card with the words Happy 30th Maya, pastel balloons", text='"Happy 30th Maya"'),
+    Case("coffee shop chalkboard that reads Today's Special", text='"Today\'s Special"'),
+    Case("poster for a film festival, no text", use_case="ad", left_open=("text",)),
+    Case("banner for a bakery with space for text", use_case="banner", left_open=("text",)),
+    Case(
+        "hero image for a travel site, text on the left, photo of a forest on the right",
+        use_case="banner",
+        left_open=("text",),
+    ),
     # Non-English words.
     Case("Schwarzwälder Kirschtorte auf einem Holztisch", use_case=None),
     Case("一杯のコーヒー、木のテーブルの上"),

@@ -142,6 +142,27 @@ def test_what_the_brief_leaves_open_is_not_read_as_given(case: Case) -> None:
         assert slot in result.filled or slot not in FILLABLE
 
 
+@pytest.mark.parametrize("rendering", RENDERINGS)
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_the_text_slot_holds_only_the_words_to_render(case: Case, rendering: str) -> None:
+    result = optimize(case, rendering=rendering)
+
+    assert result.slots.text == case.text
+    assert ("text" in result.given) == bool(case.text)
+    if case.text and rendering == "sentences":
+        assert f"correctly spelled and clearly legible: {case.text}." in result.prompt
+    elif case.text:
+        assert f"legible text {case.text}" in result.prompt
+
+
+@pytest.mark.parametrize("case", [case for case in CASES if case.style], ids=lambda case: case.id)
+def test_an_explicit_style_preset_is_given_not_filled(case: Case) -> None:
+    result = optimize(case)
+
+    assert "style" in result.given
+    assert "style" not in result.filled
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
 def test_the_setting_is_the_subject_itself_or_apart_from_it(case: Case) -> None:
     slots = optimize(case).slots
@@ -309,7 +330,8 @@ def test_preset_fills_style_lighting_palette_and_quality(name: str) -> None:
     assert result.slots.lighting == ", ".join(preset.lighting)
     assert result.slots.palette == ", ".join(preset.palette)
     assert result.slots.quality == ", ".join(preset.quality)
-    assert {"style", "lighting", "palette", "quality"} <= set(result.filled)
+    assert "style" in result.given
+    assert {"lighting", "palette", "quality"} <= set(result.filled)
 
 
 def test_preset_never_overrides_the_brief_style() -> None:
@@ -431,6 +453,14 @@ def test_text_to_render_is_found_and_asked_for(brief: str, text: str) -> None:
     assert sentences.slots.text == text
     assert f"exactly as written, correctly spelled and clearly legible: {text}" in sentences.prompt
     assert f"legible text {text}" in tags.prompt
+
+
+def test_words_to_render_are_not_read_as_the_scene() -> None:
+    result = optimize_prompt("a bakery window, text NO NIGHT SHIFTS", rendering="tags")
+
+    assert result.slots.text == '"NO NIGHT SHIFTS"'
+    assert "night" not in added_text(result).replace("NO NIGHT SHIFTS", "")
+    assert "shifts" not in (result.negative_prompt or "")
 
 
 def test_no_text_is_invented() -> None:
