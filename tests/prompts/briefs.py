@@ -16,6 +16,7 @@ class Case:
     night: bool = False  # no daylight may be added
     drawn: bool = False  # no photographic or camera terms may be added
     monochrome: bool = False  # no colour may be added
+    dark: bool = False  # dark or moody: no brightness or daylight may be added
     given: tuple[str, ...] = ()  # slots the brief states: kept, never filled
     setting: str | None = None  # the brief's words the setting slot must hold
     left_open: tuple[str, ...] = ()  # slots the brief does not state, however its words read
@@ -82,7 +83,7 @@ CASES: tuple[Case, ...] = (
     Case("a city street at night after the rain", night=True),
     Case("a lighthouse on a cliff at night", night=True, style="photoreal"),
     Case("a moonlit lake with a wooden canoe", night=True, given=("lighting",)),
-    Case("dark forest with glowing mushrooms", night=True, given=("lighting",)),
+    Case("dark forest with glowing mushrooms", dark=True, given=("lighting",)),
     Case("a camper van under a starry night sky", night=True, style="editorial"),
     # Watercolor, anime, line art, 3d.
     Case("watercolor of a fox in a snowy forest", drawn=True, given=("style",)),
@@ -258,6 +259,86 @@ CASES: tuple[Case, ...] = (
         use_case="banner",
         left_open=("text",),
     ),
+    # Portraits and scenes with mood words: the mood is given, and a dark mood is neither night
+    # nor a reason for bright fills.
+    Case("dark moody", dark=True, given=("mood",), left_open=("lighting",)),
+    Case("dark moody portrait of a violinist", use_case="portrait", dark=True, given=("mood",)),
+    Case(
+        "dark and moody product shot of a whiskey bottle",
+        use_case="product",
+        dark=True,
+        given=("mood",),
+    ),
+    Case(
+        "moody portrait of a fisherman, overcast",
+        use_case="portrait",
+        dark=True,
+        given=("mood", "lighting"),
+    ),
+    Case(
+        "mysterious portrait of a woman in a hooded cloak, dark",
+        use_case="portrait",
+        dark=True,
+        given=("mood",),
+    ),
+    Case("gloomy portrait of a poet", use_case="portrait", dark=True, given=("mood",)),
+    Case(
+        "thumbnail with headline: 10 Tips for Better Sleep, dark moody bedroom",
+        use_case="thumbnail",
+        dark=True,
+        setting="dark moody bedroom",
+        text='"10 Tips for Better Sleep"',
+    ),
+    Case(
+        "dark moody ad for a leather wallet on black",
+        use_case="ad",
+        dark=True,
+        given=("mood",),
+        setting="on black",
+    ),
+    Case(
+        "cheerful headshot of a nurse on a light blue background",
+        use_case="portrait",
+        given=("mood",),
+        setting="on a light blue background",
+    ),
+    Case(
+        "serene portrait of a monk against ochre",
+        use_case="portrait",
+        given=("mood",),
+        setting="against ochre",
+    ),
+    Case(
+        "melancholic portrait of an old sailor, muted tones",
+        use_case="portrait",
+        given=("mood", "palette"),
+    ),
+    Case(
+        "dramatic portrait of a boxer on black",
+        use_case="portrait",
+        given=("mood",),
+        setting="on black",
+    ),
+    Case("romantic portrait of a couple, dreamy mood", use_case="portrait", given=("mood",)),
+    Case(
+        "playful portrait of a toddler on a yellow backdrop",
+        use_case="portrait",
+        given=("mood",),
+        setting="on a yellow backdrop",
+    ),
+    Case(
+        "nostalgic portrait of a grandfather, sepia",
+        use_case="portrait",
+        monochrome=True,
+        given=("mood", "palette"),
+    ),
+    Case(
+        "cozy portrait of a grandmother knitting, warm lamplight",
+        use_case="portrait",
+        given=("mood", "lighting"),
+    ),
+    Case("calm portrait of a yoga teacher at sunrise", use_case="portrait", given=("mood",)),
+    Case("a bowl of dark chocolate ice cream on a pink background", setting="on a pink background"),
     # Non-English words.
     Case("Schwarzwälder Kirschtorte auf einem Holztisch", use_case=None),
     Case("一杯のコーヒー、木のテーブルの上"),

@@ -38,6 +38,16 @@ BACKDROP_COLOUR = re.compile(
     r"(?:\s+(?:background|backdrop|wall|velvet))?",
     re.I,
 )
+BRIGHT = re.compile(
+    r"\b(?:bright\w*|sunny|sunlit|sunshine|sunlight|daylight|high[- ]key|airy|white"
+    r"|light[- ]gr[ae]y)\b",
+    re.I,
+)
+TIME_OF_DAY = re.compile(
+    r"\b(?:night\w*|midnight|moon\w*|star(?:ry|lit)|nocturnal|dawn|dusk|sunrise|sunset|twilight"
+    r"|golden[- ]hour|blue[- ]hour|morning|afternoon|evening|midday|noon|daytime)\b",
+    re.I,
+)
 COLOURFUL = re.compile(
     r"\b(?:red|orange|yellow|green|blue|purple|pink|teal|cyan|magenta|gold(?:en)?|amber"
     r"|colou?r\w*|vibrant|vivid|saturated|pastel|neon)\b",
@@ -120,6 +130,16 @@ def test_additions_never_contradict_the_brief(case: Case, rendering: str) -> Non
         assert not PHOTOGRAPHIC.search(added)
     if case.monochrome:
         assert not COLOURFUL.search(added)
+    if case.dark:
+        assert not BRIGHT.search(added)
+
+
+@pytest.mark.parametrize("rendering", RENDERINGS)
+@pytest.mark.parametrize(
+    "case", [case for case in CASES if not TIME_OF_DAY.search(case.brief)], ids=lambda case: case.id
+)
+def test_fills_name_no_time_of_day_the_brief_did_not(case: Case, rendering: str) -> None:
+    assert not TIME_OF_DAY.search(added_text(optimize(case, rendering=rendering)))
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
@@ -258,6 +278,14 @@ def test_studio_framing_is_the_setting_and_the_colour_is_the_palette() -> None:
         "studio shot",
         "a red sneaker",
     )
+
+
+def test_dark_chocolate_is_a_colour_not_a_dark_scene() -> None:
+    dark = optimize_prompt("a dark chocolate cake").slots
+    milk = optimize_prompt("a milk chocolate cake").slots
+
+    assert dark.lighting == milk.lighting
+    assert dark.setting == milk.setting
 
 
 def test_light_blue_is_a_colour_not_lighting() -> None:
