@@ -99,7 +99,8 @@ BACKDROP_COLOUR = (
 # Words that name a medium. Object words that double as media ("camera", "ink", "pencil",
 # "clay", "blender") are left out: a brief about a pencil is not a pencil drawing.
 PHOTO_STYLE_WORDS = (
-    "photo\\w*",
+    # `this photo` is the image an edit starts from, not a request for a photographic look.
+    r"(?<!this )(?<!the )photo\w*",
     "(?:hyper)?realis(?:m|tic)",
     "dslr",
     r"\d+\s?mm",
@@ -149,6 +150,8 @@ DRAWN_STYLE_WORDS = (
     "impressionis\\w*",
 )
 OTHER_STYLE_WORDS = (
+    "in the style of",
+    r"[\w-]+[- ]style",
     "cinematic",
     "art deco",
     "art nouveau",

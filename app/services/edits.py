@@ -153,6 +153,7 @@ async def create_edit_job(
         style=body.style,
         aspect_ratio=aspect or (width, height),
         keep=body.keep,
+        references=[reference.role for reference in body.references],
         negative_prompt=body.negative_prompt,
         is_edit=True,
     )
@@ -221,6 +222,7 @@ async def create_variants_job(
         style=body.style,
         aspect_ratio=(width, height),
         keep=(),
+        references=(),
         negative_prompt=None,
         is_edit=True,
     )

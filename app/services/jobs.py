@@ -70,6 +70,7 @@ def normalize_generate(body: schemas.GenerateRequest, spec: ModelSpec) -> dict[s
         style=body.style,
         aspect_ratio=aspect or (width, height),
         keep=(),
+        references=(),
         negative_prompt=body.negative_prompt,
         is_edit=False,
     )

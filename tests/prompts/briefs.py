@@ -12,6 +12,7 @@ class Case:
     style: str | None = None
     aspect_ratio: tuple[int, int] | None = None
     keep: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()  # roles of an edit's reference images
     is_edit: bool = False
     night: bool = False  # no daylight may be added
     drawn: bool = False  # no photographic or camera terms may be added
@@ -108,6 +109,28 @@ CASES: tuple[Case, ...] = (
     Case("turn this photo into a watercolor painting", is_edit=True, keep=("composition",)),
     Case("change the headline colour to gold", is_edit=True, keep=("layout", "text", "colors")),
     Case("make it night", is_edit=True, keep=("framing",), night=True),
+    # Edits with reference images: what a reference sets is never left as in the source.
+    Case(
+        "change the background to a sunlit terrace with warm golden tones, close-up",
+        is_edit=True,
+        references=("style",),
+        given=("setting", "composition", "lighting", "palette"),
+    ),
+    Case(
+        "restyle this photo",
+        is_edit=True,
+        references=("style",),
+        keep=("framing",),
+        left_open=("style",),
+    ),
+    Case("recolour the sofa to match the reference", is_edit=True, references=("color",)),
+    Case(
+        "put the bottle on a marble counter",
+        is_edit=True,
+        references=("style", "composition"),
+        keep=("product_angle",),
+        setting="on a marble counter",
+    ),
     # Product shots on coloured backdrops: the backdrop colour is the setting.
     Case(
         "a red sneaker on white",
@@ -339,6 +362,14 @@ CASES: tuple[Case, ...] = (
     ),
     Case("calm portrait of a yoga teacher at sunrise", use_case="portrait", given=("mood",)),
     Case("a bowl of dark chocolate ice cream on a pink background", setting="on a pink background"),
+    # A style named in words is given.
+    Case("a cat in the style of Van Gogh", given=("style",)),
+    Case(
+        "retro style poster for a diner, headline: Open 24 Hours",
+        use_case="ad",
+        given=("style",),
+        text='"Open 24 Hours"',
+    ),
     # Non-English words.
     Case("Schwarzwälder Kirschtorte auf einem Holztisch", use_case=None),
     Case("一杯のコーヒー、木のテーブルの上"),

@@ -11,6 +11,16 @@ from tests.support import fresh_process_output
 
 FILLABLE = ("subject", "setting", "composition", "lighting", "style", "mood", "palette", "quality")
 LIMITS = (77 * 4, 1000, 4000)
+# What a sentence-rendered prompt calls a slot it leaves as in an image.
+SPOKEN_NAMES = {
+    "subject": "main subject",
+    "setting": "setting",
+    "composition": "composition and viewpoint",
+    "lighting": "lighting",
+    "style": "style",
+    "mood": "mood",
+    "palette": "colour palette",
+}
 # What a sentence-rendered prompt calls each slot it fills.
 LABELS = {
     "subject": "Main subject",
@@ -31,6 +41,20 @@ DAYLIGHT = re.compile(
 PHOTOGRAPHIC = re.compile(
     r"\b(?:photo\w*|camera|lens|\d+\s?mm|dslr|bokeh|depth of field|film grain|realistic)\b", re.I
 )
+# What each reference role sets, and what a keep item pins.
+SET_BY_REFERENCE = {
+    "style": ("style", "lighting", "mood", "palette"),
+    "color": ("palette",),
+    "composition": ("composition",),
+    "subject": ("subject",),
+}
+PINNED_BY_KEEP = {
+    "framing": "composition",
+    "product_angle": "composition",
+    "lighting": "lighting",
+    "colors": "palette",
+    "background": "setting",
+}
 # A backdrop named by its colour alone: `on white`, `against a pale teal wall`.
 BACKDROP_COLOUR = re.compile(
     r"\b(?:on|against)\s+(?:an?\s+)?(?:(?:light|dark|pale|deep|hot|pure|sage|seamless)\s+)*"
@@ -61,6 +85,7 @@ def optimize(case: Case, **options: object) -> OptimizedPrompt:
         style=case.style,
         aspect_ratio=case.aspect_ratio,
         keep=case.keep,
+        references=case.references,
         is_edit=case.is_edit,
         **options,  # type: ignore[arg-type]
     )
@@ -212,6 +237,24 @@ def test_a_backdrop_colour_is_the_setting_and_nothing_is_filled_against_it(case:
     assert "Setting:" not in result.prompt
 
 
+@pytest.mark.parametrize(
+    "case", [case for case in CASES if case.references], ids=lambda case: case.id
+)
+def test_what_a_reference_sets_is_never_left_as_in_the_source(case: Case) -> None:
+    result = optimize(case)
+    tags = optimize(case, rendering="tags").prompt
+    pinned = {PINNED_BY_KEEP.get(item) for item in case.keep}
+    left = re.search(r"Leave the ([^.]*) as in the source image", result.prompt)
+
+    for role in case.references:
+        for slot in SET_BY_REFERENCE[role]:
+            name = SPOKEN_NAMES[slot]
+            assert not left or name not in left.group(1)
+            assert f"same {name} as the source image" not in tags
+            if slot not in pinned and slot not in result.given:
+                assert re.search(rf"Take the [^.]*{name}[^.]* reference image", result.prompt)
+
+
 @pytest.mark.parametrize("limit", LIMITS)
 @pytest.mark.parametrize("rendering", RENDERINGS)
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
@@ -247,7 +290,7 @@ from tests.prompts.briefs import CASES
 print(json.dumps([
     optimize_prompt(
         case.brief, rendering=rendering, style=case.style, aspect_ratio=case.aspect_ratio,
-        keep=case.keep, is_edit=case.is_edit,
+        keep=case.keep, references=case.references, is_edit=case.is_edit,
     ).model_dump()
     for case in CASES for rendering in ("sentences", "tags")
 ]))
@@ -458,6 +501,26 @@ def test_edit_tags_carry_weighted_keep_instructions() -> None:
     result = optimize_prompt("add snow", keep=["face"], is_edit=True, rendering="tags")
 
     assert "(same face and identity as the source image:1.2)" in result.prompt
+
+
+def test_an_edit_brief_asking_for_the_reference_style_has_a_style_reference() -> None:
+    result = optimize_prompt("redo it in the style of the reference image", is_edit=True)
+
+    assert "Take the lighting, mood and colour palette from the style reference image." in (
+        result.prompt
+    )
+    assert "as in the source image" not in (result.slots.mood or "")
+
+
+def test_only_an_edit_takes_slots_from_a_reference() -> None:
+    result = optimize_prompt("a cat in the style of the reference", references=["style"])
+
+    assert "reference image" not in added_text(result)
+
+
+def test_unknown_reference_role_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown reference role 'palette'"):
+        optimize_prompt("add snow", references=["palette"], is_edit=True)
 
 
 def test_unknown_keep_item_is_rejected() -> None:

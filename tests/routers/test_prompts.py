@@ -176,6 +176,27 @@ async def test_blank_briefs_are_refused(client, auth):
     assert "blank" in optimize.text
 
 
+async def test_an_edit_with_a_style_reference_takes_its_style_from_the_reference(client, auth):
+    upload = await client.post(
+        "/v1/assets", files={"file": ("a.png", image_bytes(96, 64), "image/png")}, headers=auth
+    )
+    image = {"asset_id": upload.json()["id"]}
+    response = await client.post(
+        "/v1/edit",
+        json={
+            "image": image,
+            "prompt": "change the background to a sunlit terrace with warm golden tones, close-up",
+            "references": [{"image": image, "role": "style"}],
+        },
+        headers=auth,
+    )
+
+    assert response.status_code == 202, response.text
+    prompt = response.json()["request"]["prompt"]
+    assert "Take the style and mood from the style reference image." in prompt
+    assert "Leave the style" not in prompt and "mood as in the source" not in prompt
+
+
 async def test_a_blank_edit_prompt_is_not_optimized(client, auth):
     upload = await client.post(
         "/v1/assets", files={"file": ("a.png", image_bytes(96, 64), "image/png")}, headers=auth
