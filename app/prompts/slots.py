@@ -488,7 +488,9 @@ class Clause:
     def setting_parts(self) -> list[str]:
         """Where the setting can be: the place once one is cut off (a desk lamp on white is a
         lamp, not a desk), else the whole clause (`a beach at dusk` is the place itself)."""
-        return [self.framing, self.place] if self.place else self.parts()
+        if not self.place:
+            return self.parts()
+        return [part for part in (self.framing, self.place) if part]
 
 
 def read_brief(brief: str) -> BriefReading:
