@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from app.prompts.slots import (
     CHROMATIC_TERMS,
+    CHROMATIC_WORDS,
     DRAWN_STYLE_WORDS,
     PHOTO_STYLE_WORDS,
     SLOT_TERMS,
@@ -49,8 +50,19 @@ DRAWN_TERMS = terms(
     "3d",
     "clay",
 )
-NIGHT_SCENE = terms(
-    "night\\w*", "midnight", "moon\\w*", "starry", "starlit", "dark", "darkness", "nocturnal"
+# Night is a time of day; `dark` alone is a mood or a tone, so it is not night.
+NIGHT_SCENE = terms("night\\w*", "midnight", "moon\\w*", "starry", "starlit", "nocturnal")
+# A dark or moody image, though not dark chocolate, dark wood or dark blue.
+DARK_SCENE = terms(
+    r"dark(?:ness)?(?![- ](?:"
+    + "|".join((*CHROMATIC_WORDS, "black", "gr[ae]y", "chocolate", "wood", "roast", "hair", "skin"))
+    + "))",
+    "moody",
+    "low[- ]key",
+    "gloomy",
+    "murky",
+    "shadowy",
+    "somb(?:er|re)",
 )
 DAY_SCENE = terms(
     "daylight",
@@ -79,6 +91,19 @@ DAYLIGHT_TERMS = terms(
     "natural light",
     "window light",
 )
+BRIGHT_TERMS = terms(
+    "bright\\w*",
+    "sunny",
+    "sunlit",
+    "sunshine",
+    "sunlight",
+    "daylight",
+    "high[- ]key",
+    "airy",
+    "shadowless",
+    "white",
+    "light[- ]gr[ae]y",
+)
 NIGHT_TERMS = terms(
     "night\\w*", "midnight", "moon\\w*", "starry", "starlit", "nocturnal", "after dark"
 )
@@ -104,6 +129,7 @@ COLOUR_TERMS = re.compile(
 CONTRADICTION_RULES: tuple[ContradictionRule, ...] = (
     ContradictionRule("night scene", NIGHT_SCENE, DAYLIGHT_TERMS),
     ContradictionRule("daytime scene", DAY_SCENE, NIGHT_TERMS),
+    ContradictionRule("dark or moody scene", DARK_SCENE, BRIGHT_TERMS),
     ContradictionRule("drawn or rendered style", DRAWN_STYLE, PHOTO_TERMS),
     ContradictionRule("photographic style", PHOTO_STYLE, DRAWN_TERMS),
     ContradictionRule("black and white", MONOCHROME, COLOUR_TERMS),

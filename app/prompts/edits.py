@@ -1,10 +1,33 @@
-"""What an edit must keep from its source image, as instructions, and how it fills open slots."""
+"""What an edit must keep from its source image, as instructions, what its reference images
+set, and how it fills open slots."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from app.prompts.slots import terms
+
 # The value of a slot the edit leaves as the source image has it.
 SOURCE = "as in the source image"
+# What each role of reference image sets. A style reference brings its light, mood and colours
+# with its look, so none of them may be left as in the source.
+REFERENCE_SLOTS: dict[str, tuple[str, ...]] = {
+    "style": ("style", "lighting", "mood", "palette"),
+    "color": ("palette",),
+    "composition": ("composition",),
+    "subject": ("subject",),
+}
+REFERENCE_NAMES: dict[str, str] = {
+    "style": "style",
+    "color": "colour",
+    "composition": "composition",
+    "subject": "subject",
+}
+# A brief that asks for the reference's style has a style reference, named or not.
+STYLE_REFERENCE = terms(
+    r"(?:style|look) (?:of|from) the reference",
+    r"reference(?: image| photo| picture)?'s (?:style|look)",
+    r"style reference",
+)
 
 
 @dataclass(frozen=True)
@@ -86,6 +109,31 @@ EDIT_FILLS: dict[str, tuple[str, ...]] = {
     "palette": (SOURCE,),
     "quality": ("seamless natural-looking result", "no visible seams or artifacts"),
 }
+
+
+def from_reference(role: str) -> str:
+    """The value of a slot a reference image sets: `from the style reference image`."""
+    return f"from the {REFERENCE_NAMES[role]} reference image"
+
+
+def reference_roles(references: Sequence[str], brief: str) -> tuple[str, ...]:
+    """The roles of an edit's reference images, and `style` when the brief asks for the
+    reference's style; ValueError for an unknown role."""
+    unknown = [role for role in references if role not in REFERENCE_SLOTS]
+    if unknown:
+        valid = ", ".join(REFERENCE_SLOTS)
+        raise ValueError(f"unknown reference role {unknown[0]!r}; valid roles: {valid}")
+    named = ("style",) if STYLE_REFERENCE.search(brief) else ()
+    return tuple(dict.fromkeys([*references, *named]))
+
+
+def referenced_slots(roles: Sequence[str]) -> dict[str, str]:
+    """Each slot the reference images set, with the value that says which image sets it."""
+    slots: dict[str, str] = {}
+    for role in roles:
+        for slot in REFERENCE_SLOTS[role]:
+            slots.setdefault(slot, from_reference(role))
+    return slots
 
 
 def keep_rules(keep: Sequence[str]) -> tuple[KeepRule, ...]:

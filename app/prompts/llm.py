@@ -35,7 +35,9 @@ drawn, painted or rendered style, no colours for a black-and-white image.
 - composition: camera angle and framing only; the layout for the aspect ratio is added separately.
 - text: only text the brief asks to render, else null. constraints: only what the brief requires \
 or forbids, else null.
-- For an edit, use null for everything that should stay as it is in the source image."""
+- For an edit, use null for everything that should stay as it is in the source image, and for \
+what its reference images set ("references": a style reference sets style, lighting, mood and \
+palette; a color reference the palette)."""
 
 
 class LLMUnavailable(Exception):
@@ -55,6 +57,7 @@ async def optimize_prompt_llm(
     aspect_ratio: tuple[int, int] | None = None,
     style: str | None = None,
     keep: Sequence[str] = (),
+    references: Sequence[str] = (),
     negative_prompt: str | None = None,
     is_edit: bool = False,
 ) -> OptimizedPrompt:
@@ -66,6 +69,7 @@ async def optimize_prompt_llm(
         aspect_ratio=aspect_ratio,
         style=style,
         keep=keep,
+        references=references,
         negative_prompt=negative_prompt,
         is_edit=is_edit,
     )
@@ -103,6 +107,7 @@ def describe_task(
         "aspect_ratio": f"{ratio[0]}:{ratio[1]}" if ratio else None,
         "is_edit": request.is_edit,
         "keep": list(dict.fromkeys(keep)),
+        "references": list(request.references),
     }
 
 

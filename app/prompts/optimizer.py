@@ -21,7 +21,15 @@ from app.prompts.consistency import (
     split_phrases,
     triggered_rules,
 )
-from app.prompts.edits import EDIT_FILLS, EDIT_SCOPE, SOURCE, KeepRule, keep_rules
+from app.prompts.edits import (
+    EDIT_FILLS,
+    EDIT_SCOPE,
+    SOURCE,
+    KeepRule,
+    keep_rules,
+    reference_roles,
+    referenced_slots,
+)
 from app.prompts.presets import StylePreset, preset_named
 from app.prompts.render import render_negative, render_sentences, render_tags
 from app.prompts.slots import FILLABLE_SLOTS, SLOT_NAMES, BriefReading, PromptSlots, read_brief
@@ -53,7 +61,9 @@ class OptimizedPrompt(BaseModel):
     brief: str = Field(description="The brief as given.")
     use_case: str = Field(description="What the image is for, as detected.", examples=["product"])
     slots: PromptSlots = Field(description="The final value of every slot.")
-    given: list[str] = Field(description="Slots the brief itself stated.")
+    given: list[str] = Field(
+        description="Slots the brief stated, and the style when a style preset was asked for."
+    )
     filled: list[str] = Field(description="Slots the optimizer filled.")
     prompt: str = Field(description="The prompt to send to the model.")
     negative_prompt: str | None = Field(description="What the image should not show.")
@@ -72,6 +82,7 @@ class OptimizeRequest:
     aspect_ratio: tuple[int, int] | None
     preset: StylePreset | None
     keep: tuple[KeepRule, ...]
+    references: tuple[str, ...]
     negative_prompt: str | None
     is_edit: bool
 
@@ -84,10 +95,12 @@ def make_request(
     aspect_ratio: tuple[int, int] | None,
     style: str | None,
     keep: Sequence[str],
+    references: Sequence[str],
     negative_prompt: str | None,
     is_edit: bool,
 ) -> OptimizeRequest:
-    """Check the options (ValueError on a bad one) and resolve the preset and keep items."""
+    """Check the options (ValueError on a bad one) and resolve the preset, keep items and
+    reference roles; only an edit has reference images."""
     if not brief.strip():
         raise ValueError("brief must not be empty")
     if rendering not in ("sentences", "tags"):
@@ -103,6 +116,7 @@ def make_request(
         aspect_ratio=aspect_ratio,
         preset=preset_named(style),
         keep=keep_rules(keep),
+        references=reference_roles(references, brief) if is_edit else (),
         negative_prompt=negative_prompt,
         is_edit=is_edit,
     )
@@ -116,10 +130,12 @@ def optimize_prompt(
     aspect_ratio: tuple[int, int] | None = None,
     style: str | None = None,
     keep: Sequence[str] = (),
+    references: Sequence[str] = (),
     negative_prompt: str | None = None,
     is_edit: bool = False,
 ) -> OptimizedPrompt:
-    """Turn a brief into a prompt for the target model family using the rules alone."""
+    """Turn a brief into a prompt for the target model family using the rules alone;
+    `references` are the roles of an edit's reference images (`style`, `color`...)."""
     request = make_request(
         brief,
         rendering=rendering,
@@ -127,6 +143,7 @@ def optimize_prompt(
         aspect_ratio=aspect_ratio,
         style=style,
         keep=keep,
+        references=references,
         negative_prompt=negative_prompt,
         is_edit=is_edit,
     )
@@ -145,16 +162,22 @@ def build_prompt(
     reading = read_brief(brief)
     use_case = detect_use_case(brief)
     pinned = [rule.pins for rule in request.keep if rule.pins]
-    preset = fitting_preset(request.preset, brief)
-    fills, scene = choose_fills(request, reading, use_case, preset, proposals, pinned)
+    referenced = reference_fills(request.references, reading, pinned)
+    preset = fitting_preset(request.preset, reading.description)
+    fills, scene = choose_fills(
+        request, reading, use_case, preset, proposals, [*pinned, *referenced]
+    )
     instructions = (*request.keep, EDIT_SCOPE) if request.is_edit else request.keep
     additions = {
         **fills,
+        **referenced,
         "text": (reading.given["text"],) if "text" in reading.given else (),
         "constraints": tuple(rule.sentence for rule in instructions),
     }
-    slots = final_slots(reading, fills, pinned, instructions)
-    given = list(reading.given)
+    slots = final_slots(reading, {**fills, **referenced}, pinned, instructions)
+    # A style preset is the caller's explicit choice of style, as much as words in the brief.
+    from_preset = ["style"] if preset and "style" in fills else []
+    given = [slot for slot in SLOT_NAMES if slot in reading.given or slot in from_preset]
     if request.rendering == "tags":
         prompt = render_tags(brief, additions, request.max_chars)
         terms = negative_terms(reading, use_case, preset, scene)
@@ -176,35 +199,48 @@ def build_prompt(
     )
 
 
+def reference_fills(
+    roles: Sequence[str], reading: BriefReading, pinned: Sequence[str]
+) -> dict[str, tuple[str, ...]]:
+    """The slots the edit's reference images set, saying which image sets each; what the brief
+    states or a keep item pins is not theirs to set."""
+    return {
+        slot: (value,)
+        for slot, value in referenced_slots(roles).items()
+        if slot not in reading.given and slot not in pinned
+    }
+
+
 def choose_fills(
     request: OptimizeRequest,
     reading: BriefReading,
     use_case: UseCase,
     preset: StylePreset | None,
     proposals: Mapping[str, str],
-    pinned: Sequence[str],
+    taken: Sequence[str],
 ) -> tuple[dict[str, tuple[str, ...]], str]:
-    """Phrases for each open slot, and the scene (brief plus chosen style) they agree with.
+    """Phrases for each slot the brief leaves open and no image (`taken`) sets, and the scene
+    (brief plus chosen style) they agree with.
 
     The style is chosen first because it decides which other phrases contradict: a watercolor
     fill rules out lens talk just as a watercolor brief does.
     """
-    brief = request.brief.strip()
+    description = reading.description
     open_slots = [
-        slot for slot in FILLABLE_SLOTS if slot not in reading.given and slot not in pinned
+        slot for slot in FILLABLE_SLOTS if slot not in reading.given and slot not in taken
     ]
     fills: dict[str, tuple[str, ...]] = {}
     if "style" in open_slots:
-        forbidden = forbidden_patterns(brief, reading.given, reading.negated)
+        forbidden = forbidden_patterns(description, reading.given, reading.negated)
         fills["style"] = first_consistent(
-            candidates("style", request, use_case, preset, proposals), "style", forbidden
+            candidates("style", request, reading, use_case, preset, proposals), "style", forbidden
         )
-    scene = " ".join([brief, *fills.get("style", ())])
+    scene = " ".join([description, *fills.get("style", ())])
     forbidden = forbidden_patterns(scene, reading.given, reading.negated)
     for slot in open_slots:
         if slot != "style":
             fills[slot] = first_consistent(
-                candidates(slot, request, use_case, preset, proposals), slot, forbidden
+                candidates(slot, request, reading, use_case, preset, proposals), slot, forbidden
             )
     return {slot: fills[slot] for slot in FILLABLE_SLOTS if slot in fills}, scene
 
@@ -232,6 +268,7 @@ def first_consistent(
 def candidates(
     slot: str,
     request: OptimizeRequest,
+    reading: BriefReading,
     use_case: UseCase,
     preset: StylePreset | None,
     proposals: Mapping[str, str],
@@ -244,7 +281,7 @@ def candidates(
     if proposals.get(slot):
         proposed = split_phrases(proposals[slot])
         found.append((layout, *proposed) if slot == "composition" and layout else proposed)
-    if slot == "lighting" and NIGHT_SCENE.search(request.brief):
+    if slot == "lighting" and NIGHT_SCENE.search(reading.description):
         found.append(NIGHT_LIGHTING)
     if request.is_edit:
         found.append(EDIT_FILLS[slot])
@@ -261,7 +298,8 @@ def final_slots(
     pinned: Sequence[str],
     instructions: Sequence[KeepRule],
 ) -> PromptSlots:
-    """Each slot's final value: the brief's words, the source image's, or the fill."""
+    """Each slot's final value: the brief's words, the source image's, or the fill (which
+    may name a reference image)."""
     values: dict[str, str | None] = {}
     for slot in SLOT_NAMES:
         parts: list[str] = []

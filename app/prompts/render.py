@@ -7,7 +7,7 @@ first; the brief itself is only cut when it alone is over the limit.
 
 from collections.abc import Callable, Mapping, Sequence
 
-from app.prompts.edits import EDIT_SCOPE, KEEP_RULES, SOURCE
+from app.prompts.edits import EDIT_SCOPE, KEEP_RULES, REFERENCE_SLOTS, SOURCE, from_reference
 from app.prompts.slots import FILLABLE_SLOTS
 
 # What an instruction model reads before each slot's phrases.
@@ -21,8 +21,8 @@ SENTENCE_LABELS: dict[str, str] = {
     "palette": "Colour palette",
     "quality": "Quality",
 }
-# Names of slots an edit leaves as the source image has them.
-SOURCE_NAMES: dict[str, str] = {
+# Names of slots an edit takes from an image: the source, or a reference.
+IMAGE_SLOT_NAMES: dict[str, str] = {
     "subject": "main subject",
     "setting": "setting",
     "composition": "composition and viewpoint",
@@ -31,6 +31,15 @@ SOURCE_NAMES: dict[str, str] = {
     "mood": "mood",
     "palette": "colour palette",
     "quality": "finish",
+}
+# How a sentence and a tag say which image a slot comes from, by the slot's value.
+FROM_IMAGE_SENTENCES: dict[str, str] = {
+    **{from_reference(role): f"Take the {{}} {from_reference(role)}" for role in REFERENCE_SLOTS},
+    SOURCE: "Leave the {} as in the source image",
+}
+FROM_IMAGE_TAGS: dict[str, str] = {
+    **{from_reference(role): f"{{}} {from_reference(role)}" for role in REFERENCE_SLOTS},
+    SOURCE: "same {} as the source image",
 }
 TAG_FOR_INSTRUCTION: dict[str, str] = {
     rule.sentence: rule.tag for rule in (*KEEP_RULES.values(), EDIT_SCOPE)
@@ -104,19 +113,25 @@ def fit(brief: str, additions: Additions, compose: Compose, max_chars: int) -> s
 
 
 def compose_sentences(brief: str, additions: Additions) -> str:
-    """The brief, then what must be kept, the text to render, each slot, and what stays."""
+    """The brief, then what must be kept, the text to render, each slot, and what comes from
+    a reference image or stays as in the source."""
     sentences = [f"{instruction}." for instruction in additions.get("constraints", ())]
     sentences += [
         f"Render this text exactly as written, correctly spelled and clearly legible: {text}."
         for text in additions.get("text", ())
     ]
     for slot in FILLABLE_SLOTS:
-        phrases = [phrase for phrase in additions.get(slot, ()) if phrase != SOURCE]
+        phrases = [
+            phrase for phrase in additions.get(slot, ()) if phrase not in FROM_IMAGE_SENTENCES
+        ]
         if phrases:
             sentences.append(f"{SENTENCE_LABELS[slot]}: {', '.join(phrases)}.")
-    unchanged = [SOURCE_NAMES[slot] for slot in FILLABLE_SLOTS if SOURCE in additions.get(slot, ())]
-    if unchanged:
-        sentences.append(f"Leave the {spoken_list(unchanged)} as in the source image.")
+    for image, sentence in FROM_IMAGE_SENTENCES.items():
+        names = [
+            IMAGE_SLOT_NAMES[slot] for slot in FILLABLE_SLOTS if image in additions.get(slot, ())
+        ]
+        if names:
+            sentences.append(sentence.format(spoken_list(names)) + ".")
     if not sentences:
         return brief
     separator = " " if brief.endswith(tuple(SENTENCE_ENDS)) else ". "
@@ -133,7 +148,9 @@ def compose_tags(brief: str, additions: Additions) -> str:
     tags += [f"legible text {text}" for text in additions.get("text", ())]
     for slot in FILLABLE_SLOTS:
         tags += [
-            f"same {SOURCE_NAMES[slot]} as the source image" if phrase == SOURCE else phrase
+            FROM_IMAGE_TAGS[phrase].format(IMAGE_SLOT_NAMES[slot])
+            if phrase in FROM_IMAGE_TAGS
+            else phrase
             for phrase in additions.get(slot, ())
         ]
     return ", ".join(tags)

@@ -85,11 +85,22 @@ CHROMATIC_WORDS = (
     "mustard",
 )
 CHROMATIC_TERMS = terms(*CHROMATIC_WORDS)
+BACKDROP_COLOUR_WORDS = (*CHROMATIC_WORDS, "black", "white", "gr[ae]y", "silver", "cream", "ivory")
+BACKDROP_SHADES = (
+    *("light", "dark", "pale", "deep", "bright", "soft", "pastel", "plain", "solid", "pure"),
+    *("seamless", "matte", "muted", "hot", "baby", "dusty", "sage", "powder", "sky", "off"),
+)
+# A backdrop named by its colour alone (`on white`, `against a pale teal`) is where the subject is.
+BACKDROP_COLOUR = (
+    r"(?:on|against)\s+(?:an?\s+)?(?:(?:" + "|".join(BACKDROP_SHADES) + r")[- ])*"
+    r"(?:" + "|".join(BACKDROP_COLOUR_WORDS) + ")"
+)
 
 # Words that name a medium. Object words that double as media ("camera", "ink", "pencil",
 # "clay", "blender") are left out: a brief about a pencil is not a pencil drawing.
 PHOTO_STYLE_WORDS = (
-    "photo\\w*",
+    # `this photo` is the image an edit starts from, not a request for a photographic look.
+    r"(?<!this )(?<!the )photo\w*",
     "(?:hyper)?realis(?:m|tic)",
     "dslr",
     r"\d+\s?mm",
@@ -139,6 +150,8 @@ DRAWN_STYLE_WORDS = (
     "impressionis\\w*",
 )
 OTHER_STYLE_WORDS = (
+    "in the style of",
+    r"[\w-]+[- ]style",
     "cinematic",
     "art deco",
     "art nouveau",
@@ -195,7 +208,9 @@ SLOT_TERMS: dict[str, re.Pattern[str]] = {
         "interior",
         "caf[eé]",
         "restaurant",
-        "bar",
+        # A protein or soap bar is a product; only a place to drink is a setting.
+        r"(?:cocktail|wine|sushi|tiki|hotel|rooftop|beach|dive|sports|piano|karaoke|beer) bars?",
+        r"(?:at|in|behind|inside) (?:an?|the) (?:[\w-]+ ){0,2}?bar",
         "library",
         "warehouse",
         "castle",
@@ -216,6 +231,7 @@ SLOT_TERMS: dict[str, re.Pattern[str]] = {
         "galaxy",
         "landscape",
         r"studio(?![- ]light)",
+        BACKDROP_COLOUR,
     ),
     "composition": terms(
         "close-?ups?",
@@ -402,8 +418,19 @@ QUOTED_TEXT = re.compile(
     r"\"([^\"\n]+)\"|“([^”\n]+)”|«([^»\n]+)»|「([^」\n]+)」|„([^“”\n]+)[“”]"
     r"|(?<![\w'])'([^'\n]+)'(?![\w'])"
 )
-LABELLED_TEXT = re.compile(
-    r"\b(?:text|headline|caption|tagline|title|slogan)\s*:\s*([^,;\n\"“'«「]+)", re.IGNORECASE
+TEXT_LABELS = r"text|headline|caption|tagline|title|subtitle|slogan|heading|lettering|words?"
+# Words to render, unquoted, look like copy: capitalised words and numbers (`SAVE 20%`,
+# `Run Further`), joined by small words (`Back to School`).
+COPY_WORD = r"[A-Z0-9$€£#%@&+](?:[^\s,;\"“”.!?]|[.!?](?=\S))*[!?]?"
+COPY_JOINER = r"(?:a|an|the|to|of|for|and|or|in|on|at|with|my|your|is|&|-)"
+COPY = rf"{COPY_WORD}(?:\s+(?:{COPY_JOINER}\s+)*{COPY_WORD})*"
+# After a colon the label's words run to the end of the clause (`headline: Summer Nights`).
+LABELLED_TEXT = re.compile(rf"\b(?:{TEXT_LABELS})\s*:\s*([^,;\n\"“'«「]+)", re.IGNORECASE)
+# Right after a label only copy counts, so `text on the left` names no text; after `saying`
+# lower-case words count too (`a mug saying good morning`).
+NAMED_TEXT = re.compile(
+    rf"(?i:\b(?:{TEXT_LABELS}))\s+({COPY})"
+    rf"|(?i:\b(?:saying|says|that reads|which reads))\s+({COPY}|[a-z][^,;\n.!?\"“«「]*)"
 )
 
 # Clauses break at commas and semicolons, Latin and CJK (U+3001, U+FF0C, U+FF1B). A Latin sentence
@@ -414,13 +441,13 @@ SETTING_PREPOSITION = re.compile(
     r"|above|among|amid|through|across|along|within|atop)\b",
     re.IGNORECASE,
 )
-# "A photo of a red sneaker" is about the sneaker; the framing words belong to other slots.
+# "A studio shot of a red sneaker" is about the sneaker; the framing words belong to other slots.
 SUBJECT_LEAD = re.compile(
     r"^(?:(?:please|create|generate|make|draw|design|render|paint|show|give me|i want|i need)"
-    r"\s+)*(?:(?:a|an|the|some)\s+)?(?:[\w'-]+\s+){0,3}?"
+    r"\s+)*(?P<framing>(?:(?:a|an|the|some)\s+)?(?:[\w'-]+\s+){0,3}?"
     r"(?:photo|photograph|picture|image|illustration|painting|render|drawing|portrait|shot"
     r"|close-up|closeup|sketch|visual|banner|thumbnail|logo|icon|poster|ad|post|headshot"
-    r"|packshot|artwork|scene)s?\s+(?:of|for|showing|featuring|depicting)\s+",
+    r"|packshot|artwork|scene)s?)\s+(?:of|for|showing|featuring|depicting)\s+",
     re.IGNORECASE,
 )
 FILLER_WORDS = frozenset(
@@ -441,37 +468,71 @@ class BriefReading:
 
     given: dict[str, str]
     negated: tuple[str, ...]
+    # The brief without the words it asks to render: `text GOOD NIGHT` sets no night scene.
+    description: str
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One clause of a brief cut into its framing words, the thing it names and its place:
+    `studio shot of a red sneaker on white` -> `studio shot`, `a red sneaker`, `on white`."""
+
+    framing: str
+    thing: str
+    place: str
+
+    def parts(self) -> list[str]:
+        """The clause's words, part by part."""
+        return [part for part in (self.framing, self.thing, self.place) if part]
+
+    def setting_parts(self) -> list[str]:
+        """Where the setting can be: the place once one is cut off (a desk lamp on white is a
+        lamp, not a desk), else the whole clause (`a beach at dusk` is the place itself)."""
+        if not self.place:
+            return self.parts()
+        return [part for part in (self.framing, self.place) if part]
 
 
 def read_brief(brief: str) -> BriefReading:
     """Find the slots a brief states and the things it says must not appear."""
-    segments = split_segments(brief)
+    spans = text_spans(brief)
+    description = without_spans(brief, spans)
+    segments = split_segments(description)
+    clauses = [read_clause(segment) for segment in segments]
     given: dict[str, str] = {}
     subject_at = next((index for index, part in enumerate(segments) if names_something(part)), None)
     if subject_at is not None:
-        subject, place = split_setting(subject_clause(segments[subject_at]))
-        given["subject"] = subject
-        if place:
-            # Scan the setting phrase apart, so the setting is `on a walnut desk`, not the clause.
-            head = segments[subject_at].removesuffix(place).strip()
-            segments = [*segments[:subject_at], head, place, *segments[subject_at + 1 :]]
+        given["subject"] = clauses[subject_at].thing
     for slot, pattern in SLOT_TERMS.items():
-        value = excerpts(segments, pattern)
+        scanned = [
+            part
+            for clause in clauses
+            for part in (clause.setting_parts() if slot == "setting" else clause.parts())
+        ]
+        value = excerpts(scanned, pattern)
         if value:
             given[slot] = value
-    text = find_text(brief)
-    if text:
-        given["text"] = text
+    if spans:
+        words = dict.fromkeys(words for _, _, words in spans)
+        given["text"] = ", ".join(f'"{word}"' for word in words)
     constraints = excerpts(segments, CONSTRAINT_TERMS)
     if constraints:
         given["constraints"] = constraints
     ordered = {slot: given[slot] for slot in SLOT_NAMES if slot in given}
-    return BriefReading(given=ordered, negated=negated_items(brief))
+    return BriefReading(given=ordered, negated=negated_items(description), description=description)
 
 
 def split_segments(brief: str) -> list[str]:
     """The brief's clauses, split at commas, semicolons, line breaks and sentence ends."""
     return [part.strip() for part in SEGMENT_BREAK.split(brief) if part and part.strip()]
+
+
+def read_clause(segment: str) -> Clause:
+    """Cut a clause into framing words, the thing it names and the place it puts it in."""
+    lead = SUBJECT_LEAD.match(segment)
+    framing, rest = (lead.group("framing"), segment[lead.end() :]) if lead else ("", segment)
+    thing, place = split_setting(rest.strip() or segment)
+    return Clause(framing=framing.strip(), thing=thing, place=place or "")
 
 
 def excerpts(segments: Sequence[str], pattern: re.Pattern[str]) -> str | None:
@@ -498,11 +559,6 @@ def join_unique(values: Sequence[str]) -> str:
     return ", ".join(dict.fromkeys(values))
 
 
-def subject_clause(segment: str) -> str:
-    """The clause without framing words: `a photo of a red sneaker` -> `a red sneaker`."""
-    return SUBJECT_LEAD.sub("", segment).strip() or segment
-
-
 def names_something(segment: str) -> bool:
     """Whether a clause has words left once slot vocabulary, quotes and filler words are out."""
     rest = QUOTED_TEXT.sub(" ", segment)
@@ -512,29 +568,42 @@ def names_something(segment: str) -> bool:
 
 
 def split_setting(clause: str) -> tuple[str, str | None]:
-    """`a mug on a walnut desk` -> (`a mug`, `on a walnut desk`); no setting noun, no split."""
-    place = SLOT_TERMS["setting"].search(clause)
-    if not place:
-        return clause, None
-    prepositions = [
-        match
-        for match in SETTING_PREPOSITION.finditer(clause, 0, place.start())
-        if match.start() > 0
-    ]
-    if not prepositions:
-        return clause, None
-    cut = prepositions[-1].start()
-    return clause[:cut].strip(), clause[cut:].strip()
+    """`a mug on a walnut desk` -> (`a mug`, `on a walnut desk`): the clause is cut at the
+    preposition before its first place word that has one; no such place, no split."""
+    for place in SLOT_TERMS["setting"].finditer(clause):
+        prepositions = [
+            match
+            for match in SETTING_PREPOSITION.finditer(clause, 0, place.end())
+            if 0 < match.start() <= place.start()
+        ]
+        if prepositions:
+            cut = prepositions[-1].start()
+            return clause[:cut].strip(), clause[cut:].strip()
+    return clause, None
 
 
-def find_text(brief: str) -> str | None:
-    """The words the brief asks to render, each in double quotes."""
-    quoted = [
-        next(group for group in match.groups() if group) for match in QUOTED_TEXT.finditer(brief)
+def text_spans(brief: str) -> list[tuple[int, int, str]]:
+    """Where the brief names words to render, quoted or after a label, and the words."""
+    spans = [
+        (*match.span(), next(group for group in match.groups() if group))
+        for match in QUOTED_TEXT.finditer(brief)
     ]
-    labelled = [match.group(1).strip() for match in LABELLED_TEXT.finditer(brief)]
-    words = [word.strip() for word in [*quoted, *labelled] if word.strip()]
-    return ", ".join(f'"{word}"' for word in dict.fromkeys(words)) if words else None
+    for pattern in (LABELLED_TEXT, NAMED_TEXT):
+        for match in pattern.finditer(brief):
+            group = next(index for index, value in enumerate(match.groups(), 1) if value)
+            words = match.group(group).strip()
+            if words and not any(start <= match.start(group) < end for start, end, _ in spans):
+                spans.append((match.start(group), match.start(group) + len(words), words))
+    return [(start, end, words.strip()) for start, end, words in spans if words.strip()]
+
+
+def without_spans(brief: str, spans: Sequence[tuple[int, int, str]]) -> str:
+    """The brief with the given stretches cut out."""
+    for start, end, _ in sorted(spans, reverse=True):
+        before, after = brief[:start].rstrip(" "), brief[end:].lstrip(" ")
+        space = " " if before and after[:1].isalnum() else ""
+        brief = before + space + after
+    return brief
 
 
 def negated_items(brief: str) -> tuple[str, ...]:

@@ -75,7 +75,9 @@ class OptimizedPromptView(BaseModel):
     brief: str = Field(description="The brief as given.")
     use_case: str = Field(description="What the image is for, as detected.", examples=["product"])
     slots: dict[str, Any] = Field(description="The final value of every slot.")
-    given: list[str] = Field(description="Slots the brief itself stated.")
+    given: list[str] = Field(
+        description="Slots the brief stated, and the style when a style preset was asked for."
+    )
     filled: list[str] = Field(description="Slots the optimizer filled.")
     prompt: str = Field(description="The prompt to send to the model.")
     negative_prompt: str | None = Field(description="What the image should not show.")

@@ -149,6 +149,7 @@ async def normalize_edit(submitter: Submitter, body: EditRequest) -> dict[str, A
         style=body.style,
         aspect_ratio=aspect or (width, height),
         keep=body.keep,
+        references=[reference.role for reference in body.references],
         negative_prompt=body.negative_prompt,
         is_edit=True,
     )
@@ -203,6 +204,7 @@ async def normalize_variants(submitter: Submitter, body: VariantsRequest) -> dic
         style=body.style,
         aspect_ratio=(width, height),
         keep=(),
+        references=(),
         negative_prompt=None,
         is_edit=True,
     )

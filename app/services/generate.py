@@ -53,6 +53,7 @@ def normalize_generate(body: GenerateRequest, spec: ModelSpec) -> dict[str, Any]
         style=body.style,
         aspect_ratio=aspect or (width, height),
         keep=(),
+        references=(),
         negative_prompt=body.negative_prompt,
         is_edit=False,
     )

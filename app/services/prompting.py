@@ -21,15 +21,18 @@ def plan_prompt(
     style: str | None,
     aspect_ratio: tuple[int, int] | None,
     keep: Sequence[str],
+    references: Sequence[str],
     negative_prompt: str | None,
     is_edit: bool,
 ) -> dict[str, Any]:
-    """The prompt fields of a job's request. `llm` is planned by the rules here and asked of
-    the LLM when the job runs (see `replan_with_llm`), so a slow LLM never holds a request."""
+    """The prompt fields of a job's request; `references` are the roles of an edit's reference
+    images. `llm` is planned by the rules here and asked of the LLM when the job runs (see
+    `replan_with_llm`), so a slow LLM never holds a request."""
     options = {
         "style": style,
         "aspect_ratio": list(aspect_ratio) if aspect_ratio else None,
         "keep": list(keep),
+        "references": list(references),
         "negative_prompt": negative_prompt,
         "is_edit": is_edit,
         "rendering": spec.capabilities.prompt_style,
@@ -52,6 +55,7 @@ def plan_prompt(
             aspect_ratio=aspect_ratio,
             style=style,
             keep=keep,
+            references=references,
             negative_prompt=negative_prompt,
             is_edit=is_edit,
         )
@@ -71,6 +75,8 @@ async def replan_with_llm(settings: Settings, request: dict[str, Any]) -> dict[s
         "aspect_ratio": aspect,
         "style": options["style"],
         "keep": options["keep"],
+        # Jobs planned before reference roles were recorded have none.
+        "references": options.get("references", []),
         "negative_prompt": options["negative_prompt"],
         "is_edit": options["is_edit"],
     }
@@ -131,6 +137,7 @@ async def optimize(
         style=body.style,
         aspect_ratio=aspect,
         keep=body.keep,
+        references=(),
         negative_prompt=None,
         is_edit=bool(body.keep),
     )

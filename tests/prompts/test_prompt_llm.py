@@ -82,6 +82,19 @@ async def test_request_is_an_openai_chat_completion(chat_server: FakeChatServer)
     assert task["is_edit"] is True
 
 
+async def test_a_style_reference_is_not_the_llms_to_fill(chat_server: FakeChatServer) -> None:
+    chat_server.answer_slots(style="oil painting", mood="calm", setting="a pier")
+
+    result = await optimize_with(chat_server, "add a boat", is_edit=True, references=["style"])
+
+    task = json.loads(chat_server.received[0].body["messages"][1]["content"])
+    assert task["references"] == ["style"]
+    assert result.slots.style == result.slots.mood == "from the style reference image"
+    assert "Take the lighting, style, mood and colour palette from the style reference" in (
+        result.prompt
+    )
+
+
 async def test_no_api_key_sends_no_authorization(chat_server: FakeChatServer) -> None:
     chat_server.answer_slots(mood="calm")
 

@@ -11,6 +11,27 @@ from tests.support import fresh_process_output
 
 FILLABLE = ("subject", "setting", "composition", "lighting", "style", "mood", "palette", "quality")
 LIMITS = (77 * 4, 1000, 4000)
+# What a sentence-rendered prompt calls a slot it leaves as in an image.
+SPOKEN_NAMES = {
+    "subject": "main subject",
+    "setting": "setting",
+    "composition": "composition and viewpoint",
+    "lighting": "lighting",
+    "style": "style",
+    "mood": "mood",
+    "palette": "colour palette",
+}
+# What a sentence-rendered prompt calls each slot it fills.
+LABELS = {
+    "subject": "Main subject",
+    "setting": "Setting",
+    "composition": "Composition and viewpoint",
+    "lighting": "Lighting",
+    "style": "Style",
+    "mood": "Mood",
+    "palette": "Colour palette",
+    "quality": "Quality",
+}
 RENDERINGS = ("sentences", "tags")
 
 # The test's own vocabulary of contradictions, kept apart from the code's tables on purpose.
@@ -19,6 +40,37 @@ DAYLIGHT = re.compile(
 )
 PHOTOGRAPHIC = re.compile(
     r"\b(?:photo\w*|camera|lens|\d+\s?mm|dslr|bokeh|depth of field|film grain|realistic)\b", re.I
+)
+# What each reference role sets, and what a keep item pins.
+SET_BY_REFERENCE = {
+    "style": ("style", "lighting", "mood", "palette"),
+    "color": ("palette",),
+    "composition": ("composition",),
+    "subject": ("subject",),
+}
+PINNED_BY_KEEP = {
+    "framing": "composition",
+    "product_angle": "composition",
+    "lighting": "lighting",
+    "colors": "palette",
+    "background": "setting",
+}
+# A backdrop named by its colour alone: `on white`, `against a pale teal wall`.
+BACKDROP_COLOUR = re.compile(
+    r"\b(?:on|against)\s+(?:an?\s+)?(?:(?:light|dark|pale|deep|hot|pure|sage|seamless)\s+)*"
+    r"(?:white|black|gr[ae]y|red|pink|teal|yellow|green|orange|brown|beige|cream|lilac|navy)\b"
+    r"(?:\s+(?:background|backdrop|wall|velvet))?",
+    re.I,
+)
+BRIGHT = re.compile(
+    r"\b(?:bright\w*|sunny|sunlit|sunshine|sunlight|daylight|high[- ]key|airy|white"
+    r"|light[- ]gr[ae]y)\b",
+    re.I,
+)
+TIME_OF_DAY = re.compile(
+    r"\b(?:night\w*|midnight|moon\w*|star(?:ry|lit)|nocturnal|dawn|dusk|sunrise|sunset|twilight"
+    r"|golden[- ]hour|blue[- ]hour|morning|afternoon|evening|midday|noon|daytime)\b",
+    re.I,
 )
 COLOURFUL = re.compile(
     r"\b(?:red|orange|yellow|green|blue|purple|pink|teal|cyan|magenta|gold(?:en)?|amber"
@@ -33,6 +85,7 @@ def optimize(case: Case, **options: object) -> OptimizedPrompt:
         style=case.style,
         aspect_ratio=case.aspect_ratio,
         keep=case.keep,
+        references=case.references,
         is_edit=case.is_edit,
         **options,  # type: ignore[arg-type]
     )
@@ -102,21 +155,104 @@ def test_additions_never_contradict_the_brief(case: Case, rendering: str) -> Non
         assert not PHOTOGRAPHIC.search(added)
     if case.monochrome:
         assert not COLOURFUL.search(added)
+    if case.dark:
+        assert not BRIGHT.search(added)
+
+
+@pytest.mark.parametrize("rendering", RENDERINGS)
+@pytest.mark.parametrize(
+    "case", [case for case in CASES if not TIME_OF_DAY.search(case.brief)], ids=lambda case: case.id
+)
+def test_fills_name_no_time_of_day_the_brief_did_not(case: Case, rendering: str) -> None:
+    assert not TIME_OF_DAY.search(added_text(optimize(case, rendering=rendering)))
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
 def test_what_the_brief_states_is_kept_not_filled(case: Case) -> None:
     result = optimize(case)
 
-    for slot, stated, label in (
-        ("lighting", case.lighting_given, "Lighting:"),
-        ("style", case.style_given, "Style:"),
-        ("palette", case.palette_given, "Colour palette:"),
-    ):
-        if stated:
-            assert slot in result.given
-            assert slot not in result.filled
-            assert label not in result.prompt
+    for slot in case.given:
+        assert slot in result.given
+        assert slot not in result.filled
+        if slot in LABELS:
+            assert f"{LABELS[slot]}:" not in result.prompt
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_what_the_brief_leaves_open_is_not_read_as_given(case: Case) -> None:
+    result = optimize(case)
+
+    for slot in case.left_open:
+        assert slot not in result.given
+        assert slot in result.filled or slot not in FILLABLE
+
+
+@pytest.mark.parametrize("rendering", RENDERINGS)
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_the_text_slot_holds_only_the_words_to_render(case: Case, rendering: str) -> None:
+    result = optimize(case, rendering=rendering)
+
+    assert result.slots.text == case.text
+    assert ("text" in result.given) == bool(case.text)
+    if case.text and rendering == "sentences":
+        assert f"correctly spelled and clearly legible: {case.text}." in result.prompt
+    elif case.text:
+        assert f"legible text {case.text}" in result.prompt
+
+
+@pytest.mark.parametrize("case", [case for case in CASES if case.style], ids=lambda case: case.id)
+def test_an_explicit_style_preset_is_given_not_filled(case: Case) -> None:
+    result = optimize(case)
+
+    assert "style" in result.given
+    assert "style" not in result.filled
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_the_setting_is_the_subject_itself_or_apart_from_it(case: Case) -> None:
+    slots = optimize(case).slots
+
+    assert slots.subject and slots.setting
+    for place in slots.setting.split(", "):
+        assert place == slots.subject or slots.subject not in place
+
+
+@pytest.mark.parametrize("case", [case for case in CASES if case.setting], ids=lambda case: case.id)
+def test_setting_holds_the_brief_own_words_for_the_place(case: Case) -> None:
+    result = optimize(case)
+
+    assert "setting" in result.given
+    assert case.setting in (result.slots.setting or "")
+
+
+@pytest.mark.parametrize(
+    "case", [case for case in CASES if BACKDROP_COLOUR.search(case.brief)], ids=lambda case: case.id
+)
+def test_a_backdrop_colour_is_the_setting_and_nothing_is_filled_against_it(case: Case) -> None:
+    backdrop = BACKDROP_COLOUR.search(case.brief)
+    result = optimize(case)
+
+    assert backdrop and backdrop.group(0) in (result.slots.setting or "")
+    assert "setting" in result.given
+    assert "Setting:" not in result.prompt
+
+
+@pytest.mark.parametrize(
+    "case", [case for case in CASES if case.references], ids=lambda case: case.id
+)
+def test_what_a_reference_sets_is_never_left_as_in_the_source(case: Case) -> None:
+    result = optimize(case)
+    tags = optimize(case, rendering="tags").prompt
+    pinned = {PINNED_BY_KEEP.get(item) for item in case.keep}
+    left = re.search(r"Leave the ([^.]*) as in the source image", result.prompt)
+
+    for role in case.references:
+        for slot in SET_BY_REFERENCE[role]:
+            name = SPOKEN_NAMES[slot]
+            assert not left or name not in left.group(1)
+            assert f"same {name} as the source image" not in tags
+            if slot not in pinned and slot not in result.given:
+                assert re.search(rf"Take the [^.]*{name}[^.]* reference image", result.prompt)
 
 
 @pytest.mark.parametrize("limit", LIMITS)
@@ -154,7 +290,7 @@ from tests.prompts.briefs import CASES
 print(json.dumps([
     optimize_prompt(
         case.brief, rendering=rendering, style=case.style, aspect_ratio=case.aspect_ratio,
-        keep=case.keep, is_edit=case.is_edit,
+        keep=case.keep, references=case.references, is_edit=case.is_edit,
     ).model_dump()
     for case in CASES for rendering in ("sentences", "tags")
 ]))
@@ -175,6 +311,24 @@ def test_slots_record_the_brief_own_words() -> None:
     assert result.slots.setting == "on a walnut desk"
     assert result.slots.lighting == "morning light"
     assert result.given == ["subject", "setting", "lighting"]
+
+
+def test_studio_framing_is_the_setting_and_the_colour_is_the_palette() -> None:
+    slots = optimize_prompt("studio shot of a red sneaker").slots
+
+    assert (slots.subject, slots.setting, slots.palette) == (
+        "a red sneaker",
+        "studio shot",
+        "a red sneaker",
+    )
+
+
+def test_dark_chocolate_is_a_colour_not_a_dark_scene() -> None:
+    dark = optimize_prompt("a dark chocolate cake").slots
+    milk = optimize_prompt("a milk chocolate cake").slots
+
+    assert dark.lighting == milk.lighting
+    assert dark.setting == milk.setting
 
 
 def test_light_blue_is_a_colour_not_lighting() -> None:
@@ -247,7 +401,8 @@ def test_preset_fills_style_lighting_palette_and_quality(name: str) -> None:
     assert result.slots.lighting == ", ".join(preset.lighting)
     assert result.slots.palette == ", ".join(preset.palette)
     assert result.slots.quality == ", ".join(preset.quality)
-    assert {"style", "lighting", "palette", "quality"} <= set(result.filled)
+    assert "style" in result.given
+    assert {"lighting", "palette", "quality"} <= set(result.filled)
 
 
 def test_preset_never_overrides_the_brief_style() -> None:
@@ -348,6 +503,26 @@ def test_edit_tags_carry_weighted_keep_instructions() -> None:
     assert "(same face and identity as the source image:1.2)" in result.prompt
 
 
+def test_an_edit_brief_asking_for_the_reference_style_has_a_style_reference() -> None:
+    result = optimize_prompt("redo it in the style of the reference image", is_edit=True)
+
+    assert "Take the lighting, mood and colour palette from the style reference image." in (
+        result.prompt
+    )
+    assert "as in the source image" not in (result.slots.mood or "")
+
+
+def test_only_an_edit_takes_slots_from_a_reference() -> None:
+    result = optimize_prompt("a cat in the style of the reference", references=["style"])
+
+    assert "reference image" not in added_text(result)
+
+
+def test_unknown_reference_role_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown reference role 'palette'"):
+        optimize_prompt("add snow", references=["palette"], is_edit=True)
+
+
 def test_unknown_keep_item_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown keep item 'pose'"):
         optimize_prompt("add snow", keep=["pose"], is_edit=True)
@@ -369,6 +544,14 @@ def test_text_to_render_is_found_and_asked_for(brief: str, text: str) -> None:
     assert sentences.slots.text == text
     assert f"exactly as written, correctly spelled and clearly legible: {text}" in sentences.prompt
     assert f"legible text {text}" in tags.prompt
+
+
+def test_words_to_render_are_not_read_as_the_scene() -> None:
+    result = optimize_prompt("a bakery window, text NO NIGHT SHIFTS", rendering="tags")
+
+    assert result.slots.text == '"NO NIGHT SHIFTS"'
+    assert "night" not in added_text(result).replace("NO NIGHT SHIFTS", "")
+    assert "shifts" not in (result.negative_prompt or "")
 
 
 def test_no_text_is_invented() -> None:

@@ -29,6 +29,35 @@ async def test_optimize_reports_given_and_filled_slots(client, auth):
     assert plan["mode"] == "rules" and plan["fallback_reason"] is None
 
 
+async def test_optimize_reads_a_backdrop_colour_as_the_setting(client, auth):
+    response = await client.post(
+        "/v1/prompts/optimize", json={"prompt": "a red sneaker on white"}, headers=auth
+    )
+
+    assert response.status_code == 200, response.text
+    plan = response.json()
+    assert plan["slots"]["subject"] == "a red sneaker"
+    assert plan["slots"]["setting"] == "on white"
+    assert {"setting", "palette"} <= set(plan["given"])
+    assert "Setting:" not in plan["prompt"]
+    assert "backdrop" not in plan["prompt"]
+
+
+async def test_optimize_renders_unquoted_text_and_counts_the_style_preset_as_given(client, auth):
+    brief = "instagram ad for a vegan protein bar, bold text SAVE 20%"
+    response = await client.post(
+        "/v1/prompts/optimize", json={"prompt": brief, "style": "studio-product"}, headers=auth
+    )
+
+    assert response.status_code == 200, response.text
+    plan = response.json()
+    assert plan["slots"]["text"] == '"SAVE 20%"'
+    assert 'correctly spelled and clearly legible: "SAVE 20%".' in plan["prompt"]
+    assert {"subject", "style", "text"} <= set(plan["given"])
+    assert "setting" in plan["filled"] and "style" not in plan["filled"]
+    assert "protein bar" not in plan["slots"]["setting"]
+
+
 async def test_optimize_is_deterministic_and_honours_the_style_preset(client, auth):
     body = {"prompt": "a fox in the snow", "style": "watercolor"}
     first = await client.post("/v1/prompts/optimize", json=body, headers=auth)
@@ -145,6 +174,27 @@ async def test_blank_briefs_are_refused(client, auth):
     assert generate.status_code == 422
     assert optimize.status_code == 422
     assert "blank" in optimize.text
+
+
+async def test_an_edit_with_a_style_reference_takes_its_style_from_the_reference(client, auth):
+    upload = await client.post(
+        "/v1/assets", files={"file": ("a.png", image_bytes(96, 64), "image/png")}, headers=auth
+    )
+    image = {"asset_id": upload.json()["id"]}
+    response = await client.post(
+        "/v1/edit",
+        json={
+            "image": image,
+            "prompt": "change the background to a sunlit terrace with warm golden tones, close-up",
+            "references": [{"image": image, "role": "style"}],
+        },
+        headers=auth,
+    )
+
+    assert response.status_code == 202, response.text
+    prompt = response.json()["request"]["prompt"]
+    assert "Take the style and mood from the style reference image." in prompt
+    assert "Leave the style" not in prompt and "mood as in the source" not in prompt
 
 
 async def test_a_blank_edit_prompt_is_not_optimized(client, auth):
