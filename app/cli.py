@@ -15,6 +15,7 @@ from alembic.script import ScriptDirectory
 
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
+from app.logs import install_redaction, uvicorn_log_config
 from app.services import assets
 from app.services.keys import create_key
 from app.storage import LocalStorage
@@ -69,7 +70,13 @@ def serve(settings: Settings) -> None:
     print(f"Darkroom on {base_url} (database {_redacted(settings)}, jobs run by {mode}).")
     print("Get an API key with: .venv/bin/darkroom keys create --tenant NAME")
     print(f"API reference: {base_url}/docs")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        log_config=uvicorn_log_config(),
+    )
 
 
 def worker(settings: Settings) -> None:
@@ -139,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    install_redaction()
     settings = Settings()
     if arguments.command == "serve":
         serve(settings)

@@ -149,8 +149,12 @@ async def stream_job_events(
     settings: AppSettings,
     slots: Slots,
 ) -> EventStreamResponse:
-    """Follow a job live as server-sent events until it finishes. A tenant may hold only so
-    many streams open at once on one server; past that the answer is 429."""
+    """Follow a job live as server-sent events until it finishes: the current state first,
+    then each event as it happens. Every event's data is a JobEvent, `{"job_id", "status"}`,
+    with `completed` and `total` on `progress`; the final event (`succeeded`, `failed` or
+    `canceled`) also carries the whole job, as GET /v1/jobs/{id} answers it, under `job`, and
+    ends the stream. A tenant may hold only so many streams open at once on one server; past
+    that the answer is 429."""
     job = await jobs.get_job(session, tenant, job_id)
     # A stream can last minutes: give the request's database connection back now.
     await session.close()
