@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     )
     sweep_interval_seconds: float = Field(15, gt=0, description="How often the sweeper looks.")
     max_job_attempts: int = Field(3, ge=1, description="Runs of one job before it is failed.")
+    openai_compat_wait_seconds: float = Field(
+        900,
+        gt=0,
+        description="How long an OpenAI-compatible call waits for its job (they answer only "
+        "with the images); past it, 504 naming the job, which goes on.",
+    )
     max_wait_seconds: int = Field(
         60, ge=0, le=60, description="Cap on the `Prefer: wait=N` header."
     )

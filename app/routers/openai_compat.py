@@ -55,7 +55,9 @@ _ERROR_DESCRIPTIONS = {
     404: "The model is not served here (`model_not_found`).",
     409: "A request with the same Idempotency-Key is in flight, or the job was canceled.",
     429: "Too many requests; retry after the time in Retry-After.",
-    500: "The job failed or did not finish within the server's wait cap (`job_timeout`).",
+    500: "The job failed unexpectedly.",
+    504: "The job did not finish within `DARKROOM_OPENAI_COMPAT_WAIT_SECONDS` "
+    "(`job_still_running`); it goes on, and the message names the job to fetch later.",
     503: "The model's vendor is overloaded or unreachable.",
 }
 
@@ -149,9 +151,9 @@ class ImagesCallServices:
     ) -> ImagesResponse:
         """Submit the job, wait for its end, and answer with its images."""
         job, _ = await submit_job(
-            self.submitter, kind, body, idempotency_key, self.settings.max_wait_seconds
+            self.submitter, kind, body, idempotency_key, self.settings.openai_compat_wait_seconds
         )
-        service.check_finished(job, self.settings.max_wait_seconds)
+        service.check_finished(job, self.settings.openai_compat_wait_seconds)
         outputs = await jobs.outputs_of(self.submitter.session, job.id)
         self.response.headers[MODEL_HEADER] = service.answering_models(outputs)
         base_url = self.settings.public_url or str(self.request.base_url)
@@ -186,7 +188,7 @@ ImagesCall = Annotated[ImagesCallServices, Depends()]
     summary="Generate images (OpenAI-compatible)",
     response_model=ImagesResponse,
     response_model_exclude_none=True,
-    responses=ANSWERED | openai_errors(400, 401, 404, 409, 429, 500, 503) | TOO_LARGE,
+    responses=ANSWERED | openai_errors(400, 401, 404, 409, 429, 500, 503, 504) | TOO_LARGE,
 )
 async def create_image(
     body: ImageGenerationRequest,
@@ -271,7 +273,7 @@ VARIATION_BODY = multipart_body(
     summary="Edit images (OpenAI-compatible)",
     response_model=ImagesResponse,
     response_model_exclude_none=True,
-    responses=ANSWERED | openai_errors(400, 401, 404, 409, 429, 500, 503) | TOO_LARGE,
+    responses=ANSWERED | openai_errors(400, 401, 404, 409, 429, 500, 503, 504) | TOO_LARGE,
     openapi_extra={"requestBody": EDIT_BODY},
 )
 async def create_image_edit(
@@ -306,7 +308,7 @@ async def create_image_edit(
     summary="Make variations of an image (OpenAI-compatible)",
     response_model=ImagesResponse,
     response_model_exclude_none=True,
-    responses=ANSWERED | openai_errors(400, 401, 404, 409, 429, 500, 503) | TOO_LARGE,
+    responses=ANSWERED | openai_errors(400, 401, 404, 409, 429, 500, 503, 504) | TOO_LARGE,
     openapi_extra={"requestBody": VARIATION_BODY},
 )
 async def create_image_variation(

@@ -239,10 +239,10 @@ def check_finished(job: Job, seconds: float) -> None:
     if job.status == JobStatus.CANCELED:
         raise OpenAICompatError(409, f"Job {job.id} was canceled.", code="job_canceled")
     raise OpenAICompatError(
-        500,
-        f"Job {job.id} did not finish within {seconds:g} seconds; it goes on, and "
-        f"GET /v1/jobs/{job.id} returns it when done.",
-        code="job_timeout",
+        504,
+        f"Job {job.id} is still {job.status} after {seconds:g} seconds; it goes on, and "
+        f"GET /v1/jobs/{job.id} returns it with its images when done.",
+        code="job_still_running",
     )
 
 

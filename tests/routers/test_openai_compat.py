@@ -16,7 +16,7 @@ from app.config import Settings
 from app.imaging.geometry import parse_size
 from tests.factories import image_bytes
 from tests.fakes.openai_images import API_KEY, FakeOpenAIImages, moderation_blocked, usage_for
-from tests.support import serving
+from tests.support import serving, wait_for_final
 
 
 @pytest.fixture
@@ -225,21 +225,35 @@ async def test_malformed_json_is_a_bad_request_in_openais_shape(client, auth):
     }
 
 
-async def test_a_job_that_does_not_finish_in_time_is_a_server_error_not_retried(
+async def test_a_job_that_outlasts_the_wait_is_a_gateway_timeout_naming_the_job(
     app, openai_client, client, auth
 ):
-    app.state.settings.max_wait_seconds = 0
+    app.state.settings.openai_compat_wait_seconds = 0.01
     try:
-        with pytest.raises(openai.InternalServerError) as raised:
+        with pytest.raises(openai.APIStatusError) as raised:
             await openai_client.images.generate(prompt="a vast city", size="2048x2048", n=2)
     finally:
-        app.state.settings.max_wait_seconds = 60
+        app.state.settings.openai_compat_wait_seconds = 900
 
-    assert raised.value.code == "job_timeout"
+    assert raised.value.status_code == 504
+    assert raised.value.code == "job_still_running"
     assert raised.value.response.headers["x-should-retry"] == "false"
     job = await job_of_latest(client, auth)
     assert job["id"] in raised.value.message
-    await client.post(f"/v1/jobs/{job['id']}/cancel", headers=auth)
+    finished, _ = await wait_for_final(client, auth, job["id"])
+    assert finished["status"] == "succeeded" and len(finished["outputs"]) == 2
+
+
+async def test_the_wait_outlasts_the_prefer_wait_cap(app, openai_client):
+    # The JSON routes hold a request at most DARKROOM_MAX_WAIT_SECONDS; these routes answer
+    # only with images, so they wait for the job.
+    app.state.settings.max_wait_seconds = 0
+    try:
+        result = await openai_client.images.generate(prompt="a quiet harbour", n=1)
+    finally:
+        app.state.settings.max_wait_seconds = 60
+
+    assert len(result.data) == 1
 
 
 def png_file(name: str, width: int = 96, height: int = 64, **options) -> tuple[str, bytes, str]:
