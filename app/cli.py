@@ -48,10 +48,15 @@ async def _create_key(settings: Settings, tenant: str) -> str:
 
 
 def keys_create(settings: Settings, tenant: str) -> None:
-    """Mint an API key for a tenant and print it as the last line."""
+    """Mint an API key for a tenant: the key alone on stdout, and on stderr which database holds
+    it, since a server on another database would refuse it."""
     migrate(settings)
     key = asyncio.run(_create_key(settings, tenant))
-    print(f"Created an API key for tenant {tenant!r}. It is shown once; only its hash is stored.")
+    print(
+        f"Created an API key for tenant {tenant!r} in the database {_redacted(settings)}. "
+        "It is shown once; only its hash is stored.",
+        file=sys.stderr,
+    )
     print(key)
 
 
