@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `darkroom serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `darkroom serve` listens on.")
     default_model: str = Field("local/draft", description="Model used when a request names none.")
+    startup_timeout_seconds: float = Field(
+        60,
+        ge=0,
+        description="How long a `darkroom` command waits for the database to take connections "
+        "at start-up, retrying with backoff, before it exits.",
+    )
 
     max_body_bytes: int = Field(25 * MEGABYTE, ge=1024, description="Largest request body.")
     max_image_pixels: int = Field(40_000_000, ge=4096, description="Largest decoded image.")

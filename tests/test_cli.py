@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -25,11 +26,13 @@ from app.models import ApiKey, Base
 from app.services.keys import hash_key
 from tests.factories import image_bytes
 from tests.support import (
+    POSTGRES_URL,
     REPO_ROOT,
     darkroom_command,
     darkroom_environment,
     free_port,
     fresh_database,
+    postgres_settings,
     serving,
     stop_worker,
     wait_until_serving,
@@ -155,6 +158,44 @@ def test_worker_refuses_to_start_without_redis(tmp_path):
 
     assert result.returncode != 0
     assert "DARKROOM_REDIS_URL" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_start_up_waits_for_the_database_then_exits_with_one_message(tmp_path, command):
+    with socket.socket() as closed:
+        # Bound but never listening: every connection to it is refused, as while Postgres starts.
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:{port}/darkroom"
+        settings = postgres_settings(url, tmp_path, startup_timeout_seconds=1.5)
+
+        result = run_cli(settings, command)
+
+    lines = result.stderr.strip().splitlines()
+    attempts = [line for line in lines if "is not accepting connections" in line]
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    # At 0, 0.5 and 1.5 s: the first two are logged and retried, the last one gives up.
+    assert [f"attempt {n}," in line for n, line in enumerate(attempts, 1)] == [True, True]
+    assert lines[-1].startswith(f"darkroom: the database at 127.0.0.1:{port}/darkroom did not")
+    assert "within 1.5 s (attempts: 3;" in lines[-1]
+    assert "DARKROOM_STARTUP_TIMEOUT_SECONDS" in lines[-1]
+    assert len(lines) == 3
+
+
+def test_start_up_gives_up_at_once_on_a_database_that_will_not_come(tmp_path):
+    url = make_url(POSTGRES_URL).set(database="no_such_database").render_as_string(False)
+    settings = postgres_settings(url, tmp_path, startup_timeout_seconds=60)
+
+    started = time.monotonic()
+    result = run_cli(settings, "serve")
+
+    assert result.returncode == 1
+    assert time.monotonic() - started < 30
+    assert result.stderr.strip() == (
+        f"darkroom: cannot connect to the database at {url.split('@')[-1]}: "
+        'database "no_such_database" does not exist.'
+    )
 
 
 async def test_concurrent_migrations_on_postgres_all_succeed(tmp_path):
