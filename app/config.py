@@ -90,8 +90,9 @@ class Settings(BaseSettings):
     url_allow: str = Field(
         "",
         description=(
-            "Comma-separated hosts or CIDRs exempt from the fetcher's address rules "
-            "(loopback, private, link-local, metadata); empty by default."
+            "Comma-separated host names, addresses or CIDRs exempt from the fetcher's address "
+            "rules (loopback, private, link-local, metadata): on every port, or written "
+            "`host:port` (`[IPv6]:port`) on that port only; empty by default."
         ),
     )
 
