@@ -3,15 +3,18 @@ settings."""
 
 import argparse
 import asyncio
+import itertools
 import json
 import logging
 import sys
+import time
 from importlib.resources import files
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy.exc import DBAPIError
 
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
@@ -23,6 +26,17 @@ from app.storage import LocalStorage
 # The top-level `migrations` package: the checkout's directory, or the copy the wheel installed.
 MIGRATIONS = Path(str(files("migrations")))
 OPENAPI_PATH = Path("openapi/openapi.json")
+
+# Waiting for a database that is still starting: the first pause, doubled up to the longest, and
+# how long one connection attempt may take (a server that answers at all does in far less).
+FIRST_RETRY_SECONDS = 0.5
+LONGEST_RETRY_SECONDS = 5.0
+CONNECT_ATTEMPT_SECONDS = 5.0
+# Postgres' answers while it starts up or shuts down (57P03) and while it is full (53300) pass;
+# so do refused, unresolvable and timed-out connections (OSError). Anything else will not.
+PASSING_SQLSTATES = frozenset({"57P03", "53300"})
+
+logger = logging.getLogger(__name__)
 
 
 def head_revision() -> str:
@@ -51,10 +65,15 @@ async def _create_key(settings: Settings, tenant: str) -> str:
 
 
 def keys_create(settings: Settings, tenant: str) -> None:
-    """Mint an API key for a tenant and print it as the last line."""
+    """Mint an API key for a tenant: the key alone on stdout, and on stderr which database holds
+    it, since a server on another database would refuse it."""
     migrate(settings)
     key = asyncio.run(_create_key(settings, tenant))
-    print(f"Created an API key for tenant {tenant!r}. It is shown once; only its hash is stored.")
+    print(
+        f"Created an API key for tenant {tenant!r} in the database {_redacted(settings)}. "
+        "It is shown once; only its hash is stored.",
+        file=sys.stderr,
+    )
     print(key)
 
 
@@ -100,6 +119,64 @@ def write_openapi(settings: Settings, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(openapi_json(settings), encoding="utf-8")
     print(f"Wrote {path}.", file=sys.stderr)
+
+
+def wait_for_database(settings: Settings) -> None:
+    """Return once the database takes connections. While it cannot yet (refused, not resolvable,
+    starting up), retry with backoff for `startup_timeout_seconds`, one log line per attempt;
+    then, or at once for any other failure, exit with one message."""
+    if str(settings.database_url).startswith("sqlite"):
+        return  # a file: nothing to wait for
+    where = _redacted(settings)
+    deadline = time.monotonic() + settings.startup_timeout_seconds
+    pause = FIRST_RETRY_SECONDS
+    for attempt in itertools.count(1):
+        error = asyncio.run(_connection_error(str(settings.database_url)))
+        if error is None:
+            return
+        if not _passing(error):
+            raise SystemExit(
+                f"darkroom: cannot connect to the database at {where}: {_reason(error)}."
+            )
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise SystemExit(
+                f"darkroom: the database at {where} did not accept connections within "
+                f"{settings.startup_timeout_seconds:g} s (attempts: {attempt}; the last: "
+                f"{_reason(error)}). Start it, check DARKROOM_DATABASE_URL, or wait longer with "
+                "DARKROOM_STARTUP_TIMEOUT_SECONDS."
+            )
+        wait = min(pause, remaining)
+        logger.warning(
+            "The database at %s is not accepting connections (%s); attempt %d, next in %.1f s",
+            where,
+            _reason(error),
+            attempt,
+            wait,
+        )
+        time.sleep(wait)
+        pause = min(pause * 2, LONGEST_RETRY_SECONDS)
+
+
+async def _connection_error(database_url: str) -> OSError | DBAPIError | None:
+    engine = create_engine(database_url)
+    try:
+        async with asyncio.timeout(CONNECT_ATTEMPT_SECONDS), engine.connect():
+            return None
+    except (OSError, DBAPIError) as exc:  # TimeoutError is an OSError
+        return exc
+    finally:
+        await engine.dispose()
+
+
+def _passing(error: OSError | DBAPIError) -> bool:
+    return isinstance(error, OSError) or getattr(error.orig, "sqlstate", None) in PASSING_SQLSTATES
+
+
+def _reason(error: OSError | DBAPIError) -> str:
+    # The driver's own words, without SQLAlchemy's wrapper text and links.
+    cause = error.orig if isinstance(error, DBAPIError) else error
+    return str(cause) or type(cause).__name__
 
 
 def _redacted(settings: Settings) -> str:
@@ -148,6 +225,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     install_redaction()
     settings = Settings()
+    if arguments.command != "openapi":
+        wait_for_database(settings)
     if arguments.command == "serve":
         serve(settings)
     elif arguments.command == "worker":

@@ -2,20 +2,40 @@
 
 from pathlib import Path
 
+import platformdirs
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.fetcher import UrlPolicy
 
 MEGABYTE = 1024 * 1024
+# Where Darkroom runs from a source checkout (as `make run` does), the folder holding `app/`.
+SOURCE_CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def default_data_dir() -> Path:
+    """The data dir when DARKROOM_DATA_DIR is unset: `var` in the source checkout Darkroom runs
+    from, else (an installed package) the user's data directory. Never the working directory, so
+    `make run` and `darkroom keys create` run from anywhere use the same database."""
+    if (SOURCE_CHECKOUT / "pyproject.toml").is_file():
+        return SOURCE_CHECKOUT / "var"
+    return platformdirs.user_data_path("darkroom")
 
 
 class Settings(BaseSettings):
-    """Every knob of a Darkroom process; the API, the worker and the CLI read the same ones."""
+    """Every knob of a Darkroom process; the API, the worker and the CLI read the same ones.
+
+    Unset, `data_dir` is `var` in the source checkout (where `make run` keeps its data) or, for
+    an installed package, the user's data directory (`~/.local/share/darkroom` on Linux); a
+    relative DARKROOM_DATA_DIR is taken from the working directory once, at start-up.
+    """
 
     model_config = SettingsConfigDict(env_prefix="DARKROOM_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(Path("var"), description="Where the embedded database and assets live.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where the embedded database, assets and signing key live.",
+    )
     database_url: str | None = Field(
         None, description="SQLAlchemy async URL; unset means a SQLite file in the data dir."
     )
@@ -26,6 +46,12 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `darkroom serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `darkroom serve` listens on.")
     default_model: str = Field("local/draft", description="Model used when a request names none.")
+    startup_timeout_seconds: float = Field(
+        60,
+        ge=0,
+        description="How long a `darkroom` command waits for the database to take connections "
+        "at start-up, retrying with backoff, before it exits.",
+    )
 
     max_body_bytes: int = Field(25 * MEGABYTE, ge=1024, description="Largest request body.")
     max_image_pixels: int = Field(40_000_000, ge=4096, description="Largest decoded image.")
@@ -76,8 +102,9 @@ class Settings(BaseSettings):
     url_allow: str = Field(
         "",
         description=(
-            "Comma-separated hosts or CIDRs exempt from the fetcher's address rules "
-            "(loopback, private, link-local, metadata); empty by default."
+            "Comma-separated host names, addresses or CIDRs exempt from the fetcher's address "
+            "rules (loopback, private, link-local, metadata): on every port, or written "
+            "`host:port` (`[IPv6]:port`) on that port only; empty by default."
         ),
     )
 

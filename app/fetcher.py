@@ -13,6 +13,7 @@ import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import httpx
 
@@ -23,6 +24,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ALLOWED_SCHEMES = ("http", "https")
+DEFAULT_PORTS = {"http": 80, "https": 443}
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 REQUEST_HEADERS = {
     "Accept": "image/png, image/jpeg, image/webp",
@@ -46,24 +48,39 @@ SHARED_ADDRESS_SPACE = ipaddress.IPv4Network("100.64.0.0/10")  # carrier-grade N
 IPV6_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
 NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
 
+
+class AddressRule(NamedTuple):
+    """One kind of address the fetcher refuses; `internal` when a trusted service of the
+    operator's own may live there, so a refusal says how to allow it."""
+
+    reason: str
+    applies: Callable[[IPAddress], bool]
+    internal: bool = False
+
+
 # Checked in order, so a detail names the most specific reason (a metadata address is also
 # link-local). `is_global` alone is not enough on Python 3.11: it passes multicast, IPv6
 # site-local and a few special-purpose ranges.
-ADDRESS_RULES: tuple[tuple[str, Callable[[IPAddress], bool]], ...] = (
-    ("a cloud metadata address", lambda address: address in METADATA_ADDRESSES),
-    ("a loopback address", lambda address: address.is_loopback),
-    ("an unspecified address", lambda address: address.is_unspecified),
-    ("a link-local address", lambda address: address.is_link_local),
-    ("a shared (carrier-grade NAT) address", lambda address: address in SHARED_ADDRESS_SPACE),
-    ("a multicast address", lambda address: address.is_multicast),
-    ("a private address", lambda address: address.is_private),
-    ("a reserved address", lambda address: address.is_reserved),
-    (
+ADDRESS_RULES: tuple[AddressRule, ...] = (
+    AddressRule("a cloud metadata address", lambda address: address in METADATA_ADDRESSES),
+    AddressRule("a loopback address", lambda address: address.is_loopback, internal=True),
+    AddressRule("an unspecified address", lambda address: address.is_unspecified),
+    AddressRule("a link-local address", lambda address: address.is_link_local),
+    AddressRule(
+        "a shared (carrier-grade NAT) address",
+        lambda address: address in SHARED_ADDRESS_SPACE,
+        internal=True,
+    ),
+    AddressRule("a multicast address", lambda address: address.is_multicast),
+    AddressRule("a private address", lambda address: address.is_private, internal=True),
+    AddressRule("a reserved address", lambda address: address.is_reserved),
+    AddressRule(
         "an IPv6 address outside global unicast (2000::/3)",
         lambda address: address.version == 6 and address not in IPV6_GLOBAL_UNICAST,
     ),
-    ("an address that is not globally reachable", lambda address: not address.is_global),
+    AddressRule("an address that is not globally reachable", lambda address: not address.is_global),
 )
+ALLOW_HINT = "a trusted internal host can be allowed with DARKROOM_URL_ALLOW (host or host:port)"
 
 # Letters, digits and hyphens, plus the underscores some real hosts carry; 1 to 63 per label.
 DNS_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
@@ -77,33 +94,39 @@ class UrlRefused(InvalidInput):
     status, slug, title = 422, "url-refused", "URL refused"
 
 
+class AllowEntry(NamedTuple):
+    """One exemption: a host name or a network, on one port or (`port` None) on every port."""
+
+    place: str | IPNetwork
+    port: int | None
+
+
 @dataclass(frozen=True)
 class UrlPolicy:
-    """Hosts and CIDRs exempt from the address rules, for trusted internal services and for tests
-    that serve images locally; the default exempts nothing."""
+    """Hosts and CIDRs exempt from the address rules, each on every port or on one, for trusted
+    internal services and for tests that serve images locally; the default exempts nothing."""
 
     allow: tuple[str, ...] = ()
-    _hosts: frozenset[str] = field(init=False, repr=False, compare=False)
-    _networks: tuple[IPNetwork, ...] = field(init=False, repr=False, compare=False)
+    _entries: tuple[AllowEntry, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Parsed once, here, so a mistyped DARKROOM_URL_ALLOW stops the process at start-up.
-        entries = [_allow_entry(entry) for entry in self.allow]
-        hosts = frozenset(entry for entry in entries if isinstance(entry, str))
-        networks = tuple(entry for entry in entries if not isinstance(entry, str))
-        object.__setattr__(self, "_hosts", hosts)
-        object.__setattr__(self, "_networks", networks)
+        object.__setattr__(self, "_entries", tuple(_allow_entry(entry) for entry in self.allow))
 
     @classmethod
     def from_setting(cls, value: str | None) -> "UrlPolicy":
-        """The policy a `DARKROOM_URL_ALLOW` value names: comma-separated hosts or CIDRs."""
+        """The policy a `DARKROOM_URL_ALLOW` value names: comma-separated host names, addresses
+        or CIDRs, each with `:port` to exempt that port only (an IPv6 one then in brackets)."""
         entries = (entry.strip() for entry in (value or "").split(","))
         return cls(allow=tuple(entry for entry in entries if entry))
 
-    def allows(self, host: str, address: IPAddress) -> bool:
-        """Whether `host` is an exempt host name or `address` lies in an exempt network."""
-        return _host_key(host) in self._hosts or any(
-            address in network for network in self._networks
+    def allows(self, host: str, address: IPAddress, port: int) -> bool:
+        """Whether an entry names `host`, or a network holding `address`, on `port`."""
+        name = _host_key(host)
+        return any(
+            entry.port in (None, port)
+            and (entry.place == name if isinstance(entry.place, str) else address in entry.place)
+            for entry in self._entries
         )
 
 
@@ -116,10 +139,10 @@ class FetchedImage:
     format: str
 
 
-def check_address(address: IPAddress, policy: UrlPolicy, host: str) -> None:
+def check_address(address: IPAddress, policy: UrlPolicy, host: str, port: int) -> None:
     """Raise UrlRefused unless `address` (which `host` resolved to) is globally reachable or
-    exempted by `policy`."""
-    if reason := _refusal(address, policy, host):
+    exempted by `policy` on `port`."""
+    if reason := _refusal(address, policy, host, port):
         raise UrlRefused(f"{host} {reason}")
 
 
@@ -127,11 +150,12 @@ async def resolve_checked(url: httpx.URL, policy: UrlPolicy) -> list[IPAddress]:
     """The addresses `url` may be fetched from; raises UrlRefused if its scheme, credentials, port
     or host are unacceptable, or if any address its host resolves to breaks the rules."""
     host = _checked_host(url)
+    port = url.port or DEFAULT_PORTS[url.scheme]
     literal = _literal_address(url, host)
     addresses = [literal] if literal is not None else await _resolve(url, host)
     for address in addresses:
         # Every address, not just the first: the connection may fall back to any of them.
-        if reason := _refusal(address, policy, host):
+        if reason := _refusal(address, policy, host, port):
             raise UrlRefused(f"{url} {reason}")
     return addresses
 
@@ -383,28 +407,61 @@ def _host_key(host: str) -> str:
     return host.lower().removesuffix(".")
 
 
-def _allow_entry(entry: str) -> str | IPNetwork:
+def _allow_entry(entry: str) -> AllowEntry:
+    place, port = _split_port(entry)
+    port_ok = port is None or (port.isdigit() and 1 <= int(port) <= 65535)
     try:
-        return ipaddress.ip_network(entry, strict=False)
+        network: IPNetwork | None = ipaddress.ip_network(place, strict=False)
     except ValueError:
-        pass
-    if not _is_dns_name(entry):
-        raise ValueError(f"URL allow entry {entry!r} is neither a host name nor a CIDR")
-    return _host_key(entry)
+        network = None
+    # Brackets hold an IPv6 address or network, never a name.
+    name_ok = not entry.startswith("[") and _is_dns_name(place)
+    if not port_ok or (network is None and not name_ok):
+        raise ValueError(
+            f"URL allow entry {entry!r} is neither a host name nor a CIDR, "
+            "with or without a :port from 1 to 65535"
+        )
+    exempt = network if network is not None else _host_key(place)
+    return AllowEntry(exempt, int(port) if port else None)
 
 
-def _refusal(address: IPAddress, policy: UrlPolicy, host: str) -> str | None:
-    if policy.allows(host, address):
+def _split_port(entry: str) -> tuple[str, str | None]:
+    """An entry's host part and port text: `host:port`, `[IPv6]:port`, or no port at all (an
+    IPv6 address or network outside brackets keeps every colon)."""
+    if entry.startswith("["):
+        place, _, rest = entry[1:].partition("]")
+        if not rest:
+            return place, None
+        # Anything but `:port` after the bracket leaves no host, which nothing accepts.
+        return (place, rest[1:]) if rest.startswith(":") else ("", None)
+    if entry.count(":") == 1:
+        place, _, port = entry.partition(":")
+        return place, port
+    return entry, None
+
+
+def _refusal(address: IPAddress, policy: UrlPolicy, host: str, port: int) -> str | None:
+    if policy.allows(host, address, port):
         return None
-    reason = _forbidden_reason(address)
-    return f"resolves to {address}, {reason}" if reason else None
+    rule, carrier = _forbidding_rule(address)
+    if rule is None:
+        return None
+    reason = rule.reason if carrier is None else f"which carries {carrier}, {rule.reason}"
+    hint = f"; {ALLOW_HINT}" if rule.internal else ""
+    return f"resolves to {address}, {reason}{hint}"
 
 
-def _forbidden_reason(address: IPAddress) -> str | None:
+def _forbidding_rule(address: IPAddress) -> tuple[AddressRule | None, IPAddress | None]:
+    """The first rule `address` breaks, judging first the IPv4 address it may carry (which is
+    then returned too)."""
     embedded = _embedded_ipv4(address)
-    if embedded is not None and (reason := _forbidden_reason(embedded)):
-        return f"which carries {embedded}, {reason}"
-    return next((reason for reason, applies in ADDRESS_RULES if applies(address)), None)
+    if embedded is not None and (rule := _first_rule(embedded)):
+        return rule, embedded
+    return _first_rule(address), None
+
+
+def _first_rule(address: IPAddress) -> AddressRule | None:
+    return next((rule for rule in ADDRESS_RULES if rule.applies(address)), None)
 
 
 def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:

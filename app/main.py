@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app.config import Settings
 from app.errors import install_error_handlers
@@ -27,11 +28,15 @@ DESCRIPTION = (
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A Darkroom app for these settings (by default, read from the environment)."""
     settings = settings or Settings()
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from files in the fastapi-offline wheel, not from
+    # a CDN, so the reference works where the API host has no internet.
+    app = FastAPIOffline(
         title="Darkroom",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=_lifespan,
+        # Swagger UI's default validator is a public web service; nothing needs to leave here.
+        swagger_ui_parameters={"validatorUrl": None},
         openapi_tags=[
             {"name": "generate", "description": "Make images from a brief."},
             {"name": "edit", "description": "Edit photos and make variants of images."},

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -79,6 +80,28 @@ def stop_worker(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listened on a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def wait_until_serving(base_url: str, process: subprocess.Popen[bytes]) -> None:
+    """Wait until the `darkroom serve` process answers /healthz at `base_url`."""
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, "darkroom serve exited"
+            try:
+                if (await client.get(f"{base_url}/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("darkroom serve did not answer within 60 s")
 
 
 async def new_api_key(app: FastAPI) -> dict[str, str]:

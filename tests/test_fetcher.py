@@ -18,6 +18,7 @@ import pytest
 
 from app.config import Settings
 from app.fetcher import (
+    ALLOW_HINT,
     FetchedImage,
     UrlPolicy,
     UrlRefused,
@@ -347,13 +348,45 @@ def test_policy_from_setting_reads_hosts_and_cidrs() -> None:
     policy = UrlPolicy.from_setting(" images.internal, 10.0.0.0/8,,127.0.0.1 ")
 
     assert policy.allow == ("images.internal", "10.0.0.0/8", "127.0.0.1")
-    assert policy.allows("IMAGES.internal.", ipaddress.ip_address("192.168.0.9"))
-    assert policy.allows("other.example", ipaddress.ip_address("10.9.9.9"))
-    assert not policy.allows("other.example", ipaddress.ip_address("192.168.0.9"))
+    assert policy.allows("IMAGES.internal.", ipaddress.ip_address("192.168.0.9"), 443)
+    assert policy.allows("other.example", ipaddress.ip_address("10.9.9.9"), 8080)
+    assert not policy.allows("other.example", ipaddress.ip_address("192.168.0.9"), 443)
     assert UrlPolicy.from_setting(None) == UrlPolicy.from_setting("") == UrlPolicy()
 
 
-@pytest.mark.parametrize("value", ["10.0.0.0/33", "*.example.com", "http://images.internal"])
+def test_policy_reads_entries_with_a_port_as_that_port_only() -> None:
+    policy = UrlPolicy.from_setting(
+        "127.0.0.2:18230, images.internal:8443, [fd00::7]:80, 10.0.0.0/8:9000, [fc00::/7]:81"
+    )
+    loopback, unique_local = ipaddress.ip_address("127.0.0.2"), ipaddress.ip_address("fd00::7")
+
+    assert policy.allows("127.0.0.2", loopback, 18230)
+    assert not policy.allows("127.0.0.2", loopback, 18231)
+    assert policy.allows("images.internal", ipaddress.ip_address("10.1.1.1"), 8443)
+    assert not policy.allows("images.internal", ipaddress.ip_address("192.168.1.1"), 443)
+    assert policy.allows("fd00::7", unique_local, 80)
+    assert policy.allows("fc00::1", ipaddress.ip_address("fc00::1"), 81)
+    assert not policy.allows("fd00::7", unique_local, 443)
+    assert policy.allows("other.internal", ipaddress.ip_address("10.2.3.4"), 9000)
+    # An IPv6 address or network without brackets carries no port.
+    assert UrlPolicy.from_setting("::1").allows("::1", ipaddress.ip_address("::1"), 8080)
+    assert UrlPolicy.from_setting("fd00::/8").allows("x", unique_local, 1)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "10.0.0.0/33",
+        "*.example.com",
+        "http://images.internal",
+        "127.0.0.1:0",
+        "127.0.0.1:65536",
+        "images.internal:https",
+        "images.internal:",
+        "[::1]8080",
+        "[images.internal]:80",
+    ],
+)
 def test_policy_refuses_a_malformed_allow_entry(value: str) -> None:
     with pytest.raises(ValueError, match="neither a host name nor a CIDR"):
         UrlPolicy.from_setting(value)
@@ -363,12 +396,62 @@ def test_check_address_names_the_host_the_address_and_the_reason() -> None:
     private = ipaddress.ip_address("10.0.0.5")
 
     with pytest.raises(UrlRefused) as refused:
-        check_address(private, UrlPolicy(), "hooks.example")
-    assert refused.value.detail == "hooks.example resolves to 10.0.0.5, a private address"
-    check_address(private, UrlPolicy(allow=("10.0.0.0/8",)), "hooks.example")
-    check_address(private, UrlPolicy(allow=("hooks.example",)), "hooks.example")
-    check_address(ipaddress.ip_address("93.184.216.34"), UrlPolicy(), "example.com")
-    check_address(ipaddress.ip_address("2606:4700:4700::1111"), UrlPolicy(), "one.one.one.one")
+        check_address(private, UrlPolicy(), "hooks.example", 443)
+    assert refused.value.detail == (
+        f"hooks.example resolves to 10.0.0.5, a private address; {ALLOW_HINT}"
+    )
+    check_address(private, UrlPolicy(allow=("10.0.0.0/8",)), "hooks.example", 443)
+    check_address(private, UrlPolicy(allow=("hooks.example",)), "hooks.example", 443)
+    check_address(private, UrlPolicy(allow=("hooks.example:443",)), "hooks.example", 443)
+    with pytest.raises(UrlRefused):
+        check_address(private, UrlPolicy(allow=("hooks.example:8443",)), "hooks.example", 443)
+    check_address(ipaddress.ip_address("93.184.216.34"), UrlPolicy(), "example.com", 443)
+    check_address(ipaddress.ip_address("2606:4700:4700::1111"), UrlPolicy(), "one.one.one.one", 443)
+
+
+async def test_a_host_port_allow_entry_exempts_that_port_only(image_host: ImageHost) -> None:
+    async with ImageHost(pages={"/cat.png": Page(PNG)}) as other_port:
+        policy = UrlPolicy.from_setting(f"127.0.0.1:{image_host.port}")
+
+        image = await fetch_image(image_host.url("/cat.png"), policy, max_bytes=MAX_BYTES)
+        detail = await refusal(other_port.url("/cat.png"), policy)
+
+    assert image.data == PNG
+    assert detail == (
+        f"{other_port.url('/cat.png')} resolves to 127.0.0.1, a loopback address; {ALLOW_HINT}"
+    )
+    assert other_port.paths == []
+
+
+async def test_a_redirect_to_another_port_of_an_allowed_host_is_refused(
+    image_host: ImageHost,
+) -> None:
+    async with ImageHost(pages={"/cat.png": Page(PNG)}) as other_port:
+        image_host.pages["/go"] = Page(status=302, headers={"location": other_port.url("/cat.png")})
+        policy = UrlPolicy.from_setting(f"127.0.0.1:{image_host.port}")
+
+        detail = await refusal(image_host.url("/go"), policy)
+
+    assert detail.startswith(f"{image_host.url('/go')} redirected to a refused URL")
+    assert other_port.paths == []
+
+
+@pytest.mark.parametrize(
+    ("url", "hinted"),
+    [
+        ("http://10.0.0.5/x.png", True),
+        ("http://[::1]/x.png", True),
+        ("http://100.64.0.1/x.png", True),
+        ("http://169.254.169.254/latest/meta-data/", False),
+        ("http://224.0.0.1/x.png", False),
+    ],
+)
+async def test_an_internal_address_refusal_names_the_setting_that_allows_it(
+    url: str, hinted: bool
+) -> None:
+    detail = await refusal(url, UrlPolicy())
+
+    assert ("DARKROOM_URL_ALLOW" in detail) is hinted
 
 
 async def test_resolve_checked_refuses_a_host_if_any_address_is_forbidden(
@@ -380,7 +463,7 @@ async def test_resolve_checked_refuses_a_host_if_any_address_is_forbidden(
         await resolve_checked(httpx.URL("https://mixed.example/cat.png"), UrlPolicy())
 
     assert refused.value.detail == (
-        "https://mixed.example/cat.png resolves to 10.0.0.7, a private address"
+        f"https://mixed.example/cat.png resolves to 10.0.0.7, a private address; {ALLOW_HINT}"
     )
 
 
@@ -437,8 +520,8 @@ async def test_https_names_the_original_host_for_sni_and_the_certificate(
 
 
 def test_the_setting_builds_the_policy_and_refuses_a_typo_at_start_up(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, url_allow="127.0.0.1, 10.0.0.0/8")
+    settings = Settings(data_dir=tmp_path, url_allow="127.0.0.1, 10.0.0.0/8, 127.0.0.2:18230")
 
-    assert settings.url_policy == UrlPolicy(allow=("127.0.0.1", "10.0.0.0/8"))
+    assert settings.url_policy == UrlPolicy(allow=("127.0.0.1", "10.0.0.0/8", "127.0.0.2:18230"))
     with pytest.raises(ValueError, match="url_allow"):
         Settings(data_dir=tmp_path, url_allow="10.0.0.0/33")

@@ -4,7 +4,6 @@ and good enough to generate a working Python client with `openapi-python-client`
 import asyncio
 import importlib
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -12,7 +11,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import ModuleType
 
-import httpx
 import pytest
 from PIL import Image
 
@@ -22,8 +20,10 @@ from tests.support import (
     REPO_ROOT,
     darkroom_command,
     darkroom_environment,
+    free_port,
     postgres_settings,
     stop_worker,
+    wait_until_serving,
 )
 
 SPEC_PATH = REPO_ROOT / "openapi" / "openapi.json"
@@ -111,12 +111,6 @@ def sdk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
         sys.path.remove(str(root))
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def run_cli(settings: Settings, *arguments: str) -> str:
     result = subprocess.run(
         darkroom_command(*arguments),
@@ -161,20 +155,6 @@ def start_server(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-
-
-async def wait_until_serving(base_url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            assert process.poll() is None, "darkroom serve exited"
-            try:
-                if (await client.get(f"{base_url}/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("darkroom serve did not answer within 60 s")
 
 
 async def test_generated_client_drives_generate_poll_download(sdk, server):

@@ -50,6 +50,11 @@ PNG_SETTINGS_BY_EFFORT: tuple[Mapping[str, Any], ...] = (
     {"compress_level": 9},
     {"optimize": True},
 )
+# Deflate spends at least 2 bits on a run of 258 bytes, so no zlib stream is smaller than 1/1032
+# of what it holds; with the signature, IHDR, IDAT framing, IEND and zlib framing every PNG has,
+# that bounds a PNG's size from below before any effort is spent encoding it.
+DEFLATE_BEST_RATIO = 1032
+PNG_FIXED_BYTES = 8 + 25 + 12 + 12 + 6
 ENCODER_SETTINGS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {
         "png": PNG_SETTINGS_BY_EFFORT[0],
@@ -87,7 +92,8 @@ XMP_PACKET = (
 
 
 class ExportBudgetError(ValueError):
-    """No encoding of a target fits `max_bytes`; `smallest_bytes` is the best that was achieved."""
+    """No encoding of a target fits `max_bytes`; `smallest_bytes` is the best that was achieved
+    or, for a PNG budget below what any PNG of that size can be, that floor."""
 
     def __init__(self, message: str, *, max_bytes: int, smallest_bytes: int) -> None:
         super().__init__(message)
@@ -478,6 +484,16 @@ def _encode_png(
     )
     if max_bytes is None:
         return next(encodings)
+    floor = _png_floor(image)
+    if floor > max_bytes:
+        # Known before encoding: the strongest efforts cost seconds on a large image.
+        raise ExportBudgetError(
+            f"{plan.target.name}: no PNG at {image.width}x{image.height} can be smaller than "
+            f"{floor:,} bytes, over the max_bytes budget of {max_bytes:,}; "
+            "a lossy format (webp, avif, jpeg) can go smaller.",
+            max_bytes=max_bytes,
+            smallest_bytes=floor,
+        )
     sizes = []
     for data in encodings:
         if len(data) <= max_bytes:
@@ -490,6 +506,13 @@ def _encode_png(
         max_bytes=max_bytes,
         smallest_bytes=min(sizes),
     )
+
+
+def _png_floor(image: Image.Image) -> int:
+    """Bytes no PNG of `image` can go below: its rows (a filter byte, then a byte per sample, as
+    images reach the encoder as 8-bit RGB or RGBA) at deflate's best ratio, and the fixed chunks."""
+    row_bytes = 1 + image.width * len(image.getbands())
+    return PNG_FIXED_BYTES + math.ceil(image.height * row_bytes / DEFLATE_BEST_RATIO)
 
 
 def _encode_lossy(

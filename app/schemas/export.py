@@ -118,7 +118,8 @@ class ExportRequest(WebhookOptions):
         ge=1,
         description="Byte budget of each output: the highest quality whose file fits is used "
         "(for png, the strongest compression). The job fails, naming the target and the "
-        "smallest size reached, when nothing fits.",
+        "smallest size reached, when nothing fits; for png, at once, naming the least size any "
+        "PNG of those dimensions can have, when the budget is below it.",
         examples=[300000],
     )
     strip_metadata: bool = Field(

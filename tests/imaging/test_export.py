@@ -283,11 +283,52 @@ def test_png_over_budget_tries_harder_compression_then_says_to_use_a_lossy_forma
     squeezed = export_image(
         source, target, ExportOptions(format="png", max_bytes=len(everyday.data) - 1)
     )
-    with pytest.raises(ExportBudgetError, match="lossy format"):
-        export_image(source, target, ExportOptions(format="png", max_bytes=1000))
+    with pytest.raises(ExportBudgetError, match="lossy format") as raised:
+        export_image(source, target, ExportOptions(format="png", max_bytes=len(everyday.data) // 2))
 
     assert len(squeezed.data) < len(everyday.data)
     assert squeezed.quality is None
+    assert len(squeezed.data) >= raised.value.smallest_bytes > len(everyday.data) // 2
+    assert "the smallest PNG at 600x600 is" in str(raised.value)
+
+
+@pytest.mark.parametrize("source", [photo(1080, 1080), noise(1080, 1080)], ids=["photo", "noise"])
+def test_a_png_budget_below_what_any_png_can_be_fails_naming_that_floor(
+    source: Image.Image,
+) -> None:
+    with pytest.raises(ExportBudgetError, match="lossy format") as raised:
+        export_image(
+            prepare_source(encoded(source)),
+            resolve_target((1080, 1080)),
+            ExportOptions(format="png", max_bytes=1000),
+        )
+
+    # 1080 rows of a filter byte and 3,240 sample bytes at deflate's best, 1032:1, plus 63 bytes
+    # of chunks: whatever the pixels, no encoding is tried.
+    assert raised.value.smallest_bytes == 63 + -(-1080 * 3241 // 1032) == 3455
+    assert "no PNG at 1080x1080 can be smaller than 3,455 bytes" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("mode", "colour"), [("RGB", (255, 255, 255)), ("RGBA", (0, 0, 0, 0))], ids=["white", "clear"]
+)
+def test_the_png_floor_lets_through_the_smallest_png_of_a_flat_image(
+    mode: str, colour: tuple[int, ...]
+) -> None:
+    # A single colour is as compressible as an image gets, so its PNG comes closest to the floor.
+    source = prepare_source(encoded(Image.new(mode, (1080, 1080), colour)))
+    target = resolve_target((1080, 1080))
+    with pytest.raises(ExportBudgetError) as below_floor:
+        export_image(source, target, ExportOptions(format="png", max_bytes=1))
+    floor = below_floor.value.smallest_bytes
+
+    with pytest.raises(ExportBudgetError) as at_floor:
+        export_image(source, target, ExportOptions(format="png", max_bytes=floor))
+    smallest = at_floor.value.smallest_bytes
+    met = export_image(source, target, ExportOptions(format="png", max_bytes=smallest))
+
+    assert "the smallest PNG at 1080x1080 is" in str(at_floor.value)
+    assert floor < smallest == len(met.data)
 
 
 # Metadata

@@ -346,6 +346,35 @@ async def test_url_inputs_are_fetched_stored_and_redirects_rechecked(
         assert await counts(app) == before
 
 
+async def test_a_host_port_allow_entry_opens_that_port_only_on_every_hop(tmp_path):
+    async with (
+        ImageHost(pages={"/cat.png": Page(image_bytes(40, 30))}) as trusted,
+        ImageHost(pages={"/cat.png": Page(image_bytes())}) as other_port,
+    ):
+        settings = Settings(data_dir=tmp_path / "var", url_allow=f"127.0.0.1:{trusted.port}")
+        trusted.pages["/go"] = Page(status=302, headers={"location": other_port.url("/cat.png")})
+        async with serving(settings) as (app, client, auth):
+            fetched = await client.post(
+                "/v1/edit", json={"image": {"url": trusted.url("/cat.png")}}, headers=auth | WAIT
+            )
+            before = await counts(app)
+            refused = await client.post(
+                "/v1/edit", json={"image": {"url": other_port.url("/cat.png")}}, headers=auth
+            )
+            redirected = await client.post(
+                "/v1/edit", json={"image": {"url": trusted.url("/go")}}, headers=auth
+            )
+
+            assert fetched.status_code == 200, fetched.text
+            assert refused.status_code == redirected.status_code == 422
+            assert "127.0.0.1, a loopback address" in refused.json()["detail"]
+            assert "DARKROOM_URL_ALLOW" in refused.json()["detail"]
+            assert "redirected to a refused URL" in redirected.json()["detail"]
+            assert other_port.paths == []
+            assert trusted.paths == ["/cat.png", "/go"]
+            assert await counts(app) == before
+
+
 async def test_same_edit_and_seed_give_the_same_bytes(client, auth):
     image_id = await upload(client, auth, photo())
     mask_id = await upload(client, auth, mask_png(96, 64, (10, 10, 50, 50)))

@@ -223,6 +223,31 @@ async def test_an_impossible_budget_fails_the_job_naming_target_and_smallest_siz
     assert job["outputs"] == []
 
 
+async def test_a_png_budget_no_png_can_meet_fails_at_once_naming_the_least_possible_size(
+    client, auth
+):
+    source = await upload(client, auth, encoded(photo(1080, 1080)))
+
+    job = await exported(
+        client,
+        auth,
+        asset_id=source["id"],
+        targets=["instagram-square"],
+        format="png",
+        max_bytes=1000,
+    )
+
+    assert job["status"] == "failed"
+    error = job["error"]
+    assert error["type"].endswith("/export-budget-exceeded")
+    assert (error["target"], error["max_bytes"]) == ("instagram-square", 1000)
+    # Deflate's best ratio (1032:1) over 1080 rows of 3,241 bytes, plus the fixed PNG chunks:
+    # decided from the dimensions alone, where trying every compression effort took seconds.
+    assert error["smallest_bytes"] == 3455
+    assert "no PNG at 1080x1080 can be smaller than 3,455 bytes" in error["detail"]
+    assert "lossy format" in error["detail"]
+
+
 def camera_exif(orientation: int) -> Image.Exif:
     exif = Image.Exif()
     exif[ExifTags.Base.Make] = "PhoneCo"
