@@ -92,9 +92,10 @@ class ExportRequest(WebhookOptions):
     fit: ExportFit = Field(
         "cover",
         description="How the image meets the target: `cover` fills it and crops the centre, "
-        "`smart` fills it and crops around the most salient region, `contain` scales to fit "
-        "inside (the output may be smaller on one side), `pad` fits inside and fills the rest "
-        "with `background`.",
+        "`smart` fills it and crops around the most salient region, `contain` scales the whole "
+        "image to fit inside and keeps its aspect ratio, so the file is NOT the target's size "
+        "when the ratios differ (a 16:9 image in 728x90 is 160x90), `pad` fits inside and fills "
+        "the rest with `background` to exactly the target's size.",
     )
     background: str = Field(
         "#ffffff",
