@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     queued_grace_seconds: float = Field(
         60, ge=0, description="A queued job the queue does not know of is re-sent after this."
     )
+    queue_poll_seconds: float = Field(
+        0.05,
+        gt=0,
+        le=5,
+        description="How often an idle worker asks Redis for new jobs: the most a queued job "
+        "waits for a free worker to notice it.",
+    )
     sweep_interval_seconds: float = Field(15, gt=0, description="How often the sweeper looks.")
     max_job_attempts: int = Field(3, ge=1, description="Runs of one job before it is failed.")
     openai_compat_wait_seconds: float = Field(

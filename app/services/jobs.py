@@ -9,7 +9,7 @@ from collections import defaultdict
 from datetime import datetime
 
 from sqlalchemy import case, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import database_now
 from app.errors import Conflict, InvalidInput, NotFound
@@ -17,6 +17,7 @@ from app.ids import is_id
 from app.models import FINAL_STATUSES, Asset, Job, JobEventType, JobKind, JobStatus
 from app.runtime.context import TaskContext
 from app.runtime.events import publish
+from app.runtime.progress import Subscription
 from app.schemas.common import Problem
 from app.schemas.jobs import Job as JobSchema
 from app.schemas.jobs import JobGroup, JobOutput, JobPage, JobTimings
@@ -24,6 +25,9 @@ from app.services.assets import content_path
 
 logger = logging.getLogger(__name__)
 
+# How often a wait for a job re-reads it when no final event came (one may be lost).
+FALLBACK_READ_SECONDS = 1.0
+FINAL_EVENTS = frozenset(JobEventType(status) for status in FINAL_STATUSES)
 _WAIT_PREFERENCE = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 
 
@@ -107,20 +111,51 @@ async def cancel_job(
     return job
 
 
-async def wait_for_job(
-    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: str, job_id: str, seconds: float
-) -> Job:
-    """Poll until the job is final or `seconds` pass; the job as it then is."""
+async def wait_for_job(context: TaskContext, tenant_id: str, job_id: str, seconds: float) -> Job:
+    """Wait until the job is final or `seconds` pass; the job as it then is. The job's final
+    event wakes the wait at once; the database is read when it starts, on that event, and every
+    FALLBACK_READ_SECONDS, so an event lost with a Redis outage only delays the answer."""
     deadline = time.monotonic() + seconds
-    interval = 0.02
+    try:
+        async with context.broadcaster.subscribe(job_id) as subscription:
+            return await _wait_for_final_event(context, tenant_id, job_id, deadline, subscription)
+    except ConnectionError:
+        logger.warning("job events unavailable; waiting for job %s by reading it", job_id)
+        return await _wait_by_reading(context, tenant_id, job_id, deadline)
+
+
+async def _wait_for_final_event(
+    context: TaskContext,
+    tenant_id: str,
+    job_id: str,
+    deadline: float,
+    subscription: Subscription,
+) -> Job:
     while True:
-        async with sessionmaker() as session:
-            job = await get_job(session, tenant_id, job_id)
+        job = await _read_job(context, tenant_id, job_id)
+        if job.status in FINAL_STATUSES or time.monotonic() >= deadline:
+            return job
+        next_read = time.monotonic() + FALLBACK_READ_SECONDS
+        while (now := time.monotonic()) < min(deadline, next_read):
+            message = await subscription.next_message(min(deadline, next_read) - now)
+            if message is not None and message.get("event") in FINAL_EVENTS:
+                break
+
+
+async def _wait_by_reading(
+    context: TaskContext, tenant_id: str, job_id: str, deadline: float
+) -> Job:
+    while True:
+        job = await _read_job(context, tenant_id, job_id)
         remaining = deadline - time.monotonic()
         if job.status in FINAL_STATUSES or remaining <= 0:
             return job
-        await asyncio.sleep(min(interval, remaining))
-        interval = min(interval * 1.3, 0.25)
+        await asyncio.sleep(min(FALLBACK_READ_SECONDS, remaining))
+
+
+async def _read_job(context: TaskContext, tenant_id: str, job_id: str) -> Job:
+    async with context.sessionmaker() as session:
+        return await get_job(session, tenant_id, job_id)
 
 
 async def job_views(session: AsyncSession, jobs: list[Job]) -> list[JobSchema]:

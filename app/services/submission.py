@@ -102,8 +102,7 @@ async def submit_job(
     if created:
         await start(submitter.context, submitter.queue, job)
     if wait_seconds > 0:
-        sessionmaker = submitter.context.sessionmaker
-        job = await wait_for_job(sessionmaker, tenant_id, job.id, wait_seconds)
+        job = await wait_for_job(submitter.context, tenant_id, job.id, wait_seconds)
     return job, created
 
 
