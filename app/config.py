@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(40_000_000, ge=4096, description="Largest decoded image.")
 
     runner_concurrency: int = Field(4, ge=1, description="Jobs run at once by one process.")
+    job_output_concurrency: int = Field(
+        4,
+        ge=1,
+        le=10,
+        description="Outputs of one job made at once (each its own model call); an export "
+        "makes its files one at a time.",
+    )
     job_lease_seconds: float = Field(
         120, gt=0, description="A running job whose worker is silent this long is re-run."
     )

@@ -5,7 +5,7 @@ message, a worker killed mid-job) ends with one set of outputs and one final sta
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -18,7 +18,7 @@ from app.jobs.kinds import KINDS
 from app.models import Asset, Job, JobEventType, JobStatus
 from app.runtime.context import TaskContext
 from app.runtime.events import publish
-from app.services.assets import record_output
+from app.services.assets import Output, record_output
 
 logger = logging.getLogger(__name__)
 
@@ -134,9 +134,10 @@ async def _renew_until_lost(context: TaskContext, job: Job, lease: Lease) -> Non
 
 
 async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> tuple[int, float | None]:
-    """Make and store each output the job does not have yet, one at a time, so a re-run
-    picks up where a dead worker stopped. Returns provider milliseconds and cost over every
-    output, whichever run made it."""
+    """Make and store each output the job does not have yet, up to the runner's
+    `output_concurrency` at a time, each stored as soon as it is made, so a re-run picks up
+    where a dead worker stopped. Returns provider milliseconds and cost over every output,
+    whichever run made it."""
     runner = KINDS[job.kind](context, job)
     async with context.sessionmaker() as session:
         done = set(await session.scalars(select(Asset.output_index).where(Asset.job_id == job.id)))
@@ -144,19 +145,54 @@ async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> tuple
     await _check_still_held(context, job, lease)
     await runner.prepare()
     total = runner.output_count()
-    for index in (index for index in range(total) if index not in done):
-        await _check_still_held(context, job, lease)
-        output = await runner.make(index)
-        async with context.sessionmaker() as session:
-            # Locking the job row keeps a cancel or a takeover from slipping in before commit.
-            held = await session.scalar(select(Job.id).where(Job.held_by(job)).with_for_update())
-            if held is None:
-                raise LeaseLost
-            await record_output(session, context.storage, job, index, output)
-            await session.commit()
-        done.add(index)
-        await publish(context, job, JobEventType.PROGRESS, {"completed": len(done), "total": total})
+    slots = asyncio.Semaphore(runner.output_concurrency())
+    # Progress events go out one at a time, so `completed` only ever counts up.
+    announcing = asyncio.Lock()
+
+    async def make_and_store(index: int) -> None:
+        async with slots:
+            # Checked before each output, so a cancel stops the job within one output.
+            await _check_still_held(context, job, lease)
+            output = await runner.make(index)
+            await _store_output(context, job, index, output)
+        async with announcing:
+            done.add(index)
+            progress = {"completed": len(done), "total": total}
+            await publish(context, job, JobEventType.PROGRESS, progress)
+
+    missing = [index for index in range(total) if index not in done]
+    try:
+        async with asyncio.TaskGroup() as outputs:
+            for index in missing:
+                outputs.create_task(make_and_store(index))
+    except ExceptionGroup as failures:
+        raise _first_failure(failures) from None
     return await _totals(context, job)
+
+
+async def _store_output(context: TaskContext, job: Job, index: int, output: Output) -> None:
+    async with context.sessionmaker() as session:
+        # Locking the job row keeps a cancel or a takeover from slipping in before commit.
+        held = await session.scalar(select(Job.id).where(Job.held_by(job)).with_for_update())
+        if held is None:
+            raise LeaseLost
+        await record_output(session, context.storage, job, index, output)
+        await session.commit()
+
+
+def _first_failure(failures: ExceptionGroup) -> Exception:
+    """What ends the job when outputs made at once fail: a lost lease over anything else (the
+    run must stop quietly), then the first failure."""
+    flat = list(_leaves(failures))
+    return next((error for error in flat if isinstance(error, LeaseLost)), flat[0])
+
+
+def _leaves(group: ExceptionGroup) -> Iterator[Exception]:
+    for error in group.exceptions:
+        if isinstance(error, ExceptionGroup):
+            yield from _leaves(error)
+        else:
+            yield error
 
 
 async def _totals(context: TaskContext, job: Job) -> tuple[int, float | None]:
@@ -170,7 +206,6 @@ async def _totals(context: TaskContext, job: Job) -> tuple[int, float | None]:
 
 
 async def _check_still_held(context: TaskContext, job: Job, lease: Lease) -> None:
-    # Checked before each output, so a cancel stops the job within one output.
     lease.check()
     async with context.sessionmaker() as session:
         held = await session.scalar(select(Job.id).where(Job.held_by(job)))

@@ -49,6 +49,11 @@ class KindRunner:
         """How many outputs the job makes."""
         return int(self.request["n"])
 
+    def output_concurrency(self) -> int:
+        """How many outputs are made at once: by default every output is its own model call,
+        so a job's outputs wait on the model together, up to the setting's bound."""
+        return self.context.settings.job_output_concurrency
+
     async def make(self, index: int) -> Output:
         """Make output `index`."""
         raise NotImplementedError

@@ -56,6 +56,11 @@ class ExportRunner(KindRunner):
     def output_count(self) -> int:
         return len(self.targets) + (1 if self.request["bundle"] else 0)
 
+    def output_concurrency(self) -> int:
+        """One at a time: the next target renders ahead on a thread while one is stored, and
+        the bundle, last, reads every target back."""
+        return 1
+
     async def make(self, index: int) -> Output:
         if index == len(self.targets):
             return await self._bundle()
