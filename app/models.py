@@ -61,6 +61,16 @@ class JobEventType(StrEnum):
     CANCELED = "canceled"
 
 
+class DeliveryStatus(StrEnum):
+    """Where a webhook delivery is: pending until an attempt settles it, or ended for good."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    DISABLED = "disabled"
+    CANCELED = "canceled"
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware, in UTC."""
     return datetime.now(UTC)
@@ -205,7 +215,8 @@ class AssetParent(Base):
 
 
 class WebhookEndpoint(Base):
-    """A URL a tenant registered to receive job events, with its own signing secret."""
+    """A URL a tenant registered to receive job events, with its own signing secret. A deleted
+    endpoint keeps its row (`deleted_at` set) so its deliveries remain as the audit trail."""
 
     __tablename__ = "webhook_endpoints"
     __table_args__ = (Index("ix_webhook_endpoints_tenant_id_id", "tenant_id", "id"),)
@@ -218,6 +229,7 @@ class WebhookEndpoint(Base):
     secret: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class WebhookSecret(Base):
@@ -251,18 +263,21 @@ class WebhookDelivery(Base):
     )
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     event_key: Mapped[str] = mapped_column(String(200))
+    # Where the next attempt goes while pending (an endpoint's current URL), else where the
+    # last attempt went.
     url: Mapped[str] = mapped_column(String(2048))
     event: Mapped[str] = mapped_column(String(40))
     # The exact body every attempt sends, so retries are byte-for-byte the same message.
     payload: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[str] = mapped_column(String(20), default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class WebhookAttempt(Base):
-    """One try at sending a delivery: when, what the receiver answered, how long it took."""
+    """One try at sending a delivery: when, where to, what the receiver answered, how long it
+    took."""
 
     __tablename__ = "webhook_attempts"
 
@@ -271,6 +286,8 @@ class WebhookAttempt(Base):
         ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
     )
     attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Null only for attempts made before each attempt's URL was kept (migration 0006).
+    url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     latency_ms: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(1000), nullable=True)

@@ -1,4 +1,4 @@
-"""Webhook endpoints: register, list, read, change and remove them; see their deliveries and
+"""Webhook endpoints: register, list, read, change and delete them; see their deliveries and
 send one again; see and resend every delivery of one job (a request's own `webhook_url`
 included); read the default secret that signs per-request deliveries."""
 
@@ -117,7 +117,8 @@ async def update_webhook_endpoint(
     tenant: Tenant,
     settings: AppSettings,
 ) -> WebhookEndpoint:
-    """Change its URL, events or description, or disable or re-enable it."""
+    """Change its URL, events or description, or disable or re-enable it. Deliveries still
+    pending go to the new URL."""
     endpoint = await webhooks.update_endpoint(
         session, settings.url_policy, tenant, endpoint_id, body
     )
@@ -138,7 +139,10 @@ async def delete_webhook_endpoint(
     session: Session,
     tenant: Tenant,
 ) -> Response:
-    """Remove the endpoint and its delivery history; nothing more is sent to it."""
+    """Delete the endpoint: from then on it is not listed, its routes answer 404, nothing more
+    is sent to it, and its pending deliveries end as `canceled`. Its deliveries and
+    their attempts are kept, listed under `GET /v1/jobs/{job_id}/webhook-deliveries` with
+    `endpoint_deleted` true."""
     await webhooks.delete_endpoint(session, tenant, endpoint_id)
     await session.commit()
     return Response(status_code=204)
@@ -154,8 +158,9 @@ async def delete_webhook_endpoint(
 async def list_webhook_deliveries(
     endpoint_id: str, session: Session, tenant: Tenant, cursor: Cursor = None, limit: Limit = 20
 ) -> WebhookDeliveryPage:
-    """Events sent or to be sent to the endpoint, newest first, each with every attempt's
-    status code, latency and error."""
+    """Events sent or to be sent to the endpoint, newest first, each with every attempt's URL,
+    status code, latency and error. A deleted endpoint answers 404, as on its other routes; its
+    deliveries stay listed under `GET /v1/jobs/{job_id}/webhook-deliveries`."""
     return await webhooks.list_deliveries(session, tenant, endpoint_id, cursor, limit)
 
 
@@ -170,8 +175,9 @@ async def list_webhook_deliveries(
 async def retry_webhook_delivery(
     endpoint_id: str, delivery_id: str, request: Request, session: Session, tenant: Tenant
 ) -> WebhookDeliverySchema:
-    """Send the delivery once more now, with the same `webhook-id` and body, whether it was
-    delivered, failed or still pending. A disabled endpoint answers 409."""
+    """Send the delivery once more now, to the endpoint's current URL, with the same
+    `webhook-id` and body, whether it was delivered, failed or still pending. A disabled
+    endpoint answers 409."""
     delivery = await webhooks.retry_delivery(session, tenant, endpoint_id, delivery_id)
     return await _send_again(request, session, delivery)
 
@@ -188,7 +194,8 @@ async def list_job_webhook_deliveries(
 ) -> WebhookDeliveryPage:
     """Every delivery of the job's events, to registered endpoints (`endpoint_id` set) and to
     the request's own `webhook_url` (`endpoint_id` null), newest first, each with every
-    attempt's status code, latency and error."""
+    attempt's URL, status code, latency and error. Deliveries to a deleted endpoint stay here,
+    with `endpoint_deleted` true."""
     return await webhooks.list_job_deliveries(session, tenant, job_id, cursor, limit)
 
 
@@ -205,7 +212,7 @@ async def retry_job_webhook_delivery(
 ) -> WebhookDeliverySchema:
     """Send one of the job's deliveries once more now, with the same `webhook-id` and body,
     whether it was delivered, failed or still pending; a request's own `webhook_url` too. A
-    delivery to a disabled endpoint answers 409."""
+    delivery to a disabled or deleted endpoint answers 409."""
     delivery = await webhooks.retry_job_delivery(session, tenant, job_id, delivery_id)
     return await _send_again(request, session, delivery)
 

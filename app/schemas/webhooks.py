@@ -6,6 +6,8 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.models import DeliveryStatus
+
 WebhookEvent = Literal["job.queued", "job.started", "job.succeeded", "job.failed", "job.canceled"]
 WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = (
     "job.queued",
@@ -14,7 +16,6 @@ WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = (
     "job.failed",
     "job.canceled",
 )
-DeliveryStatus = Literal["pending", "delivered", "failed", "disabled"]
 MAX_URL_LENGTH = 2048
 
 
@@ -198,6 +199,12 @@ class WebhookAttempt(BaseModel):
     """One try at sending a delivery."""
 
     attempted_at: datetime = Field(description="When it was sent.")
+    url: str | None = Field(
+        description="Where it was sent: a registered endpoint's URL at that moment, so "
+        "attempts made after the endpoint moved show the new one. Null only for an attempt to "
+        "a registered endpoint made before Darkroom recorded each attempt's URL.",
+        examples=["https://hooks.example.com/darkroom"],
+    )
     status_code: int | None = Field(description="What the receiver answered; null if nothing.")
     latency_ms: int = Field(description="How long the try took.")
     error: str | None = Field(description="Why it failed without an answer, or null.")
@@ -207,6 +214,7 @@ DELIVERY_EXAMPLE = {
     "id": "msg_01JD7Z8Q3N5X2W1V0T9S8R7Q6P",
     "object": "webhook_delivery",
     "endpoint_id": "whe_01JD7Z8Q3N5X2W1V0T9S8R7Q6P",
+    "endpoint_deleted": False,
     "job_id": "job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P",
     "event": "job.succeeded",
     "url": "https://hooks.example.com/darkroom",
@@ -220,6 +228,7 @@ DELIVERY_EXAMPLE = {
     "attempts": [
         {
             "attempted_at": "2026-11-28T09:30:01Z",
+            "url": "https://hooks.example.com/darkroom",
             "status_code": 200,
             "latency_ms": 84,
             "error": None,
@@ -242,12 +251,22 @@ class WebhookDelivery(BaseModel):
         "webhook_delivery", description="Always `webhook_delivery`."
     )
     endpoint_id: str | None = Field(description="The endpoint; null for a per-request URL.")
+    endpoint_deleted: bool = Field(
+        description="Whether its endpoint has been deleted; the delivery stays as a record. "
+        "Always false for a per-request URL."
+    )
     job_id: str = Field(description="The job the event is about.")
     event: WebhookEvent = Field(description="The event type.")
-    url: str = Field(description="Where it is sent.")
+    url: str = Field(
+        description="While pending, where the next attempt goes: a registered endpoint's "
+        "current URL, so it follows the endpoint when its URL changes. Otherwise where the last "
+        "attempt went (where it was to go, if it ended before any attempt). Each attempt "
+        "records its own `url`."
+    )
     status: DeliveryStatus = Field(
         description="pending (waiting for its next attempt), delivered (a 2xx answer), failed "
-        "(out of retries) or disabled (its endpoint was disabled)."
+        "(out of retries), disabled (its endpoint was disabled) or canceled (its endpoint was "
+        "deleted while it was pending)."
     )
     next_attempt_at: datetime | None = Field(description="When it is tried next, if pending.")
     payload: dict[str, Any] = Field(description="The body every attempt sends.")

@@ -1,13 +1,14 @@
-"""One attempt at a delivery: claim it, POST it signed through the fetcher's address rules,
-record what happened, and schedule the next attempt or give up. Only a 2xx answer delivers;
-410 Gone disables the endpoint; anything else is retried on the configured schedule."""
+"""One attempt at a delivery: claim it, POST it signed through the fetcher's address rules to
+where its endpoint is now, record what happened and where, and schedule the next attempt or give
+up. Only a 2xx answer delivers; 410 Gone disables the endpoint; anything else is retried on the
+configured schedule."""
 
 import logging
 import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import update
@@ -16,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.db import database_now
 from app.fetcher import UrlRefused, post_checked
-from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from app.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.runtime.context import TaskContext
-from app.webhooks.service import default_secret
+from app.webhooks.service import default_secret, stop_pending
 from app.webhooks.signing import signed_headers
 
 if TYPE_CHECKING:
@@ -74,8 +75,9 @@ async def deliver(context: TaskContext, dispatcher: "Dispatcher", delivery_id: s
 
 
 async def claim(context: TaskContext, delivery_id: str) -> Claimed | None:
-    """Take a pending, due delivery for one attempt and count the attempt; None if it is not due,
-    already done, or its endpoint was disabled (it is then marked disabled)."""
+    """Take a pending, due delivery for one attempt, count the attempt and note where it goes;
+    None if it is not due, already done, or its endpoint was disabled or deleted (it is then
+    marked disabled or canceled)."""
     hold = timedelta(seconds=context.settings.webhook_timeout_seconds + CLAIM_MARGIN_SECONDS)
     async with context.sessionmaker() as session:
         now = await database_now(session)
@@ -83,7 +85,7 @@ async def claim(context: TaskContext, delivery_id: str) -> Claimed | None:
             update(WebhookDelivery)
             .where(
                 WebhookDelivery.id == delivery_id,
-                WebhookDelivery.status == "pending",
+                WebhookDelivery.status == DeliveryStatus.PENDING,
                 WebhookDelivery.next_attempt_at <= now + DUE_TOLERANCE,
             )
             .values(attempts=WebhookDelivery.attempts + 1, next_attempt_at=now + hold)
@@ -96,15 +98,27 @@ async def claim(context: TaskContext, delivery_id: str) -> Claimed | None:
             url, secret = delivery.url, await default_secret(session, delivery.tenant_id)
         else:
             endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
-            if endpoint is None or endpoint.disabled_at is not None:
-                delivery.status, delivery.next_attempt_at = "disabled", None
+            assert endpoint is not None  # deleting one only marks it
+            stopped = _stopped_status(endpoint)
+            if stopped is not None:
+                delivery.status, delivery.next_attempt_at = stopped, None
                 delivery.attempts -= 1
                 await session.commit()
                 return None
             # An endpoint's pending deliveries follow it to a new URL.
             url, secret = endpoint.url, endpoint.secret
+            delivery.url = url
         await session.commit()
     return Claimed(delivery, url, secret, now)
+
+
+def _stopped_status(endpoint: WebhookEndpoint) -> DeliveryStatus | None:
+    """How a delivery to this endpoint ends without an attempt, or None if it may be sent."""
+    if endpoint.deleted_at is not None:
+        return DeliveryStatus.CANCELED
+    if endpoint.disabled_at is not None:
+        return DeliveryStatus.DISABLED
+    return None
 
 
 async def send(settings: Settings, claimed: Claimed) -> Outcome:
@@ -136,14 +150,15 @@ async def send(settings: Settings, claimed: Claimed) -> Outcome:
 async def record(
     context: TaskContext, dispatcher: "Dispatcher", claimed: Claimed, outcome: Outcome
 ) -> None:
-    """Keep the attempt, then settle the delivery: delivered, disabled, failed, or pending with
-    its next attempt scheduled."""
+    """Keep the attempt and where it went, then settle the delivery: delivered, disabled, failed,
+    or pending with its next attempt scheduled."""
     delivery = claimed.delivery
     async with context.sessionmaker() as session:
         session.add(
             WebhookAttempt(
                 delivery_id=delivery.id,
                 attempted_at=claimed.attempted_at,
+                url=claimed.url,
                 status_code=outcome.status_code,
                 latency_ms=outcome.latency_ms,
                 error=outcome.error,
@@ -151,18 +166,24 @@ async def record(
         )
         now = await database_now(session)
         status, delay = _next_step(context.settings, delivery, outcome)
-        if status == "disabled" and delivery.endpoint_id is not None:
+        if status == DeliveryStatus.DISABLED and delivery.endpoint_id is not None:
             await _disable_endpoint(session, delivery.endpoint_id, now)
-        next_attempt_at = now + timedelta(seconds=delay) if delay is not None else None
-        # Unless a manual retry or another attempt has moved the delivery on meanwhile.
+        settled: dict[str, Any] = {
+            "status": status,
+            "next_attempt_at": now + timedelta(seconds=delay) if delay is not None else None,
+        }
+        if status != DeliveryStatus.PENDING:
+            # Where this last attempt went, though its endpoint may have moved meanwhile.
+            settled["url"] = claimed.url
+        # Unless a manual retry, another attempt or a deletion has moved the delivery on meanwhile.
         await session.execute(
             update(WebhookDelivery)
             .where(
                 WebhookDelivery.id == delivery.id,
-                WebhookDelivery.status == "pending",
+                WebhookDelivery.status == DeliveryStatus.PENDING,
                 WebhookDelivery.attempts == delivery.attempts,
             )
-            .values(status=status, next_attempt_at=next_attempt_at)
+            .values(settled)
         )
         await session.commit()
     if delay is not None:
@@ -171,17 +192,19 @@ async def record(
 
 def _next_step(
     settings: Settings, delivery: WebhookDelivery, outcome: Outcome
-) -> tuple[str, float | None]:
+) -> tuple[DeliveryStatus, float | None]:
     """The delivery's new status and, if it is to be retried, in how many seconds."""
     if outcome.delivered:
-        return "delivered", None
+        return DeliveryStatus.DELIVERED, None
     if outcome.status_code == GONE:
         # A registered endpoint is disabled; a per-request URL is simply not tried again.
-        return ("disabled" if delivery.endpoint_id else "failed"), None
+        if delivery.endpoint_id:
+            return DeliveryStatus.DISABLED, None
+        return DeliveryStatus.FAILED, None
     delays = settings.webhook_retry_delays
     if delivery.attempts > len(delays):
-        return "failed", None
-    return "pending", delays[delivery.attempts - 1] * (1 + random.uniform(0, JITTER))
+        return DeliveryStatus.FAILED, None
+    return DeliveryStatus.PENDING, delays[delivery.attempts - 1] * (1 + random.uniform(0, JITTER))
 
 
 async def _disable_endpoint(session: AsyncSession, endpoint_id: str, now: datetime) -> None:
@@ -192,8 +215,4 @@ async def _disable_endpoint(session: AsyncSession, endpoint_id: str, now: dateti
         .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.disabled_at.is_(None))
         .values(disabled_at=now)
     )
-    await session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == "pending")
-        .values(status="disabled", next_attempt_at=None)
-    )
+    await stop_pending(session, endpoint_id, DeliveryStatus.DISABLED)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.db import database_now
 from app.ids import new_id
-from app.models import Job, JobEventType, WebhookDelivery, WebhookEndpoint
+from app.models import DeliveryStatus, Job, JobEventType, WebhookDelivery, WebhookEndpoint
 from app.runtime.context import TaskContext
 from app.schemas.jobs import Job as JobSchema
 from app.schemas.signed_urls import MAX_EXPIRES_IN
@@ -97,7 +97,11 @@ async def _receivers(
     """(endpoint id or None, url) of everyone who wants this event of this job."""
     endpoints = await session.scalars(
         select(WebhookEndpoint)
-        .where(WebhookEndpoint.tenant_id == job.tenant_id, WebhookEndpoint.disabled_at.is_(None))
+        .where(
+            WebhookEndpoint.tenant_id == job.tenant_id,
+            WebhookEndpoint.disabled_at.is_(None),
+            WebhookEndpoint.deleted_at.is_(None),
+        )
         .order_by(WebhookEndpoint.id)
     )
     receivers: list[tuple[str | None, str]] = [
@@ -130,7 +134,7 @@ async def _insert_delivery(
             url=url,
             event=event_type,
             payload=payload,
-            status="pending",
+            status=DeliveryStatus.PENDING,
             attempts=0,
             next_attempt_at=now,
             created_at=now,

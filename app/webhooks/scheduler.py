@@ -16,7 +16,7 @@ from arq.connections import ArqRedis
 from sqlalchemy import select
 
 from app.db import database_now
-from app.models import WebhookDelivery
+from app.models import DeliveryStatus, WebhookDelivery
 from app.runtime.context import TaskContext
 from app.runtime.periodic import Periodic
 from app.webhooks.delivery import deliver
@@ -115,7 +115,7 @@ async def redispatch_overdue(context: TaskContext, dispatcher: Dispatcher) -> in
             await session.execute(
                 select(WebhookDelivery.id, WebhookDelivery.attempts)
                 .where(
-                    WebhookDelivery.status == "pending",
+                    WebhookDelivery.status == DeliveryStatus.PENDING,
                     WebhookDelivery.next_attempt_at <= now - grace,
                 )
                 .order_by(WebhookDelivery.next_attempt_at)

@@ -1,11 +1,12 @@
 """Webhooks: registered endpoints, the tenant's default signing secret, and the deliveries made
 to them and to requests' own `webhook_url`s (listed by endpoint or by job, and sent again on
-request)."""
+request). A deleted endpoint is only marked so: its deliveries stay as the record of what was
+sent."""
 
 import json
 from collections import defaultdict
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,7 +14,13 @@ from app.db import database_now
 from app.errors import Conflict, InvalidInput, NotFound
 from app.fetcher import UrlPolicy, check_url
 from app.ids import is_id, new_id
-from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookSecret
+from app.models import (
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookSecret,
+)
 from app.schemas.webhooks import WebhookAttempt as WebhookAttemptSchema
 from app.schemas.webhooks import WebhookDelivery as WebhookDeliverySchema
 from app.schemas.webhooks import (
@@ -48,12 +55,15 @@ async def create_endpoint(
 
 
 async def get_endpoint(session: AsyncSession, tenant_id: str, endpoint_id: str) -> WebhookEndpoint:
-    """The tenant's endpoint; NotFound for a missing one, a malformed id, or another tenant's."""
+    """The tenant's endpoint; NotFound for a missing or deleted one, a malformed id, or another
+    tenant's."""
     endpoint = None
     if is_id(endpoint_id, "whe"):
         endpoint = await session.scalar(
             select(WebhookEndpoint).where(
-                WebhookEndpoint.id == endpoint_id, WebhookEndpoint.tenant_id == tenant_id
+                WebhookEndpoint.id == endpoint_id,
+                WebhookEndpoint.tenant_id == tenant_id,
+                WebhookEndpoint.deleted_at.is_(None),
             )
         )
     if endpoint is None:
@@ -68,7 +78,7 @@ async def list_endpoints(
     _check_cursor(cursor, "whe")
     query = (
         select(WebhookEndpoint)
-        .where(WebhookEndpoint.tenant_id == tenant_id)
+        .where(WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.deleted_at.is_(None))
         .order_by(WebhookEndpoint.id.desc())
         .limit(limit + 1)
     )
@@ -90,11 +100,19 @@ async def update_endpoint(
     endpoint_id: str,
     body: WebhookEndpointUpdate,
 ) -> WebhookEndpoint:
-    """Apply the fields `body` sets; the caller commits."""
+    """Apply the fields `body` sets; pending deliveries follow a new URL. The caller commits."""
     endpoint = await get_endpoint(session, tenant_id, endpoint_id)
     if body.url is not None:
         await check_url(body.url, policy)
         endpoint.url = body.url
+        await session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.endpoint_id == endpoint.id,
+                WebhookDelivery.status == DeliveryStatus.PENDING,
+            )
+            .values(url=body.url)
+        )
     if body.events is not None:
         endpoint.events = list(dict.fromkeys(body.events))
     if "description" in body.model_fields_set:
@@ -106,8 +124,23 @@ async def update_endpoint(
 
 
 async def delete_endpoint(session: AsyncSession, tenant_id: str, endpoint_id: str) -> None:
-    """Remove an endpoint and its deliveries; the caller commits."""
-    await session.delete(await get_endpoint(session, tenant_id, endpoint_id))
+    """Mark an endpoint deleted, so it is no longer shown or sent anything, and cancel its pending
+    deliveries; they and the others stay, with their attempts. The caller commits."""
+    endpoint = await get_endpoint(session, tenant_id, endpoint_id)
+    endpoint.deleted_at = await database_now(session)
+    await stop_pending(session, endpoint.id, DeliveryStatus.CANCELED)
+
+
+async def stop_pending(session: AsyncSession, endpoint_id: str, status: DeliveryStatus) -> None:
+    """End every pending delivery to an endpoint with `status`; the caller commits."""
+    await session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.endpoint_id == endpoint_id,
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+        )
+        .values(status=status, next_attempt_at=None)
+    )
 
 
 def endpoint_view(endpoint: WebhookEndpoint) -> WebhookEndpointSchema:
@@ -186,15 +219,20 @@ async def retry_job_delivery(
 
 
 async def resend(session: AsyncSession, delivery: WebhookDelivery) -> WebhookDelivery:
-    """Make a delivery due now, whatever became of it, to be sent once more; Conflict while its
-    endpoint is disabled (a per-request URL has none). The caller commits, then dispatches it."""
+    """Make a delivery due now, whatever became of it, to be sent once more to where its endpoint
+    is now; Conflict while its endpoint is disabled, or once it is deleted (a per-request URL has
+    none). The caller commits, then dispatches it."""
     if delivery.endpoint_id is not None:
         endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
-        if endpoint is None or endpoint.disabled_at is not None:
+        assert endpoint is not None  # deleting one only marks it
+        if endpoint.deleted_at is not None:
+            raise Conflict(f"Endpoint {delivery.endpoint_id} was deleted; nothing is sent to it.")
+        if endpoint.disabled_at is not None:
             raise Conflict(
                 f"Endpoint {delivery.endpoint_id} is disabled; enable it before retrying."
             )
-    delivery.status = "pending"
+        delivery.url = endpoint.url
+    delivery.status = DeliveryStatus.PENDING
     delivery.next_attempt_at = await database_now(session)
     await session.flush()
     return delivery
@@ -203,27 +241,17 @@ async def resend(session: AsyncSession, delivery: WebhookDelivery) -> WebhookDel
 async def delivery_views(
     session: AsyncSession, deliveries: list[WebhookDelivery]
 ) -> list[WebhookDeliverySchema]:
-    """The public shape of deliveries, each with its attempts."""
-    attempts: dict[str, list[WebhookAttemptSchema]] = defaultdict(list)
-    if deliveries:
-        rows = await session.scalars(
-            select(WebhookAttempt)
-            .where(WebhookAttempt.delivery_id.in_([delivery.id for delivery in deliveries]))
-            .order_by(WebhookAttempt.id)
-        )
-        for row in rows:
-            attempts[row.delivery_id].append(
-                WebhookAttemptSchema(
-                    attempted_at=row.attempted_at,
-                    status_code=row.status_code,
-                    latency_ms=row.latency_ms,
-                    error=row.error,
-                )
-            )
+    """The public shape of deliveries, each with its attempts and whether its endpoint is
+    deleted."""
+    attempts = await _attempts_of(session, [delivery.id for delivery in deliveries])
+    deleted = await _deleted_endpoints(
+        session, {delivery.endpoint_id for delivery in deliveries if delivery.endpoint_id}
+    )
     return [
         WebhookDeliverySchema(
             id=delivery.id,
             endpoint_id=delivery.endpoint_id,
+            endpoint_deleted=delivery.endpoint_id in deleted,
             job_id=delivery.job_id,
             event=delivery.event,  # type: ignore[arg-type]
             url=delivery.url,
@@ -235,6 +263,43 @@ async def delivery_views(
         )
         for delivery in deliveries
     ]
+
+
+async def _attempts_of(
+    session: AsyncSession, delivery_ids: list[str]
+) -> dict[str, list[WebhookAttemptSchema]]:
+    """The public shape of these deliveries' attempts, oldest first, by delivery id."""
+    attempts: dict[str, list[WebhookAttemptSchema]] = defaultdict(list)
+    if not delivery_ids:
+        return attempts
+    rows = await session.scalars(
+        select(WebhookAttempt)
+        .where(WebhookAttempt.delivery_id.in_(delivery_ids))
+        .order_by(WebhookAttempt.id)
+    )
+    for row in rows:
+        attempts[row.delivery_id].append(
+            WebhookAttemptSchema(
+                attempted_at=row.attempted_at,
+                url=row.url,
+                status_code=row.status_code,
+                latency_ms=row.latency_ms,
+                error=row.error,
+            )
+        )
+    return attempts
+
+
+async def _deleted_endpoints(session: AsyncSession, endpoint_ids: set[str]) -> set[str]:
+    """Which of these endpoints are deleted."""
+    if not endpoint_ids:
+        return set()
+    deleted = await session.scalars(
+        select(WebhookEndpoint.id).where(
+            WebhookEndpoint.id.in_(endpoint_ids), WebhookEndpoint.deleted_at.is_not(None)
+        )
+    )
+    return set(deleted)
 
 
 async def _delivery_page(

@@ -303,13 +303,16 @@ async def test_a_delivery_whose_message_was_lost_is_sent_by_the_scan(app, client
     assert delivery.headers["webhook-id"] == delivery_id
 
 
-async def insert_delivery(app, auth, job_id: str, url: str, due: datetime | None = None) -> str:
-    """A pending per-request delivery written straight to the database, never dispatched."""
+async def insert_delivery(
+    app, auth, job_id: str, url: str, due: datetime | None = None, endpoint_id: str | None = None
+) -> str:
+    """A pending delivery (per-request unless to `endpoint_id`) written straight to the
+    database, never dispatched."""
     now = datetime.now(UTC)
     delivery = WebhookDelivery(
         id=new_id("msg"),
         tenant_id=await tenant_of(app, auth),
-        endpoint_id=None,
+        endpoint_id=endpoint_id,
         job_id=job_id,
         event_key=f"{job_id}:test:{new_id('msg')}",
         url=url,
@@ -495,3 +498,117 @@ async def test_a_delivery_of_another_job_is_not_found_on_the_job_route(client, a
     assert sent == 2
     [unchanged] = await settled_list(client, auth, job_deliveries_path(second["id"]), 1)
     assert (unchanged["status"], len(unchanged["attempts"])) == ("delivered", 1)
+
+
+async def test_a_retry_after_the_endpoint_moved_goes_to_the_new_url_and_says_so(client, auth):
+    async with WebhookReceiver(statuses=[500] * 5) as old, WebhookReceiver() as new:
+        endpoint = await register(client, auth, old.url(), events=["job.succeeded"])
+        job = (await client.post("/v1/generate", json=BRIEF, headers=auth)).json()
+        await wait_for_final(client, auth, job["id"])
+        [failed] = await settled_deliveries(client, auth, endpoint["id"], 1)
+
+        moved = await client.patch(
+            f"/v1/webhooks/{endpoint['id']}", json={"url": new.url()}, headers=auth
+        )
+        retried = await client.post(
+            f"/v1/webhooks/{endpoint['id']}/deliveries/{failed['id']}/retry", headers=auth
+        )
+        [sent] = await new.wait_for(1)
+        [after] = await settled_deliveries(client, auth, endpoint["id"], 1)
+        [by_job] = await settled_list(client, auth, job_deliveries_path(job["id"]), 1)
+        sent_to_old = len(old.deliveries)
+
+    assert (failed["status"], failed["url"]) == ("failed", old.url())
+    assert [attempt["url"] for attempt in failed["attempts"]] == [old.url()] * 5
+    assert moved.status_code == 200, moved.text
+    assert (retried.json()["status"], retried.json()["url"]) == ("pending", new.url())
+    assert sent.headers["webhook-id"] == failed["id"]
+    assert sent_to_old == 5
+    assert (after["status"], after["url"]) == ("delivered", new.url())
+    assert [attempt["url"] for attempt in after["attempts"]] == [old.url()] * 5 + [new.url()]
+    assert [attempt["status_code"] for attempt in after["attempts"]] == [500] * 5 + [204]
+    assert by_job["attempts"] == after["attempts"] and by_job["url"] == new.url()
+
+
+async def test_a_pending_delivery_shows_the_url_its_endpoint_moved_to(app, client, auth):
+    job = (await client.post("/v1/generate", json=BRIEF, headers=auth)).json()
+    await wait_for_final(client, auth, job["id"])
+    endpoint = await register(client, auth, "http://127.0.0.1:9/old", events=["job.failed"])
+    later = datetime.now(UTC) + timedelta(hours=1)
+    delivery_id = await insert_delivery(
+        app, auth, job["id"], endpoint["url"], later, endpoint_id=endpoint["id"]
+    )
+
+    await client.patch(
+        f"/v1/webhooks/{endpoint['id']}", json={"url": "http://127.0.0.1:9/new"}, headers=auth
+    )
+    [pending] = await deliveries_of(client, auth, endpoint["id"])
+
+    assert (pending["id"], pending["status"]) == (delivery_id, "pending")
+    assert pending["url"] == "http://127.0.0.1:9/new"
+    assert pending["attempts"] == []
+
+
+async def test_deleting_an_endpoint_keeps_its_deliveries_and_sends_it_nothing_more(client, auth):
+    async with WebhookReceiver() as receiver:
+        endpoint = await register(client, auth, receiver.url(), events=["job.succeeded"])
+        path = f"/v1/webhooks/{endpoint['id']}"
+        first = (await client.post("/v1/generate", json=BRIEF, headers=auth)).json()
+        await wait_for_final(client, auth, first["id"])
+        [delivered] = await settled_deliveries(client, auth, endpoint["id"], 1)
+
+        deleted = await client.delete(path, headers=auth)
+        second = (await client.post("/v1/generate", json=BRIEF, headers=auth)).json()
+        await wait_for_final(client, auth, second["id"])
+        await asyncio.sleep(1)
+        sent = len(receiver.deliveries)
+        answers = [
+            await client.get(path, headers=auth),
+            await client.patch(path, json={"description": "back"}, headers=auth),
+            await client.delete(path, headers=auth),
+            await client.get(f"{path}/deliveries", headers=auth),
+            await client.post(f"{path}/deliveries/{delivered['id']}/retry", headers=auth),
+        ]
+        listed = (await client.get("/v1/webhooks", headers=auth)).json()["data"]
+        first_path = job_deliveries_path(first["id"])
+        [kept] = (await client.get(first_path, headers=auth)).json()["data"]
+        retried = await client.post(f"{first_path}/{delivered['id']}/retry", headers=auth)
+        of_second = (await client.get(job_deliveries_path(second["id"]), headers=auth)).json()
+
+    assert deleted.status_code == 204
+    assert sent == 1
+    assert [answer.status_code for answer in answers] == [404] * 5
+    assert listed == []
+    assert delivered["endpoint_deleted"] is False
+    assert kept == delivered | {"endpoint_deleted": True}
+    assert retried.status_code == 409
+    assert of_second["data"] == []
+
+
+async def test_deleting_an_endpoint_cancels_its_pending_deliveries(app, client, auth):
+    async with WebhookReceiver() as receiver:
+        job = (await client.post("/v1/generate", json=BRIEF, headers=auth)).json()
+        await wait_for_final(client, auth, job["id"])
+        endpoint = await register(client, auth, receiver.url(), events=["job.failed"])
+        later = datetime.now(UTC) + timedelta(hours=1)
+        waiting = await insert_delivery(
+            app, auth, job["id"], receiver.url(), later, endpoint_id=endpoint["id"]
+        )
+
+        await client.delete(f"/v1/webhooks/{endpoint['id']}", headers=auth)
+        # Told after the delete, as a job event racing it would be.
+        racing = await insert_delivery(
+            app, auth, job["id"], receiver.url(), endpoint_id=endpoint["id"]
+        )
+        for delivery_id in (waiting, racing):
+            await app.state.webhooks.dispatcher.schedule(delivery_id, attempts=0, delay_seconds=0)
+        path = job_deliveries_path(job["id"])
+        records = await settled_list(client, auth, path, 2)
+        await asyncio.sleep(0.5)
+
+    assert receiver.deliveries == []
+    assert {record["id"] for record in records} == {waiting, racing}
+    assert {record["status"] for record in records} == {"canceled"}
+    assert all(record["next_attempt_at"] is None for record in records)
+    assert all(record["attempts"] == [] for record in records)
+    assert all(record["endpoint_deleted"] for record in records)
