@@ -37,6 +37,9 @@ class FakeHTTPServer:
     """Use a subclass as an async context manager; read what it was sent in `received`."""
 
     received: list[Received] = field(default_factory=list)
+    # Requests being answered now, and the most there ever were at once.
+    in_flight: int = 0
+    peak_in_flight: int = 0
     ssl_context: ssl.SSLContext | None = None
     port: int = 0
     _server: asyncio.Server | None = None
@@ -86,7 +89,12 @@ class FakeHTTPServer:
         try:
             request = await read_request(reader)
             self.received.append(request)
-            await self.send(request, writer)
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                await self.send(request, writer)
+            finally:
+                self.in_flight -= 1
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:

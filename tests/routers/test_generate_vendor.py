@@ -249,3 +249,14 @@ async def test_a_vendor_timeout_override_applies_to_that_vendor_only(tmp_path) -
 def test_a_malformed_timeout_override_stops_start_up(value: str) -> None:
     with pytest.raises(ValueError, match="vendor=seconds"):
         Settings(provider_timeouts=value)
+
+
+async def test_a_jobs_outputs_wait_on_the_vendor_together(vendor):
+    vendor.server.script(*[slow(0.5)] * 4)
+
+    job = await generate(vendor, model="openai/gpt-image-2", prompt="a kite", n=4, seed=7)
+
+    assert job["status"] == "succeeded"
+    assert vendor.server.peak_in_flight == 4
+    assert [output["seed"] for output in job["outputs"]] == [7, 8, 9, 10]
+    assert len({output["asset_id"] for output in job["outputs"]}) == 4
