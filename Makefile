@@ -1,5 +1,6 @@
 # The two commands: `make run` serves the API on the embedded default; `make test` runs the
-# suite against Postgres and Redis. Both install into .venv first.
+# suite against Postgres and Redis. Both install into .venv first: `run` only what the service
+# needs, `test` the test and lint tools too.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,16 +10,16 @@ BIN := $(VENV)/bin
 run: $(VENV)/.installed
 	$(BIN)/darkroom serve
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed-dev
 	$(BIN)/pytest
 
 openapi: $(VENV)/.installed
 	$(BIN)/darkroom openapi --output openapi/openapi.json
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-format: $(VENV)/.installed
+format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
 install: $(VENV)/.installed
@@ -26,5 +27,9 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
