@@ -29,7 +29,6 @@ from app.services.prompting import plan_prompt
 from app.services.submission import Kind, Submitter
 from app.storage import LocalStorage
 
-MIN_SIDE, MAX_SIDE = MIN_SIDE, MAX_SIDE
 FETCH_TIMEOUT_SECONDS = 10.0
 INPUTS_DEADLINE_SECONDS = 30.0
 EDITABLE_FORMATS = ("png", "jpeg", "webp")
