@@ -2,9 +2,10 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from starlette.datastructures import UploadFile
 
+from app import models
 from app.db import Session
 from app.deps import AppSettings, BearerCredentials, IdempotencyKey, Storage, Tenant, get_tenant
 from app.errors import InvalidInput
@@ -16,7 +17,6 @@ from app.services import assets, signing
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
 
-IMMUTABLE = "private, max-age=31536000, immutable"
 # Declared as binary so that generated clients hand back the bytes.
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 
@@ -109,6 +109,36 @@ async def get_asset_lineage(asset_id: str, session: Session, tenant: Tenant) -> 
     return AssetList(data=await assets.lineage(session, asset))
 
 
+async def content_asset(
+    asset_id: Annotated[str, Path(examples=["ast_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"])],
+    request: Request,
+    session: Session,
+    settings: AppSettings,
+    credentials: BearerCredentials,
+    expires: Annotated[
+        int | None, Query(description="Of a signed URL: when it expires, in Unix seconds.")
+    ] = None,
+    signature: Annotated[
+        str | None, Query(max_length=100, description="Of a signed URL: its signature.")
+    ] = None,
+) -> models.Asset:
+    """The asset whose bytes are asked for: the caller's own, by API key, unless the URL is
+    signed (see `create_asset_url`) and not yet expired."""
+    if expires is None and signature is None:
+        tenant = await get_tenant(request, session, credentials)
+        return await assets.get_asset(session, tenant, asset_id)
+    return await signing.signed_asset(session, settings, asset_id, expires, signature)
+
+
+ContentAsset = Annotated[models.Asset, Depends(content_asset)]
+IfNoneMatch = Annotated[str | None, Header()]
+# What GET and HEAD of the content answer besides 200.
+CONTENT_RESPONSES = {
+    304: {"description": "Not modified (If-None-Match matched the ETag)."},
+    403: {"description": "The signed URL was altered (`signature-invalid`) or expired."},
+} | problems(401, 404)
+
+
 @router.get(
     "/{asset_id}/content",
     operation_id="get_asset_content",
@@ -119,39 +149,38 @@ async def get_asset_lineage(asset_id: str, session: Session, tenant: Tenant) -> 
             "description": "The image bytes.",
             "content": {t: BINARY for t in MEDIA_TYPES.values()},
         },
-        304: {"description": "Not modified (If-None-Match matched the ETag)."},
-        403: {"description": "The signed URL was altered (`signature-invalid`) or expired."},
     }
-    | problems(401, 404),
+    | CONTENT_RESPONSES,
 )
 async def get_asset_content(
-    asset_id: Annotated[str, Path(examples=["ast_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"])],
-    request: Request,
-    session: Session,
-    storage: Storage,
-    settings: AppSettings,
-    credentials: BearerCredentials,
-    expires: Annotated[
-        int | None, Query(description="Of a signed URL: when it expires, in Unix seconds.")
-    ] = None,
-    signature: Annotated[
-        str | None, Query(max_length=100, description="Of a signed URL: its signature.")
-    ] = None,
-    if_none_match: Annotated[str | None, Header()] = None,
+    asset: ContentAsset, storage: Storage, if_none_match: IfNoneMatch = None
 ) -> Response:
     """The bytes with their Content-Type, a strong ETag, and immutable caching. Needs an API key,
     unless the URL is signed (see `create_asset_url`) and not yet expired."""
-    if expires is None and signature is None:
-        tenant = await get_tenant(request, session, credentials)
-        asset = await assets.get_asset(session, tenant, asset_id)
-    else:
-        asset = await signing.signed_asset(session, settings, asset_id, expires, signature)
-    etag = f'"{asset.content_hash}"'
-    headers = {"ETag": etag, "Cache-Control": IMMUTABLE}
-    if if_none_match and etag_matches(if_none_match, etag):
+    headers = assets.content_headers(asset)
+    if if_none_match and etag_matches(if_none_match, headers["ETag"]):
         return Response(status_code=304, headers=headers)
     data = await storage.get(asset.storage_key)
     return Response(data, media_type=MEDIA_TYPES[asset.format], headers=headers)
+
+
+@router.head(
+    "/{asset_id}/content",
+    operation_id="head_asset_content",
+    summary="Read an asset's download headers",
+    response_class=Response,
+    responses={200: {"description": "The headers of the download, without its bytes."}}
+    | CONTENT_RESPONSES,
+)
+async def head_asset_content(asset: ContentAsset, if_none_match: IfNoneMatch = None) -> Response:
+    """What `get_asset_content` answers, headers only (Content-Length, Content-Type, ETag,
+    caching), for caches and download managers; the same API key or signed URL is needed."""
+    headers = assets.content_headers(asset)
+    if if_none_match and etag_matches(if_none_match, headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    # No body, but the length of the one GET sends (else Starlette would declare 0).
+    headers["Content-Length"] = str(asset.bytes)
+    return Response(media_type=MEDIA_TYPES[asset.format], headers=headers)
 
 
 @router.post(

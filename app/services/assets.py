@@ -19,6 +19,8 @@ from app.storage import LocalStorage, content_key
 
 # Lineage is walked a generation at a time, at most this many generations back.
 MAX_LINEAGE_DEPTH = 100
+# An asset's bytes never change, so a cache may keep them for a year without asking again.
+IMMUTABLE = "private, max-age=31536000, immutable"
 
 
 @dataclass
@@ -170,6 +172,11 @@ async def collect_garbage(session: AsyncSession, storage: LocalStorage, older_th
     for key in orphans:
         await storage.delete(key)
     return len(orphans)
+
+
+def content_headers(asset: Asset) -> dict[str, str]:
+    """The headers a download of the asset's bytes carries, besides their type and length."""
+    return {"ETag": f'"{asset.content_hash}"', "Cache-Control": IMMUTABLE}
 
 
 def content_path(asset_id: str) -> str:
