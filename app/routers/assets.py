@@ -132,6 +132,19 @@ async def content_asset(
 
 ContentAsset = Annotated[models.Asset, Depends(content_asset)]
 IfNoneMatch = Annotated[str | None, Header()]
+# The headers of a download that say what it is, declared on GET's and HEAD's 200.
+CONTENT_HEADERS = {
+    "ETag": {
+        "description": "The content's SHA-256, quoted; send it as If-None-Match to revalidate.",
+        "schema": {"type": "string"},
+    },
+    "Content-Disposition": {
+        "description": "`inline` for an image, `attachment` for an export's zip bundle, with "
+        "the file name `<asset id>.<extension>`.",
+        "schema": {"type": "string"},
+        "example": 'inline; filename="ast_01JD7Z8Q3N5X2W1V0T9S8R7Q6P.png"',
+    },
+}
 # What GET and HEAD of the content answer besides 200.
 CONTENT_RESPONSES = {
     304: {"description": "Not modified (If-None-Match matched the ETag)."},
@@ -146,7 +159,8 @@ CONTENT_RESPONSES = {
     response_class=Response,
     responses={
         200: {
-            "description": "The image bytes.",
+            "description": "The bytes.",
+            "headers": CONTENT_HEADERS,
             "content": {t: BINARY for t in MEDIA_TYPES.values()},
         },
     }
@@ -155,8 +169,9 @@ CONTENT_RESPONSES = {
 async def get_asset_content(
     asset: ContentAsset, storage: Storage, if_none_match: IfNoneMatch = None
 ) -> Response:
-    """The bytes with their Content-Type, a strong ETag, and immutable caching. Needs an API key,
-    unless the URL is signed (see `create_asset_url`) and not yet expired."""
+    """The bytes with their Content-Type, a strong ETag, immutable caching and a file name
+    (`<asset id>.<extension>`). Needs an API key, unless the URL is signed (see
+    `create_asset_url`) and not yet expired."""
     headers = assets.content_headers(asset)
     if if_none_match and etag_matches(if_none_match, headers["ETag"]):
         return Response(status_code=304, headers=headers)
@@ -169,12 +184,18 @@ async def get_asset_content(
     operation_id="head_asset_content",
     summary="Read an asset's download headers",
     response_class=Response,
-    responses={200: {"description": "The headers of the download, without its bytes."}}
+    responses={
+        200: {
+            "description": "The headers of the download, without its bytes.",
+            "headers": CONTENT_HEADERS,
+        }
+    }
     | CONTENT_RESPONSES,
 )
 async def head_asset_content(asset: ContentAsset, if_none_match: IfNoneMatch = None) -> Response:
     """What `get_asset_content` answers, headers only (Content-Length, Content-Type, ETag,
-    caching), for caches and download managers; the same API key or signed URL is needed."""
+    caching, file name), for caches and download managers; the same API key or signed URL is
+    needed."""
     headers = assets.content_headers(asset)
     if if_none_match and etag_matches(if_none_match, headers["ETag"]):
         return Response(status_code=304, headers=headers)

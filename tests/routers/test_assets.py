@@ -79,6 +79,16 @@ async def test_head_of_content_answers_the_get_headers_without_a_body(client, au
     assert anonymous.status_code == 401
 
 
+async def test_downloads_are_named_for_the_asset_and_open_in_place(client, auth):
+    png = (await upload(client, auth, image_bytes(64, 48, "PNG"))).json()
+    jpeg = (await upload(client, auth, image_bytes(64, 48, "JPEG"), "a.jpeg", "image/jpeg")).json()
+
+    for asset, extension in ((png, "png"), (jpeg, "jpg")):
+        response = await client.get(asset["url"], headers=auth)
+        expected = f'inline; filename="{asset["id"]}.{extension}"'
+        assert response.headers["content-disposition"] == expected
+
+
 async def test_webp_upload_is_accepted(client, auth):
     response = await upload(client, auth, image_bytes(64, 64, "WEBP"), "a.webp", "image/webp")
 

@@ -365,6 +365,20 @@ async def test_bundle_is_a_zip_of_every_output(client, auth):
     assert "zip" in again.json()["detail"]
 
 
+async def test_bundle_downloads_as_an_attachment_named_for_it(client, auth):
+    source = await upload(client, auth, encoded(photo(300, 200)))
+    job = await exported(client, auth, asset_id=source["id"], targets=["og-image"], bundle=True)
+    image, bundle = job["outputs"]
+
+    zipped = await client.get(bundle["url"], headers=auth)
+    head = await client.head(bundle["url"], headers=auth)
+    target = await content(client, auth, image)
+
+    expected = f'attachment; filename="{bundle["asset_id"]}.zip"'
+    assert zipped.headers["content-disposition"] == head.headers["content-disposition"] == expected
+    assert target.headers["content-disposition"] == f'inline; filename="{image["asset_id"]}.jpg"'
+
+
 async def test_outputs_are_export_assets_with_the_source_as_parent(client, auth):
     source = await upload(client, auth, encoded(photo(300, 200)))
 
