@@ -28,11 +28,12 @@ _ENCODE_OPTIONS: dict[str, dict[str, object]] = {
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """What a validated image is."""
+    """What a stored file is: its format and, for an image, its size in pixels (None for an
+    export's zip bundle)."""
 
     format: str
-    width: int
-    height: int
+    width: int | None
+    height: int | None
 
 
 def file_extension(file_format: str) -> str:

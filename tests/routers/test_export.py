@@ -351,7 +351,9 @@ async def test_bundle_is_a_zip_of_every_output(client, auth):
     assert job["status"] == "succeeded", job
     *files, bundle = job["outputs"]
     assert len(files) == 3
-    assert (bundle["format"], bundle["width"], bundle["height"]) == ("zip", 0, 0)
+    assert (bundle["format"], bundle["width"], bundle["height"]) == ("zip", None, None)
+    asset = (await client.get(f"/v1/assets/{bundle['asset_id']}", headers=auth)).json()
+    assert (asset["format"], asset["width"], asset["height"]) == ("zip", None, None)
     response = await content(client, auth, bundle)
     assert response.headers["content-type"] == "application/zip"
     archive = zipfile.ZipFile(io.BytesIO(response.content))

@@ -116,7 +116,7 @@ class ExportRunner(KindRunner):
             for name, member in zip(names, members, strict=True)
         ]
         return Output(
-            (data, ImageInfo(BUNDLE_FORMAT, 0, 0)),
+            (data, ImageInfo(BUNDLE_FORMAT, None, None)),
             source="export",
             parents=((self.request["asset_id"], "source"),),
             details={"bundle": True, "files": files},
