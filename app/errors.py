@@ -189,8 +189,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [_field_error(error) for error in exc.errors()]
-        detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
+        errors = [_field_error(error, exc.body) for error in exc.errors()]
+        detail = "; ".join(_detail_part(error) for error in errors)
         body = problem(
             422,
             "validation-error",
@@ -215,10 +215,40 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(body)
 
 
-def _field_error(error: dict[str, Any]) -> dict[str, Any]:
+def _field_error(error: dict[str, Any], body: Any) -> dict[str, Any]:
+    if error.get("type") == "json_invalid":
+        return _json_syntax_error(error, body)
     location = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
     return {
         "field": ".".join(location),
         "message": error.get("msg", "invalid"),
         "type": error.get("type", "value_error"),
     }
+
+
+def _json_syntax_error(error: dict[str, Any], document: Any) -> dict[str, Any]:
+    """FastAPI reports a body that is not JSON at its character offset, as if that were a field;
+    this is the line and column a person looks for, and no field."""
+    offset = error["loc"][-1]
+    text = document if isinstance(document, str) else ""
+    line = text.count("\n", 0, offset) + 1
+    column = offset - text.rfind("\n", 0, offset)
+    # The decoder's reason, such as "Expecting value" or "Unterminated string starting at".
+    reason = str(error.get("ctx", {}).get("error", "Invalid JSON")).removesuffix(" at")
+    message = (
+        f"The body is not valid JSON: {reason[:1].lower()}{reason[1:]} "
+        f"at line {line}, column {column}."
+    )
+    return {
+        "field": None,
+        "message": message,
+        "type": "json_invalid",
+        "line": line,
+        "column": column,
+    }
+
+
+def _detail_part(error: dict[str, Any]) -> str:
+    if error["field"] is None:
+        return str(error["message"])
+    return f"{error['field'] or 'body'}: {error['message']}"

@@ -28,7 +28,10 @@ class Problem(BaseModel):
     detail: str = Field(description="What went wrong in this case, for a person.")
     instance: str | None = Field(None, description="The request path that failed.")
     errors: list[dict[str, Any]] | None = Field(
-        None, description="For validation problems: one entry per invalid field."
+        None,
+        description="For validation problems: one entry per invalid field, with its `field`, "
+        "`message` and `type`. A body that is not valid JSON has one entry, whose `field` is "
+        "null and whose `line` and `column` say where the syntax breaks.",
     )
 
     model_config = ConfigDict(
