@@ -1,6 +1,7 @@
 """RFC 9457 problem+json: the error types callers can act on, rendered in one place."""
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+JSON_MEDIA_TYPE = "application/json"
 PROBLEM_BASE = "https://darkroom.dev/problems/"
 
 logger = logging.getLogger(__name__)
@@ -189,6 +191,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if body_not_json(exc.errors()):
+            sent = request.headers.get("content-type")
+            error = UnsupportedMediaType(wrong_media_type(JSON_MEDIA_TYPE, sent))
+            return problem_response(error.to_problem(request.url.path))
         errors = [_field_error(error, exc.body) for error in exc.errors()]
         detail = "; ".join(_detail_part(error) for error in errors)
         body = problem(
@@ -213,6 +219,22 @@ def install_error_handlers(app: FastAPI) -> None:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         body = problem(500, "internal-error", "Internal error", "An unexpected error occurred.")
         return problem_response(body)
+
+
+def body_not_json(errors: Sequence[Any]) -> bool:
+    """Whether a route that takes JSON was sent a body of another media type: FastAPI parses
+    only a JSON Content-Type, and hands any other body to validation as bytes."""
+    return any(
+        tuple(error.get("loc", ())) == ("body",) and isinstance(error.get("input"), bytes)
+        for error in errors
+    )
+
+
+def wrong_media_type(expected: str, sent: str | None) -> str:
+    """What to tell a caller who sent a body as `sent` (a Content-Type header, or None) to a
+    route that takes `expected`."""
+    sent_as = f"was sent as {sent.partition(';')[0].strip()}" if sent else "had no Content-Type"
+    return f"The body must be {expected}; this one {sent_as}."
 
 
 def _field_error(error: dict[str, Any], body: Any) -> dict[str, Any]:

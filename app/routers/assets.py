@@ -209,7 +209,7 @@ async def head_asset_content(asset: ContentAsset, if_none_match: IfNoneMatch = N
     operation_id="create_asset_url",
     summary="Mint a signed download URL",
     response_model=SignedUrl,
-    responses={200: {"description": "The signed URL."}} | problems(401, 404, 422),
+    responses={200: {"description": "The signed URL."}} | problems(401, 404, 415, 422),
 )
 async def create_asset_url(
     asset_id: str,

@@ -100,7 +100,8 @@ class OpenAIRoute(APIRoute):
             except OpenAICompatError as exc:
                 error = exc
             except RequestValidationError as exc:
-                error = service.from_validation(list(exc.errors()))
+                sent = request.headers.get("content-type")
+                error = service.from_validation(list(exc.errors()), sent)
             except DarkroomError as exc:
                 error = service.from_darkroom(exc)
             except StarletteHTTPException as exc:

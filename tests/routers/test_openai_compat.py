@@ -225,6 +225,22 @@ async def test_malformed_json_is_a_bad_request_in_openais_shape(client, auth):
     }
 
 
+async def test_a_body_that_is_not_json_is_a_bad_request_naming_application_json(client, auth):
+    response = await client.post(
+        "/v1/images/generations",
+        content=b'{"prompt": "a cat"}',
+        headers=auth | {"Content-Type": "text/plain"},
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "message": "The body must be application/json; this one was sent as text/plain.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "unsupported_content_type",
+    }
+
+
 async def test_a_job_that_does_not_finish_in_time_is_a_server_error_not_retried(
     app, openai_client, client, auth
 ):
