@@ -174,6 +174,13 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
     )
 
 
+# Pydantic's words where they name Python's types rather than what a JSON body holds.
+_JSON_MESSAGES = {
+    "dict_type": "Input should be a JSON object",
+    "model_type": "Input should be a JSON object",
+    "model_attributes_type": "Input should be a JSON object",
+}
+
 _HTTP_SLUGS = {
     401: "unauthorized",
     404: "not-found",
@@ -230,6 +237,14 @@ def body_not_json(errors: Sequence[Any]) -> bool:
     )
 
 
+def validation_message(error: dict[str, Any]) -> str:
+    """Pydantic's message for one validation error, in the words of a JSON API: a JSON object
+    where it says dictionary, and a validator's own message without the "Value error, "
+    pydantic puts before it."""
+    message = _JSON_MESSAGES.get(error.get("type", ""), str(error.get("msg", "invalid")))
+    return message.removeprefix("Value error, ")
+
+
 def wrong_media_type(expected: str, sent: str | None) -> str:
     """What to tell a caller who sent a body as `sent` (a Content-Type header, or None) to a
     route that takes `expected`."""
@@ -243,7 +258,7 @@ def _field_error(error: dict[str, Any], body: Any) -> dict[str, Any]:
     location = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
     return {
         "field": ".".join(location),
-        "message": error.get("msg", "invalid"),
+        "message": validation_message(error),
         "type": error.get("type", "value_error"),
     }
 

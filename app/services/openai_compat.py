@@ -14,6 +14,7 @@ from app.errors import (
     DarkroomError,
     ModelUnavailable,
     body_not_json,
+    validation_message,
     wrong_media_type,
 )
 from app.models import Asset, Job, JobStatus
@@ -106,7 +107,7 @@ def from_validation(errors: list[Any], content_type: str | None = None) -> OpenA
         )
     if first.get("type") == "extra_forbidden":
         return OpenAICompatError(400, f"Unknown parameter: '{param}'.", param, "unknown_parameter")
-    message = first.get("msg", "Invalid value.")
+    message = validation_message(first)
     if param:
         message = f"Invalid value for '{param}': {message}"
     return OpenAICompatError(400, message, param, "invalid_value")

@@ -202,6 +202,20 @@ async def test_missing_prompt_is_a_missing_required_parameter(client, auth):
     }
 
 
+async def test_bad_values_are_explained_in_words(client, auth):
+    size = await client.post(
+        "/v1/images/generations", json={"prompt": "x", "size": "1024*1024"}, headers=auth
+    )
+    blank = await client.post("/v1/images/generations", json={"prompt": "   "}, headers=auth)
+
+    assert (size.status_code, blank.status_code) == (400, 400)
+    assert size.json()["error"]["message"] == (
+        "Invalid value for 'size': must be `auto` or `WxH` in pixels, e.g. 1024x1024, with "
+        "each side from 64 to 4096"
+    )
+    assert blank.json()["error"]["message"] == "Invalid value for 'prompt': must not be blank"
+
+
 async def test_an_unknown_darkroom_model_is_not_found(openai_client):
     with pytest.raises(openai.NotFoundError) as raised:
         await openai_client.images.generate(model="nowhere/nothing", prompt="a cat")
