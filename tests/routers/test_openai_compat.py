@@ -379,6 +379,22 @@ async def test_edit_without_an_image_is_a_missing_parameter(client, auth):
     }
 
 
+async def test_json_sent_to_a_multipart_route_is_told_to_send_multipart(client, auth):
+    for path in ("/v1/images/edits", "/v1/images/variations"):
+        response = await client.post(
+            path, json={"prompt": "a red kite", "model": "local/draft"}, headers=auth
+        )
+
+        assert response.status_code == 400, path
+        assert response.json()["error"] == {
+            "message": "The body must be multipart/form-data, with the images as file parts and "
+            "the other parameters as text fields; this one was sent as application/json.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "unsupported_content_type",
+        }, path
+
+
 async def test_edit_with_an_unknown_file_part_is_a_bad_request(client, auth):
     files = {"image": png_file("a.png"), "sketch": png_file("b.png")}
 
