@@ -1,6 +1,7 @@
 """RFC 9457 problem+json: the error types callers can act on, rendered in one place."""
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+JSON_MEDIA_TYPE = "application/json"
 PROBLEM_BASE = "https://darkroom.dev/problems/"
 
 logger = logging.getLogger(__name__)
@@ -172,6 +174,13 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
     )
 
 
+# Pydantic's words where they name Python's types rather than what a JSON body holds.
+_JSON_MESSAGES = {
+    "dict_type": "Input should be a JSON object",
+    "model_type": "Input should be a JSON object",
+    "model_attributes_type": "Input should be a JSON object",
+}
+
 _HTTP_SLUGS = {
     401: "unauthorized",
     404: "not-found",
@@ -189,8 +198,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [_field_error(error) for error in exc.errors()]
-        detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
+        if body_not_json(exc.errors()):
+            sent = request.headers.get("content-type")
+            error = UnsupportedMediaType(wrong_media_type(JSON_MEDIA_TYPE, sent))
+            return problem_response(error.to_problem(request.url.path))
+        errors = [_field_error(error, exc.body) for error in exc.errors()]
+        detail = "; ".join(_detail_part(error) for error in errors)
         body = problem(
             422,
             "validation-error",
@@ -215,10 +228,64 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(body)
 
 
-def _field_error(error: dict[str, Any]) -> dict[str, Any]:
+def body_not_json(errors: Sequence[Any]) -> bool:
+    """Whether a route that takes JSON was sent a body of another media type: FastAPI parses
+    only a JSON Content-Type, and hands any other body to validation as bytes."""
+    return any(
+        tuple(error.get("loc", ())) == ("body",) and isinstance(error.get("input"), bytes)
+        for error in errors
+    )
+
+
+def validation_message(error: dict[str, Any]) -> str:
+    """Pydantic's message for one validation error, in the words of a JSON API: a JSON object
+    where it says dictionary, and a validator's own message without the "Value error, "
+    pydantic puts before it."""
+    message = _JSON_MESSAGES.get(error.get("type", ""), str(error.get("msg", "invalid")))
+    return message.removeprefix("Value error, ")
+
+
+def wrong_media_type(expected: str, sent: str | None) -> str:
+    """What to tell a caller who sent a body as `sent` (a Content-Type header, or None) to a
+    route that takes `expected`."""
+    sent_as = f"was sent as {sent.partition(';')[0].strip()}" if sent else "had no Content-Type"
+    return f"The body must be {expected}; this one {sent_as}."
+
+
+def _field_error(error: dict[str, Any], body: Any) -> dict[str, Any]:
+    if error.get("type") == "json_invalid":
+        return _json_syntax_error(error, body)
     location = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
     return {
         "field": ".".join(location),
-        "message": error.get("msg", "invalid"),
+        "message": validation_message(error),
         "type": error.get("type", "value_error"),
     }
+
+
+def _json_syntax_error(error: dict[str, Any], document: Any) -> dict[str, Any]:
+    """FastAPI reports a body that is not JSON at its character offset, as if that were a field;
+    this is the line and column a person looks for, and no field."""
+    offset = error["loc"][-1]
+    text = document if isinstance(document, str) else ""
+    line = text.count("\n", 0, offset) + 1
+    column = offset - text.rfind("\n", 0, offset)
+    # The decoder's reason, such as "Expecting value" or "Unterminated string starting at".
+    reason = str(error.get("ctx", {}).get("error", "Invalid JSON")).removesuffix(" at")
+    message = (
+        f"The body is not valid JSON: {reason[:1].lower()}{reason[1:]} "
+        f"at line {line}, column {column}."
+    )
+    return {
+        "field": None,
+        "message": message,
+        "type": "json_invalid",
+        "line": line,
+        "column": column,
+    }
+
+
+def _detail_part(error: dict[str, Any]) -> str:
+    if error["field"] is None:
+        return str(error["message"])
+    return f"{error['field'] or 'body'}: {error['message']}"

@@ -186,8 +186,9 @@ class Asset(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     storage_key: Mapped[str] = mapped_column(String(300))
     format: Mapped[str] = mapped_column(String(10))
-    width: Mapped[int] = mapped_column(Integer)
-    height: Mapped[int] = mapped_column(Integer)
+    # In pixels; None for an export's zip bundle, which is not an image.
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
     bytes: Mapped[int] = mapped_column(Integer)
     job_id: Mapped[str | None] = mapped_column(
         ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True
@@ -198,6 +199,12 @@ class Asset(Base):
     # kind's own (an export's target and fit, a variant's variation).
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def dimensions(self) -> tuple[int, int]:
+        """Width and height in pixels of an image; only ever asked of one (the inputs of an edit
+        are checked to be images first)."""
+        assert self.width is not None and self.height is not None, f"{self.id} is not an image"
+        return self.width, self.height
 
 
 class AssetParent(Base):

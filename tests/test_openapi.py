@@ -66,6 +66,21 @@ def test_every_operation_is_named_tagged_and_declares_problem_errors(tmp_path):
     assert "HTTPValidationError" not in schema["components"]["schemas"]
 
 
+def test_every_json_body_declares_the_415_of_another_media_type(tmp_path):
+    schema = create_app(Settings(data_dir=tmp_path)).openapi()
+
+    undeclared = [
+        operation["operationId"]
+        for operations in schema["paths"].values()
+        for operation in operations.values()
+        if "application/json" in operation.get("requestBody", {}).get("content", {})
+        and OPENAI_TAG not in operation["tags"]
+        and "415" not in operation["responses"]
+    ]
+
+    assert undeclared == []
+
+
 def test_public_request_fields_are_described(tmp_path):
     schema = create_app(Settings(data_dir=tmp_path)).openapi()["components"]["schemas"][
         "GenerateRequest"

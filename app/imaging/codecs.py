@@ -15,6 +15,8 @@ MEDIA_TYPES = {
     "avif": "image/avif",
     "zip": "application/zip",
 }
+# The usual file name extension of each format, where it is not the format's own name.
+_FILE_EXTENSIONS = {"jpeg": "jpg"}
 _PILLOW_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 # PNG level 3 encodes a 1360x765 draft about 3x faster than the default 6 for 1% more bytes.
 _ENCODE_OPTIONS: dict[str, dict[str, object]] = {
@@ -26,11 +28,17 @@ _ENCODE_OPTIONS: dict[str, dict[str, object]] = {
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """What a validated image is."""
+    """What a stored file is: its format and, for an image, its size in pixels (None for an
+    export's zip bundle)."""
 
     format: str
-    width: int
-    height: int
+    width: int | None
+    height: int | None
+
+
+def file_extension(file_format: str) -> str:
+    """The extension a file of this format is named with (`jpg` for jpeg)."""
+    return _FILE_EXTENSIONS.get(file_format, file_format)
 
 
 def sniff_format(data: bytes) -> str | None:

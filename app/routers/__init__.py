@@ -8,7 +8,8 @@ _DESCRIPTIONS = {
     404: "No such object for this tenant.",
     409: "Conflicts with the object's current state or a request in flight.",
     413: "The request body is too large.",
-    415: "The file is not a supported image format.",
+    415: "The body is not of the media type the route takes (JSON; multipart for uploads), "
+    "or an image is not of a supported format.",
     422: "The request is invalid; the problem lists what to fix.",
     503: "A dependency is not reachable.",
 }

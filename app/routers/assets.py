@@ -2,9 +2,10 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from starlette.datastructures import UploadFile
 
+from app import models
 from app.db import Session
 from app.deps import AppSettings, BearerCredentials, IdempotencyKey, Storage, Tenant, get_tenant
 from app.errors import InvalidInput
@@ -16,7 +17,6 @@ from app.services import assets, signing
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
 
-IMMUTABLE = "private, max-age=31536000, immutable"
 # Declared as binary so that generated clients hand back the bytes.
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 
@@ -109,26 +109,10 @@ async def get_asset_lineage(asset_id: str, session: Session, tenant: Tenant) -> 
     return AssetList(data=await assets.lineage(session, asset))
 
 
-@router.get(
-    "/{asset_id}/content",
-    operation_id="get_asset_content",
-    summary="Download an asset's bytes",
-    response_class=Response,
-    responses={
-        200: {
-            "description": "The image bytes.",
-            "content": {t: BINARY for t in MEDIA_TYPES.values()},
-        },
-        304: {"description": "Not modified (If-None-Match matched the ETag)."},
-        403: {"description": "The signed URL was altered (`signature-invalid`) or expired."},
-    }
-    | problems(401, 404),
-)
-async def get_asset_content(
+async def content_asset(
     asset_id: Annotated[str, Path(examples=["ast_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"])],
     request: Request,
     session: Session,
-    storage: Storage,
     settings: AppSettings,
     credentials: BearerCredentials,
     expires: Annotated[
@@ -137,21 +121,87 @@ async def get_asset_content(
     signature: Annotated[
         str | None, Query(max_length=100, description="Of a signed URL: its signature.")
     ] = None,
-    if_none_match: Annotated[str | None, Header()] = None,
-) -> Response:
-    """The bytes with their Content-Type, a strong ETag, and immutable caching. Needs an API key,
-    unless the URL is signed (see `create_asset_url`) and not yet expired."""
+) -> models.Asset:
+    """The asset whose bytes are asked for: the caller's own, by API key, unless the URL is
+    signed (see `create_asset_url`) and not yet expired."""
     if expires is None and signature is None:
         tenant = await get_tenant(request, session, credentials)
-        asset = await assets.get_asset(session, tenant, asset_id)
-    else:
-        asset = await signing.signed_asset(session, settings, asset_id, expires, signature)
-    etag = f'"{asset.content_hash}"'
-    headers = {"ETag": etag, "Cache-Control": IMMUTABLE}
-    if if_none_match and etag_matches(if_none_match, etag):
+        return await assets.get_asset(session, tenant, asset_id)
+    return await signing.signed_asset(session, settings, asset_id, expires, signature)
+
+
+ContentAsset = Annotated[models.Asset, Depends(content_asset)]
+IfNoneMatch = Annotated[str | None, Header()]
+# The headers of a download that say what it is, declared on GET's and HEAD's 200.
+CONTENT_HEADERS = {
+    "ETag": {
+        "description": "The content's SHA-256, quoted; send it as If-None-Match to revalidate.",
+        "schema": {"type": "string"},
+    },
+    "Content-Disposition": {
+        "description": "`inline` for an image, `attachment` for an export's zip bundle, with "
+        "the file name `<asset id>.<extension>`.",
+        "schema": {"type": "string"},
+        "example": 'inline; filename="ast_01JD7Z8Q3N5X2W1V0T9S8R7Q6P.png"',
+    },
+}
+# What GET and HEAD of the content answer besides 200.
+CONTENT_RESPONSES = {
+    304: {"description": "Not modified (If-None-Match matched the ETag)."},
+    403: {"description": "The signed URL was altered (`signature-invalid`) or expired."},
+} | problems(401, 404)
+
+
+@router.get(
+    "/{asset_id}/content",
+    operation_id="get_asset_content",
+    summary="Download an asset's bytes",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The bytes.",
+            "headers": CONTENT_HEADERS,
+            "content": {t: BINARY for t in MEDIA_TYPES.values()},
+        },
+    }
+    | CONTENT_RESPONSES,
+)
+async def get_asset_content(
+    asset: ContentAsset, storage: Storage, if_none_match: IfNoneMatch = None
+) -> Response:
+    """The bytes with their Content-Type, a strong ETag, immutable caching and a file name
+    (`<asset id>.<extension>`). Needs an API key, unless the URL is signed (see
+    `create_asset_url`) and not yet expired."""
+    headers = assets.content_headers(asset)
+    if if_none_match and etag_matches(if_none_match, headers["ETag"]):
         return Response(status_code=304, headers=headers)
     data = await storage.get(asset.storage_key)
     return Response(data, media_type=MEDIA_TYPES[asset.format], headers=headers)
+
+
+@router.head(
+    "/{asset_id}/content",
+    operation_id="head_asset_content",
+    summary="Read an asset's download headers",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The headers of the download, without its bytes.",
+            "headers": CONTENT_HEADERS,
+        }
+    }
+    | CONTENT_RESPONSES,
+)
+async def head_asset_content(asset: ContentAsset, if_none_match: IfNoneMatch = None) -> Response:
+    """What `get_asset_content` answers, headers only (Content-Length, Content-Type, ETag,
+    caching, file name), for caches and download managers; the same API key or signed URL is
+    needed."""
+    headers = assets.content_headers(asset)
+    if if_none_match and etag_matches(if_none_match, headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    # No body, but the length of the one GET sends (else Starlette would declare 0).
+    headers["Content-Length"] = str(asset.bytes)
+    return Response(media_type=MEDIA_TYPES[asset.format], headers=headers)
 
 
 @router.post(
@@ -159,7 +209,7 @@ async def get_asset_content(
     operation_id="create_asset_url",
     summary="Mint a signed download URL",
     response_model=SignedUrl,
-    responses={200: {"description": "The signed URL."}} | problems(401, 404, 422),
+    responses={200: {"description": "The signed URL."}} | problems(401, 404, 415, 422),
 )
 async def create_asset_url(
     asset_id: str,

@@ -47,6 +47,7 @@ RequestT = TypeVar("RequestT", bound=BaseModel)
 MAX_IMAGES = 16
 # Names the model(s) that made the images of every answer.
 MODEL_HEADER = "Darkroom-Model"
+MULTIPART = "multipart/form-data"
 
 _ERROR_DESCRIPTIONS = {
     400: "The request is invalid (`invalid_request_error`, naming the `param` at fault), or "
@@ -102,7 +103,8 @@ class OpenAIRoute(APIRoute):
             except OpenAICompatError as exc:
                 error = exc
             except RequestValidationError as exc:
-                error = service.from_validation(list(exc.errors()))
+                sent = request.headers.get("content-type")
+                error = service.from_validation(list(exc.errors()), sent)
             except DarkroomError as exc:
                 error = service.from_darkroom(exc)
             except StarletteHTTPException as exc:
@@ -213,8 +215,15 @@ class MultipartCall:
 
 async def read_multipart(request: Request, file_fields: tuple[str, ...]) -> MultipartCall:
     """The files and text fields of a multipart body. Read here, after authentication, so an
-    unauthenticated caller cannot make the server parse a large upload. A file under another
-    name, or text where a file belongs, is a 400 naming the field."""
+    unauthenticated caller cannot make the server parse a large upload. A body of another media
+    type (JSON, say) is a 400 saying so; a file under another name, or text where a file
+    belongs, is a 400 naming the field."""
+    sent = request.headers.get("content-type")
+    if not (sent or "").lower().startswith(MULTIPART):
+        raise service.unsupported_content_type(
+            f"{MULTIPART}, with the images as file parts and the other parameters as text fields",
+            sent,
+        )
     files: dict[str, list[bytes]] = {name: [] for name in file_fields}
     fields: dict[str, str] = {}
     async with request.form(max_files=MAX_IMAGES + 1, max_fields=32) as form:
@@ -239,7 +248,7 @@ def multipart_body(fields: type[BaseModel], files: dict[str, dict[str, Any]]) ->
     required = [name for name, file in files.items() if file.pop("required", False)]
     required += schema.get("required", [])
     content_schema = {"type": "object", "properties": properties, "required": required}
-    return {"required": True, "content": {"multipart/form-data": {"schema": content_schema}}}
+    return {"required": True, "content": {MULTIPART: {"schema": content_schema}}}
 
 
 IMAGE_FILE = {"type": "string", "format": "binary"}

@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/prompts", tags=["prompts"])
     operation_id="optimize_prompt",
     summary="Expand a brief into a model-ready prompt",
     response_model=OptimizedPromptView,
-    responses=problems(400, 401, 413, 422),
+    responses=problems(400, 401, 413, 415, 422),
 )
 async def optimize_prompt(
     body: OptimizePromptRequest, tenant: Tenant, settings: AppSettings, registry: Registry

@@ -43,7 +43,7 @@ JobId = Annotated[
     summary="Register a webhook endpoint",
     status_code=201,
     response_model=WebhookEndpointCreated,
-    responses=problems(401, 422),
+    responses=problems(401, 415, 422),
 )
 async def create_webhook_endpoint(
     body: WebhookEndpointCreate,
@@ -108,7 +108,7 @@ async def get_webhook_endpoint(
     operation_id="update_webhook_endpoint",
     summary="Change a webhook endpoint",
     response_model=WebhookEndpoint,
-    responses=problems(401, 404, 422),
+    responses=problems(401, 404, 415, 422),
 )
 async def update_webhook_endpoint(
     endpoint_id: str,

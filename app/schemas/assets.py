@@ -47,8 +47,14 @@ class Asset(BaseModel):
     source: AssetSource = Field(description="How it came to be.")
     format: AssetFormat = Field(description="Encoding of the bytes.")
     media_type: str = Field(description="MIME type of the bytes.", examples=["image/png"])
-    width: int = Field(description="Width in pixels.", examples=[1360])
-    height: int = Field(description="Height in pixels.", examples=[765])
+    width: int | None = Field(
+        description="Width in pixels; null for an export's zip bundle, which is not an image.",
+        examples=[1360],
+    )
+    height: int | None = Field(
+        description="Height in pixels; null for an export's zip bundle, which is not an image.",
+        examples=[765],
+    )
     bytes: int = Field(description="Size of the content in bytes.")
     content_hash: str = Field(description="SHA-256 of the content, hex; also its ETag.")
     url: str = Field(description="Path of the image bytes.")

@@ -3,9 +3,17 @@ metadata and health."""
 
 import json
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import PydanticCustomError
 
 OutputFormat = Literal["png", "jpeg", "webp"]
 # What stored assets may be: images, and the zip of an export's bundle.
@@ -17,6 +25,38 @@ MIN_ASPECT, MAX_ASPECT = 1 / 4, 4
 MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 16
 MAX_FALLBACK_MODELS = 3
+SIZE_PATTERN = r"^[1-9][0-9]{1,3}[xX][1-9][0-9]{1,3}$"
+ASPECT_RATIO_PATTERN = r"^[1-9][0-9]{0,3}:[1-9][0-9]{0,3}$"
+# What the size and aspect ratio fields take, in words (pydantic quotes the pattern).
+SIZE_WORDS = f"`WxH` in pixels, e.g. 1024x1024, with each side from {MIN_SIDE} to {MAX_SIDE}"
+ASPECT_RATIO_WORDS = "`W:H` in whole numbers, e.g. 16:9"
+
+
+def worded(accepted: str) -> WrapValidator:
+    """A validator that reports a string not matching the field's pattern as "must be
+    <accepted>", in words, where pydantic would quote the regular expression."""
+
+    def validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            if exc.errors()[0]["type"] != "string_pattern_mismatch":
+                raise
+            raise PydanticCustomError(
+                "string_pattern_mismatch", "must be {accepted}", {"accepted": accepted}
+            ) from None
+
+    return WrapValidator(validate)
+
+
+# An exact output size, `WxH`.
+Size = Annotated[str, Field(pattern=SIZE_PATTERN), worded(SIZE_WORDS)]
+# An output aspect ratio, `W:H`, of the range every job kind makes (checked by each request).
+AspectRatio = Annotated[
+    str,
+    Field(pattern=ASPECT_RATIO_PATTERN),
+    worded(f"{ASPECT_RATIO_WORDS}, from 1:4 to 4:1"),
+]
 
 
 class Problem(BaseModel):
@@ -28,7 +68,10 @@ class Problem(BaseModel):
     detail: str = Field(description="What went wrong in this case, for a person.")
     instance: str | None = Field(None, description="The request path that failed.")
     errors: list[dict[str, Any]] | None = Field(
-        None, description="For validation problems: one entry per invalid field."
+        None,
+        description="For validation problems: one entry per invalid field, with its `field`, "
+        "`message` and `type`. A body that is not valid JSON has one entry, whose `field` is "
+        "null and whose `line` and `column` say where the syntax breaks.",
     )
 
     model_config = ConfigDict(

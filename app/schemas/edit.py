@@ -6,7 +6,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.imaging.geometry import parse_aspect_ratio, parse_size
-from app.schemas.common import MAX_SEED, OutputFormat, check_metadata
+from app.schemas.common import MAX_SEED, AspectRatio, OutputFormat, Size, check_metadata
 from app.schemas.prompts import PromptOptions
 from app.schemas.webhooks import WebhookOptions
 
@@ -142,15 +142,13 @@ class EditRequest(OutputOptions, PromptOptions, WebhookOptions):
     negative_prompt: str | None = Field(
         None, max_length=4000, description="What the image should not show, where taken."
     )
-    size: str | None = Field(
+    size: Size | None = Field(
         None,
-        pattern=r"^[1-9][0-9]{1,3}[xX][1-9][0-9]{1,3}$",
         description="Exact output size `WxH`; the source's own size if neither this nor "
         "aspect_ratio is given.",
     )
-    aspect_ratio: str | None = Field(
+    aspect_ratio: AspectRatio | None = Field(
         None,
-        pattern=r"^[1-9][0-9]{0,3}:[1-9][0-9]{0,3}$",
         description="Output aspect ratio `W:H`, at about the source's area.",
     )
 
@@ -178,7 +176,7 @@ class EditRequest(OutputOptions, PromptOptions, WebhookOptions):
             return None
         width, height = parse_aspect_ratio(value)
         if not 1 / 4 <= width / height <= 4:
-            raise ValueError("aspect ratio must be between 1:4 and 4:1")
+            raise ValueError("must be between 1:4 and 4:1")
         return f"{width}:{height}"
 
     @model_validator(mode="after")

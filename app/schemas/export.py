@@ -15,7 +15,7 @@ from pydantic import (
 )
 
 from app.imaging.presets import MAX_SIDE, PRESETS
-from app.schemas.common import check_metadata
+from app.schemas.common import check_metadata, worded
 from app.schemas.webhooks import WebhookOptions
 
 ExportFit = Literal["cover", "contain", "pad", "smart"]
@@ -25,6 +25,11 @@ MAX_TARGETS = 32
 # One job's outputs together: every preset in the catalogue is about 22 million pixels.
 MAX_TOTAL_PIXELS = 100_000_000
 HEX_COLOUR_PATTERN = r"^#([0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$"
+HexColour = Annotated[
+    str,
+    Field(pattern=HEX_COLOUR_PATTERN),
+    worded("a hex colour, `#RGB`, `#RGBA`, `#RRGGBB` or `#RRGGBBAA`, e.g. #ffffff"),
+]
 
 
 def _known_preset(name: str) -> str:
@@ -97,9 +102,8 @@ class ExportRequest(WebhookOptions):
         "when the ratios differ (a 16:9 image in 728x90 is 160x90), `pad` fits inside and fills "
         "the rest with `background` to exactly the target's size.",
     )
-    background: str = Field(
+    background: HexColour = Field(
         "#ffffff",
-        pattern=HEX_COLOUR_PATTERN,
         description="Hex colour (#rgb, #rgba, #rrggbb, #rrggbbaa) of `pad` bars and of what "
         "shows through transparency in formats without alpha (jpeg).",
         examples=["#ffffff"],

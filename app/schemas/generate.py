@@ -12,7 +12,9 @@ from app.schemas.common import (
     MAX_SIDE,
     MIN_ASPECT,
     MIN_SIDE,
+    AspectRatio,
     OutputFormat,
+    Size,
     check_metadata,
 )
 from app.schemas.prompts import PromptOptions
@@ -45,15 +47,13 @@ class GenerateRequest(PromptOptions, WebhookOptions):
         examples=["local/draft"],
     )
     n: int = Field(1, ge=1, le=10, description="How many images to make.")
-    aspect_ratio: str | None = Field(
+    aspect_ratio: AspectRatio | None = Field(
         None,
-        pattern=r"^[1-9][0-9]{0,3}:[1-9][0-9]{0,3}$",
         description="Output aspect ratio `W:H`, between 1:4 and 4:1; kept exactly, to the pixel.",
         examples=["16:9"],
     )
-    size: str | None = Field(
+    size: Size | None = Field(
         None,
-        pattern=r"^[1-9][0-9]{1,3}[xX][1-9][0-9]{1,3}$",
         description="Exact output size `WxH`, 64 to 4096 a side; exclusive with aspect_ratio.",
         examples=["1200x630"],
     )
@@ -88,7 +88,7 @@ class GenerateRequest(PromptOptions, WebhookOptions):
             return None
         width, height = parse_aspect_ratio(value)
         if not MIN_ASPECT <= width / height <= MAX_ASPECT:
-            raise ValueError("aspect ratio must be between 1:4 and 4:1")
+            raise ValueError("must be between 1:4 and 4:1")
         if max(width, height) > MAX_SIDE:
             raise ValueError(f"aspect ratio in lowest terms must fit in {MAX_SIDE} pixels a side")
         return f"{width}:{height}"

@@ -18,8 +18,12 @@ class JobOutput(BaseModel):
     url: str = Field(
         description="Path of the image bytes.", examples=["/v1/assets/ast_01JD7Z.../content"]
     )
-    width: int = Field(description="Width in pixels.")
-    height: int = Field(description="Height in pixels.")
+    width: int | None = Field(
+        description="Width in pixels; null for an export's zip bundle, which is not an image."
+    )
+    height: int | None = Field(
+        description="Height in pixels; null for an export's zip bundle, which is not an image."
+    )
     format: AssetFormat = Field(description="Encoding of the bytes.")
     seed: int | None = Field(description="Seed that reproduces this output with the same request.")
     model: str | None = Field(None, description="The model that made it.")

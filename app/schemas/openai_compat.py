@@ -2,9 +2,11 @@
 request bodies of generations, edits and variations, the ImagesResponse, and OpenAI's error
 object. Field names and values follow OpenAI's; what Darkroom does with each is described."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from app.schemas.common import SIZE_WORDS, worded
 
 OpenAIOutputFormat = Literal["png", "webp", "jpeg"]
 OpenAIQuality = Literal["low", "medium", "high", "xhigh", "max", "auto", "standard", "hd"]
@@ -12,6 +14,7 @@ ResponseFormat = Literal["url", "b64_json"]
 
 # `auto` or `WIDTHxHEIGHT`; Darkroom then checks each side is within 64..4096 pixels.
 SIZE_PATTERN = r"^(auto|[1-9][0-9]{1,3}[xX][1-9][0-9]{1,3})$"
+OpenAISize = Annotated[str, Field(pattern=SIZE_PATTERN), worded(f"`auto` or {SIZE_WORDS}")]
 
 PROMPT_FIELD = Field(
     min_length=1,
@@ -62,9 +65,8 @@ class ImageGenerationRequest(BaseModel):
     prompt: str = PROMPT_FIELD
     model: str | None = MODEL_FIELD
     n: int | None = N_FIELD
-    size: str | None = Field(
+    size: OpenAISize | None = Field(
         None,
-        pattern=SIZE_PATTERN,
         description=(
             "Exact output size `WIDTHxHEIGHT`, 64 to 4096 pixels a side, or `auto` (the model's "
             "default size). Any size in range is made exactly, not only OpenAI's standard ones."
@@ -112,9 +114,8 @@ class ImageEditFields(BaseModel):
     prompt: str = PROMPT_FIELD
     model: str | None = MODEL_FIELD
     n: int | None = N_FIELD
-    size: str | None = Field(
+    size: OpenAISize | None = Field(
         None,
-        pattern=SIZE_PATTERN,
         description="Output size `WIDTHxHEIGHT`, or `auto` (the default) for the first image's "
         "size.",
         examples=["1024x1024"],
@@ -154,9 +155,8 @@ class ImageVariationFields(BaseModel):
 
     model: str | None = MODEL_FIELD
     n: int | None = N_FIELD
-    size: str | None = Field(
+    size: OpenAISize | None = Field(
         None,
-        pattern=SIZE_PATTERN,
         description="Output size `WIDTHxHEIGHT`, or `auto` (the default) for the image's size.",
         examples=["1024x1024"],
     )

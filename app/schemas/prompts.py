@@ -1,11 +1,17 @@
 """The contract of the prompt optimizer: the options every job request takes, and
 POST /v1/prompts/optimize."""
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.schemas.common import ASPECT_RATIO_PATTERN, ASPECT_RATIO_WORDS, worded
+
 Optimize = Literal["auto", "off", "llm"]
+# A destination's aspect ratio: any shape, since only the composition adapts to it.
+DestinationAspectRatio = Annotated[
+    str, Field(pattern=ASPECT_RATIO_PATTERN), worded(ASPECT_RATIO_WORDS)
+]
 
 
 class PromptOptions(BaseModel):
@@ -44,9 +50,8 @@ class OptimizePromptRequest(BaseModel):
     model: str | None = Field(
         None, description="The target model, whose prompt style and length limit apply."
     )
-    aspect_ratio: str | None = Field(
+    aspect_ratio: DestinationAspectRatio | None = Field(
         None,
-        pattern=r"^[1-9][0-9]{0,3}:[1-9][0-9]{0,3}$",
         description="The destination's aspect ratio `W:H`; composition adapts to it.",
     )
     style: str | None = Field(None, max_length=40, description="A style preset name.")

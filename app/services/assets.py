@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound
 from app.ids import is_id, new_id
-from app.imaging.codecs import MEDIA_TYPES, ImageInfo, inspect_image
+from app.imaging.codecs import MEDIA_TYPES, ImageInfo, file_extension, inspect_image
 from app.models import Asset, AssetParent, Job
 from app.schemas.assets import Asset as AssetSchema
 from app.schemas.assets import AssetParentRef
@@ -19,6 +19,8 @@ from app.storage import LocalStorage, content_key
 
 # Lineage is walked a generation at a time, at most this many generations back.
 MAX_LINEAGE_DEPTH = 100
+# An asset's bytes never change, so a cache may keep them for a year without asking again.
+IMMUTABLE = "private, max-age=31536000, immutable"
 
 
 @dataclass
@@ -170,6 +172,19 @@ async def collect_garbage(session: AsyncSession, storage: LocalStorage, older_th
     for key in orphans:
         await storage.delete(key)
     return len(orphans)
+
+
+def content_headers(asset: Asset) -> dict[str, str]:
+    """The headers a download of the asset's bytes carries, besides their type and length: an
+    image opens in place, anything else (an export's zip bundle) is saved; either is named
+    `<asset id>.<extension>`."""
+    disposition = "inline" if MEDIA_TYPES[asset.format].startswith("image/") else "attachment"
+    name = f"{asset.id}.{file_extension(asset.format)}"
+    return {
+        "ETag": f'"{asset.content_hash}"',
+        "Cache-Control": IMMUTABLE,
+        "Content-Disposition": f'{disposition}; filename="{name}"',
+    }
 
 
 def content_path(asset_id: str) -> str:

@@ -184,7 +184,7 @@ async def normalize_variants(submitter: Submitter, body: VariantsRequest) -> dic
         _check_model(spec, "variants", body.n, body.output_format)
     source, source_job = await _variant_source(inputs, body.source)
     brief = body.prompt if body.prompt is not None else _brief_of(source_job)
-    width, height = fit_side_limits(source.width, source.height)
+    width, height = fit_side_limits(*source.dimensions())
     request = {
         "model": specs[0].id,
         "models": [spec.id for spec in specs],
@@ -243,8 +243,9 @@ def edit_size(body: EditRequest, source: Asset) -> tuple[int, int]:
     else the source's own size (scaled into the side limits)."""
     if body.size:
         return parse_size(body.size)
+    source_width, source_height = source.dimensions()
     if not body.aspect_ratio:
-        return fit_side_limits(source.width, source.height)
+        return fit_side_limits(source_width, source_height)
     ratio_width, ratio_height = parse_aspect_ratio(body.aspect_ratio)
     # The multiple of the ratio nearest the source's area with both sides within the limits.
     smallest = -(-MIN_SIDE // min(ratio_width, ratio_height))
@@ -254,7 +255,7 @@ def edit_size(body: EditRequest, source: Asset) -> tuple[int, int]:
             f"Aspect ratio {body.aspect_ratio} cannot be held exactly within {MIN_SIDE} to "
             f"{MAX_SIDE} pixels a side; give an exact `size` instead."
         )
-    scale = isqrt(source.width * source.height // (ratio_width * ratio_height))
+    scale = isqrt(source_width * source_height // (ratio_width * ratio_height))
     scale = min(max(scale, smallest), largest)
     return ratio_width * scale, ratio_height * scale
 

@@ -9,7 +9,14 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.errors import DarkroomError, ModelUnavailable
+from app.errors import (
+    JSON_MEDIA_TYPE,
+    DarkroomError,
+    ModelUnavailable,
+    body_not_json,
+    validation_message,
+    wrong_media_type,
+)
 from app.models import Asset, Job, JobStatus
 from app.providers.registry import ProviderRegistry
 from app.schemas.edit import EditRequest, ImageInput, ReferenceInput, VariantSource, VariantsRequest
@@ -84,8 +91,11 @@ def from_darkroom(exc: DarkroomError) -> OpenAICompatError:
     return OpenAICompatError(status, exc.detail, param, code, headers=dict(exc.headers))
 
 
-def from_validation(errors: list[Any]) -> OpenAICompatError:
-    """The first of pydantic's or FastAPI's validation errors as a 400, naming the field."""
+def from_validation(errors: list[Any], content_type: str | None = None) -> OpenAICompatError:
+    """The first of pydantic's or FastAPI's validation errors as a 400, naming the field; a
+    body FastAPI left unparsed, sent with `content_type`, as one of another media type."""
+    if body_not_json(errors):
+        return unsupported_content_type(JSON_MEDIA_TYPE, content_type)
     first = errors[0] if errors else {}
     if first.get("type") == "json_invalid":
         return OpenAICompatError(400, "The request body is not valid JSON.", code="invalid_json")
@@ -97,10 +107,15 @@ def from_validation(errors: list[Any]) -> OpenAICompatError:
         )
     if first.get("type") == "extra_forbidden":
         return OpenAICompatError(400, f"Unknown parameter: '{param}'.", param, "unknown_parameter")
-    message = first.get("msg", "Invalid value.")
+    message = validation_message(first)
     if param:
         message = f"Invalid value for '{param}': {message}"
     return OpenAICompatError(400, message, param, "invalid_value")
+
+
+def unsupported_content_type(expected: str, sent: str | None) -> OpenAICompatError:
+    """A body sent as `sent` to a route that takes `expected`, as OpenAI answers it."""
+    return OpenAICompatError(400, wrong_media_type(expected, sent), code="unsupported_content_type")
 
 
 def from_http(status: int, detail: str, headers: dict[str, str] | None) -> OpenAICompatError:

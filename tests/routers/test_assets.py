@@ -61,6 +61,34 @@ async def test_content_answers_304_for_a_matching_etag(client, auth):
     assert again.content == b""
 
 
+async def test_head_of_content_answers_the_get_headers_without_a_body(client, auth):
+    data = image_bytes(120, 80, "JPEG", quality=90)
+    asset = (await upload(client, auth, data, "a.jpg", "image/jpeg")).json()
+    got = await client.get(asset["url"], headers=auth)
+
+    head = await client.head(asset["url"], headers=auth)
+    cached = await client.head(asset["url"], headers=auth | {"If-None-Match": got.headers["etag"]})
+    anonymous = await client.head(asset["url"])
+
+    assert head.status_code == 200, head.text
+    assert head.content == b""
+    assert head.headers["content-length"] == str(len(data)) == got.headers["content-length"]
+    for name in ("content-type", "etag", "cache-control", "content-disposition"):
+        assert head.headers.get(name) == got.headers.get(name), name
+    assert (cached.status_code, cached.content) == (304, b"")
+    assert anonymous.status_code == 401
+
+
+async def test_downloads_are_named_for_the_asset_and_open_in_place(client, auth):
+    png = (await upload(client, auth, image_bytes(64, 48, "PNG"))).json()
+    jpeg = (await upload(client, auth, image_bytes(64, 48, "JPEG"), "a.jpeg", "image/jpeg")).json()
+
+    for asset, extension in ((png, "png"), (jpeg, "jpg")):
+        response = await client.get(asset["url"], headers=auth)
+        expected = f'inline; filename="{asset["id"]}.{extension}"'
+        assert response.headers["content-disposition"] == expected
+
+
 async def test_webp_upload_is_accepted(client, auth):
     response = await upload(client, auth, image_bytes(64, 64, "WEBP"), "a.webp", "image/webp")
 

@@ -376,7 +376,9 @@ async def test_bundle_is_a_zip_of_every_output(client, auth):
     assert job["status"] == "succeeded", job
     *files, bundle = job["outputs"]
     assert len(files) == 3
-    assert (bundle["format"], bundle["width"], bundle["height"]) == ("zip", 0, 0)
+    assert (bundle["format"], bundle["width"], bundle["height"]) == ("zip", None, None)
+    asset = (await client.get(f"/v1/assets/{bundle['asset_id']}", headers=auth)).json()
+    assert (asset["format"], asset["width"], asset["height"]) == ("zip", None, None)
     response = await content(client, auth, bundle)
     assert response.headers["content-type"] == "application/zip"
     archive = zipfile.ZipFile(io.BytesIO(response.content))
@@ -388,6 +390,20 @@ async def test_bundle_is_a_zip_of_every_output(client, auth):
     again = await export(client, auth, asset_id=bundle["asset_id"], targets=["og-image"])
     assert again.status_code == 422
     assert "zip" in again.json()["detail"]
+
+
+async def test_bundle_downloads_as_an_attachment_named_for_it(client, auth):
+    source = await upload(client, auth, encoded(photo(300, 200)))
+    job = await exported(client, auth, asset_id=source["id"], targets=["og-image"], bundle=True)
+    image, bundle = job["outputs"]
+
+    zipped = await client.get(bundle["url"], headers=auth)
+    head = await client.head(bundle["url"], headers=auth)
+    target = await content(client, auth, image)
+
+    expected = f'attachment; filename="{bundle["asset_id"]}.zip"'
+    assert zipped.headers["content-disposition"] == head.headers["content-disposition"] == expected
+    assert target.headers["content-disposition"] == f'inline; filename="{image["asset_id"]}.jpg"'
 
 
 async def test_outputs_are_export_assets_with_the_source_as_parent(client, auth):

@@ -202,6 +202,20 @@ async def test_missing_prompt_is_a_missing_required_parameter(client, auth):
     }
 
 
+async def test_bad_values_are_explained_in_words(client, auth):
+    size = await client.post(
+        "/v1/images/generations", json={"prompt": "x", "size": "1024*1024"}, headers=auth
+    )
+    blank = await client.post("/v1/images/generations", json={"prompt": "   "}, headers=auth)
+
+    assert (size.status_code, blank.status_code) == (400, 400)
+    assert size.json()["error"]["message"] == (
+        "Invalid value for 'size': must be `auto` or `WxH` in pixels, e.g. 1024x1024, with "
+        "each side from 64 to 4096"
+    )
+    assert blank.json()["error"]["message"] == "Invalid value for 'prompt': must not be blank"
+
+
 async def test_an_unknown_darkroom_model_is_not_found(openai_client):
     with pytest.raises(openai.NotFoundError) as raised:
         await openai_client.images.generate(model="nowhere/nothing", prompt="a cat")
@@ -222,6 +236,22 @@ async def test_malformed_json_is_a_bad_request_in_openais_shape(client, auth):
         "type": "invalid_request_error",
         "param": None,
         "code": "invalid_json",
+    }
+
+
+async def test_a_body_that_is_not_json_is_a_bad_request_naming_application_json(client, auth):
+    response = await client.post(
+        "/v1/images/generations",
+        content=b'{"prompt": "a cat"}',
+        headers=auth | {"Content-Type": "text/plain"},
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "message": "The body must be application/json; this one was sent as text/plain.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "unsupported_content_type",
     }
 
 
@@ -361,6 +391,22 @@ async def test_edit_without_an_image_is_a_missing_parameter(client, auth):
         "param": "image",
         "code": "missing_required_parameter",
     }
+
+
+async def test_json_sent_to_a_multipart_route_is_told_to_send_multipart(client, auth):
+    for path in ("/v1/images/edits", "/v1/images/variations"):
+        response = await client.post(
+            path, json={"prompt": "a red kite", "model": "local/draft"}, headers=auth
+        )
+
+        assert response.status_code == 400, path
+        assert response.json()["error"] == {
+            "message": "The body must be multipart/form-data, with the images as file parts and "
+            "the other parameters as text fields; this one was sent as application/json.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "unsupported_content_type",
+        }, path
 
 
 async def test_edit_with_an_unknown_file_part_is_a_bad_request(client, auth):

@@ -112,6 +112,24 @@ async def test_tampered_urls_are_refused(client, auth):
         assert answer.json()["type"].endswith("/signature-invalid"), name
 
 
+async def test_head_of_a_signed_url_follows_the_same_rules_as_get(app, client, auth):
+    asset = await upload(client, auth)
+    url = (await mint(client, auth, asset["id"]))["url"]
+    signature = parse_qs(urlsplit(url).query)["signature"][0]
+    flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
+    past = datetime.now(UTC) - timedelta(seconds=1)
+
+    signed = await client.head(url)
+    altered = await client.head(with_query(url, signature=flipped))
+    expired = await client.head(signing.signed_content_url(app.state.settings, asset["id"], past))
+
+    assert signed.status_code == 200, signed.text
+    assert (signed.content, signed.headers["content-type"]) == (b"", "image/png")
+    assert signed.headers["content-length"] == str(asset["bytes"])
+    assert signed.headers["etag"] == f'"{asset["content_hash"]}"'
+    assert (altered.status_code, expired.status_code) == (403, 403)
+
+
 async def test_without_key_or_signature_the_content_needs_auth(client, auth, other_auth):
     asset = await upload(client, auth)
 

@@ -36,7 +36,7 @@ class EditRunner(KindRunner):
         if asset is None:
             raise NotFound(f"Input asset {asset_id} no longer exists.")
         data = await self.context.storage.get(asset.storage_key)
-        return InputImage(asset.id, data, asset.format, asset.width, asset.height)
+        return InputImage(asset.id, data, asset.format, *asset.dimensions())
 
     def parents(self) -> tuple[tuple[str, str], ...]:
         """The inputs each output is made from, with their roles."""

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.errors import ExportBudgetExceeded, NotFound
-from app.imaging.codecs import ImageInfo
+from app.imaging.codecs import ImageInfo, file_extension
 from app.imaging.export import (
     ExportBudgetError,
     ExportedImage,
@@ -23,7 +23,6 @@ from app.models import Asset, Job
 from app.runtime.context import TaskContext
 
 BUNDLE_FORMAT = "zip"
-FILE_EXTENSIONS = {"jpeg": "jpg"}
 
 
 class ExportRunner(KindRunner):
@@ -122,7 +121,7 @@ class ExportRunner(KindRunner):
             for name, member in zip(names, members, strict=True)
         ]
         return Output(
-            (data, ImageInfo(BUNDLE_FORMAT, 0, 0)),
+            (data, ImageInfo(BUNDLE_FORMAT, None, None)),
             source="export",
             parents=((self.request["asset_id"], "source"),),
             details={"bundle": True, "files": files},
@@ -151,7 +150,7 @@ def _file_names(targets: list[str], formats: list[str]) -> list[str]:
     """A file name per output, from its target; a repeated target gets a numbered suffix."""
     names: list[str] = []
     for target, image_format in zip(targets, formats, strict=True):
-        extension = FILE_EXTENSIONS.get(image_format, image_format)
+        extension = file_extension(image_format)
         name, number = f"{target}.{extension}", 1
         while name in names:
             number += 1
