@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
+from app.prompts.colours import colour_words
+from app.prompts.places import SURFACE, unlisted_place_starts
+
 SLOT_NAMES: tuple[str, ...] = (
     "subject",
     "setting",
@@ -225,12 +228,20 @@ SLOT_TERMS: dict[str, re.Pattern[str]] = {
         "shelf",
         "floor",
         "wall",
-        "marble",
         "sky",
         "outer space",
         "galaxy",
         "landscape",
         r"studio(?![- ]light)",
+        *("ponds?", "puddles?", "swimming pool", "lagoon", "shore(?:line)?", "coast(?:line)?"),
+        *("cliffs?", "canyon", "caves?", "glacier", "dunes?", "marsh", "swamp", "rainforest"),
+        *("woodland", "orchard", "vineyard", "farmyard", "barn", "courtyard", "terrace", "patio"),
+        *("balcony", "porch", "driveway", "parking lot", "car park", "sidewalk", "plaza"),
+        *("piazza", "airport", "runway", "stadium", "pier", "jetty", "boardwalk", "quay"),
+        *("marina", "tunnel", "hallway", "corridor", "stair(?:case|well|s)", "attic"),
+        *("basement", "cellar", "greenhouse", "workshop", "classroom", "lobby", "skate ?park"),
+        *("window ?sills?", "window ledge", "doorstep", "doorway", "riverbank", "waterfront"),
+        SURFACE,
         BACKDROP_COLOUR,
     ),
     "composition": terms(
@@ -299,6 +310,25 @@ SLOT_TERMS: dict[str, re.Pattern[str]] = {
         "volumetric",
         "god ?rays",
         "illuminat\\w*",
+        # A flash sale or flash drive is no light.
+        r"flash(?:es)?(?![- ](?:sale|drive|card|memory|mob|fiction|flood|point|game|deal)s?\b)",
+        "strob(?:e|es|ing|oscopic)",
+        "speedlights?",
+        # A silhouette can be a logo's shape; a silhouetted figure is backlit.
+        "silhouetted",
+        "contre[- ]jour",
+        # A neon sign is a thing and neon pink a colour; light under neon or its signs is light.
+        r"(?:under|by|in|beneath) neon",
+        r"neon (?:signs|reflections?|haze|tubes)",
+        "candle ?flames?",
+        "street ?(?:lights?|lamps?)",
+        "sodium[- ]vapou?r",
+        "sunbeams?",
+        "sun ?rays",
+        "dappled",
+        "bioluminescen\\w*",
+        r"(?:harsh|hard|direct|bright|strong|glaring|midday|noon|afternoon|morning|evening|setting"
+        r"|rising|low|late|winter|summer|hazy|weak|pale|warm|full) sun",
     ),
     "style": terms(*PHOTO_STYLE_WORDS, *DRAWN_STYLE_WORDS, *OTHER_STYLE_WORDS),
     "mood": terms(
@@ -485,12 +515,21 @@ class Clause:
         """The clause's words, part by part."""
         return [part for part in (self.framing, self.thing, self.place) if part]
 
-    def setting_parts(self) -> list[str]:
-        """Where the setting can be: the place once one is cut off (a desk lamp on white is a
-        lamp, not a desk), else the whole clause (`a beach at dusk` is the place itself)."""
-        if not self.place:
-            return self.parts()
-        return [part for part in (self.framing, self.place) if part]
+    def setting_excerpts(self) -> list[str]:
+        """The clause's words for where it is: the place once one is cut off, listed or not
+        (a desk lamp on white is a lamp, not a desk), framing words that name a place (`studio
+        shot`), and the thing when it is a place itself (`a beach at dusk`, `a narrow street`)."""
+        found = []
+        framing = SLOT_TERMS["setting"].search(self.framing)
+        if framing:
+            found.append(excerpt(self.framing, framing))
+        thing = SLOT_TERMS["setting"].search(self.thing)
+        if thing and (not self.place or ends_in_place(self.thing)):
+            found.append(excerpt(self.thing, thing))
+        if self.place:
+            match = SLOT_TERMS["setting"].search(self.place)
+            found.append(excerpt(self.place, match) if match else shorten_place(self.place))
+        return found
 
 
 def read_brief(brief: str) -> BriefReading:
@@ -503,13 +542,18 @@ def read_brief(brief: str) -> BriefReading:
     subject_at = next((index for index, part in enumerate(segments) if names_something(part)), None)
     if subject_at is not None:
         given["subject"] = clauses[subject_at].thing
+    parts = [part for clause in clauses for part in clause.parts()]
     for slot, pattern in SLOT_TERMS.items():
-        scanned = [
-            part
-            for clause in clauses
-            for part in (clause.setting_parts() if slot == "setting" else clause.parts())
-        ]
-        value = excerpts(scanned, pattern)
+        if slot == "setting":
+            value = join_unique(
+                [found for clause in clauses for found in clause.setting_excerpts()]
+            )
+        elif slot == "palette":
+            value = join_unique(
+                [colour for part in parts for colour in colour_words(part, pattern)]
+            )
+        else:
+            value = excerpts(parts, pattern)
         if value:
             given[slot] = value
     if spans:
@@ -554,6 +598,13 @@ def excerpt(segment: str, match: re.Match[str]) -> str:
     return " ".join([*before, match.group(0), *after])
 
 
+def shorten_place(place: str) -> str:
+    """An unlisted place as written, or its first words when it runs long."""
+    if len(place) <= EXCERPT_LIMIT:
+        return place
+    return " ".join(place.split()[: EXCERPT_WORDS + 1])
+
+
 def join_unique(values: Sequence[str]) -> str:
     """`values` joined with commas, each once, in order."""
     return ", ".join(dict.fromkeys(values))
@@ -569,7 +620,17 @@ def names_something(segment: str) -> bool:
 
 def split_setting(clause: str) -> tuple[str, str | None]:
     """`a mug on a walnut desk` -> (`a mug`, `on a walnut desk`): the clause is cut at the
-    preposition before its first place word that has one; no such place, no split."""
+    preposition before its first listed place word that has one, or before a place no list
+    names (`a paper boat on a pond`), whichever comes first; no place, no split."""
+    cuts = [cut for cut in (listed_place_start(clause), unlisted_place_start(clause)) if cut]
+    if not cuts:
+        return clause, None
+    cut = min(cuts)
+    return clause[:cut].strip(), clause[cut:].strip()
+
+
+def listed_place_start(clause: str) -> int | None:
+    """Where the preposition before the clause's first listed place word is, if it has one."""
     for place in SLOT_TERMS["setting"].finditer(clause):
         prepositions = [
             match
@@ -577,9 +638,21 @@ def split_setting(clause: str) -> tuple[str, str | None]:
             if 0 < match.start() <= place.start()
         ]
         if prepositions:
-            cut = prepositions[-1].start()
-            return clause[:cut].strip(), clause[cut:].strip()
-    return clause, None
+            return prepositions[-1].start()
+    return None
+
+
+def unlisted_place_start(clause: str) -> int | None:
+    """Where the first place no list names starts, after words that name a thing."""
+    other_terms = [pattern for slot, pattern in SLOT_TERMS.items() if slot != "setting"]
+    starts = unlisted_place_starts(clause, other_terms)
+    return next((start for start in starts if names_something(clause[:start])), None)
+
+
+def ends_in_place(words: str) -> bool:
+    """Whether `words` end on a listed place: `a narrow street`, not `a desk lamp`."""
+    end = len(words.rstrip())
+    return any(match.end() == end for match in SLOT_TERMS["setting"].finditer(words))
 
 
 def text_spans(brief: str) -> list[tuple[int, int, str]]:

@@ -21,6 +21,7 @@ class Case:
     given: tuple[str, ...] = ()  # slots the brief states: kept, never filled
     setting: str | None = None  # the brief's words the setting slot must hold
     left_open: tuple[str, ...] = ()  # slots the brief does not state, however its words read
+    palette: str | None = None  # the palette slot: the brief's colour words and nothing else
     text: str | None = None  # the text slot: the words to render, quoted; None invents none
 
     @property
@@ -362,6 +363,93 @@ CASES: tuple[Case, ...] = (
     ),
     Case("calm portrait of a yoga teacher at sunrise", use_case="portrait", given=("mood",)),
     Case("a bowl of dark chocolate ice cream on a pink background", setting="on a pink background"),
+    # Light and places the word lists did not name: a flash, strobe, neon sign or low sun is the
+    # lighting, and what stands on, against, in or at an unlisted place is set there.
+    Case("portrait of a chef, harsh direct flash", use_case="portrait", given=("lighting",)),
+    Case(
+        "red running shoe on wet concrete, hard flash",
+        given=("lighting",),
+        setting="on wet concrete",
+        palette="red",
+    ),
+    Case(
+        "product shot of a running shoe on wet concrete, low angle, neon-lit",
+        use_case="product",
+        given=("composition", "lighting"),
+        setting="on wet concrete",
+    ),
+    Case("a paper boat on a pond", setting="on a pond"),
+    Case("red running shoe on a concrete floor", setting="on a concrete floor", palette="red"),
+    Case("street portrait of a skater, on-camera flash", given=("lighting",)),
+    Case("fashion editorial of a model in a sequin dress, ring flash", given=("lighting",)),
+    Case("a dancer mid-leap frozen by a strobe", given=("lighting",)),
+    Case("nightclub crowd under strobes", night=True, given=("lighting",)),
+    Case("a cyclist silhouetted against the setting sun", given=("lighting",)),
+    Case("a ramen stall under neon signs", given=("lighting",)),
+    Case("a monk reading by candle flame", given=("lighting",)),
+    Case("a lizard on a rock in harsh midday sun", given=("lighting",), setting="on a rock"),
+    Case(
+        "rain-soaked taxi on asphalt, neon reflections", given=("lighting",), setting="on asphalt"
+    ),
+    Case(
+        "a vintage car on cobblestones, sodium streetlights",
+        given=("lighting",),
+        setting="on cobblestones",
+    ),
+    Case(
+        "a skateboarder in an empty swimming pool, strobe",
+        given=("lighting",),
+        setting="in an empty swimming pool",
+    ),
+    Case("a fishing village on a cliff, overcast", given=("lighting",), setting="on a cliff"),
+    Case("a hiker on a ridge, overcast", given=("lighting",), setting="on a ridge"),
+    Case("a glass of whiskey on a bar top, backlit", given=("lighting",), setting="on a bar top"),
+    Case(
+        "a cat on a radiator, backlight from the window",
+        given=("lighting",),
+        setting="on a radiator",
+    ),
+    Case(
+        "a jellyfish in a dark aquarium, backlit",
+        given=("lighting",),
+        setting="in a dark aquarium",
+    ),
+    Case(
+        "a pumpkin on a porch at night, lit only by candles",
+        night=True,
+        given=("lighting",),
+        setting="on a porch at night",
+    ),
+    Case(
+        "a wristwatch on a slab of slate, strobe-lit",
+        use_case="product",
+        given=("lighting",),
+        setting="on a slab of slate",
+    ),
+    Case(
+        "a violinist in a subway tunnel, fluorescent light",
+        given=("lighting",),
+        setting="in a subway tunnel",
+    ),
+    Case("a teapot on a tatami mat", setting="on a tatami mat"),
+    Case("a heron in a reed bed", setting="in a reed bed"),
+    Case("a bonsai tree on a windowsill", setting="on a windowsill"),
+    Case("a surfer at the crest of a wave, backlit", setting="at the crest of a wave"),
+    Case("sneakers on a basketball court, golden hour", setting="on a basketball court"),
+    Case("a child in a yellow raincoat on a pier", setting="on a pier", palette="yellow"),
+    Case(
+        "navy blue sofa in a sunlit loft",
+        given=("lighting",),
+        setting="in a sunlit loft",
+        palette="navy blue",
+    ),
+    Case("red lipstick on a terrazzo tabletop", use_case="product", palette="red"),
+    Case("a yellow kayak on a glacier lake", setting="on a glacier lake", palette="yellow"),
+    # What is worn, pointed at, when it is or what is on sale is no place; a colour on the subject
+    # gives the palette, which holds the colour and not the subject.
+    Case("a man in a grey suit pointing at a whiteboard", palette="grey", left_open=("setting",)),
+    Case("portrait of a woman in a red dress at dusk", palette="red", left_open=("setting",)),
+    Case("banner for a flash sale on headphones", left_open=("lighting", "setting")),
     # A style named in words is given.
     Case("a cat in the style of Van Gogh", given=("style",)),
     Case(

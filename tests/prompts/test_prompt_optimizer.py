@@ -225,6 +225,21 @@ def test_setting_holds_the_brief_own_words_for_the_place(case: Case) -> None:
     assert case.setting in (result.slots.setting or "")
 
 
+@pytest.mark.parametrize("case", [case for case in CASES if case.setting], ids=lambda case: case.id)
+def test_a_stated_place_is_not_read_as_part_of_the_subject(case: Case) -> None:
+    slots = optimize(case).slots
+
+    assert case.setting not in (slots.subject or "")
+
+
+@pytest.mark.parametrize("case", [case for case in CASES if case.palette], ids=lambda case: case.id)
+def test_palette_holds_the_brief_colour_words_not_the_phrase_around_them(case: Case) -> None:
+    result = optimize(case)
+
+    assert "palette" in result.given
+    assert result.slots.palette == case.palette
+
+
 @pytest.mark.parametrize(
     "case", [case for case in CASES if BACKDROP_COLOUR.search(case.brief)], ids=lambda case: case.id
 )
@@ -313,14 +328,20 @@ def test_slots_record_the_brief_own_words() -> None:
     assert result.given == ["subject", "setting", "lighting"]
 
 
+def test_a_material_describing_the_subject_is_not_its_place() -> None:
+    slots = optimize_prompt("a marble bust on a plinth, on-camera flash").slots
+
+    assert (slots.subject, slots.setting, slots.lighting) == (
+        "a marble bust",
+        "on a plinth",
+        "on-camera flash",
+    )
+
+
 def test_studio_framing_is_the_setting_and_the_colour_is_the_palette() -> None:
     slots = optimize_prompt("studio shot of a red sneaker").slots
 
-    assert (slots.subject, slots.setting, slots.palette) == (
-        "a red sneaker",
-        "studio shot",
-        "a red sneaker",
-    )
+    assert (slots.subject, slots.setting, slots.palette) == ("a red sneaker", "studio shot", "red")
 
 
 def test_dark_chocolate_is_a_colour_not_a_dark_scene() -> None:
