@@ -19,6 +19,7 @@ The protocol as BFL documents it, read 2026-11-28:
 - docs.bfl.ml/quick_start/pricing: 1 credit is $0.01, and the per-image prices below.
 """
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,7 @@ from app.providers.polling import (
     reduced_ratio,
     snap,
 )
-from app.providers.transport import CircuitBreaker, VendorHTTP, error_for_status
+from app.providers.transport import CircuitBreaker, Sleep, VendorHTTP, error_for_status
 
 PROVIDER = "bfl"
 LABEL = "Black Forest Labs"
@@ -191,6 +192,7 @@ class BFLProvider:
         download_policy: UrlPolicy | None = None,
         poll_interval_seconds: float = 0.5,
         breaker: CircuitBreaker | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._api_key = api_key
         self._poll_interval_seconds = poll_interval_seconds
@@ -204,6 +206,7 @@ class BFLProvider:
             max_retries=max_retries,
             download_policy=download_policy,
             breaker=breaker,
+            sleep=sleep,
         )
 
     def models(self) -> list[ModelSpec]:

@@ -28,6 +28,7 @@ Cost: fal bills per image or per megapixel by model and reports neither in the a
 cost of a fal image is recorded as unknown.
 """
 
+import asyncio
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +60,7 @@ from app.providers.polling import (
     nearest_ratio,
     poll_until_done,
 )
-from app.providers.transport import CircuitBreaker, VendorHTTP, error_for_status
+from app.providers.transport import CircuitBreaker, Sleep, VendorHTTP, error_for_status
 
 PROVIDER = "fal"
 
@@ -191,6 +192,7 @@ class FalProvider:
         download_policy: UrlPolicy | None = None,
         poll_interval_seconds: float = 0.5,
         breaker: CircuitBreaker | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._api_key = api_key
         self._poll_interval_seconds = poll_interval_seconds
@@ -204,6 +206,7 @@ class FalProvider:
             max_retries=max_retries,
             download_policy=download_policy,
             breaker=breaker,
+            sleep=sleep,
         )
 
     def models(self) -> list[ModelSpec]:

@@ -48,6 +48,7 @@ from app.providers.base import (
     ModelSpec,
 )
 from app.providers.transport import (
+    Sleep,
     VendorHTTP,
     decode_vendor_image,
     error_for_status,
@@ -295,6 +296,7 @@ class GoogleProvider:
         timeout_seconds: float = 120,
         max_retries: int = 3,
         download_policy: UrlPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._api_key = api_key
         self._http = VendorHTTP(
@@ -306,6 +308,7 @@ class GoogleProvider:
             timeout_seconds=timeout_seconds,
             max_retries=max_retries,
             download_policy=download_policy,
+            sleep=sleep,
         )
 
     def models(self) -> list[ModelSpec]:

@@ -38,6 +38,7 @@ from app.providers.base import (
 from app.providers.transport import (
     CircuitBreaker,
     ErrorReader,
+    Sleep,
     VendorHTTP,
     decode_vendor_image,
     error_for_status,
@@ -354,6 +355,7 @@ class OpenAIProvider:
         max_retries: int = 3,
         download_policy: UrlPolicy | None = None,
         breaker: CircuitBreaker | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._api_key = api_key
         http = VendorHTTP(
@@ -366,6 +368,7 @@ class OpenAIProvider:
             max_retries=max_retries,
             breaker=breaker,
             download_policy=download_policy,
+            sleep=sleep,
         )
         self._endpoints = ImagesEndpoints(http, "OpenAI")
 

@@ -4,6 +4,8 @@ settings name. The wire protocol is the `openai` module's; only what such server
 here: the key is optional, the answer may be a link rather than base64, and nothing is known
 of their models beyond their names."""
 
+import asyncio
+
 from app.errors import InvalidForModel, ModelUnavailable
 from app.fetcher import UrlPolicy
 from app.providers.base import EditCall, GenerateCall, GenerateResult, ModelCapabilities, ModelSpec
@@ -16,7 +18,7 @@ from app.providers.openai import (
     generation_body,
     result_details,
 )
-from app.providers.transport import CircuitBreaker, VendorHTTP
+from app.providers.transport import CircuitBreaker, Sleep, VendorHTTP
 
 PROVIDER = "openai_compatible"
 LABEL = "The OpenAI-compatible server"
@@ -59,6 +61,7 @@ class OpenAICompatibleProvider:
         max_retries: int = 3,
         download_policy: UrlPolicy | None = None,
         breaker: CircuitBreaker | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._base_url = base_url
         self._models = [
@@ -83,6 +86,7 @@ class OpenAICompatibleProvider:
             max_retries=max_retries,
             breaker=breaker,
             download_policy=download_policy,
+            sleep=sleep,
         )
         self._endpoints = ImagesEndpoints(http, LABEL)
 

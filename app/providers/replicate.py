@@ -28,6 +28,7 @@ Cost: official models bill per output image and the prediction reports only run 
 (`metrics.predict_time`), so the cost of a Replicate image is recorded as unknown.
 """
 
+import asyncio
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -61,7 +62,7 @@ from app.providers.polling import (
     poll_until_done,
     snap,
 )
-from app.providers.transport import CircuitBreaker, VendorHTTP, error_for_status
+from app.providers.transport import CircuitBreaker, Sleep, VendorHTTP, error_for_status
 
 PROVIDER = "replicate"
 
@@ -182,6 +183,7 @@ class ReplicateProvider:
         download_policy: UrlPolicy | None = None,
         poll_interval_seconds: float = 0.5,
         breaker: CircuitBreaker | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._api_key = api_key
         self._poll_interval_seconds = poll_interval_seconds
@@ -195,6 +197,7 @@ class ReplicateProvider:
             max_retries=max_retries,
             download_policy=download_policy,
             breaker=breaker,
+            sleep=sleep,
         )
 
     def models(self) -> list[ModelSpec]:

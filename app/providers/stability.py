@@ -52,6 +52,7 @@ from app.providers.base import (
     ModelSpec,
 )
 from app.providers.transport import (
+    Sleep,
     VendorHTTP,
     decode_vendor_image,
     error_for_status,
@@ -277,6 +278,7 @@ class StabilityProvider:
         timeout_seconds: float = 120,
         max_retries: int = 3,
         download_policy: UrlPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._api_key = api_key
         self._http = VendorHTTP(
@@ -288,6 +290,7 @@ class StabilityProvider:
             timeout_seconds=timeout_seconds,
             max_retries=max_retries,
             download_policy=download_policy,
+            sleep=sleep,
         )
 
     def models(self) -> list[ModelSpec]:
