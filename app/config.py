@@ -39,6 +39,9 @@ class Settings(BaseSettings):
         60, ge=0, description="A queued job the queue does not know of is re-sent after this."
     )
     sweep_interval_seconds: float = Field(15, gt=0, description="How often the sweeper looks.")
+    queue_poll_seconds: float = Field(
+        0.5, gt=0, description="How often an idle worker asks Redis for new queue messages."
+    )
     max_job_attempts: int = Field(3, ge=1, description="Runs of one job before it is failed.")
     max_wait_seconds: int = Field(
         60, ge=0, le=60, description="Cap on the `Prefer: wait=N` header."

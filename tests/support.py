@@ -38,6 +38,7 @@ def postgres_settings(postgres_url: str, data_dir: Path, **overrides: object) ->
         "queue_name": f"darkroom:test:{RUN_ID}",
         "data_dir": data_dir,
         "sweep_interval_seconds": 0.5,
+        "queue_poll_seconds": 0.05,
         "queued_grace_seconds": 2,
         "signing_secret": "darkroom-test-signing-secret",
     }

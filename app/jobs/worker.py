@@ -70,6 +70,7 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "queue_name": settings.queue_name,
         "max_jobs": settings.runner_concurrency,
+        "poll_delay": settings.queue_poll_seconds,
         # The task body enforces the job timeout itself and records it; arq's is a backstop.
         "job_timeout": settings.job_timeout_seconds + 60,
         "max_tries": settings.max_job_attempts,
