@@ -46,7 +46,8 @@ async def app(
     data_dir: Path,
     worker: subprocess.Popen[bytes],
 ) -> AsyncIterator[FastAPI]:
-    """The app on the embedded default (SQLite, in-process runner) and on Postgres + arq."""
+    """The app on the embedded default (SQLite, in-process runner) and on Postgres + arq; a test
+    marked `embedded_only()` gets the embedded one alone."""
     if request.param == "postgres":
         settings = postgres_settings(postgres_url, data_dir)
     else:

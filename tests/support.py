@@ -1,4 +1,5 @@
-"""Helpers for tests: deployment settings, worker processes, API keys, polling."""
+"""Helpers for tests: deployment settings, worker processes, API keys, polling, and the mark
+that runs a backend-independent test on the embedded backend only."""
 
 import asyncio
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
@@ -28,6 +30,14 @@ POSTGRES_URL = os.environ.get(
 REDIS_URL = os.environ.get("DARKROOM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 FINAL_STATUSES = {"succeeded", "failed", "canceled"}
 RUN_ID = uuid.uuid4().hex[:10]
+
+
+def embedded_only(fixture: str = "app") -> pytest.MarkDecorator:
+    """Mark a test (or a module, as its `pytestmark`) whose behaviour does not depend on the
+    backend: `fixture`, parametrized over both backends, gives it the embedded one only.
+    Whatever needs Postgres and a worker (leases, locks, pub/sub, concurrent requests, work done
+    by another process, SQL that differs between the backends) stays on both."""
+    return pytest.mark.parametrize(fixture, ["embedded"], indirect=True)
 
 
 def postgres_settings(postgres_url: str, data_dir: Path, **overrides: object) -> Settings:

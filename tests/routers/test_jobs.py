@@ -4,7 +4,14 @@ from sqlalchemy import func, select
 
 from app.models import Asset, Job
 from tests.factories import queued_job_row
-from tests.support import insert_job, tenant_of, wait_for_final, wait_for_status, wait_until
+from tests.support import (
+    embedded_only,
+    insert_job,
+    tenant_of,
+    wait_for_final,
+    wait_for_status,
+    wait_until,
+)
 
 
 async def create_job(client, auth, **body) -> dict:
@@ -13,6 +20,7 @@ async def create_job(client, auth, **body) -> dict:
     return response.json()
 
 
+@embedded_only()
 async def test_every_v1_route_needs_a_valid_key(client):
     routes = [
         ("GET", "/v1/jobs"),
@@ -139,6 +147,7 @@ async def test_malformed_ids_are_not_found_and_a_bad_cursor_is_422(client, auth)
     assert bad_cursor.status_code == 422
 
 
+@embedded_only()
 async def test_unknown_routes_and_methods_are_problem_json(client, auth):
     missing = await client.get("/v1/nothing-here", headers=auth)
     wrong_method = await client.delete("/v1/generate", headers=auth)
