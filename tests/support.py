@@ -1,4 +1,5 @@
-"""Helpers for tests: deployment settings, worker processes, API keys, polling."""
+"""Helpers for tests: deployment settings, worker processes, API keys, polling, and the mark
+that runs a backend-independent test on the embedded backend only."""
 
 import asyncio
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
@@ -31,6 +33,14 @@ FINAL_STATUSES = {"succeeded", "failed", "canceled"}
 RUN_ID = uuid.uuid4().hex[:10]
 
 
+def embedded_only(fixture: str = "app") -> pytest.MarkDecorator:
+    """Mark a test (or a module, as its `pytestmark`) whose behaviour does not depend on the
+    backend: `fixture`, parametrized over both backends, gives it the embedded one only.
+    Whatever needs Postgres and a worker (leases, locks, pub/sub, concurrent requests, work done
+    by another process, SQL that differs between the backends) stays on both."""
+    return pytest.mark.parametrize(fixture, ["embedded"], indirect=True)
+
+
 def postgres_settings(postgres_url: str, data_dir: Path, **overrides: object) -> Settings:
     """Settings of the Postgres + Redis deployment used by the tests."""
     values: dict[str, object] = {
@@ -39,6 +49,7 @@ def postgres_settings(postgres_url: str, data_dir: Path, **overrides: object) ->
         "queue_name": f"darkroom:test:{RUN_ID}",
         "data_dir": data_dir,
         "sweep_interval_seconds": 0.5,
+        "queue_poll_seconds": 0.05,
         "queued_grace_seconds": 2,
         "signing_secret": "darkroom-test-signing-secret",
     }

@@ -20,6 +20,7 @@ from tests.support import (
     REPO_ROOT,
     darkroom_command,
     darkroom_environment,
+    embedded_only,
     free_port,
     postgres_settings,
     stop_worker,
@@ -188,6 +189,7 @@ async def test_generated_client_drives_generate_poll_download(sdk, server):
     assert image.format == "WEBP" and image.size == (320, 200) == (output.width, output.height)
 
 
+@embedded_only("server")
 async def test_generated_client_reads_errors_as_problems(sdk, server):
     from darkroom_client.api.jobs import get_job
     from darkroom_client.models import Problem

@@ -18,8 +18,8 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
@@ -54,6 +54,9 @@ DOWNLOAD_TIMEOUT_SECONDS = 60.0
 INPUT_FORMATS = ("png", "jpeg", "webp")
 
 ErrorReader = Callable[[httpx.Response], ProviderError]
+
+# How the transport waits between attempts: asyncio.sleep, unless a caller (a test) passes its own.
+Sleep = Callable[[float], Awaitable[None]]
 
 
 def retry_after_seconds(headers: httpx.Headers) -> float | None:
@@ -175,18 +178,20 @@ def decode_vendor_image(
 @dataclass
 class CircuitBreaker:
     """Stops calling a vendor that keeps failing: after `threshold` failures in a row every call
-    fails at once for `cooldown_seconds`, then one trial call decides whether it closes again."""
+    fails at once for `cooldown_seconds`, then one trial call decides whether it closes again.
+    `clock` reads the seconds the cooldown is measured in (time.monotonic by default)."""
 
     threshold: int = 5
     cooldown_seconds: float = 30.0
     failures: int = 0
     opened_at: float | None = None
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
 
     def check(self, vendor: str) -> None:
         """Raise ProviderOverloaded while open; after the cooldown let one trial through."""
         if self.opened_at is None:
             return
-        remaining = self.cooldown_seconds - (time.monotonic() - self.opened_at)
+        remaining = self.cooldown_seconds - (self.clock() - self.opened_at)
         if remaining > 0:
             raise ProviderOverloaded(
                 f"{vendor} failed {self.failures} times in a row; calls to it pause for "
@@ -205,7 +210,7 @@ class CircuitBreaker:
             return
         self.failures += 1
         if self.failures >= self.threshold:
-            self.opened_at = time.monotonic()
+            self.opened_at = self.clock()
 
 
 _BREAKERS: dict[str, CircuitBreaker] = {}
@@ -238,7 +243,7 @@ class _Retry:
 
 class VendorHTTP:
     """An HTTP session with one vendor's API. Queue vendors poll under its time limit, starting
-    at its poll interval."""
+    at its poll interval; `sleep` is how it waits before a retry."""
 
     def __init__(
         self,
@@ -253,6 +258,7 @@ class VendorHTTP:
         breaker: CircuitBreaker | None = None,
         download_policy: UrlPolicy | None = None,
         poll_interval_seconds: float = 0.5,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.vendor = vendor
         self.base_url = base_url.rstrip("/")
@@ -265,6 +271,7 @@ class VendorHTTP:
         self.breaker = breaker or breaker_for(vendor)
         self._download_policy = download_policy or UrlPolicy()
         self.poll_interval_seconds = poll_interval_seconds
+        self._sleep = sleep
 
     def url(self, path: str) -> str:
         """An absolute URL for a path under the base URL (absolute URLs pass through)."""
@@ -293,7 +300,7 @@ class VendorHTTP:
                     self.max_retries,
                     delay,
                 )
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
         tried = "once" if attempts == 1 else f"{attempts} times"
         raise ProviderOverloaded(
             f"{outcome.error.detail} (tried {tried}).", **outcome.error.extensions

@@ -35,7 +35,7 @@ from tests.fakes.bfl import (
     slow,
 )
 from tests.fakes.http_server import Reply
-from tests.providers.support import checked_problem
+from tests.providers.support import RecordedSleeps, checked_problem
 
 PROMPT = "a lighthouse at dusk, long exposure"
 
@@ -48,7 +48,8 @@ async def bfl_server() -> AsyncIterator[FakeBFL]:
 
 
 def provider_for(server: FakeBFL, **options: typing.Any) -> BFLProvider:
-    """A provider pointed at the fake, allowed to download from it, retrying twice."""
+    """A provider pointed at the fake, allowed to download from it, retrying twice with its
+    waits recorded, not slept."""
     options = {
         "api_key": API_KEY,
         "base_url": server.base_url,
@@ -57,6 +58,7 @@ def provider_for(server: FakeBFL, **options: typing.Any) -> BFLProvider:
         "poll_interval_seconds": 0.05,
         "download_policy": UrlPolicy.from_setting("127.0.0.1"),
         "breaker": CircuitBreaker(),
+        "sleep": RecordedSleeps(),
     } | options
     return BFLProvider(**options)
 
@@ -180,13 +182,12 @@ async def test_a_task_bfl_no_longer_knows_is_a_provider_error(bfl_server):
 
 async def test_rate_limit_waits_as_long_as_retry_after_then_succeeds(bfl_server):
     bfl_server.script(rate_limited(retry_after="1"))
+    sleeps = RecordedSleeps()
 
-    started = time.monotonic()
-    result = await provider_for(bfl_server).generate(image_call())
-    waited = time.monotonic() - started
+    result = await provider_for(bfl_server, sleep=sleeps).generate(image_call())
 
     assert len(bfl_server.requests_to("submit")) == 2
-    assert waited >= 1.0
+    assert sleeps.waits == [1.0]
     assert result.image.size == (1024, 768)
 
 

@@ -34,7 +34,7 @@ from tests.fakes.fal import (
     server_error,
     slow,
 )
-from tests.providers.support import checked_problem
+from tests.providers.support import RecordedSleeps, checked_problem
 
 PROMPT = "a paper lantern festival over a river"
 
@@ -47,7 +47,8 @@ async def fal_server() -> AsyncIterator[FakeFal]:
 
 
 def provider_for(server: FakeFal, **options: typing.Any) -> FalProvider:
-    """A provider pointed at the fake, allowed to download from it, retrying twice."""
+    """A provider pointed at the fake, allowed to download from it, retrying twice with its
+    waits recorded, not slept."""
     options = {
         "api_key": API_KEY,
         "base_url": server.base_url,
@@ -56,6 +57,7 @@ def provider_for(server: FakeFal, **options: typing.Any) -> FalProvider:
         "poll_interval_seconds": 0.05,
         "download_policy": UrlPolicy.from_setting("127.0.0.1"),
         "breaker": CircuitBreaker(),
+        "sleep": RecordedSleeps(),
     } | options
     return FalProvider(**options)
 
@@ -184,11 +186,11 @@ async def test_refusals_and_runner_errors_become_typed_errors(
 
 async def test_rate_limit_waits_as_long_as_retry_after_then_succeeds(fal_server):
     fal_server.script(rate_limited(retry_after="1"))
+    sleeps = RecordedSleeps()
 
-    started = time.monotonic()
-    await provider_for(fal_server).generate(image_call())
+    await provider_for(fal_server, sleep=sleeps).generate(image_call())
 
-    assert time.monotonic() - started >= 1.0
+    assert sleeps.waits == [1.0]
     assert len(fal_server.requests_to("submit")) == 2
 
 

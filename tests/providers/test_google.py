@@ -4,7 +4,6 @@ of good answers, and how it retries and reports bad ones."""
 import base64
 import io
 import json
-import time
 import typing
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -41,7 +40,7 @@ from tests.fakes.google_gemini import (
     text_only,
 )
 from tests.fakes.http_server import Reply
-from tests.providers.support import checked_problem
+from tests.providers.support import RecordedSleeps, checked_problem
 
 PROMPT = "a teal kettle on a marble counter, soft window light"
 
@@ -59,8 +58,14 @@ async def gemini() -> AsyncIterator[FakeGemini]:
 
 
 def provider_for(server: FakeGemini, **options: typing.Any) -> GoogleProvider:
-    """A provider pointed at the fake with its key, retrying twice unless told otherwise."""
-    options = {"api_key": API_KEY, "base_url": server.base_url, "max_retries": 2} | options
+    """A provider pointed at the fake with its key, retrying twice unless told otherwise, its
+    waits recorded, not slept."""
+    options = {
+        "api_key": API_KEY,
+        "base_url": server.base_url,
+        "max_retries": 2,
+        "sleep": RecordedSleeps(),
+    } | options
     return GoogleProvider(**options)
 
 
@@ -204,14 +209,13 @@ async def test_a_wrong_key_is_auth_failed_not_retried(gemini: FakeGemini) -> Non
 
 async def test_rate_limit_waits_as_long_as_retry_after_then_succeeds(gemini: FakeGemini) -> None:
     gemini.script(rate_limited(retry_after="1"))
+    sleeps = RecordedSleeps()
 
-    started = time.monotonic()
-    result = await provider_for(gemini).generate(image_call())
-    waited = time.monotonic() - started
+    result = await provider_for(gemini, sleep=sleeps).generate(image_call())
 
     assert result.image.size == (1376, 768)
     assert len(gemini.received) == 2
-    assert 0.95 <= waited < 2.5
+    assert sleeps.waits == [1.0]
 
 
 async def test_server_errors_are_retried_then_succeed(gemini: FakeGemini) -> None:

@@ -48,7 +48,7 @@ from tests.fakes.openai_images import (
     slow,
     usage_for,
 )
-from tests.providers.support import checked_problem
+from tests.providers.support import RecordedSleeps, checked_problem
 
 PROMPT = "a lighthouse at dusk, long exposure"
 
@@ -61,12 +61,14 @@ async def openai_server() -> AsyncIterator[FakeOpenAIImages]:
 
 
 def provider_for(server: FakeOpenAIImages, **options: typing.Any) -> OpenAIProvider:
-    """A provider pointed at the fake with its key, retrying twice unless told otherwise."""
+    """A provider pointed at the fake with its key, retrying twice unless told otherwise, its
+    waits recorded, not slept."""
     options = {
         "api_key": API_KEY,
         "base_url": server.base_url,
         "max_retries": 2,
         "breaker": CircuitBreaker(),
+        "sleep": RecordedSleeps(),
     } | options
     return OpenAIProvider(**options)
 
@@ -167,14 +169,13 @@ async def test_rate_limit_waits_as_long_as_retry_after_then_succeeds(
     openai_server: FakeOpenAIImages,
 ) -> None:
     openai_server.script(rate_limited(retry_after="1"))
+    sleeps = RecordedSleeps()
 
-    started = time.monotonic()
-    result = await provider_for(openai_server).generate(image_call())
-    waited = time.monotonic() - started
+    result = await provider_for(openai_server, sleep=sleeps).generate(image_call())
 
     assert result.image.size == (1536, 1024)
     assert len(openai_server.received) == 2
-    assert 0.95 <= waited < 2.0
+    assert sleeps.waits == [1.0]
 
 
 async def test_server_errors_are_retried_with_backoff_then_succeed(
@@ -303,7 +304,7 @@ async def test_a_timeout_then_a_prompt_answer_succeeds(openai_server: FakeOpenAI
 async def test_an_unreachable_server_is_retried_then_provider_overloaded() -> None:
     async with FakeOpenAIImages() as server:
         base_url = server.base_url  # a port nothing listens on once the server is gone
-    provider = OpenAIProvider(API_KEY, base_url, max_retries=1)
+    provider = OpenAIProvider(API_KEY, base_url, max_retries=1, sleep=RecordedSleeps())
 
     with pytest.raises(ProviderOverloaded) as caught:
         await provider.generate(image_call())

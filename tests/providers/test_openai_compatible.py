@@ -22,6 +22,7 @@ from app.providers.openai_compatible import OpenAICompatibleProvider, parse_mode
 from app.providers.registry import create_registry
 from app.providers.transport import CircuitBreaker
 from tests.fakes.openai_images import FakeOpenAIImages, server_error
+from tests.providers.support import RecordedSleeps
 
 KEY = "local-server-key-5e1f0c2a"
 MODELS = ["flux-schnell", "sdxl-turbo"]
@@ -35,12 +36,14 @@ async def server() -> AsyncIterator[FakeOpenAIImages]:
 
 
 def provider_for(server: FakeOpenAIImages, **options: typing.Any) -> OpenAICompatibleProvider:
-    """A provider for the fake's models, with a breaker of its own."""
+    """A provider for the fake's models, with a breaker of its own and its waits recorded,
+    not slept."""
     values = {
         "base_url": server.base_url,
         "model_names": MODELS,
         "max_retries": 1,
         "breaker": CircuitBreaker(),
+        "sleep": RecordedSleeps(),
     } | options
     return OpenAICompatibleProvider(**values)
 

@@ -35,7 +35,7 @@ from tests.fakes.replicate import (
     server_error,
     slow,
 )
-from tests.providers.support import checked_problem
+from tests.providers.support import RecordedSleeps, checked_problem
 
 PROMPT = "a teal kettle on a marble counter"
 VERSION = "5599ed30703defd1d160a25a63321b4dec97101d98b4674bcc56e41f62f35637"
@@ -49,7 +49,8 @@ async def replicate_server() -> AsyncIterator[FakeReplicate]:
 
 
 def provider_for(server: FakeReplicate, **options: typing.Any) -> ReplicateProvider:
-    """A provider pointed at the fake, allowed to download from it, retrying twice."""
+    """A provider pointed at the fake, allowed to download from it, retrying twice with its
+    waits recorded, not slept."""
     options = {
         "api_key": API_KEY,
         "base_url": server.base_url,
@@ -58,6 +59,7 @@ def provider_for(server: FakeReplicate, **options: typing.Any) -> ReplicateProvi
         "poll_interval_seconds": 0.05,
         "download_policy": UrlPolicy.from_setting("127.0.0.1"),
         "breaker": CircuitBreaker(),
+        "sleep": RecordedSleeps(),
     } | options
     return ReplicateProvider(**options)
 
@@ -188,11 +190,11 @@ async def test_failed_and_canceled_predictions_become_typed_errors(
 
 async def test_rate_limit_waits_as_long_as_retry_after_then_succeeds(replicate_server):
     replicate_server.script(rate_limited(retry_after="1"))
+    sleeps = RecordedSleeps()
 
-    started = time.monotonic()
-    await provider_for(replicate_server).generate(image_call())
+    await provider_for(replicate_server, sleep=sleeps).generate(image_call())
 
-    assert time.monotonic() - started >= 1.0
+    assert sleeps.waits == [1.0]
     assert len(replicate_server.requests_to("create")) == 2
 
 

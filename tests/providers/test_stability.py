@@ -3,7 +3,6 @@ what it makes of good answers, and how it retries and reports bad ones."""
 
 import io
 import json
-import time
 import typing
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -39,7 +38,7 @@ from tests.fakes.stability import (
     server_error,
     slow,
 )
-from tests.providers.support import checked_problem
+from tests.providers.support import RecordedSleeps, checked_problem
 
 PROMPT = "product shot of a ceramic mug, studio light"
 
@@ -57,8 +56,14 @@ async def stability() -> AsyncIterator[FakeStability]:
 
 
 def provider_for(server: FakeStability, **options: typing.Any) -> StabilityProvider:
-    """A provider pointed at the fake with its key, retrying twice unless told otherwise."""
-    options = {"api_key": API_KEY, "base_url": server.base_url, "max_retries": 2} | options
+    """A provider pointed at the fake with its key, retrying twice unless told otherwise, its
+    waits recorded, not slept."""
+    options = {
+        "api_key": API_KEY,
+        "base_url": server.base_url,
+        "max_retries": 2,
+        "sleep": RecordedSleeps(),
+    } | options
     return StabilityProvider(**options)
 
 
@@ -235,14 +240,13 @@ async def test_rate_limit_waits_as_long_as_retry_after_then_succeeds(
     stability: FakeStability,
 ) -> None:
     stability.script(rate_limited(retry_after="1"))
+    sleeps = RecordedSleeps()
 
-    started = time.monotonic()
-    result = await provider_for(stability).generate(image_call())
-    waited = time.monotonic() - started
+    result = await provider_for(stability, sleep=sleeps).generate(image_call())
 
     assert result.image.size == (1344, 768)
     assert len(stability.received) == 2
-    assert 0.95 <= waited < 2.5
+    assert sleeps.waits == [1.0]
 
 
 async def test_server_errors_are_retried_then_succeed(stability: FakeStability) -> None:

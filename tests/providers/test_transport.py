@@ -1,5 +1,6 @@
 """The vendor transport every adapter shares, against a scripted server on 127.0.0.1: which
-failures it retries and how long it waits, the time limit per attempt, and the circuit breaker."""
+failures it retries and how long it waits, the time limit per attempt, and the circuit breaker.
+Waits between attempts are recorded rather than slept, and the breaker reads a manual clock."""
 
 import asyncio
 import logging
@@ -19,6 +20,7 @@ from app.errors import (
 )
 from app.providers.transport import CircuitBreaker, VendorHTTP
 from tests.fakes.http_server import FakeHTTPServer, Received, Reply, write_response
+from tests.providers.support import ManualClock, RecordedSleeps
 
 HANG_UP = Reply(status=0)  # close the connection without answering
 
@@ -50,8 +52,9 @@ async def server() -> AsyncIterator[ScriptedServer]:
 def session(
     server: ScriptedServer, breaker: CircuitBreaker | None = None, **options: object
 ) -> VendorHTTP:
-    """A transport to the server with a breaker of its own (unless given) and two retries."""
-    values: dict = {"max_retries": 2, "timeout_seconds": 5.0} | options
+    """A transport to the server with a breaker of its own (unless given), two retries, and
+    waits that are recorded, not slept."""
+    values: dict = {"max_retries": 2, "timeout_seconds": 5.0, "sleep": RecordedSleeps()} | options
     return VendorHTTP(
         "acme", server.base_url, headers={}, breaker=breaker or CircuitBreaker(), **values
     )
@@ -69,22 +72,22 @@ def retry_delays(caplog: pytest.LogCaptureFixture) -> list[float]:
 async def test_a_429_waits_exactly_as_long_as_retry_after_says(server, caplog) -> None:
     server.replies.extend([Reply(429, b"{}", {"retry-after": "0.6"})])
     caplog.set_level(logging.WARNING, "app.providers.transport")
+    sleeps = RecordedSleeps()
 
-    started = time.monotonic()
-    response = await session(server).request("GET", "thing")
-    waited = time.monotonic() - started
+    response = await session(server, sleep=sleeps).request("GET", "thing")
 
     assert response.status_code == 200
     assert len(server.received) == 2
     assert retry_delays(caplog) == [0.6]
-    assert 0.6 <= waited < 1.5
+    assert sleeps.waits == [0.6]
 
 
 async def test_retry_after_ms_is_read_before_retry_after(server, caplog) -> None:
     server.replies.append(Reply(503, b"{}", {"retry-after-ms": "150", "retry-after": "30"}))
     caplog.set_level(logging.WARNING, "app.providers.transport")
 
-    await session(server).request("GET", "thing")
+    # The production sleep: a wait that is really slept, short enough to keep.
+    await session(server, sleep=asyncio.sleep).request("GET", "thing")
 
     assert retry_delays(caplog) == [0.15]
 
@@ -92,12 +95,14 @@ async def test_retry_after_ms_is_read_before_retry_after(server, caplog) -> None
 async def test_without_retry_after_the_backoff_is_jittered_and_grows(server, caplog) -> None:
     server.replies.extend([Reply(500, b"{}"), Reply(502, b"{}")])
     caplog.set_level(logging.WARNING, "app.providers.transport")
+    sleeps = RecordedSleeps()
 
-    await session(server).request("GET", "thing")
+    await session(server, sleep=sleeps).request("GET", "thing")
 
-    first, second = retry_delays(caplog)
+    first, second = sleeps.waits
     assert 0.25 <= first <= 0.5
     assert 0.5 <= second <= 1.0
+    assert retry_delays(caplog) == [float(f"{wait:.2f}") for wait in sleeps.waits]
     assert len(server.received) == 3
 
 
@@ -148,7 +153,14 @@ async def test_a_timeout_is_retried_and_the_budget_is_kept(server) -> None:
 async def test_an_unreachable_host_is_retried_then_overloaded() -> None:
     async with ScriptedServer() as gone:
         base_url = gone.base_url
-    transport = VendorHTTP("acme", base_url, headers={}, max_retries=1, breaker=CircuitBreaker())
+    transport = VendorHTTP(
+        "acme",
+        base_url,
+        headers={},
+        max_retries=1,
+        breaker=CircuitBreaker(),
+        sleep=RecordedSleeps(),
+    )
 
     with pytest.raises(ProviderOverloaded) as caught:
         await transport.request("GET", "thing")
@@ -175,15 +187,17 @@ async def test_the_breaker_opens_after_the_threshold_and_then_fails_fast(server)
 
 
 async def test_a_successful_trial_after_the_cooldown_closes_the_breaker(server) -> None:
-    breaker = CircuitBreaker(threshold=2, cooldown_seconds=0.2)
+    clock = ManualClock()
+    breaker = CircuitBreaker(threshold=2, cooldown_seconds=0.2, clock=clock)
     server.replies.extend([Reply(500, b"{}", {"retry-after": "0"})] * 2)
     transport = session(server, breaker, max_retries=1)
     with pytest.raises(ProviderOverloaded):
         await transport.request("GET", "thing")
+    clock.advance(0.15)
     with pytest.raises(ProviderOverloaded):
         await transport.request("GET", "thing")  # still open
 
-    await asyncio.sleep(0.25)
+    clock.advance(0.1)
     response = await transport.request("GET", "thing")  # the half-open trial
 
     assert response.status_code == 200
@@ -192,12 +206,13 @@ async def test_a_successful_trial_after_the_cooldown_closes_the_breaker(server) 
 
 
 async def test_a_failed_trial_reopens_the_breaker_at_once(server) -> None:
-    breaker = CircuitBreaker(threshold=2, cooldown_seconds=0.2)
+    clock = ManualClock()
+    breaker = CircuitBreaker(threshold=2, cooldown_seconds=0.2, clock=clock)
     server.replies.extend([Reply(500, b"{}", {"retry-after": "0"})] * 3)
     transport = session(server, breaker, max_retries=1)
     with pytest.raises(ProviderOverloaded):
         await transport.request("GET", "thing")
-    await asyncio.sleep(0.25)
+    clock.advance(0.25)
 
     with pytest.raises(ProviderOverloaded):
         await transport.request("GET", "thing")  # the trial fails: open again, no second try
@@ -216,6 +231,7 @@ async def test_secrets_are_redacted_from_errors_and_logs(server, caplog) -> None
         secrets=(key,),
         max_retries=1,
         breaker=CircuitBreaker(),
+        sleep=RecordedSleeps(),
     )
     caplog.set_level(logging.DEBUG)
 

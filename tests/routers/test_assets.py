@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from app.config import Settings
 from app.models import Asset
 from tests.factories import image_bytes, png_declaring
-from tests.support import serving
+from tests.support import embedded_only, serving
 
 
 async def upload(client, auth, data: bytes, filename: str = "photo.png", content_type="image/png"):
@@ -51,6 +51,7 @@ async def test_upload_then_read_then_download(client, auth):
     assert "immutable" in content.headers["cache-control"]
 
 
+@embedded_only()
 async def test_content_answers_304_for_a_matching_etag(client, auth):
     asset = (await upload(client, auth, image_bytes())).json()
     first = await client.get(asset["url"], headers=auth)
@@ -89,6 +90,7 @@ async def test_downloads_are_named_for_the_asset_and_open_in_place(client, auth)
         assert response.headers["content-disposition"] == expected
 
 
+@embedded_only()
 async def test_webp_upload_is_accepted(client, auth):
     response = await upload(client, auth, image_bytes(64, 64, "WEBP"), "a.webp", "image/webp")
 
@@ -123,6 +125,7 @@ BAD_UPLOADS = [
     [case[1:] for case in BAD_UPLOADS],
     ids=[case[0] for case in BAD_UPLOADS],
 )
+@embedded_only()
 async def test_bad_upload_is_refused_and_leaves_nothing(app, client, auth, data, status, slug):
     before, files_before = await stored_asset_count(app), stored_files(app)
     started = time.perf_counter()
@@ -137,6 +140,7 @@ async def test_bad_upload_is_refused_and_leaves_nothing(app, client, auth, data,
     assert stored_files(app) == files_before
 
 
+@embedded_only()
 async def test_pixel_limit_is_named_in_the_refusal(client, auth):
     response = await upload(client, auth, png_declaring(8000, 6000))
 
@@ -165,6 +169,7 @@ async def test_body_over_the_limit_is_413_and_the_app_keeps_serving(tmp_path):
         assert await stored_asset_count(application) == 1
 
 
+@embedded_only()
 async def test_unauthenticated_upload_is_refused_before_its_body_is_read(app, client):
     before = stored_files(app)
 
@@ -178,6 +183,7 @@ async def test_unauthenticated_upload_is_refused_before_its_body_is_read(app, cl
     assert stored_files(app) == before
 
 
+@embedded_only()
 async def test_weak_and_wildcard_etags_match(client, auth):
     asset = (await upload(client, auth, image_bytes())).json()
     tag = f'"{asset["content_hash"]}"'

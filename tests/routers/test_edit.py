@@ -14,7 +14,7 @@ from app.config import Settings
 from app.models import Asset, Job
 from tests.factories import image_bytes
 from tests.fakes.image_host import ImageHost, Page
-from tests.support import serving
+from tests.support import embedded_only, serving
 
 WAIT = {"Prefer": "wait=30"}
 
@@ -139,6 +139,7 @@ async def test_lineage_follows_an_edit_of_an_edit(client, auth):
     assert [item["id"] for item in lineage["data"]] == [image_id, first_output, second_output]
 
 
+@embedded_only()
 async def test_mask_of_the_wrong_size_is_refused_and_changes_nothing(app, client, auth):
     image_id = await upload(client, auth, photo(96, 64))
     before = await counts(app)
@@ -160,6 +161,7 @@ async def test_mask_of_the_wrong_size_is_refused_and_changes_nothing(app, client
     assert await counts(app) == before
 
 
+@embedded_only()
 async def test_mask_without_alpha_is_refused(client, auth):
     image_id = await upload(client, auth, photo(96, 64))
     response = await client.post(
@@ -174,6 +176,7 @@ async def test_mask_without_alpha_is_refused(client, auth):
     assert "no alpha channel" in response.json()["detail"]
 
 
+@embedded_only()
 async def test_more_references_than_the_model_takes_is_refused(app, client, auth):
     image_id = await upload(client, auth, photo())
     reference = {"image": {"asset_id": image_id}, "role": "style"}
@@ -190,6 +193,7 @@ async def test_more_references_than_the_model_takes_is_refused(app, client, auth
     assert await counts(app) == before
 
 
+@embedded_only()
 async def test_another_tenants_asset_is_not_found(client, auth, other_auth):
     theirs = await upload(client, other_auth, photo())
 
@@ -218,6 +222,7 @@ async def test_another_tenants_asset_is_not_found(client, auth, other_auth):
         {"image": {"asset_id": "ast_x"}, "size": "64x64", "aspect_ratio": "1:1"},
     ],
 )
+@embedded_only()
 async def test_bad_bodies_are_problems(client, auth, body):
     response = await client.post("/v1/edit", json=body, headers=auth)
     assert response.status_code in (404, 415, 422), response.text
@@ -246,6 +251,7 @@ async def test_edit_keeps_the_source_size_unless_asked(client, auth):
     assert (sized.json()["outputs"][0]["width"], sized.json()["outputs"][0]["height"]) == (200, 100)
 
 
+@embedded_only()
 async def test_keep_becomes_explicit_instructions_in_the_prompt(client, auth):
     image_id = await upload(client, auth, photo())
     response = await client.post(
@@ -277,6 +283,7 @@ async def test_keep_becomes_explicit_instructions_in_the_prompt(client, auth):
         "http://017700000001:{port}/cat.png",
     ],
 )
+@embedded_only()
 async def test_urls_to_internal_addresses_are_refused_before_any_fetch(app, client, auth, url):
     async with ImageHost(pages={"/cat.png": Page(image_bytes())}) as host:
         image_id = await upload(client, auth, photo())
@@ -375,6 +382,7 @@ async def test_a_host_port_allow_entry_opens_that_port_only_on_every_hop(tmp_pat
             assert await counts(app) == before
 
 
+@embedded_only()
 async def test_same_edit_and_seed_give_the_same_bytes(client, auth):
     image_id = await upload(client, auth, photo())
     mask_id = await upload(client, auth, mask_png(96, 64, (10, 10, 50, 50)))
@@ -391,6 +399,7 @@ async def test_same_edit_and_seed_give_the_same_bytes(client, auth):
     assert first_bytes == second_bytes
 
 
+@embedded_only()
 async def test_an_export_bundle_or_avif_is_not_an_edit_source(app, client, auth):
     image_id = await upload(client, auth, photo())
     export = await client.post(
@@ -415,6 +424,7 @@ async def test_an_export_bundle_or_avif_is_not_an_edit_source(app, client, auth)
     assert await counts(app) == before
 
 
+@embedded_only()
 async def test_a_refused_webhook_is_checked_before_any_input_is_fetched(app, client, auth):
     async with ImageHost(pages={"/cat.png": Page(image_bytes())}) as host:
         before = await counts(app)

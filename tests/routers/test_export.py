@@ -1,4 +1,6 @@
-"""POST /v1/export and GET /v1/export/presets, end to end on both backends."""
+"""POST /v1/export and GET /v1/export/presets, end to end on both backends; the pixel checks of
+one export, the catalogue and the refusals, which do not depend on the backend, on the embedded
+one."""
 
 import io
 import xml.etree.ElementTree as ElementTree
@@ -10,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image, ImageDraw
 
-from tests.support import wait_for_final
+from tests.support import embedded_only, wait_for_final
 
 # The catalogue the product promises, as the issue lists it.
 PROMISED_PRESETS = {
@@ -93,6 +95,7 @@ async def job_count(client: httpx.AsyncClient, auth: dict) -> int:
     return len((await client.get("/v1/jobs", headers=auth)).json()["data"])
 
 
+@embedded_only()
 async def test_presets_list_the_promised_catalogue(client, auth):
     response = await client.get("/v1/export/presets", headers=auth)
 
@@ -103,6 +106,7 @@ async def test_presets_list_the_promised_catalogue(client, auth):
 
 
 @pytest.mark.parametrize("fit", ["cover", "smart", "pad", "contain"])
+@embedded_only()
 async def test_every_preset_comes_out_at_exact_dimensions(client, auth, fit):
     source = await upload(client, auth, encoded(photo(640, 480)))
 
@@ -145,6 +149,7 @@ async def test_explicit_sizes_are_honoured_to_the_pixel(client, auth):
         assert output["details"]["target"] == f"{size['width']}x{size['height']}"
 
 
+@embedded_only()
 async def test_smart_crop_keeps_a_small_off_centre_object_that_cover_loses(client, auth):
     scene = Image.new("RGB", (1200, 400), (128, 128, 128))
     draw = ImageDraw.Draw(scene)
@@ -178,6 +183,7 @@ async def test_smart_crop_keeps_a_small_off_centre_object_that_cover_loses(clien
     assert counts["cover"] == 0
 
 
+@embedded_only()
 async def test_max_bytes_lowers_quality_until_each_file_fits(client, auth):
     source = await upload(client, auth, encoded(photo(800, 800)))
     targets = ["product-card", "medium-rectangle"]
@@ -261,6 +267,7 @@ def camera_exif(orientation: int) -> Image.Exif:
 
 
 @pytest.mark.parametrize("image_format", ["jpeg", "webp", "png"])
+@embedded_only()
 async def test_exif_and_gps_are_gone_when_stripping_and_kept_when_not(client, auth, image_format):
     data = encoded(photo(240, 160), "JPEG", quality=90, exif=camera_exif(1))
     assert Image.open(io.BytesIO(data)).getexif().get_ifd(ExifTags.IFD.GPSInfo)
@@ -278,6 +285,7 @@ async def test_exif_and_gps_are_gone_when_stripping_and_kept_when_not(client, au
     assert kept_exif.get_ifd(ExifTags.IFD.GPSInfo)[ExifTags.GPS.GPSLatitudeRef] == "N"
 
 
+@embedded_only()
 async def test_exif_orientation_is_applied(client, auth):
     # Stored landscape, red left and blue right; orientation 6 shows it turned a quarter
     # clockwise, so upright it is portrait with red on top.
@@ -296,6 +304,7 @@ async def test_exif_orientation_is_applied(client, auth):
     assert job["outputs"][0]["details"]["upscaled"] is False
 
 
+@embedded_only()
 async def test_cmyk_jpeg_comes_out_as_rgb_in_the_right_colours(client, auth):
     cmyk = Image.new("CMYK", (120, 80), (0, 255, 255, 0))
     cmyk.paste((255, 0, 0, 0), (60, 0, 120, 80))
@@ -311,6 +320,7 @@ async def test_cmyk_jpeg_comes_out_as_rgb_in_the_right_colours(client, auth):
     assert close(image.getpixel((55, 20)), (0, 255, 255), tolerance=16)
 
 
+@embedded_only()
 async def test_sixteen_bit_png_is_scaled_to_eight_bits(client, auth):
     values = np.full((64, 128), 65535, dtype=np.uint16)
     values[:, :64] = 25700
@@ -328,6 +338,7 @@ async def test_sixteen_bit_png_is_scaled_to_eight_bits(client, auth):
     assert close(image.getpixel((120, 30)), (255, 255, 255), tolerance=1)
 
 
+@embedded_only()
 async def test_transparent_png_to_jpeg_flattens_onto_the_background(client, auth):
     clear = Image.new("RGBA", (100, 100), (0, 0, 0, 0))
     clear.paste((*RED, 255), (0, 0, 50, 100))
@@ -481,6 +492,7 @@ async def test_provenance_names_the_model_prompt_brief_and_job_that_made_the_sou
     assert decoded((await content(client, auth, plain["outputs"][0])).content).text == {}
 
 
+@embedded_only()
 async def test_invalid_requests_answer_problem_json_and_make_no_job(client, auth):
     source = await upload(client, auth, encoded(photo(64, 64)))
     asset_id = source["id"]
@@ -518,6 +530,7 @@ async def test_invalid_requests_answer_problem_json_and_make_no_job(client, auth
     assert await job_count(client, auth) == 0
 
 
+@embedded_only()
 async def test_another_tenants_or_an_unknown_asset_is_404_and_makes_no_job(
     client, auth, other_auth
 ):

@@ -11,7 +11,7 @@ import pytest
 from app.config import Settings
 from app.providers.transport import breaker_for
 from tests.fakes.openai_images import API_KEY, FakeOpenAIImages, moderation_blocked, server_error
-from tests.support import postgres_settings, serving, wait_for_final
+from tests.support import embedded_only, postgres_settings, serving, wait_for_final
 
 PRIMARY = "openai/gpt-image-2"
 FALLBACK = "openai_compatible/flux-schnell"
@@ -133,6 +133,7 @@ async def test_when_every_model_fails_the_job_error_lists_the_fallbacks_tried(ve
     ],
     ids=["unknown", "unknown-provider-model", "itself", "twice", "more-than-three"],
 )
+@embedded_only("vendors")
 async def test_bad_fallbacks_are_refused_at_submission(vendors, fallbacks, problem) -> None:
     body = {"prompt": "x", "model": PRIMARY, "fallback_models": fallbacks}
 
@@ -143,6 +144,7 @@ async def test_bad_fallbacks_are_refused_at_submission(vendors, fallbacks, probl
     assert vendors.openai.received == []
 
 
+@embedded_only()
 async def test_an_unconfigured_fallback_is_refused(client, auth) -> None:
     body = {"prompt": "x", "fallback_models": ["openai/gpt-image-2"]}
 

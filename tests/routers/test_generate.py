@@ -1,4 +1,5 @@
-"""POST /v1/generate, end to end on both backends."""
+"""POST /v1/generate, end to end on both backends; refusals, the wait cap and seeded
+rendering, which do not depend on the backend, on the embedded one."""
 
 import asyncio
 import io
@@ -7,7 +8,7 @@ import json
 import httpx
 from PIL import Image
 
-from tests.support import wait_for_final
+from tests.support import embedded_only, wait_for_final
 
 
 async def generate(client: httpx.AsyncClient, auth: dict, headers: dict | None = None, **body):
@@ -63,6 +64,7 @@ async def test_prefer_wait_answers_200_with_finished_job(client, auth):
     assert job["cost_usd"] == 0.0
 
 
+@embedded_only()
 async def test_prefer_wait_is_capped_at_sixty_seconds(client, auth):
     response = await generate(client, auth, {"Prefer": "respond-async, wait=600"}, prompt="sky")
     enormous = await generate(client, auth, {"Prefer": "wait=" + "9" * 5000}, prompt="sky")
@@ -84,6 +86,7 @@ async def test_prefer_wait_that_runs_out_answers_202_with_the_current_job(client
     await client.post(f"/v1/jobs/{response.json()['id']}/cancel", headers=auth)
 
 
+@embedded_only()
 async def test_same_seed_gives_same_bytes_and_other_seed_another_image(client, auth):
     async def first_output_bytes(seed: int) -> bytes:
         response = await generate(
@@ -109,6 +112,7 @@ async def test_metadata_is_returned_as_sent(client, auth):
     assert response.json()["metadata"] == metadata
 
 
+@embedded_only()
 async def test_invalid_requests_answer_problem_json_listing_fields(client, auth):
     cases = [
         ({"prompt": ""}, "prompt"),
@@ -170,6 +174,7 @@ async def test_metadata_that_merely_looks_odd_is_kept_exactly(client, auth):
     assert response.json()["metadata"] == metadata
 
 
+@embedded_only()
 async def test_aspect_ratio_too_fine_for_the_default_size_asks_for_a_size(client, auth):
     response = await generate(client, auth, prompt="x", aspect_ratio="4095:4096")
 
@@ -190,6 +195,7 @@ async def test_concurrent_duplicates_make_one_job(client, auth):
     assert len((await client.get("/v1/jobs", headers=auth)).json()["data"]) == 1
 
 
+@embedded_only()
 async def test_unknown_model_is_a_clear_422(client, auth):
     response = await generate(client, auth, prompt="x", model="nobody/nothing")
 
@@ -197,6 +203,7 @@ async def test_unknown_model_is_a_clear_422(client, auth):
     assert "nobody/nothing" in response.json()["detail"]
 
 
+@embedded_only()
 async def test_malformed_json_is_a_422_problem(client, auth):
     response = await client.post(
         "/v1/generate", content=b'{"prompt": ', headers=auth | {"Content-Type": "application/json"}

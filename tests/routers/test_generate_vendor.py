@@ -27,7 +27,7 @@ from tests.fakes.openai_images import (
     moderation_blocked,
     slow,
 )
-from tests.support import postgres_settings, serving, tenant_of, wait_for_final
+from tests.support import embedded_only, postgres_settings, serving, tenant_of, wait_for_final
 
 WAIT = {"Prefer": "wait=30"}
 
@@ -121,6 +121,7 @@ async def test_vendor_refusal_fails_the_job_with_an_actionable_problem(vendor: V
     assert job["outputs"] == []
 
 
+@embedded_only()
 async def test_vendor_without_a_key_is_listed_unavailable_and_refused(client, auth):
     models = {m["id"]: m for m in (await client.get("/v1/models", headers=auth)).json()["data"]}
     refused = await client.post(

@@ -17,7 +17,7 @@ from app.config import Settings
 from app.ids import new_id
 from app.models import IdempotencyRecord, Job, utcnow
 from tests.factories import image_bytes
-from tests.support import serving, tenant_of, wait_for_final
+from tests.support import embedded_only, serving, tenant_of, wait_for_final
 
 
 def keyed(auth: dict, key: str) -> dict:
@@ -276,6 +276,7 @@ async def test_a_request_that_failed_releases_its_key(tmp_path):
     assert "Idempotent-Replayed" not in retry.headers
 
 
+@embedded_only()
 async def test_an_over_long_key_is_422(client, auth):
     response = await upload(client, keyed(auth, "k" * 256))
 

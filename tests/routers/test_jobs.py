@@ -1,12 +1,17 @@
 """GET/POST /v1/jobs: read, list, cancel, and tenant isolation."""
 
-import asyncio
-
 from sqlalchemy import func, select
 
-from app.models import Asset
+from app.models import Asset, Job
 from tests.factories import queued_job_row
-from tests.support import insert_job, tenant_of, wait_for_final, wait_for_status
+from tests.support import (
+    embedded_only,
+    insert_job,
+    tenant_of,
+    wait_for_final,
+    wait_for_status,
+    wait_until,
+)
 
 
 async def create_job(client, auth, **body) -> dict:
@@ -15,6 +20,7 @@ async def create_job(client, auth, **body) -> dict:
     return response.json()
 
 
+@embedded_only()
 async def test_every_v1_route_needs_a_valid_key(client):
     routes = [
         ("GET", "/v1/jobs"),
@@ -104,14 +110,20 @@ async def stored_outputs(app, job_id: str) -> int:
         return await session.scalar(query)
 
 
+async def run_has_ended(app, job_id: str) -> bool:
+    async with app.state.sessionmaker() as session:
+        dispatches = await session.scalar(select(Job.dispatches).where(Job.id == job_id))
+    return not await app.state.queue.is_pending(job_id, dispatches)
+
+
 async def test_canceled_running_job_stops_within_one_output_and_stays_canceled(app, client, auth):
     job = await create_job(client, auth, size="4096x4096", n=5)
     await wait_for_status(client, auth, job["id"], {"running"})
 
     canceled = await client.post(f"/v1/jobs/{job['id']}/cancel", headers=auth)
     at_cancel = await stored_outputs(app, job["id"])
-    # Long enough for an uncanceled run to store at least three more 4096x4096 drafts.
-    await asyncio.sleep(6)
+    # Until the queue no longer holds the run: every output it would store is stored by then.
+    await wait_until(lambda: run_has_ended(app, job["id"]), seconds=60)
 
     assert canceled.status_code == 200
     final = (await client.get(f"/v1/jobs/{job['id']}", headers=auth)).json()
@@ -135,6 +147,7 @@ async def test_malformed_ids_are_not_found_and_a_bad_cursor_is_422(client, auth)
     assert bad_cursor.status_code == 422
 
 
+@embedded_only()
 async def test_unknown_routes_and_methods_are_problem_json(client, auth):
     missing = await client.get("/v1/nothing-here", headers=auth)
     wrong_method = await client.delete("/v1/generate", headers=auth)

@@ -9,9 +9,10 @@ from app.config import Settings
 from app.ids import new_id
 from app.main import create_app
 from app.models import Asset, Job, utcnow
-from tests.support import tenant_of
+from tests.support import embedded_only, tenant_of
 
 
+@embedded_only()
 async def test_models_lists_local_draft_honestly(client, auth):
     response = await client.get("/v1/models", headers=auth)
 
@@ -53,6 +54,7 @@ async def test_readiness_is_503_problem_when_the_database_is_unreachable(tmp_pat
     assert alive.status_code == 200
 
 
+@embedded_only()
 async def test_every_model_says_what_it_can_do_and_how_it_is_priced(client, auth):
     response = await client.get("/v1/models", headers=auth)
 

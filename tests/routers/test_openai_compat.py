@@ -16,7 +16,7 @@ from app.config import Settings
 from app.imaging.geometry import parse_size
 from tests.factories import image_bytes
 from tests.fakes.openai_images import API_KEY, FakeOpenAIImages, moderation_blocked, usage_for
-from tests.support import serving, wait_for_final
+from tests.support import embedded_only, serving, wait_for_final
 
 
 @pytest.fixture
@@ -153,6 +153,7 @@ async def test_a_retry_with_the_same_idempotency_key_returns_the_same_job(
     assert len(page["data"]) == 1
 
 
+@embedded_only()
 async def test_a_bad_key_is_an_authentication_error(app):
     async with client_for(app, "dk_not_a_real_key") as bad_client:
         with pytest.raises(openai.AuthenticationError) as raised:
@@ -175,6 +176,7 @@ async def test_a_bad_key_is_an_authentication_error(app):
         ({"extra_body": {"style_preset": "noir"}}, "style_preset"),
     ],
 )
+@embedded_only()
 async def test_bad_input_is_a_bad_request_error_naming_the_param(openai_client, arguments, param):
     call = {"prompt": "a cat"} | arguments
 
@@ -188,6 +190,7 @@ async def test_bad_input_is_a_bad_request_error_naming_the_param(openai_client, 
     assert raised.value.response.headers["content-type"] == "application/json"
 
 
+@embedded_only()
 async def test_missing_prompt_is_a_missing_required_parameter(client, auth):
     response = await client.post("/v1/images/generations", json={"n": 1}, headers=auth)
 
@@ -216,6 +219,7 @@ async def test_bad_values_are_explained_in_words(client, auth):
     assert blank.json()["error"]["message"] == "Invalid value for 'prompt': must not be blank"
 
 
+@embedded_only()
 async def test_an_unknown_darkroom_model_is_not_found(openai_client):
     with pytest.raises(openai.NotFoundError) as raised:
         await openai_client.images.generate(model="nowhere/nothing", prompt="a cat")
@@ -223,6 +227,7 @@ async def test_an_unknown_darkroom_model_is_not_found(openai_client):
     assert raised.value.code == "model_not_found" and raised.value.param == "model"
 
 
+@embedded_only()
 async def test_malformed_json_is_a_bad_request_in_openais_shape(client, auth):
     response = await client.post(
         "/v1/images/generations",
@@ -357,6 +362,7 @@ async def test_edit_with_a_mask_changes_only_the_transparent_area(openai_client,
     assert "mask" in (await assets_of(client, auth, job)).values()
 
 
+@embedded_only()
 async def test_edit_with_a_mask_of_another_size_is_a_bad_request(openai_client):
     with pytest.raises(openai.BadRequestError) as raised:
         await openai_client.images.edit(
@@ -368,6 +374,7 @@ async def test_edit_with_a_mask_of_another_size_is_a_bad_request(openai_client):
     assert raised.value.param == "mask"
 
 
+@embedded_only()
 async def test_edit_of_something_that_is_not_an_image_is_a_bad_request(openai_client):
     with pytest.raises(openai.BadRequestError) as raised:
         await openai_client.images.edit(
@@ -377,6 +384,7 @@ async def test_edit_of_something_that_is_not_an_image_is_a_bad_request(openai_cl
     assert raised.value.param == "image"
 
 
+@embedded_only()
 async def test_edit_without_an_image_is_a_missing_parameter(client, auth):
     mask = {"mask": ("mask.png", mask_png(96, 64), "image/png")}
 
@@ -409,6 +417,7 @@ async def test_json_sent_to_a_multipart_route_is_told_to_send_multipart(client, 
         }, path
 
 
+@embedded_only()
 async def test_edit_with_an_unknown_file_part_is_a_bad_request(client, auth):
     files = {"image": png_file("a.png"), "sketch": png_file("b.png")}
 
@@ -433,6 +442,7 @@ async def test_edit_takes_repeated_image_brackets_parts(client, auth):
     assert set(body) <= {"created", "data", "background", "output_format", "size", "quality"}
 
 
+@embedded_only()
 async def test_edit_with_a_bad_key_is_an_authentication_error(app):
     async with client_for(app, "dk_wrong") as bad_client:
         with pytest.raises(openai.AuthenticationError):
@@ -456,6 +466,7 @@ async def test_variations_of_an_image_differ_and_keep_its_size(openai_client, cl
 
 # OpenAI's client marks variations deprecated (its own models no longer make them).
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@embedded_only()
 async def test_variation_at_another_size_is_a_bad_request(openai_client):
     with pytest.raises(openai.BadRequestError) as raised:
         await openai_client.images.create_variation(image=png_file("photo.png"), size="256x256")

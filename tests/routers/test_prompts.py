@@ -6,11 +6,12 @@ import pytest
 from app.config import Settings
 from tests.factories import image_bytes
 from tests.fakes.chat_completions import FakeChatServer
-from tests.support import serving
+from tests.support import embedded_only, serving
 
 WAIT = {"Prefer": "wait=30"}
 
 
+@embedded_only()
 async def test_optimize_reports_given_and_filled_slots(client, auth):
     response = await client.post(
         "/v1/prompts/optimize",
@@ -58,6 +59,7 @@ async def test_optimize_renders_unquoted_text_and_counts_the_style_preset_as_giv
     assert "protein bar" not in plan["slots"]["setting"]
 
 
+@embedded_only()
 async def test_optimize_is_deterministic_and_honours_the_style_preset(client, auth):
     body = {"prompt": "a fox in the snow", "style": "watercolor"}
     first = await client.post("/v1/prompts/optimize", json=body, headers=auth)
@@ -76,6 +78,7 @@ async def test_optimize_is_deterministic_and_honours_the_style_preset(client, au
         ({"prompt": ""}, None),
     ],
 )
+@embedded_only()
 async def test_optimize_refuses_bad_options(client, auth, body, field):
     response = await client.post("/v1/prompts/optimize", json=body, headers=auth)
     assert response.status_code == 422, response.text
@@ -144,6 +147,7 @@ async def test_llm_mode_uses_the_llms_slots_in_the_job(tmp_path):
     assert "cold blue moonlight" in optimized.json()["prompt"]
 
 
+@embedded_only()
 async def test_optimize_writes_tags_and_a_negative_prompt_for_diffusion_models(client, auth):
     # The plan depends only on the model's prompt style, so it works unconfigured too.
     diffusion = await client.post(
@@ -166,6 +170,7 @@ async def test_optimize_writes_tags_and_a_negative_prompt_for_diffusion_models(c
     assert len(tags["prompt"]) <= 10_000
 
 
+@embedded_only()
 async def test_blank_briefs_are_refused(client, auth):
     generate = await client.post("/v1/generate", json={"prompt": "  \n "}, headers=auth)
     optimize = await client.post(

@@ -14,7 +14,7 @@ from app.config import Settings
 from app.errors import SignatureInvalid
 from app.services import signing
 from tests.factories import image_bytes
-from tests.support import fresh_process_output
+from tests.support import embedded_only, fresh_process_output
 
 
 async def upload(client, auth) -> dict:
@@ -38,6 +38,7 @@ def with_query(url: str, **changes: str) -> str:
     return f"{parts.path}?{urlencode(query)}"
 
 
+@embedded_only()
 async def test_signed_url_downloads_without_an_api_key(client, auth):
     asset = await upload(client, auth)
 
@@ -52,6 +53,7 @@ async def test_signed_url_downloads_without_an_api_key(client, auth):
     assert response.content == (await client.get(asset["url"], headers=auth)).content
 
 
+@embedded_only()
 async def test_expires_in_is_honoured_and_bounded(client, auth):
     asset = await upload(client, auth)
 
@@ -65,6 +67,7 @@ async def test_expires_in_is_honoured_and_bounded(client, auth):
     assert too_long.status_code == 422
 
 
+@embedded_only()
 async def test_expired_url_is_refused(app, client, auth):
     asset = await upload(client, auth)
     past = datetime.now(UTC) - timedelta(seconds=1)
@@ -77,6 +80,7 @@ async def test_expired_url_is_refused(app, client, auth):
     assert response.json()["type"].endswith("/url-expired")
 
 
+@embedded_only()
 async def test_a_url_that_expires_stops_working(client, auth):
     asset = await upload(client, auth)
     signed = await mint(client, auth, asset["id"], expires_in=2)
@@ -90,6 +94,7 @@ async def test_a_url_that_expires_stops_working(client, auth):
     assert response.json()["type"].endswith("/url-expired")
 
 
+@embedded_only()
 async def test_tampered_urls_are_refused(client, auth):
     asset = await upload(client, auth)
     other = await upload(client, auth)
@@ -130,6 +135,7 @@ async def test_head_of_a_signed_url_follows_the_same_rules_as_get(app, client, a
     assert (altered.status_code, expired.status_code) == (403, 403)
 
 
+@embedded_only()
 async def test_without_key_or_signature_the_content_needs_auth(client, auth, other_auth):
     asset = await upload(client, auth)
 

@@ -11,7 +11,7 @@ from app.config import Settings
 from tests.fakes.google_gemini import API_KEY as GOOGLE_KEY
 from tests.fakes.google_gemini import FakeGemini
 from tests.routers.test_edit import photo, upload
-from tests.support import serving
+from tests.support import embedded_only, serving
 
 WAIT = {"Prefer": "wait=30"}
 
@@ -92,6 +92,7 @@ async def test_variants_of_a_job_output_keep_its_brief_and_lineage(client, auth)
     assert variant["parents"] == [{"asset_id": source_output["asset_id"], "role": "source"}]
 
 
+@embedded_only()
 async def test_bad_sources_are_problems(client, auth, other_auth):
     theirs = await upload(client, other_auth, photo())
     queued = await client.post("/v1/generate", json={"prompt": "x"}, headers=auth)
@@ -109,6 +110,7 @@ async def test_bad_sources_are_problems(client, auth, other_auth):
         assert response.headers["content-type"] == "application/problem+json"
 
 
+@embedded_only()
 async def test_an_output_index_past_the_job_is_refused(client, auth):
     generated = await client.post(
         "/v1/generate", json={"prompt": "x", "size": "64x64"}, headers=auth | WAIT

@@ -15,7 +15,7 @@ from tests.fakes.google_gemini import API_KEY as GOOGLE_KEY
 from tests.fakes.google_gemini import FakeGemini
 from tests.fakes.stability import API_KEY as STABILITY_KEY
 from tests.fakes.stability import FakeStability, MultipartReceived
-from tests.support import serving
+from tests.support import embedded_only, serving
 
 
 @pytest.fixture(autouse=True)
@@ -100,6 +100,7 @@ async def test_a_stability_job_succeeds_with_the_vendor_image_and_seed(vendors) 
     assert image.size == (output["width"], output["height"])
 
 
+@embedded_only()
 async def test_vendors_without_keys_are_listed_unavailable_and_refused(client, auth) -> None:
     listed = (await client.get("/v1/models", headers=auth)).json()["data"]
     models = {model["id"]: model for model in listed}
