@@ -6,6 +6,7 @@ import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -14,6 +15,8 @@ from pydantic import (
     WrapValidator,
 )
 from pydantic_core import PydanticCustomError
+
+from app.imaging.geometry import parse_aspect_ratio, parse_size
 
 OutputFormat = Literal["png", "jpeg", "webp"]
 # What stored assets may be: images, and the zip of an export's bundle.
@@ -49,14 +52,56 @@ def worded(accepted: str) -> WrapValidator:
     return WrapValidator(validate)
 
 
-# An exact output size, `WxH`.
-Size = Annotated[str, Field(pattern=SIZE_PATTERN), worded(SIZE_WORDS)]
-# An output aspect ratio, `W:H`, of the range every job kind makes (checked by each request).
+def _size_in_range(value: str) -> str:
+    width, height = parse_size(value)
+    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+        raise ValueError(f"each side must be between {MIN_SIDE} and {MAX_SIDE} pixels")
+    return f"{width}x{height}"
+
+
+def _aspect_in_range(value: str) -> str:
+    width, height = parse_aspect_ratio(value)
+    if not MIN_ASPECT <= width / height <= MAX_ASPECT:
+        raise ValueError("must be between 1:4 and 4:1")
+    if max(width, height) > MAX_SIDE:
+        raise ValueError(f"aspect ratio in lowest terms must fit in {MAX_SIDE} pixels a side")
+    return f"{width}:{height}"
+
+
+def _without_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+def _storable(value: dict[str, Any]) -> dict[str, Any]:
+    check_metadata(value)
+    return value
+
+
+# An exact output size, `WxH`, each side in range; normalized to a lower-case x.
+Size = Annotated[
+    str, Field(pattern=SIZE_PATTERN), worded(SIZE_WORDS), AfterValidator(_size_in_range)
+]
+# An output aspect ratio, `W:H`, of the range every job kind makes, reduced to lowest terms.
 AspectRatio = Annotated[
     str,
     Field(pattern=ASPECT_RATIO_PATTERN),
     worded(f"{ASPECT_RATIO_WORDS}, from 1:4 to 4:1"),
+    AfterValidator(_aspect_in_range),
 ]
+# Text a model is given (a prompt, a negative prompt): no NUL characters.
+ModelText = Annotated[str, AfterValidator(_without_nul)]
+# A brief: text a model is given that says something.
+Brief = Annotated[str, AfterValidator(_without_nul), AfterValidator(_not_blank)]
+# The caller's own JSON object, stored and returned exactly as sent.
+Metadata = Annotated[dict[str, Any], AfterValidator(_storable)]
 
 
 class Problem(BaseModel):

@@ -1,12 +1,11 @@
 """The contract of edits and variants: image inputs by asset, URL or base64, masks,
 references, and the variants source."""
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.imaging.geometry import parse_aspect_ratio, parse_size
-from app.schemas.common import MAX_SEED, AspectRatio, OutputFormat, Size, check_metadata
+from app.schemas.common import MAX_SEED, AspectRatio, Metadata, ModelText, OutputFormat, Size
 from app.schemas.prompts import PromptOptions
 from app.schemas.webhooks import WebhookOptions
 
@@ -81,16 +80,9 @@ class OutputOptions(BaseModel):
         le=MAX_SEED,
         description="Seed of the first output (output i uses seed + i); random if omitted.",
     )
-    metadata: dict[str, Any] | None = Field(
+    metadata: Metadata | None = Field(
         None, description="Your own JSON object (up to 16 KiB), returned as is on the job."
     )
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata_storable(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None:
-            check_metadata(value)
-        return value
 
 
 class EditRequest(OutputOptions, PromptOptions, WebhookOptions):
@@ -115,7 +107,7 @@ class EditRequest(OutputOptions, PromptOptions, WebhookOptions):
     )
 
     image: ImageInput = Field(description="The source image to edit.")
-    prompt: str = Field(
+    prompt: ModelText = Field(
         "",
         max_length=32000,
         description="What to change; empty keeps the source's look and only inpaints the mask.",
@@ -139,7 +131,7 @@ class EditRequest(OutputOptions, PromptOptions, WebhookOptions):
     model: str | None = Field(
         None, description="Model id as `provider/model`; the default if omitted."
     )
-    negative_prompt: str | None = Field(
+    negative_prompt: ModelText | None = Field(
         None, max_length=4000, description="What the image should not show, where taken."
     )
     size: Size | None = Field(
@@ -151,33 +143,6 @@ class EditRequest(OutputOptions, PromptOptions, WebhookOptions):
         None,
         description="Output aspect ratio `W:H`, at about the source's area.",
     )
-
-    @field_validator("prompt", "negative_prompt")
-    @classmethod
-    def _no_nul(cls, value: str | None) -> str | None:
-        if value is not None and "\x00" in value:
-            raise ValueError("must not contain NUL characters")
-        return value
-
-    @field_validator("size")
-    @classmethod
-    def _size_in_range(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        width, height = parse_size(value)
-        if not (64 <= width <= 4096 and 64 <= height <= 4096):
-            raise ValueError("each side must be between 64 and 4096 pixels")
-        return f"{width}x{height}"
-
-    @field_validator("aspect_ratio")
-    @classmethod
-    def _aspect_in_range(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        width, height = parse_aspect_ratio(value)
-        if not 1 / 4 <= width / height <= 4:
-            raise ValueError("must be between 1:4 and 4:1")
-        return f"{width}:{height}"
 
     @model_validator(mode="after")
     def _size_or_aspect(self) -> "EditRequest":

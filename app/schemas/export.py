@@ -10,12 +10,11 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    field_validator,
     model_validator,
 )
 
 from app.imaging.presets import MAX_SIDE, PRESETS
-from app.schemas.common import check_metadata, worded
+from app.schemas.common import Metadata, worded
 from app.schemas.webhooks import WebhookOptions
 
 ExportFit = Literal["cover", "contain", "pad", "smart"]
@@ -138,16 +137,9 @@ class ExportRequest(WebhookOptions):
     bundle: bool = Field(
         False, description="Also produce one zip of every output, as the job's last output."
     )
-    metadata: dict[str, Any] | None = Field(
+    metadata: Metadata | None = Field(
         None, description="Your own JSON object (up to 16 KiB), returned as is on the job."
     )
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata_storable(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None:
-            check_metadata(value)
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> "ExportRequest":

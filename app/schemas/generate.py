@@ -1,21 +1,16 @@
 """The generate request: a brief and how to render it."""
 
-from typing import Any
+from pydantic import ConfigDict, Field, model_validator
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
-
-from app.imaging.geometry import parse_aspect_ratio, parse_size
 from app.schemas.common import (
-    MAX_ASPECT,
     MAX_FALLBACK_MODELS,
     MAX_SEED,
-    MAX_SIDE,
-    MIN_ASPECT,
-    MIN_SIDE,
     AspectRatio,
+    Brief,
+    Metadata,
+    ModelText,
     OutputFormat,
     Size,
-    check_metadata,
 )
 from app.schemas.prompts import PromptOptions
 from app.schemas.webhooks import WebhookOptions
@@ -38,7 +33,7 @@ class GenerateRequest(PromptOptions, WebhookOptions):
         },
     )
 
-    prompt: str = Field(
+    prompt: Brief = Field(
         min_length=1, max_length=32000, description="The brief: what the image should show."
     )
     model: str | None = Field(
@@ -64,7 +59,7 @@ class GenerateRequest(PromptOptions, WebhookOptions):
         le=MAX_SEED,
         description="Seed of the first output (output i uses seed + i); random if omitted.",
     )
-    negative_prompt: str | None = Field(
+    negative_prompt: ModelText | None = Field(
         None,
         max_length=4000,
         description="What the image should not show, where the model takes it.",
@@ -77,52 +72,9 @@ class GenerateRequest(PromptOptions, WebhookOptions):
         "output records the model that made it and those that failed before it.",
         examples=[["openai/gpt-image-1.5", "local/draft"]],
     )
-    metadata: dict[str, Any] | None = Field(
+    metadata: Metadata | None = Field(
         None, description="Your own JSON object (up to 16 KiB), returned as is on the job."
     )
-
-    @field_validator("aspect_ratio")
-    @classmethod
-    def _aspect_in_range(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        width, height = parse_aspect_ratio(value)
-        if not MIN_ASPECT <= width / height <= MAX_ASPECT:
-            raise ValueError("must be between 1:4 and 4:1")
-        if max(width, height) > MAX_SIDE:
-            raise ValueError(f"aspect ratio in lowest terms must fit in {MAX_SIDE} pixels a side")
-        return f"{width}:{height}"
-
-    @field_validator("size")
-    @classmethod
-    def _size_in_range(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        width, height = parse_size(value)
-        if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
-            raise ValueError(f"each side must be between {MIN_SIDE} and {MAX_SIDE} pixels")
-        return f"{width}x{height}"
-
-    @field_validator("prompt", "negative_prompt")
-    @classmethod
-    def _no_nul(cls, value: str | None) -> str | None:
-        if value is not None and "\x00" in value:
-            raise ValueError("must not contain NUL characters")
-        return value
-
-    @field_validator("prompt")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata_storable(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None:
-            check_metadata(value)
-        return value
 
     @model_validator(mode="after")
     def _size_or_aspect(self) -> "GenerateRequest":

@@ -3,9 +3,9 @@ POST /v1/prompts/optimize."""
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.common import ASPECT_RATIO_PATTERN, ASPECT_RATIO_WORDS, worded
+from app.schemas.common import ASPECT_RATIO_PATTERN, ASPECT_RATIO_WORDS, Brief, worded
 
 Optimize = Literal["auto", "off", "llm"]
 # A destination's aspect ratio: any shape, since only the composition adapts to it.
@@ -45,7 +45,7 @@ class OptimizePromptRequest(BaseModel):
         },
     )
 
-    prompt: str = Field(min_length=1, max_length=32000, description="The brief.")
+    prompt: Brief = Field(min_length=1, max_length=32000, description="The brief.")
 
     model: str | None = Field(
         None, description="The target model, whose prompt style and length limit apply."
@@ -63,13 +63,6 @@ class OptimizePromptRequest(BaseModel):
     mode: Literal["rules", "llm"] = Field(
         "rules", description="`rules`, or `llm` over the configured LLM (falling back to rules)."
     )
-
-    @field_validator("prompt")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
 
 
 class OptimizedPromptView(BaseModel):
