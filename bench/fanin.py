@@ -11,7 +11,9 @@ the time from the first submit to the last job finished and from the last submit
 the jobs' own finished_at), jobs succeeded, each job's time from creation to finish (p50/p99),
 the most calls in flight at the fake at once, and the worker's and the API's peak RSS (VmHWM).
 
-The baseline is the same 500 calls sent straight to the fake by httpx, all at once.
+The baseline is the same 500 calls sent straight to the fake by httpx, all at once (with
+`photo` images it includes this process receiving about 1.3 GiB of answers, which on a busy
+machine takes seconds of its own; the output says how many).
 
     .venv/bin/python bench/fanin.py [--jobs 500] [--delay 2] [--image photo]
 """
@@ -179,60 +181,79 @@ async def through_darkroom(
     )
 
 
-async def direct(vendor: FakeVendor, jobs: int) -> tuple[LoadRun, int]:
-    """The same calls straight to the fake, all at once; and the most in flight there."""
+@dataclass
+class Direct:
+    """The baseline: its run, the fake's peak in flight, the size of one answer, and the CPU
+    time this process spent sending the calls and receiving the answers."""
+
+    run: LoadRun
+    vendor_peak: int
+    answer_mib: float
+    client_cpu_seconds: float
+
+
+async def direct(vendor: FakeVendor, jobs: int) -> Direct:
+    """The same calls straight to the fake, all at once."""
     await vendor.reset()
     url = f"{vendor.base_url}/images/generations"
     body = vendor.generation_body()
+    answer_bytes: list[int] = []
 
     async def send(client: httpx.AsyncClient, _: int) -> None:
-        expect(await client.post(url, json=body, headers=vendor.headers), 200)
+        response = await client.post(url, json=body, headers=vendor.headers)
+        expect(response, 200)
+        answer_bytes.append(len(response.content))
 
     async with http_clients(jobs) as clients:
+        cpu_before = time.process_time()
         run = await run_load(send, jobs, clients)
-    return run, (await vendor.stats())["peak_in_flight"]
+        cpu_seconds = time.process_time() - cpu_before
+    peak = (await vendor.stats())["peak_in_flight"]
+    return Direct(run, peak, max(answer_bytes, default=0) / 2**20, cpu_seconds)
 
 
 async def measure(arguments: argparse.Namespace, workdir: Path) -> None:
     """Run Darkroom and the baseline, and print the table."""
     async with fake_vendor(arguments.delay, arguments.image, workdir) as vendor:
         print("  direct calls ...", flush=True)
-        baseline, baseline_peak = await direct(vendor, arguments.jobs)
+        baseline = await direct(vendor, arguments.jobs)
         darkroom = await through_darkroom(vendor, workdir, arguments)
-    jobs, delay = arguments.jobs, arguments.delay
+    jobs, delay, direct_run = arguments.jobs, arguments.delay, baseline.run
     print(
         f"\n{jobs} generate jobs (openai/gpt-image-2, n=1, 1024x1024), fake vendor answering "
         f"after {delay:g} s with '{arguments.image}' PNGs.\nDarkroom: Postgres + Redis, one "
         "darkroom worker, default settings; submitted by "
         f"{arguments.submitters} concurrent submitters (202s), then polled until final.\n"
-        f"Direct: the same {jobs} vendor calls by httpx, all at once."
+        f"Direct: the same {jobs} vendor calls by httpx, all at once. Each answer is "
+        f"{baseline.answer_mib:.1f} MiB; receiving them took this process "
+        f"{baseline.client_cpu_seconds:.1f} s of CPU, part of the direct time on a busy machine."
     )
     submit_rate = f"{darkroom.submit_seconds:.1f} ({jobs / darkroom.submit_seconds:.0f} jobs/s)"
     rows = [
         ["calls", jobs, jobs],
-        ["succeeded", darkroom.succeeded, len(baseline.latencies)],
+        ["succeeded", darkroom.succeeded, len(direct_run.latencies)],
         ["submit phase s", submit_rate, "-"],
-        ["first submit to all done s", darkroom.total_seconds, baseline.wall_seconds],
+        ["first submit to all done s", darkroom.total_seconds, direct_run.wall_seconds],
         ["last submit to all done s", darkroom.after_last_submit, "-"],
         [
             "per job p50 s (created to finished)",
             percentile(darkroom.job_seconds, 50),
-            baseline.p50_ms / 1000,
+            direct_run.p50_ms / 1000,
         ],
-        ["per job p99 s", percentile(darkroom.job_seconds, 99), baseline.p99_ms / 1000],
-        ["vendor calls in flight, peak", darkroom.vendor_peak, baseline_peak],
+        ["per job p99 s", percentile(darkroom.job_seconds, 99), direct_run.p99_ms / 1000],
+        ["vendor calls in flight, peak", darkroom.vendor_peak, baseline.vendor_peak],
         ["worker peak RSS MiB", darkroom.worker_peak_mib, "-"],
         ["API peak RSS MiB", darkroom.api_peak_mib, "-"],
         [
             "total time ratio (darkroom / direct)",
-            ratio(darkroom.total_seconds, baseline.wall_seconds),
+            ratio(darkroom.total_seconds, direct_run.wall_seconds),
             "1.00x",
         ],
     ]
     print_table(["", "darkroom", "direct"], rows)
     if not darkroom.finished_in_time:
         print("Darkroom did not finish every job before the bench's timeout.")
-    for failure in (darkroom.submit.first_failure, baseline.first_failure):
+    for failure in (darkroom.submit.first_failure, direct_run.first_failure):
         if failure:
             print(f"first failure: {failure}")
 
