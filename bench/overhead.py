@@ -1,0 +1,109 @@
+"""Benchmark what Darkroom adds to one image generation over a bare call to the vendor, both
+measured in the same run.
+
+A fake OpenAI vendor that answers at once (bench/vendor.py) stands in for OpenAI. Each request is
+`POST /v1/generate` for `openai/gpt-image-2`, n=1, 1024x1024, with `Prefer: wait=60`, so its
+answer is the finished job (200, succeeded): the whole production path of one job, from the API
+through the queue, the provider call, the pixels and the stored asset, back to the caller. It is
+sent one request at a time, then by 20 concurrent callers, on two deployments:
+
+- embedded: `darkroom serve` with no DARKROOM_REDIS_URL (SQLite, the in-process job runner);
+- postgres: `darkroom serve` and one `darkroom worker` on Postgres and Redis.
+
+Every setting keeps its default, except that the API's rate limit is set out of the bench's
+reach. The baseline is the vendor call Darkroom makes, sent straight to the fake by the same
+httpx client and the same callers, measured before and after the deployments and pooled. The
+fake answers at once, so the time Darkroom adds is its end-to-end latency minus the baseline's
+at the same percentile. The fake's images are `flat` by default (small PNGs, so the figures are
+the service's own cost); `--image photo` sends PNGs the size of a real vendor's, and then the
+decoding and re-encoding of the pixels is in the figures too.
+
+    .venv/bin/python bench/overhead.py [--sequential 100] [--requests 400] [--callers 20]
+"""
+
+import argparse
+import asyncio
+import tempfile
+from pathlib import Path
+
+import httpx
+from vendor import (
+    IMAGE_KINDS,
+    PROMPT,
+    Deployment,
+    RequestFailed,
+    Runs,
+    Send,
+    direct_call,
+    embedded_deployment,
+    expect,
+    fake_vendor,
+    http_clients,
+    load_average,
+    measure_target,
+    postgres_deployment,
+    print_latency_table,
+    print_machine,
+)
+
+GENERATE_BODY = {"prompt": PROMPT, "model": "openai/gpt-image-2", "n": 1, "size": "1024x1024"}
+
+
+def generate_and_wait(deployment: Deployment) -> Send:
+    """A generate job that waits for its result and must have succeeded."""
+    url = f"{deployment.base_url}/v1/generate"
+    headers = deployment.headers | {"Prefer": "wait=60"}
+
+    async def send(client: httpx.AsyncClient, _: int) -> None:
+        response = await client.post(url, json=GENERATE_BODY, headers=headers)
+        expect(response, 200)
+        if (status := response.json()["status"]) != "succeeded":
+            raise RequestFailed(f"job {status}: {response.text[:300]}")
+
+    return send
+
+
+async def measure(sizes: argparse.Namespace, workdir: Path) -> None:
+    """Run every target and print the table."""
+    counts = sizes.sequential, sizes.requests
+    targets: dict[str, Runs] = {}
+    async with (
+        fake_vendor(0, sizes.image, workdir) as vendor,
+        http_clients(sizes.callers) as clients,
+    ):
+        direct = await measure_target(direct_call(vendor), clients, vendor, *counts)
+        deployments = {
+            "darkroom embedded": embedded_deployment(vendor, workdir),
+            "darkroom postgres": postgres_deployment(vendor, workdir, workers=1),
+        }
+        for name, starting in deployments.items():
+            async with starting as deployment:
+                print(f"  measuring {name} ...", flush=True)
+                send = generate_and_wait(deployment)
+                targets[name] = await measure_target(send, clients, vendor, *counts)
+        direct += await measure_target(direct_call(vendor), clients, vendor, *counts)
+    print(
+        "\nPOST /v1/generate, openai/gpt-image-2 n=1 1024x1024, Prefer: wait=60 (req/s = jobs/s); "
+        f"the fake vendor answers at once with '{sizes.image}' PNGs.\nadded = target minus the "
+        "direct call at the same percentile; ratio = target / direct; vendor peak = most calls "
+        "in flight at the fake. The direct rows pool runs before and after the deployments."
+    )
+    print_latency_table(direct, targets, sizes.callers)
+
+
+def main() -> None:
+    """Parse the options, run, and print the load average at both ends."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sequential", type=int, default=100, help="requests one at a time")
+    parser.add_argument("--requests", type=int, default=400, help="requests by the callers")
+    parser.add_argument("--callers", type=int, default=20, help="concurrent callers")
+    parser.add_argument("--image", choices=IMAGE_KINDS, default="flat")
+    arguments = parser.parse_args()
+    print_machine("Darkroom overhead over a bare vendor call")
+    with tempfile.TemporaryDirectory(prefix="darkroom-bench-") as directory:
+        asyncio.run(measure(arguments, Path(directory)))
+    print(f"load average at end (1, 5, 15 min): {load_average()}")
+
+
+if __name__ == "__main__":
+    main()
