@@ -52,24 +52,34 @@ def graph() -> dict[str, set[str]]:
     return dict(edges)
 
 
+def upward_imports(edges: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Each (importer, imported) pair where a package imports one on a higher layer."""
+    return sorted(
+        (source, target)
+        for source, targets in edges.items()
+        for target in targets
+        if LAYERS.get(target, 1) > LAYERS.get(source, 1)
+    )
+
+
+def cycles(edges: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Each pair of packages that import each other."""
+    pairs = {(min(a, b), max(a, b)) for a in edges for b in edges[a] if a in edges.get(b, ())}
+    return sorted(pairs)
+
+
 def main() -> int:
     edges = graph()
-    upward = []
     for source in sorted(edges):
         print(f"{source:10} -> {', '.join(sorted(edges[source]))}")
-        for target in edges[source]:
-            if LAYERS.get(target, 1) > LAYERS.get(source, 1):
-                upward.append((source, target))
-    cycles = sorted(
-        {tuple(sorted((a, b))) for a in edges for b in edges[a] if a in edges.get(b, ())}
-    )
+    upward, mutual = upward_imports(edges), cycles(edges)
     print(f"\nupward imports: {len(upward)}")
-    for source, target in sorted(upward):
+    for source, target in upward:
         print(f"  {source} -> {target}")
-    print(f"package cycles: {len(cycles)}")
-    for a, b in cycles:
+    print(f"package cycles: {len(mutual)}")
+    for a, b in mutual:
         print(f"  {a} <-> {b}")
-    return 1 if upward or cycles else 0
+    return 1 if upward or mutual else 0
 
 
 if __name__ == "__main__":
