@@ -152,6 +152,10 @@ class Provider(Protocol):
         """Make the image `call` describes."""
         ...
 
+    async def aclose(self) -> None:
+        """Release what it holds open (pooled connections) when the process ends."""
+        ...
+
     async def edit(self, call: EditCall) -> GenerateResult:
         """Edit `call.image` as the call describes; only for models whose modes include
         `edit` (InvalidForModel otherwise)."""

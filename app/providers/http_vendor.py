@@ -47,6 +47,10 @@ class HTTPVendor(ABC):
         """The typed failure for a non-2xx answer: the vendor's own cases, then
         `error_for_status`."""
 
+    async def aclose(self) -> None:
+        """Close the vendor session's pooled connections."""
+        await self._http.aclose()
+
     def is_available(self) -> bool:
         """Only with an API key."""
         return bool(self._api_key)

@@ -44,6 +44,9 @@ class LocalProvider:
         """Always: it needs nothing outside this process."""
         return True
 
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
     async def generate(self, call: GenerateCall) -> GenerateResult:
         """One draft."""
         image = await asyncio.to_thread(

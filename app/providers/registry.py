@@ -22,6 +22,11 @@ class ProviderRegistry:
     def __init__(self, providers: list[Provider]) -> None:
         self._providers = {provider.name: provider for provider in providers}
 
+    async def aclose(self) -> None:
+        """Close every provider's pooled connections."""
+        for provider in self._providers.values():
+            await provider.aclose()
+
     def catalog(self) -> list[tuple[ModelSpec, bool]]:
         """Every model with whether its provider is available here."""
         return [

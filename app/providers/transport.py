@@ -46,6 +46,11 @@ BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 8.0
 MAX_RETRY_AFTER_SECONDS = 60.0
 
+# Connections one process keeps to one vendor: calls past it wait for a free one (a job waiting
+# on a vendor holds a coroutine, not a thread, so many can wait at little cost).
+MAX_VENDOR_CONNECTIONS = 200
+MAX_IDLE_VENDOR_CONNECTIONS = 50
+
 # Vendor-hosted results: the largest file and the longest wait accepted for one image.
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
 DOWNLOAD_TIMEOUT_SECONDS = 60.0
@@ -272,6 +277,7 @@ class VendorHTTP:
         self._download_policy = download_policy or UrlPolicy()
         self.poll_interval_seconds = poll_interval_seconds
         self._sleep = sleep
+        self._pool: httpx.AsyncClient | None = None
 
     def url(self, path: str) -> str:
         """An absolute URL for a path under the base URL (absolute URLs pass through)."""
@@ -339,13 +345,33 @@ class VendorHTTP:
     async def _send(self, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
         headers = self._headers | kwargs.pop("headers", {})
         # httpx times each connect and read; this bounds the whole attempt.
-        async with (
-            asyncio.timeout(self.timeout_seconds),
-            httpx.AsyncClient(timeout=self._timeout) as client,
-        ):
-            response = await client.request(method, self.url(path), headers=headers, **kwargs)
+        async with asyncio.timeout(self.timeout_seconds):
+            response = await self._client().request(
+                method, self.url(path), headers=headers, **kwargs
+            )
             await response.aread()
             return response
+
+    def _client(self) -> httpx.AsyncClient:
+        """The session's pooled client, made on first use: calls reuse its connections
+        (keep-alive, and HTTP/2 where the vendor offers it over TLS) instead of paying for a
+        new client, TLS context and handshake each."""
+        if self._pool is None or self._pool.is_closed:
+            self._pool = httpx.AsyncClient(
+                timeout=self._timeout,
+                http2=True,
+                limits=httpx.Limits(
+                    max_connections=MAX_VENDOR_CONNECTIONS,
+                    max_keepalive_connections=MAX_IDLE_VENDOR_CONNECTIONS,
+                ),
+            )
+        return self._pool
+
+    async def aclose(self) -> None:
+        """Close the pooled connections (at the end of the process)."""
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
 
     def redact(self, text: str) -> str:
         """The text with every configured secret replaced, for details and logs."""

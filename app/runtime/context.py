@@ -35,16 +35,18 @@ async def open_context(settings: Settings) -> AsyncIterator[TaskContext]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(str(settings.database_url))
     broadcaster = open_broadcaster(settings)
+    registry = create_registry(settings)
     try:
         yield TaskContext(
             settings=settings,
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
             storage=LocalStorage(settings.asset_dir),
-            registry=create_registry(settings),
+            registry=registry,
             listeners=[broadcast_event],
             broadcaster=broadcaster,
         )
     finally:
         await broadcaster.close()
+        await registry.aclose()
         await engine.dispose()

@@ -252,3 +252,52 @@ async def test_json_of_a_non_json_answer_is_malformed(server) -> None:
 
     with pytest.raises(ProviderMalformedResponse):
         transport.json(response)
+
+
+@dataclass
+class KeepAliveServer:
+    """An HTTP/1.1 server that answers every request on a connection until the client closes
+    it, counting the connections it was opened on."""
+
+    connections: int = 0
+    port: int = 0
+    _server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> "KeepAliveServer":
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while await reader.readline():
+                while (await reader.readline()) not in (b"\r\n", b""):
+                    pass
+                body = b'{"ok": true}'
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n")
+                writer.write(b"content-length: %d\r\n\r\n%s" % (len(body), body))
+                await writer.drain()
+        finally:
+            writer.close()
+
+
+async def test_calls_reuse_the_sessions_pooled_connections_until_it_closes() -> None:
+    async with KeepAliveServer() as server:
+        http = VendorHTTP("acme", f"http://127.0.0.1:{server.port}", headers={})
+
+        answers = [await http.request("GET", "/ping") for _ in range(5)]
+        await asyncio.gather(*(http.request("GET", "/ping") for _ in range(3)))
+        await http.aclose()
+        after_close = await http.request("GET", "/ping")
+        await http.aclose()
+
+    assert [answer.json() for answer in answers] == [{"ok": True}] * 5
+    assert after_close.status_code == 200
+    # One connection for the five calls in turn, at most three for the three at once (one
+    # of them the first), and a new one after the session closed.
+    assert server.connections <= 4
