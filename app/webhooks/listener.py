@@ -39,24 +39,26 @@ def job_event_listener(dispatcher: "Dispatcher") -> Callable[..., Awaitable[None
     async def on_job_event(
         context: TaskContext, job: Job, event: JobEventType, data: dict[str, Any]
     ) -> None:
-        for delivery_id in await record_deliveries(context, job.id, event):
+        for delivery_id in await record_deliveries(context, job, event):
             await dispatcher.schedule(delivery_id, attempts=0, delay_seconds=0)
 
     return on_job_event
 
 
-async def record_deliveries(context: TaskContext, job_id: str, event: str) -> list[str]:
+async def record_deliveries(context: TaskContext, told: Job, event: str) -> list[str]:
     """Insert the deliveries of `event` for the job, once each however often the event is told
-    (a re-run job starts again); the ids of those inserted now."""
+    (a re-run job starts again); the ids of those inserted now. Who receives it depends only on
+    the job's tenant and request, which never change, so the job is read again (for the
+    payload) only when someone does."""
     event_type = EVENT_TYPES.get(event)
     if event_type is None:
         return []
     async with context.sessionmaker() as session:
-        job = await session.get(Job, job_id)
-        if job is None:
-            return []
-        receivers = await _receivers(session, job, event_type)
+        receivers = await _receivers(session, told, event_type)
         if not receivers:
+            return []
+        job = await session.get(Job, told.id)
+        if job is None:
             return []
         now = await database_now(session)
         payload = payload_body(context.settings, await job_view(session, job), event_type, now)
