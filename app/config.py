@@ -89,6 +89,13 @@ class Settings(BaseSettings):
     max_wait_seconds: int = Field(
         60, ge=0, le=60, description="Cap on the `Prefer: wait=N` header."
     )
+    key_cache_seconds: float = Field(
+        2,
+        ge=0,
+        le=60,
+        description="How long an API process remembers a live key's tenant; a revoked key "
+        "stops working within it. 0 reads the key on every request.",
+    )
     idempotency_key_seconds: int = Field(
         24 * 3600,
         ge=60,

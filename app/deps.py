@@ -13,7 +13,6 @@ from app.providers.registry import ProviderRegistry
 from app.ratelimit import enforce_rate_limit
 from app.runtime.context import TaskContext
 from app.runtime.queue import JobQueue
-from app.services.keys import tenant_for_key
 from app.storage import LocalStorage
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `darkroom keys create`.")
@@ -30,7 +29,7 @@ async def get_tenant(request: Request, session: Session, credentials: BearerCred
     # The idempotency middleware may have looked the key up already for this request.
     tenant_id = getattr(request.state, "tenant_id", None)
     if tenant_id is None:
-        tenant_id = await tenant_for_key(session, credentials.credentials)
+        tenant_id = await request.app.state.key_cache.tenant(session, credentials.credentials)
     if tenant_id is None:
         raise Unauthorized("The API key is not valid.")
     await enforce_rate_limit(request, credentials.credentials)

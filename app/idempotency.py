@@ -36,7 +36,6 @@ from app.errors import (
 from app.ids import new_id
 from app.models import IdempotencyRecord
 from app.ratelimit import enforce_rate_limit
-from app.services.keys import tenant_for_key
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +94,7 @@ async def _tenant_of(request: Request) -> str | None:
     if scheme.lower() != "bearer" or not credentials:
         return
     async with _sessionmaker(request)() as session:
-        tenant_id = await tenant_for_key(session, credentials)
+        tenant_id = await request.app.state.key_cache.tenant(session, credentials)
     # The route's own auth reads it from here instead of looking the key up again.
     request.state.tenant_id = tenant_id
     return tenant_id

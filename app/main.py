@@ -18,6 +18,7 @@ from app.routers import assets, edit, export, generate, health, jobs, models, op
 from app.routers import events as job_events
 from app.routers import webhooks as webhook_routes
 from app.runtime import Role, open_runtime
+from app.services.keys import KeyCache
 
 DESCRIPTION = (
     "Darkroom is an async API for AI image work: generate images from a brief, edit photos, "
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
     )
     app.state.settings = settings
+    app.state.key_cache = KeyCache(settings.key_cache_seconds)
     # Inside the body size limit, which bounds what the idempotency layer reads.
     app.add_middleware(IdempotencyKeys)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
