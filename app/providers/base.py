@@ -66,7 +66,8 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class GenerateCall:
-    """One image to generate, as a provider receives it: size resolved, seed fixed."""
+    """One image to generate, as a provider receives it: size resolved, seed fixed.
+    `output_format` is the format the job stores, which a vendor that can is asked for."""
 
     model: str
     prompt: str
@@ -74,6 +75,7 @@ class GenerateCall:
     height: int
     seed: int
     negative_prompt: str | None = None
+    output_format: str = "png"
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,8 @@ class Reference:
 class EditCall:
     """One edit of a source image, as a provider receives it. `mask` marks the area to change
     with fully transparent pixels; `strength` (0..1) is how far to move from the source;
-    `keep` names what must stay unchanged; `variation` (0..1) is set for variants."""
+    `keep` names what must stay unchanged; `variation` (0..1) is set for variants;
+    `output_format` is the format the job stores, which a vendor that can is asked for."""
 
     model: str
     prompt: str
@@ -120,16 +123,20 @@ class EditCall:
     keep: tuple[str, ...] = ()
     variation: float | None = None
     negative_prompt: str | None = None
+    output_format: str = "png"
 
 
 @dataclass
 class GenerateResult:
     """What a provider returns: the image, what it cost, and what the vendor reported (usage,
-    its own seed, a revised prompt) for the job record."""
+    its own seed, a revised prompt) for the job record. `encoded` is the file the vendor sent,
+    once checked like any untrusted image (decode_vendor_image), for the job to store as it is
+    when it already has the requested size and format; None for an image made in-process."""
 
     image: Image.Image
     cost_usd: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    encoded: bytes | None = None
 
 
 class Provider(Protocol):

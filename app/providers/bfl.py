@@ -248,11 +248,12 @@ class BFLProvider(HTTPVendor):
             interval_seconds=self._http.poll_interval_seconds,
             provider_request_id=task_id,
         )
-        image = await fetch_result_image(self._http, result.get("sample"))
+        image, data = await fetch_result_image(self._http, result.get("sample"))
         details: dict[str, Any] = {"provider_request_id": task_id}
         if isinstance(result.get("seed"), int):
             details["provider_seed"] = result["seed"]
-        return GenerateResult(image=image, cost_usd=cost_of(model, submitted), details=details)
+        cost = cost_of(model, submitted)
+        return GenerateResult(image=image, cost_usd=cost, details=details, encoded=data)
 
 
 def size_fields(model: FluxModel, width: int, height: int) -> dict[str, Any]:

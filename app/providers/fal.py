@@ -257,11 +257,11 @@ class FalProvider(HTTPVendor):
             provider_request_id=request_id,
         )
         output = self._http.json(await self._http.request("GET", response_url))
-        image = await fetch_result_image(self._http, first_image_url(output, request_id))
+        image, data = await fetch_result_image(self._http, first_image_url(output, request_id))
         details: dict[str, Any] = {"provider_request_id": request_id}
         if isinstance(output.get("seed"), int):
             details["provider_seed"] = output["seed"]
-        return GenerateResult(image=image, cost_usd=None, details=details)
+        return GenerateResult(image=image, cost_usd=None, details=details, encoded=data)
 
 
 def model_input(

@@ -360,7 +360,8 @@ class GoogleProvider(HTTPVendor):
             details["vendor_text"] = text[:500]
         if mime_type:
             details["vendor_format"] = mime_type
-        return GenerateResult(image=image, cost_usd=cost_of(model, tier, usage), details=details)
+        cost = cost_of(model, tier, usage)
+        return GenerateResult(image=image, cost_usd=cost, details=details, encoded=data)
 
 
 def request_body(

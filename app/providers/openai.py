@@ -25,6 +25,7 @@ from app.errors import (
     ProviderMalformedResponse,
     ProviderQuotaExhausted,
 )
+from app.imaging.codecs import LOSSY_QUALITY
 from app.providers.base import (
     EditCall,
     GenerateCall,
@@ -137,33 +138,48 @@ MODERATION_CODES = {
 # --- The wire protocol, shared with any OpenAI-compatible server ---------------------------
 
 
-def generation_body(call: GenerateCall, **extra: Any) -> dict[str, Any]:
-    """The JSON body of one generation, per ImageGenerateParams: one image at the call's size, as
-    lossless PNG (the job crops and re-encodes anyway), quality, background and moderation at
-    OpenAI's documented defaults so that a change of default cannot change our results.
-    `output_compression` applies only to JPEG and WebP, so it is not sent."""
-    return {
-        "model": call.model,
-        "prompt": call.prompt,
-        "n": 1,
-        "size": f"{call.width}x{call.height}",
-        "quality": "auto",
-        "background": "auto",
-        "output_format": "png",
-        "moderation": "auto",
-    } | extra
+def output_fields(output_format: str) -> dict[str, Any]:
+    """`output_format`, and for JPEG and WebP (the only formats that take it)
+    `output_compression` at Darkroom's own lossy quality: OpenAI's 0-100 reads like an
+    encoder's quality, 100 (its default) being the least compressed."""
+    if output_format == "png":
+        return {"output_format": "png"}
+    return {"output_format": output_format, "output_compression": LOSSY_QUALITY}
+
+
+def generation_body(call: GenerateCall, output_format: str = "png", **extra: Any) -> dict[str, Any]:
+    """The JSON body of one generation, per ImageGenerateParams: one image at the call's size in
+    `output_format` (lossless PNG unless the caller asks for the format the job stores, so that
+    an image already the right size can be stored as sent), quality, background and moderation
+    at OpenAI's documented defaults so that a change of default cannot change our results."""
+    return (
+        {
+            "model": call.model,
+            "prompt": call.prompt,
+            "n": 1,
+            "size": f"{call.width}x{call.height}",
+            "quality": "auto",
+            "background": "auto",
+            "moderation": "auto",
+        }
+        | output_fields(output_format)
+        | extra
+    )
 
 
 FormFields = dict[str, str]
 FormFiles = list[tuple[str, tuple[str, bytes, str]]]
 
 
-def edit_form(call: EditCall, vendor: str, **extra: str) -> tuple[FormFields, FormFiles]:
+def edit_form(
+    call: EditCall, vendor: str, output_format: str = "png", **extra: str
+) -> tuple[FormFields, FormFiles]:
     """The multipart form of one edit, as the official client sends it (resources/images.py,
     `extract_files` with array format "brackets"): the source alone as an `image` part, or the
     source then each reference as repeated `image[]` parts; the mask as a `mask` PNG with alpha
-    (OpenAI applies it to the first image); the text fields as form fields. What must stay fixed
-    and the roles of the references are in the prompt, which the prompt builder wrote."""
+    (OpenAI applies it to the first image); the text fields, the image in `output_format`
+    included, as form fields. What must stay fixed and the roles of the references are in the
+    prompt, which the prompt builder wrote."""
     images = [call.image, *(reference.image for reference in call.references)]
     image_part = "image" if len(images) == 1 else "image[]"
     files: FormFiles = [
@@ -178,9 +194,9 @@ def edit_form(call: EditCall, vendor: str, **extra: str) -> tuple[FormFields, Fo
         "size": f"{call.width}x{call.height}",
         "quality": "auto",
         "background": "auto",
-        "output_format": "png",
-    } | extra
-    return fields, files
+    }
+    fields |= {name: str(value) for name, value in output_fields(output_format).items()}
+    return fields | extra, files
 
 
 def upload(stem: str, image: InputImage, vendor: str) -> tuple[str, bytes, str]:
@@ -350,11 +366,12 @@ class OpenAIProvider(HTTPVendor):
         return list(MODELS)
 
     async def generate(self, call: GenerateCall) -> GenerateResult:
-        """One image at the call's size. The API takes no seed or negative prompt, so neither
-        is sent (the capabilities say so)."""
+        """One image at the call's size, in the format the job stores. The API takes no seed or
+        negative prompt, so neither is sent (the capabilities say so)."""
         self.check_configured()
-        image, answer = await self._endpoints.generate(generation_body(call))
-        return GenerateResult(image, cost_of(call.model, answer.usage), result_details(answer))
+        body = generation_body(call, call.output_format)
+        image, answer = await self._endpoints.generate(body)
+        return result_of(call.model, image, answer)
 
     async def edit(self, call: EditCall) -> GenerateResult:
         """The source edited as the prompt says, within the mask if there is one, steered by
@@ -366,9 +383,16 @@ class OpenAIProvider(HTTPVendor):
                 f"OpenAI edits take at most {MAX_EDIT_IMAGES - 1} reference images.",
                 provider=PROVIDER,
             )
-        fields, files = edit_form(call, PROVIDER, **input_fidelity(call))
+        fields, files = edit_form(call, PROVIDER, call.output_format, **input_fidelity(call))
         image, answer = await self._endpoints.edit(fields, files)
-        return GenerateResult(image, cost_of(call.model, answer.usage), result_details(answer))
+        return result_of(call.model, image, answer)
+
+
+def result_of(model: str, image: Image.Image, answer: ImagesAnswer) -> GenerateResult:
+    """An image OpenAI made, with the bytes it sent, its cost and what it reported."""
+    return GenerateResult(
+        image, cost_of(model, answer.usage), result_details(answer), encoded=answer.data
+    )
 
 
 def input_fidelity(call: EditCall) -> dict[str, str]:

@@ -94,7 +94,7 @@ class OpenAICompatibleProvider(HTTPVendor):
         self.check_configured()
         body = generation_body(call, response_format="b64_json")
         image, answer = await self._endpoints.generate(body)
-        return GenerateResult(image, None, result_details(answer))
+        return GenerateResult(image, None, result_details(answer), encoded=answer.data)
 
     async def edit(self, call: EditCall) -> GenerateResult:
         """The source edited as the prompt says, within the mask if there is one."""
@@ -105,7 +105,7 @@ class OpenAICompatibleProvider(HTTPVendor):
             )
         fields, files = edit_form(call, PROVIDER, response_format="b64_json")
         image, answer = await self._endpoints.edit(fields, files)
-        return GenerateResult(image, None, result_details(answer))
+        return GenerateResult(image, None, result_details(answer), encoded=answer.data)
 
     def check_configured(self) -> None:
         """Refuse a call before any request when no base URL is configured."""

@@ -81,15 +81,17 @@ async def _cancel_quietly(vendor: str, cancel: Callable[[], Awaitable[object]]) 
         logger.warning("%s: could not cancel an abandoned job: %s", vendor, exc)
 
 
-async def fetch_result_image(http: VendorHTTP, url: object) -> Image.Image:
+async def fetch_result_image(http: VendorHTTP, url: object) -> tuple[Image.Image, bytes]:
     """Download the image a vendor hosts at `url` and decode it, checked like any untrusted
-    image; ProviderMalformedResponse if the URL is missing or the bytes are no usable image."""
+    image: the pixels and the file as downloaded. ProviderMalformedResponse if the URL is
+    missing or the bytes are no usable image."""
     if not isinstance(url, str) or not url:
         raise ProviderMalformedResponse(
             f"{http.vendor}'s finished job names no result image.", provider=http.vendor
         )
     data = await http.download(url)
-    return await asyncio.to_thread(decode_vendor_image, data, http.vendor, MAX_RESULT_PIXELS)
+    image = await asyncio.to_thread(decode_vendor_image, data, http.vendor, MAX_RESULT_PIXELS)
+    return image, data
 
 
 def base64_image(image: InputImage) -> str:

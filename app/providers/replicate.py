@@ -242,12 +242,12 @@ class ReplicateProvider(HTTPVendor):
                 on_deadline=cancel,
                 provider_request_id=prediction_id,
             )
-        image = await fetch_result_image(self._http, first_output(final.get("output")))
+        image, data = await fetch_result_image(self._http, first_output(final.get("output")))
         details: dict[str, Any] = {"provider_request_id": prediction_id}
         metrics = final.get("metrics")
         if isinstance(metrics, dict) and isinstance(metrics.get("predict_time"), int | float):
             details["provider_predict_seconds"] = metrics["predict_time"]
-        return GenerateResult(image=image, cost_usd=None, details=details)
+        return GenerateResult(image=image, cost_usd=None, details=details, encoded=data)
 
     async def _create(self, name: str, fields: dict[str, Any]) -> dict[str, Any]:
         model, _, version = name.partition(":")

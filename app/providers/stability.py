@@ -341,7 +341,9 @@ class StabilityProvider(HTTPVendor):
         vendor_seed = response.headers.get("seed")
         if vendor_seed is not None and vendor_seed.isdigit():
             details["vendor_seed"] = int(vendor_seed)
-        return GenerateResult(image=image, cost_usd=price, details=details)
+        return GenerateResult(
+            image=image, cost_usd=price, details=details, encoded=response.content
+        )
 
 
 def vendor_seed(seed: int) -> int:

@@ -294,6 +294,12 @@ def check_common(
         qualities |= {"xhigh", "max"}
     check_choice(body, "quality", qualities)
     check_choice(body, "output_format", set(PILLOW_FORMATS))
+    compression = body.get("output_compression")
+    if compression is not None and (
+        not isinstance(compression, int) or not 0 <= compression <= 100
+    ):
+        message = f"Invalid 'output_compression': {compression}; expected 0 to 100."
+        raise InvalidRequest(message, "invalid_value", "output_compression")
     check_choice(body, "background", {"transparent", "opaque", "auto"})
     check_choice(body, "stream", {False})
     check_choice(body, "response_format", {"b64_json", "url"})
@@ -522,13 +528,15 @@ class FakeOpenAIImages(FakeHTTPServer):
     and read what it was sent in `received` (and an edit's parsed form in `forms`).
 
     `api_key` None takes requests without one; `models` are the model names it serves;
-    `compatible` and `links` make it a self-hosted OpenAI-compatible server (see the module)."""
+    `compatible` and `links` make it a self-hosted OpenAI-compatible server (see the module).
+    `sent` holds the encoded file of every image it answered with, in order."""
 
     api_key: str | None = API_KEY
     models: set[str] = field(default_factory=lambda: set(MODELS))
     compatible: bool = False
     links: bool = False
     forms: list[Form] = field(default_factory=list)
+    sent: list[bytes] = field(default_factory=list)
     _script: deque[Reply] = field(default_factory=deque)
     _files: dict[str, bytes] = field(default_factory=dict)
 
@@ -610,6 +618,7 @@ class FakeOpenAIImages(FakeHTTPServer):
         input_images: int,
     ) -> Reply:
         rendered = render(width, height, output_format)
+        self.sent.extend([rendered] * n)
         if self.links:
             name = f"{uuid.uuid4().hex}.{output_format}"
             self._files[name] = rendered

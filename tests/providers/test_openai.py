@@ -478,6 +478,17 @@ async def test_an_edit_of_one_image_sends_a_single_image_part(
     assert openai_server.forms[0].file_names == ["image"]
 
 
+async def test_an_edit_asks_for_the_stored_format_and_returns_the_file_sent(
+    openai_server: FakeOpenAIImages,
+) -> None:
+    result = await provider_for(openai_server).edit(edit_call(output_format="jpeg"))
+
+    fields = dict(openai_server.forms[0].fields)
+    assert (fields["output_format"], fields["output_compression"]) == ("jpeg", "90")
+    assert result.encoded == openai_server.sent[0]
+    assert openai_server.sent[0].startswith(b"\xff\xd8\xff")
+
+
 async def test_a_mask_without_alpha_or_at_another_size_is_sent_as_a_png_with_alpha(
     openai_server: FakeOpenAIImages,
 ) -> None:

@@ -4,6 +4,7 @@ image server: OpenAI's wire protocol, an optional key, answers as base64 or as l
 import io
 import typing
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 from PIL import Image
@@ -70,6 +71,16 @@ async def test_generates_through_openais_endpoint_asking_for_base64(server) -> N
     assert "authorization" not in request.headers  # no key configured, none sent
     assert request.body["model"] == "flux-schnell"
     assert request.body["response_format"] == "b64_json"
+
+
+async def test_png_is_asked_for_whatever_the_job_stores(server) -> None:
+    call = replace(generate_call(), output_format="webp")
+
+    result = await provider_for(server).generate(call)
+
+    assert server.received[0].body["output_format"] == "png"
+    assert "output_compression" not in server.received[0].body
+    assert result.encoded == server.sent[0]
 
 
 async def test_a_configured_key_is_sent_as_bearer() -> None:

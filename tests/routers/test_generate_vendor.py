@@ -110,6 +110,66 @@ async def test_a_native_size_is_used_as_is(vendor: Vendor) -> None:
     assert output["details"]["fit"] == "exact"
 
 
+async def stored_bytes(vendor: Vendor, output: dict) -> bytes:
+    """The file stored for an output."""
+    response = await vendor.client.get(output["url"], headers=vendor.auth)
+    assert response.status_code == 200, response.text
+    return response.content
+
+
+async def test_an_image_of_the_requested_size_and_format_is_stored_as_the_vendor_sent_it(
+    vendor: Vendor,
+) -> None:
+    job = await generate(
+        vendor, prompt="a teal kettle", model="openai/gpt-image-2", size="1024x1024"
+    )
+
+    assert job["status"] == "succeeded", job
+    assert vendor.server.received[0].body["output_format"] == "png"
+    assert "output_compression" not in vendor.server.received[0].body
+    output = job["outputs"][0]
+    assert output["details"]["passed_through"] is True
+    assert output["details"]["fit"] == "exact"
+    assert await stored_bytes(vendor, output) == vendor.server.sent[0]
+
+
+async def test_an_image_that_needs_fitting_is_re_encoded_and_says_so(vendor: Vendor) -> None:
+    job = await generate(
+        vendor, prompt="a teal kettle", model="openai/gpt-image-2", size="1360x765"
+    )
+
+    assert job["status"] == "succeeded", job
+    output = job["outputs"][0]
+    assert output["details"]["generated_size"] == "1536x1024"
+    assert output["details"]["passed_through"] is False
+    stored = await stored_bytes(vendor, output)
+    assert stored != vendor.server.sent[0]
+    with Image.open(io.BytesIO(stored)) as image:
+        assert (image.format, image.size) == ("PNG", (1360, 765))
+
+
+async def test_openai_is_asked_for_the_requested_format_and_its_file_is_kept(
+    vendor: Vendor,
+) -> None:
+    job = await generate(
+        vendor,
+        prompt="a teal kettle",
+        model="openai/gpt-image-2",
+        size="1024x1024",
+        output_format="webp",
+    )
+
+    assert job["status"] == "succeeded", job
+    body = vendor.server.received[0].body
+    assert (body["output_format"], body["output_compression"]) == ("webp", 90)
+    output = job["outputs"][0]
+    assert output["format"] == "webp"
+    assert output["details"]["passed_through"] is True
+    sent = vendor.server.sent[0]
+    assert sent.startswith(b"RIFF") and sent[8:12] == b"WEBP"
+    assert await stored_bytes(vendor, output) == sent
+
+
 async def test_vendor_refusal_fails_the_job_with_an_actionable_problem(vendor: Vendor) -> None:
     vendor.server.script(moderation_blocked())
 

@@ -71,13 +71,14 @@ class EditRunner(KindRunner):
                     width=width,
                     height=height,
                     seed=seed,
+                    output_format=request["output_format"],
                 )
             )
 
         result, details = await call_with_fallbacks(self.context, models, call)
         if request.get("variation") is not None:
             details["variation"] = request["variation"]
-        encoded = await finish_image(result.image, request, details)
+        encoded = await finish_image(result, request, details)
         return Output(encoded, seed=seed, parents=self.parents(), details=details)
 
 

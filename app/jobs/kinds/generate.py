@@ -1,11 +1,10 @@
 """Generate jobs: each output is one provider call at the model's nearest generation size,
-then cropped or padded to the exact requested size."""
+then cropped or padded to the exact requested size (or stored as the vendor sent it, when it
+already is that size and format)."""
 
 import asyncio
 
-from PIL import Image
-
-from app.imaging.codecs import ImageInfo, encode
+from app.imaging.codecs import ImageInfo, encode, sniff_format
 from app.imaging.geometry import fit_exact, fit_kind
 from app.jobs.kinds.base import KindRunner, call_with_fallbacks
 from app.models import Job
@@ -23,12 +22,27 @@ def model_chain(job: Job) -> list[str]:
     return [job.model, *job.request.get("fallback_models", [])]
 
 
-async def finish_image(image: Image.Image, request: dict, details: dict) -> tuple[bytes, ImageInfo]:
-    """Scale and crop to the exact requested size and encode, off the event loop; records in
-    `details` what the model made and how it became exactly the requested size."""
-    details["generated_size"] = f"{image.width}x{image.height}"
-    details["fit"] = fit_kind(image.size, request["width"], request["height"])
+async def finish_image(
+    result: GenerateResult, request: dict, details: dict
+) -> tuple[bytes, ImageInfo]:
+    """The stored file of an output: the vendor's own bytes when they already have the
+    requested size and format (already checked, and keeping what the vendor embedded), else the
+    image scaled and cropped to the exact requested size and encoded, off the event loop.
+    Records in `details` what the model made, how it became exactly the requested size, and
+    whether its bytes were passed through."""
+    image = result.image
     width, height, image_format = request["width"], request["height"], request["output_format"]
+    details["generated_size"] = f"{image.width}x{image.height}"
+    details["fit"] = fit_kind(image.size, width, height)
+    encoded = result.encoded
+    if (
+        encoded is not None
+        and image.size == (width, height)
+        and sniff_format(encoded) == image_format
+    ):
+        details["passed_through"] = True
+        return encoded, ImageInfo(image_format, width, height)
+    details["passed_through"] = False
 
     def _finish() -> tuple[bytes, ImageInfo]:
         fitted = fit_exact(image, width, height)
@@ -54,9 +68,10 @@ class GenerateRunner(KindRunner):
                     width=width,
                     height=height,
                     seed=seed,
+                    output_format=request["output_format"],
                 )
             )
 
         result, details = await call_with_fallbacks(self.context, model_chain(self.job), call)
-        encoded = await finish_image(result.image, request, details)
+        encoded = await finish_image(result, request, details)
         return Output(encoded, seed=seed, details=details)
