@@ -31,8 +31,9 @@ class JobOutput(BaseModel):
     cost_usd: float | None = Field(None, description="What it cost, where known.")
     details: dict[str, Any] = Field(
         default_factory=dict,
-        description="What else is known of how it was made (fallbacks tried, export target, "
-        "vendor usage).",
+        description="What else is known of how it was made: the size the model made "
+        "(`generated_size`), how it became the requested size (`fit`), whether the vendor's file "
+        "was stored as sent (`passed_through`), fallbacks tried, export target, vendor usage.",
     )
 
 
