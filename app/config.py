@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(40_000_000, ge=4096, description="Largest decoded image.")
 
     runner_concurrency: int = Field(4, ge=1, description="Jobs run at once by one process.")
+    cpu_threads: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="Threads a process gives to pixel work (decoding, fitting, encoding, local "
+        "renders, exports); 0 means one per core.",
+    )
     job_output_concurrency: int = Field(
         4,
         ge=1,

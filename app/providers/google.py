@@ -21,7 +21,6 @@ reproducible, so the models declare no seed; masks, which the API does not take 
 in words what to change).
 """
 
-import asyncio
 import base64
 import binascii
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from app.cpu import run_cpu
 from app.errors import (
     InvalidForModel,
     ModerationBlocked,
@@ -349,9 +349,7 @@ class GoogleProvider(HTTPVendor):
         )
         payload = self._http.json(response)
         data, mime_type, text = read_image(payload)
-        image = await asyncio.to_thread(
-            decode_vendor_image, data, PROVIDER, MAX_OUTPUT_PIXELS, LABEL
-        )
+        image = await run_cpu(decode_vendor_image, data, PROVIDER, MAX_OUTPUT_PIXELS, LABEL)
         usage = payload.get("usageMetadata") if isinstance(payload, dict) else None
         details: dict[str, Any] = {"aspect_ratio": aspect, "image_size": tier}
         if isinstance(usage, dict):

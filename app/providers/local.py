@@ -1,9 +1,8 @@
 """The offline `local` provider: instant, deterministic procedural drafts, no network."""
 
-import asyncio
-
 from PIL import Image
 
+from app.cpu import run_cpu
 from app.providers.base import (
     EditCall,
     GenerateCall,
@@ -49,14 +48,12 @@ class LocalProvider:
 
     async def generate(self, call: GenerateCall) -> GenerateResult:
         """One draft."""
-        image = await asyncio.to_thread(
-            render_draft, call.prompt, call.seed, call.width, call.height
-        )
+        image = await run_cpu(render_draft, call.prompt, call.seed, call.width, call.height)
         return GenerateResult(image=image, cost_usd=0.0)
 
     async def edit(self, call: EditCall) -> GenerateResult:
         """A classical edit (masked inpaint, grade, colour transfer) or a seeded variant."""
-        return GenerateResult(image=await asyncio.to_thread(_edit, call), cost_usd=0.0)
+        return GenerateResult(image=await run_cpu(_edit, call), cost_usd=0.0)
 
 
 def _edit(call: EditCall) -> Image.Image:

@@ -8,7 +8,6 @@ package (3.57.0: `types/image_generate_params.py`, `types/image_edit_params.py`,
 `types/images_response.py`, `resources/images.py`) is the reference for fields and values.
 """
 
-import asyncio
 import base64
 import binascii
 import io
@@ -18,6 +17,7 @@ from typing import Any, Unpack
 import httpx
 from PIL import Image
 
+from app.cpu import run_cpu
 from app.errors import (
     InvalidForModel,
     ModerationBlocked,
@@ -320,7 +320,7 @@ class ImagesEndpoints:
 
     async def _image(self, response: httpx.Response) -> tuple[Image.Image, ImagesAnswer]:
         answer = await read_images_answer(self.http, self.label, response)
-        image = await asyncio.to_thread(
+        image = await run_cpu(
             decode_vendor_image, answer.data, self.http.vendor, MAX_OUTPUT_PIXELS, self.label
         )
         return image, answer

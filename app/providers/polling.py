@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import httpx
 from PIL import Image
 
+from app.cpu import run_cpu
 from app.errors import DarkroomError, ProviderMalformedResponse, ProviderOverloaded
 from app.providers.base import InputImage
 from app.providers.transport import VendorHTTP, decode_vendor_image, input_media_type
@@ -90,7 +91,7 @@ async def fetch_result_image(http: VendorHTTP, url: object) -> tuple[Image.Image
             f"{http.vendor}'s finished job names no result image.", provider=http.vendor
         )
     data = await http.download(url)
-    image = await asyncio.to_thread(decode_vendor_image, data, http.vendor, MAX_RESULT_PIXELS)
+    image = await run_cpu(decode_vendor_image, data, http.vendor, MAX_RESULT_PIXELS)
     return image, data
 
 

@@ -26,7 +26,6 @@ How Darkroom's calls map onto the endpoints:
 Left out: `upscale/creative`, which answers with an id to poll at `/v2beta/results/{id}`.
 """
 
-import asyncio
 import io
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +33,7 @@ from typing import Any
 import httpx
 from PIL import Image
 
+from app.cpu import run_cpu
 from app.errors import (
     InvalidForModel,
     ModerationBlocked,
@@ -308,7 +308,7 @@ class StabilityProvider(HTTPVendor):
             raise InvalidForModel(
                 f"{PROVIDER}/{model.name} takes no reference images.", provider=PROVIDER
             )
-        path, form, price, operation = await asyncio.to_thread(edit_request, model, call)
+        path, form, price, operation = await run_cpu(edit_request, model, call)
         return await self._post(path, form, price, {"operation": operation})
 
     def _model(self, name: str) -> StabilityModel:
@@ -334,7 +334,7 @@ class StabilityProvider(HTTPVendor):
                 f"Stability answered {response.headers.get('content-type')!r}, not an image.",
                 **extensions,
             )
-        image = await asyncio.to_thread(
+        image = await run_cpu(
             decode_vendor_image, response.content, PROVIDER, MAX_OUTPUT_PIXELS, LABEL
         )
         details = details | {"finish_reason": finish_reason}

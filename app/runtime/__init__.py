@@ -9,6 +9,7 @@ from enum import StrEnum
 from arq.connections import ArqRedis
 
 from app.config import Settings
+from app.cpu import set_threads
 from app.runtime.context import TaskContext, open_context
 from app.runtime.queue import ArqQueue, InProcessQueue, JobQueue
 
@@ -52,6 +53,7 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     """Open the context and the queue for a process of this role. A worker passes the Redis
     connection arq gave it; the API passes `run_job` to run jobs itself when there is no Redis."""
+    set_threads(settings.cpu_threads)
     async with open_context(settings) as context:
         queue = await _open_queue(context, role, run_job, redis)
         try:

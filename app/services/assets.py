@@ -1,6 +1,5 @@
 """Assets: storing bytes with their facts, keyed so that a re-run job never duplicates one."""
 
-import asyncio
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.cpu import run_cpu
 from app.errors import NotFound
 from app.ids import is_id, new_id
 from app.imaging.codecs import MEDIA_TYPES, ImageInfo, file_extension, inspect_image
@@ -46,7 +46,7 @@ async def create_upload(
 ) -> Asset:
     """Validate untrusted bytes and store them as the tenant's asset (an `upload`, or a
     `reference` given inline or by URL with a request)."""
-    info = await asyncio.to_thread(inspect_image, data, max_pixels)
+    info = await run_cpu(inspect_image, data, max_pixels)
     asset = Asset(**await _store(storage, tenant_id, data, info), source=source)
     session.add(asset)
     return asset

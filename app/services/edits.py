@@ -15,6 +15,7 @@ from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.cpu import run_cpu
 from app.errors import DarkroomError, InvalidImage, InvalidInput
 from app.fetcher import fetch_image
 from app.imaging.geometry import parse_aspect_ratio, parse_size
@@ -225,7 +226,7 @@ async def _check_mask(inputs: Inputs, mask: Asset, source: Asset) -> None:
             field="mask",
         )
     data = await inputs.load(mask)
-    if not await asyncio.to_thread(_has_alpha, data):
+    if not await run_cpu(_has_alpha, data):
         raise InvalidImage(
             "mask: the mask has no alpha channel; use a PNG whose fully transparent pixels "
             "(alpha 0) mark the area to change.",

@@ -147,11 +147,14 @@ async def test_a_job_past_its_timeout_fails_with_job_timeout(tmp_path):
 
 
 async def test_renewals_keep_a_job_longer_than_its_lease_with_its_first_worker(tmp_path):
+    # Outputs one at a time: three 4096x4096 renders at once would hold both cores of a small
+    # machine, and this test is about renewals, not about sharing the cores.
     settings = Settings(
         data_dir=tmp_path / "var",
         job_lease_seconds=0.6,
         sweep_interval_seconds=0.1,
         queued_grace_seconds=0,
+        job_output_concurrency=1,
     )
     async with serving(settings) as (_, client, auth):
         body = {"prompt": "a long one", "size": "4096x4096", "n": 3}

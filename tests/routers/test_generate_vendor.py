@@ -27,7 +27,14 @@ from tests.fakes.openai_images import (
     moderation_blocked,
     slow,
 )
-from tests.support import embedded_only, postgres_settings, serving, tenant_of, wait_for_final
+from tests.support import (
+    embedded_only,
+    postgres_settings,
+    serving,
+    tenant_of,
+    wait_for_final,
+    wait_for_status,
+)
 
 WAIT = {"Prefer": "wait=30"}
 
@@ -321,3 +328,27 @@ async def test_a_jobs_outputs_wait_on_the_vendor_together(vendor):
     assert vendor.server.peak_in_flight == 4
     assert [output["seed"] for output in job["outputs"]] == [7, 8, 9, 10]
     assert len({output["asset_id"] for output in job["outputs"]}) == 4
+
+
+async def test_pixel_work_of_one_job_does_not_hold_back_anothers_vendor_call(vendor):
+    heavy = await vendor.client.post(
+        "/v1/generate",
+        json={"prompt": "a long one", "size": "4096x4096", "n": 4},
+        headers=vendor.auth,
+    )
+    await wait_for_status(vendor.client, vendor.auth, heavy.json()["id"], {"running"})
+    quick = await vendor.client.post(
+        "/v1/generate",
+        json={"model": "openai/gpt-image-2", "prompt": "a kite"},
+        headers=vendor.auth,
+    )
+
+    quick_job, _ = await wait_for_final(vendor.client, vendor.auth, quick.json()["id"])
+    heavy_job = (
+        await vendor.client.get(f"/v1/jobs/{heavy.json()['id']}", headers=vendor.auth)
+    ).json()
+
+    assert quick_job["status"] == "succeeded"
+    # The vendor job was called and finished while the renders were still running.
+    assert heavy_job["status"] == "running"
+    assert len(vendor.server.received) == 1

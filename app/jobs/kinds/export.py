@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from app.cpu import run_cpu
 from app.errors import ExportBudgetExceeded, NotFound
 from app.imaging.codecs import ImageInfo, file_extension
 from app.imaging.export import (
@@ -48,7 +49,7 @@ class ExportRunner(KindRunner):
         if source is None:
             raise NotFound(f"Asset {self.request['asset_id']} no longer exists.")
         data = await self.context.storage.get(source.storage_key)
-        self.prepared = await asyncio.to_thread(
+        self.prepared = await run_cpu(
             prepare_export, data, self.targets, export_options(self.request)
         )
 
@@ -94,7 +95,7 @@ class ExportRunner(KindRunner):
         """Render target `index` on a thread, once."""
         if index not in self.renders:
             assert self.prepared is not None, "prepare() runs before make()"
-            rendering = asyncio.ensure_future(asyncio.to_thread(self.prepared.render, index))
+            rendering = asyncio.ensure_future(run_cpu(self.prepared.render, index))
             # A render started ahead may never be awaited when the job stops early.
             rendering.add_done_callback(_consume_exception)
             self.renders[index] = rendering
@@ -115,7 +116,7 @@ class ExportRunner(KindRunner):
             [member.format for member in members],
         )
         contents = [await self.context.storage.get(member.storage_key) for member in members]
-        data = await asyncio.to_thread(_zip, list(zip(names, contents, strict=True)))
+        data = await run_cpu(_zip, list(zip(names, contents, strict=True)))
         files = [
             {"name": name, "asset_id": member.id}
             for name, member in zip(names, members, strict=True)

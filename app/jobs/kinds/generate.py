@@ -2,8 +2,7 @@
 then cropped or padded to the exact requested size (or stored as the vendor sent it, when it
 already is that size and format)."""
 
-import asyncio
-
+from app.cpu import run_cpu
 from app.imaging.codecs import ImageInfo, encode, sniff_format
 from app.imaging.geometry import fit_exact, fit_kind
 from app.jobs.kinds.base import KindRunner, call_with_fallbacks
@@ -48,7 +47,7 @@ async def finish_image(
         fitted = fit_exact(image, width, height)
         return encode(fitted, image_format), ImageInfo(image_format, width, height)
 
-    return await asyncio.to_thread(_finish)
+    return await run_cpu(_finish)
 
 
 class GenerateRunner(KindRunner):
