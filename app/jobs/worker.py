@@ -3,12 +3,14 @@ out a Redis outage of any length without exiting."""
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 from typing import Any, ClassVar
 
-from arq.connections import RedisSettings
+from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker, get_kwargs
+from redis.exceptions import AuthenticationError, AuthorizationError
 
 from app.config import Settings
 from app.jobs import tasks
@@ -84,6 +86,12 @@ class DarkroomWorker(Worker):
     `_release_sem_dec_counter_on_complete`; arq is in maintenance-only mode, so they are not
     expected to move."""
 
+    async def main(self) -> None:
+        """Connect (waiting for Redis however long it takes to answer), then run arq's loop."""
+        if self._pool is None:
+            self._pool = await self._connect()
+        await super().main()
+
     async def _poll_iteration(self) -> None:
         try:
             await super()._poll_iteration()
@@ -138,6 +146,34 @@ class DarkroomWorker(Worker):
             await sweep(runtime.context, runtime.queue, grace_seconds=AFTER_OUTAGE_GRACE_SECONDS)
         except Exception:
             logger.exception("could not re-send the jobs lost with Redis; the sweeper will")
+
+    async def _connect(self) -> ArqRedis:
+        # arq's own attempts, a second apart and each logged, give way to the backoff; a Redis
+        # that refuses the credentials will not change its mind, so that still stops the worker.
+        settings = dataclasses.replace(self.redis_settings, conn_retries=0)
+        delay = RECONNECT_FIRST_DELAY_SECONDS
+        waited = False
+        while True:
+            try:
+                pool = await create_pool(
+                    settings,
+                    job_serializer=self.job_serializer,
+                    job_deserializer=self.job_deserializer,
+                    default_queue_name=self.queue_name,
+                    expires_extra_ms=self.expires_extra_ms,
+                )
+            except (AuthenticationError, AuthorizationError):
+                raise
+            except REDIS_UNREACHABLE as error:
+                if not waited:
+                    logger.warning("Redis unreachable at start (%r); waiting for it", error)
+                waited = True
+                await asyncio.sleep(delay * random.uniform(0.5, 1))
+                delay = min(delay * 2, RECONNECT_MAX_DELAY_SECONDS)
+                continue
+            if waited:
+                logger.info("Redis back; starting")
+            return pool
 
     async def _redis_answers(self) -> bool:
         try:

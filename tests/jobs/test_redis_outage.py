@@ -191,6 +191,33 @@ async def test_a_worker_stopped_during_an_outage_closes_cleanly(
     assert "Traceback" not in output, output
 
 
+async def test_a_worker_started_while_redis_is_down_waits_for_it(
+    outage_app, private_redis, data_dir
+):
+    app = outage_app
+    auth = await new_api_key(app)
+    log = data_dir / f"outage-start-{uuid.uuid4().hex}.log"
+    private_redis.kill()
+    worker = start_worker(app.state.settings, log)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        await wait_until(lambda: _logged(log, "Redis unreachable at start"), seconds=30)
+        private_redis.start()
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://darkroom.test"
+        ) as client:
+            body = {"prompt": "lighthouse at dusk", "model": "local/draft", "size": "512x512"}
+            job = (await client.post("/v1/generate", json=body, headers=auth)).json()
+            final, _ = await wait_for_status(client, auth, job["id"], FINAL_STATUSES, seconds=30)
+        alive = worker.poll() is None
+    finally:
+        stop_worker(worker)
+    output = log.read_text()
+    assert alive, output
+    assert final["status"] == "succeeded", final
+    assert output.count("Redis unreachable at start") == 1, output
+
+
 async def test_a_lost_redis_gives_back_the_slot_of_the_job_being_started(data_dir):
     settings = postgres_settings("postgresql+asyncpg://unused/unused", data_dir)
     dead = ArqRedis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)
