@@ -15,10 +15,16 @@ from app.services.submission import dispatch
 logger = logging.getLogger(__name__)
 
 
-async def sweep(context: TaskContext, queue: JobQueue) -> int:
-    """Re-dispatch every stranded job once; fail those out of attempts. Returns how many moved."""
+async def sweep(
+    context: TaskContext, queue: JobQueue, *, grace_seconds: float | None = None
+) -> int:
+    """Re-dispatch every stranded job once; fail those out of attempts. Returns how many moved.
+    A job counts as stranded `grace_seconds` after its last dispatch (`queued_grace_seconds`
+    unless given; shorter right after a Redis outage, when messages are known to be lost)."""
+    if grace_seconds is None:
+        grace_seconds = context.settings.queued_grace_seconds
     moved = 0
-    for job in await _stranded_jobs(context, queue):
+    for job in await _stranded_jobs(context, queue, grace_seconds):
         if job.attempts >= context.settings.max_job_attempts:
             moved += await _give_up(context, job)
         else:
@@ -26,10 +32,10 @@ async def sweep(context: TaskContext, queue: JobQueue) -> int:
     return moved
 
 
-async def _stranded_jobs(context: TaskContext, queue: JobQueue) -> list[Job]:
+async def _stranded_jobs(context: TaskContext, queue: JobQueue, grace_seconds: float) -> list[Job]:
     async with context.sessionmaker() as session:
         now = await database_now(session)
-        grace = now - timedelta(seconds=context.settings.queued_grace_seconds)
+        grace = now - timedelta(seconds=grace_seconds)
         # Both kinds wait a grace period after their last dispatch, so a re-sent job that is
         # still waiting for a free worker is not re-sent on every sweep.
         candidates = await session.scalars(

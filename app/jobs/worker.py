@@ -1,18 +1,36 @@
-"""The arq worker: `darkroom worker` runs these settings against the configured Redis."""
+"""The arq worker: `darkroom worker` runs these settings against the configured Redis, and rides
+out a Redis outage of any length without exiting."""
 
+import asyncio
 import contextlib
+import dataclasses
+import logging
+import random
 from typing import Any, ClassVar
 
-from arq.connections import RedisSettings
-from arq.worker import Worker
-from arq.worker import create_worker as arq_create_worker
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.worker import Worker, get_kwargs
+from redis.exceptions import AuthenticationError, AuthorizationError
 
 from app.config import Settings
 from app.jobs import tasks
 from app.jobs.background import run_background
-from app.runtime import Role, open_runtime
-from app.runtime.queue import json_deserializer, json_serializer
+from app.jobs.sweeper import sweep
+from app.runtime import Role, Runtime, open_runtime
+from app.runtime.queue import REDIS_UNREACHABLE, json_deserializer, json_serializer
 from app.webhooks.delivery import deliver
+
+logger = logging.getLogger(__name__)
+
+# Waits between PINGs while Redis is lost: doubling, with jitter, so a restarted Redis is not met
+# by every worker at the same instant; the longest is also the most a worker lags its return.
+RECONNECT_FIRST_DELAY_SECONDS = 0.1
+RECONNECT_MAX_DELAY_SECONDS = 5
+PING_TIMEOUT_SECONDS = 2
+# Once Redis is back, jobs dispatched this long before are re-sent at once if the queue has no
+# message for them (lost with Redis, or never sent during the outage) rather than after the
+# usual grace; a job committed within it may still be on its way to the queue.
+AFTER_OUTAGE_GRACE_SECONDS = 1
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -21,6 +39,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     runtime = await stack.enter_async_context(
         open_runtime(ctx["settings"], Role.WORKER, redis=ctx["redis"])
     )
+    ctx["runtime"] = runtime
     ctx["darkroom"] = runtime.context
     ctx["webhooks"] = await stack.enter_async_context(run_background(runtime))
     ctx["stack"] = stack
@@ -53,6 +72,118 @@ class WorkerSettings:
     keep_result = 0
 
 
+class DarkroomWorker(Worker):
+    """arq's worker, kept alive through a Redis outage. arq's poll loop raises on the first
+    connection error and its `run` then closes the worker; here the poll that fails waits
+    instead, PINGing with backoff until Redis answers, and polling resumes. The runtime (database,
+    providers, sweeper) stays open and running jobs go on: their rows are in Postgres, and their
+    events and webhook messages are dropped or left to the scans while Redis is away. Once it
+    answers, queued jobs it has no message for (lost with an emptied Redis, or submitted during
+    the outage) are re-sent at once. One line is logged when Redis is lost and one when it is
+    back.
+
+    It overrides arq's `_poll_iteration`, `start_jobs`, `run_job` and `close` and calls its
+    `_release_sem_dec_counter_on_complete`; arq is in maintenance-only mode, so they are not
+    expected to move."""
+
+    async def main(self) -> None:
+        """Connect (waiting for Redis however long it takes to answer), then run arq's loop."""
+        if self._pool is None:
+            self._pool = await self._connect()
+        await super().main()
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except REDIS_UNREACHABLE as error:
+            await self._wait_for_redis(error)
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """Start the jobs; a connection error gives back the slot arq took for the job it was
+        starting, which arq itself would keep for ever."""
+        try:
+            await super().start_jobs(job_ids)
+        except REDIS_UNREACHABLE:
+            self._release_sem_dec_counter_on_complete()
+            raise
+
+    async def run_job(self, job_id: str, score: int) -> None:
+        """Run one message; if Redis is lost before or after the task body, the job's row still
+        tells the truth, and the sweeper re-sends a job that never ran."""
+        try:
+            await super().run_job(job_id, score)
+        except REDIS_UNREACHABLE as error:
+            logger.debug("queue message %s: Redis unreachable (%r)", job_id, error)
+
+    async def close(self) -> None:
+        """Close as arq does; when Redis is unreachable arq stops at its health-check key, so
+        the runtime is closed here instead (running jobs were already stopped)."""
+        try:
+            await super().close()
+        except REDIS_UNREACHABLE:
+            if self.on_shutdown:
+                await self.on_shutdown(self.ctx)
+            await self.pool.aclose(close_connection_pool=True)
+            self._pool = None
+
+    async def _wait_for_redis(self, error: BaseException) -> None:
+        running = sum(not task.done() for task in self.tasks.values())
+        logger.warning(
+            "Redis lost (%r); %d running jobs go on, and polling resumes once it answers",
+            error,
+            running,
+        )
+        delay = RECONNECT_FIRST_DELAY_SECONDS
+        while not await self._redis_answers():
+            await asyncio.sleep(delay * random.uniform(0.5, 1))
+            delay = min(delay * 2, RECONNECT_MAX_DELAY_SECONDS)
+        logger.info("Redis back; polling the queue again")
+        await self._resend_lost_jobs()
+
+    async def _resend_lost_jobs(self) -> None:
+        runtime: Runtime = self.ctx["runtime"]
+        try:
+            await sweep(runtime.context, runtime.queue, grace_seconds=AFTER_OUTAGE_GRACE_SECONDS)
+        except Exception:
+            logger.exception("could not re-send the jobs lost with Redis; the sweeper will")
+
+    async def _connect(self) -> ArqRedis:
+        # arq's own attempts, a second apart and each logged, give way to the backoff; a Redis
+        # that refuses the credentials will not change its mind, so that still stops the worker.
+        settings = dataclasses.replace(self.redis_settings, conn_retries=0)
+        delay = RECONNECT_FIRST_DELAY_SECONDS
+        waited = False
+        while True:
+            try:
+                pool = await create_pool(
+                    settings,
+                    job_serializer=self.job_serializer,
+                    job_deserializer=self.job_deserializer,
+                    default_queue_name=self.queue_name,
+                    expires_extra_ms=self.expires_extra_ms,
+                )
+            except (AuthenticationError, AuthorizationError):
+                raise
+            except REDIS_UNREACHABLE as error:
+                if not waited:
+                    logger.warning("Redis unreachable at start (%r); waiting for it", error)
+                waited = True
+                await asyncio.sleep(delay * random.uniform(0.5, 1))
+                delay = min(delay * 2, RECONNECT_MAX_DELAY_SECONDS)
+                continue
+            if waited:
+                logger.info("Redis back; starting")
+            return pool
+
+    async def _redis_answers(self) -> bool:
+        try:
+            async with asyncio.timeout(PING_TIMEOUT_SECONDS):
+                await self.pool.ping()
+        except REDIS_UNREACHABLE:
+            return False
+        return True
+
+
 def create_worker(settings: Settings, **overrides: Any) -> Worker:
     """An arq worker for these settings."""
     if not settings.redis_url:
@@ -72,4 +203,4 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         "max_tries": settings.max_job_attempts,
         "ctx": {"settings": settings},
     }
-    return arq_create_worker(WorkerSettings, **{**options, **overrides})  # type: ignore[arg-type]
+    return DarkroomWorker(**{**get_kwargs(WorkerSettings), **options, **overrides})

@@ -20,11 +20,26 @@ class Periodic:
         self._task = asyncio.create_task(self._repeat(), name=name)
 
     async def _repeat(self) -> None:
+        failing = False
         while True:
             try:
                 await self.step()
             except Exception:
-                logger.exception("%s failed; trying again in %g s", self.name, self.seconds)
+                # The first failure of a run is logged in full; while the cause lasts (a database
+                # or Redis that stays down) the repeats are debug lines, until a step works again.
+                level = logging.DEBUG if failing else logging.ERROR
+                logger.log(
+                    level,
+                    "%s failed; trying again every %g s",
+                    self.name,
+                    self.seconds,
+                    exc_info=True,
+                )
+                failing = True
+            else:
+                if failing:
+                    logger.info("%s works again", self.name)
+                failing = False
             await asyncio.sleep(self.seconds)
 
     async def stop(self) -> None:

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
 from app.config import Settings
+from app.runtime.queue import REDIS_UNREACHABLE
 
 if TYPE_CHECKING:
     from app.models import Job, JobEventType
@@ -134,10 +135,22 @@ class RedisBroadcaster:
         # Keeps commands in the order their confirmations are expected in.
         self._commands = asyncio.Lock()
         self._listener: asyncio.Task[None] | None = None
+        self._publish_failing = False
 
     async def publish(self, job_id: str, message: dict[str, Any]) -> None:
-        """PUBLISH the event as JSON on the job's channel."""
-        await self.redis.publish(CHANNEL_PREFIX + job_id, json.dumps(message))
+        """PUBLISH the event as JSON on the job's channel. While Redis cannot be reached events
+        are dropped, with one log line when that starts and one when it ends; a stream's
+        heartbeat re-read of the job still ends it."""
+        try:
+            await self.redis.publish(CHANNEL_PREFIX + job_id, json.dumps(message))
+        except REDIS_UNREACHABLE as error:
+            if not self._publish_failing:
+                logger.warning("job events: Redis lost (%r); events are dropped meanwhile", error)
+            self._publish_failing = True
+            return
+        if self._publish_failing:
+            logger.info("job events: Redis back; events are published again")
+        self._publish_failing = False
 
     @asynccontextmanager
     async def subscribe(self, job_id: str) -> AsyncIterator[Subscription]:

@@ -10,12 +10,16 @@ from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from arq.jobs import Job as ArqJob
 from arq.jobs import JobStatus
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger(__name__)
 
 TASK_NAME = "run_job"
 SHUTDOWN_GRACE_SECONDS = 5
 _PENDING_STATUSES = {JobStatus.deferred, JobStatus.queued, JobStatus.in_progress}
+# What Redis being unreachable looks like (refused, reset, timed out), as opposed to a bad reply.
+REDIS_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def json_serializer(value: dict[str, Any]) -> bytes:
