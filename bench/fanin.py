@@ -20,7 +20,6 @@ machine takes seconds of its own; the output says how many).
 
 import argparse
 import asyncio
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,13 +35,12 @@ from vendor import (
     expect,
     fake_vendor,
     http_clients,
-    load_average,
     peak_rss_mib,
     percentile,
     postgres_deployment,
-    print_machine,
     print_table,
     ratio,
+    run_bench,
     run_load,
 )
 
@@ -259,17 +257,15 @@ async def measure(arguments: argparse.Namespace, workdir: Path) -> None:
 
 
 def main() -> None:
-    """Parse the options, run, and print the load average at both ends."""
+    """Parse the options and run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=500)
     parser.add_argument("--delay", type=float, default=2.0, help="the fake vendor's seconds")
     parser.add_argument("--image", choices=IMAGE_KINDS, default="photo")
     parser.add_argument("--submitters", type=int, default=32, help="concurrent submitters")
-    arguments = parser.parse_args()
-    print_machine("A burst of slow vendor jobs through one default worker")
-    with tempfile.TemporaryDirectory(prefix="darkroom-bench-") as directory:
-        asyncio.run(measure(arguments, Path(directory)))
-    print(f"load average at end (1, 5, 15 min): {load_average()}")
+    run_bench(
+        "A burst of slow vendor jobs through one default worker", measure, parser.parse_args()
+    )
 
 
 if __name__ == "__main__":

@@ -28,14 +28,12 @@ import os
 import secrets
 import subprocess
 import sys
-import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from vendor import (
-    IMAGE_KINDS,
     PROMPT,
     REPO_ROOT,
     FakeVendor,
@@ -48,11 +46,11 @@ from vendor import (
     fake_vendor,
     free_port,
     http_clients,
-    load_average,
+    latency_options,
     measure_target,
     postgres_deployment,
     print_latency_table,
-    print_machine,
+    run_bench,
     running,
     wait_until_answering,
 )
@@ -208,17 +206,11 @@ async def measure(sizes: argparse.Namespace, workdir: Path) -> None:
 
 
 def main() -> None:
-    """Parse the options, run, and print the load average at both ends."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sequential", type=int, default=100, help="requests one at a time")
-    parser.add_argument("--requests", type=int, default=400, help="requests by the callers")
-    parser.add_argument("--callers", type=int, default=20, help="concurrent callers")
-    parser.add_argument("--image", choices=IMAGE_KINDS, default="flat")
-    arguments = parser.parse_args()
-    print_machine("Darkroom's OpenAI-compatible images route against the LiteLLM proxy")
-    with tempfile.TemporaryDirectory(prefix="darkroom-bench-") as directory:
-        asyncio.run(measure(arguments, Path(directory)))
-    print(f"load average at end (1, 5, 15 min): {load_average()}")
+    """Parse the options and run."""
+    arguments = latency_options(__doc__.splitlines()[0]).parse_args()
+    run_bench(
+        "Darkroom's OpenAI-compatible images route against the LiteLLM proxy", measure, arguments
+    )
 
 
 if __name__ == "__main__":

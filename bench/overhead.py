@@ -22,13 +22,10 @@ decoding and re-encoding of the pixels is in the figures too.
 """
 
 import argparse
-import asyncio
-import tempfile
 from pathlib import Path
 
 import httpx
 from vendor import (
-    IMAGE_KINDS,
     PROMPT,
     Deployment,
     RequestFailed,
@@ -39,11 +36,11 @@ from vendor import (
     expect,
     fake_vendor,
     http_clients,
-    load_average,
+    latency_options,
     measure_target,
     postgres_deployment,
     print_latency_table,
-    print_machine,
+    run_bench,
 )
 
 GENERATE_BODY = {"prompt": PROMPT, "model": "openai/gpt-image-2", "n": 1, "size": "1024x1024"}
@@ -92,17 +89,9 @@ async def measure(sizes: argparse.Namespace, workdir: Path) -> None:
 
 
 def main() -> None:
-    """Parse the options, run, and print the load average at both ends."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sequential", type=int, default=100, help="requests one at a time")
-    parser.add_argument("--requests", type=int, default=400, help="requests by the callers")
-    parser.add_argument("--callers", type=int, default=20, help="concurrent callers")
-    parser.add_argument("--image", choices=IMAGE_KINDS, default="flat")
-    arguments = parser.parse_args()
-    print_machine("Darkroom overhead over a bare vendor call")
-    with tempfile.TemporaryDirectory(prefix="darkroom-bench-") as directory:
-        asyncio.run(measure(arguments, Path(directory)))
-    print(f"load average at end (1, 5, 15 min): {load_average()}")
+    """Parse the options and run."""
+    arguments = latency_options(__doc__.splitlines()[0]).parse_args()
+    run_bench("Darkroom overhead over a bare vendor call", measure, arguments)
 
 
 if __name__ == "__main__":

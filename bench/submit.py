@@ -20,9 +20,7 @@ and the ratios of Darkroom to the floor.
 """
 
 import argparse
-import asyncio
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +33,10 @@ from vendor import (
     cpu_seconds,
     expect,
     http_clients,
-    load_average,
     postgres_deployment,
-    print_machine,
     print_table,
     ratio,
+    run_bench,
     run_load,
 )
 
@@ -133,17 +130,15 @@ async def measure(arguments: argparse.Namespace, workdir: Path) -> None:
 
 
 def main() -> None:
-    """Parse the options, run, and print the load average at both ends."""
+    """Parse the options and run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=4000, help="measured requests per server")
     parser.add_argument("--clients", type=int, default=200, help="concurrent clients")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per server")
     parser.add_argument("--warm-up", type=int, default=200, help="unmeasured requests first")
-    arguments = parser.parse_args()
-    print_machine("Darkroom's submission path against a minimal floor app")
-    with tempfile.TemporaryDirectory(prefix="darkroom-bench-") as directory:
-        asyncio.run(measure(arguments, Path(directory)))
-    print(f"load average at end (1, 5, 15 min): {load_average()}")
+    run_bench(
+        "Darkroom's submission path against a minimal floor app", measure, parser.parse_args()
+    )
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import ssl
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -766,6 +767,29 @@ def print_machine(title: str) -> None:
     """The bench's title, the CPUs and the load average at the start."""
     print(title)
     print(f"{os.cpu_count()} CPUs; load average at start (1, 5, 15 min): {load_average()}")
+
+
+def run_bench(
+    title: str,
+    measure: Callable[[argparse.Namespace, Path], Awaitable[None]],
+    arguments: argparse.Namespace,
+) -> None:
+    """Print the title and the machine, run `measure` in a scratch directory, and print the load
+    average at the end: how every bench starts and ends."""
+    print_machine(title)
+    with tempfile.TemporaryDirectory(prefix="darkroom-bench-") as directory:
+        asyncio.run(measure(arguments, Path(directory)))
+    print(f"load average at end (1, 5, 15 min): {load_average()}")
+
+
+def latency_options(description: str) -> argparse.ArgumentParser:
+    """The options of the latency benches: requests one at a time, then by concurrent callers."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--sequential", type=int, default=100, help="requests one at a time")
+    parser.add_argument("--requests", type=int, default=400, help="requests by the callers")
+    parser.add_argument("--callers", type=int, default=20, help="concurrent callers")
+    parser.add_argument("--image", choices=IMAGE_KINDS, default="flat")
+    return parser
 
 
 def ratio(value: float, baseline: float) -> str:

@@ -104,6 +104,22 @@ Brief = Annotated[str, AfterValidator(_without_nul), AfterValidator(_not_blank)]
 Metadata = Annotated[dict[str, Any], AfterValidator(_storable)]
 
 
+class OutputOptions(BaseModel):
+    """Count, encoding, seed and caller metadata of a job's outputs."""
+
+    n: int = Field(1, ge=1, le=10, description="How many images to make.")
+    output_format: OutputFormat = Field("png", description="Encoding of the stored outputs.")
+    seed: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_SEED,
+        description="Seed of the first output (output i uses seed + i); random if omitted.",
+    )
+    metadata: Metadata | None = Field(
+        None, description="Your own JSON object (up to 16 KiB), returned as is on the job."
+    )
+
+
 class Problem(BaseModel):
     """An RFC 9457 problem object: every error Darkroom returns has this shape."""
 

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.schemas.common import MAX_SEED, AspectRatio, Metadata, ModelText, OutputFormat, Size
+from app.schemas.common import AspectRatio, ModelText, OutputOptions, Size
 from app.schemas.prompts import PromptOptions
 from app.schemas.webhooks import WebhookOptions
 
@@ -67,22 +67,6 @@ class ReferenceInput(BaseModel):
         "style", description="What to take from it: style, subject, composition or color."
     )
     weight: float = Field(1.0, ge=0, le=1, description="How strongly it steers, 0 to 1.")
-
-
-class OutputOptions(BaseModel):
-    """Count, encoding, seed and caller metadata of a job's outputs."""
-
-    n: int = Field(1, ge=1, le=10, description="How many images to make.")
-    output_format: OutputFormat = Field("png", description="Encoding of the stored outputs.")
-    seed: int | None = Field(
-        None,
-        ge=0,
-        le=MAX_SEED,
-        description="Seed of the first output (output i uses seed + i); random if omitted.",
-    )
-    metadata: Metadata | None = Field(
-        None, description="Your own JSON object (up to 16 KiB), returned as is on the job."
-    )
 
 
 class EditRequest(OutputOptions, PromptOptions, WebhookOptions):

@@ -4,19 +4,17 @@ from pydantic import ConfigDict, Field, model_validator
 
 from app.schemas.common import (
     MAX_FALLBACK_MODELS,
-    MAX_SEED,
     AspectRatio,
     Brief,
-    Metadata,
     ModelText,
-    OutputFormat,
+    OutputOptions,
     Size,
 )
 from app.schemas.prompts import PromptOptions
 from app.schemas.webhooks import WebhookOptions
 
 
-class GenerateRequest(PromptOptions, WebhookOptions):
+class GenerateRequest(OutputOptions, PromptOptions, WebhookOptions):
     """Generate images from a brief."""
 
     model_config = ConfigDict(
@@ -41,7 +39,6 @@ class GenerateRequest(PromptOptions, WebhookOptions):
         description="Model id as `provider/model` (see GET /v1/models); the default if omitted.",
         examples=["local/draft"],
     )
-    n: int = Field(1, ge=1, le=10, description="How many images to make.")
     aspect_ratio: AspectRatio | None = Field(
         None,
         description="Output aspect ratio `W:H`, between 1:4 and 4:1; kept exactly, to the pixel.",
@@ -51,13 +48,6 @@ class GenerateRequest(PromptOptions, WebhookOptions):
         None,
         description="Exact output size `WxH`, 64 to 4096 a side; exclusive with aspect_ratio.",
         examples=["1200x630"],
-    )
-    output_format: OutputFormat = Field("png", description="Encoding of the stored outputs.")
-    seed: int | None = Field(
-        None,
-        ge=0,
-        le=MAX_SEED,
-        description="Seed of the first output (output i uses seed + i); random if omitted.",
     )
     negative_prompt: ModelText | None = Field(
         None,
@@ -71,9 +61,6 @@ class GenerateRequest(PromptOptions, WebhookOptions):
         "(overloaded, timed out, unreachable); not after a refusal such as moderation. Each "
         "output records the model that made it and those that failed before it.",
         examples=[["openai/gpt-image-1.5", "local/draft"]],
-    )
-    metadata: Metadata | None = Field(
-        None, description="Your own JSON object (up to 16 KiB), returned as is on the job."
     )
 
     @model_validator(mode="after")
