@@ -58,6 +58,12 @@ def sniff_format(data: bytes) -> str | None:
 def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
     """Check untrusted bytes: a supported format, at most `max_pixels` (checked from the header,
     before any pixel is allocated), and decodable to the end. Raises a 4xx DarkroomError."""
+    return decode_checked(data, max_pixels)[0]
+
+
+def decode_checked(data: bytes, max_pixels: int) -> tuple[ImageInfo, Image.Image]:
+    """`inspect_image`'s checks, and the image they decoded, so a caller that needs the pixels
+    does not decode the bytes a second time."""
     image_format = sniff_format(data)
     if image_format is None:
         raise UnsupportedMediaType("The file is not a PNG, JPEG or WebP image.")
@@ -76,7 +82,7 @@ def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImage(f"The {image_format.upper()} file is truncated or corrupt.") from exc
-    return ImageInfo(image_format, width, height)
+    return ImageInfo(image_format, width, height), image
 
 
 def _open_header(data: bytes, image_format: str, max_pixels: int) -> Image.Image:

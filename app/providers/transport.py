@@ -13,7 +13,6 @@ the check and decoding of the image bytes a vendor sends back.
 
 import asyncio
 import email.utils
-import io
 import logging
 import math
 import random
@@ -35,7 +34,7 @@ from app.errors import (
     ProviderOverloaded,
 )
 from app.fetcher import UrlPolicy, UrlRefused, fetch_image
-from app.imaging.codecs import MEDIA_TYPES, inspect_image
+from app.imaging.codecs import MEDIA_TYPES, decode_checked
 from app.providers.base import InputImage
 
 logger = logging.getLogger(__name__)
@@ -170,14 +169,14 @@ def decode_vendor_image(
     ProviderMalformedResponse naming the vendor (`label`, else its provider name) when they are
     no usable image. CPU-bound: call it in a thread."""
     try:
-        inspect_image(data, max_pixels=max_pixels)
+        _, image = decode_checked(data, max_pixels=max_pixels)
     except DarkroomError as exc:
         raise ProviderMalformedResponse(
             f"{label or vendor}'s image is unusable: {exc.detail}", provider=vendor
         ) from exc
-    with Image.open(io.BytesIO(data)) as image:
-        has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-        return image.convert("RGBA" if has_alpha else "RGB")
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    mode = "RGBA" if has_alpha else "RGB"
+    return image if image.mode == mode else image.convert(mode)
 
 
 @dataclass
