@@ -36,19 +36,18 @@ import httpx
 from vendor import (
     PROMPT,
     REPO_ROOT,
+    Deployment,
     FakeVendor,
     RequestFailed,
-    Runs,
     Send,
     direct_call,
-    embedded_deployment,
     expect,
     fake_vendor,
     free_port,
     http_clients,
     latency_options,
+    measure_deployments,
     measure_target,
-    postgres_deployment,
     print_latency_table,
     run_bench,
     running,
@@ -155,6 +154,12 @@ async def litellm_proxy(
         yield ImagesEndpoint(f"{base_url}/v1", master_key, PROXY_MODEL)
 
 
+def images_generation(deployment: Deployment) -> Send:
+    """A Darkroom deployment's OpenAI-compatible generation request."""
+    endpoint = ImagesEndpoint(f"{deployment.base_url}/v1", deployment.api_key, "openai/gpt-image-2")
+    return endpoint.generation()
+
+
 async def measure(sizes: argparse.Namespace, workdir: Path) -> None:
     """Run every target and print the table."""
     counts = sizes.sequential, sizes.requests
@@ -163,25 +168,12 @@ async def measure(sizes: argparse.Namespace, workdir: Path) -> None:
         litellm = await asyncio.to_thread(install_litellm)
     except LiteLLMUnavailable as exc:
         litellm, litellm_problem = None, str(exc)
-    targets: dict[str, Runs] = {}
     async with (
         fake_vendor(0, sizes.image, workdir) as vendor,
         http_clients(sizes.callers) as clients,
     ):
         direct = await measure_target(direct_call(vendor), clients, vendor, *counts)
-        deployments = {
-            "darkroom embedded": embedded_deployment(vendor, workdir),
-            "darkroom postgres": postgres_deployment(vendor, workdir, workers=1),
-        }
-        for name, starting in deployments.items():
-            async with starting as deployment:
-                print(f"  measuring {name} ...", flush=True)
-                endpoint = ImagesEndpoint(
-                    f"{deployment.base_url}/v1", deployment.api_key, "openai/gpt-image-2"
-                )
-                targets[name] = await measure_target(
-                    endpoint.generation(), clients, vendor, *counts
-                )
+        targets = await measure_deployments(vendor, clients, workdir, counts, images_generation)
         if litellm is not None:
             try:
                 async with litellm_proxy(litellm, vendor, workdir) as endpoint:

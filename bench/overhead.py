@@ -29,16 +29,14 @@ from vendor import (
     PROMPT,
     Deployment,
     RequestFailed,
-    Runs,
     Send,
     direct_call,
-    embedded_deployment,
     expect,
     fake_vendor,
     http_clients,
     latency_options,
+    measure_deployments,
     measure_target,
-    postgres_deployment,
     print_latency_table,
     run_bench,
 )
@@ -63,21 +61,12 @@ def generate_and_wait(deployment: Deployment) -> Send:
 async def measure(sizes: argparse.Namespace, workdir: Path) -> None:
     """Run every target and print the table."""
     counts = sizes.sequential, sizes.requests
-    targets: dict[str, Runs] = {}
     async with (
         fake_vendor(0, sizes.image, workdir) as vendor,
         http_clients(sizes.callers) as clients,
     ):
         direct = await measure_target(direct_call(vendor), clients, vendor, *counts)
-        deployments = {
-            "darkroom embedded": embedded_deployment(vendor, workdir),
-            "darkroom postgres": postgres_deployment(vendor, workdir, workers=1),
-        }
-        for name, starting in deployments.items():
-            async with starting as deployment:
-                print(f"  measuring {name} ...", flush=True)
-                send = generate_and_wait(deployment)
-                targets[name] = await measure_target(send, clients, vendor, *counts)
+        targets = await measure_deployments(vendor, clients, workdir, counts, generate_and_wait)
         direct += await measure_target(direct_call(vendor), clients, vendor, *counts)
     print(
         "\nPOST /v1/generate, openai/gpt-image-2 n=1 1024x1024, Prefer: wait=60 (req/s = jobs/s); "

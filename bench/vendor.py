@@ -687,6 +687,27 @@ async def measure_target(
     return Runs(one_at_a_time, all_callers, (await vendor.stats())["peak_in_flight"])
 
 
+async def measure_deployments(
+    vendor: FakeVendor,
+    clients: Sequence[httpx.AsyncClient],
+    workdir: Path,
+    counts: tuple[int, int],
+    send_for: Callable[[Deployment], Send],
+) -> dict[str, Runs]:
+    """Darkroom on the embedded default and on Postgres + Redis + one worker, in turn, each
+    measured with the requests `send_for` makes for it."""
+    targets: dict[str, Runs] = {}
+    deployments = {
+        "darkroom embedded": embedded_deployment(vendor, workdir),
+        "darkroom postgres": postgres_deployment(vendor, workdir, workers=1),
+    }
+    for name, starting in deployments.items():
+        async with starting as deployment:
+            print(f"  measuring {name} ...", flush=True)
+            targets[name] = await measure_target(send_for(deployment), clients, vendor, *counts)
+    return targets
+
+
 def direct_call(vendor: FakeVendor) -> Send:
     """The baseline request: the vendor call Darkroom makes, sent straight to the fake."""
     url = f"{vendor.base_url}/images/generations"

@@ -6,7 +6,6 @@ import base64
 import binascii
 import io
 import re
-import secrets
 from dataclasses import dataclass
 from math import isqrt
 from typing import Any
@@ -21,11 +20,11 @@ from app.fetcher import fetch_image
 from app.imaging.geometry import parse_aspect_ratio, parse_size
 from app.models import Asset, Job, JobKind, JobStatus
 from app.providers.base import ModelSpec
-from app.schemas.common import MAX_SEED, MAX_SIDE, MIN_SIDE
+from app.schemas.common import MAX_SIDE, MIN_SIDE
 from app.schemas.edit import EditRequest, ImageInput, VariantSource, VariantsRequest
 from app.services import jobs
 from app.services.assets import create_upload, get_asset
-from app.services.generate import check_model_can_make
+from app.services.generate import check_model_can_make, seed_or_random
 from app.services.prompting import plan_prompt
 from app.services.submission import Kind, Submitter
 from app.storage import LocalStorage
@@ -141,7 +140,7 @@ async def normalize_edit(submitter: Submitter, body: EditRequest) -> dict[str, A
         "height": height,
         "size": f"{width}x{height}",
         "output_format": body.output_format,
-        "seed": _seed(body.seed),
+        "seed": seed_or_random(body.seed),
     } | plan_prompt(
         body.prompt,
         spec,
@@ -196,7 +195,7 @@ async def normalize_variants(submitter: Submitter, body: VariantsRequest) -> dic
         "height": height,
         "size": f"{width}x{height}",
         "output_format": body.output_format,
-        "seed": _seed(body.seed),
+        "seed": seed_or_random(body.seed),
     } | plan_prompt(
         brief,
         specs[0],
@@ -295,10 +294,6 @@ def _brief_of(job: Job | None) -> str:
     if job is None:
         return ""
     return str(job.request.get("brief") or job.request.get("prompt") or "")
-
-
-def _seed(seed: int | None) -> int:
-    return seed if seed is not None else secrets.randbelow(MAX_SEED + 1)
 
 
 EDIT = Kind(JobKind.EDIT, EditRequest, normalize_edit)

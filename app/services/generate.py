@@ -43,9 +43,8 @@ def normalize_generate(body: GenerateRequest, spec: ModelSpec) -> dict[str, Any]
         "aspect_ratio": body.aspect_ratio,
         "size": f"{width}x{height}",
         "output_format": body.output_format,
-        "seed": body.seed if body.seed is not None else secrets.randbelow(MAX_SEED + 1),
+        "seed": seed_or_random(body.seed),
         "fallback_models": list(body.fallback_models),
-        **body.webhook_fields(),
     } | plan_prompt(
         body.prompt,
         spec,
@@ -57,6 +56,11 @@ def normalize_generate(body: GenerateRequest, spec: ModelSpec) -> dict[str, Any]
         negative_prompt=body.negative_prompt,
         is_edit=False,
     )
+
+
+def seed_or_random(seed: int | None) -> int:
+    """The request's seed, or a random one the job records so its outputs can be made again."""
+    return seed if seed is not None else secrets.randbelow(MAX_SEED + 1)
 
 
 def check_model_can_make(spec: ModelSpec, n: int, output_format: str) -> None:
