@@ -128,12 +128,21 @@ class Outcome:
     api_peak_mib: float
 
 
+def worker_settings(arguments: argparse.Namespace) -> dict[str, str]:
+    """The settings that differ from the defaults: only a runner concurrency asked for."""
+    if arguments.runner_concurrency is None:
+        return {}
+    return {"DARKROOM_RUNNER_CONCURRENCY": str(arguments.runner_concurrency)}
+
+
 async def through_darkroom(
     vendor: FakeVendor, workdir: Path, arguments: argparse.Namespace
 ) -> Outcome:
     """Submit the burst to one default worker and read the outcome back."""
     async with (
-        postgres_deployment(vendor, workdir, workers=1) as deployment,
+        postgres_deployment(
+            vendor, workdir, workers=1, settings=worker_settings(arguments)
+        ) as deployment,
         http_clients(arguments.submitters) as clients,
     ):
         client = clients[0]
@@ -217,10 +226,12 @@ async def measure(arguments: argparse.Namespace, workdir: Path) -> None:
         baseline = await direct(vendor, arguments.jobs)
         darkroom = await through_darkroom(vendor, workdir, arguments)
     jobs, delay, direct_run = arguments.jobs, arguments.delay, baseline.run
+    changed = worker_settings(arguments)
+    setup = ", ".join(f"{name}={value}" for name, value in changed.items()) or "default settings"
     print(
         f"\n{jobs} generate jobs (openai/gpt-image-2, n=1, 1024x1024), fake vendor answering "
         f"after {delay:g} s with '{arguments.image}' PNGs.\nDarkroom: Postgres + Redis, one "
-        "darkroom worker, default settings; submitted by "
+        f"darkroom worker, {setup}; submitted by "
         f"{arguments.submitters} concurrent submitters (202s), then polled until final.\n"
         f"Direct: the same {jobs} vendor calls by httpx, all at once. Each answer is "
         f"{baseline.answer_mib:.1f} MiB; receiving them took this process "
@@ -263,6 +274,11 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=2.0, help="the fake vendor's seconds")
     parser.add_argument("--image", choices=IMAGE_KINDS, default="photo")
     parser.add_argument("--submitters", type=int, default=32, help="concurrent submitters")
+    parser.add_argument(
+        "--runner-concurrency",
+        type=int,
+        help="jobs the worker runs at once (DARKROOM_RUNNER_CONCURRENCY); its default if omitted",
+    )
     run_bench(
         "A burst of slow vendor jobs through one default worker", measure, parser.parse_args()
     )

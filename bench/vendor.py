@@ -506,10 +506,11 @@ async def postgres_deployment(
     workdir: Path,
     workers: int = 1,
     api_command: Sequence[str] | None = None,
+    settings: dict[str, str] | None = None,
 ) -> AsyncIterator[Deployment]:
     """`darkroom serve` and `workers` `darkroom worker` processes on a fresh Postgres database
     and a queue of their own on Redis, sharing a data directory for asset files. Settings not
-    named here (runner concurrency, timeouts) keep their defaults. `api_command` serves
+    named here or in `settings` (DARKROOM_* values) keep their defaults. `api_command` serves
     something else than `darkroom serve` with the same settings, database and key."""
     port = free_port()
     name = f"postgres-{port}"
@@ -527,7 +528,7 @@ async def postgres_deployment(
         }
         if vendor is not None:
             values |= openai_settings(vendor)
-        environment = child_environment(values)
+        environment = child_environment(values | (settings or {}))
         log = workdir / f"{name}.log"
         api_keys: list[str] = []
         try:
