@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy async URL; unset means a SQLite file in the data dir."
     )
+    database_pool_size: int = Field(
+        20,
+        ge=1,
+        le=1000,
+        description="Postgres connections one process keeps open; up to half as many more are "
+        "opened for a burst and closed after.",
+    )
     redis_url: str | None = Field(
         None, description="Redis for the arq queue; unset means the in-process job runner."
     )
@@ -56,7 +63,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(25 * MEGABYTE, ge=1024, description="Largest request body.")
     max_image_pixels: int = Field(40_000_000, ge=4096, description="Largest decoded image.")
 
-    runner_concurrency: int = Field(4, ge=1, description="Jobs run at once by one process.")
+    runner_concurrency: int = Field(
+        500,
+        ge=1,
+        description="Jobs run at once by one process. A job waiting on a vendor holds a "
+        "coroutine, not a thread; pixel work is bounded by `cpu_threads` whatever this is.",
+    )
     cpu_threads: int = Field(
         0,
         ge=0,
@@ -220,6 +232,13 @@ class Settings(BaseSettings):
     )
     provider_max_retries: int = Field(
         3, ge=0, le=10, description="Retries of a vendor request that failed for a passing reason."
+    )
+    provider_max_connections: int = Field(
+        500,
+        ge=1,
+        le=10_000,
+        description="Calls one process has in flight to one vendor (its pooled connections); "
+        "more wait for a free one. A waiting call holds a coroutine, not a thread.",
     )
 
     @field_validator("provider_timeouts")

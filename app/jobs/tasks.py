@@ -5,14 +5,15 @@ message, a worker killed mid-job) ends with one set of outputs and one final sta
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
-from app.db import database_now
+from app.db import database_clock
 from app.errors import DarkroomError, problem
 from app.jobs.kinds import KINDS
 from app.models import Asset, Job, JobEventType, JobStatus
@@ -21,6 +22,10 @@ from app.runtime.events import publish
 from app.services.assets import Output, record_output
 
 logger = logging.getLogger(__name__)
+
+# How long a confirmed hold on a job is taken as still true before an output starts. A cancel
+# within it is still caught: the output's store finds the job gone and nothing is recorded.
+HOLD_CONFIRMED_SECONDS = 1.0
 
 
 class LeaseLost(Exception):
@@ -64,8 +69,8 @@ async def claim(context: TaskContext, job_id: str) -> Job | None:
     """Take the job for this run: mark it running under a fresh lease and count the attempt,
     whose number fences every later write of this run. None if it is not ours to run now."""
     async with context.sessionmaker() as session:
-        now = await database_now(session)
-        claimed = await session.execute(
+        now = database_clock(session)
+        job = await session.scalar(
             update(Job)
             .where(
                 Job.id == job_id,
@@ -76,23 +81,26 @@ async def claim(context: TaskContext, job_id: str) -> Job | None:
                 status=JobStatus.RUNNING,
                 attempts=Job.attempts + 1,
                 lease_expires_at=now + timedelta(seconds=context.settings.job_lease_seconds),
+                started_at=func.coalesce(Job.started_at, now),
             )
+            .returning(Job)
+            .execution_options(synchronize_session=False)
         )
-        if claimed.rowcount == 0:
-            return None
-        await session.execute(
-            update(Job).where(Job.id == job_id, Job.started_at.is_(None)).values(started_at=now)
-        )
-        job = await session.get(Job, job_id)
         await session.commit()
         return job
 
 
 class Lease:
-    """This run's hold on a job, kept alive in the background by `keep_lease`."""
+    """This run's hold on a job, kept alive in the background by `keep_lease`. `confirmed` is
+    when the database last said the run holds the job (the claim, a renewal, a stored output)."""
 
     def __init__(self) -> None:
         self.lost = False
+        self.confirmed = time.monotonic()
+
+    def recently_confirmed(self) -> bool:
+        """Whether the hold was confirmed so lately that asking again would tell nothing new."""
+        return time.monotonic() - self.confirmed < HOLD_CONFIRMED_SECONDS
 
     def check(self) -> None:
         """Raise LeaseLost once a renewal found the job canceled or taken over."""
@@ -120,7 +128,7 @@ async def _renew_until_lost(context: TaskContext, job: Job, lease: Lease) -> Non
         await asyncio.sleep(lease_seconds / 3)
         try:
             async with context.sessionmaker() as session:
-                now = await database_now(session)
+                now = database_clock(session)
                 renewed = await session.execute(
                     update(Job)
                     .where(Job.held_by(job))
@@ -128,6 +136,7 @@ async def _renew_until_lost(context: TaskContext, job: Job, lease: Lease) -> Non
                 )
                 await session.commit()
             lease.lost = renewed.rowcount == 0
+            lease.confirmed = time.monotonic()
         except Exception:
             # A missed renewal is survivable (the lease has two more periods to run); keep trying.
             logger.warning("could not renew the lease of job %s", job.id, exc_info=True)
@@ -139,10 +148,9 @@ async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> tuple
     where a dead worker stopped. Returns provider milliseconds and cost over every output,
     whichever run made it."""
     runner = KINDS[job.kind](context, job)
-    async with context.sessionmaker() as session:
-        done = set(await session.scalars(select(Asset.output_index).where(Asset.job_id == job.id)))
+    done = await _stored_outputs(context, job)
     runner.done = done
-    await _check_still_held(context, job, lease)
+    details: list[dict[str, Any]] = []
     await runner.prepare()
     total = runner.output_count()
     slots = asyncio.Semaphore(runner.output_concurrency())
@@ -154,7 +162,8 @@ async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> tuple
             # Checked before each output, so a cancel stops the job within one output.
             await _check_still_held(context, job, lease)
             output = await runner.make(index)
-            await _store_output(context, job, index, output)
+            await _store_output(context, job, lease, index, output)
+            details.append(output.details)
         async with announcing:
             done.add(index)
             progress = {"completed": len(done), "total": total}
@@ -167,10 +176,23 @@ async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> tuple
                 outputs.create_task(make_and_store(index))
     except ExceptionGroup as failures:
         raise _first_failure(failures) from None
-    return await _totals(context, job)
+    if len(details) < total:
+        # Some outputs were made by an earlier run: the totals count theirs too.
+        details = await _stored_details(context, job)
+    return _totals(details)
 
 
-async def _store_output(context: TaskContext, job: Job, index: int, output: Output) -> None:
+async def _stored_outputs(context: TaskContext, job: Job) -> set[int]:
+    """The indexes an earlier run of the job stored; a first run has none to look for."""
+    if job.attempts == 1:
+        return set()
+    async with context.sessionmaker() as session:
+        return set(await session.scalars(select(Asset.output_index).where(Asset.job_id == job.id)))
+
+
+async def _store_output(
+    context: TaskContext, job: Job, lease: Lease, index: int, output: Output
+) -> None:
     async with context.sessionmaker() as session:
         # Locking the job row keeps a cancel or a takeover from slipping in before commit.
         held = await session.scalar(select(Job.id).where(Job.held_by(job)).with_for_update())
@@ -178,6 +200,7 @@ async def _store_output(context: TaskContext, job: Job, index: int, output: Outp
             raise LeaseLost
         await record_output(session, context.storage, job, index, output)
         await session.commit()
+    lease.confirmed = time.monotonic()
 
 
 def _first_failure(failures: ExceptionGroup) -> Exception:
@@ -195,22 +218,31 @@ def _leaves(group: ExceptionGroup) -> Iterator[Exception]:
             yield error
 
 
-async def _totals(context: TaskContext, job: Job) -> tuple[int, float | None]:
-    # One output of unknown price makes the job's cost unknown, not smaller.
+async def _stored_details(context: TaskContext, job: Job) -> list[dict[str, Any]]:
     async with context.sessionmaker() as session:
-        details = list(await session.scalars(select(Asset.details).where(Asset.job_id == job.id)))
-    facts = [detail or {} for detail in details]
-    provider_ms = sum(int(fact.get("latency_ms") or 0) for fact in facts)
-    costs = [fact.get("cost_usd") for fact in facts if "cost_usd" in fact]
+        details = await session.scalars(select(Asset.details).where(Asset.job_id == job.id))
+        return [detail or {} for detail in details]
+
+
+def _totals(details: list[dict[str, Any]]) -> tuple[int, float | None]:
+    """Provider milliseconds and cost over the outputs' facts. One output of unknown price
+    makes the job's cost unknown, not smaller."""
+    provider_ms = sum(int(fact.get("latency_ms") or 0) for fact in details)
+    costs = [fact.get("cost_usd") for fact in details if "cost_usd" in fact]
     return provider_ms, None if None in costs else float(sum(costs))
 
 
 async def _check_still_held(context: TaskContext, job: Job, lease: Lease) -> None:
+    """Raise LeaseLost if the run no longer holds the job. Outputs that start together right
+    after the claim (or a store) take the hold as confirmed; a store checks it again anyway."""
     lease.check()
+    if lease.recently_confirmed():
+        return
     async with context.sessionmaker() as session:
         held = await session.scalar(select(Job.id).where(Job.held_by(job)))
     if held is None:
         raise LeaseLost
+    lease.confirmed = time.monotonic()
 
 
 async def finish(
@@ -233,7 +265,7 @@ async def finish(
                 error=error,
                 provider_ms=provider_ms,
                 cost_usd=cost_usd,
-                finished_at=await database_now(session),
+                finished_at=database_clock(session),
                 lease_expires_at=None,
             )
         )

@@ -310,16 +310,19 @@ class ImagesEndpoints:
 
     async def generate(self, body: dict[str, Any]) -> tuple[Image.Image, ImagesAnswer]:
         """`POST /images/generations` with a JSON body."""
-        response = await self.http.request("POST", "images/generations", json=body)
-        return await self._image(response)
+        return await self._image(await self.http.request("POST", "images/generations", json=body))
 
     async def edit(self, fields: FormFields, files: FormFiles) -> tuple[Image.Image, ImagesAnswer]:
         """`POST /images/edits` as multipart form data."""
-        response = await self.http.request("POST", "images/edits", data=fields, files=files)
-        return await self._image(response)
+        return await self._image(
+            await self.http.request("POST", "images/edits", data=fields, files=files)
+        )
 
     async def _image(self, response: httpx.Response) -> tuple[Image.Image, ImagesAnswer]:
         answer = await read_images_answer(self.http, self.label, response)
+        # The answer's text (a base64 copy of the image) is not kept while the decode waits
+        # for a thread: with many answers in at once, those waits are where memory goes.
+        del response
         image = await run_cpu(
             decode_vendor_image, answer.data, self.http.vendor, MAX_OUTPUT_PIXELS, self.label
         )

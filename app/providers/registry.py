@@ -75,10 +75,12 @@ def secret(value: SecretStr | None) -> str | None:
 
 def vendor_options(settings: Settings, vendor: str) -> TransportOptions:
     """What every HTTP vendor adapter takes from the settings: its time limit per request, its
-    retry budget, and the address rules for downloading the images it links to."""
+    retry budget, its cap on calls in flight, and the address rules for downloading the images
+    it links to."""
     return {
         "timeout_seconds": settings.provider_timeout(vendor),
         "max_retries": settings.provider_max_retries,
+        "max_connections": settings.provider_max_connections,
         "download_policy": settings.url_policy,
     }
 

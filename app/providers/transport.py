@@ -45,10 +45,10 @@ BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 8.0
 MAX_RETRY_AFTER_SECONDS = 60.0
 
-# Connections one process keeps to one vendor: calls past it wait for a free one (a job waiting
-# on a vendor holds a coroutine, not a thread, so many can wait at little cost).
-MAX_VENDOR_CONNECTIONS = 200
-MAX_IDLE_VENDOR_CONNECTIONS = 50
+# Connections one process keeps to one vendor (DARKROOM_PROVIDER_MAX_CONNECTIONS): calls past it
+# wait for a free one. Idle ones past the second figure are closed.
+MAX_VENDOR_CONNECTIONS = 500
+MAX_IDLE_VENDOR_CONNECTIONS = 100
 
 # Vendor-hosted results: the largest file and the longest wait accepted for one image.
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
@@ -227,11 +227,12 @@ def breaker_for(vendor: str) -> CircuitBreaker:
 
 class TransportOptions(TypedDict, total=False):
     """The VendorHTTP options an adapter passes through from the settings (or a test): the time
-    limit per request, the retry budget, the address rules for downloads, the circuit breaker,
-    and the first pause between polls of a queued job."""
+    limit per request, the retry budget, the cap on connections, the address rules for
+    downloads, the circuit breaker, and the first pause between polls of a queued job."""
 
     timeout_seconds: float
     max_retries: int
+    max_connections: int
     download_policy: UrlPolicy | None
     breaker: CircuitBreaker | None
     poll_interval_seconds: float
@@ -259,6 +260,7 @@ class VendorHTTP:
         secrets: tuple[str, ...] = (),
         timeout_seconds: float = 120.0,
         max_retries: int = 3,
+        max_connections: int = MAX_VENDOR_CONNECTIONS,
         breaker: CircuitBreaker | None = None,
         download_policy: UrlPolicy | None = None,
         poll_interval_seconds: float = 0.5,
@@ -272,6 +274,10 @@ class VendorHTTP:
         self.timeout_seconds = timeout_seconds
         self._timeout = httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 10.0))
         self.max_retries = max_retries
+        self._limits = httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=min(max_connections, MAX_IDLE_VENDOR_CONNECTIONS),
+        )
         self.breaker = breaker or breaker_for(vendor)
         self._download_policy = download_policy or UrlPolicy()
         self.poll_interval_seconds = poll_interval_seconds
@@ -359,10 +365,7 @@ class VendorHTTP:
             self._pool = httpx.AsyncClient(
                 timeout=self._timeout,
                 http2=True,
-                limits=httpx.Limits(
-                    max_connections=MAX_VENDOR_CONNECTIONS,
-                    max_keepalive_connections=MAX_IDLE_VENDOR_CONNECTIONS,
-                ),
+                limits=self._limits,
             )
         return self._pool
 

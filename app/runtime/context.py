@@ -33,7 +33,7 @@ class TaskContext:
 async def open_context(settings: Settings) -> AsyncIterator[TaskContext]:
     """Open the database engine and the rest for the life of a process."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(str(settings.database_url))
+    engine = create_engine(str(settings.database_url), settings.database_pool_size)
     broadcaster = open_broadcaster(settings)
     registry = create_registry(settings)
     try:
