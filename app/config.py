@@ -91,11 +91,12 @@ class Settings(BaseSettings):
         60, ge=0, description="A queued job the queue does not know of is re-sent after this."
     )
     queue_poll_seconds: float = Field(
-        0.05,
+        0.25,
         gt=0,
         le=5,
-        description="How often an idle worker asks Redis for new jobs: the most a queued job "
-        "waits for a free worker to notice it.",
+        description="How often an idle worker reads the queue unasked: a dispatch wakes it at "
+        "once, so this bounds only deferred webhook attempts and a wake missed while Redis "
+        "reconnects.",
     )
     sweep_interval_seconds: float = Field(15, gt=0, description="How often the sweeper looks.")
     max_job_attempts: int = Field(3, ge=1, description="Runs of one job before it is failed.")

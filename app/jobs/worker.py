@@ -17,7 +17,12 @@ from app.jobs import tasks
 from app.jobs.background import run_background
 from app.jobs.sweeper import sweep
 from app.runtime import Role, Runtime, open_runtime
-from app.runtime.queue import REDIS_UNREACHABLE, json_deserializer, json_serializer
+from app.runtime.queue import (
+    REDIS_UNREACHABLE,
+    json_deserializer,
+    json_serializer,
+    wake_channel,
+)
 from app.webhooks.delivery import deliver
 
 logger = logging.getLogger(__name__)
@@ -87,10 +92,43 @@ class DarkroomWorker(Worker):
     expected to move."""
 
     async def main(self) -> None:
-        """Connect (waiting for Redis however long it takes to answer), then run arq's loop."""
+        """Connect (waiting for Redis however long it takes to answer) and start; then read the
+        queue whenever a dispatch is announced on its wake channel, and every `poll_delay` in
+        any case (for deferred webhook attempts, and a notice missed while reconnecting)."""
         if self._pool is None:
             self._pool = await self._connect()
-        await super().main()
+        logger.info("Starting worker for %s", ", ".join(self.functions))
+        self.ctx["redis"] = self.pool
+        if self.on_startup:
+            await self.on_startup(self.ctx)
+        self._work_announced = asyncio.Event()
+        listening = asyncio.create_task(self._listen_for_work())
+        try:
+            while True:
+                self._work_announced.clear()
+                await self._poll_iteration()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_delay_s):
+                        await self._work_announced.wait()
+        finally:
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
+
+    async def _listen_for_work(self) -> None:
+        """Set `_work_announced` on every wake message; resubscribe, with backoff, when the
+        connection is lost (polling goes on meanwhile)."""
+        delay = RECONNECT_FIRST_DELAY_SECONDS
+        while True:
+            try:
+                async with self.pool.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(wake_channel(self.queue_name))
+                    delay = RECONNECT_FIRST_DELAY_SECONDS
+                    async for _ in pubsub.listen():
+                        self._work_announced.set()
+            except REDIS_UNREACHABLE:
+                await asyncio.sleep(delay * random.uniform(0.5, 1))
+                delay = min(delay * 2, RECONNECT_MAX_DELAY_SECONDS)
 
     async def _poll_iteration(self) -> None:
         try:
@@ -114,6 +152,9 @@ class DarkroomWorker(Worker):
             await super().run_job(job_id, score)
         except REDIS_UNREACHABLE as error:
             logger.debug("queue message %s: Redis unreachable (%r)", job_id, error)
+        finally:
+            # A worker that was full left queued jobs for later: read the queue again now.
+            self._work_announced.set()
 
     async def close(self) -> None:
         """Close as arq does; when Redis is unreachable arq stops at its health-check key, so
@@ -194,9 +235,7 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "queue_name": settings.queue_name,
         "max_jobs": settings.runner_concurrency,
-        # An idle worker polls the queue; at 50 ms a job waits about 25 ms on average to be
-        # noticed, and each worker costs Redis 20 cheap range reads a second (2,000 for 100
-        # workers, a small share of what one Redis core serves).
+        # A dispatch wakes idle workers at once (its wake message); the poll is the backstop.
         "poll_delay": settings.queue_poll_seconds,
         # The task body enforces the job timeout itself and records it; arq's is a backstop.
         "job_timeout": settings.job_timeout_seconds + 60,

@@ -32,6 +32,11 @@ def json_deserializer(data: bytes) -> dict[str, Any]:
     return json.loads(data)
 
 
+def wake_channel(queue_name: str) -> str:
+    """The pub/sub channel on which a dispatch wakes the idle workers of a queue."""
+    return f"{queue_name}:wake"
+
+
 def queue_job_id(job_id: str, dispatch: int) -> str:
     """The queue's id for one dispatch of a job: the job id, suffixed on re-dispatches."""
     return job_id if dispatch <= 1 else f"{job_id}.{dispatch}"
@@ -76,10 +81,12 @@ class ArqQueue:
         return cls(redis, queue_name)
 
     async def enqueue(self, job_id: str, dispatch: int) -> None:
-        """Send a dispatch; a duplicate of one already queued is ignored by arq."""
+        """Send a dispatch (a duplicate of one already queued is ignored by arq), and wake the
+        idle workers so it starts now rather than at their next poll."""
         await self.redis.enqueue_job(
             TASK_NAME, job_id, _job_id=queue_job_id(job_id, dispatch), _queue_name=self.queue_name
         )
+        await self.redis.publish(wake_channel(self.queue_name), b"")
 
     async def is_pending(self, job_id: str, dispatch: int) -> bool:
         """Ask arq whether the dispatch is deferred, queued or in progress."""
