@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.cpu import run_cpu
+from app.cpu import run_cpu, run_image_work
 from app.errors import ExportBudgetExceeded, NotFound
 from app.imaging.codecs import ImageInfo, file_extension
 from app.imaging.export import (
@@ -24,6 +24,11 @@ from app.models import Asset, Job
 from app.runtime.context import TaskContext
 
 BUNDLE_FORMAT = "zip"
+# Estimates of the memory export work holds at its peak, per pixel: preparing decodes the
+# source (RGBA at most), may convert it to sRGB, and keeps a pyramid of halvings (a third more);
+# a render holds its scaled copy, its crop and the encoded file.
+PREPARE_BYTES_PER_PIXEL = 4 * 3
+RENDER_BYTES_PER_PIXEL = 4 * 3
 
 
 class ExportRunner(KindRunner):
@@ -49,8 +54,12 @@ class ExportRunner(KindRunner):
         if source is None:
             raise NotFound(f"Asset {self.request['asset_id']} no longer exists.")
         data = await self.context.storage.get(source.storage_key)
-        self.prepared = await run_cpu(
-            prepare_export, data, self.targets, export_options(self.request)
+        self.prepared = await run_image_work(
+            source.width * source.height * PREPARE_BYTES_PER_PIXEL,
+            prepare_export,
+            data,
+            self.targets,
+            export_options(self.request),
         )
 
     def output_count(self) -> int:
@@ -95,7 +104,9 @@ class ExportRunner(KindRunner):
         """Render target `index` on a thread, once."""
         if index not in self.renders:
             assert self.prepared is not None, "prepare() runs before make()"
-            rendering = asyncio.ensure_future(run_cpu(self.prepared.render, index))
+            target = self.targets[index]
+            memory = target.width * target.height * RENDER_BYTES_PER_PIXEL
+            rendering = asyncio.ensure_future(run_image_work(memory, self.prepared.render, index))
             # A render started ahead may never be awaited when the job stops early.
             rendering.add_done_callback(_consume_exception)
             self.renders[index] = rendering
