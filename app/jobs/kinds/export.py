@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.cpu import run_cpu, run_image_work
+from app.cpu import release_free_memory, run_cpu, run_image_work
 from app.errors import ExportBudgetExceeded, NotFound
 from app.imaging.codecs import ImageInfo, file_extension
 from app.imaging.export import (
@@ -88,6 +88,8 @@ class ExportRunner(KindRunner):
             ) from exc
         finally:
             self.renders.pop(index, None)
+        if not self._targets_after(index):
+            await self._release_source()
         return Output(
             (exported.data, ImageInfo(exported.format, exported.width, exported.height)),
             source="export",
@@ -99,6 +101,17 @@ class ExportRunner(KindRunner):
                 "quality": exported.quality,
             },
         )
+
+    def _targets_after(self, index: int) -> list[int]:
+        """The targets after `index` still to render in this run."""
+        return [later for later in range(index + 1, len(self.targets)) if later not in self.done]
+
+    async def _release_source(self) -> None:
+        """Drop the decoded source and its pyramid once the last target is cut from them, and
+        hand their memory back to the system: the job may still store files and zip a bundle,
+        and the worker runs other jobs, long after."""
+        self.prepared = None
+        await run_cpu(release_free_memory)
 
     def _start(self, index: int) -> "asyncio.Future[ExportedImage]":
         """Render target `index` on a thread, once."""
