@@ -158,11 +158,17 @@ async def run_image_work(
     function has returned on its thread, even if the caller stops waiting first."""
     budget = _budget
     await budget.acquire(memory)
+    # The pool's thread keeps its work item (and so the function and its arguments) a moment
+    # after the caller has its result; taken out here, they are freed as the call ends, before
+    # the trim, and not after whatever the caller frees next and trims for.
+    calls = [functools.partial(function, *args, **kwargs)]
 
     def admitted() -> T:
+        call = calls.pop()
         try:
-            return function(*args, **kwargs)
+            return call()
         finally:
+            del call
             budget.release(memory)
             if memory >= TRIM_AFTER_BYTES:
                 release_free_memory()
