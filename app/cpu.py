@@ -110,6 +110,12 @@ class MemoryBudget:
                 self.release(amount)
             raise
 
+    def set_limit(self, limit: int) -> None:
+        """Admit up to `limit` bytes from now on (work already admitted keeps its place)."""
+        with self._lock:
+            self.limit = limit
+            self._admit_waiting()
+
     def release(self, amount: int) -> None:
         """Give back bytes admitted by `acquire`, admitting whoever waits and now fits."""
         with self._lock:
@@ -142,7 +148,7 @@ _budget = MemoryBudget(default_budget())
 def set_memory_budget(megabytes: int) -> None:
     """Admit at most `megabytes` MiB of pixel work at once (0: a share of the machine's
     memory). Work already admitted keeps its place."""
-    _budget.limit = megabytes * MEBIBYTE if megabytes else default_budget()
+    _budget.set_limit(megabytes * MEBIBYTE if megabytes else default_budget())
 
 
 def memory_budget() -> MemoryBudget:

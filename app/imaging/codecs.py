@@ -73,14 +73,6 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
-    """Check untrusted bytes: a supported format, at most `max_pixels` (checked from the header,
-    before any pixel is allocated), and decodable to the end. Raises a 4xx DarkroomError."""
-    info = inspect_header(data, max_pixels)
-    check_decodes(data, info)
-    return info
-
-
 def inspect_header(data: bytes, max_pixels: int) -> ImageInfo:
     """The format and size the bytes declare, refused (4xx) unless a supported format of at most
     `max_pixels`; nothing is decoded."""
@@ -125,8 +117,8 @@ def check_memory(info: ImageInfo, data: bytes) -> int:
 
 
 def decode_checked(data: bytes, max_pixels: int) -> tuple[ImageInfo, Image.Image]:
-    """`inspect_image`'s checks, and the image they decoded, for a caller that needs the pixels:
-    one decode, so one decoded copy."""
+    """`inspect_header`'s and `check_decodes`' checks, and the image they decoded, for a caller
+    that needs the pixels: one decode, so one decoded copy."""
     image_format = sniff_format(data)
     if image_format is None:
         raise UnsupportedMediaType("The file is not a PNG, JPEG or WebP image.")
