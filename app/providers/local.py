@@ -2,7 +2,7 @@
 
 from PIL import Image
 
-from app.cpu import run_cpu, run_image_work
+from app.cpu import run_image_work
 from app.providers.base import (
     EditCall,
     GenerateCall,
@@ -18,6 +18,8 @@ DECODED_BYTES_PER_PIXEL = 4
 # What an edit holds at its peak per output pixel, its uint8 copies and float32 bands together
 # (a 6000x6600 RGBA source edited to 3724x4096 peaked 454 MiB above idle; this estimates 516).
 EDIT_BYTES_PER_PIXEL = 24
+# What rendering a draft holds at its peak per pixel (a 4096x4096 draft peaked 233 MiB).
+DRAFT_BYTES_PER_PIXEL = 16
 
 DRAFT = ModelSpec(
     provider="local",
@@ -54,7 +56,10 @@ class LocalProvider:
 
     async def generate(self, call: GenerateCall) -> GenerateResult:
         """One draft."""
-        image = await run_cpu(render_draft, call.prompt, call.seed, call.width, call.height)
+        memory = call.width * call.height * DRAFT_BYTES_PER_PIXEL
+        image = await run_image_work(
+            memory, render_draft, call.prompt, call.seed, call.width, call.height
+        )
         return GenerateResult(image=image, cost_usd=0.0)
 
     async def edit(self, call: EditCall) -> GenerateResult:

@@ -444,6 +444,38 @@ async def test_a_refused_webhook_is_checked_before_any_input_is_fetched(app, cli
         assert await counts(app) == before
 
 
+async def test_masked_edit_of_a_source_larger_than_its_output_changes_only_the_masked_area(
+    client, auth
+):
+    source = image_bytes(1920, 1280)
+    image_id = await upload(client, auth, source)
+    mask_id = await upload(client, auth, mask_png(1920, 1280, (400, 200, 1199, 799)))
+
+    response = await client.post(
+        "/v1/edit",
+        json={
+            "image": {"asset_id": image_id},
+            "mask": {"asset_id": mask_id},
+            "prompt": "warm golden sunset tint",
+            "strength": 1.0,
+            "size": "960x640",
+        },
+        headers=auth | WAIT,
+    )
+
+    assert response.status_code == 200, response.text
+    [output] = response.json()["outputs"]
+    edited = np.asarray((await download(client, auth, output)).convert("RGB"), np.int16)
+    assert edited.shape == (640, 960, 3)
+    scaled = Image.open(io.BytesIO(source)).resize((960, 640), Image.Resampling.LANCZOS)
+    expected = np.asarray(scaled.convert("RGB"), np.int16)
+    # The mask, scaled with the source, is (200, 100)-(599, 399); a pixel of slack at its edge.
+    outside = np.ones((640, 960), bool)
+    outside[99:401, 199:601] = False
+    assert np.abs(edited[outside] - expected[outside]).max() <= 2
+    assert np.abs(edited[110:390, 210:590] - expected[110:390, 210:590]).mean() > 5
+
+
 def _banded_png(width: int, height: int) -> bytes:
     """A large RGBA PNG, cheap to make: every row a run of grey, red and clear pixels."""
     pixels = (b"\x80\x80\x80\xff" * (width // 3) + b"\xff\x20\x20\xff" * (width // 3)).ljust(
