@@ -76,6 +76,13 @@ class Settings(BaseSettings):
         description="Threads a process gives to pixel work (decoding, fitting, encoding, local "
         "renders, exports); 0 means one per core.",
     )
+    memory_budget_mb: int = Field(
+        0,
+        ge=0,
+        description="MiB of decoded pixels a process works on at once; image work waits until "
+        "its estimate fits. 0 means a quarter of the machine's memory (or of its cgroup limit), "
+        "at least 512.",
+    )
     job_output_concurrency: int = Field(
         4,
         ge=1,

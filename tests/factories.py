@@ -21,15 +21,32 @@ def image_bytes(width: int = 64, height: int = 48, image_format: str = "PNG", **
 
 def png_declaring(width: int, height: int) -> bytes:
     """A tiny PNG whose header declares width x height: a decompression bomb's calling card."""
+    return png_of(width, height, 2, zlib.compress(b"\x00" * 1024))
+
+
+def uniform_png(width: int, height: int, row: bytes | None = None) -> bytes:
+    """A large RGBA PNG made cheaply: every row the same (transparent black unless `row`, the
+    filter byte and 4 bytes a pixel, is given), compressed a row at a time."""
+    row = row if row is not None else b"\x00" * (1 + 4 * width)
+    compressor = zlib.compressobj()
+    pixels = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    return png_of(width, height, 6, pixels)
+
+
+def png_of(width: int, height: int, colour_type: int, compressed: bytes) -> bytes:
+    """A PNG of 8-bit `colour_type` (2 RGB, 6 RGBA) with these compressed rows, every CRC
+    right whatever the rows hold."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         body = kind + data
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00" * 1024)
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", compressed)
+        + chunk(b"IEND", b"")
     )
 
 

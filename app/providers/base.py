@@ -4,7 +4,15 @@ import io
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
+
+from app.imaging.geometry import cover_size
+
+# EXIF orientations that swap an image's width and height.
+TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+# A large input scaled down for its output is first shrunk by whole factors (a box filter) to
+# within this factor of the output, then resampled: much faster, and no visible difference.
+REDUCING_GAP = 2.0
 
 
 @dataclass(frozen=True)
@@ -89,9 +97,14 @@ class InputImage:
     width: int
     height: int
 
-    def decode(self) -> Image.Image:
-        """The pixels, EXIF orientation applied, as RGB or RGBA."""
-        return decode_input(self.data)
+    def decode(
+        self,
+        cover: tuple[int, int] | None = None,
+        resample: Image.Resampling = Image.Resampling.LANCZOS,
+    ) -> Image.Image:
+        """The pixels, EXIF orientation applied, as RGB or RGBA; scaled down to just cover
+        `cover` if they are larger (see `decode_input`)."""
+        return decode_input(self.data, cover, resample)
 
 
 @dataclass(frozen=True)
@@ -169,9 +182,29 @@ class Provider(Protocol):
         ...
 
 
-def decode_input(data: bytes) -> Image.Image:
-    """Decode validated image bytes to RGB or RGBA with EXIF orientation applied."""
-    with Image.open(io.BytesIO(data)) as opened:
-        image = ImageOps.exif_transpose(opened)
-        has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-        return image.convert("RGBA" if has_alpha else "RGB")
+def decode_input(
+    data: bytes,
+    cover: tuple[int, int] | None = None,
+    resample: Image.Resampling = Image.Resampling.LANCZOS,
+) -> Image.Image:
+    """Decode validated image bytes to RGB or RGBA with EXIF orientation applied. With `cover`
+    (width, height), an image larger than it needs to be to cover that size comes back scaled
+    down to just cover it: a JPEG is decoded at a reduced DCT scale, any other is scaled straight
+    after decoding, so work on it never holds more pixels than its output needs."""
+    image = Image.open(io.BytesIO(data))
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    if cover is not None and image.format == "JPEG":
+        width, height = cover
+        if image.getexif().get(ExifTags.Base.Orientation) in TRANSPOSING_ORIENTATIONS:
+            width, height = height, width
+        image.draft(image.mode, cover_size(image.size, width, height))
+    ImageOps.exif_transpose(image, in_place=True)
+    mode = "RGBA" if has_alpha else "RGB"
+    if image.mode in ("1", "P", "PA"):
+        # Resampling these would pick pixels instead of blending them.
+        image = image.convert(mode)
+    if cover is not None:
+        size = cover_size(image.size, *cover)
+        if size[0] < image.width:
+            image = image.resize(size, resample, reducing_gap=REDUCING_GAP)
+    return image if image.mode == mode else image.convert(mode)

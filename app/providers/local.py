@@ -2,7 +2,7 @@
 
 from PIL import Image
 
-from app.cpu import run_cpu
+from app.cpu import run_image_work
 from app.providers.base import (
     EditCall,
     GenerateCall,
@@ -12,6 +12,14 @@ from app.providers.base import (
 )
 from app.providers.draft_renderer import render_draft
 from app.providers.local_edits import edit_image, mask_from_png, variant_image
+
+# A decoded input takes up to 4 bytes a pixel (RGBA).
+DECODED_BYTES_PER_PIXEL = 4
+# What an edit holds at its peak per output pixel, its uint8 copies and float32 bands together
+# (a 6000x6600 RGBA source edited to 3724x4096 peaked 454 MiB above idle; this estimates 516).
+EDIT_BYTES_PER_PIXEL = 24
+# What rendering a draft holds at its peak per pixel (a 4096x4096 draft peaked 233 MiB).
+DRAFT_BYTES_PER_PIXEL = 16
 
 DRAFT = ModelSpec(
     provider="local",
@@ -48,24 +56,43 @@ class LocalProvider:
 
     async def generate(self, call: GenerateCall) -> GenerateResult:
         """One draft."""
-        image = await run_cpu(render_draft, call.prompt, call.seed, call.width, call.height)
+        memory = call.width * call.height * DRAFT_BYTES_PER_PIXEL
+        image = await run_image_work(
+            memory, render_draft, call.prompt, call.seed, call.width, call.height
+        )
         return GenerateResult(image=image, cost_usd=0.0)
 
     async def edit(self, call: EditCall) -> GenerateResult:
         """A classical edit (masked inpaint, grade, colour transfer) or a seeded variant."""
-        return GenerateResult(image=await run_cpu(_edit, call), cost_usd=0.0)
+        image = await run_image_work(edit_memory(call), _edit, call)
+        return GenerateResult(image=image, cost_usd=0.0)
+
+
+def edit_memory(call: EditCall) -> int:
+    """The bytes an edit holds at its peak: the largest input decoded whole beside its copy
+    scaled to the output, then the edit's own copies at the output size (measured: about
+    EDIT_BYTES_PER_PIXEL in all)."""
+    inputs = [call.image, *([call.mask] if call.mask else []), *(r.image for r in call.references)]
+    largest = max(image.width * image.height for image in inputs)
+    output = call.width * call.height
+    return largest * DECODED_BYTES_PER_PIXEL + output * EDIT_BYTES_PER_PIXEL
 
 
 def _edit(call: EditCall) -> Image.Image:
-    source = call.image.decode()
+    # The edit is made at the size the output needs, not the source's: a 40 MP upload edited
+    # into a 4096-pixel output never has its full-size pixels worked on.
+    cover = (call.width, call.height)
+    source = call.image.decode(cover)
     if call.variation is not None:
         varied = variant_image(source, call.seed, call.variation)
         if not call.prompt:
             return varied
         # A changed brief grades the variant as an unmasked edit would, at half the variation.
         return edit_image(varied, call.prompt, call.seed, strength=call.variation / 2)
-    mask = mask_from_png(call.mask.decode(), source.size) if call.mask else None
-    references = [(ref.image.decode(), ref.role, ref.weight) for ref in call.references]
+    # The mask is scaled as the source was (it has the source's size), keeping it two-valued.
+    mask = call.mask.decode(cover, Image.Resampling.NEAREST) if call.mask else None
+    mask = mask_from_png(mask, source.size) if mask else None
+    references = [(ref.image.decode(cover), ref.role, ref.weight) for ref in call.references]
     strength = 0.6 if call.strength is None else call.strength
     return edit_image(
         source, call.prompt, call.seed, mask=mask, strength=strength, references=references

@@ -102,6 +102,9 @@ VINTAGE_CONTRAST_LOSS = 0.2  # so whites fade down to 100 - (20 - 12) L*
 SOFTEN_SIGMA = 0.006  # Gaussian sigma at softness 1, as a fraction of the long side
 # Blurs wider than this many pixels run at a reduced resolution: their cost grows with the width.
 SOFTEN_FULL_SIGMA = 4.0
+# Whole-image colour work runs this many rows at a time, so its float32 copies (12 bytes a pixel
+# each) stay small whatever the image's size.
+BAND_ROWS = 256
 
 INPAINT_RADIUS = 5
 # Telea's cost grows with the hole's area, so bigger holes are filled at a reduced resolution
@@ -173,7 +176,7 @@ def edit_image(
         return _output(working, pixels, source.mode)
     treatment = _treatment(working, prompt, references)
     if mask is None:
-        edited = _blend(pixels, treatment.apply(pixels.astype(np.float32)), strength)
+        edited = _treat_in_bands(pixels, treatment, strength)
     else:
         rng = seeded_rng("edit", str(seed))
         edited = _edit_masked(pixels, mask.astype(bool), treatment, strength, rng)
@@ -198,9 +201,13 @@ def variant_image(source: Image.Image, seed: int, variation: float) -> Image.Ima
     chroma_gain = math.exp(saturation * variation * VARIANT_SATURATION)
     exposure_map = _exposure_map(exposure * variation * VARIANT_EXPOSURE)
     colour_map = _then(exposure_map, _hue_map(turn, chroma_gain))
-    rgb = _recolour(np.asarray(framed.convert("RGB"), np.float32), colour_map)
-    grain = _grain(rng, rgb.shape, variation * VARIANT_GRAIN)
-    return _output(framed, _quantise(rgb + grain), source.mode)
+    pixels = np.asarray(framed.convert("RGB"))
+    grain = _grain(rng, pixels.shape, variation * VARIANT_GRAIN)
+    varied = np.empty_like(pixels)
+    for band in _bands(pixels.shape[0]):
+        recoloured = _recolour(pixels[band].astype(np.float32), colour_map)
+        varied[band] = _quantise(recoloured + grain[band])
+    return _output(framed, varied, source.mode)
 
 
 def upscale(source: Image.Image, width: int, height: int) -> Image.Image:
@@ -419,10 +426,44 @@ class _Treatment:
             pixels = _soften(pixels, self.blur_sigma)
         return pixels
 
+    def reach(self) -> tuple[int, int]:
+        """How many rows beyond a pixel the treatment reads (the blur's reach), and the row
+        multiple a band must start on for a reduced blur to sample the image's own grid."""
+        if self.blur_sigma <= 0:
+            return 0, 1
+        reduction = _soften_reduction(self.blur_sigma)
+        # OpenCV's float Gaussian kernel reaches 4 sigma; the reduced copy's resizes one cell more.
+        rows = math.ceil(4 * self.blur_sigma) + 2 * reduction
+        return -(-rows // reduction) * reduction, reduction
+
+
+def _treat_in_bands(pixels: np.ndarray, treatment: _Treatment, strength: float) -> np.ndarray:
+    """The pixels treated and blended by `strength`, a band of rows at a time (each read with
+    the rows its blur reaches), so the float copies the treatment makes stay a band's size."""
+    margin, multiple = treatment.reach()
+    height = pixels.shape[0]
+    edited = np.empty_like(pixels)
+    for band in _bands(height, multiple):
+        start, stop = max(band.start - margin, 0), min(band.stop + margin, height)
+        treated = treatment.apply(pixels[start:stop].astype(np.float32))
+        inner = slice(band.start - start, band.stop - start)
+        edited[band] = _blend(pixels[band], treated[inner], strength)
+    return edited
+
+
+def _bands(height: int, multiple: int = 1) -> list[slice]:
+    """Bands of about BAND_ROWS rows covering `height` rows, each a multiple of `multiple`."""
+    rows = max(multiple, BAND_ROWS // multiple * multiple)
+    return [slice(top, min(top + rows, height)) for top in range(0, height, rows)]
+
+
+def _soften_reduction(sigma: float) -> int:
+    return max(1, math.floor(sigma / SOFTEN_FULL_SIGMA))
+
 
 def _soften(pixels: np.ndarray, sigma: float) -> np.ndarray:
     """A Gaussian blur; wide ones run on a reduced copy, as they leave no fine detail to lose."""
-    reduction = max(1, math.floor(sigma / SOFTEN_FULL_SIGMA))
+    reduction = _soften_reduction(sigma)
     if reduction == 1:
         return cv2.GaussianBlur(pixels, (0, 0), sigma)
     height, width = pixels.shape[:2]

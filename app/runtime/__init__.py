@@ -9,7 +9,7 @@ from enum import StrEnum
 from arq.connections import ArqRedis
 
 from app.config import Settings
-from app.cpu import set_threads
+from app.cpu import set_memory_budget, set_threads
 from app.runtime.context import TaskContext, open_context
 from app.runtime.queue import ArqQueue, InProcessQueue, JobQueue
 
@@ -54,6 +54,7 @@ async def open_runtime(
     """Open the context and the queue for a process of this role. A worker passes the Redis
     connection arq gave it; the API passes `run_job` to run jobs itself when there is no Redis."""
     set_threads(settings.cpu_threads)
+    set_memory_budget(settings.memory_budget_mb)
     async with open_context(settings) as context:
         queue = await _open_queue(context, role, run_job, redis)
         try:

@@ -8,10 +8,17 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cpu import run_cpu
+from app.cpu import run_cpu, run_image_work
 from app.errors import NotFound
 from app.ids import is_id, new_id
-from app.imaging.codecs import MEDIA_TYPES, ImageInfo, file_extension, inspect_image
+from app.imaging.codecs import (
+    MEDIA_TYPES,
+    ImageInfo,
+    check_decodes,
+    check_memory,
+    file_extension,
+    inspect_header,
+)
 from app.models import Asset, AssetParent, Job
 from app.schemas.assets import Asset as AssetSchema
 from app.schemas.assets import AssetParentRef
@@ -45,11 +52,18 @@ async def create_upload(
     source: str = "upload",
 ) -> Asset:
     """Validate untrusted bytes and store them as the tenant's asset (an `upload`, or a
-    `reference` given inline or by URL with a request)."""
-    info = await run_cpu(inspect_image, data, max_pixels)
+    `reference` given inline or by URL with a request). The size is checked from the header
+    first; the decode check then waits its turn under the process's memory budget."""
+    info, memory = await run_cpu(_inspect_header, data, max_pixels)
+    await run_image_work(memory, check_decodes, data, info)
     asset = Asset(**await _store(storage, tenant_id, data, info), source=source)
     session.add(asset)
     return asset
+
+
+def _inspect_header(data: bytes, max_pixels: int) -> tuple[ImageInfo, int]:
+    info = inspect_header(data, max_pixels)
+    return info, check_memory(info, data)
 
 
 async def record_output(

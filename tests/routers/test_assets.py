@@ -2,6 +2,7 @@
 
 import io
 import time
+import zlib
 
 import pytest
 from PIL import Image
@@ -9,7 +10,7 @@ from sqlalchemy import func, select
 
 from app.config import Settings
 from app.models import Asset
-from tests.factories import image_bytes, png_declaring
+from tests.factories import image_bytes, png_declaring, png_of, uniform_png
 from tests.support import embedded_only, serving
 
 
@@ -109,12 +110,33 @@ def _corrupt_png() -> bytes:
     return bytes(data)
 
 
+def _png_cut_short() -> bytes:
+    """Every chunk whole with a right CRC, but its rows stop halfway down the image."""
+    return png_of(64, 48, 2, zlib.compress(b"\x00" * (1 + 64 * 3) * 24))
+
+
+def _png_with_unknown_filter() -> bytes:
+    """Every row there, but one begins with filter type 9, which no decoder knows."""
+    row = b"\x00" * (1 + 64 * 3)
+    return png_of(64, 48, 2, zlib.compress(row * 20 + b"\x09" + row[1:] + row * 27))
+
+
+def _png_with_broken_stream() -> bytes:
+    """Rows whose compressed stream is damaged, under a CRC recomputed to match."""
+    stream = bytearray(zlib.compress(bytes(range(256)) * 200))
+    stream[40:60] = b"\xff" * 20
+    return png_of(64, 48, 2, bytes(stream))
+
+
 BAD_UPLOADS = [
     ("not an image", b"hello, I am plain text" * 10, 415, "unsupported-media-type"),
     ("gif", b"GIF89a" + b"\x00" * 100, 415, "unsupported-media-type"),
     ("truncated jpeg", _truncated_jpeg(), 422, "invalid-image"),
     ("corrupt png", _corrupt_png(), 422, "invalid-image"),
     ("png header only", image_bytes()[:40], 422, "invalid-image"),
+    ("png cut short", _png_cut_short(), 422, "invalid-image"),
+    ("png with an unknown filter", _png_with_unknown_filter(), 422, "invalid-image"),
+    ("png with a broken stream", _png_with_broken_stream(), 422, "invalid-image"),
     ("40000x40000 bomb", png_declaring(40000, 40000), 422, "invalid-image"),
     ("over the pixel limit", png_declaring(8000, 6000), 422, "invalid-image"),
 ]
@@ -138,6 +160,14 @@ async def test_bad_upload_is_refused_and_leaves_nothing(app, client, auth, data,
     assert time.perf_counter() - started < 5
     assert await stored_asset_count(app) == before
     assert stored_files(app) == files_before
+
+
+@embedded_only()
+async def test_a_40_megapixel_upload_is_accepted_at_its_size(client, auth):
+    response = await upload(client, auth, uniform_png(6000, 6600))
+
+    assert response.status_code == 201, response.text
+    assert (response.json()["width"], response.json()["height"]) == (6000, 6600)
 
 
 @embedded_only()

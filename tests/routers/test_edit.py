@@ -1,6 +1,7 @@
 """POST /v1/edit: masked edits that leave the rest untouched, inputs by asset, URL or base64
 stored as the tenant's assets, refused inputs that change nothing, and lineage."""
 
+import asyncio
 import base64
 import io
 import socket
@@ -12,7 +13,7 @@ from sqlalchemy import func, select
 
 from app.config import Settings
 from app.models import Asset, Job
-from tests.factories import image_bytes
+from tests.factories import image_bytes, uniform_png
 from tests.fakes.image_host import ImageHost, Page
 from tests.support import embedded_only, serving
 
@@ -441,3 +442,81 @@ async def test_a_refused_webhook_is_checked_before_any_input_is_fetched(app, cli
         assert "169.254.169.254" in response.json()["detail"]
         assert host.paths == []
         assert await counts(app) == before
+
+
+async def test_masked_edit_of_a_source_larger_than_its_output_changes_only_the_masked_area(
+    client, auth
+):
+    source = image_bytes(1920, 1280)
+    image_id = await upload(client, auth, source)
+    mask_id = await upload(client, auth, mask_png(1920, 1280, (400, 200, 1199, 799)))
+
+    response = await client.post(
+        "/v1/edit",
+        json={
+            "image": {"asset_id": image_id},
+            "mask": {"asset_id": mask_id},
+            "prompt": "warm golden sunset tint",
+            "strength": 1.0,
+            "size": "960x640",
+        },
+        headers=auth | WAIT,
+    )
+
+    assert response.status_code == 200, response.text
+    [output] = response.json()["outputs"]
+    edited = np.asarray((await download(client, auth, output)).convert("RGB"), np.int16)
+    assert edited.shape == (640, 960, 3)
+    scaled = Image.open(io.BytesIO(source)).resize((960, 640), Image.Resampling.LANCZOS)
+    expected = np.asarray(scaled.convert("RGB"), np.int16)
+    # The mask, scaled with the source, is (200, 100)-(599, 399); a pixel of slack at its edge.
+    outside = np.ones((640, 960), bool)
+    outside[99:401, 199:601] = False
+    assert np.abs(edited[outside] - expected[outside]).max() <= 2
+    assert np.abs(edited[110:390, 210:590] - expected[110:390, 210:590]).mean() > 5
+
+
+def _banded_png(width: int, height: int) -> bytes:
+    """A large RGBA PNG, cheap to make: every row a run of grey, red and clear pixels."""
+    pixels = (b"\x80\x80\x80\xff" * (width // 3) + b"\xff\x20\x20\xff" * (width // 3)).ljust(
+        4 * width, b"\x00"
+    )
+    return uniform_png(width, height, b"\x00" + pixels)
+
+
+@embedded_only()
+async def test_a_40_megapixel_image_is_edited_to_its_size_within_the_side_limits(client, auth):
+    image_id = await upload(client, auth, _banded_png(6000, 6600))
+
+    response = await client.post(
+        "/v1/edit",
+        json={"image": {"asset_id": image_id}, "prompt": "warm vintage look"},
+        headers=auth | WAIT,
+    )
+
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert job["status"] == "succeeded", job
+    assert job["request"]["size"] == "3724x4096"
+    output = await download(client, auth, job["outputs"][0])
+    assert output.size == (3724, 4096)
+    # The grading reached the pixels: the grey third is no longer grey.
+    red, _, blue, _ = output.getpixel((100, 2000))
+    assert red > blue
+
+
+async def test_edits_larger_than_the_memory_budget_each_run_alone_and_succeed(tmp_path):
+    settings = Settings(data_dir=tmp_path / "var", memory_budget_mb=1)
+    async with serving(settings) as (_, client, auth):
+        image_id = await upload(client, auth, _banded_png(4000, 3000))
+        body = {"image": {"asset_id": image_id}, "prompt": "cool blue", "size": "1024x768"}
+
+        responses = await asyncio.gather(
+            *(client.post("/v1/edit", json=body, headers=auth | WAIT) for _ in range(2))
+        )
+
+        for response in responses:
+            assert response.status_code == 200, response.text
+            assert response.json()["status"] == "succeeded"
+            output = await download(client, auth, response.json()["outputs"][0])
+            assert output.size == (1024, 768)

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.cpu import run_cpu
+from app.cpu import release_free_memory, run_cpu, run_image_work
 from app.errors import ExportBudgetExceeded, NotFound
 from app.imaging.codecs import ImageInfo, file_extension
 from app.imaging.export import (
@@ -24,6 +24,11 @@ from app.models import Asset, Job
 from app.runtime.context import TaskContext
 
 BUNDLE_FORMAT = "zip"
+# Estimates of the memory export work holds at its peak, per pixel: preparing decodes the
+# source (RGBA at most), may convert it to sRGB, and keeps a pyramid of halvings (a third more);
+# a render holds its scaled copy, its crop and the encoded file.
+PREPARE_BYTES_PER_PIXEL = 4 * 3
+RENDER_BYTES_PER_PIXEL = 4 * 3
 
 
 class ExportRunner(KindRunner):
@@ -49,8 +54,12 @@ class ExportRunner(KindRunner):
         if source is None:
             raise NotFound(f"Asset {self.request['asset_id']} no longer exists.")
         data = await self.context.storage.get(source.storage_key)
-        self.prepared = await run_cpu(
-            prepare_export, data, self.targets, export_options(self.request)
+        self.prepared = await run_image_work(
+            source.width * source.height * PREPARE_BYTES_PER_PIXEL,
+            prepare_export,
+            data,
+            self.targets,
+            export_options(self.request),
         )
 
     def output_count(self) -> int:
@@ -79,6 +88,8 @@ class ExportRunner(KindRunner):
             ) from exc
         finally:
             self.renders.pop(index, None)
+        if not self._targets_after(index):
+            await self._release_source()
         return Output(
             (exported.data, ImageInfo(exported.format, exported.width, exported.height)),
             source="export",
@@ -91,11 +102,24 @@ class ExportRunner(KindRunner):
             },
         )
 
+    def _targets_after(self, index: int) -> list[int]:
+        """The targets after `index` still to render in this run."""
+        return [later for later in range(index + 1, len(self.targets)) if later not in self.done]
+
+    async def _release_source(self) -> None:
+        """Drop the decoded source and its pyramid once the last target is cut from them, and
+        hand their memory back to the system: the job may still store files and zip a bundle,
+        and the worker runs other jobs, long after."""
+        self.prepared = None
+        await run_cpu(release_free_memory)
+
     def _start(self, index: int) -> "asyncio.Future[ExportedImage]":
         """Render target `index` on a thread, once."""
         if index not in self.renders:
             assert self.prepared is not None, "prepare() runs before make()"
-            rendering = asyncio.ensure_future(run_cpu(self.prepared.render, index))
+            target = self.targets[index]
+            memory = target.width * target.height * RENDER_BYTES_PER_PIXEL
+            rendering = asyncio.ensure_future(run_image_work(memory, self.prepared.render, index))
             # A render started ahead may never be awaited when the job stops early.
             rendering.add_done_callback(_consume_exception)
             self.renders[index] = rendering

@@ -2,13 +2,18 @@
 then cropped or padded to the exact requested size (or stored as the vendor sent it, when it
 already is that size and format)."""
 
-from app.cpu import run_cpu
+import math
+
+from app.cpu import run_image_work
 from app.imaging.codecs import ImageInfo, encode, sniff_format
-from app.imaging.geometry import fit_exact, fit_kind
+from app.imaging.geometry import cover_size, fit_exact, fit_kind
 from app.jobs.kinds.base import KindRunner, call_with_fallbacks
 from app.models import Job
 from app.providers.base import GenerateCall, GenerateResult, ModelSpec, Provider
 from app.services.assets import Output
+
+# Pixels are held as RGBA at most: 4 bytes each.
+BYTES_PER_PIXEL = 4
 
 
 def output_seed(seed: int, index: int) -> int:
@@ -47,7 +52,15 @@ async def finish_image(
         fitted = fit_exact(image, width, height)
         return encode(fitted, image_format), ImageInfo(image_format, width, height)
 
-    return await run_cpu(_finish)
+    return await run_image_work(finish_memory(image.size, width, height), _finish)
+
+
+def finish_memory(made: tuple[int, int], width: int, height: int) -> int:
+    """The bytes fitting and encoding an output of `made` size holds at its peak, beside the
+    image itself: its scaled copy (none when it already has the size), the crop, and the encoded
+    file (at worst as large as the pixels), at 4 bytes a pixel."""
+    scaled = 0 if made == (width, height) else math.prod(cover_size(made, width, height))
+    return BYTES_PER_PIXEL * (scaled + 2 * width * height)
 
 
 class GenerateRunner(KindRunner):
