@@ -1,17 +1,23 @@
 """The async SQLAlchemy engine and session factory, and the per-request session dependency."""
 
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import ColumnElement, event, func, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+# A pooled Postgres connection idle this long is pinged before its next use.
+PING_AFTER_IDLE_SECONDS = 1.0
+RETURNED_AT = "darkroom_returned_at"
 
 
 def create_engine(database_url: str, pool_size: int = 20) -> AsyncEngine:
@@ -21,9 +27,29 @@ def create_engine(database_url: str, pool_size: int = 20) -> AsyncEngine:
         engine = create_async_engine(database_url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
         return engine
-    return create_async_engine(
-        database_url, pool_size=pool_size, max_overflow=pool_size // 2, pool_pre_ping=True
-    )
+    engine = create_async_engine(database_url, pool_size=pool_size, max_overflow=pool_size // 2)
+    event.listen(engine.sync_engine, "checkout", _ping_if_idle)
+    event.listen(engine.sync_engine, "checkin", _note_return)
+    return engine
+
+
+def _ping_if_idle(dbapi_connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+    """Ping a pooled connection that sat idle before handing it out, so a Postgres restart or a
+    dropped path shows here (and the pool connects afresh) rather than in a job's statement. A
+    connection in steady use is not pinged: a ping costs three round trips (BEGIN, an empty
+    statement, ROLLBACK), more than most of the work it would guard."""
+    if time.monotonic() - record.info.get(RETURNED_AT, 0.0) < PING_AFTER_IDLE_SECONDS:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as exc:
+        # The pool drops the connection and hands out another, as pool_pre_ping does.
+        raise DisconnectionError("a pooled connection did not answer its ping") from exc
+
+
+def _note_return(_dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+    if record is not None:
+        record.info[RETURNED_AT] = time.monotonic()
 
 
 def _tune_sqlite(connection, _record) -> None:  # type: ignore[no-untyped-def]
