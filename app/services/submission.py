@@ -12,12 +12,12 @@ from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.db import database_now
+from app.db import database_clock, database_now
 from app.errors import Conflict, IdempotencyKeyReused
 from app.fetcher import check_url
 from app.ids import new_id
@@ -152,29 +152,28 @@ async def add_job(
 ) -> Job:
     """Add a queued job for a normalized request and flush it; Conflict when a concurrent
     request with the same Idempotency-Key got there first. The caller commits."""
-    now = await database_now(session)
-    job = Job(
-        id=new_id("job"),
-        tenant_id=tenant_id,
-        kind=kind,
-        status=JobStatus.QUEUED,
-        model=request["model"],
-        request=request,
-        caller_metadata=metadata,
-        idempotency_key=idempotency_key,
-        request_hash=fingerprint,
-        created_at=now,
-        attempts=0,
-        dispatches=1,
-        dispatched_at=now,
-    )
-    session.add(job)
+    now = database_clock(session)
+    values = {
+        "id": new_id("job"),
+        "tenant_id": tenant_id,
+        "kind": kind,
+        "status": JobStatus.QUEUED,
+        "model": request["model"],
+        "request": request,
+        "caller_metadata": metadata,
+        "idempotency_key": idempotency_key,
+        "request_hash": fingerprint,
+        "created_at": now,
+        "attempts": 0,
+        "dispatches": 1,
+        "dispatched_at": now,
+    }
     try:
         # On Postgres a concurrent insert of the same key waits here for the other to commit.
-        await session.flush()
+        inserted = await session.scalars(insert(Job).values(values).returning(Job))
     except IntegrityError as exc:
         raise Conflict("A request with this Idempotency-Key is already in progress.") from exc
-    return job
+    return inserted.one()
 
 
 async def start(context: TaskContext, queue: JobQueue, job: Job) -> None:
