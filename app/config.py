@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy async URL; unset means a SQLite file in the data dir."
     )
+    opentelemetry: bool = Field(
+        False,
+        description="FastAPI's OpenTelemetry spans, metrics and logs for each request, sent to "
+        "the globally configured providers (set up by `opentelemetry-instrument`, for one).",
+    )
     database_pool_size: int = Field(
         20,
         ge=1,

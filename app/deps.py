@@ -36,32 +36,32 @@ async def get_tenant(request: Request, session: Session, credentials: BearerCred
     return tenant_id
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The app's settings."""
     return request.app.state.settings
 
 
-def get_queue(request: Request) -> JobQueue:
+async def get_queue(request: Request) -> JobQueue:
     """The app's job queue."""
     return request.app.state.queue
 
 
-def get_storage(request: Request) -> LocalStorage:
+async def get_storage(request: Request) -> LocalStorage:
     """The app's asset storage."""
     return request.app.state.storage
 
 
-def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     """The app's session factory, for work that outlives the request's own session."""
     return request.app.state.sessionmaker
 
 
-def get_context(request: Request) -> TaskContext:
+async def get_context(request: Request) -> TaskContext:
     """The process's task context, which job events are published through."""
     return request.app.state.context
 
 
-def get_registry(request: Request) -> ProviderRegistry:
+async def get_registry(request: Request) -> ProviderRegistry:
     """The app's provider registry."""
     return request.app.state.registry
 

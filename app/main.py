@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from fastapi_offline import FastAPIOffline
 
 from app.config import Settings
@@ -26,6 +27,10 @@ DESCRIPTION = (
 )
 
 
+TELEMETRY_ON: TelemetryConfig = {"tracing": True, "metrics": True, "logs": True}
+TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A Darkroom app for these settings (by default, read from the environment)."""
     settings = settings or Settings()
@@ -38,6 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan,
         # Swagger UI's default validator is a public web service; nothing needs to leave here.
         swagger_ui_parameters={"validatorUrl": None},
+        # FastAPI's own OpenTelemetry layer asks for the global providers on every request even
+        # when nothing collects what it would send; it is on only when asked for.
+        telemetry=TELEMETRY_ON if settings.opentelemetry else TELEMETRY_OFF,
         openapi_tags=[
             {"name": "generate", "description": "Make images from a brief."},
             {"name": "edit", "description": "Edit photos and make variants of images."},

@@ -97,7 +97,7 @@ class StreamSlots:
                 del self.open[tenant_id]
 
 
-def get_stream_slots(request: Request) -> StreamSlots:
+async def get_stream_slots(request: Request) -> StreamSlots:
     """The app's open streams, counted from its first stream on."""
     slots = getattr(request.app.state, "event_stream_slots", None)
     if slots is None:
