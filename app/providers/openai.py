@@ -302,7 +302,8 @@ async def read_images_answer(
 
 
 class ImagesEndpoints:
-    """OpenAI's image endpoints at one base URL, for any provider that speaks them."""
+    """OpenAI's image endpoints at one base URL, for any provider that speaks them. An answer
+    is read and its image decoded within its attempt, so a malformed one is retried."""
 
     def __init__(self, http: VendorHTTP, label: str) -> None:
         self.http = http
@@ -310,13 +311,11 @@ class ImagesEndpoints:
 
     async def generate(self, body: dict[str, Any]) -> tuple[Image.Image, ImagesAnswer]:
         """`POST /images/generations` with a JSON body."""
-        response = await self.http.request("POST", "images/generations", json=body)
-        return await self._image(response)
+        return await self.http.call("POST", "images/generations", self._image, json=body)
 
     async def edit(self, fields: FormFields, files: FormFiles) -> tuple[Image.Image, ImagesAnswer]:
         """`POST /images/edits` as multipart form data."""
-        response = await self.http.request("POST", "images/edits", data=fields, files=files)
-        return await self._image(response)
+        return await self.http.call("POST", "images/edits", self._image, data=fields, files=files)
 
     async def _image(self, response: httpx.Response) -> tuple[Image.Image, ImagesAnswer]:
         answer = await read_images_answer(self.http, self.label, response)

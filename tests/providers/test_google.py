@@ -22,7 +22,6 @@ from app.errors import (
 )
 from app.providers.base import EditCall, GenerateCall, InputImage, Reference
 from app.providers.google import MODELS_BY_NAME, GoogleProvider
-from app.providers.transport import breaker_for
 from tests.factories import image_bytes
 from tests.fakes.google_gemini import (
     API_KEY,
@@ -43,12 +42,6 @@ from tests.fakes.http_server import Reply
 from tests.providers.support import RecordedSleeps, checked_problem
 
 PROMPT = "a teal kettle on a marble counter, soft window light"
-
-
-@pytest.fixture(autouse=True)
-def closed_breaker() -> None:
-    """Each test starts with the vendor's process-wide breaker closed."""
-    breaker_for("google").record(succeeded=True)
 
 
 @pytest.fixture

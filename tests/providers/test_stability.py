@@ -21,7 +21,6 @@ from app.errors import (
 )
 from app.providers.base import EditCall, GenerateCall, InputImage, Reference
 from app.providers.stability import StabilityProvider
-from app.providers.transport import breaker_for
 from tests.factories import image_bytes
 from tests.fakes.stability import (
     API_KEY,
@@ -41,12 +40,6 @@ from tests.fakes.stability import (
 from tests.providers.support import RecordedSleeps, checked_problem
 
 PROMPT = "product shot of a ceramic mug, studio light"
-
-
-@pytest.fixture(autouse=True)
-def closed_breaker() -> None:
-    """Each test starts with the vendor's process-wide breaker closed."""
-    breaker_for("stability").record(succeeded=True)
 
 
 @pytest.fixture
