@@ -284,13 +284,15 @@ async def test_a_safety_refusal_is_moderation_blocked(gemini: FakeGemini, reply)
         (not_an_image(), "unusable"),
     ],
 )
-async def test_an_answer_without_a_usable_image_is_malformed(
+async def test_an_answer_without_a_usable_image_is_retried_then_malformed(
     gemini: FakeGemini, reply, message: str
 ) -> None:
-    gemini.script(reply)
+    gemini.script(reply, reply)
 
     with pytest.raises(ProviderMalformedResponse, match=message):
-        await provider_for(gemini).generate(image_call())
+        await provider_for(gemini, max_retries=1).generate(image_call())
+
+    assert len(gemini.received) == 2
 
 
 async def test_an_image_with_alpha_keeps_it_and_no_usage_costs_the_list_price(
