@@ -13,6 +13,7 @@ decision, so one worker's trip protects the others.
 """
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from app.errors import ProviderOverloaded
+
+logger = logging.getLogger(__name__)
 
 # How often a call waiting on an open breaker looks at its state again.
 POLL_SECONDS = 0.25
@@ -150,11 +153,18 @@ class CircuitBreaker:
         if succeeded:
             self.failures = 0
             if self.tripped or trial:
+                logger.info("%s: a call succeeded; its breaker is closed", vendor)
                 self.tripped = False
                 await self.store.reset(vendor)
             return
         self.failures += 1
         if trial or (not self.tripped and self.failures >= self.threshold):
+            logger.warning(
+                "%s: %s; calls to it pause for %g s",
+                vendor,
+                "the trial call failed" if trial else f"{self.failures} failures in a row",
+                self.cooldown_seconds,
+            )
             self.tripped = True
             await self.store.trip(vendor, self.cooldown_seconds)
 
