@@ -134,6 +134,9 @@ class CircuitBreaker:
         deadline = time.monotonic() + self.max_wait_seconds
         while True:
             state = await self.store.read(vendor)
+            if self.tripped and not state.tripped:
+                # Another caller's trial closed it: failures seen before count no more.
+                self.failures = 0
             self.tripped = state.tripped
             if not state.tripped:
                 return False
