@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from vendor import (
@@ -62,6 +63,7 @@ class JobsRun:
     vendor_calls: int
     faults: dict[str, int]
     seconds: float
+    breaker_openings: int = 0
 
     @property
     def succeeded(self) -> int:
@@ -73,6 +75,11 @@ class JobsRun:
         return collections.Counter(
             error_kind(job) for job in self.jobs if job["status"] != "succeeded"
         )
+
+    def first_failure(self) -> str | None:
+        """The first failed job's error detail."""
+        failed = [job for job in self.jobs if job["status"] != "succeeded"]
+        return (failed[0].get("error") or {}).get("detail") if failed else None
 
     @property
     def calls_per_success(self) -> float:
@@ -91,9 +98,11 @@ def error_kind(job: dict[str, Any]) -> str:
     return str(error.get("type", job["status"])).rsplit("/", 1)[-1]
 
 
-async def run_jobs(deployment: Deployment, vendor: FakeVendor, count: int) -> JobsRun:
+async def run_jobs(
+    deployment: Deployment, vendor: FakeVendor, count: int, workdir: Path
+) -> JobsRun:
     """Submit `count` jobs at once (by SUBMIT_CALLERS callers), wait for every one to finish,
-    and read the vendor's calls."""
+    and read the vendor's calls and the times the worker's breaker opened."""
     await vendor.reset()
     body = {"prompt": PROMPT, "model": MODEL}
     async with httpx.AsyncClient(base_url=deployment.base_url, timeout=60) as client:
@@ -114,7 +123,17 @@ async def run_jobs(deployment: Deployment, vendor: FakeVendor, count: int) -> Jo
     created = min(parse_time(job["created_at"]) for job in jobs)
     finished = max(parse_time(job["finished_at"]) for job in jobs if job.get("finished_at"))
     seconds = (finished - created).total_seconds()
-    return JobsRun(jobs, stats["calls"], stats["faults"], seconds)
+    openings = breaker_openings(deployment, workdir)
+    return JobsRun(jobs, stats["calls"], stats["faults"], seconds, openings)
+
+
+def breaker_openings(deployment: Deployment, workdir: Path) -> int:
+    """How often the worker's breaker opened (or opened again after a failed trial), from the
+    log lines it writes then (postgres_deployment names the log after the API's port)."""
+    log = workdir / f"postgres-{urlsplit(deployment.base_url).port}-worker.log"
+    if not log.exists():
+        return 0
+    return sum("calls to it pause for" in line for line in log.read_text().splitlines())
 
 
 async def wait_for_jobs(
@@ -156,7 +175,7 @@ async def measure_storm(arguments: argparse.Namespace, workdir: Path) -> None:
             ):
                 name = "baseline" if faults == "none" else "storm"
                 print(f"  run {run}: {arguments.jobs} jobs, {name} ...", flush=True)
-                measured = await run_jobs(deployment, vendor, arguments.jobs)
+                measured = await run_jobs(deployment, vendor, arguments.jobs, workdir)
                 results.append((f"{name} {run}", measured))
                 print(f"    load average (1, 5, 15 min): {load_average()}", flush=True)
     print_storm(results)
@@ -165,7 +184,7 @@ async def measure_storm(arguments: argparse.Namespace, workdir: Path) -> None:
 def print_storm(results: list[tuple[str, JobsRun]]) -> None:
     """One row per batch, the failures by type and the faults served, then the medians."""
     columns = ["run", "jobs", "succeeded", "succeeded %", "vendor calls", "calls/success"]
-    columns += ["seconds", "time ratio"]
+    columns += ["breaker openings", "seconds", "time ratio"]
     baselines = [run.seconds for name, run in results if name.startswith("baseline")]
     baseline = statistics.median(baselines)
     rows = [
@@ -176,6 +195,7 @@ def print_storm(results: list[tuple[str, JobsRun]]) -> None:
             100 * run.succeeded / len(run.jobs),
             run.vendor_calls,
             f"{run.calls_per_success:.2f}",
+            run.breaker_openings,
             run.seconds,
             ratio(run.seconds, baseline),
         ]
@@ -184,6 +204,8 @@ def print_storm(results: list[tuple[str, JobsRun]]) -> None:
     print_table(columns, rows)
     for name, run in results:
         print(f"{name}: failed by type {dict(run.failures()) or '{}'}; faults served {run.faults}")
+        if run.first_failure():
+            print(f"  first failure: {run.first_failure()}")
     storms = [run for name, run in results if name.startswith("storm")]
     share = statistics.median(100 * run.succeeded / len(run.jobs) for run in storms)
     calls = statistics.median(run.calls_per_success for run in storms)
