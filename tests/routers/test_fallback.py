@@ -42,7 +42,7 @@ async def vendors(request, tmp_path, postgres_url) -> AsyncIterator[Vendors]:
             "openai_compat_models": "flux-schnell",
             "provider_max_retries": 2,
             "provider_breaker_threshold": 3,
-            "provider_breaker_cooldown_seconds": 2,
+            "provider_breaker_cooldown_seconds": 3,
         }
         if request.param == "postgres":
             settings = postgres_settings(postgres_url, tmp_path, redis_url=None, **values)
