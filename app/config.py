@@ -253,6 +253,23 @@ class Settings(BaseSettings):
         description="Calls one process has in flight to one vendor (its pooled connections); "
         "more wait for a free one. A waiting call holds a coroutine, not a thread.",
     )
+    provider_retry_backoff_seconds: float = Field(
+        0.5,
+        gt=0,
+        description="First wait before retrying a vendor request when the vendor names none; "
+        "it doubles each retry, with jitter, up to 8 s.",
+    )
+    provider_breaker_threshold: int = Field(
+        5, ge=1, description="Failed vendor requests in a row that open the vendor's breaker."
+    )
+    provider_breaker_cooldown_seconds: float = Field(
+        10.0, gt=0, description="How long an open breaker pauses calls before one trial call."
+    )
+    provider_breaker_max_wait_seconds: float = Field(
+        120.0,
+        ge=0,
+        description="Longest a vendor request waits on an open breaker before it is sent anyway.",
+    )
 
     @field_validator("provider_timeouts")
     @classmethod

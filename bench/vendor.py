@@ -14,8 +14,10 @@ It answers `POST /v1/images/generations` (and `/images/generations`) as OpenAI d
 key and the body are checked by the test suite's OpenAI fake (tests/fakes/openai_images.py), and
 the answer is an ImagesResponse with `b64_json` images of the requested size. Each image is
 encoded once per size and kept, so a call costs the fake almost no CPU; `--delay` holds every
-answer that long (0 answers at once). `GET /stats` tells the calls so far, those in flight and
-the most ever in flight at once; `POST /stats/reset` starts the count again.
+answer that long (0 answers at once). `--faults storm` answers a share of calls with faults
+(STORM_FAULTS: HTTP 500, 429 with Retry-After 1, answers held past a 3 s time limit, cut-off
+JSON). `GET /stats` tells the calls so far, those in flight, the most ever in flight at once and
+the faults served by kind; `POST /stats/reset` starts the count again.
 """
 
 import argparse
@@ -27,6 +29,7 @@ import io
 import itertools
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -68,6 +71,11 @@ IMAGE_KINDS = ("flat", "photo")
 # The API's rate limit stays on (one Redis script per request, as in production) but so high
 # that a bench's own traffic never meets it.
 UNREACHABLE_RATE_LIMIT = "1000000000"
+# Fault mixes the fake vendor can serve: each fault's share of calls. `slow` answers are held
+# SLOW_FAULT_SECONDS, past the 3 s vendor time limit the fault benches set.
+STORM_FAULTS = {"server_error": 0.20, "rate_limit": 0.10, "slow": 0.05, "cut_off": 0.05}
+FAULT_MIXES: dict[str, dict[str, float]] = {"none": {}, "storm": STORM_FAULTS}
+SLOW_FAULT_SECONDS = 4.0
 STARTUP_SECONDS = 90
 STOP_SECONDS = 15
 PROMPT = "studio shot of a red sneaker on a concrete floor, soft light"
@@ -106,9 +114,12 @@ class VendorApp:
     image_kind: str
     api_key: str
     protocol: ModuleType
+    faults: dict[str, float] = field(default_factory=dict)
     calls: int = 0
     in_flight: int = 0
     peak_in_flight: int = 0
+    served: dict[str, int] = field(default_factory=dict)
+    _random: random.Random = field(default_factory=lambda: random.Random())
     _images: dict[tuple[int, int, str], bytes] = field(default_factory=dict)
 
     def encoded(self, width: int, height: int, image_format: str) -> bytes:
@@ -126,10 +137,11 @@ class VendorApp:
                 "calls": self.calls,
                 "in_flight": self.in_flight,
                 "peak_in_flight": self.peak_in_flight,
+                "faults": self.served,
             }
             await respond(send, 200, json.dumps(stats).encode())
         elif route == ("POST", "/stats/reset"):
-            self.calls, self.peak_in_flight = 0, self.in_flight
+            self.calls, self.peak_in_flight, self.served = 0, self.in_flight, {}
             await respond(send, 204, b"")
         elif route in (("POST", "/v1/images/generations"), ("POST", "/images/generations")):
             await self.generate(scope, receive, send)
@@ -145,11 +157,40 @@ class VendorApp:
         try:
             body = await read_body(receive)
             status, answer = self.answer(dict(scope["headers"]).get(b"authorization", b""), body)
+            headers: dict[str, str] = {}
+            delay = self.delay_seconds if status == 200 else 0.0
             if status == 200:
-                await asyncio.sleep(self.delay_seconds)
-            await respond(send, status, answer)
+                status, answer, headers, delay = self.fault(answer, delay)
+            await asyncio.sleep(delay)
+            await respond(send, status, answer, headers)
         finally:
             self.in_flight -= 1
+
+    def fault(self, answer: bytes, delay: float) -> tuple[int, bytes, dict[str, str], float]:
+        """The good answer turned into a fault drawn from the mix, or left as it is: status,
+        body, extra headers and the delay before it is sent."""
+        draw = self._random.random()
+        for kind, share in self.faults.items():
+            if draw < share:
+                self.served[kind] = self.served.get(kind, 0) + 1
+                return self._faulty(kind, answer, delay)
+            draw -= share
+        return 200, answer, {}, delay
+
+    def _faulty(
+        self, kind: str, answer: bytes, delay: float
+    ) -> tuple[int, bytes, dict[str, str], float]:
+        error_body = self.protocol.error_body
+        if kind == "server_error":
+            message = "The server had an error while processing your request."
+            return 500, error_body(message, "server_error"), {}, delay
+        if kind == "rate_limit":
+            message = "Rate limit reached for images per minute. Please try again in 1s."
+            body = error_body(message, "requests", "rate_limit_exceeded")
+            return 429, body, {"retry-after": "1"}, delay
+        if kind == "slow":
+            return 200, answer, {}, max(delay, SLOW_FAULT_SECONDS)
+        return 200, answer[: len(answer) // 2], {}, delay
 
     def answer(self, authorization: bytes, raw_body: bytes) -> tuple[int, bytes]:
         """What OpenAI answers to this body: 401 for a wrong key, 400 for a body it refuses,
@@ -186,24 +227,29 @@ async def read_body(receive: Callable) -> bytes:
             return b"".join(chunks)
 
 
-async def respond(send: Callable, status: int, body: bytes) -> None:
-    """A JSON answer with a request id, as OpenAI sends one."""
+async def respond(
+    send: Callable, status: int, body: bytes, extra: dict[str, str] | None = None
+) -> None:
+    """A JSON answer with a request id, as OpenAI sends one, and any `extra` headers."""
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         (b"x-request-id", f"req_{uuid.uuid4().hex}".encode()),
     ]
+    headers += [(name.encode(), value.encode()) for name, value in (extra or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-def serve_vendor(port: int, delay_seconds: float, image_kind: str, api_key: str) -> None:
+def serve_vendor(
+    port: int, delay_seconds: float, image_kind: str, api_key: str, faults: str = "none"
+) -> None:
     """Serve the fake on 127.0.0.1 until terminated; the common size is encoded up front.
     The test suite's fake is imported here, in the vendor's own process, which has the checkout
     on its path."""
     from tests.fakes import openai_images
 
-    app = VendorApp(delay_seconds, image_kind, api_key, openai_images)
+    app = VendorApp(delay_seconds, image_kind, api_key, openai_images, FAULT_MIXES[faults])
     app.encoded(1024, 1024, "png")
     uvicorn.run(
         app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off"
@@ -328,8 +374,8 @@ class FakeVendor:
         """Where an OpenAI client points, `/v1` included."""
         return f"http://127.0.0.1:{self.port}/v1"
 
-    async def stats(self) -> dict[str, int]:
-        """Calls so far, in flight now, and the most in flight at once."""
+    async def stats(self) -> dict[str, Any]:
+        """Calls so far, in flight now, the most in flight at once, and faults served by kind."""
         async with httpx.AsyncClient() as client:
             response = await client.get(f"http://127.0.0.1:{self.port}/stats")
             response.raise_for_status()
@@ -361,15 +407,17 @@ class FakeVendor:
 
 @contextlib.asynccontextmanager
 async def fake_vendor(
-    delay_seconds: float, image_kind: str, workdir: Path
+    delay_seconds: float, image_kind: str, workdir: Path, faults: str = "none"
 ) -> AsyncIterator[FakeVendor]:
-    """A fake vendor process answering after `delay_seconds` with `image_kind` images."""
+    """A fake vendor process answering after `delay_seconds` with `image_kind` images, and
+    with the FAULT_MIXES entry `faults`."""
     port = free_port()
     log = workdir / f"vendor-{port}.log"
     command = [
         sys.executable,
         str(VENDOR_SCRIPT),
         *("--port", str(port), "--delay", str(delay_seconds), "--image", image_kind),
+        *("--faults", faults),
     ]
     with running(command, child_environment({}), log) as pid:
         await wait_until_answering(f"http://127.0.0.1:{port}/stats", pid, log)
@@ -826,8 +874,11 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument("--image", choices=IMAGE_KINDS, default="flat")
     parser.add_argument("--api-key", default=FAKE_API_KEY)
+    parser.add_argument("--faults", choices=sorted(FAULT_MIXES), default="none")
     arguments = parser.parse_args()
-    serve_vendor(arguments.port, arguments.delay, arguments.image, arguments.api_key)
+    serve_vendor(
+        arguments.port, arguments.delay, arguments.image, arguments.api_key, arguments.faults
+    )
 
 
 if __name__ == "__main__":

@@ -229,7 +229,7 @@ class BFLProvider(HTTPVendor):
 
     async def _run(self, model: FluxModel, body: dict[str, Any]) -> GenerateResult:
         """Submit, poll the returned URL until a final status, download the sample."""
-        submitted = self._http.json(await self._http.request("POST", f"v1/{model.name}", json=body))
+        submitted = await self._http.request_json("POST", f"v1/{model.name}", json=body)
         if not isinstance(submitted, dict) or not isinstance(submitted.get("id"), str):
             raise ProviderMalformedResponse(
                 "Black Forest Labs' answer has no task id.", provider=PROVIDER
@@ -238,7 +238,7 @@ class BFLProvider(HTTPVendor):
         polling_url = check_same_site(self._http, submitted.get("polling_url"), "polling URL")
 
         async def check() -> dict[str, Any] | None:
-            answer = self._http.json(await self._http.request("GET", polling_url))
+            answer = await self._http.request_json("GET", polling_url)
             return read_poll(answer, task_id)
 
         result = await poll_until_done(

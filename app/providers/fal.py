@@ -233,7 +233,7 @@ class FalProvider(HTTPVendor):
     async def _run(self, name: str, fields: dict[str, Any]) -> GenerateResult:
         """Queue the request, poll its status until COMPLETED, read the output, download the
         first image."""
-        queued = self._http.json(await self._http.request("POST", name, json=fields))
+        queued = await self._http.request_json("POST", name, json=fields)
         if not isinstance(queued, dict) or not queued.get("request_id"):
             raise ProviderMalformedResponse("fal's answer names no request.", provider=PROVIDER)
         request_id = str(queued["request_id"])
@@ -241,7 +241,7 @@ class FalProvider(HTTPVendor):
         response_url = check_same_site(self._http, queued.get("response_url"), "response URL")
 
         async def check() -> bool | None:
-            status = self._http.json(await self._http.request("GET", status_url))
+            status = await self._http.request_json("GET", status_url)
             return read_status(status, request_id)
 
         async def cancel() -> None:
@@ -256,7 +256,7 @@ class FalProvider(HTTPVendor):
             on_deadline=cancel,
             provider_request_id=request_id,
         )
-        output = self._http.json(await self._http.request("GET", response_url))
+        output = await self._http.request_json("GET", response_url)
         image, data = await fetch_result_image(self._http, first_image_url(output, request_id))
         details: dict[str, Any] = {"provider_request_id": request_id}
         if isinstance(output.get("seed"), int):

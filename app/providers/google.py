@@ -344,12 +344,16 @@ class GoogleProvider(HTTPVendor):
         self, model: GeminiImageModel, parts: list[dict[str, Any]], aspect: str, tier: str
     ) -> GenerateResult:
         body = request_body(model, parts, aspect, tier)
-        response = await self._http.request(
-            "POST", f"models/{model.name}:generateContent", json=body
-        )
-        payload = self._http.json(response)
-        data, mime_type, text = read_image(payload)
-        image = await run_cpu(decode_vendor_image, data, PROVIDER, MAX_OUTPUT_PIXELS, LABEL)
+
+        async def read(response: httpx.Response) -> tuple[Any, bytes, str | None, str | None, Any]:
+            # Within the attempt, so an answer with no usable image is retried.
+            payload = self._http.json(response)
+            data, mime_type, text = read_image(payload)
+            image = await run_cpu(decode_vendor_image, data, PROVIDER, MAX_OUTPUT_PIXELS, LABEL)
+            return payload, data, mime_type, text, image
+
+        path = f"models/{model.name}:generateContent"
+        payload, data, mime_type, text, image = await self._http.call("POST", path, read, json=body)
         usage = payload.get("usageMetadata") if isinstance(payload, dict) else None
         details: dict[str, Any] = {"aspect_ratio": aspect, "image_size": tier}
         if isinstance(usage, dict):

@@ -302,7 +302,8 @@ async def read_images_answer(
 
 
 class ImagesEndpoints:
-    """OpenAI's image endpoints at one base URL, for any provider that speaks them."""
+    """OpenAI's image endpoints at one base URL, for any provider that speaks them. An answer
+    is read and its image decoded within its attempt, so a malformed one is retried."""
 
     def __init__(self, http: VendorHTTP, label: str) -> None:
         self.http = http
@@ -310,19 +311,14 @@ class ImagesEndpoints:
 
     async def generate(self, body: dict[str, Any]) -> tuple[Image.Image, ImagesAnswer]:
         """`POST /images/generations` with a JSON body."""
-        return await self._image(await self.http.request("POST", "images/generations", json=body))
+        return await self.http.call("POST", "images/generations", self._image, json=body)
 
     async def edit(self, fields: FormFields, files: FormFiles) -> tuple[Image.Image, ImagesAnswer]:
         """`POST /images/edits` as multipart form data."""
-        return await self._image(
-            await self.http.request("POST", "images/edits", data=fields, files=files)
-        )
+        return await self.http.call("POST", "images/edits", self._image, data=fields, files=files)
 
     async def _image(self, response: httpx.Response) -> tuple[Image.Image, ImagesAnswer]:
         answer = await read_images_answer(self.http, self.label, response)
-        # The answer's text (a base64 copy of the image) is not kept while the decode waits
-        # for a thread: with many answers in at once, those waits are where memory goes.
-        del response
         image = await run_cpu(
             decode_vendor_image, answer.data, self.http.vendor, MAX_OUTPUT_PIXELS, self.label
         )

@@ -6,6 +6,7 @@ from app.config import Settings
 from app.errors import ModelUnavailable
 from app.providers.base import ModelSpec, Provider
 from app.providers.bfl import BFLProvider
+from app.providers.breaker import BreakerStore, CircuitBreaker, LocalBreakerStore
 from app.providers.fal import FalProvider
 from app.providers.google import GoogleProvider
 from app.providers.local import LocalProvider
@@ -73,55 +74,68 @@ def secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() or None
 
 
-def vendor_options(settings: Settings, vendor: str) -> TransportOptions:
+def vendor_options(settings: Settings, breakers: BreakerStore, vendor: str) -> TransportOptions:
     """What every HTTP vendor adapter takes from the settings: its time limit per request, its
-    retry budget, its cap on calls in flight, and the address rules for downloading the images
-    it links to."""
+    retry budget and backoff, its cap on calls in flight, its circuit breaker (its state kept in
+    `breakers`), and the address rules for downloading the images it links to."""
     return {
         "timeout_seconds": settings.provider_timeout(vendor),
         "max_retries": settings.provider_max_retries,
         "max_connections": settings.provider_max_connections,
+        "backoff_seconds": settings.provider_retry_backoff_seconds,
+        "breaker": CircuitBreaker(
+            threshold=settings.provider_breaker_threshold,
+            cooldown_seconds=settings.provider_breaker_cooldown_seconds,
+            max_wait_seconds=settings.provider_breaker_max_wait_seconds,
+            store=breakers,
+        ),
         "download_policy": settings.url_policy,
     }
 
 
-def create_registry(settings: Settings) -> ProviderRegistry:
+def create_registry(settings: Settings, breakers: BreakerStore | None = None) -> ProviderRegistry:
     """The providers this installation serves; those without keys are listed as unavailable.
     Each HTTP vendor is one entry below, built from its `DARKROOM_<VENDOR>_*` settings and
-    `vendor_options`."""
+    `vendor_options`. `breakers` keeps the vendors' breaker state: the runtime passes one
+    shared with other processes; by default it is this registry's own."""
+    breakers = breakers or LocalBreakerStore()
     providers: list[Provider] = [
         LocalProvider(),
         OpenAIProvider(
             secret(settings.openai_api_key),
             settings.openai_base_url,
-            **vendor_options(settings, "openai"),
+            **vendor_options(settings, breakers, "openai"),
         ),
         OpenAICompatibleProvider(
             settings.openai_compat_base_url,
             parse_model_names(settings.openai_compat_models),
             secret(settings.openai_compat_api_key),
-            **vendor_options(settings, "openai_compatible"),
+            **vendor_options(settings, breakers, "openai_compatible"),
         ),
         GoogleProvider(
             secret(settings.google_api_key),
             settings.google_base_url,
-            **vendor_options(settings, "google"),
+            **vendor_options(settings, breakers, "google"),
         ),
         StabilityProvider(
             secret(settings.stability_api_key),
             settings.stability_base_url,
-            **vendor_options(settings, "stability"),
+            **vendor_options(settings, breakers, "stability"),
         ),
         BFLProvider(
-            secret(settings.bfl_api_key), settings.bfl_base_url, **vendor_options(settings, "bfl")
+            secret(settings.bfl_api_key),
+            settings.bfl_base_url,
+            **vendor_options(settings, breakers, "bfl"),
         ),
         ReplicateProvider(
             secret(settings.replicate_api_key),
             settings.replicate_base_url,
-            **vendor_options(settings, "replicate"),
+            **vendor_options(settings, breakers, "replicate"),
         ),
         FalProvider(
-            secret(settings.fal_api_key), settings.fal_base_url, **vendor_options(settings, "fal")
+            secret(settings.fal_api_key),
+            settings.fal_base_url,
+            **vendor_options(settings, breakers, "fal"),
         ),
     ]
     return ProviderRegistry(providers)

@@ -228,7 +228,7 @@ class ReplicateProvider(HTTPVendor):
             cancel_url = urls.get("cancel")
 
             async def check() -> dict[str, Any] | None:
-                return read_prediction(self._http.json(await self._http.request("GET", get_url)))
+                return read_prediction(await self._http.request_json("GET", get_url))
 
             async def cancel() -> None:
                 url = check_same_site(self._http, cancel_url, "cancel URL")
@@ -259,7 +259,7 @@ class ReplicateProvider(HTTPVendor):
         # polling instead of timing out (and being created twice by a retry).
         wait = min(MAX_WAIT_SECONDS, int(self._http.timeout_seconds // 2))
         headers = {"Prefer": f"wait={wait}"} if wait >= 1 else {}
-        answer = self._http.json(await self._http.request("POST", path, json=body, headers=headers))
+        answer = await self._http.request_json("POST", path, json=body, headers=headers)
         if not isinstance(answer, dict) or not answer.get("id"):
             raise ProviderMalformedResponse(
                 "Replicate's answer is no prediction.", provider=PROVIDER

@@ -321,22 +321,8 @@ class StabilityProvider(HTTPVendor):
     async def _post(
         self, path: str, form: Form, price: float | None, details: dict[str, Any]
     ) -> GenerateResult:
-        response = await self._http.request("POST", path, files=form)
+        response, image = await self._http.call("POST", path, read_answer, files=form)
         finish_reason = response.headers.get(FINISH_REASON_HEADER)
-        extensions = {"provider": PROVIDER, "provider_code": finish_reason}
-        if finish_reason == "CONTENT_FILTERED":
-            raise ModerationBlocked(
-                "Stability's content filter replaced the image (finish-reason CONTENT_FILTERED).",
-                **extensions,
-            )
-        if not response.headers.get("content-type", "").startswith("image/"):
-            raise ProviderMalformedResponse(
-                f"Stability answered {response.headers.get('content-type')!r}, not an image.",
-                **extensions,
-            )
-        image = await run_cpu(
-            decode_vendor_image, response.content, PROVIDER, MAX_OUTPUT_PIXELS, LABEL
-        )
         details = details | {"finish_reason": finish_reason}
         vendor_seed = response.headers.get("seed")
         if vendor_seed is not None and vendor_seed.isdigit():
@@ -344,6 +330,25 @@ class StabilityProvider(HTTPVendor):
         return GenerateResult(
             image=image, cost_usd=price, details=details, encoded=response.content
         )
+
+
+async def read_answer(response: httpx.Response) -> tuple[httpx.Response, Image.Image]:
+    """The answer and its image, read within its attempt so that one with no usable image is
+    retried; ModerationBlocked when the content filter replaced it."""
+    finish_reason = response.headers.get(FINISH_REASON_HEADER)
+    extensions = {"provider": PROVIDER, "provider_code": finish_reason}
+    if finish_reason == "CONTENT_FILTERED":
+        raise ModerationBlocked(
+            "Stability's content filter replaced the image (finish-reason CONTENT_FILTERED).",
+            **extensions,
+        )
+    if not response.headers.get("content-type", "").startswith("image/"):
+        raise ProviderMalformedResponse(
+            f"Stability answered {response.headers.get('content-type')!r}, not an image.",
+            **extensions,
+        )
+    image = await run_cpu(decode_vendor_image, response.content, PROVIDER, MAX_OUTPUT_PIXELS, LABEL)
+    return response, image
 
 
 def vendor_seed(seed: int) -> int:

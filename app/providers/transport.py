@@ -1,11 +1,15 @@
 """How every vendor adapter talks HTTP: a time limit per attempt, retries with jittered
 exponential backoff (honouring Retry-After) on failures worth retrying, a circuit breaker per
-vendor, and downloads of vendor-hosted images under the fetcher's address rules and limits.
+vendor (app/providers/breaker.py), and downloads of vendor-hosted images under the fetcher's
+address rules and limits.
 
 An adapter supplies only what is its vendor's own: base URL, auth headers, and `read_error`,
 which turns a non-2xx answer into a typed ProviderError (its vendor's own cases first, then
 `error_for_status`). Whether an answer is retried follows the error's `retryable` flag, so a
 rate limit (ProviderOverloaded) is retried and an exhausted quota or a moderation refusal is not.
+A 2xx answer is read within its attempt (`call`), so an answer that is no usable result (cut-off
+JSON, a missing field, an undecodable image: ProviderMalformedResponse) is retried like a 5xx and
+counts as a failure for the breaker.
 
 Also here, because every adapter needs them: the media type of an input image it uploads, and
 the check and decoding of the image bytes a vendor sends back.
@@ -16,11 +20,10 @@ import email.utils
 import logging
 import math
 import random
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 import httpx
 from PIL import Image
@@ -36,11 +39,12 @@ from app.errors import (
 from app.fetcher import UrlPolicy, UrlRefused, fetch_image
 from app.imaging.codecs import MEDIA_TYPES, decode_checked
 from app.providers.base import InputImage
+from app.providers.breaker import CircuitBreaker
 
 logger = logging.getLogger(__name__)
 
-# Retries: jittered exponential backoff from BACKOFF_BASE_SECONDS up to BACKOFF_CAP_SECONDS,
-# unless the server names a wait, which is honoured up to MAX_RETRY_AFTER_SECONDS.
+# Retries: jittered exponential backoff from the first wait (BACKOFF_BASE_SECONDS unless set) up
+# to BACKOFF_CAP_SECONDS, unless the server names a wait, honoured up to MAX_RETRY_AFTER_SECONDS.
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 8.0
 MAX_RETRY_AFTER_SECONDS = 60.0
@@ -49,6 +53,10 @@ MAX_RETRY_AFTER_SECONDS = 60.0
 # wait for a free one. Idle ones past the second figure are closed.
 MAX_VENDOR_CONNECTIONS = 500
 MAX_IDLE_VENDOR_CONNECTIONS = 100
+
+# A half-open breaker's trial call holds its claim this much longer than its time limit, for
+# reading the answer.
+TRIAL_MARGIN_SECONDS = 10.0
 
 # Vendor-hosted results: the largest file and the longest wait accepted for one image.
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
@@ -94,12 +102,15 @@ def _non_negative_number(value: str | None) -> float | None:
     return number if math.isfinite(number) and number >= 0 else None
 
 
-def backoff_delay(retry: int, retry_after: float | None) -> float:
+def backoff_delay(
+    retry: int, retry_after: float | None, base_seconds: float = BACKOFF_BASE_SECONDS
+) -> float:
     """Seconds to wait before retry number `retry` (from 1): the server's wait if it named one,
-    capped, else exponential backoff with jitter so that many workers do not retry in step."""
+    capped, else exponential backoff from `base_seconds` with jitter so that many workers do not
+    retry in step."""
     if retry_after is not None:
         return min(retry_after, MAX_RETRY_AFTER_SECONDS)
-    ceiling = min(BACKOFF_BASE_SECONDS * 2 ** (retry - 1), BACKOFF_CAP_SECONDS)
+    ceiling = min(base_seconds * 2 ** (retry - 1), BACKOFF_CAP_SECONDS)
     return ceiling * random.uniform(0.5, 1.0)
 
 
@@ -179,63 +190,28 @@ def decode_vendor_image(
     return image if image.mode == mode else image.convert(mode)
 
 
-@dataclass
-class CircuitBreaker:
-    """Stops calling a vendor that keeps failing: after `threshold` failures in a row every call
-    fails at once for `cooldown_seconds`, then one trial call decides whether it closes again.
-    `clock` reads the seconds the cooldown is measured in (time.monotonic by default)."""
-
-    threshold: int = 5
-    cooldown_seconds: float = 30.0
-    failures: int = 0
-    opened_at: float | None = None
-    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
-
-    def check(self, vendor: str) -> None:
-        """Raise ProviderOverloaded while open; after the cooldown let one trial through."""
-        if self.opened_at is None:
-            return
-        remaining = self.cooldown_seconds - (self.clock() - self.opened_at)
-        if remaining > 0:
-            raise ProviderOverloaded(
-                f"{vendor} failed {self.failures} times in a row; calls to it pause for "
-                f"another {remaining:.0f} s.",
-                provider=vendor,
-                circuit="open",
-            )
-        # Half open: this call is the trial; another failure re-opens at once.
-        self.opened_at = None
-        self.failures = self.threshold - 1
-
-    def record(self, succeeded: bool) -> None:
-        """Count a call's outcome (failures worth retrying only)."""
-        if succeeded:
-            self.failures, self.opened_at = 0, None
-            return
-        self.failures += 1
-        if self.failures >= self.threshold:
-            self.opened_at = self.clock()
-
-
-_BREAKERS: dict[str, CircuitBreaker] = {}
-
-
-def breaker_for(vendor: str) -> CircuitBreaker:
-    """The process-wide breaker of a vendor, shared by every adapter instance that calls it."""
-    return _BREAKERS.setdefault(vendor, CircuitBreaker())
-
-
 class TransportOptions(TypedDict, total=False):
     """The VendorHTTP options an adapter passes through from the settings (or a test): the time
-    limit per request, the retry budget, the cap on connections, the address rules for
-    downloads, the circuit breaker, and the first pause between polls of a queued job."""
+    limit per request, the retry budget and first backoff, the cap on connections, the address
+    rules for downloads, the circuit breaker, and the first pause between polls of a queued job."""
 
     timeout_seconds: float
     max_retries: int
+    backoff_seconds: float
     max_connections: int
     download_policy: UrlPolicy | None
     breaker: CircuitBreaker | None
     poll_interval_seconds: float
+
+
+T = TypeVar("T")
+
+# What an adapter makes of a 2xx answer; ProviderMalformedResponse when it is no usable result.
+AnswerReader = Callable[[httpx.Response], Awaitable[T]]
+
+
+async def _as_sent(response: httpx.Response) -> httpx.Response:
+    return response
 
 
 @dataclass(frozen=True)
@@ -261,6 +237,7 @@ class VendorHTTP:
         timeout_seconds: float = 120.0,
         max_retries: int = 3,
         max_connections: int = MAX_VENDOR_CONNECTIONS,
+        backoff_seconds: float = BACKOFF_BASE_SECONDS,
         breaker: CircuitBreaker | None = None,
         download_policy: UrlPolicy | None = None,
         poll_interval_seconds: float = 0.5,
@@ -278,7 +255,8 @@ class VendorHTTP:
             max_connections=max_connections,
             max_keepalive_connections=min(max_connections, MAX_IDLE_VENDOR_CONNECTIONS),
         )
-        self.breaker = breaker or breaker_for(vendor)
+        self.backoff_seconds = backoff_seconds
+        self.breaker = breaker or CircuitBreaker()
         self._download_policy = download_policy or UrlPolicy()
         self.poll_interval_seconds = poll_interval_seconds
         self._sleep = sleep
@@ -291,18 +269,27 @@ class VendorHTTP:
         return f"{self.base_url}/{path.lstrip('/')}"
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """The first 2xx answer within the retry budget. A failure not worth retrying raises
-        its typed error at once; retryable ones raise ProviderOverloaded once the budget is
+        """The first 2xx answer within the retry budget (see `call`). `kwargs` go to httpx
+        (json, data, files, params, headers)."""
+        return await self.call(method, path, _as_sent, **kwargs)
+
+    async def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The JSON of the first 2xx answer that is JSON, within the retry budget."""
+        return await self.call(method, path, self._read_json, **kwargs)
+
+    async def call(self, method: str, path: str, read: AnswerReader[T], **kwargs: Any) -> T:
+        """What `read` makes of the first 2xx answer it can use, within the retry budget. Each
+        attempt first waits out an open breaker (see CircuitBreaker.admit). A failure not worth
+        retrying raises its typed error at once; retryable ones, a ProviderMalformedResponse
+        from `read` included, are retried and raise the last one's type once the budget is
         spent. `kwargs` go to httpx (json, data, files, params, headers)."""
         attempts = self.max_retries + 1
         for attempt in range(1, attempts + 1):
-            self.breaker.check(self.vendor)
-            outcome = await self._attempt(method, path, kwargs)
-            self.breaker.record(not isinstance(outcome, _Retry))
+            outcome = await self._attempt_under_breaker(method, path, kwargs, read)
             if not isinstance(outcome, _Retry):
                 return outcome
             if attempt < attempts:
-                delay = backoff_delay(attempt, outcome.retry_after)
+                delay = backoff_delay(attempt, outcome.retry_after, self.backoff_seconds)
                 logger.warning(
                     "%s: %s; retry %d of %d in %.2f s",
                     self.vendor,
@@ -313,16 +300,30 @@ class VendorHTTP:
                 )
                 await self._sleep(delay)
         tried = "once" if attempts == 1 else f"{attempts} times"
-        raise ProviderOverloaded(
-            f"{outcome.error.detail} (tried {tried}).", **outcome.error.extensions
-        )
+        error = outcome.error
+        raise type(error)(f"{error.detail} (tried {tried}).", **error.extensions)
+
+    async def _attempt_under_breaker(
+        self, method: str, path: str, kwargs: dict[str, Any], read: AnswerReader[T]
+    ) -> "T | _Retry":
+        """One attempt once the breaker lets it go, its outcome counted by the breaker. An
+        answer refused for the request's own sake (a 4xx) still shows the vendor is up."""
+        trial = await self.breaker.admit(self.vendor, self.timeout_seconds + TRIAL_MARGIN_SECONDS)
+        try:
+            outcome = await self._attempt(method, path, kwargs, read)
+        except ProviderError:
+            await self.breaker.record(self.vendor, succeeded=True, trial=trial)
+            raise
+        await self.breaker.record(self.vendor, not isinstance(outcome, _Retry), trial)
+        return outcome
 
     async def _attempt(
-        self, method: str, path: str, kwargs: dict[str, Any]
-    ) -> httpx.Response | _Retry:
-        """One request: the 2xx answer, or a failure worth retrying. Raises on the rest."""
+        self, method: str, path: str, kwargs: dict[str, Any], read: AnswerReader[T]
+    ) -> "T | _Retry":
+        """One request and the reading of its answer: the result, or a failure worth
+        retrying. Raises on the rest."""
         try:
-            response = await self._send(method, path, kwargs)
+            response = await self._send(method, path, dict(kwargs))
         except (httpx.TimeoutException, TimeoutError):
             return _Retry(
                 ProviderOverloaded(
@@ -338,7 +339,7 @@ class VendorHTTP:
                 )
             )
         if response.is_success:
-            return response
+            return await self._read_answer(response, read)
         error = self._read_error(response)
         error.detail = self.redact(error.detail)
         # str(error), which tracebacks and logs print, is read from args, not from detail.
@@ -346,6 +347,14 @@ class VendorHTTP:
         if not error.retryable:
             raise error
         return _Retry(error, retry_after_seconds(response.headers))
+
+    async def _read_answer(self, response: httpx.Response, read: AnswerReader[T]) -> "T | _Retry":
+        try:
+            return await read(response)
+        except ProviderError as error:
+            if not error.retryable:
+                raise
+            return _Retry(error)
 
     async def _send(self, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
         headers = self._headers | kwargs.pop("headers", {})
@@ -380,6 +389,9 @@ class VendorHTTP:
         for secret in self._secrets:
             text = text.replace(secret, "[redacted]")
         return text
+
+    async def _read_json(self, response: httpx.Response) -> Any:
+        return self.json(response)
 
     def json(self, response: httpx.Response) -> Any:
         """The JSON of a 2xx answer; ProviderMalformedResponse if it is not JSON."""

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.providers.registry import ProviderRegistry, create_registry
+from app.runtime.breakers import open_breaker_store
 from app.runtime.progress import Broadcaster, LocalBroadcaster, broadcast_event, open_broadcaster
 from app.storage import LocalStorage
 
@@ -35,18 +36,19 @@ async def open_context(settings: Settings) -> AsyncIterator[TaskContext]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(str(settings.database_url), settings.database_pool_size)
     broadcaster = open_broadcaster(settings)
-    registry = create_registry(settings)
-    try:
-        yield TaskContext(
-            settings=settings,
-            engine=engine,
-            sessionmaker=create_sessionmaker(engine),
-            storage=LocalStorage(settings.asset_dir),
-            registry=registry,
-            listeners=[broadcast_event],
-            broadcaster=broadcaster,
-        )
-    finally:
-        await broadcaster.close()
-        await registry.aclose()
-        await engine.dispose()
+    async with open_breaker_store(settings) as breakers:
+        registry = create_registry(settings, breakers)
+        try:
+            yield TaskContext(
+                settings=settings,
+                engine=engine,
+                sessionmaker=create_sessionmaker(engine),
+                storage=LocalStorage(settings.asset_dir),
+                registry=registry,
+                listeners=[broadcast_event],
+                broadcaster=broadcaster,
+            )
+        finally:
+            await broadcaster.close()
+            await registry.aclose()
+            await engine.dispose()

@@ -7,7 +7,8 @@ It checks the bearer key and the body the way OpenAI does (401 and 400 `invalid_
 answers in OpenAI's `{"error": {...}}` shape, with `param`), answers with real images of the
 requested size, records every request (an edit's parsed form in `forms`), and can be scripted to
 misbehave: rate limits with Retry-After, server errors, slow answers, malformed or image-less
-payloads, moderation blocks. Token counts in `usage` are made up; only their shape is OpenAI's.
+payloads, moderation blocks; or, with a `FaultMix`, misbehave at random in set proportions.
+Token counts in `usage` are made up; only their shape is OpenAI's.
 No streaming, GIF or SVG.
 
 With `compatible=True` it plays an OpenAI-compatible self-hosted server instead (LocalAI and
@@ -20,6 +21,7 @@ import base64
 import contextvars
 import io
 import json
+import random
 import re
 import time
 import uuid
@@ -187,6 +189,42 @@ def image_reply(data: bytes) -> Reply:
     """200 carrying `data` as the first image, whatever it is."""
     body = {"created": 1_700_000_000, "data": [{"b64_json": base64.b64encode(data).decode()}]}
     return Reply(200, json.dumps(body).encode())
+
+
+@dataclass
+class FaultMix:
+    """Faults drawn at random (from `seed`) for each request: these shares of 500s, 429s with
+    Retry-After `retry_after`, answers held `slow_seconds` (past the caller's time limit), and
+    cut-off JSON; the rest are answered normally. `served` counts each kind sent."""
+
+    server_errors: float = 0.2
+    rate_limits: float = 0.1
+    slow: float = 0.05
+    cut_off: float = 0.05
+    retry_after: str = "1"
+    slow_seconds: float = 4.0
+    seed: int = 14
+    served: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+
+    def next_reply(self) -> Reply:
+        """The reply for the next request; a body of None means a normal answer."""
+        draw = self._random.random()
+        kinds = (
+            ("server_error", self.server_errors, lambda: server_error(500)),
+            ("rate_limit", self.rate_limits, lambda: rate_limited(self.retry_after)),
+            ("slow", self.slow, lambda: slow(self.slow_seconds)),
+            ("cut_off", self.cut_off, malformed_json),
+        )
+        for kind, share, reply in kinds:
+            if draw < share:
+                self.served[kind] = self.served.get(kind, 0) + 1
+                return reply()
+            draw -= share
+        self.served["ok"] = self.served.get("ok", 0) + 1
+        return Reply()
 
 
 def usage_for(
@@ -529,12 +567,14 @@ class FakeOpenAIImages(FakeHTTPServer):
 
     `api_key` None takes requests without one; `models` are the model names it serves;
     `compatible` and `links` make it a self-hosted OpenAI-compatible server (see the module).
-    `sent` holds the encoded file of every image it answered with, in order."""
+    `sent` holds the encoded file of every image it answered with, in order. With `faults`,
+    requests past the script meet that mix of faults."""
 
     api_key: str | None = API_KEY
     models: set[str] = field(default_factory=lambda: set(MODELS))
     compatible: bool = False
     links: bool = False
+    faults: FaultMix | None = None
     forms: list[Form] = field(default_factory=list)
     sent: list[bytes] = field(default_factory=list)
     _script: deque[Reply] = field(default_factory=deque)
@@ -559,7 +599,10 @@ class FakeOpenAIImages(FakeHTTPServer):
         form = self._record_form(request)
         if request.method == "GET" and request.path.startswith("/v1/files/"):
             return self._file(request.path.removeprefix("/v1/files/"))
-        reply = self._script.popleft() if self._script else Reply()
+        if self._script:
+            reply = self._script.popleft()
+        else:
+            reply = self.faults.next_reply() if self.faults else Reply()
         if reply.body is None:
             reply = replace(self._answer(request, form), delay_seconds=reply.delay_seconds)
         return replace(reply, headers={"x-request-id": f"req_{uuid.uuid4().hex}"} | reply.headers)

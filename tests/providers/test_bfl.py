@@ -252,11 +252,13 @@ async def test_a_slow_answer_past_the_time_limit_is_retried_then_overloaded(bfl_
     assert len(bfl_server.requests_to("submit")) == 2
 
 
-async def test_malformed_json_is_a_malformed_response(bfl_server):
-    bfl_server.script(malformed_json())
+async def test_malformed_json_is_retried_then_a_malformed_response(bfl_server):
+    bfl_server.script(*[malformed_json()] * 3)
 
-    with pytest.raises(ProviderMalformedResponse):
-        await provider_for(bfl_server).generate(image_call())
+    with pytest.raises(ProviderMalformedResponse) as caught:
+        await provider_for(bfl_server, max_retries=2).generate(image_call())
+
+    assert "tried 3 times" in caught.value.detail
 
 
 async def test_a_poll_that_never_finishes_stops_at_the_deadline(bfl_server):

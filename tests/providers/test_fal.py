@@ -242,11 +242,13 @@ async def test_a_slow_answer_past_the_time_limit_is_retried_then_overloaded(fal_
     assert len(fal_server.requests_to("submit")) == 2
 
 
-async def test_malformed_json_is_a_malformed_response(fal_server):
-    fal_server.script(malformed_json())
+async def test_malformed_json_is_retried_then_a_malformed_response(fal_server):
+    fal_server.script(*[malformed_json()] * 3)
 
-    with pytest.raises(ProviderMalformedResponse):
-        await provider_for(fal_server).generate(image_call())
+    with pytest.raises(ProviderMalformedResponse) as caught:
+        await provider_for(fal_server, max_retries=2).generate(image_call())
+
+    assert "tried 3 times" in caught.value.detail
 
 
 async def test_a_request_that_never_completes_is_canceled_at_the_deadline(fal_server):

@@ -22,7 +22,6 @@ from app.errors import (
 )
 from app.providers.base import EditCall, GenerateCall, InputImage, Reference
 from app.providers.google import MODELS_BY_NAME, GoogleProvider
-from app.providers.transport import breaker_for
 from tests.factories import image_bytes
 from tests.fakes.google_gemini import (
     API_KEY,
@@ -43,12 +42,6 @@ from tests.fakes.http_server import Reply
 from tests.providers.support import RecordedSleeps, checked_problem
 
 PROMPT = "a teal kettle on a marble counter, soft window light"
-
-
-@pytest.fixture(autouse=True)
-def closed_breaker() -> None:
-    """Each test starts with the vendor's process-wide breaker closed."""
-    breaker_for("google").record(succeeded=True)
 
 
 @pytest.fixture
@@ -291,13 +284,15 @@ async def test_a_safety_refusal_is_moderation_blocked(gemini: FakeGemini, reply)
         (not_an_image(), "unusable"),
     ],
 )
-async def test_an_answer_without_a_usable_image_is_malformed(
+async def test_an_answer_without_a_usable_image_is_retried_then_malformed(
     gemini: FakeGemini, reply, message: str
 ) -> None:
-    gemini.script(reply)
+    gemini.script(reply, reply)
 
     with pytest.raises(ProviderMalformedResponse, match=message):
-        await provider_for(gemini).generate(image_call())
+        await provider_for(gemini, max_retries=1).generate(image_call())
+
+    assert len(gemini.received) == 2
 
 
 async def test_an_image_with_alpha_keeps_it_and_no_usage_costs_the_list_price(

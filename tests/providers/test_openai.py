@@ -324,16 +324,29 @@ async def test_an_unreachable_server_is_retried_then_provider_overloaded() -> No
     ],
     ids=["malformed-json", "missing-data", "empty-image", "not-an-image", "too-many-pixels"],
 )
-async def test_an_unusable_answer_is_provider_malformed_response(
+async def test_an_unusable_answer_is_retried_then_provider_malformed_response(
     openai_server: FakeOpenAIImages, reply: typing.Any, says: str
 ) -> None:
-    openai_server.script(reply)
+    openai_server.script(reply, reply, reply)
 
     with pytest.raises(ProviderMalformedResponse) as caught:
         await provider_for(openai_server).generate(image_call())
 
-    assert says in assert_problem(caught.value, "provider-malformed-response", 502)["detail"]
-    assert len(openai_server.received) == 1
+    detail = assert_problem(caught.value, "provider-malformed-response", 502)["detail"]
+    assert says in detail
+    assert "tried 3 times" in detail
+    assert len(openai_server.received) == 3
+
+
+async def test_a_cut_off_answer_is_retried_and_the_next_image_is_the_result(
+    openai_server: FakeOpenAIImages,
+) -> None:
+    openai_server.script(malformed_json())
+
+    result = await provider_for(openai_server).generate(image_call())
+
+    assert result.image.size == (1536, 1024)
+    assert len(openai_server.received) == 2
 
 
 async def test_a_vendor_message_that_echoes_the_key_is_redacted(

@@ -101,7 +101,7 @@ async def test_an_answer_with_a_link_is_downloaded_under_the_address_rules() -> 
         result = await allowed.generate(generate_call())
         # Without an allowance the fetcher refuses a loopback link like any other.
         with pytest.raises(ProviderMalformedResponse) as refused:
-            await provider_for(linking).generate(generate_call())
+            await provider_for(linking, max_retries=0).generate(generate_call())
 
     assert result.image.size == (1024, 1536)
     assert [request.method for request in linking.received] == ["POST", "GET", "POST"]

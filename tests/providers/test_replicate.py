@@ -250,11 +250,13 @@ async def test_a_slow_answer_past_the_time_limit_is_retried_then_overloaded(repl
     assert len(replicate_server.requests_to("create")) == 2
 
 
-async def test_malformed_json_is_a_malformed_response(replicate_server):
-    replicate_server.script(malformed_json())
+async def test_malformed_json_is_retried_then_a_malformed_response(replicate_server):
+    replicate_server.script(*[malformed_json()] * 3)
 
-    with pytest.raises(ProviderMalformedResponse):
-        await provider_for(replicate_server).generate(image_call())
+    with pytest.raises(ProviderMalformedResponse) as caught:
+        await provider_for(replicate_server, max_retries=2).generate(image_call())
+
+    assert "tried 3 times" in caught.value.detail
 
 
 async def test_a_prediction_that_never_finishes_is_canceled_at_the_deadline(replicate_server):

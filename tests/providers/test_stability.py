@@ -21,7 +21,6 @@ from app.errors import (
 )
 from app.providers.base import EditCall, GenerateCall, InputImage, Reference
 from app.providers.stability import StabilityProvider
-from app.providers.transport import breaker_for
 from tests.factories import image_bytes
 from tests.fakes.stability import (
     API_KEY,
@@ -41,12 +40,6 @@ from tests.fakes.stability import (
 from tests.providers.support import RecordedSleeps, checked_problem
 
 PROMPT = "product shot of a ceramic mug, studio light"
-
-
-@pytest.fixture(autouse=True)
-def closed_breaker() -> None:
-    """Each test starts with the vendor's process-wide breaker closed."""
-    breaker_for("stability").record(succeeded=True)
 
 
 @pytest.fixture
@@ -331,13 +324,15 @@ async def test_a_filtered_image_is_moderation_blocked(stability: FakeStability) 
 @pytest.mark.parametrize(
     ("reply", "message"), [(malformed_image(), "unusable"), (json_garbage(), "not an image")]
 )
-async def test_an_answer_without_a_usable_image_is_malformed(
+async def test_an_answer_without_a_usable_image_is_retried_then_malformed(
     stability: FakeStability, reply, message: str
 ) -> None:
-    stability.script(reply)
+    stability.script(reply, reply)
 
     with pytest.raises(ProviderMalformedResponse, match=message):
-        await provider_for(stability).generate(image_call())
+        await provider_for(stability, max_retries=1).generate(image_call())
+
+    assert len(stability.received) == 2
 
 
 async def test_an_input_image_in_an_unexpected_format_is_invalid_for_model(

@@ -9,7 +9,6 @@ import httpx
 import pytest
 
 from app.config import Settings
-from app.providers.transport import breaker_for
 from tests.fakes.openai_images import API_KEY, FakeOpenAIImages, moderation_blocked, server_error
 from tests.support import embedded_only, postgres_settings, serving, wait_for_final
 
@@ -28,13 +27,6 @@ class Vendors:
     compatible: FakeOpenAIImages
 
 
-@pytest.fixture(autouse=True)
-def closed_breakers() -> None:
-    """Each test starts with the process's vendor breakers closed."""
-    for vendor in ("openai", "openai_compatible"):
-        breaker_for(vendor).record(succeeded=True)
-
-
 @pytest.fixture(params=["embedded", "postgres"])
 async def vendors(request, tmp_path, postgres_url) -> AsyncIterator[Vendors]:
     """The app with OpenAI and a compatible server configured, each at a fake, on both
@@ -49,6 +41,8 @@ async def vendors(request, tmp_path, postgres_url) -> AsyncIterator[Vendors]:
             "openai_compat_base_url": compatible.base_url,
             "openai_compat_models": "flux-schnell",
             "provider_max_retries": 2,
+            "provider_breaker_threshold": 3,
+            "provider_breaker_cooldown_seconds": 3,
         }
         if request.param == "postgres":
             settings = postgres_settings(postgres_url, tmp_path, redis_url=None, **values)
@@ -85,9 +79,9 @@ async def test_a_model_that_keeps_failing_falls_back_and_the_output_says_so(vend
 
 
 async def test_an_open_breaker_falls_back_without_calling_the_vendor(vendors) -> None:
-    breaker = breaker_for("openai")
-    for _ in range(breaker.threshold):
-        breaker.record(succeeded=False)
+    # Three failed attempts of the first job open the breaker (its threshold is 3 here).
+    vendors.openai.script(*[server_error(500, retry_after="0")] * 3)
+    await run(vendors, fallback_models=[FALLBACK])
 
     job = await run(vendors, fallback_models=[FALLBACK], n=2)
 
@@ -95,7 +89,20 @@ async def test_an_open_breaker_falls_back_without_calling_the_vendor(vendors) ->
     assert [output["model"] for output in job["outputs"]] == [FALLBACK, FALLBACK]
     failure = job["outputs"][0]["details"]["fallbacks_failed"][0]
     assert "pause" in failure["detail"]
-    assert vendors.openai.received == []
+    assert len(vendors.openai.received) == 3  # nothing sent while open
+
+
+async def test_without_a_fallback_an_open_breaker_delays_the_job_instead_of_failing_it(
+    vendors,
+) -> None:
+    vendors.openai.script(*[server_error(500, retry_after="0")] * 3)
+    await run(vendors, fallback_models=[FALLBACK])
+
+    job = await run(vendors)
+
+    assert job["status"] == "succeeded", job
+    assert job["outputs"][0]["model"] == PRIMARY
+    assert len(vendors.openai.received) == 4  # the trial call, once the pause was over
 
 
 async def test_a_moderation_refusal_does_not_fall_back(vendors) -> None:

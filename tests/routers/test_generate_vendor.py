@@ -19,7 +19,6 @@ from sqlalchemy import inspect, select
 from app.config import Settings
 from app.models import Asset, Job
 from app.providers.openai import TOKEN_PRICES
-from app.providers.transport import breaker_for
 from tests.fakes.openai_images import (
     API_KEY,
     FakeOpenAIImages,
@@ -47,13 +46,6 @@ class Vendor:
     client: httpx.AsyncClient
     auth: dict[str, str]
     server: FakeOpenAIImages
-
-
-@pytest.fixture(autouse=True)
-def closed_breakers() -> None:
-    """Each test starts with the process's vendor breakers closed."""
-    for vendor in ("openai", "openai_compatible"):
-        breaker_for(vendor).record(succeeded=True)
 
 
 def vendor_settings(backend: str, tmp_path: Path, postgres_url: str, **values: object) -> Settings:

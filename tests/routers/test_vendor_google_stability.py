@@ -10,19 +10,11 @@ import pytest
 from PIL import Image
 
 from app.config import Settings
-from app.providers.transport import breaker_for
 from tests.fakes.google_gemini import API_KEY as GOOGLE_KEY
 from tests.fakes.google_gemini import FakeGemini
 from tests.fakes.stability import API_KEY as STABILITY_KEY
 from tests.fakes.stability import FakeStability, MultipartReceived
 from tests.support import embedded_only, serving
-
-
-@pytest.fixture(autouse=True)
-def closed_breakers() -> None:
-    """Each test starts with the vendors' process-wide breakers closed."""
-    for vendor in ("google", "stability"):
-        breaker_for(vendor).record(succeeded=True)
 
 
 @pytest.fixture

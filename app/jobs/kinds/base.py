@@ -1,6 +1,7 @@
 """What every job kind shares: the runner the task body drives, and how it calls a model with
 the request's fallbacks."""
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -10,6 +11,7 @@ from sqlalchemy import update
 from app.errors import ProviderError
 from app.models import Job
 from app.providers.base import GenerateResult, ModelSpec, Provider
+from app.providers.breaker import fallback_available
 from app.runtime.context import TaskContext
 from app.services.assets import Output
 from app.services.prompting import replan_with_llm
@@ -66,16 +68,19 @@ async def call_with_fallbacks(
     context: TaskContext, models: list[str], call: ModelCall
 ) -> tuple[GenerateResult, dict[str, Any]]:
     """Call the first model; when it fails for a retryable reason (overloaded, timed out,
-    unreachable), the next, in order. The result and the details to record: the model that
-    made it, its latency and cost, and the models that failed before it."""
+    unreachable, its breaker open), the next, in order. Only the last model's call waits for an
+    open breaker. The result and the details to record: the model that made it, its latency and
+    cost, and the models that failed before it."""
     failed: list[dict[str, Any]] = []
     for position, model_id in enumerate(models):
         provider, spec = context.registry.resolve(model_id)
         started = time.perf_counter()
+        last = position == len(models) - 1
         try:
-            result = await call(provider, spec)
+            with contextlib.nullcontext() if last else fallback_available():
+                result = await call(provider, spec)
         except ProviderError as exc:
-            if not exc.retryable or position == len(models) - 1:
+            if not exc.retryable or last:
                 if failed:
                     exc.extensions["fallbacks_failed"] = failed
                 raise
