@@ -244,7 +244,11 @@ class Settings(BaseSettings):
         "pairs separated by commas (`bfl=300,openai=180`).",
     )
     provider_max_retries: int = Field(
-        3, ge=0, le=10, description="Retries of a vendor request that failed for a passing reason."
+        6,
+        ge=0,
+        le=10,
+        description="Retries of a vendor request that failed for a passing reason: seven "
+        "attempts see a job through a vendor failing two calls in five.",
     )
     provider_max_connections: int = Field(
         500,

@@ -37,18 +37,10 @@ from vendor import (
 
 MODEL = "openai/gpt-image-2"
 PROMPT = "a lighthouse in a gale, wide shot"
-# What the storm needs set, whatever the defaults: the vendor's 3 s time limit, an attempt
-# budget of 7 (40% of calls fail, so 0.4**7 = 0.16% of jobs would fail every attempt), the
-# breaker and backoff at their defaults, and the worker's default concurrency.
-STORM_SETTINGS = {
-    "DARKROOM_PROVIDER_TIMEOUT_SECONDS": "3",
-    "DARKROOM_PROVIDER_MAX_RETRIES": "6",
-    "DARKROOM_PROVIDER_RETRY_BACKOFF_SECONDS": "0.5",
-    "DARKROOM_PROVIDER_BREAKER_THRESHOLD": "5",
-    "DARKROOM_PROVIDER_BREAKER_COOLDOWN_SECONDS": "10",
-    "DARKROOM_PROVIDER_BREAKER_MAX_WAIT_SECONDS": "120",
-    "DARKROOM_RUNNER_CONCURRENCY": "4",
-}
+# The storm's one setting: the vendor's 3 s time limit. Everything else keeps its default: the
+# attempt budget of 7 (40% of calls fail, so 0.4**7 = 0.16% of jobs would fail every attempt),
+# the breaker, the backoff and the worker's concurrency.
+STORM_SETTINGS = {"DARKROOM_PROVIDER_TIMEOUT_SECONDS": "3"}
 SUBMIT_CALLERS = 10
 POLL_SECONDS = 0.5
 FINISH_SECONDS = 1800

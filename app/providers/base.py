@@ -2,7 +2,7 @@
 
 import io
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from PIL import ExifTags, Image, ImageOps
 
@@ -30,6 +30,9 @@ class ModelCapabilities:
     mask: bool = False
     max_references: int = 0
     max_n: int = 10
+    # Images one vendor call can make (OpenAI's `n`): a job's outputs are asked for together,
+    # up to this many a call, by providers that are MultiImageProviders.
+    images_per_call: int = 1
     default_area: int = 1024 * 1024
     # How the prompt optimizer writes for this model: natural sentences for instruction-following
     # models, weighted tags plus a negative prompt for diffusion models; and its length limit.
@@ -179,6 +182,16 @@ class Provider(Protocol):
     async def edit(self, call: EditCall) -> GenerateResult:
         """Edit `call.image` as the call describes; only for models whose modes include
         `edit` (InvalidForModel otherwise)."""
+        ...
+
+
+@runtime_checkable
+class MultiImageProvider(Protocol):
+    """A provider whose vendor makes several images of one brief in one call."""
+
+    async def generate_many(self, call: GenerateCall, count: int) -> list[GenerateResult]:
+        """`count` images of `call` (at most the model's `images_per_call`) from one call; the
+        call's cost is shared evenly between them."""
         ...
 
 

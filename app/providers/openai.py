@@ -8,6 +8,7 @@ package (3.57.0: `types/image_generate_params.py`, `types/image_edit_params.py`,
 `types/images_response.py`, `resources/images.py`) is the reference for fields and values.
 """
 
+import asyncio
 import base64
 import binascii
 import io
@@ -94,6 +95,8 @@ MODELS = [
             mask=True,
             max_references=MAX_EDIT_IMAGES - 1,
             max_n=10,
+            # ImageGenerateParams.n: "The number of images to generate. Must be between 1 and 10."
+            images_per_call=10,
         ),
         # OpenAI bills these models per token and we ask for quality "auto", so no fixed
         # per-image price exists; the cost of each image comes from its usage instead.
@@ -267,10 +270,11 @@ class ImagesAnswer:
 
 
 async def read_images_answer(
-    http: VendorHTTP, label: str, response: httpx.Response
-) -> ImagesAnswer:
-    """The first image of an ImagesResponse: `b64_json`, or for servers that answer with links,
-    `url`, downloaded under the transport's address rules and limits."""
+    http: VendorHTTP, label: str, response: httpx.Response, count: int = 1
+) -> list[ImagesAnswer]:
+    """The `count` images of an ImagesResponse: each `b64_json`, or for servers that answer with
+    links, `url`, downloaded under the transport's address rules and limits. Each carries the
+    response's usage, which covers them all."""
     extensions = {"provider": http.vendor}
     if request_id := response.headers.get("x-request-id"):
         extensions["provider_request_id"] = request_id
@@ -279,8 +283,24 @@ async def read_images_answer(
     except ValueError as exc:
         raise ProviderMalformedResponse(f"{label}'s answer is not JSON.", **extensions) from exc
     data = payload.get("data") if isinstance(payload, dict) else None
-    first = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
-    encoded, link = first.get("b64_json"), first.get("url")
+    entries = data[:count] if isinstance(data, list) else []
+    if len(entries) < count:
+        message = f"{label}'s answer holds {len(entries)} of the {count} images asked for."
+        raise ProviderMalformedResponse(message, **extensions)
+    usage = payload.get("usage")
+    usage = usage if isinstance(usage, dict) else None
+    return [await _read_image_entry(http, label, entry, usage, extensions) for entry in entries]
+
+
+async def _read_image_entry(
+    http: VendorHTTP,
+    label: str,
+    entry: Any,
+    usage: dict[str, Any] | None,
+    extensions: dict[str, str],
+) -> ImagesAnswer:
+    entry = entry if isinstance(entry, dict) else {}
+    encoded, link = entry.get("b64_json"), entry.get("url")
     if isinstance(encoded, str) and encoded:
         try:
             image = base64.b64decode(encoded, validate=True)
@@ -290,15 +310,10 @@ async def read_images_answer(
     elif isinstance(link, str) and link:
         image = await http.download(link)
     else:
-        message = f"{label}'s answer has no data[0].b64_json."
+        message = f"{label}'s answer has an image with neither b64_json nor url."
         raise ProviderMalformedResponse(message, **extensions)
-    usage = payload.get("usage")
-    revised = first.get("revised_prompt")
-    return ImagesAnswer(
-        image,
-        usage if isinstance(usage, dict) else None,
-        revised if isinstance(revised, str) else None,
-    )
+    revised = entry.get("revised_prompt")
+    return ImagesAnswer(image, usage, revised if isinstance(revised, str) else None)
 
 
 class ImagesEndpoints:
@@ -309,16 +324,24 @@ class ImagesEndpoints:
         self.http = http
         self.label = label
 
-    async def generate(self, body: dict[str, Any]) -> tuple[Image.Image, ImagesAnswer]:
-        """`POST /images/generations` with a JSON body."""
-        return await self.http.call("POST", "images/generations", self._image, json=body)
+    async def generate(self, body: dict[str, Any]) -> list[tuple[Image.Image, ImagesAnswer]]:
+        """`POST /images/generations` with a JSON body: its `n` images."""
+
+        async def images(response: httpx.Response) -> list[tuple[Image.Image, ImagesAnswer]]:
+            answers = await read_images_answer(self.http, self.label, response, body["n"])
+            return list(await asyncio.gather(*(self._decoded(answer) for answer in answers)))
+
+        return await self.http.call("POST", "images/generations", images, json=body)
 
     async def edit(self, fields: FormFields, files: FormFiles) -> tuple[Image.Image, ImagesAnswer]:
         """`POST /images/edits` as multipart form data."""
         return await self.http.call("POST", "images/edits", self._image, data=fields, files=files)
 
     async def _image(self, response: httpx.Response) -> tuple[Image.Image, ImagesAnswer]:
-        answer = await read_images_answer(self.http, self.label, response)
+        (answer,) = await read_images_answer(self.http, self.label, response)
+        return await self._decoded(answer)
+
+    async def _decoded(self, answer: ImagesAnswer) -> tuple[Image.Image, ImagesAnswer]:
         image = await run_cpu(
             decode_vendor_image, answer.data, self.http.vendor, MAX_OUTPUT_PIXELS, self.label
         )
@@ -367,10 +390,15 @@ class OpenAIProvider(HTTPVendor):
     async def generate(self, call: GenerateCall) -> GenerateResult:
         """One image at the call's size, in the format the job stores. The API takes no seed or
         negative prompt, so neither is sent (the capabilities say so)."""
+        (result,) = await self.generate_many(call, 1)
+        return result
+
+    async def generate_many(self, call: GenerateCall, count: int) -> list[GenerateResult]:
+        """`count` images of one call (`n`), its cost shared evenly between them."""
         self.check_configured()
-        body = generation_body(call, call.output_format)
-        image, answer = await self._endpoints.generate(body)
-        return result_of(call.model, image, answer)
+        body = generation_body(call, call.output_format, n=count)
+        made = await self._endpoints.generate(body)
+        return [result_of(call.model, image, answer, count) for image, answer in made]
 
     async def edit(self, call: EditCall) -> GenerateResult:
         """The source edited as the prompt says, within the mask if there is one, steered by
@@ -387,11 +415,17 @@ class OpenAIProvider(HTTPVendor):
         return result_of(call.model, image, answer)
 
 
-def result_of(model: str, image: Image.Image, answer: ImagesAnswer) -> GenerateResult:
-    """An image OpenAI made, with the bytes it sent, its cost and what it reported."""
-    return GenerateResult(
-        image, cost_of(model, answer.usage), result_details(answer), encoded=answer.data
+def result_of(
+    model: str, image: Image.Image, answer: ImagesAnswer, images_in_call: int = 1
+) -> GenerateResult:
+    """An image OpenAI made, with the bytes it sent, its share of the call's cost and what it
+    reported."""
+    cost = cost_of(model, answer.usage)
+    share = None if cost is None else cost / images_in_call
+    details = result_details(answer) | (
+        {"images_in_call": images_in_call} if images_in_call > 1 else {}
     )
+    return GenerateResult(image, share, details, encoded=answer.data)
 
 
 def input_fidelity(call: EditCall) -> dict[str, str]:

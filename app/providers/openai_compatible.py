@@ -93,7 +93,7 @@ class OpenAICompatibleProvider(HTTPVendor):
         are still read)."""
         self.check_configured()
         body = generation_body(call, response_format="b64_json")
-        image, answer = await self._endpoints.generate(body)
+        ((image, answer),) = await self._endpoints.generate(body)
         return GenerateResult(image, None, result_details(answer), encoded=answer.data)
 
     async def edit(self, call: EditCall) -> GenerateResult:

@@ -313,7 +313,12 @@ class FakeStability(FakeHTTPServer):
         try:
             request = await read_multipart_request(reader)
             self.received.append(request)
-            await self.send(request, writer)
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                await self.send(request, writer)
+            finally:
+                self.in_flight -= 1
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:

@@ -317,8 +317,8 @@ async def test_an_unreachable_server_is_retried_then_provider_overloaded() -> No
     ("reply", "says"),
     [
         (malformed_json(), "not JSON"),
-        (missing_data(), "no data[0].b64_json"),
-        (image_reply(b""), "no data[0].b64_json"),
+        (missing_data(), "holds 0 of the 1 images"),
+        (image_reply(b""), "neither b64_json nor url"),
         (not_an_image(), "not a PNG, JPEG or WebP"),
         (image_reply(png_declaring(8000, 8000)), "pixels"),
     ],

@@ -311,15 +311,21 @@ def test_a_malformed_timeout_override_stops_start_up(value: str) -> None:
         Settings(provider_timeouts=value)
 
 
-async def test_a_jobs_outputs_wait_on_the_vendor_together(vendor):
-    vendor.server.script(*[slow(0.5)] * 4)
+async def test_a_jobs_outputs_are_one_vendor_call_of_n_images(vendor):
+    vendor.server.script(slow(0.5))
 
-    job = await generate(vendor, model="openai/gpt-image-2", prompt="a kite", n=4, seed=7)
+    job = await generate(vendor, model="openai/gpt-image-1-mini", prompt="a kite", n=4, seed=7)
 
     assert job["status"] == "succeeded"
-    assert vendor.server.peak_in_flight == 4
+    assert [call.body["n"] for call in vendor.server.received] == [4]
     assert [output["seed"] for output in job["outputs"]] == [7, 8, 9, 10]
     assert len({output["asset_id"] for output in job["outputs"]}) == 4
+    assert {output["details"]["images_in_call"] for output in job["outputs"]} == {4}
+    # The call's cost is shared between its images, so the job's total is the call's.
+    costs = [output["cost_usd"] for output in job["outputs"]]
+    assert job["cost_usd"] > 0
+    assert job["cost_usd"] == pytest.approx(sum(costs))
+    assert costs == [pytest.approx(costs[0])] * 4
 
 
 async def test_pixel_work_of_one_job_does_not_hold_back_anothers_vendor_call(vendor):

@@ -13,7 +13,7 @@ from app.config import Settings
 from tests.fakes.google_gemini import API_KEY as GOOGLE_KEY
 from tests.fakes.google_gemini import FakeGemini
 from tests.fakes.stability import API_KEY as STABILITY_KEY
-from tests.fakes.stability import FakeStability, MultipartReceived
+from tests.fakes.stability import FakeStability, MultipartReceived, slow
 from tests.support import embedded_only, serving
 
 
@@ -90,6 +90,26 @@ async def test_a_stability_job_succeeds_with_the_vendor_image_and_seed(vendors) 
     assert output["details"]["vendor_seed"] == 1234
     image = await output_image(client, auth, output)
     assert image.size == (output["width"], output["height"])
+
+
+async def test_a_model_making_one_image_a_call_makes_a_jobs_outputs_at_once(vendors) -> None:
+    client, auth, _, stability = vendors
+    stability.script(*[slow(0.5)] * 4)
+    body = {"prompt": "a ceramic mug", "model": "stability/ultra", "n": 4, "seed": 7}
+
+    response = await client.post("/v1/generate", json=body, headers=auth | {"Prefer": "wait=30"})
+
+    job = response.json()
+    assert job["status"] == "succeeded", job
+    assert len(stability.received) == 4
+    assert stability.peak_in_flight == 4
+    assert sorted(request.form["seed"].text for request in stability.received) == [
+        "10",
+        "7",
+        "8",
+        "9",
+    ]
+    assert [output["seed"] for output in job["outputs"]] == [7, 8, 9, 10]
 
 
 @embedded_only()

@@ -4,7 +4,7 @@ the request's fallbacks."""
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import update
 
@@ -61,16 +61,16 @@ class KindRunner:
         raise NotImplementedError
 
 
-ModelCall = Callable[[Provider, ModelSpec], Awaitable[GenerateResult]]
+T = TypeVar("T")
 
 
 async def call_with_fallbacks(
-    context: TaskContext, models: list[str], call: ModelCall
-) -> tuple[GenerateResult, dict[str, Any]]:
+    context: TaskContext, models: list[str], call: Callable[[Provider, ModelSpec], Awaitable[T]]
+) -> tuple[T, dict[str, Any]]:
     """Call the first model; when it fails for a retryable reason (overloaded, timed out,
     unreachable, its breaker open), the next, in order. Only the last model's call waits for an
-    open breaker. The result and the details to record: the model that made it, its latency and
-    cost, and the models that failed before it."""
+    open breaker. What the call made, and the facts of the call to record: the model that
+    made it, its latency, and the models that failed before it."""
     failed: list[dict[str, Any]] = []
     for position, model_id in enumerate(models):
         provider, spec = context.registry.resolve(model_id)
@@ -78,7 +78,7 @@ async def call_with_fallbacks(
         last = position == len(models) - 1
         try:
             with contextlib.nullcontext() if last else fallback_available():
-                result = await call(provider, spec)
+                made = await call(provider, spec)
         except ProviderError as exc:
             if not exc.retryable or last:
                 if failed:
@@ -86,12 +86,19 @@ async def call_with_fallbacks(
                 raise
             failed.append({"model": model_id, "error": exc.slug, "detail": exc.detail})
             continue
-        details = {
+        facts: dict[str, Any] = {
             "model": spec.id,
             "latency_ms": round((time.perf_counter() - started) * 1000),
-            "cost_usd": result.cost_usd,
-        } | result.details
+        }
         if failed:
-            details["fallbacks_failed"] = failed
-        return result, details
+            facts["fallbacks_failed"] = failed
+        return made, facts
     raise AssertionError("call_with_fallbacks needs at least one model")
+
+
+def output_details(result: GenerateResult, call_facts: dict[str, Any]) -> dict[str, Any]:
+    """The details of an output: the model, latency and cost, what the vendor reported, then
+    the fallbacks that failed before."""
+    head = {key: value for key, value in call_facts.items() if key != "fallbacks_failed"}
+    tail = {key: value for key, value in call_facts.items() if key == "fallbacks_failed"}
+    return head | {"cost_usd": result.cost_usd} | result.details | tail

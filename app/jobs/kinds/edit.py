@@ -5,7 +5,7 @@ model, so output i of each model is directly comparable."""
 from sqlalchemy import select
 
 from app.errors import NotFound
-from app.jobs.kinds.base import KindRunner, call_with_fallbacks
+from app.jobs.kinds.base import KindRunner, call_with_fallbacks, output_details
 from app.jobs.kinds.generate import finish_image, model_chain, output_seed
 from app.models import Asset
 from app.providers.base import EditCall, GenerateResult, InputImage, ModelSpec, Provider, Reference
@@ -75,7 +75,8 @@ class EditRunner(KindRunner):
                 )
             )
 
-        result, details = await call_with_fallbacks(self.context, models, call)
+        result, facts = await call_with_fallbacks(self.context, models, call)
+        details = output_details(result, facts)
         if request.get("variation") is not None:
             details["variation"] = request["variation"]
         encoded = await finish_image(result, request, details)

@@ -1,15 +1,25 @@
-"""Generate jobs: each output is one provider call at the model's nearest generation size,
-then cropped or padded to the exact requested size (or stored as the vendor sent it, when it
-already is that size and format)."""
+"""Generate jobs: each output is one image at the model's nearest generation size, then cropped
+or padded to the exact requested size (or stored as the vendor sent it, when it already is that
+size and format). A model whose vendor makes several images a call is asked for a job's outputs
+together; any other makes one per call."""
 
+import asyncio
+import itertools
 import math
 
 from app.cpu import run_image_work
 from app.imaging.codecs import ImageInfo, encode, sniff_format
 from app.imaging.geometry import cover_size, fit_exact, fit_kind
-from app.jobs.kinds.base import KindRunner, call_with_fallbacks
+from app.jobs.kinds.base import KindRunner, call_with_fallbacks, output_details
 from app.models import Job
-from app.providers.base import GenerateCall, GenerateResult, ModelSpec, Provider
+from app.providers.base import (
+    GenerateCall,
+    GenerateResult,
+    ModelSpec,
+    MultiImageProvider,
+    Provider,
+)
+from app.runtime.context import TaskContext
 from app.services.assets import Output
 
 # Pixels are held as RGBA at most: 4 bytes each.
@@ -66,13 +76,40 @@ def finish_memory(made: tuple[int, int], width: int, height: int) -> int:
 class GenerateRunner(KindRunner):
     """Images from a brief."""
 
-    async def make(self, index: int) -> Output:
-        request = self.request
-        seed = output_seed(request["seed"], index)
+    def __init__(self, context: TaskContext, job: Job) -> None:
+        super().__init__(context, job)
+        # The call making each output that was asked for together with others.
+        self._calls: dict[int, asyncio.Future[dict[int, Output]]] = {}
 
-        async def call(provider: Provider, spec: ModelSpec) -> GenerateResult:
+    async def make(self, index: int) -> Output:
+        if index not in self._calls:
+            indexes = self._together_with(index)
+            call = asyncio.ensure_future(self._make_together(indexes))
+            self._calls.update(dict.fromkeys(indexes, call))
+        return (await self._calls.pop(index))[index]
+
+    def _together_with(self, index: int) -> list[int]:
+        """`index` and the outputs not yet made or asked for that one call can make with it."""
+        provider, spec = self.context.registry.resolve(self.job.model)
+        per_call = spec.capabilities.images_per_call
+        if per_call == 1 or not isinstance(provider, MultiImageProvider):
+            return [index]
+        waiting = (
+            other
+            for other in range(self.output_count())
+            if other != index and other not in self.done and other not in self._calls
+        )
+        return [index, *itertools.islice(waiting, per_call - 1)]
+
+    async def _make_together(self, indexes: list[int]) -> dict[int, Output]:
+        """The outputs `indexes`, from one call where the model allows it (a fallback model
+        that does not makes them one call each, at once)."""
+        request = self.request
+        seeds = [output_seed(request["seed"], index) for index in indexes]
+
+        async def call(provider: Provider, spec: ModelSpec) -> list[GenerateResult]:
             width, height = spec.capabilities.generation_size(request["width"], request["height"])
-            return await provider.generate(
+            calls = [
                 GenerateCall(
                     model=spec.name,
                     prompt=request["prompt"],
@@ -82,8 +119,18 @@ class GenerateRunner(KindRunner):
                     seed=seed,
                     output_format=request["output_format"],
                 )
-            )
+                for seed in seeds
+            ]
+            together = len(calls) <= spec.capabilities.images_per_call
+            if len(calls) > 1 and together and isinstance(provider, MultiImageProvider):
+                return await provider.generate_many(calls[0], len(calls))
+            return list(await asyncio.gather(*(provider.generate(one) for one in calls)))
 
-        result, details = await call_with_fallbacks(self.context, model_chain(self.job), call)
-        encoded = await finish_image(result, request, details)
-        return Output(encoded, seed=seed, details=details)
+        results, facts = await call_with_fallbacks(self.context, model_chain(self.job), call)
+        outputs = {}
+        for index, seed, result in zip(indexes, seeds, results, strict=True):
+            details = output_details(result, facts)
+            outputs[index] = Output(
+                await finish_image(result, request, details), seed, details=details
+            )
+        return outputs
