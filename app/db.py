@@ -83,6 +83,14 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def create_reader(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for reads alone: each statement stands on its own (autocommit), so a read costs
+    its own round trip and no BEGIN and ROLLBACK around it. Never write through one."""
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request; a route that writes commits it, as its unit of work."""
     async with request.app.state.sessionmaker() as session:

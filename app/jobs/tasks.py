@@ -186,7 +186,7 @@ async def _stored_outputs(context: TaskContext, job: Job) -> set[int]:
     """The indexes an earlier run of the job stored; a first run has none to look for."""
     if job.attempts == 1:
         return set()
-    async with context.sessionmaker() as session:
+    async with context.reader() as session:
         return set(await session.scalars(select(Asset.output_index).where(Asset.job_id == job.id)))
 
 
@@ -219,7 +219,7 @@ def _leaves(group: ExceptionGroup) -> Iterator[Exception]:
 
 
 async def _stored_details(context: TaskContext, job: Job) -> list[dict[str, Any]]:
-    async with context.sessionmaker() as session:
+    async with context.reader() as session:
         details = await session.scalars(select(Asset.details).where(Asset.job_id == job.id))
         return [detail or {} for detail in details]
 
@@ -238,7 +238,7 @@ async def _check_still_held(context: TaskContext, job: Job, lease: Lease) -> Non
     lease.check()
     if lease.recently_confirmed():
         return
-    async with context.sessionmaker() as session:
+    async with context.reader() as session:
         held = await session.scalar(select(Job.id).where(Job.held_by(job)))
     if held is None:
         raise LeaseLost

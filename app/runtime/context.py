@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.db import create_engine, create_sessionmaker
+from app.db import create_engine, create_reader, create_sessionmaker
 from app.providers.registry import ProviderRegistry, create_registry
 from app.runtime.breakers import open_breaker_store
 from app.runtime.progress import Broadcaster, LocalBroadcaster, broadcast_event, open_broadcaster
@@ -22,6 +22,8 @@ class TaskContext:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    # Sessions for reads alone, without a transaction around them; see app.db.create_reader.
+    reader: async_sessionmaker[AsyncSession]
     storage: LocalStorage
     registry: ProviderRegistry
     # Called on every job event as listener(context, job, event, data); see app.runtime.events.
@@ -43,6 +45,7 @@ async def open_context(settings: Settings) -> AsyncIterator[TaskContext]:
                 settings=settings,
                 engine=engine,
                 sessionmaker=create_sessionmaker(engine),
+                reader=create_reader(engine),
                 storage=LocalStorage(settings.asset_dir),
                 registry=registry,
                 listeners=[broadcast_event],

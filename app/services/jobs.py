@@ -154,7 +154,7 @@ async def _wait_by_reading(
 
 
 async def _read_job(context: TaskContext, tenant_id: str, job_id: str) -> Job:
-    async with context.sessionmaker() as session:
+    async with context.reader() as session:
         return await get_job(session, tenant_id, job_id)
 
 

@@ -53,10 +53,12 @@ async def record_deliveries(context: TaskContext, told: Job, event: str) -> list
     event_type = EVENT_TYPES.get(event)
     if event_type is None:
         return []
-    async with context.sessionmaker() as session:
+    # Most events have no receiver: finding that out is one read, with no transaction.
+    async with context.reader() as session:
         receivers = await _receivers(session, told, event_type)
-        if not receivers:
-            return []
+    if not receivers:
+        return []
+    async with context.sessionmaker() as session:
         job = await session.get(Job, told.id)
         if job is None:
             return []
