@@ -102,6 +102,7 @@ class DarkroomWorker(Worker):
         if self.on_startup:
             await self.on_startup(self.ctx)
         self._work_announced = asyncio.Event()
+        self._outage: asyncio.Future[None] | None = None
         listening = asyncio.create_task(self._listen_for_work())
         try:
             while True:
@@ -116,25 +117,23 @@ class DarkroomWorker(Worker):
                 await listening
 
     async def _listen_for_work(self) -> None:
-        """Set `_work_announced` on every wake message; resubscribe, with backoff, when the
-        connection is lost (polling goes on meanwhile)."""
-        delay = RECONNECT_FIRST_DELAY_SECONDS
+        """Set `_work_announced` on every wake message. Its connection is the first to notice
+        Redis going away, even while every job slot is taken and polling reads nothing, so a
+        lost connection waits out the outage here (then resubscribes)."""
         while True:
             try:
                 async with self.pool.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(wake_channel(self.queue_name))
-                    delay = RECONNECT_FIRST_DELAY_SECONDS
                     async for _ in pubsub.listen():
                         self._work_announced.set()
-            except REDIS_UNREACHABLE:
-                await asyncio.sleep(delay * random.uniform(0.5, 1))
-                delay = min(delay * 2, RECONNECT_MAX_DELAY_SECONDS)
+            except REDIS_UNREACHABLE as error:
+                await self._ride_out_outage(error)
 
     async def _poll_iteration(self) -> None:
         try:
             await super()._poll_iteration()
         except REDIS_UNREACHABLE as error:
-            await self._wait_for_redis(error)
+            await self._ride_out_outage(error)
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """Start the jobs; a connection error gives back the slot arq took for the job it was
@@ -166,6 +165,20 @@ class DarkroomWorker(Worker):
                 await self.on_shutdown(self.ctx)
             await self.pool.aclose(close_connection_pool=True)
             self._pool = None
+
+    async def _ride_out_outage(self, error: BaseException) -> None:
+        """Wait until Redis answers again. The poll and the wake listener may both meet the
+        outage; the first waits for it (and logs it, and re-sends what it lost), the other
+        waits for that."""
+        if self._outage is not None:
+            await asyncio.shield(self._outage)
+            return
+        self._outage = asyncio.get_running_loop().create_future()
+        try:
+            await self._wait_for_redis(error)
+        finally:
+            self._outage.set_result(None)
+            self._outage = None
 
     async def _wait_for_redis(self, error: BaseException) -> None:
         running = sum(not task.done() for task in self.tasks.values())
