@@ -72,7 +72,10 @@ class Settings(BaseSettings):
         "makes its files one at a time.",
     )
     job_lease_seconds: float = Field(
-        120, gt=0, description="A running job whose worker is silent this long is re-run."
+        15,
+        gt=0,
+        description="A running job whose worker is silent this long is re-run; its run renews "
+        "the lease every third of it.",
     )
     job_timeout_seconds: float = Field(900, gt=0, description="Longest one run of a job may take.")
     queued_grace_seconds: float = Field(
@@ -85,7 +88,12 @@ class Settings(BaseSettings):
         description="How often an idle worker asks Redis for new jobs: the most a queued job "
         "waits for a free worker to notice it.",
     )
-    sweep_interval_seconds: float = Field(15, gt=0, description="How often the sweeper looks.")
+    sweep_interval_seconds: float = Field(
+        5,
+        gt=0,
+        description="How often the sweeper looks (one process of those sharing a Redis per "
+        "interval): a dead worker's job runs again within the lease and this.",
+    )
     max_job_attempts: int = Field(3, ge=1, description="Runs of one job before it is failed.")
     openai_compat_wait_seconds: float = Field(
         900,

@@ -3,6 +3,8 @@
 import logging
 from datetime import datetime, timedelta
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import ColumnElement, select, update
 
 from app.db import database_now
@@ -13,6 +15,30 @@ from app.runtime.queue import JobQueue
 from app.services.submission import dispatch
 
 logger = logging.getLogger(__name__)
+
+# A sweep's turn is held for this share of the interval, so the process that took it, sweeping
+# again on its next tick, finds it free.
+TURN_SHARE = 0.9
+
+
+async def sweep_in_turn(context: TaskContext, queue: JobQueue, redis: Redis | None) -> int:
+    """The periodic sweep of a process that shares the database with others: every worker
+    sweeps, so that any one of them finds a dead worker's jobs, but a key in Redis lets one of
+    them per interval do it, and the database sees one sweep per interval however many
+    processes there are. Without Redis (or while it is away) the process sweeps anyway: two
+    sweeps at once are safe, only costlier. Returns how many jobs moved."""
+    if redis is not None and not await _take_turn(context, redis):
+        return 0
+    return await sweep(context, queue)
+
+
+async def _take_turn(context: TaskContext, redis: Redis) -> bool:
+    milliseconds = max(1, int(context.settings.sweep_interval_seconds * TURN_SHARE * 1000))
+    key = f"{context.settings.queue_name}:sweep-turn"
+    try:
+        return bool(await redis.set(key, "1", nx=True, px=milliseconds))
+    except (RedisError, OSError):
+        return True
 
 
 async def sweep(
@@ -35,13 +61,20 @@ async def sweep(
 async def _stranded_jobs(context: TaskContext, queue: JobQueue, grace_seconds: float) -> list[Job]:
     async with context.sessionmaker() as session:
         now = await database_now(session)
-        grace = now - timedelta(seconds=grace_seconds)
-        # Both kinds wait a grace period after their last dispatch, so a re-sent job that is
-        # still waiting for a free worker is not re-sent on every sweep.
+        # Each kind waits a while after its last dispatch, so a re-sent job that is still waiting
+        # for a free worker is not re-sent on every sweep: a queued job the grace, a running one
+        # a lease length. A run renews its lease after its dispatch, so the first re-send of a
+        # dead worker's job waits for the lease alone.
+        queued_before = now - timedelta(seconds=grace_seconds)
+        running_before = now - timedelta(seconds=context.settings.job_lease_seconds)
         candidates = await session.scalars(
             select(Job).where(
-                Job.dispatched_at <= grace,
-                Job.claimable(now),
+                ((Job.status == JobStatus.QUEUED) & (Job.dispatched_at <= queued_before))
+                | (
+                    (Job.status == JobStatus.RUNNING)
+                    & (Job.lease_expires_at < now)
+                    & (Job.dispatched_at <= running_before)
+                )
             )
         )
         jobs = list(candidates)
