@@ -4,6 +4,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
 from typing import Any, Protocol
 
 from arq import create_pool
@@ -17,7 +18,6 @@ logger = logging.getLogger(__name__)
 
 TASK_NAME = "run_job"
 SHUTDOWN_GRACE_SECONDS = 5
-_PENDING_STATUSES = {JobStatus.deferred, JobStatus.queued, JobStatus.in_progress}
 # What Redis being unreachable looks like (refused, reset, timed out), as opposed to a bad reply.
 REDIS_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -32,6 +32,21 @@ def json_deserializer(data: bytes) -> dict[str, Any]:
     return json.loads(data)
 
 
+class DispatchState(StrEnum):
+    """Where one dispatch of a job is in the queue."""
+
+    WAITING = "waiting"  # for a worker to take it
+    TAKEN = "taken"  # by a worker, which runs it (or died with it)
+    GONE = "gone"  # finished, or lost with the queue
+
+
+_ARQ_STATES = {
+    JobStatus.deferred: DispatchState.WAITING,
+    JobStatus.queued: DispatchState.WAITING,
+    JobStatus.in_progress: DispatchState.TAKEN,
+}
+
+
 def queue_job_id(job_id: str, dispatch: int) -> str:
     """The queue's id for one dispatch of a job: the job id, suffixed on re-dispatches."""
     return job_id if dispatch <= 1 else f"{job_id}.{dispatch}"
@@ -44,8 +59,8 @@ class JobQueue(Protocol):
         """Send one dispatch of a job."""
         ...
 
-    async def is_pending(self, job_id: str, dispatch: int) -> bool:
-        """Whether that dispatch is still waiting or running in the queue."""
+    async def dispatch_state(self, job_id: str, dispatch: int) -> DispatchState:
+        """Whether that dispatch is waiting in the queue, taken by a worker, or gone."""
         ...
 
     async def ping(self) -> None:
@@ -81,15 +96,16 @@ class ArqQueue:
             TASK_NAME, job_id, _job_id=queue_job_id(job_id, dispatch), _queue_name=self.queue_name
         )
 
-    async def is_pending(self, job_id: str, dispatch: int) -> bool:
-        """Ask arq whether the dispatch is deferred, queued or in progress."""
+    async def dispatch_state(self, job_id: str, dispatch: int) -> DispatchState:
+        """Ask arq whether the dispatch is deferred or queued (waiting), in progress at a worker
+        (taken), or neither."""
         arq_job = ArqJob(
             queue_job_id(job_id, dispatch),
             self.redis,
             _queue_name=self.queue_name,
             _deserializer=json_deserializer,
         )
-        return await arq_job.status() in _PENDING_STATUSES
+        return _ARQ_STATES.get(await arq_job.status(), DispatchState.GONE)
 
     async def ping(self) -> None:
         """Ping Redis."""
@@ -114,9 +130,11 @@ class InProcessQueue:
         if key not in self._tasks:
             self._tasks[key] = asyncio.create_task(self._run_in_slot(key, job_id))
 
-    async def is_pending(self, job_id: str, dispatch: int) -> bool:
-        """Whether this process still holds the dispatch."""
-        return queue_job_id(job_id, dispatch) in self._tasks
+    async def dispatch_state(self, job_id: str, dispatch: int) -> DispatchState:
+        """Waiting while this process holds the dispatch: it cannot lose a task it runs without
+        dying with it, so a task is never taken and stranded."""
+        held = queue_job_id(job_id, dispatch) in self._tasks
+        return DispatchState.WAITING if held else DispatchState.GONE
 
     async def ping(self) -> None:
         """Always reachable: it is this process."""

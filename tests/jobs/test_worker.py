@@ -16,7 +16,7 @@ from sqlalchemy import select
 from app.cli import migrate
 from app.main import create_app
 from app.models import Asset
-from app.runtime.queue import ArqQueue
+from app.runtime.queue import ArqQueue, DispatchState
 from tests.fakes.openai_images import API_KEY, FakeOpenAIImages, slow
 from tests.support import (
     REDIS_URL,
@@ -42,8 +42,8 @@ async def test_queue_messages_are_json_not_pickle():
         second = json.loads(await redis.get("arq:job:job_json.2"))
         assert (first["f"], first["a"]) == ("run_job", ["job_json"])
         assert second["a"] == ["job_json"]
-        assert await queue.is_pending("job_json", 1)
-        assert not await queue.is_pending("job_json", 3)
+        assert await queue.dispatch_state("job_json", 1) == DispatchState.WAITING
+        assert await queue.dispatch_state("job_json", 3) == DispatchState.GONE
     finally:
         await redis.delete("arq:job:job_json", "arq:job:job_json.2", queue_name)
         await redis.aclose()
