@@ -117,6 +117,8 @@ async def redispatch_overdue(context: TaskContext, dispatcher: Dispatcher) -> in
                 .where(
                     WebhookDelivery.status == DeliveryStatus.PENDING,
                     WebhookDelivery.next_attempt_at <= now - grace,
+                    # One waiting behind an earlier event of its job is sent after it.
+                    WebhookDelivery.first_in_line(),
                 )
                 .order_by(WebhookDelivery.next_attempt_at)
                 .limit(SCAN_BATCH)
