@@ -130,7 +130,9 @@ async def _redispatch(context: TaskContext, queue: JobQueue, job: Job) -> int:
     if bumped.rowcount == 0:
         return 0
     logger.info("re-dispatching %s job %s (dispatch %d)", job.status, job.id, number)
-    await dispatch(queue, job.id, number)
+    # In line where it was first queued, not behind every job queued since: a dead worker's
+    # job runs again as soon as a worker is free.
+    await dispatch(queue, job.id, number, since=job.created_at)
     return 1
 
 

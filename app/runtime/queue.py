@@ -4,6 +4,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -17,6 +18,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 logger = logging.getLogger(__name__)
 
 TASK_NAME = "run_job"
+# arq's own default: a message no worker took within a day expires; the sweeper re-sends its job.
+MESSAGE_LIFETIME = timedelta(days=1)
 SHUTDOWN_GRACE_SECONDS = 5
 # What Redis being unreachable looks like (refused, reset, timed out), as opposed to a bad reply.
 REDIS_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -55,8 +58,8 @@ def queue_job_id(job_id: str, dispatch: int) -> str:
 class JobQueue(Protocol):
     """Where committed jobs are sent to be run."""
 
-    async def enqueue(self, job_id: str, dispatch: int) -> None:
-        """Send one dispatch of a job."""
+    async def enqueue(self, job_id: str, dispatch: int, *, since: datetime | None = None) -> None:
+        """Send one dispatch of a job, in line as if sent at `since` (now if None)."""
         ...
 
     async def dispatch_state(self, job_id: str, dispatch: int) -> DispatchState:
@@ -90,10 +93,19 @@ class ArqQueue:
         )
         return cls(redis, queue_name)
 
-    async def enqueue(self, job_id: str, dispatch: int) -> None:
-        """Send a dispatch; a duplicate of one already queued is ignored by arq."""
+    async def enqueue(self, job_id: str, dispatch: int, *, since: datetime | None = None) -> None:
+        """Send a dispatch; a duplicate of one already queued is ignored by arq. arq hands out
+        messages by score, the time given, so a job re-sent with the time it was first queued
+        takes its old place in line instead of waiting behind every job queued since."""
         await self.redis.enqueue_job(
-            TASK_NAME, job_id, _job_id=queue_job_id(job_id, dispatch), _queue_name=self.queue_name
+            TASK_NAME,
+            job_id,
+            _job_id=queue_job_id(job_id, dispatch),
+            _queue_name=self.queue_name,
+            _defer_until=since,
+            # Counted from now: arq would count it from `since`, and a day-old place in line
+            # would make a message that has already expired.
+            _expires=MESSAGE_LIFETIME,
         )
 
     async def dispatch_state(self, job_id: str, dispatch: int) -> DispatchState:
@@ -124,8 +136,8 @@ class InProcessQueue:
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
-    async def enqueue(self, job_id: str, dispatch: int) -> None:
-        """Start a task that waits for a free slot, then runs the job."""
+    async def enqueue(self, job_id: str, dispatch: int, *, since: datetime | None = None) -> None:
+        """Start a task that waits for a free slot, then runs the job (in the order sent)."""
         key = queue_job_id(job_id, dispatch)
         if key not in self._tasks:
             self._tasks[key] = asyncio.create_task(self._run_in_slot(key, job_id))
