@@ -4,41 +4,27 @@ import logging
 from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy import ColumnElement, select, update
 
 from app.db import database_now
 from app.errors import problem
 from app.models import Job, JobStatus
 from app.runtime.context import TaskContext
+from app.runtime.periodic import take_turn
 from app.runtime.queue import DispatchState, JobQueue
 from app.services.submission import dispatch
 
 logger = logging.getLogger(__name__)
 
-# A sweep's turn is held for this share of the interval, so the process that took it, sweeping
-# again on its next tick, finds it free.
-TURN_SHARE = 0.9
-
 
 async def sweep_in_turn(context: TaskContext, queue: JobQueue, redis: Redis | None) -> int:
-    """The periodic sweep of a process that shares the database with others: every worker
-    sweeps, so that any one of them finds a dead worker's jobs, but a key in Redis lets one of
-    them per interval do it, and the database sees one sweep per interval however many
-    processes there are. Without Redis (or while it is away) the process sweeps anyway: two
-    sweeps at once are safe, only costlier. Returns how many jobs moved."""
-    if redis is not None and not await _take_turn(context, redis):
+    """The periodic sweep. Every worker sweeps, so that any survivor finds a dead worker's jobs,
+    but one of them per interval takes the turn (see `take_turn`). Returns how many jobs moved."""
+    settings = context.settings
+    turn = f"{settings.queue_name}:sweep-turn"
+    if not await take_turn(redis, turn, settings.sweep_interval_seconds):
         return 0
     return await sweep(context, queue)
-
-
-async def _take_turn(context: TaskContext, redis: Redis) -> bool:
-    milliseconds = max(1, int(context.settings.sweep_interval_seconds * TURN_SHARE * 1000))
-    key = f"{context.settings.queue_name}:sweep-turn"
-    try:
-        return bool(await redis.set(key, "1", nx=True, px=milliseconds))
-    except (RedisError, OSError):
-        return True
 
 
 async def sweep(
