@@ -89,14 +89,18 @@ class Settings(BaseSettings):
         "at least 512.",
     )
     job_output_concurrency: int = Field(
-        4,
+        10,
         ge=1,
         le=10,
-        description="Outputs of one job made at once (each its own model call); an export "
-        "makes its files one at a time.",
+        description="Outputs of one job made at once (each its own model call, or together in "
+        "one call where the vendor makes several images a call); an export makes its files "
+        "one at a time.",
     )
     job_lease_seconds: float = Field(
-        120, gt=0, description="A running job whose worker is silent this long is re-run."
+        15,
+        gt=0,
+        description="A running job whose worker is silent this long is re-run; its run renews "
+        "the lease every third of it.",
     )
     job_timeout_seconds: float = Field(900, gt=0, description="Longest one run of a job may take.")
     queued_grace_seconds: float = Field(
@@ -110,7 +114,12 @@ class Settings(BaseSettings):
         "once, so this bounds only deferred webhook attempts and a wake missed while Redis "
         "reconnects.",
     )
-    sweep_interval_seconds: float = Field(15, gt=0, description="How often the sweeper looks.")
+    sweep_interval_seconds: float = Field(
+        5,
+        gt=0,
+        description="How often the sweeper looks (one process of those sharing a Redis per "
+        "interval): a dead worker's job runs again within the lease and this.",
+    )
     max_job_attempts: int = Field(3, ge=1, description="Runs of one job before it is failed.")
     openai_compat_wait_seconds: float = Field(
         900,

@@ -18,9 +18,11 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    exists,
+    tuple_,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column
 
 
 class JobStatus(StrEnum):
@@ -280,6 +282,20 @@ class WebhookDelivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @classmethod
+    def first_in_line(cls) -> ColumnElement[bool]:
+        """True for a delivery with no earlier event of its job still pending for the same
+        receiver: the one of them that may be sent now, so that a receiver gets each job's
+        events in order however long it was away. Events are recorded one after another as the
+        job moves on, so the database's clock at insertion orders them (the id breaks a tie)."""
+        earlier = aliased(cls)
+        return ~exists().where(
+            earlier.job_id == cls.job_id,
+            earlier.endpoint_id.is_not_distinct_from(cls.endpoint_id),
+            earlier.status == DeliveryStatus.PENDING,
+            tuple_(earlier.created_at, earlier.id) < tuple_(cls.created_at, cls.id),
+        )
 
 
 class WebhookAttempt(Base):

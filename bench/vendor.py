@@ -429,12 +429,14 @@ async def fake_vendor(
 
 @dataclass
 class Deployment:
-    """A running Darkroom: the API process, its workers, and a tenant's key."""
+    """A running Darkroom: the API process, its workers, a tenant's key, and the environment
+    its processes run with (to start another worker like them)."""
 
     base_url: str
     api_key: str
     api_pid: int
     worker_pids: list[int]
+    environment: dict[str, str] = field(default_factory=dict)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -596,7 +598,7 @@ async def postgres_deployment(
                 ]
                 if worker_pids:
                     await wait_for_workers(queue_name, worker_pids, worker_log)
-                yield Deployment(base_url, api_keys[0], api_pid, worker_pids)
+                yield Deployment(base_url, api_keys[0], api_pid, worker_pids, environment)
         finally:
             await forget_queue(database, queue_name, api_keys)
             shutil.rmtree(data_dir, ignore_errors=True)

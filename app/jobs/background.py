@@ -4,7 +4,7 @@ its webhook machinery."""
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from app.jobs.sweeper import sweep
+from app.jobs.sweeper import sweep_in_turn
 from app.runtime import Runtime
 from app.runtime.periodic import Periodic
 from app.webhooks.scheduler import Webhooks, start_webhooks
@@ -15,7 +15,11 @@ async def run_background(runtime: Runtime) -> AsyncIterator[Webhooks]:
     """Start the sweeper (if this process sweeps) and the webhooks; stop both on exit."""
     context, queue = runtime.context, runtime.queue
     sweeper = (
-        Periodic("sweep", context.settings.sweep_interval_seconds, lambda: sweep(context, queue))
+        Periodic(
+            "sweep",
+            context.settings.sweep_interval_seconds,
+            lambda: sweep_in_turn(context, queue, runtime.redis),
+        )
         if runtime.sweeps
         else None
     )

@@ -3,16 +3,28 @@
 import logging
 from datetime import datetime, timedelta
 
+from redis.asyncio import Redis
 from sqlalchemy import ColumnElement, select, update
 
 from app.db import database_now
 from app.errors import problem
 from app.models import Job, JobStatus
 from app.runtime.context import TaskContext
-from app.runtime.queue import JobQueue
+from app.runtime.periodic import take_turn
+from app.runtime.queue import DispatchState, JobQueue
 from app.services.submission import dispatch
 
 logger = logging.getLogger(__name__)
+
+
+async def sweep_in_turn(context: TaskContext, queue: JobQueue, redis: Redis | None) -> int:
+    """The periodic sweep. Every worker sweeps, so that any survivor finds a dead worker's jobs,
+    but one of them per interval takes the turn (see `take_turn`). Returns how many jobs moved."""
+    settings = context.settings
+    turn = f"{settings.queue_name}:sweep-turn"
+    if not await take_turn(redis, turn, settings.sweep_interval_seconds):
+        return 0
+    return await sweep(context, queue)
 
 
 async def sweep(
@@ -33,25 +45,46 @@ async def sweep(
 
 
 async def _stranded_jobs(context: TaskContext, queue: JobQueue, grace_seconds: float) -> list[Job]:
+    lease_seconds = context.settings.job_lease_seconds
     async with context.sessionmaker() as session:
         now = await database_now(session)
-        grace = now - timedelta(seconds=grace_seconds)
-        # Both kinds wait a grace period after their last dispatch, so a re-sent job that is
-        # still waiting for a free worker is not re-sent on every sweep.
+        # Every job waits a while after its last dispatch, so a re-sent job that is still waiting
+        # for a free worker is not re-sent on every sweep. A run renews its lease after its
+        # dispatch, so the first re-send of a dead worker's running job waits for the lease alone.
+        queued_before = now - timedelta(seconds=min(grace_seconds, lease_seconds))
+        running_before = now - timedelta(seconds=lease_seconds)
         candidates = await session.scalars(
             select(Job).where(
-                Job.dispatched_at <= grace,
-                Job.claimable(now),
+                ((Job.status == JobStatus.QUEUED) & (Job.dispatched_at <= queued_before))
+                | (
+                    (Job.status == JobStatus.RUNNING)
+                    & (Job.lease_expires_at < now)
+                    & (Job.dispatched_at <= running_before)
+                )
             )
         )
         jobs = list(candidates)
-    # A running job's own message may still look in progress to the queue after its worker
-    # died, so only queued jobs ask the queue.
-    return [
-        job
-        for job in jobs
-        if job.status == JobStatus.RUNNING or not await queue.is_pending(job.id, job.dispatches)
-    ]
+    grace_over = now - timedelta(seconds=grace_seconds)
+    lease_over = now - timedelta(seconds=lease_seconds)
+    return [job for job in jobs if await _is_stranded(queue, job, grace_over, lease_over)]
+
+
+async def _is_stranded(
+    queue: JobQueue, job: Job, grace_over: datetime, lease_over: datetime
+) -> bool:
+    """A running job read here lost its worker (its lease ran out); its own message may still
+    look in progress to the queue, so the queue is not asked. A queued job is stranded when the
+    queue lost its message (after the grace: a job just committed may be on its way to it), or
+    when a worker took the message a lease ago and the job is still queued: a live worker claims
+    a job as soon as it takes it, so that worker died in between, and the queue would hold the
+    message as in progress until arq's own timeout (the job timeout and more)."""
+    if job.status == JobStatus.RUNNING:
+        return True
+    assert job.dispatched_at is not None
+    state = await queue.dispatch_state(job.id, job.dispatches)
+    if state is DispatchState.TAKEN:
+        return job.dispatched_at <= lease_over
+    return state is DispatchState.GONE and job.dispatched_at <= grace_over
 
 
 def _still_stranded(job: Job, now: datetime) -> ColumnElement[bool]:
@@ -83,7 +116,9 @@ async def _redispatch(context: TaskContext, queue: JobQueue, job: Job) -> int:
     if bumped.rowcount == 0:
         return 0
     logger.info("re-dispatching %s job %s (dispatch %d)", job.status, job.id, number)
-    await dispatch(queue, job.id, number)
+    # In line where it was first queued, not behind every job queued since: a dead worker's
+    # job runs again as soon as a worker is free.
+    await dispatch(queue, job.id, number, since=job.created_at)
     return 1
 
 

@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 # How long a confirmed hold on a job is taken as still true before an output starts. A cancel
 # within it is still caught: the output's store finds the job gone and nothing is recorded.
 HOLD_CONFIRMED_SECONDS = 1.0
+# A run renews its lease three times per lease length, so two renewals in a row may be lost
+# before another worker may take the job over; a failed one is tried again this soon.
+RENEWALS_PER_LEASE = 3
+RENEWAL_RETRY_SECONDS = 1.0
 
 
 class LeaseLost(Exception):
@@ -123,23 +127,37 @@ async def keep_lease(context: TaskContext, job: Job) -> AsyncIterator[Lease]:
 
 
 async def _renew_until_lost(context: TaskContext, job: Job, lease: Lease) -> None:
+    """Push the lease out every third of its length. A renewal that fails (a lost connection, a
+    database restarting) is retried after a second rather than a period, so one lost renewal
+    costs a second of the lease, not a third. A slow one is waited for (cutting it short would
+    lose the lease on a busy machine for nothing), up to a lease length, past which it is
+    abandoned and tried again rather than left hanging for good."""
     lease_seconds = context.settings.job_lease_seconds
+    period = lease_seconds / RENEWALS_PER_LEASE
+    wait = period
     while not lease.lost:
-        await asyncio.sleep(lease_seconds / 3)
+        await asyncio.sleep(wait)
         try:
-            async with context.sessionmaker() as session:
-                now = database_clock(session)
-                renewed = await session.execute(
-                    update(Job)
-                    .where(Job.held_by(job))
-                    .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
-                )
-                await session.commit()
-            lease.lost = renewed.rowcount == 0
+            async with asyncio.timeout(lease_seconds):
+                lease.lost = not await _renew(context, job, lease_seconds)
             lease.confirmed = time.monotonic()
+            wait = period
         except Exception:
-            # A missed renewal is survivable (the lease has two more periods to run); keep trying.
             logger.warning("could not renew the lease of job %s", job.id, exc_info=True)
+            wait = min(RENEWAL_RETRY_SECONDS, period)
+
+
+async def _renew(context: TaskContext, job: Job, lease_seconds: float) -> bool:
+    """Extend this run's lease from now; False if the run no longer holds the job."""
+    async with context.sessionmaker() as session:
+        now = database_clock(session)
+        renewed = await session.execute(
+            update(Job)
+            .where(Job.held_by(job))
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+        )
+        await session.commit()
+    return renewed.rowcount == 1
 
 
 async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> tuple[int, float | None]:

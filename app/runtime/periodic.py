@@ -1,5 +1,6 @@
 """Background loops: one step run every few seconds until the process stops, surviving its own
-failures (a sweep that hits a lost database connection is logged and tried again next time)."""
+failures (a sweep that hits a lost database connection is logged and tried again next time), and
+the turn that lets one of many processes run a shared step per period."""
 
 import asyncio
 import contextlib
@@ -7,7 +8,28 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
 logger = logging.getLogger(__name__)
+
+# A turn is held for this share of the period, so the process that took it, asking again on its
+# next tick, finds it free.
+TURN_SHARE = 0.9
+
+
+async def take_turn(redis: Redis | None, key: str, seconds: float) -> bool:
+    """Whether this process runs a step that every process sharing a Redis runs every `seconds`
+    (a sweep, a scan): True for the first to ask in each period, so the database sees one step
+    per period however many processes there are. Without Redis, or while it is away, every
+    process runs it: such steps are safe to run at once, only costlier."""
+    if redis is None:
+        return True
+    milliseconds = max(1, int(seconds * TURN_SHARE * 1000))
+    try:
+        return bool(await redis.set(key, "1", nx=True, px=milliseconds))
+    except (RedisError, OSError):
+        return True
 
 
 class Periodic:

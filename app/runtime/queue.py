@@ -4,6 +4,8 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
 from arq import create_pool
@@ -16,8 +18,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 logger = logging.getLogger(__name__)
 
 TASK_NAME = "run_job"
+# arq's own default: a message no worker took within a day expires; the sweeper re-sends its job.
+MESSAGE_LIFETIME = timedelta(days=1)
 SHUTDOWN_GRACE_SECONDS = 5
-_PENDING_STATUSES = {JobStatus.deferred, JobStatus.queued, JobStatus.in_progress}
 # What Redis being unreachable looks like (refused, reset, timed out), as opposed to a bad reply.
 REDIS_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -30,6 +33,21 @@ def json_serializer(value: dict[str, Any]) -> bytes:
 def json_deserializer(data: bytes) -> dict[str, Any]:
     """The inverse of json_serializer."""
     return json.loads(data)
+
+
+class DispatchState(StrEnum):
+    """Where one dispatch of a job is in the queue."""
+
+    WAITING = "waiting"  # for a worker to take it
+    TAKEN = "taken"  # by a worker, which runs it (or died with it)
+    GONE = "gone"  # finished, or lost with the queue
+
+
+_ARQ_STATES = {
+    JobStatus.deferred: DispatchState.WAITING,
+    JobStatus.queued: DispatchState.WAITING,
+    JobStatus.in_progress: DispatchState.TAKEN,
+}
 
 
 def wake_channel(queue_name: str) -> str:
@@ -45,12 +63,12 @@ def queue_job_id(job_id: str, dispatch: int) -> str:
 class JobQueue(Protocol):
     """Where committed jobs are sent to be run."""
 
-    async def enqueue(self, job_id: str, dispatch: int) -> None:
-        """Send one dispatch of a job."""
+    async def enqueue(self, job_id: str, dispatch: int, *, since: datetime | None = None) -> None:
+        """Send one dispatch of a job, in line as if sent at `since` (now if None)."""
         ...
 
-    async def is_pending(self, job_id: str, dispatch: int) -> bool:
-        """Whether that dispatch is still waiting or running in the queue."""
+    async def dispatch_state(self, job_id: str, dispatch: int) -> DispatchState:
+        """Whether that dispatch is waiting in the queue, taken by a worker, or gone."""
         ...
 
     async def ping(self) -> None:
@@ -80,23 +98,33 @@ class ArqQueue:
         )
         return cls(redis, queue_name)
 
-    async def enqueue(self, job_id: str, dispatch: int) -> None:
+    async def enqueue(self, job_id: str, dispatch: int, *, since: datetime | None = None) -> None:
         """Send a dispatch (a duplicate of one already queued is ignored by arq), and wake the
-        idle workers so it starts now rather than at their next poll."""
+        idle workers so it starts now rather than at their next poll. arq hands out messages by
+        score, the time given, so a job re-sent with the time it was first queued takes its old
+        place in line instead of waiting behind every job queued since."""
         await self.redis.enqueue_job(
-            TASK_NAME, job_id, _job_id=queue_job_id(job_id, dispatch), _queue_name=self.queue_name
+            TASK_NAME,
+            job_id,
+            _job_id=queue_job_id(job_id, dispatch),
+            _queue_name=self.queue_name,
+            _defer_until=since,
+            # Counted from now: arq would count it from `since`, and a day-old place in line
+            # would make a message that has already expired.
+            _expires=MESSAGE_LIFETIME,
         )
         await self.redis.publish(wake_channel(self.queue_name), b"")
 
-    async def is_pending(self, job_id: str, dispatch: int) -> bool:
-        """Ask arq whether the dispatch is deferred, queued or in progress."""
+    async def dispatch_state(self, job_id: str, dispatch: int) -> DispatchState:
+        """Ask arq whether the dispatch is deferred or queued (waiting), in progress at a worker
+        (taken), or neither."""
         arq_job = ArqJob(
             queue_job_id(job_id, dispatch),
             self.redis,
             _queue_name=self.queue_name,
             _deserializer=json_deserializer,
         )
-        return await arq_job.status() in _PENDING_STATUSES
+        return _ARQ_STATES.get(await arq_job.status(), DispatchState.GONE)
 
     async def ping(self) -> None:
         """Ping Redis."""
@@ -115,15 +143,17 @@ class InProcessQueue:
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
-    async def enqueue(self, job_id: str, dispatch: int) -> None:
-        """Start a task that waits for a free slot, then runs the job."""
+    async def enqueue(self, job_id: str, dispatch: int, *, since: datetime | None = None) -> None:
+        """Start a task that waits for a free slot, then runs the job (in the order sent)."""
         key = queue_job_id(job_id, dispatch)
         if key not in self._tasks:
             self._tasks[key] = asyncio.create_task(self._run_in_slot(key, job_id))
 
-    async def is_pending(self, job_id: str, dispatch: int) -> bool:
-        """Whether this process still holds the dispatch."""
-        return queue_job_id(job_id, dispatch) in self._tasks
+    async def dispatch_state(self, job_id: str, dispatch: int) -> DispatchState:
+        """Waiting while this process holds the dispatch: it cannot lose a task it runs without
+        dying with it, so a task is never taken and stranded."""
+        held = queue_job_id(job_id, dispatch) in self._tasks
+        return DispatchState.WAITING if held else DispatchState.GONE
 
     async def ping(self) -> None:
         """Always reachable: it is this process."""

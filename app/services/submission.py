@@ -8,7 +8,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -182,9 +182,12 @@ async def start(context: TaskContext, queue: JobQueue, job: Job) -> None:
     await dispatch(queue, job.id, 1)
 
 
-async def dispatch(queue: JobQueue, job_id: str, number: int) -> None:
-    """Send a committed job to the queue; if that fails the sweeper sends it later."""
+async def dispatch(
+    queue: JobQueue, job_id: str, number: int, *, since: datetime | None = None
+) -> None:
+    """Send a committed job to the queue (in line as if at `since`, for a re-sent job); if that
+    fails the sweeper sends it later."""
     try:
-        await queue.enqueue(job_id, number)
+        await queue.enqueue(job_id, number, since=since)
     except Exception:
         logger.exception("could not enqueue job %s; the sweeper will retry", job_id)

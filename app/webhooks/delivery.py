@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -76,8 +76,9 @@ async def deliver(context: TaskContext, dispatcher: "Dispatcher", delivery_id: s
 
 async def claim(context: TaskContext, delivery_id: str) -> Claimed | None:
     """Take a pending, due delivery for one attempt, count the attempt and note where it goes;
-    None if it is not due, already done, or its endpoint was disabled or deleted (it is then
-    marked disabled or canceled)."""
+    None if it is not due, already done, waiting behind an earlier event of its job (it is sent
+    once that one is settled, without spending an attempt meanwhile), or its endpoint was
+    disabled or deleted (it is then marked disabled or canceled)."""
     hold = timedelta(seconds=context.settings.webhook_timeout_seconds + CLAIM_MARGIN_SECONDS)
     async with context.sessionmaker() as session:
         now = await database_now(session)
@@ -87,6 +88,7 @@ async def claim(context: TaskContext, delivery_id: str) -> Claimed | None:
                 WebhookDelivery.id == delivery_id,
                 WebhookDelivery.status == DeliveryStatus.PENDING,
                 WebhookDelivery.next_attempt_at <= now + DUE_TOLERANCE,
+                WebhookDelivery.first_in_line(),
             )
             .values(attempts=WebhookDelivery.attempts + 1, next_attempt_at=now + hold)
         )
@@ -188,6 +190,37 @@ async def record(
         await session.commit()
     if delay is not None:
         await dispatcher.schedule(delivery.id, attempts=delivery.attempts, delay_seconds=delay)
+    else:
+        await _send_next_in_line(context, dispatcher, delivery)
+
+
+async def _send_next_in_line(
+    context: TaskContext, dispatcher: "Dispatcher", settled: WebhookDelivery
+) -> None:
+    """Schedule the job's next event for the same receiver, which waited for this one; should
+    the message be lost, the scan finds it overdue."""
+    async with context.sessionmaker() as session:
+        following = (
+            await session.execute(
+                select(
+                    WebhookDelivery.id, WebhookDelivery.attempts, WebhookDelivery.next_attempt_at
+                )
+                .where(
+                    WebhookDelivery.job_id == settled.job_id,
+                    WebhookDelivery.endpoint_id.is_not_distinct_from(settled.endpoint_id),
+                    WebhookDelivery.status == DeliveryStatus.PENDING,
+                    WebhookDelivery.first_in_line(),
+                )
+                .order_by(WebhookDelivery.created_at, WebhookDelivery.id)
+                .limit(1)
+            )
+        ).first()
+        now = await database_now(session)
+    if following is None:
+        return
+    delivery_id, attempts, due = following
+    delay = max(0.0, (due - now).total_seconds()) if due is not None else 0.0
+    await dispatcher.schedule(delivery_id, attempts=attempts, delay_seconds=delay)
 
 
 def _next_step(

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from app.db import database_now
 from app.models import DeliveryStatus, WebhookDelivery
 from app.runtime.context import TaskContext
-from app.runtime.periodic import Periodic
+from app.runtime.periodic import Periodic, take_turn
 from app.webhooks.delivery import deliver
 from app.webhooks.listener import job_event_listener
 
@@ -117,6 +117,8 @@ async def redispatch_overdue(context: TaskContext, dispatcher: Dispatcher) -> in
                 .where(
                     WebhookDelivery.status == DeliveryStatus.PENDING,
                     WebhookDelivery.next_attempt_at <= now - grace,
+                    # One waiting behind an earlier event of its job is sent after it.
+                    WebhookDelivery.first_in_line(),
                 )
                 .order_by(WebhookDelivery.next_attempt_at)
                 .limit(SCAN_BATCH)
@@ -131,7 +133,9 @@ class Webhooks:
     """A process's webhook machinery: the job-event listener, the dispatcher its deliveries go
     through, and (where this process sweeps) the scan."""
 
-    def __init__(self, context: TaskContext, dispatcher: Dispatcher, *, scan: bool) -> None:
+    def __init__(
+        self, context: TaskContext, dispatcher: Dispatcher, redis: ArqRedis | None, *, scan: bool
+    ) -> None:
         self.context = context
         self.dispatcher = dispatcher
         self._listener = job_event_listener(dispatcher)
@@ -140,11 +144,19 @@ class Webhooks:
             Periodic(
                 "webhook scan",
                 context.settings.sweep_interval_seconds,
-                lambda: redispatch_overdue(context, dispatcher),
+                lambda: self._scan_in_turn(redis),
             )
             if scan
             else None
         )
+
+    async def _scan_in_turn(self, redis: ArqRedis | None) -> int:
+        # Every worker scans, but one per interval takes the turn (see `take_turn`).
+        settings = self.context.settings
+        turn = f"{settings.queue_name}:webhook-scan-turn"
+        if not await take_turn(redis, turn, settings.sweep_interval_seconds):
+            return 0
+        return await redispatch_overdue(self.context, self.dispatcher)
 
     async def close(self) -> None:
         """Stop listening, scanning and running attempts."""
@@ -162,4 +174,4 @@ def start_webhooks(context: TaskContext, redis: ArqRedis | None, *, scan: bool) 
         if redis is not None
         else LocalDispatcher(context)
     )
-    return Webhooks(context, dispatcher, scan=scan)
+    return Webhooks(context, dispatcher, redis, scan=scan)

@@ -1,6 +1,7 @@
 """A fake webhook receiver on 127.0.0.1: answers each delivery with the next status of a script
-(then 2xx), verifies every one with the `standardwebhooks` package as a real receiver would, and
-keeps the raw body and headers of each, so a test can see exactly what was sent and when."""
+(then 2xx), or with 503 while it is `down`, verifies every one with the `standardwebhooks`
+package as a real receiver would, and keeps the raw body and headers of each and its answer, so
+a test can see exactly what was sent and when."""
 
 import asyncio
 import time
@@ -13,21 +14,24 @@ from tests.fakes.http_server import FakeHTTPServer, Received, write_response
 
 @dataclass
 class Delivery:
-    """One request as received: its headers, exact body, arrival time, and whether it verified."""
+    """One request as received: its headers, exact body, arrival time, whether it verified,
+    and the status it was answered with."""
 
     headers: dict[str, str]
     raw_body: bytes
     arrived: float
     verified: bool
+    status: int = 0
 
 
 @dataclass
 class WebhookReceiver(FakeHTTPServer):
     """Use as an async context manager. `statuses` answer the first requests in turn (a delay
-    of `delay_seconds` before each answer); every later request gets 204. `secret`, once set,
-    verifies every delivery."""
+    of `delay_seconds` before each answer); every later request gets 204. While `down`, every
+    request gets 503 instead. `secret`, once set, verifies every delivery."""
 
     statuses: list[int] = field(default_factory=list)
+    down: bool = False
     secret: str | None = None
     delay_seconds: float = 0.0
     deliveries: list[Delivery] = field(default_factory=list)
@@ -70,11 +74,13 @@ class WebhookReceiver(FakeHTTPServer):
                 headers[name.strip().lower()] = value.strip()
             body = await reader.readexactly(int(headers.get("content-length", "0")))
             index = len(self.deliveries)
+            status = self.statuses[index] if index < len(self.statuses) else 204
+            if self.down:
+                status = 503
             self.deliveries.append(
-                Delivery(headers, body, time.monotonic(), self.verify(headers, body))
+                Delivery(headers, body, time.monotonic(), self.verify(headers, body), status)
             )
             self.received.append(Received(method, path, headers, None))
-            status = self.statuses[index] if index < len(self.statuses) else 204
             await asyncio.sleep(self.delay_seconds)
             await write_response(writer, status, b"", {})
         except (ConnectionError, asyncio.IncompleteReadError):

@@ -2,6 +2,8 @@
 
 from datetime import timedelta
 
+import pytest
+
 from app.models import Job, utcnow
 from tests.factories import queued_job_row
 from tests.support import insert_job, tenant_of, wait_for_final
@@ -36,6 +38,29 @@ async def test_job_whose_worker_died_is_run_again(app, client, auth):
     assert final["status"] == "succeeded"
     assert final["attempts"] == 2
     assert final["started_at"] == job.started_at.isoformat().replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize("app", ["postgres"], indirect=True)
+async def test_job_whose_message_a_dead_worker_took_before_claiming_it_is_run_again(
+    app, client, auth
+):
+    # What a worker killed between taking the message and claiming the job leaves: the job
+    # queued in Postgres, and its message in arq marked in progress for arq's whole timeout.
+    job = queued_job_row(await tenant_of(app, auth), age_seconds=120)
+    in_progress = f"arq:in-progress:{job.id}"
+    redis = app.state.queue.redis
+    await redis.psetex(in_progress, 3_600_000, b"1")
+    try:
+        await insert_job(app, job)
+        await app.state.queue.enqueue(job.id, 1)
+
+        final, _ = await wait_for_final(client, auth, job.id, seconds=30)
+    finally:
+        await redis.delete(in_progress)
+
+    assert final["status"] == "succeeded"
+    assert final["attempts"] == 1
+    assert (await job_row(app, job.id)).dispatches >= 2
 
 
 async def test_job_that_lost_every_attempt_is_failed_not_retried_forever(app, client, auth):

@@ -1,10 +1,13 @@
-"""Real `darkroom worker` processes on Redis: JSON messages, and a worker killed mid-job."""
+"""Real `darkroom worker` processes on Redis: JSON messages, and a worker killed mid-job (alone,
+or beside another worker that takes its job over)."""
 
 import asyncio
 import json
+import re
 import signal
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,7 +18,8 @@ from sqlalchemy import select
 from app.cli import migrate
 from app.main import create_app
 from app.models import Asset
-from app.runtime.queue import ArqQueue
+from app.runtime.queue import ArqQueue, DispatchState
+from tests.fakes.openai_images import API_KEY, FakeOpenAIImages, slow
 from tests.support import (
     REDIS_URL,
     fresh_database,
@@ -40,8 +44,8 @@ async def test_queue_messages_are_json_not_pickle():
         second = json.loads(await redis.get("arq:job:job_json.2"))
         assert (first["f"], first["a"]) == ("run_job", ["job_json"])
         assert second["a"] == ["job_json"]
-        assert await queue.is_pending("job_json", 1)
-        assert not await queue.is_pending("job_json", 3)
+        assert await queue.dispatch_state("job_json", 1) == DispatchState.WAITING
+        assert await queue.dispatch_state("job_json", 3) == DispatchState.GONE
     finally:
         await redis.delete("arq:job:job_json", "arq:job:job_json.2", queue_name)
         await redis.aclose()
@@ -109,3 +113,80 @@ async def test_worker_killed_mid_job_is_replaced_and_the_job_finishes_once(isola
 
 async def _non_empty(awaitable) -> bool:
     return bool(await awaitable)
+
+
+async def test_job_of_a_killed_worker_finishes_on_the_other_worker_with_each_output_once(
+    data_dir,
+):
+    # One job at a time per worker and one output at a time per job, each a vendor call of a
+    # second, so the job is mid-way when its worker dies; a short lease so the test takes seconds.
+    async with FakeOpenAIImages() as vendor, fresh_database("takeover") as url:
+        vendor.script(*[slow(1)] * 20)
+        settings = postgres_settings(
+            url,
+            data_dir,
+            queue_name=f"darkroom:test:takeover:{uuid.uuid4().hex}",
+            job_lease_seconds=2,
+            sweep_interval_seconds=0.3,
+            runner_concurrency=1,
+            job_output_concurrency=1,
+            openai_api_key=API_KEY,
+            openai_base_url=vendor.base_url,
+        )
+        await asyncio.to_thread(migrate, settings)
+        app = create_app(settings)
+        logs = [data_dir / f"takeover-{uuid.uuid4().hex}.log" for _ in range(2)]
+        workers = [start_worker(settings, log) for log in logs]
+        try:
+            async with app.router.lifespan_context(app):
+                await _kill_the_holder_and_check_the_takeover(app, vendor, workers, logs)
+        finally:
+            for worker in workers:
+                if worker.poll() is None:
+                    stop_worker(worker)
+
+
+async def _kill_the_holder_and_check_the_takeover(app, vendor, workers, logs) -> None:
+    auth = await new_api_key(app)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://darkroom.test") as client:
+        body = {"prompt": "a kettle", "model": "openai/gpt-image-2", "size": "1024x1024", "n": 3}
+        response = await client.post("/v1/generate", json=body, headers=auth)
+        assert response.status_code == 202, response.text
+        job_id = response.json()["id"]
+
+        await wait_until(lambda: _non_empty(_outputs(app, job_id)), seconds=60)
+        [holder] = [index for index, log in enumerate(logs) if _holds(log, job_id)]
+        workers[holder].send_signal(signal.SIGKILL)
+        workers[holder].wait()
+        before_kill = await _outputs(app, job_id)
+        assert 1 <= len(before_kill) < 3, "the worker must die mid-job"
+
+        final, _ = await wait_for_final(client, auth, job_id, seconds=60)
+
+    assert final["status"] == "succeeded", final
+    # The second run was the other worker's: the holder was dead, and the API runs no jobs.
+    assert final["attempts"] == 2
+    after = await _outputs(app, job_id)
+    assert [asset.output_index for asset in after] == [0, 1, 2]
+    assert {asset.id for asset in before_kill} <= {asset.id for asset in after}
+    assert len(final["outputs"]) == 3
+    # Each output was asked of the vendor once, but for the one in flight when the worker died.
+    assert 3 <= len(vendor.received) <= 4
+    assert workers[1 - holder].poll() is None
+
+
+async def _outputs(app: FastAPI, job_id: str) -> list[Asset]:
+    async with app.state.sessionmaker() as session:
+        query = select(Asset).where(Asset.job_id == job_id).order_by(Asset.output_index)
+        return list(await session.scalars(query))
+
+
+def _holds(log: Path, job_id: str) -> bool:
+    """Whether the worker writing `log` has taken a message of the job and not finished it, by
+    arq's lines: `→ job_id[.dispatch]:run_job(...)` when it takes one, `← ...` when it is done.
+    A sweep may re-send a job a moment before its worker claims it, so the other worker may
+    have taken (and dropped) a message of the job too."""
+    taken = re.findall(rf"→ ({job_id}(?:\.\d+)?):run_job", log.read_text())
+    done = re.findall(rf"← ({job_id}(?:\.\d+)?):run_job", log.read_text())
+    return bool(set(taken) - set(done))

@@ -3,6 +3,7 @@
 from sqlalchemy import func, select
 
 from app.models import Asset, Job
+from app.runtime.queue import DispatchState
 from tests.factories import queued_job_row
 from tests.support import (
     embedded_only,
@@ -113,7 +114,7 @@ async def stored_outputs(app, job_id: str) -> int:
 async def run_has_ended(app, job_id: str) -> bool:
     async with app.state.sessionmaker() as session:
         dispatches = await session.scalar(select(Job.dispatches).where(Job.id == job_id))
-    return not await app.state.queue.is_pending(job_id, dispatches)
+    return await app.state.queue.dispatch_state(job_id, dispatches) == DispatchState.GONE
 
 
 async def test_canceled_running_job_stops_within_one_output_and_stays_canceled(app, client, auth):

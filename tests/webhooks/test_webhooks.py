@@ -1,6 +1,6 @@
-"""Webhooks end to end: registered endpoints and per-request URLs receive signed job events that
-`standardwebhooks` verifies, failures are retried under the same webhook-id until delivered,
-410 disables, refused addresses are never contacted, and every attempt is recorded."""
+"""Webhooks end to end: registered endpoints and per-request URLs receive signed job events, in
+order, that `standardwebhooks` verifies, failures are retried under the same webhook-id until
+delivered, 410 disables, refused addresses are never contacted, and every attempt is recorded."""
 
 import asyncio
 import itertools
@@ -117,7 +117,8 @@ async def test_registered_endpoint_gets_every_job_event_signed(client, auth):
 
     assert final["status"] == "succeeded"
     assert all(delivery.verified for delivery in deliveries)
-    types = sorted(body_of(delivery)["type"] for delivery in deliveries)
+    # In the order they happened: each waits for the one before it.
+    types = [body_of(delivery)["type"] for delivery in deliveries]
     assert types == ["job.queued", "job.started", "job.succeeded"]
     assert {body_of(delivery)["data"]["id"] for delivery in deliveries} == {job["id"]}
     assert len({delivery.headers["webhook-id"] for delivery in deliveries}) == 3

@@ -91,7 +91,8 @@ class GenerateRunner(KindRunner):
     def _together_with(self, index: int) -> list[int]:
         """`index` and the outputs not yet made or asked for that one call can make with it."""
         provider, spec = self.context.registry.resolve(self.job.model)
-        per_call = spec.capabilities.images_per_call
+        # Outputs asked for together are outputs in flight together: the job's bound holds.
+        per_call = min(spec.capabilities.images_per_call, self.output_concurrency())
         if per_call == 1 or not isinstance(provider, MultiImageProvider):
             return [index]
         waiting = (
