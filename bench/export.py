@@ -192,10 +192,14 @@ def measure_once(variant: str, image_format: str, source: Path, outputs: Path) -
     return json.loads(completed.stdout)
 
 
-def summary(runs: list[dict]) -> dict[str, float]:
-    """Median and best wall time, median CPU time (all threads), peak RSS, and the peak above
-    the child's idle RSS (after imports and reading the source)."""
+def summary(runs: list[dict], naive_runs: list[dict]) -> dict[str, float]:
+    """Median and best wall time, the median of the naive run's time over this one's within each
+    round (the rounds interleave the variants, so a pair shared the machine's load), median CPU
+    time (all threads), peak RSS, and the peak above the child's idle RSS (after imports and
+    reading the source)."""
+    pairs = zip(naive_runs, runs, strict=True)
     return {
+        "paired": statistics.median(naive["seconds"] / run["seconds"] for naive, run in pairs),
         "median": statistics.median(run["seconds"] for run in runs),
         "best": min(run["seconds"] for run in runs),
         "cpu": statistics.median(run["cpu_seconds"] for run in runs),
@@ -256,18 +260,21 @@ def quality_table(
 
 
 def print_timings(timings: dict[str, dict[str, dict[str, float]]], repeats: int) -> None:
-    """Wall and CPU time, each variant's speed-up over the naive one, memory and bytes."""
+    """Wall and CPU time, each variant's speed-up over the naive one (of the medians, and the
+    median of each round's), memory and bytes."""
     print(f"\n{SIDE}x{SIDE} PNG to {len(PRESETS)} presets, cover fit; {repeats} runs each")
     print(
         f"{'format':<6} {'variant':<10} {'median s':>9} {'best s':>7} {'speed-up':>9} "
-        f"{'CPU s':>6} {'CPU x':>6} {'peak RSS MiB':>13} {'above idle MiB':>15} {'KiB out':>8}"
+        f"{'paired':>7} {'CPU s':>6} {'CPU x':>6} {'peak RSS MiB':>13} {'above idle MiB':>15} "
+        f"{'KiB out':>8}"
     )
     for image_format in FORMATS:
         naive = timings[image_format]["naive"]
         for variant, row in timings[image_format].items():
             print(
                 f"{image_format:<6} {variant:<10} {row['median']:>9.2f} {row['best']:>7.2f} "
-                f"{naive['median'] / row['median']:>8.2f}x {row['cpu']:>6.2f} "
+                f"{naive['median'] / row['median']:>8.2f}x {row['paired']:>6.2f}x "
+                f"{row['cpu']:>6.2f} "
                 f"{naive['cpu'] / row['cpu']:>5.2f}x {row['peak_mib']:>13.0f} "
                 f"{row['work_mib']:>15.0f} {row['bytes'] / 1024:>8.0f}"
             )
@@ -305,7 +312,10 @@ def run_all(
             )
         print(f"  run {repeat + 1}/{repeats} done", flush=True)
     return {
-        image_format: {variant: summary(runs[image_format, variant]) for variant in variants}
+        image_format: {
+            variant: summary(runs[image_format, variant], runs[image_format, "naive"])
+            for variant in variants
+        }
         for image_format in FORMATS
     }
 
