@@ -64,9 +64,14 @@ ENCODER_SETTINGS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     }
 )
 
-# A reduced copy serves a target only while it keeps this many pixels per output pixel, so the
-# final Lanczos pass still does the anti-aliasing; Pillow's thumbnail() uses the same margin.
-REDUCING_GAP = 2.0
+# A reduced copy (a pyramid level, a box reduction inside resize, a JPEG decoded at a smaller
+# DCT scale) serves a target only while it keeps this many pixels per output pixel, so the final
+# Lanczos pass still does the anti-aliasing. Pillow's thumbnail() keeps 2.0; at 1.5 the common
+# 3-4x reductions (a 4096-pixel source to 1080-1280 wide) resample from half the pixels, which
+# bench/export.py measures as 13% less CPU for a WebP export to every preset and 15-20% less for
+# JPEG, with outputs at mean SSIM 0.990 (WebP) and 0.993 (JPEG) and PSNR above 41 dB against a
+# full Lanczos resize of the whole source.
+REDUCING_GAP = 1.5
 
 DECODABLE_FORMATS = ("PNG", "JPEG", "WEBP", "AVIF")
 SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
