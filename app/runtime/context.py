@@ -12,7 +12,7 @@ from app.db import create_engine, create_sessionmaker
 from app.providers.registry import ProviderRegistry, create_registry
 from app.runtime.breakers import open_breaker_store
 from app.runtime.progress import Broadcaster, LocalBroadcaster, broadcast_event, open_broadcaster
-from app.storage import LocalStorage
+from app.storage import Storage, open_storage
 
 
 @dataclass
@@ -22,7 +22,7 @@ class TaskContext:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
-    storage: LocalStorage
+    storage: Storage
     registry: ProviderRegistry
     # Called on every job event as listener(context, job, event, data); see app.runtime.events.
     listeners: list[Callable[..., Awaitable[Any]]] = field(default_factory=list)
@@ -43,7 +43,7 @@ async def open_context(settings: Settings) -> AsyncIterator[TaskContext]:
                 settings=settings,
                 engine=engine,
                 sessionmaker=create_sessionmaker(engine),
-                storage=LocalStorage(settings.asset_dir),
+                storage=open_storage(settings),
                 registry=registry,
                 listeners=[broadcast_event],
                 broadcaster=broadcaster,
