@@ -5,6 +5,7 @@ variables, and a store that does not answer."""
 
 import asyncio
 import hashlib
+import json
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +21,7 @@ from app.models import Asset
 from app.storage import ObjectStorage, content_key
 from tests.conftest import S3_BUCKET
 from tests.factories import image_bytes
+from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.support import (
     RUN_ID,
     free_port,
@@ -47,6 +49,7 @@ def s3_settings(s3_endpoint: str, postgres_url: str, tmp_path_factory) -> Settin
         storage_region="us-east-1",
         storage_access_key_id="test-key-id",
         storage_secret_access_key="test-secret",
+        url_allow="127.0.0.1",
     )
 
 
@@ -145,10 +148,17 @@ async def test_a_download_redirects_to_a_presigned_url_when_the_deployment_asks(
     assert unchanged.status_code == 304
 
 
-async def test_an_export_reads_its_source_from_the_bucket_and_bundles_outputs(s3_app):
+async def test_edit_and_export_jobs_read_their_source_from_the_bucket(s3_app):
     _, client, auth = s3_app
     source = await upload(client, auth, image_bytes(120, 80))
 
+    edited = await client.post(
+        "/v1/edit",
+        json={"image": {"asset_id": source["id"]}, "prompt": "warmer"},
+        headers=auth | WAIT,
+    )
+    assert edited.json()["status"] == "succeeded", edited.json()
+    assert edited.json()["outputs"][0]["width"] == 120
     response = await client.post(
         "/v1/export",
         json={
@@ -199,6 +209,24 @@ async def test_the_standard_aws_variables_reach_the_store(s3_endpoint, monkeypat
     assert url is not None and url.startswith(s3_endpoint) and "eu-west-1" in url
 
 
+async def test_webhook_links_download_from_the_bucket(s3_app):
+    _, client, auth = s3_app
+    async with WebhookReceiver() as receiver:
+        body = {
+            "prompt": "a paper boat",
+            "webhook_url": receiver.url(),
+            "webhook_events": ["job.succeeded"],
+        }
+        job = (await client.post("/v1/generate", json=body, headers=auth | WAIT)).json()
+        [delivery] = await receiver.wait_for(1)
+
+    [output] = json.loads(delivery.raw_body)["data"]["outputs"]
+    linked = await client.get(output["url"])
+    assert linked.status_code == 200
+    assert hashlib.sha256(linked.content).hexdigest() == linked.headers["ETag"].strip('"')
+    assert output["asset_id"] == job["outputs"][0]["asset_id"]
+
+
 def unreachable(settings: Settings) -> Settings:
     """The same deployment with its store at a port nothing listens on."""
     return settings.model_copy(
@@ -224,7 +252,7 @@ async def test_reads_from_an_unreachable_store_are_a_503_problem(s3_app, s3_sett
     assert head.status_code == 200
 
 
-async def test_writes_to_an_unreachable_store_fail_and_reference_nothing(tmp_path: Path):
+async def test_writes_to_an_unreachable_store_fail_and_reference_nothing(tmp_path: Path, caplog):
     """The embedded deployment runs the same task body in-process, so a job there meets the
     unreachable store without a worker of its own."""
     settings = Settings(
@@ -249,3 +277,5 @@ async def test_writes_to_an_unreachable_store_fail_and_reference_nothing(tmp_pat
     assert job["status"] == "failed" and job["outputs"] == []
     assert job["error"]["status"] == 503 and "asset store" in job["error"]["detail"]
     assert stored == 0
+    # Each write was tried again before it failed (the count is the client's own report).
+    assert "after 2 retries" in caplog.text
