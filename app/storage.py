@@ -214,7 +214,10 @@ async def _answering(action: str, key: str) -> AsyncIterator[None]:
     try:
         yield
     except BaseError as error:
-        logger.warning("could not %s %s in the asset store: %s", action, key, error)
+        # The client's first line says what failed and how often it was tried; the rest is
+        # a debug dump of its internals.
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        logger.warning("could not %s %s in the asset store: %s", action, key, reason)
         raise StorageUnavailable(
             "The asset store did not answer or refused the request; try again shortly."
         ) from error
