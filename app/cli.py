@@ -21,7 +21,7 @@ from app.db import create_engine, create_sessionmaker
 from app.logs import install_redaction, uvicorn_log_config
 from app.services import assets
 from app.services.keys import create_key
-from app.storage import LocalStorage
+from app.storage import open_storage
 
 # The top-level `migrations` package: the checkout's directory, or the copy the wheel installed.
 MIGRATIONS = Path(str(files("migrations")))
@@ -191,7 +191,7 @@ def collect_garbage(settings: Settings, older_than_seconds: float) -> None:
         engine = create_engine(str(settings.database_url))
         try:
             async with create_sessionmaker(engine)() as session:
-                storage = LocalStorage(settings.asset_dir)
+                storage = open_storage(settings)
                 return await assets.collect_garbage(session, storage, older_than_seconds)
         finally:
             await engine.dispose()

@@ -170,6 +170,50 @@ class Settings(BaseSettings):
         ),
     )
 
+    storage_url: str | None = Field(
+        None,
+        description=(
+            "Where asset bytes live: unset keeps them in `<data_dir>/assets`; "
+            "`s3://bucket/prefix` puts them in an S3-compatible bucket every process can reach."
+        ),
+        examples=["s3://darkroom-assets/production"],
+    )
+    storage_endpoint: str | None = Field(
+        None,
+        description=(
+            "The S3 endpoint, for MinIO, R2 or GCS interop; unset means `AWS_ENDPOINT_URL`, "
+            "else AWS itself."
+        ),
+        examples=["http://minio:9000"],
+    )
+    storage_region: str | None = Field(
+        None, description="The bucket's region; unset means `AWS_REGION`, else us-east-1."
+    )
+    storage_access_key_id: str | None = Field(
+        None, description="S3 access key id; unset means `AWS_ACCESS_KEY_ID`."
+    )
+    storage_secret_access_key: SecretStr | None = Field(
+        None, description="S3 secret access key; unset means `AWS_SECRET_ACCESS_KEY`."
+    )
+    storage_redirect_seconds: int = Field(
+        0,
+        ge=0,
+        le=604800,
+        description=(
+            "Above 0, a download of an asset in S3 redirects (307) to a presigned URL of the "
+            "bucket valid this many seconds, instead of streaming through the API."
+        ),
+    )
+    storage_timeout_seconds: float = Field(
+        10, gt=0, description="How long one request to the S3 store may take, retries included."
+    )
+    storage_retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Retries of an S3 request that failed to connect or got a 5xx.",
+    )
+
     signing_secret: SecretStr | None = Field(
         None,
         description=(
@@ -321,6 +365,15 @@ class Settings(BaseSettings):
                 "every worker sign asset links with it"
             )
         return self
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url_is_s3(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith("s3://"):
+            raise ValueError("DARKROOM_STORAGE_URL is `s3://bucket/prefix` or unset")
+        return value
 
     @property
     def asset_dir(self) -> Path:

@@ -13,7 +13,7 @@ from app.providers.registry import ProviderRegistry
 from app.ratelimit import enforce_rate_limit
 from app.runtime.context import TaskContext
 from app.runtime.queue import JobQueue
-from app.storage import LocalStorage
+from app.storage import Storage as AssetStorage
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `darkroom keys create`.")
 
@@ -46,7 +46,7 @@ async def get_queue(request: Request) -> JobQueue:
     return request.app.state.queue
 
 
-async def get_storage(request: Request) -> LocalStorage:
+async def get_storage(request: Request) -> AssetStorage:
     """The app's asset storage."""
     return request.app.state.storage
 
@@ -69,7 +69,7 @@ async def get_registry(request: Request) -> ProviderRegistry:
 Tenant = Annotated[str, Depends(get_tenant)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Queue = Annotated[JobQueue, Depends(get_queue)]
-Storage = Annotated[LocalStorage, Depends(get_storage)]
+Storage = Annotated[AssetStorage, Depends(get_storage)]
 Registry = Annotated[ProviderRegistry, Depends(get_registry)]
 Context = Annotated[TaskContext, Depends(get_context)]
 Sessionmaker = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]

@@ -15,7 +15,17 @@ from sqlalchemy.engine import make_url
 from app.cli import migrate
 from app.config import Settings
 from app.main import create_app
-from tests.support import fresh_database, new_api_key, postgres_settings, start_worker, stop_worker
+from tests.support import (
+    free_port,
+    fresh_database,
+    new_api_key,
+    postgres_settings,
+    start_s3_server,
+    start_worker,
+    stop_worker,
+)
+
+S3_BUCKET = "darkroom-test"
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +63,19 @@ def worker(postgres_url: str, data_dir: Path) -> Iterator[subprocess.Popen[bytes
     """One worker process serving the shared test queue for the whole run."""
     process = start_worker(postgres_settings(postgres_url, data_dir), data_dir / "worker.log")
     yield process
+    stop_worker(process)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real S3-compatible server (moto's) for the run, with the bucket `S3_BUCKET`."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("s3") / "s3.log"
+    process = start_s3_server(port, log)
+    endpoint = f"http://127.0.0.1:{port}"
+    # moto checks no signature, so the bucket is made with a plain PUT.
+    httpx.put(f"{endpoint}/{S3_BUCKET}").raise_for_status()
+    yield endpoint
     stop_worker(process)
 
 

@@ -93,6 +93,26 @@ def stop_worker(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def start_s3_server(port: int, log: Path) -> subprocess.Popen[bytes]:
+    """moto's standalone S3-compatible server on 127.0.0.1:`port`, answering once this returns."""
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the S3 server exited; see {log}"
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/moto-api/", timeout=1)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.1)
+    stop_worker(process)
+    raise AssertionError("the S3 server did not answer within 60 s")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listened on a moment ago."""
     with socket.socket() as probe:

@@ -3,6 +3,7 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.datastructures import UploadFile
 
 from app import models
@@ -63,7 +64,7 @@ async def read_upload(request: Request) -> bytes:
     summary="Upload an image",
     status_code=201,
     response_model=Asset,
-    responses=problems(400, 401, 413, 415, 422),
+    responses=problems(400, 401, 413, 415, 422, 503),
     openapi_extra={"requestBody": UPLOAD_BODY},
 )
 async def upload_asset(
@@ -150,6 +151,14 @@ CONTENT_RESPONSES = {
     304: {"description": "Not modified (If-None-Match matched the ETag)."},
     403: {"description": "The signed URL was altered (`signature-invalid`) or expired."},
 } | problems(401, 404)
+# What only GET answers: a redirect to the store, or the store's absence.
+REDIRECT_RESPONSE = {
+    307: {
+        "description": "The bytes are at a short-lived presigned URL of the asset store "
+        "(only when the deployment asks for it).",
+        "headers": {"Location": {"schema": {"type": "string"}}},
+    }
+}
 
 
 @router.get(
@@ -164,19 +173,32 @@ CONTENT_RESPONSES = {
             "content": {t: BINARY for t in MEDIA_TYPES.values()},
         },
     }
-    | CONTENT_RESPONSES,
+    | CONTENT_RESPONSES
+    | REDIRECT_RESPONSE
+    | problems(503),
 )
 async def get_asset_content(
-    asset: ContentAsset, storage: Storage, if_none_match: IfNoneMatch = None
+    asset: ContentAsset,
+    storage: Storage,
+    settings: AppSettings,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
     """The bytes with their Content-Type, a strong ETag, immutable caching and a file name
-    (`<asset id>.<extension>`). Needs an API key, unless the URL is signed (see
+    (`<asset id>.<extension>`), streamed from the asset store; or, when the deployment sets
+    `DARKROOM_STORAGE_REDIRECT_SECONDS` and keeps assets in S3, a 307 to a short-lived
+    presigned URL of the bucket. Needs an API key, unless the URL is signed (see
     `create_asset_url`) and not yet expired."""
     headers = assets.content_headers(asset)
     if if_none_match and etag_matches(if_none_match, headers["ETag"]):
         return Response(status_code=304, headers=headers)
-    data = await storage.get(asset.storage_key)
-    return Response(data, media_type=MEDIA_TYPES[asset.format], headers=headers)
+    if settings.storage_redirect_seconds:
+        url = await storage.presigned_url(asset.storage_key, settings.storage_redirect_seconds)
+        if url is not None:
+            # The presigned URL expires, so the redirect itself must not be cached.
+            return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
+    chunks = await storage.open(asset.storage_key)
+    headers["Content-Length"] = str(asset.bytes)
+    return StreamingResponse(chunks, media_type=MEDIA_TYPES[asset.format], headers=headers)
 
 
 @router.head(

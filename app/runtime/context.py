@@ -12,7 +12,7 @@ from app.db import create_engine, create_reader, create_sessionmaker
 from app.providers.registry import ProviderRegistry, create_registry
 from app.runtime.breakers import open_breaker_store
 from app.runtime.progress import Broadcaster, LocalBroadcaster, broadcast_event, open_broadcaster
-from app.storage import LocalStorage
+from app.storage import Storage, open_storage
 
 
 @dataclass
@@ -24,7 +24,7 @@ class TaskContext:
     sessionmaker: async_sessionmaker[AsyncSession]
     # Sessions for reads alone, without a transaction around them; see app.db.create_reader.
     reader: async_sessionmaker[AsyncSession]
-    storage: LocalStorage
+    storage: Storage
     registry: ProviderRegistry
     # Called on every job event as listener(context, job, event, data); see app.runtime.events.
     listeners: list[Callable[..., Awaitable[Any]]] = field(default_factory=list)
@@ -46,7 +46,7 @@ async def open_context(settings: Settings) -> AsyncIterator[TaskContext]:
                 engine=engine,
                 sessionmaker=create_sessionmaker(engine),
                 reader=create_reader(engine),
-                storage=LocalStorage(settings.asset_dir),
+                storage=open_storage(settings),
                 registry=registry,
                 listeners=[broadcast_event],
                 broadcaster=broadcaster,

@@ -22,7 +22,7 @@ from app.imaging.codecs import (
 from app.models import Asset, AssetParent, Job
 from app.schemas.assets import Asset as AssetSchema
 from app.schemas.assets import AssetParentRef
-from app.storage import LocalStorage, content_key
+from app.storage import Storage, content_key
 
 # Lineage is walked a generation at a time, at most this many generations back.
 MAX_LINEAGE_DEPTH = 100
@@ -45,7 +45,7 @@ class Output:
 
 async def create_upload(
     session: AsyncSession,
-    storage: LocalStorage,
+    storage: Storage,
     tenant_id: str,
     data: bytes,
     max_pixels: int,
@@ -67,7 +67,7 @@ def _inspect_header(data: bytes, max_pixels: int) -> tuple[ImageInfo, int]:
 
 
 async def record_output(
-    session: AsyncSession, storage: LocalStorage, job: Job, index: int, output: Output
+    session: AsyncSession, storage: Storage, job: Job, index: int, output: Output
 ) -> None:
     """Store output `index` of a job with its lineage, once: a second call for the same index
     changes nothing."""
@@ -96,12 +96,12 @@ async def record_output(
 
 
 async def _store(
-    storage: LocalStorage, tenant_id: str, data: bytes, info: ImageInfo
+    storage: Storage, tenant_id: str, data: bytes, info: ImageInfo
 ) -> dict[str, object]:
     """Put the bytes in storage; the asset's columns that describe them."""
     content_hash = hashlib.sha256(data).hexdigest()
     key = content_key(content_hash, info.format)
-    await storage.put(key, data)
+    await storage.put(key, data, MEDIA_TYPES[info.format])
     return {
         "id": new_id("ast"),
         "tenant_id": tenant_id,
@@ -174,7 +174,7 @@ async def lineage(session: AsyncSession, asset: Asset) -> list[AssetSchema]:
     return [await asset_view(session, item) for item in ordered]
 
 
-async def collect_garbage(session: AsyncSession, storage: LocalStorage, older_than: float) -> int:
+async def collect_garbage(session: AsyncSession, storage: Storage, older_than: float) -> int:
     """Delete stored files no asset refers to (bytes of a request refused after they were
     written, partial writes of a crashed process) once they are `older_than` seconds old, so
     that requests in flight keep theirs. Returns how many were deleted."""

@@ -27,7 +27,7 @@ from app.services.assets import create_upload, get_asset
 from app.services.generate import check_model_can_make, seed_or_random
 from app.services.prompting import plan_prompt
 from app.services.submission import Kind, Submitter
-from app.storage import LocalStorage
+from app.storage import Storage
 
 FETCH_TIMEOUT_SECONDS = 10.0
 INPUTS_DEADLINE_SECONDS = 30.0
@@ -40,7 +40,7 @@ class Inputs:
     """Where a request's images come from: the tenant's store and the fetcher's rules."""
 
     session: AsyncSession
-    storage: LocalStorage
+    storage: Storage
     settings: Settings
     tenant_id: str
 

@@ -34,7 +34,7 @@ from app.schemas.openai_compat import (
 )
 from app.services import signing
 from app.services.assets import create_upload
-from app.storage import LocalStorage
+from app.storage import Storage
 
 # OpenAI's `type` for each status it answers with; others are `invalid_request_error` (4xx)
 # or `server_error` (5xx).
@@ -226,7 +226,7 @@ def variants_request(fields: ImageVariationFields, model: str, image: Asset) -> 
 
 async def store_parts(
     session: AsyncSession,
-    storage: LocalStorage,
+    storage: Storage,
     tenant_id: str,
     parts: list[bytes],
     max_pixels: int,
@@ -281,7 +281,7 @@ def answering_models(outputs: list[Asset]) -> str:
 
 
 async def images_response(
-    storage: LocalStorage,
+    storage: Storage,
     settings: Settings,
     job: Job,
     outputs: list[Asset],

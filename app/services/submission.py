@@ -28,7 +28,7 @@ from app.runtime.events import publish
 from app.runtime.queue import JobQueue
 from app.schemas.webhooks import WebhookOptions
 from app.services.jobs import wait_for_job
-from app.storage import LocalStorage
+from app.storage import Storage
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class Submitter:
         return self.context.registry
 
     @property
-    def storage(self) -> LocalStorage:
+    def storage(self) -> Storage:
         """Where input images are stored."""
         return self.context.storage
 
