@@ -90,6 +90,7 @@ class MemoryBudget:
     async def acquire(self, amount: int) -> None:
         """Wait until `amount` bytes are admitted; the caller releases them when done."""
         with self._lock:
+            self._admit_waiting()  # first drops waiters nobody awaits any more
             if not self._waiting and self._fits(amount):
                 self.in_use += amount
                 return
@@ -128,9 +129,14 @@ class MemoryBudget:
     def _admit_waiting(self) -> None:
         while self._waiting and self._fits(self._waiting[0][0]):
             amount, waiter = self._waiting.popleft()
+            loop = waiter.get_loop()
+            # A loop that has stopped will never wake its waiter: counting the bytes for it
+            # would hold them for good (a process's loop runs while anything awaits).
+            if loop.is_closed() or not loop.is_running():
+                continue
             try:
-                waiter.get_loop().call_soon_threadsafe(_wake, waiter, amount, self)
-            except RuntimeError:  # its event loop is closed: nobody is waiting any more
+                loop.call_soon_threadsafe(_wake, waiter, amount, self)
+            except RuntimeError:  # it closed just now: nobody is waiting any more
                 continue
             self.in_use += amount
 

@@ -398,7 +398,10 @@ class OpenAIProvider(HTTPVendor):
         self.check_configured()
         body = generation_body(call, call.output_format, n=count)
         made = await self._endpoints.generate(body)
-        return [result_of(call.model, image, answer, count) for image, answer in made]
+        return [
+            result_of(call.model, image, answer, count, first=position == 0)
+            for position, (image, answer) in enumerate(made)
+        ]
 
     async def edit(self, call: EditCall) -> GenerateResult:
         """The source edited as the prompt says, within the mask if there is one, steered by
@@ -416,15 +419,23 @@ class OpenAIProvider(HTTPVendor):
 
 
 def result_of(
-    model: str, image: Image.Image, answer: ImagesAnswer, images_in_call: int = 1
+    model: str,
+    image: Image.Image,
+    answer: ImagesAnswer,
+    images_in_call: int = 1,
+    *,
+    first: bool = True,
 ) -> GenerateResult:
     """An image OpenAI made, with the bytes it sent, its share of the call's cost and what it
-    reported."""
+    reported. The call's usage covers all its images, so it is recorded with the first alone
+    (sums over a job's outputs stay right); the others say how many the call made."""
     cost = cost_of(model, answer.usage)
     share = None if cost is None else cost / images_in_call
-    details = result_details(answer) | (
-        {"images_in_call": images_in_call} if images_in_call > 1 else {}
-    )
+    details = result_details(answer)
+    if not first:
+        details.pop("usage", None)
+    if images_in_call > 1:
+        details["images_in_call"] = images_in_call
     return GenerateResult(image, share, details, encoded=answer.data)
 
 

@@ -321,9 +321,12 @@ def planned_prompt(job: Job) -> str | None:
 
 
 def total_usage(outputs: list[Asset]) -> ImageUsage | None:
-    """The token usage of all outputs, when every one of them recorded OpenAI-style usage."""
-    usages = [(asset.details or {}).get("usage") for asset in outputs]
-    if not usages or not all(isinstance(usage, dict) for usage in usages):
+    """The token usage of all outputs, when every one of them has OpenAI-style usage: its own,
+    or (made with others in one call) the call's, recorded with the call's first image."""
+    details = [asset.details or {} for asset in outputs]
+    usages = [detail["usage"] for detail in details if "usage" in detail]
+    covered = all("usage" in detail or detail.get("images_in_call") for detail in details)
+    if not usages or not covered or not all(isinstance(usage, dict) for usage in usages):
         return None
     try:
         parsed = [ImageUsage.model_validate(usage) for usage in usages]

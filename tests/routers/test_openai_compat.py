@@ -497,10 +497,13 @@ async def test_a_bare_openai_name_runs_on_openai_and_reports_summed_usage(vendor
     result = raw.parse()
 
     assert raw.headers["Darkroom-Model"] == "openai/gpt-image-2"
-    assert [request.body["model"] for request in server.received] == ["gpt-image-2"] * 2
+    # Both images from one call (n=2), whose usage covers them both.
+    assert [(request.body["model"], request.body["n"]) for request in server.received] == [
+        ("gpt-image-2", 2)
+    ]
     assert [decode(item.b64_json).size for item in result.data] == [(1024, 1024)] * 2
     reported = [
-        usage_for(request.body["prompt"], *parse_size(request.body["size"]))
+        usage_for(request.body["prompt"], *parse_size(request.body["size"]), request.body["n"])
         for request in server.received
     ]
     assert result.usage is not None
