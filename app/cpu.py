@@ -15,6 +15,7 @@ import ctypes.util
 import functools
 import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -148,18 +149,30 @@ def _wake(waiter: asyncio.Future[None], amount: int, budget: MemoryBudget) -> No
         waiter.set_result(None)
 
 
-_budget = MemoryBudget(default_budget())
+_budget_limit = default_budget()
+# One budget per event loop. A process runs its work on one loop; keeping them apart means a
+# loop that stops with work admitted (a test's, say) cannot hold bytes another loop is owed.
+_budgets: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MemoryBudget] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def set_memory_budget(megabytes: int) -> None:
     """Admit at most `megabytes` MiB of pixel work at once (0: a share of the machine's
     memory). Work already admitted keeps its place."""
-    _budget.set_limit(megabytes * MEBIBYTE if megabytes else default_budget())
+    global _budget_limit
+    _budget_limit = megabytes * MEBIBYTE if megabytes else default_budget()
+    for budget in list(_budgets.values()):
+        budget.set_limit(_budget_limit)
 
 
 def memory_budget() -> MemoryBudget:
-    """This process's memory budget for pixel work."""
-    return _budget
+    """This process's memory budget for pixel work (that of the running event loop)."""
+    loop = asyncio.get_running_loop()
+    budget = _budgets.get(loop)
+    if budget is None:
+        budget = _budgets[loop] = MemoryBudget(_budget_limit)
+    return budget
 
 
 async def run_image_work(
@@ -168,7 +181,7 @@ async def run_image_work(
     """`function(*args, **kwargs)` on the pixel-work pool once `memory` (the bytes it is
     estimated to hold at its peak) fits under the budget. The bytes stay counted until the
     function has returned on its thread, even if the caller stops waiting first."""
-    budget = _budget
+    budget = memory_budget()
     await budget.acquire(memory)
     # The pool's thread keeps its work item (and so the function and its arguments) a moment
     # after the caller has its result; taken out here, they are freed as the call ends, before

@@ -2,6 +2,7 @@
 subcommand, each next to a baseline measured in the same run.
 
     .venv/bin/python bench/faults.py storm [--jobs 200] [--runs 3]
+    .venv/bin/python bench/faults.py dead-worker [--jobs 100] [--kill-after 35] [--delay 2]
 
 `storm`: a fake OpenAI vendor (bench/vendor.py) answering 20% HTTP 500, 10% 429 with
 Retry-After 1, 5% slower than the 3 s vendor time limit and 5% cut-off JSON; `--jobs` jobs on
@@ -9,6 +10,9 @@ Retry-After 1, 5% slower than the 3 s vendor time limit and 5% cut-off JSON; `--
 failed by error type, the vendor calls per success, and the time from the first submission to
 the last job finished, next to the same jobs on a vendor without faults. The settings it needs
 are set explicitly in STORM_SETTINGS (the others keep their defaults).
+
+`dead-worker`: a worker killed mid-run with the default lease settings; see
+bench/faults_dead_worker.py, which holds the scenario.
 """
 
 import argparse
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import faults_dead_worker
 import httpx
 from vendor import (
     STORM_FAULTS,
@@ -208,7 +213,10 @@ def print_storm(results: list[tuple[str, JobsRun]]) -> None:
     )
 
 
-SCENARIOS = {"storm": (measure_storm, "a vendor failure storm without fallback models")}
+SCENARIOS = {
+    "storm": (measure_storm, "a vendor failure storm without fallback models"),
+    "dead-worker": (faults_dead_worker.measure, "a worker killed mid-run, default lease settings"),
+}
 
 
 def main() -> None:
@@ -218,6 +226,8 @@ def main() -> None:
     storm = scenarios.add_parser("storm", help=SCENARIOS["storm"][1])
     storm.add_argument("--jobs", type=int, default=200, help="jobs per batch")
     storm.add_argument("--runs", type=int, default=1, help="baseline and storm batches")
+    dead_worker = scenarios.add_parser("dead-worker", help=SCENARIOS["dead-worker"][1])
+    faults_dead_worker.options(dead_worker)
     arguments = parser.parse_args()
     measure, title = SCENARIOS[arguments.scenario]
     run_bench(f"bench/faults.py {arguments.scenario}: {title}", measure, arguments)

@@ -12,7 +12,7 @@ from the kill and from the new worker's start to the last job finished, jobs suc
 with exactly 2 distinct outputs, and vendor calls made. The baseline is the same 100 jobs on a
 fresh deployment with no kill; the ratio compares first submit to last finished.
 
-    .venv/bin/python bench/faults_dead_worker.py [--jobs 100] [--kill-after 35] [--delay 2]
+    .venv/bin/python bench/faults.py dead-worker [--jobs 100] [--kill-after 35] [--delay 2]
 """
 
 import argparse
@@ -40,7 +40,6 @@ from vendor import (
     postgres_deployment,
     print_table,
     ratio,
-    run_bench,
     run_load,
     running,
 )
@@ -307,23 +306,9 @@ async def measure(arguments: argparse.Namespace, workdir: Path) -> None:
     print_runs(arguments, baseline, with_kill)
 
 
-def dead_worker(arguments: argparse.Namespace) -> None:
-    """Run the dead-worker bench with these options."""
-    run_bench("A worker killed mid-run, default lease settings", measure, arguments)
-
-
 def options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The dead-worker bench's options, on `parser`."""
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--kill-after", type=int, default=35, help="jobs succeeded at the kill")
     parser.add_argument("--delay", type=float, default=2.0, help="the fake vendor's seconds")
     return parser
-
-
-def main() -> None:
-    """Parse the options and run."""
-    dead_worker(options(argparse.ArgumentParser(description=__doc__.splitlines()[0])).parse_args())
-
-
-if __name__ == "__main__":
-    main()
