@@ -8,15 +8,30 @@ import time
 
 import pytest
 
-from app.cpu import MEBIBYTE, memory_budget, run_image_work, set_memory_budget, set_threads
+from app import cpu
+from app.cpu import (
+    MEBIBYTE,
+    MemoryBudget,
+    memory_budget,
+    run_image_work,
+    set_memory_budget,
+    set_threads,
+)
 
 
 @pytest.fixture(autouse=True)
-def small_budget():
-    """A 10 MiB budget and two threads for each test; the defaults again afterwards."""
+async def small_budget():
+    """A 10 MiB budget of its own and two threads for each test (the suite's tests share one
+    event loop, and so one budget, with whatever earlier tests left running); the defaults
+    again afterwards."""
     set_threads(2)
     set_memory_budget(10)
+    loop = asyncio.get_running_loop()
+    shared = cpu._budgets.get(loop)
+    cpu._budgets[loop] = MemoryBudget(10 * MEBIBYTE)
     yield
+    if shared is not None:
+        cpu._budgets[loop] = shared
     set_memory_budget(0)
     set_threads(0)
 
