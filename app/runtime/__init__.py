@@ -71,7 +71,7 @@ async def _open_queue(
     if redis is not None:
         return ArqQueue(redis, settings.queue_name)
     if settings.redis_url:
-        return await ArqQueue.connect(settings.redis_url, settings.queue_name)
+        return ArqQueue.connect(settings.redis_url, settings.queue_name)
     if role is not Role.API or run_job is None:
         raise ValueError("without Redis, only the API runs jobs, and it needs run_job")
     return InProcessQueue(lambda job_id: run_job(context, job_id), settings.runner_concurrency)

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from arq.jobs import Job as ArqJob
 from arq.jobs import JobStatus
@@ -88,10 +87,20 @@ class ArqQueue:
         self.queue_name = queue_name
 
     @classmethod
-    async def connect(cls, redis_url: str, queue_name: str) -> "ArqQueue":
-        """Connect to Redis with the JSON serializer."""
-        redis = await create_pool(
-            RedisSettings.from_dsn(redis_url),
+    def connect(cls, redis_url: str, queue_name: str) -> "ArqQueue":
+        """A queue on Redis with the JSON serializer. It connects on first use, so an API
+        process starts while Redis is down: /readyz says so, submissions are accepted, and
+        the sweeper sends them once Redis answers."""
+        settings = RedisSettings.from_dsn(redis_url)
+        redis = ArqRedis(
+            host=settings.host,
+            port=settings.port,
+            db=settings.database,
+            username=settings.username,
+            password=settings.password,
+            ssl=settings.ssl,
+            socket_connect_timeout=settings.conn_timeout,
+            encoding="utf8",
             job_serializer=json_serializer,
             job_deserializer=json_deserializer,
             default_queue_name=queue_name,

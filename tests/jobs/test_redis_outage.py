@@ -218,6 +218,50 @@ async def test_a_worker_started_while_redis_is_down_waits_for_it(
     assert output.count("Redis unreachable at start") == 1, output
 
 
+async def test_an_api_started_while_redis_is_down_takes_jobs_that_run_once_it_is_back(
+    private_redis, data_dir
+):
+    private_redis.kill()
+    async with fresh_database("outage-api") as url:
+        settings = postgres_settings(
+            url,
+            data_dir,
+            redis_url=private_redis.url,
+            queue_name=f"darkroom:test:outage-api:{uuid.uuid4().hex}",
+            # A job the queue never got is re-sent this soon after its dispatch.
+            queued_grace_seconds=1,
+            sweep_interval_seconds=0.3,
+            rate_limit_requests=0,
+        )
+        await asyncio.to_thread(migrate, settings)
+        app = create_app(settings)
+        log = data_dir / f"outage-api-{uuid.uuid4().hex}.log"
+        async with app.router.lifespan_context(app):
+            auth = await new_api_key(app)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://darkroom.test"
+            ) as client:
+                ready_while_down = (await client.get("/readyz")).status_code
+                body = {"prompt": "lighthouse at dusk", "model": "local/draft", "size": "512x512"}
+                submitted = await client.post("/v1/generate", json=body, headers=auth)
+                private_redis.start()
+                await private_redis.wait_until_answering()
+                worker = start_worker(settings, log)
+                try:
+                    final, _ = await wait_for_status(
+                        client, auth, submitted.json()["id"], FINAL_STATUSES, seconds=30
+                    )
+                finally:
+                    stop_worker(worker)
+                ready_after = (await client.get("/readyz")).status_code
+
+    assert ready_while_down == 503
+    assert submitted.status_code == 202, submitted.text
+    assert final["status"] == "succeeded", final
+    assert ready_after == 200
+
+
 async def test_a_lost_redis_gives_back_the_slot_of_the_job_being_started(data_dir):
     settings = postgres_settings("postgresql+asyncpg://unused/unused", data_dir)
     dead = ArqRedis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)

@@ -34,7 +34,7 @@ from tests.support import (
 
 async def test_queue_messages_are_json_not_pickle():
     queue_name = f"darkroom:test:json:{uuid.uuid4().hex}"
-    queue = await ArqQueue.connect(REDIS_URL, queue_name)
+    queue = ArqQueue.connect(REDIS_URL, queue_name)
     redis = Redis.from_url(REDIS_URL)
     try:
         await queue.enqueue("job_json", 1)
