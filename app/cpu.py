@@ -52,6 +52,11 @@ def set_threads(count: int) -> None:
         old.shutdown(wait=False)
 
 
+def thread_count() -> int:
+    """Threads the pixel-work pool runs."""
+    return _pool._max_workers
+
+
 async def run_cpu(function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """`function(*args, **kwargs)` on the pixel-work pool, awaited."""
     loop = asyncio.get_running_loop()

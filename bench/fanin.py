@@ -42,12 +42,12 @@ from vendor import (
     ratio,
     run_bench,
     run_load,
+    tenant_jobs,
 )
 
 GENERATE_BODY = {"prompt": PROMPT, "model": "openai/gpt-image-2", "n": 1, "size": "1024x1024"}
 POLL_SECONDS = 1.0
 PROGRESS_SECONDS = 30.0
-PAGE = 100
 
 
 async def pending(client: httpx.AsyncClient, deployment: Deployment) -> bool:
@@ -64,26 +64,9 @@ async def pending(client: httpx.AsyncClient, deployment: Deployment) -> bool:
     return False
 
 
-async def all_jobs(client: httpx.AsyncClient, deployment: Deployment) -> list[dict]:
-    """Every job of the tenant, read page by page."""
-    jobs: list[dict] = []
-    cursor = None
-    while True:
-        params: dict[str, str | int] = {"limit": PAGE} | ({"cursor": cursor} if cursor else {})
-        response = await client.get(
-            f"{deployment.base_url}/v1/jobs", params=params, headers=deployment.headers
-        )
-        expect(response, 200)
-        page = response.json()
-        jobs += page["data"]
-        if not page["has_more"]:
-            return jobs
-        cursor = page["next_cursor"]
-
-
 async def count_final(client: httpx.AsyncClient, deployment: Deployment, job_ids: set[str]) -> int:
     """How many of `job_ids` are final (read from the job list)."""
-    jobs = await all_jobs(client, deployment)
+    jobs = await tenant_jobs(client, deployment)
     return sum(job["id"] in job_ids and job["finished_at"] is not None for job in jobs)
 
 
@@ -168,7 +151,7 @@ async def through_darkroom(
         last_submit = time.time()
         timeout = arguments.jobs * arguments.delay + 600
         finished_in_time = await wait_until_final(client, deployment, job_ids, timeout)
-        jobs = [job for job in await all_jobs(client, deployment) if job["id"] in job_ids]
+        jobs = [job for job in await tenant_jobs(client, deployment) if job["id"] in job_ids]
         stats = await vendor.stats()
         worker_peak = peak_rss_mib(deployment.worker_pids[0])
         api_peak = peak_rss_mib(deployment.api_pid)

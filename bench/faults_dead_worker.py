@@ -42,13 +42,13 @@ from vendor import (
     ratio,
     run_load,
     running,
+    tenant_jobs,
 )
 
 OUTPUTS = 2
 GENERATE_BODY = {"prompt": PROMPT, "model": "openai/gpt-image-2", "n": OUTPUTS, "size": "1024x1024"}
 SUBMITTERS = 8
 POLL_SECONDS = 0.25
-PAGE = 100
 FINISH_SECONDS = 900
 # arq's log line for a message taken (→) or done (←): `  2.35s → job_01...[.2]:run_job(...)`.
 ARQ_LINE = re.compile(r"s ([→←]) (job_[0-9A-Z]+(?:\.\d+)?):run_job")
@@ -105,27 +105,6 @@ def timestamp(value: str) -> float:
     return datetime.fromisoformat(value).timestamp()
 
 
-async def jobs_with_status(
-    client: httpx.AsyncClient, deployment: Deployment, status: str | None = None
-) -> list[dict]:
-    """The tenant's jobs (of one status, if given), read page by page."""
-    jobs: list[dict] = []
-    cursor = None
-    while True:
-        params: dict[str, str | int] = {"limit": PAGE}
-        params |= {"status": status} if status else {}
-        params |= {"cursor": cursor} if cursor else {}
-        response = await client.get(
-            f"{deployment.base_url}/v1/jobs", params=params, headers=deployment.headers
-        )
-        expect(response, 200)
-        page = response.json()
-        jobs += page["data"]
-        if not page["has_more"]:
-            return jobs
-        cursor = page["next_cursor"]
-
-
 async def get_job(client: httpx.AsyncClient, deployment: Deployment, job_id: str) -> dict:
     response = await client.get(
         f"{deployment.base_url}/v1/jobs/{job_id}", headers=deployment.headers
@@ -158,8 +137,8 @@ async def wait_until_final(client: httpx.AsyncClient, deployment: Deployment) ->
     allows."""
     deadline = time.monotonic() + FINISH_SECONDS
     while time.monotonic() < deadline:
-        queued = await jobs_with_status(client, deployment, "queued")
-        if not queued and not await jobs_with_status(client, deployment, "running"):
+        queued = await tenant_jobs(client, deployment, "queued")
+        if not queued and not await tenant_jobs(client, deployment, "running"):
             return True
         await asyncio.sleep(1)
     return False
@@ -168,8 +147,8 @@ async def wait_until_final(client: httpx.AsyncClient, deployment: Deployment) ->
 async def wait_for_succeeded(client: httpx.AsyncClient, deployment: Deployment, count: int) -> int:
     """Poll until at least `count` jobs succeeded and one is running; how many succeeded."""
     while True:
-        done = len(await jobs_with_status(client, deployment, "succeeded"))
-        if done >= count and await jobs_with_status(client, deployment, "running"):
+        done = len(await tenant_jobs(client, deployment, "succeeded"))
+        if done >= count and await tenant_jobs(client, deployment, "running"):
             return done
         await asyncio.sleep(POLL_SECONDS)
 
@@ -208,7 +187,7 @@ async def run_jobs(
         if killed:
             kill = await kill_and_replace(client, deployment, workdir, replacements, arguments)
         finished_in_time = await wait_until_final(client, deployment)
-        jobs = [job for job in await jobs_with_status(client, deployment) if job["id"] in job_ids]
+        jobs = [job for job in await tenant_jobs(client, deployment) if job["id"] in job_ids]
         calls = (await vendor.stats())["calls"]
     return Run(jobs, first_submit, calls, finished_in_time, kill)
 

@@ -79,6 +79,7 @@ SLOW_FAULT_SECONDS = 4.0
 STARTUP_SECONDS = 90
 STOP_SECONDS = 15
 PROMPT = "studio shot of a red sneaker on a concrete floor, soft light"
+JOBS_PAGE = 100
 
 
 # --- The fake vendor (runs in its own process) ----------------------------------------------
@@ -516,6 +517,27 @@ async def wait_for_workers(queue_name: str, pids: Sequence[int], log: Path) -> N
             await asyncio.sleep(0.1)
     finally:
         await redis.aclose()
+
+
+async def tenant_jobs(
+    client: httpx.AsyncClient, deployment: "Deployment", status: str | None = None
+) -> list[dict[str, Any]]:
+    """The tenant's jobs (of one status, if given), read page by page."""
+    jobs: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"limit": JOBS_PAGE}
+        params |= {"status": status} if status else {}
+        params |= {"cursor": cursor} if cursor else {}
+        response = await client.get(
+            f"{deployment.base_url}/v1/jobs", params=params, headers=deployment.headers
+        )
+        expect(response, 200)
+        page = response.json()
+        jobs += page["data"]
+        if not page["has_more"]:
+            return jobs
+        cursor = page["next_cursor"]
 
 
 def openai_settings(vendor: FakeVendor) -> dict[str, str]:

@@ -20,6 +20,7 @@ import email.utils
 import logging
 import math
 import random
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from typing import Any, TypedDict, TypeVar
 import httpx
 from PIL import Image
 
+from app.cpu import thread_count
 from app.errors import (
     DarkroomError,
     InvalidForModel,
@@ -170,6 +172,25 @@ def input_media_type(image: InputImage, vendor: str) -> str:
             provider=vendor,
         )
     return MEDIA_TYPES[image.format]
+
+
+# Vendor answers read and made sense of at once by a process, across vendors. Their bodies (a
+# base64 image is megabytes) and the decodes that check them are what a burst of finished calls
+# holds in memory, and the decodes wait for the pixel threads anyway; the answers past these
+# wait unread in their connections.
+ANSWERS_PER_THREAD = 2
+_answer_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def answer_slots() -> asyncio.Semaphore:
+    """The running event loop's answer slots: a few per pixel thread."""
+    loop = asyncio.get_running_loop()
+    slots = _answer_slots.get(loop)
+    if slots is None:
+        slots = _answer_slots[loop] = asyncio.Semaphore(ANSWERS_PER_THREAD * thread_count())
+    return slots
 
 
 def decode_vendor_image(
@@ -321,9 +342,17 @@ class VendorHTTP:
         self, method: str, path: str, kwargs: dict[str, Any], read: AnswerReader[T]
     ) -> "T | _Retry":
         """One request and the reading of its answer: the result, or a failure worth
-        retrying. Raises on the rest."""
+        retrying. Raises on the rest. The answer is read, and made sense of, in one of the
+        process's answer slots (see `answer_slots`)."""
         try:
             response = await self._send(method, path, dict(kwargs))
+            try:
+                async with answer_slots():
+                    async with asyncio.timeout(self.timeout_seconds):
+                        await response.aread()
+                    return await self._answered(response, read)
+            finally:
+                await response.aclose()
         except (httpx.TimeoutException, TimeoutError):
             return _Retry(
                 ProviderOverloaded(
@@ -338,6 +367,8 @@ class VendorHTTP:
                     f"could not reach {host} ({type(exc).__name__})", provider=self.vendor
                 )
             )
+
+    async def _answered(self, response: httpx.Response, read: AnswerReader[T]) -> "T | _Retry":
         if response.is_success:
             return await self._read_answer(response, read)
         error = self._read_error(response)
@@ -357,14 +388,13 @@ class VendorHTTP:
             return _Retry(error)
 
     async def _send(self, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
+        """The answer's status and headers; its body is still to be read."""
         headers = self._headers | kwargs.pop("headers", {})
-        # httpx times each connect and read; this bounds the whole attempt.
+        client = self._client()
+        request = client.build_request(method, self.url(path), headers=headers, **kwargs)
+        # httpx times each connect and read; this bounds the wait for the answer as a whole.
         async with asyncio.timeout(self.timeout_seconds):
-            response = await self._client().request(
-                method, self.url(path), headers=headers, **kwargs
-            )
-            await response.aread()
-            return response
+            return await client.send(request, stream=True)
 
     def _client(self) -> httpx.AsyncClient:
         """The session's pooled client, made on first use: calls reuse its connections

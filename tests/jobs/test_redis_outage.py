@@ -7,7 +7,9 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -88,25 +90,34 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
             server.kill()
 
 
-@pytest.fixture
-async def outage_app(private_redis, data_dir) -> AsyncIterator:
-    """An app on the private Redis and a database of their own, with the default sweep."""
-    await private_redis.wait_until_answering()
+@asynccontextmanager
+async def app_on(private_redis: PrivateRedis, data_dir: Path, **settings: Any) -> AsyncIterator:
+    """An app on the private Redis and a database of its own, started (whether or not Redis
+    answers), with these settings over the suite's."""
     async with fresh_database("outage") as url:
-        settings = postgres_settings(
+        values = postgres_settings(
             url,
             data_dir,
             redis_url=private_redis.url,
             queue_name=f"darkroom:test:outage:{uuid.uuid4().hex}",
-            # Defaults, too slow to matter: jobs lost with Redis are re-sent once it is back.
-            sweep_interval_seconds=15,
-            queued_grace_seconds=60,
             rate_limit_requests=0,
+            **settings,
         )
-        await asyncio.to_thread(migrate, settings)
-        application = create_app(settings)
+        await asyncio.to_thread(migrate, values)
+        application = create_app(values)
         async with application.router.lifespan_context(application):
             yield application
+
+
+@pytest.fixture
+async def outage_app(private_redis, data_dir) -> AsyncIterator:
+    """An app on the private Redis with the default sweep."""
+    await private_redis.wait_until_answering()
+    # Defaults, too slow to matter: jobs lost with Redis are re-sent once it is back.
+    async with app_on(
+        private_redis, data_dir, sweep_interval_seconds=15, queued_grace_seconds=60
+    ) as application:
+        yield application
 
 
 async def test_worker_and_api_ride_out_a_redis_outage_and_every_job_finishes(
@@ -222,39 +233,29 @@ async def test_an_api_started_while_redis_is_down_takes_jobs_that_run_once_it_is
     private_redis, data_dir
 ):
     private_redis.kill()
-    async with fresh_database("outage-api") as url:
-        settings = postgres_settings(
-            url,
-            data_dir,
-            redis_url=private_redis.url,
-            queue_name=f"darkroom:test:outage-api:{uuid.uuid4().hex}",
-            # A job the queue never got is re-sent this soon after its dispatch.
-            queued_grace_seconds=1,
-            sweep_interval_seconds=0.3,
-            rate_limit_requests=0,
-        )
-        await asyncio.to_thread(migrate, settings)
-        app = create_app(settings)
-        log = data_dir / f"outage-api-{uuid.uuid4().hex}.log"
-        async with app.router.lifespan_context(app):
-            auth = await new_api_key(app)
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://darkroom.test"
-            ) as client:
-                ready_while_down = (await client.get("/readyz")).status_code
-                body = {"prompt": "lighthouse at dusk", "model": "local/draft", "size": "512x512"}
-                submitted = await client.post("/v1/generate", json=body, headers=auth)
-                private_redis.start()
-                await private_redis.wait_until_answering()
-                worker = start_worker(settings, log)
-                try:
-                    final, _ = await wait_for_status(
-                        client, auth, submitted.json()["id"], FINAL_STATUSES, seconds=30
-                    )
-                finally:
-                    stop_worker(worker)
-                ready_after = (await client.get("/readyz")).status_code
+    log = data_dir / f"outage-api-{uuid.uuid4().hex}.log"
+    # A job the queue never got is re-sent this soon after its dispatch.
+    async with app_on(
+        private_redis, data_dir, queued_grace_seconds=1, sweep_interval_seconds=0.3
+    ) as app:
+        auth = await new_api_key(app)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://darkroom.test"
+        ) as client:
+            ready_while_down = (await client.get("/readyz")).status_code
+            body = {"prompt": "lighthouse at dusk", "model": "local/draft", "size": "512x512"}
+            submitted = await client.post("/v1/generate", json=body, headers=auth)
+            private_redis.start()
+            await private_redis.wait_until_answering()
+            worker = start_worker(app.state.settings, log)
+            try:
+                final, _ = await wait_for_status(
+                    client, auth, submitted.json()["id"], FINAL_STATUSES, seconds=30
+                )
+            finally:
+                stop_worker(worker)
+            ready_after = (await client.get("/readyz")).status_code
 
     assert ready_while_down == 503
     assert submitted.status_code == 202, submitted.text
