@@ -82,19 +82,23 @@ class FakeHTTPServer:
         await asyncio.gather(*self._handlers, return_exceptions=True)
         await self._server.wait_closed()
 
+    async def counted_send(self, request: Received, writer: asyncio.StreamWriter) -> None:
+        """Record the request and answer it, counting it in flight while it is answered."""
+        self.received.append(request)
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            await self.send(request, writer)
+        finally:
+            self.in_flight -= 1
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
         try:
             request = await read_request(reader)
-            self.received.append(request)
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-            try:
-                await self.send(request, writer)
-            finally:
-                self.in_flight -= 1
+            await self.counted_send(request, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:

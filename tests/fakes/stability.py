@@ -312,13 +312,7 @@ class FakeStability(FakeHTTPServer):
         self._handlers.add(task)
         try:
             request = await read_multipart_request(reader)
-            self.received.append(request)
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-            try:
-                await self.send(request, writer)
-            finally:
-                self.in_flight -= 1
+            await self.counted_send(request, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
