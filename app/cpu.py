@@ -208,6 +208,9 @@ async def run_image_work(
     except BaseException:
         budget.release(memory)
         raise
+    # A caller that stops waiting while the work is still queued cancels it: then `admitted`
+    # never runs, and the bytes are given back here instead.
+    future.add_done_callback(lambda done: done.cancelled() and budget.release(memory))
     return await asyncio.wrap_future(future)
 
 

@@ -3,6 +3,7 @@ subcommand, each next to a baseline measured in the same run.
 
     .venv/bin/python bench/faults.py storm [--jobs 200] [--runs 3]
     .venv/bin/python bench/faults.py dead-worker [--jobs 100] [--kill-after 35] [--delay 2]
+    .venv/bin/python bench/faults.py redis-outage [--jobs 100] [--outage 10]
 
 `storm`: a fake OpenAI vendor (bench/vendor.py) answering 20% HTTP 500, 10% 429 with
 Retry-After 1, 5% slower than the 3 s vendor time limit and 5% cut-off JSON; `--jobs` jobs on
@@ -11,8 +12,9 @@ failed by error type, the vendor calls per success, and the time from the first 
 the last job finished, next to the same jobs on a vendor without faults. The settings it needs
 are set explicitly in STORM_SETTINGS (the others keep their defaults).
 
-`dead-worker`: a worker killed mid-run with the default lease settings; see
-bench/faults_dead_worker.py, which holds the scenario.
+`dead-worker`: a worker killed mid-run with the default lease settings; `redis-outage`: Redis
+killed mid-run and restarted empty. bench/faults_dead_worker.py and bench/faults_redis_outage.py
+hold those scenarios.
 """
 
 import argparse
@@ -27,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import faults_dead_worker
+import faults_redis_outage
 import httpx
 from vendor import (
     STORM_FAULTS,
@@ -216,6 +219,7 @@ def print_storm(results: list[tuple[str, JobsRun]]) -> None:
 SCENARIOS = {
     "storm": (measure_storm, "a vendor failure storm without fallback models"),
     "dead-worker": (faults_dead_worker.measure, "a worker killed mid-run, default lease settings"),
+    "redis-outage": (faults_redis_outage.measure, "Redis killed mid-run and restarted empty"),
 }
 
 
@@ -228,6 +232,8 @@ def main() -> None:
     storm.add_argument("--runs", type=int, default=1, help="baseline and storm batches")
     dead_worker = scenarios.add_parser("dead-worker", help=SCENARIOS["dead-worker"][1])
     faults_dead_worker.options(dead_worker)
+    redis_outage = scenarios.add_parser("redis-outage", help=SCENARIOS["redis-outage"][1])
+    faults_redis_outage.options(redis_outage)
     arguments = parser.parse_args()
     measure, title = SCENARIOS[arguments.scenario]
     run_bench(f"bench/faults.py {arguments.scenario}: {title}", measure, arguments)

@@ -118,3 +118,20 @@ async def test_a_caller_that_stops_waiting_gives_its_place_back():
     assert abandoned.cancelled()
     assert "start abandoned" not in overlap.order
     assert memory_budget().in_use == 0
+
+
+async def test_work_cancelled_while_queued_for_a_thread_gives_its_bytes_back():
+    set_threads(1)
+    overlap, release = Overlap(), threading.Event()
+    first = asyncio.ensure_future(run_image_work(MEBIBYTE, overlap.work, "first", release))
+    assert await asyncio.to_thread(overlap.started.wait, 10)
+    # Admitted (it fits beside the first) but waiting for the only thread.
+    queued = asyncio.ensure_future(run_image_work(MEBIBYTE, overlap.work, "queued"))
+    await asyncio.sleep(0.05)
+    queued.cancel()
+    release.set()
+
+    assert await first == "first"
+    assert queued.cancelled()
+    assert "start queued" not in overlap.order
+    assert memory_budget().in_use == 0

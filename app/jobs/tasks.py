@@ -129,16 +129,15 @@ async def keep_lease(context: TaskContext, job: Job) -> AsyncIterator[Lease]:
 async def _renew_until_lost(context: TaskContext, job: Job, lease: Lease) -> None:
     """Push the lease out every third of its length. A renewal that fails (a lost connection, a
     database restarting) is retried after a second rather than a period, so one lost renewal
-    costs a second of the lease, not a third. A slow one is waited for (cutting it short would
-    lose the lease on a busy machine for nothing), up to a lease length, past which it is
-    abandoned and tried again rather than left hanging for good."""
+    costs a second of the lease, not a third. A slow one is waited for up to a period, past
+    which it is abandoned and tried again while the lease still has time to run."""
     lease_seconds = context.settings.job_lease_seconds
     period = lease_seconds / RENEWALS_PER_LEASE
     wait = period
     while not lease.lost:
         await asyncio.sleep(wait)
         try:
-            async with asyncio.timeout(lease_seconds):
+            async with asyncio.timeout(period):
                 lease.lost = not await _renew(context, job, lease_seconds)
             lease.confirmed = time.monotonic()
             wait = period

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker, get_kwargs
 from redis.exceptions import AuthenticationError, AuthorizationError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.config import Settings
 from app.jobs import tasks
@@ -32,6 +33,8 @@ logger = logging.getLogger(__name__)
 RECONNECT_FIRST_DELAY_SECONDS = 0.1
 RECONNECT_MAX_DELAY_SECONDS = 5
 PING_TIMEOUT_SECONDS = 2
+# A wake connection with no message this long checks that Redis still answers.
+WAKE_PING_SECONDS = 30
 # Once Redis is back, jobs dispatched this long before are re-sent at once if the queue has no
 # message for them (lost with Redis, or never sent during the outage) rather than after the
 # usual grace; a job committed within it may still be on its way to the queue.
@@ -124,10 +127,18 @@ class DarkroomWorker(Worker):
             try:
                 async with self.pool.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(wake_channel(self.queue_name))
-                    async for _ in pubsub.listen():
-                        self._work_announced.set()
+                    while True:
+                        # The timeout PINGs a silent connection, so a dead path shows too.
+                        message = await pubsub.get_message(timeout=WAKE_PING_SECONDS)
+                        if message is not None:
+                            self._work_announced.set()
+                        elif not await self._redis_answers():
+                            raise RedisConnectionError("the wake connection went silent")
             except REDIS_UNREACHABLE as error:
                 await self._ride_out_outage(error)
+            except Exception:
+                logger.exception("the wake listener failed; polling goes on, retrying it")
+                await asyncio.sleep(RECONNECT_MAX_DELAY_SECONDS)
 
     async def _poll_iteration(self) -> None:
         try:

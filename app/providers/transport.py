@@ -335,6 +335,13 @@ class VendorHTTP:
         except ProviderError:
             await self.breaker.record(self.vendor, succeeded=True, trial=trial)
             raise
+        except BaseException:
+            if trial:
+                # A trial that ended without an answer (canceled, or crashed) tells nothing of
+                # the vendor; pausing again frees the trial for another caller after the pause,
+                # rather than after the claim runs out.
+                await asyncio.shield(self.breaker.record(self.vendor, succeeded=False, trial=True))
+            raise
         await self.breaker.record(self.vendor, not isinstance(outcome, _Retry), trial)
         return outcome
 
@@ -443,8 +450,12 @@ class VendorHTTP:
                 timeout_seconds=DOWNLOAD_TIMEOUT_SECONDS,
             )
         except UrlRefused as exc:
-            raise ProviderMalformedResponse(
+            error = ProviderMalformedResponse(
                 f"{self.vendor}'s result could not be downloaded: {exc.detail}",
                 provider=self.vendor,
-            ) from exc
+            )
+            # The same link would be refused again: asking the vendor anew would buy the image
+            # again for nothing.
+            error.retryable = False
+            raise error from exc
         return fetched.data

@@ -99,6 +99,12 @@ class ArqQueue:
             username=settings.username,
             password=settings.password,
             ssl=settings.ssl,
+            ssl_keyfile=settings.ssl_keyfile,
+            ssl_certfile=settings.ssl_certfile,
+            ssl_cert_reqs=settings.ssl_cert_reqs,
+            ssl_ca_certs=settings.ssl_ca_certs,
+            ssl_ca_data=settings.ssl_ca_data,
+            ssl_check_hostname=settings.ssl_check_hostname,
             socket_connect_timeout=settings.conn_timeout,
             encoding="utf8",
             job_serializer=json_serializer,
@@ -122,7 +128,11 @@ class ArqQueue:
             # would make a message that has already expired.
             _expires=MESSAGE_LIFETIME,
         )
-        await self.redis.publish(wake_channel(self.queue_name), b"")
+        try:
+            await self.redis.publish(wake_channel(self.queue_name), b"")
+        except REDIS_UNREACHABLE:
+            # Queued all the same: the workers' poll finds it.
+            logger.warning("could not announce job %s; the workers' poll will find it", job_id)
 
     async def dispatch_state(self, job_id: str, dispatch: int) -> DispatchState:
         """Ask arq whether the dispatch is deferred or queued (waiting), in progress at a worker

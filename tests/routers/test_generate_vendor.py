@@ -328,6 +328,31 @@ async def test_a_jobs_outputs_are_one_vendor_call_of_n_images(vendor):
     assert costs == [pytest.approx(costs[0])] * 4
 
 
+async def test_outputs_past_the_jobs_bound_are_asked_for_in_further_calls_each_once(
+    tmp_path, postgres_url
+):
+    async with FakeOpenAIImages() as server:
+        settings = vendor_settings(
+            "embedded",
+            tmp_path,
+            postgres_url,
+            openai_api_key=API_KEY,
+            openai_base_url=server.base_url,
+            job_output_concurrency=3,
+        )
+        async with serving(settings) as (app, client, auth):
+            job = await generate(
+                Vendor(app, client, auth, server), model="openai/gpt-image-2", prompt="a kite", n=8
+            )
+
+    assert job["status"] == "succeeded"
+    assert len({output["asset_id"] for output in job["outputs"]}) == 8
+    # At most 3 at once, and each of the 8 asked for once: no image bought twice.
+    asked = [call.body["n"] for call in server.received]
+    assert sum(asked) == 8
+    assert max(asked) <= 3
+
+
 async def test_pixel_work_of_one_job_does_not_hold_back_anothers_vendor_call(vendor):
     heavy = await vendor.client.post(
         "/v1/generate",

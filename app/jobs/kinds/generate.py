@@ -78,14 +78,17 @@ class GenerateRunner(KindRunner):
 
     def __init__(self, context: TaskContext, job: Job) -> None:
         super().__init__(context, job)
-        # The call making each output that was asked for together with others.
+        # The call making each output asked for and not yet taken, and every output this run
+        # asked for (so none is asked for twice).
         self._calls: dict[int, asyncio.Future[dict[int, Output]]] = {}
+        self._asked: set[int] = set()
 
     async def make(self, index: int) -> Output:
-        if index not in self._calls:
+        if index not in self._asked:
             indexes = self._together_with(index)
             call = asyncio.ensure_future(self._make_together(indexes))
             self._calls.update(dict.fromkeys(indexes, call))
+            self._asked.update(indexes)
         return (await self._calls.pop(index))[index]
 
     def _together_with(self, index: int) -> list[int]:
@@ -98,7 +101,7 @@ class GenerateRunner(KindRunner):
         waiting = (
             other
             for other in range(self.output_count())
-            if other != index and other not in self.done and other not in self._calls
+            if other != index and other not in self.done and other not in self._asked
         )
         return [index, *itertools.islice(waiting, per_call - 1)]
 
