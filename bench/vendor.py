@@ -506,9 +506,11 @@ def create_key(environment: dict[str, str], log: Path) -> str:
     return completed.stdout.strip().splitlines()[-1]
 
 
-async def wait_for_workers(queue_name: str, pids: Sequence[int], log: Path) -> None:
+async def wait_for_workers(
+    queue_name: str, pids: Sequence[int], log: Path, redis_url: str = REDIS_URL
+) -> None:
     """Wait until the arq worker has polled its queue once (it then writes its health check)."""
-    redis = Redis.from_url(REDIS_URL)
+    redis = Redis.from_url(redis_url)
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
         while not await redis.exists(f"{queue_name}:health-check"):
@@ -619,7 +621,8 @@ async def postgres_deployment(
                     for _ in range(workers)
                 ]
                 if worker_pids:
-                    await wait_for_workers(queue_name, worker_pids, worker_log)
+                    redis_url = environment["DARKROOM_REDIS_URL"]
+                    await wait_for_workers(queue_name, worker_pids, worker_log, redis_url)
                 yield Deployment(base_url, api_keys[0], api_pid, worker_pids, environment)
         finally:
             await forget_queue(database, queue_name, api_keys)
