@@ -56,6 +56,9 @@ from PIL import Image, ImageFilter
 from redis.asyncio import Redis
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The benches use parts of the test suite: its fakes, its private redis-server.
+if str(REPO_ROOT) not in sys.path:
+    sys.path.append(str(REPO_ROOT))
 VENDOR_SCRIPT = Path(__file__).resolve()
 
 # The services the benches use, as the test suite finds them; each bench makes and drops its own

@@ -17,6 +17,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 
 from app.cli import migrate
@@ -245,3 +247,44 @@ def fresh_process_output(code: str, hash_seed: str = "4242") -> str:
         timeout=120,
     )
     return completed.stdout.strip()
+
+
+class PrivateRedis:
+    """A redis-server of a test's (or a bench's) own, without persistence, so a restart comes
+    back empty: the one to kill, never the shared one."""
+
+    def __init__(self, port: int, directory: Path) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                *("--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--dir", str(self.directory)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    async def wait_until_answering(self) -> None:
+        redis = Redis.from_url(self.url)
+        try:
+
+            async def answers() -> bool:
+                try:
+                    return bool(await redis.ping())
+                except (OSError, RedisError):
+                    return False
+
+            await wait_until(answers, seconds=10)
+        finally:
+            await redis.aclose()

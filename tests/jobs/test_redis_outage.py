@@ -3,7 +3,6 @@
 import asyncio
 import logging
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -16,7 +15,6 @@ import pytest
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 
 from app.cli import migrate
 from app.jobs.worker import create_worker
@@ -24,6 +22,7 @@ from app.main import create_app
 from app.runtime.progress import RedisBroadcaster
 from tests.support import (
     FINAL_STATUSES,
+    PrivateRedis,
     free_port,
     fresh_database,
     new_api_key,
@@ -37,46 +36,6 @@ from tests.support import (
 OUTAGE_SECONDS = 3
 # The goal: every job in flight is done this soon after Redis returns.
 RECOVERY_SECONDS = 30
-
-
-class PrivateRedis:
-    """A redis-server of the test's own, without persistence, so a restart comes back empty."""
-
-    def __init__(self, port: int, directory: Path) -> None:
-        self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self.directory = directory
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                *("--port", str(self.port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no", "--dir", str(self.directory)),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait()
-
-    async def wait_until_answering(self) -> None:
-        redis = Redis.from_url(self.url)
-        try:
-
-            async def answers() -> bool:
-                try:
-                    return bool(await redis.ping())
-                except (OSError, RedisError):
-                    return False
-
-            await wait_until(answers, seconds=10)
-        finally:
-            await redis.aclose()
 
 
 @pytest.fixture
