@@ -241,9 +241,13 @@ class DarkroomWorker(Worker):
             return pool
 
     async def _redis_answers(self) -> bool:
+        """PING Redis on a connection of its own: a pooled one that a lost Redis broke, or
+        that a timed-out PING left half made, can hang where a new one answers."""
+        settings = dataclasses.replace(self.redis_settings, conn_retries=0)
         try:
             async with asyncio.timeout(PING_TIMEOUT_SECONDS):
-                await self.pool.ping()
+                probe = await create_pool(settings)
+                await probe.aclose(close_connection_pool=True)
         except REDIS_UNREACHABLE:
             return False
         return True
