@@ -6,6 +6,7 @@ import base64
 import io
 import socket
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
@@ -59,22 +60,29 @@ async def counts(app) -> tuple[int, int]:
     return assets, jobs
 
 
+async def masked_tint(
+    client: httpx.AsyncClient,
+    auth: dict,
+    source: bytes,
+    mask: tuple[int, int, tuple[int, int, int, int]],
+    **fields: object,
+) -> httpx.Response:
+    """`POST /v1/edit` (waiting) of `source` with a warm tint at full strength inside the mask
+    (width, height, box), with these fields besides."""
+    image_id = await upload(client, auth, source)
+    mask_id = await upload(client, auth, mask_png(*mask))
+    body = {
+        "image": {"asset_id": image_id},
+        "mask": {"asset_id": mask_id},
+        "prompt": "warm golden sunset tint",
+        "strength": 1.0,
+    }
+    return await client.post("/v1/edit", json=body | fields, headers=auth | WAIT)
+
+
 async def test_masked_edit_changes_only_the_masked_area(client, auth):
     source = photo()
-    image_id = await upload(client, auth, source)
-    mask_id = await upload(client, auth, mask_png(96, 64, (20, 10, 59, 39)))
-
-    response = await client.post(
-        "/v1/edit",
-        json={
-            "image": {"asset_id": image_id},
-            "mask": {"asset_id": mask_id},
-            "prompt": "warm golden sunset tint",
-            "strength": 1.0,
-            "seed": 5,
-        },
-        headers=auth | WAIT,
-    )
+    response = await masked_tint(client, auth, source, (96, 64, (20, 10, 59, 39)), seed=5)
 
     assert response.status_code == 200, response.text
     job = response.json()
@@ -448,20 +456,8 @@ async def test_masked_edit_of_a_source_larger_than_its_output_changes_only_the_m
     client, auth
 ):
     source = image_bytes(1920, 1280)
-    image_id = await upload(client, auth, source)
-    mask_id = await upload(client, auth, mask_png(1920, 1280, (400, 200, 1199, 799)))
-
-    response = await client.post(
-        "/v1/edit",
-        json={
-            "image": {"asset_id": image_id},
-            "mask": {"asset_id": mask_id},
-            "prompt": "warm golden sunset tint",
-            "strength": 1.0,
-            "size": "960x640",
-        },
-        headers=auth | WAIT,
-    )
+    mask = (1920, 1280, (400, 200, 1199, 799))
+    response = await masked_tint(client, auth, source, mask, size="960x640")
 
     assert response.status_code == 200, response.text
     [output] = response.json()["outputs"]

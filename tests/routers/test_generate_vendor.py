@@ -328,12 +328,13 @@ async def test_a_jobs_outputs_are_one_vendor_call_of_n_images(vendor):
     assert costs == [pytest.approx(costs[0])] * 4
 
 
+@pytest.mark.parametrize("backend", ["embedded", "postgres"])
 async def test_outputs_past_the_jobs_bound_are_asked_for_in_further_calls_each_once(
-    tmp_path, postgres_url
+    backend, tmp_path, postgres_url
 ):
     async with FakeOpenAIImages() as server:
         settings = vendor_settings(
-            "embedded",
+            backend,
             tmp_path,
             postgres_url,
             openai_api_key=API_KEY,

@@ -4,6 +4,8 @@ worker process use these settings too)."""
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,29 +23,37 @@ WEBHOOK_SETTINGS: dict[str, object] = {
 }
 
 
+@asynccontextmanager
+async def serving_on(
+    backend: str, data_dir: Path, name: str, values: dict[str, object]
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, dict]]:
+    """The app with these settings, a client and a tenant, on the embedded default or on
+    Postgres with a `darkroom worker` of its own."""
+    if backend == "embedded":
+        async with serving(Settings(data_dir=data_dir, **values)) as served:
+            yield served
+        return
+    async with fresh_database(f"{name}_{uuid.uuid4().hex[:6]}") as url:
+        settings = postgres_settings(
+            url, data_dir, queue_name=f"darkroom:test:{name}:{uuid.uuid4().hex}", **values
+        )
+        async with serving(settings) as served:
+            worker = start_worker(settings, data_dir / "worker.log")
+            try:
+                yield served
+            finally:
+                stop_worker(worker)
+
+
 @pytest.fixture(scope="module", params=["embedded", "postgres"])
 async def hooked(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The app and a client for it; each test makes its own tenants."""
     data_dir = tmp_path_factory.mktemp("webhooks")
-    if request.param == "embedded":
-        async with serving(Settings(data_dir=data_dir, **WEBHOOK_SETTINGS)) as (app, client, _):
-            yield app, client
-        return
-    async with fresh_database(f"webhooks_{uuid.uuid4().hex[:6]}") as url:
-        settings = postgres_settings(
-            url,
-            data_dir,
-            queue_name=f"darkroom:test:webhooks:{uuid.uuid4().hex}",
-            **WEBHOOK_SETTINGS,
-        )
-        async with serving(settings) as (app, client, _):
-            worker = start_worker(settings, data_dir / "worker.log")
-            try:
-                yield app, client
-            finally:
-                stop_worker(worker)
+    async with serving_on(request.param, data_dir, "webhooks", WEBHOOK_SETTINGS) as served:
+        app, client, _ = served
+        yield app, client
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ schedule) and leaves three more."""
 
 import asyncio
 import json
-import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 
@@ -13,17 +12,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.config import Settings
 from tests.fakes.webhook_receiver import WebhookReceiver
-from tests.support import (
-    fresh_database,
-    postgres_settings,
-    serving,
-    start_worker,
-    stop_worker,
-    wait_for_final,
-    wait_until,
-)
+from tests.support import wait_for_final, wait_until
+from tests.webhooks.conftest import serving_on
 
 # Attempts at 0, 0.1, 0.3, 0.7, 1.5, 3.1, then 6.3, 12.7 and 25.5 s after an event.
 SCHEDULE = "0.1,0.2,0.4,0.8,1.6,3.2,6.4,12.8"
@@ -45,23 +36,8 @@ async def hooked(
     request: pytest.FixtureRequest, tmp_path
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, dict]]:
     """The app, a client and a tenant, on the embedded default or on Postgres with a worker."""
-    if request.param == "embedded":
-        async with serving(Settings(data_dir=tmp_path, **OUTAGE_SETTINGS)) as served:
-            yield served
-        return
-    async with fresh_database(f"hookdown_{uuid.uuid4().hex[:6]}") as url:
-        settings = postgres_settings(
-            url,
-            tmp_path,
-            queue_name=f"darkroom:test:hookdown:{uuid.uuid4().hex}",
-            **OUTAGE_SETTINGS,
-        )
-        async with serving(settings) as served:
-            worker = start_worker(settings, tmp_path / "worker.log")
-            try:
-                yield served
-            finally:
-                stop_worker(worker)
+    async with serving_on(request.param, tmp_path, "hookdown", OUTAGE_SETTINGS) as served:
+        yield served
 
 
 async def test_events_held_by_a_receiver_down_for_long_are_each_delivered_once_in_order(hooked):
