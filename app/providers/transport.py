@@ -193,6 +193,18 @@ def answer_slots() -> asyncio.Semaphore:
     return slots
 
 
+async def read_whole(response: httpx.Response) -> httpx.Response:
+    """A streamed answer read to the end, as a response of its own. httpx's streamed response
+    and its stream refer to each other, so a body read into it stays in memory until the
+    garbage collector next visits that cycle (megabytes a vendor answer, hundreds of them in a
+    burst); this copy is freed as soon as the reader lets go of it."""
+    # Raw bytes: the copy undoes any content encoding as it is made.
+    body = b"".join([chunk async for chunk in response.aiter_raw()])
+    return httpx.Response(
+        response.status_code, headers=response.headers, content=body, request=response.request
+    )
+
+
 def decode_vendor_image(
     data: bytes, vendor: str, max_pixels: int, label: str | None = None
 ) -> Image.Image:
@@ -356,8 +368,8 @@ class VendorHTTP:
             try:
                 async with answer_slots():
                     async with asyncio.timeout(self.timeout_seconds):
-                        await response.aread()
-                    return await self._answered(response, read)
+                        answer = await read_whole(response)
+                    return await self._answered(answer, read)
             finally:
                 await response.aclose()
         except (httpx.TimeoutException, TimeoutError):

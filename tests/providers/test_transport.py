@@ -4,9 +4,12 @@ Waits between attempts are recorded rather than slept; the breaker's pauses are 
 second, really waited."""
 
 import asyncio
+import gc
+import gzip
 import logging
 import re
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -295,6 +298,26 @@ async def test_json_of_a_non_json_answer_is_malformed(server) -> None:
 
     with pytest.raises(ProviderMalformedResponse):
         transport.json(response)
+
+
+async def test_a_read_answer_is_freed_without_waiting_for_the_garbage_collector(server) -> None:
+    # A burst of vendor answers is megabytes each: one left for the cycle collector stays in
+    # memory for as long as the collector leaves it.
+    server.replies.append(Reply(200, b'{"b64_json": "' + b"A" * 1_000_000 + b'"}'))
+    transport = session(server)
+    gc.disable()
+    try:
+        answer = weakref.ref(await transport.request("GET", "thing"))
+        assert answer() is None
+    finally:
+        gc.enable()
+
+
+async def test_a_compressed_answer_is_decoded_once(server) -> None:
+    body = gzip.compress(b'{"ok": "unpacked"}')
+    server.replies.append(Reply(200, body, headers={"content-encoding": "gzip"}))
+
+    assert await session(server).request_json("GET", "thing") == {"ok": "unpacked"}
 
 
 @dataclass
