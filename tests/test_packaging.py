@@ -7,11 +7,21 @@ import sys
 import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 
 from app.cli import head_revision
 from app.config import Settings
-from tests.support import darkroom_environment
+from tests.conftest import S3_BUCKET
+from tests.support import (
+    RUN_ID,
+    darkroom_environment,
+    free_port,
+    fresh_database,
+    postgres_settings,
+    stop_worker,
+    wait_until_serving,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ["pyproject.toml", "README.md", "app", "migrations"]
@@ -81,3 +91,117 @@ def test_an_installed_wheel_migrates_from_another_directory(wheel, tmp_path):
     assert database.execute("SELECT version_num FROM alembic_version").fetchall() == [
         (head_revision(),)
     ]
+
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtualenv with the wheel installed, its dependencies taken from the test
+    environment (a path file) rather than downloaded again: the interpreter to run it with."""
+    venv = tmp_path_factory.mktemp("deploy") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    dependencies = next(path for path in sys.path if path.endswith("site-packages"))
+    (Path(site) / "test-dependencies.pth").write_text(dependencies + "\n")
+    subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--no-deps", wheel], check=True, timeout=120
+    )
+    return python
+
+
+def deployed(python: Path, *arguments: str) -> list[str]:
+    """`darkroom <arguments>` of the installed wheel."""
+    return [str(python.parent / "darkroom"), *arguments]
+
+
+async def test_an_installed_wheel_runs_api_and_worker_sharing_only_postgres_redis_and_s3(
+    installed: Path, s3_endpoint: str, tmp_path: Path
+) -> None:
+    async with fresh_database("deploy") as database_url:
+        settings = postgres_settings(
+            database_url,
+            tmp_path / "api",
+            queue_name=f"darkroom:test:{RUN_ID}:deploy",
+            storage_url=f"s3://{S3_BUCKET}/deploy-{RUN_ID}",
+            storage_endpoint=s3_endpoint,
+            storage_region="us-east-1",
+            storage_access_key_id="test-key-id",
+            storage_secret_access_key="test-secret",
+        )
+        api_directory, worker_directory = tmp_path / "api", tmp_path / "worker"
+        api_directory.mkdir()
+        worker_directory.mkdir()
+        port = free_port()
+        # Nothing of the checkout on the path: the processes run the installed wheel.
+        environment = darkroom_environment(settings)
+        environment.pop("PYTHONPATH", None)
+        api = environment | {"DARKROOM_PORT": str(port)}
+        worker = environment | {"DARKROOM_DATA_DIR": str(worker_directory)}
+
+        def run(*arguments: str) -> str:
+            return subprocess.run(
+                deployed(installed, *arguments),
+                cwd=api_directory,
+                env=api,
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            ).stdout
+
+        run("migrate")
+        key = run("keys", "create", "--tenant", "deployed").strip()
+        with (
+            (tmp_path / "api.log").open("wb") as api_log,
+            (tmp_path / "worker.log").open("wb") as worker_log,
+        ):
+            processes = [
+                subprocess.Popen(
+                    deployed(installed, "serve"),
+                    cwd=api_directory,
+                    env=api,
+                    stdout=api_log,
+                    stderr=subprocess.STDOUT,
+                ),
+                subprocess.Popen(
+                    deployed(installed, "worker"),
+                    cwd=worker_directory,
+                    env=worker,
+                    stdout=worker_log,
+                    stderr=subprocess.STDOUT,
+                ),
+            ]
+        try:
+            base_url = f"http://127.0.0.1:{port}"
+            await wait_until_serving(base_url, processes[0])
+            async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+                job = await generated(client, {"Authorization": f"Bearer {key}"})
+                content = await client.get(
+                    job["outputs"][0]["url"], headers={"Authorization": f"Bearer {key}"}
+                )
+        finally:
+            for process in processes:
+                stop_worker(process)
+
+    assert job["status"] == "succeeded", job
+    assert content.status_code == 200
+    assert content.content.startswith(b"\x89PNG")
+    # The worker ran it, and neither process kept an asset on its own disk.
+    assert f"{job['id']}:run_job" in (tmp_path / "worker.log").read_text()
+    assert not list(api_directory.rglob("*.png")) and not list(worker_directory.rglob("*.png"))
+
+
+async def generated(client: httpx.AsyncClient, headers: dict[str, str]) -> dict:
+    """A finished local/draft job made through the deployed API."""
+    response = await client.post(
+        "/v1/generate",
+        json={"prompt": "a ceramic mug on a walnut desk", "model": "local/draft"},
+        headers=headers | {"Prefer": "wait=30"},
+    )
+    assert response.status_code in (200, 202), response.text
+    return response.json()
