@@ -1,10 +1,12 @@
 """The wheel: it ships the migrations, and an installed `darkroom migrate` finds and runs them."""
 
+import contextlib
 import shutil
 import sqlite3
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -114,9 +116,53 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return python
 
 
-def deployed(python: Path, *arguments: str) -> list[str]:
-    """`darkroom <arguments>` of the installed wheel."""
-    return [str(python.parent / "darkroom"), *arguments]
+@contextlib.contextmanager
+def deployment(
+    python: Path, settings: Settings, root: Path
+) -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
+    """The installed wheel migrated, with a key minted, serving from `root`/api and working
+    from `root`/worker (each its own directory and data dir): the API's URL, the key and the
+    API process."""
+    api_directory, worker_directory = root / "api", root / "worker"
+    api_directory.mkdir()
+    worker_directory.mkdir()
+    # Nothing of the checkout on the path: the processes run the installed wheel.
+    environment = darkroom_environment(settings)
+    environment.pop("PYTHONPATH", None)
+    port = free_port()
+    api = environment | {"DARKROOM_DATA_DIR": str(api_directory), "DARKROOM_PORT": str(port)}
+    worker = environment | {"DARKROOM_DATA_DIR": str(worker_directory)}
+    darkroom = str(python.parent / "darkroom")
+
+    def run(*arguments: str) -> str:
+        return subprocess.run(
+            [darkroom, *arguments],
+            cwd=api_directory,
+            env=api,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+
+    run("migrate")
+    key = run("keys", "create", "--tenant", "deployed").strip()
+    with (root / "api.log").open("wb") as api_log, (root / "worker.log").open("wb") as worker_log:
+        serving = subprocess.Popen(
+            [darkroom, "serve"], cwd=api_directory, env=api, stdout=api_log, stderr=api_log
+        )
+        working = subprocess.Popen(
+            [darkroom, "worker"],
+            cwd=worker_directory,
+            env=worker,
+            stdout=worker_log,
+            stderr=worker_log,
+        )
+    try:
+        yield f"http://127.0.0.1:{port}", key, serving
+    finally:
+        stop_worker(serving)
+        stop_worker(working)
 
 
 async def test_an_installed_wheel_runs_api_and_worker_sharing_only_postgres_redis_and_s3(
@@ -125,7 +171,7 @@ async def test_an_installed_wheel_runs_api_and_worker_sharing_only_postgres_redi
     async with fresh_database("deploy") as database_url:
         settings = postgres_settings(
             database_url,
-            tmp_path / "api",
+            tmp_path,
             queue_name=f"darkroom:test:{RUN_ID}:deploy",
             storage_url=f"s3://{S3_BUCKET}/deploy-{RUN_ID}",
             storage_endpoint=s3_endpoint,
@@ -133,67 +179,20 @@ async def test_an_installed_wheel_runs_api_and_worker_sharing_only_postgres_redi
             storage_access_key_id="test-key-id",
             storage_secret_access_key="test-secret",
         )
-        api_directory, worker_directory = tmp_path / "api", tmp_path / "worker"
-        api_directory.mkdir()
-        worker_directory.mkdir()
-        port = free_port()
-        # Nothing of the checkout on the path: the processes run the installed wheel.
-        environment = darkroom_environment(settings)
-        environment.pop("PYTHONPATH", None)
-        api = environment | {"DARKROOM_PORT": str(port)}
-        worker = environment | {"DARKROOM_DATA_DIR": str(worker_directory)}
-
-        def run(*arguments: str) -> str:
-            return subprocess.run(
-                deployed(installed, *arguments),
-                cwd=api_directory,
-                env=api,
-                check=True,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            ).stdout
-
-        run("migrate")
-        key = run("keys", "create", "--tenant", "deployed").strip()
-        with (
-            (tmp_path / "api.log").open("wb") as api_log,
-            (tmp_path / "worker.log").open("wb") as worker_log,
-        ):
-            processes = [
-                subprocess.Popen(
-                    deployed(installed, "serve"),
-                    cwd=api_directory,
-                    env=api,
-                    stdout=api_log,
-                    stderr=subprocess.STDOUT,
-                ),
-                subprocess.Popen(
-                    deployed(installed, "worker"),
-                    cwd=worker_directory,
-                    env=worker,
-                    stdout=worker_log,
-                    stderr=subprocess.STDOUT,
-                ),
-            ]
-        try:
-            base_url = f"http://127.0.0.1:{port}"
-            await wait_until_serving(base_url, processes[0])
+        with deployment(installed, settings, tmp_path) as (base_url, key, serving):
+            headers = {"Authorization": f"Bearer {key}"}
             async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
-                job = await generated(client, {"Authorization": f"Bearer {key}"})
-                content = await client.get(
-                    job["outputs"][0]["url"], headers={"Authorization": f"Bearer {key}"}
-                )
-        finally:
-            for process in processes:
-                stop_worker(process)
+                await wait_until_serving(base_url, serving)
+                job = await generated(client, headers)
+                content = await client.get(job["outputs"][0]["url"], headers=headers)
 
     assert job["status"] == "succeeded", job
     assert content.status_code == 200
     assert content.content.startswith(b"\x89PNG")
     # The worker ran it, and neither process kept an asset on its own disk.
     assert f"{job['id']}:run_job" in (tmp_path / "worker.log").read_text()
-    assert not list(api_directory.rglob("*.png")) and not list(worker_directory.rglob("*.png"))
+    assert not list((tmp_path / "api").rglob("*.png"))
+    assert not list((tmp_path / "worker").rglob("*.png"))
 
 
 async def generated(client: httpx.AsyncClient, headers: dict[str, str]) -> dict:
