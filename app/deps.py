@@ -1,5 +1,6 @@
 """Request dependencies as `Annotated` aliases: the caller's tenant and the app's services."""
 
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -8,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import Session
-from app.errors import Unauthorized
+from app.errors import NotFound, Unauthorized
 from app.providers.registry import ProviderRegistry
 from app.ratelimit import enforce_rate_limit
 from app.runtime.context import TaskContext
@@ -34,6 +35,17 @@ async def get_tenant(request: Request, session: Session, credentials: BearerCred
         raise Unauthorized("The API key is not valid.")
     await enforce_rate_limit(request, credentials.credentials)
     return tenant_id
+
+
+async def require_admin(request: Request, credentials: BearerCredentials) -> None:
+    """Let through only the operator's DARKROOM_ADMIN_TOKEN, compared in constant time; 404
+    when no token is set, so the operator API does not exist until it is configured."""
+    token = request.app.state.settings.admin_token
+    if token is None:
+        raise NotFound("Not found.")
+    sent = credentials.credentials if credentials is not None else ""
+    if not hmac.compare_digest(sent.encode(), token.get_secret_value().encode()):
+        raise Unauthorized("Send the admin token as `Authorization: Bearer <token>`.")
 
 
 async def get_settings(request: Request) -> Settings:
