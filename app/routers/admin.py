@@ -90,11 +90,13 @@ async def revoke_api_key(key_id: KeyId, request: Request, session: Session) -> A
     responses=problems(401, 404, 409, 415, 422),
 )
 async def rotate_api_key(
-    key_id: KeyId, body: ApiKeyRotate, request: Request, session: Session
+    key_id: KeyId, request: Request, session: Session, body: ApiKeyRotate | None = None
 ) -> ApiKeyRotation:
     """Mint a new key for the same tenant (shown only in this answer); the old one keeps
-    working for `grace_seconds`, then stops. Only an active key rotates (else 409)."""
-    rotation = await keys.rotate(session, key_id, body.grace_seconds)
+    working for `grace_seconds` (without a body, the default), then stops. Only an active key
+    rotates (else 409)."""
+    grace_seconds = (body or ApiKeyRotate()).grace_seconds
+    rotation = await keys.rotate(session, key_id, grace_seconds)
     await session.commit()
     await request.app.state.key_cache.invalidate_everywhere()
     return rotation

@@ -2,7 +2,7 @@
 listing, creating, revoking and rotating keys over HTTP."""
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from pydantic import SecretStr
@@ -123,14 +123,17 @@ async def test_a_rotated_key_works_beside_its_successor_until_its_grace_ends(adm
     old = await create_key(client, unique("rotated"))
     assert (await client.get("/v1/jobs", headers=bearer(old["key"]))).status_code == 200
 
-    rotated = await client.post(
-        f"/v1/admin/keys/{old['id']}/rotate", json={"grace_seconds": 3600}, headers=ADMIN
-    )
+    # Without a body, the default grace: an hour.
+    rotated = await client.post(f"/v1/admin/keys/{old['id']}/rotate", headers=ADMIN)
 
     assert rotated.status_code == 201, rotated.text
     new, previous = rotated.json()["key"], rotated.json()["previous_key"]
     assert new["id"] != old["id"] and new["tenant"] == old["tenant"]
-    assert previous["status"] == "expiring" and previous["expires_at"]
+    assert previous["status"] == "expiring"
+    granted = datetime.fromisoformat(previous["expires_at"]) - datetime.fromisoformat(
+        new["created_at"]
+    )
+    assert timedelta(minutes=59) < granted <= timedelta(hours=1)
     for key in (old["key"], new["key"]):
         assert (await client.get("/v1/jobs", headers=bearer(key))).status_code == 200
     # The grace ends (moved into the past rather than waited for).
@@ -177,7 +180,7 @@ async def test_only_an_active_key_rotates_and_bad_requests_change_nothing(admin_
     missing = await client.post("/v1/admin/keys/key_nope/revoke", headers=ADMIN)
     listed = await client.get("/v1/admin/keys", params={"tenant": key["tenant"]}, headers=ADMIN)
     await client.post(f"{path}/revoke", headers=ADMIN)
-    revoked_rotation = await client.post(f"{path}/rotate", json={}, headers=ADMIN)
+    revoked_rotation = await client.post(f"{path}/rotate", headers=ADMIN)
 
     for refused in (too_long, negative, unknown_field, no_tenant, bad_cursor):
         assert refused.status_code == 422, refused.text
