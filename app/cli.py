@@ -1,5 +1,5 @@
-"""The `darkroom` command: serve, worker, migrate, keys (create, list, revoke, rotate), gc,
-openapi. All read DARKROOM_* settings."""
+"""The `darkroom` command: serve, worker, migrate, keys (create, list, revoke, rotate), tenants
+budget, gc, openapi. All read DARKROOM_* settings."""
 
 import argparse
 import asyncio
@@ -25,8 +25,9 @@ from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import DarkroomError
 from app.logs import install_redaction, uvicorn_log_config
+from app.schemas.budgets import MAX_BUDGET_USD
 from app.schemas.keys import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS, ApiKey
-from app.services import assets, keys
+from app.services import assets, budgets, keys
 from app.storage import open_storage
 
 # The top-level `migrations` package: the checkout's directory, or the copy the wheel installed.
@@ -141,6 +142,18 @@ def keys_rotate(settings: Settings, key_id: str, grace_seconds: int) -> None:
         file=sys.stderr,
     )
     print(new.key)
+
+
+def tenants_budget(settings: Settings, tenant: str, budget_usd: float | None) -> None:
+    """Set or remove a tenant's monthly budget; the API processes sharing Redis apply it within
+    a second."""
+    set_budget = budgets.set_budget
+    asyncio.run(_with_session(settings, lambda session: set_budget(session, tenant, budget_usd)))
+    asyncio.run(_announce_revocation(settings))
+    if budget_usd is None:
+        print(f"Tenant {tenant!r} has no monthly budget.")
+    else:
+        print(f"Tenant {tenant!r} may spend ${budget_usd:.2f} per calendar month (UTC).")
 
 
 def _cell(value: object) -> str:
@@ -297,6 +310,14 @@ def main(argv: list[str] | None = None) -> None:
         help=f"seconds the old key keeps working, 0 to {MAX_GRACE_SECONDS} "
         f"(default {DEFAULT_GRACE_SECONDS}; 0 revokes it now)",
     )
+    tenants = commands.add_parser("tenants", help="manage tenants").add_subparsers(
+        dest="tenants_command", required=True
+    )
+    budget = tenants.add_parser("budget", help="set or remove a tenant's monthly budget")
+    budget.add_argument("tenant", help="the tenant's name")
+    amount = budget.add_mutually_exclusive_group(required=True)
+    amount.add_argument("--usd", type=_budget_usd, help="USD per calendar month (UTC)")
+    amount.add_argument("--none", action="store_true", help="remove the budget")
     commands.add_parser("gc", help="delete asset files no asset refers to").add_argument(
         "--older-than-hours",
         type=float,
@@ -327,14 +348,16 @@ def main(argv: list[str] | None = None) -> None:
     elif arguments.command == "openapi":
         write_openapi(settings, arguments.output)
     else:
-        run_keys_command(settings, arguments)
+        run_operator_command(settings, arguments)
 
 
-def run_keys_command(settings: Settings, arguments: argparse.Namespace) -> None:
-    """`darkroom keys ...`; a key that does not exist, or cannot be rotated, exits with one
-    message."""
+def run_operator_command(settings: Settings, arguments: argparse.Namespace) -> None:
+    """`darkroom keys ...` and `darkroom tenants budget`; a key or tenant that does not exist,
+    or a key that cannot be rotated, exits with one message."""
     try:
-        if arguments.keys_command == "create":
+        if arguments.command == "tenants":
+            tenants_budget(settings, arguments.tenant, None if arguments.none else arguments.usd)
+        elif arguments.keys_command == "create":
             keys_create(settings, arguments.tenant)
         elif arguments.keys_command == "list":
             keys_list(settings, arguments.tenant)
@@ -344,6 +367,13 @@ def run_keys_command(settings: Settings, arguments: argparse.Namespace) -> None:
             keys_rotate(settings, arguments.id, arguments.grace)
     except DarkroomError as error:
         raise SystemExit(f"darkroom: {error.detail}") from None
+
+
+def _budget_usd(value: str) -> float:
+    usd = float(value)
+    if not 0 <= usd <= MAX_BUDGET_USD:
+        raise argparse.ArgumentTypeError(f"must be 0 to {MAX_BUDGET_USD}")
+    return usd
 
 
 def _grace_seconds(value: str) -> int:

@@ -26,6 +26,7 @@ from app.routers import (
     models,
     openai_compat,
     prompts,
+    usage,
 )
 from app.routers import events as job_events
 from app.routers import webhooks as webhook_routes
@@ -66,11 +67,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "assets", "description": "Upload images and download results."},
             {"name": "models", "description": "The model catalog."},
             {"name": "webhooks", "description": "Receive job events, signed, at your URLs."},
+            {"name": "usage", "description": "Spend this month against the budget."},
             {"name": "health", "description": "Liveness and readiness."},
             {
                 "name": "admin",
-                "description": "The operator API: manage API keys. Needs DARKROOM_ADMIN_TOKEN "
-                "as the bearer token; 404 while it is unset.",
+                "description": "The operator API: API keys and tenant budgets. Needs "
+                "DARKROOM_ADMIN_TOKEN as the bearer token; 404 while it is unset.",
             },
             {
                 "name": "openai-compatible",
@@ -99,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         models.router,
         health.router,
         openai_compat.router,
+        usage.router,
         admin.router,
     ):
         app.include_router(router)

@@ -1,5 +1,6 @@
-"""The operator API: list, create, revoke and rotate API keys. Every route needs the
-DARKROOM_ADMIN_TOKEN as its bearer token, and answers 404 while no token is set."""
+"""The operator API: list, create, revoke and rotate API keys; set a tenant's monthly budget.
+Every route needs the DARKROOM_ADMIN_TOKEN as its bearer token, and answers 404 while no token
+is set."""
 
 from typing import Annotated
 
@@ -8,6 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from app.db import Session
 from app.deps import require_admin
 from app.routers import problems
+from app.schemas.budgets import TenantBudget, TenantBudgetUpdate
 from app.schemas.keys import (
     ApiKey,
     ApiKeyCreate,
@@ -16,7 +18,7 @@ from app.schemas.keys import (
     ApiKeyRotate,
     ApiKeyRotation,
 )
-from app.services import keys
+from app.services import budgets, keys
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
@@ -100,3 +102,26 @@ async def rotate_api_key(
     await session.commit()
     await request.app.state.key_cache.invalidate_everywhere()
     return rotation
+
+
+@router.put(
+    "/tenants/{tenant}/budget",
+    operation_id="set_tenant_budget",
+    summary="Set a tenant's monthly budget",
+    response_model=TenantBudget,
+    responses=problems(401, 404, 415, 422),
+)
+async def set_tenant_budget(
+    tenant: Annotated[str, Path(max_length=200, description="The tenant's name.")],
+    body: TenantBudgetUpdate,
+    request: Request,
+    session: Session,
+) -> TenantBudget:
+    """Cap what the tenant's jobs may cost per calendar month (UTC): from then on a job whose
+    estimated cost would take the month's spend past it is refused with 402 `budget-exceeded`.
+    `null` removes the cap. Every API process applies it within seconds."""
+    budget = await budgets.set_budget(session, tenant, body.monthly_budget_usd)
+    await session.commit()
+    # The budget is remembered with the tenant's keys.
+    await request.app.state.key_cache.invalidate_everywhere()
+    return budget

@@ -91,25 +91,31 @@ async def tenant_for_key(session: AsyncSession, key: str) -> str | None:
 
 @dataclass(frozen=True)
 class LiveKey:
-    """What a request needs of a live key: whose it is, and until when it works (if rotated)."""
+    """What a request needs of a live key: whose it is, until when it works (if rotated), and
+    the tenant's monthly budget (if it has one)."""
 
     key_id: str
     tenant_id: str
     expires_at: datetime | None
+    monthly_budget_usd: float | None
 
 
 async def _live_key(session: AsyncSession, digest: str) -> LiveKey | None:
     now = database_clock(session)
     row = (
         await session.execute(
-            select(ApiKey.id, ApiKey.tenant_id, ApiKey.expires_at).where(
+            select(ApiKey.id, ApiKey.tenant_id, ApiKey.expires_at, Tenant.monthly_budget_usd)
+            .join(Tenant, Tenant.id == ApiKey.tenant_id)
+            .where(
                 ApiKey.key_hash == digest,
                 ApiKey.revoked_at.is_(None),
                 or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
             )
         )
     ).first()
-    return None if row is None else LiveKey(row.id, row.tenant_id, row.expires_at)
+    if row is None:
+        return None
+    return LiveKey(row.id, row.tenant_id, row.expires_at, row.monthly_budget_usd)
 
 
 async def list_keys(
@@ -253,7 +259,8 @@ async def save_key_uses(
 class KeyCache:
     """The tenants of live keys this process looked up in the last `seconds`, so a burst of
     requests does not read the same key row every time; invalid keys are never remembered.
-    A rotated key is remembered no later than its grace ends. A revocation made in this
+    A rotated key is remembered no later than its grace ends; a tenant's budget is remembered
+    with its keys, and a change of it forgets them like a revocation. A revocation made in this
     process forgets every key at once; one made elsewhere does when this process next reads
     the Redis revocation counter (`follow_revocations`), or within `seconds` without Redis.
     It also notes when each key was used, for `take_uses` to hand to `save_key_uses`."""
@@ -268,6 +275,12 @@ class KeyCache:
 
     async def tenant(self, session: AsyncSession, key: str) -> str | None:
         """The tenant id of a live key, from memory while it is fresh, else from the database."""
+        live = await self.live(session, key)
+        return None if live is None else live.tenant_id
+
+    async def live(self, session: AsyncSession, key: str) -> LiveKey | None:
+        """A live key, from memory while it is fresh, else from the database; None if the key
+        is unknown, revoked or expired."""
         digest = hash_key(key)
         remembered = self._keys.get(digest)
         if remembered is not None and remembered[1] > self._clock():
@@ -279,7 +292,7 @@ class KeyCache:
                 return None
             self._remember(digest, live)
         self._uses[live.key_id] = datetime.now(UTC)
-        return live.tenant_id
+        return live
 
     def _remember(self, digest: str, live: LiveKey) -> None:
         seconds = self.seconds
