@@ -1,5 +1,5 @@
 """The `darkroom` command: migrate (also concurrently), keys (create and where it keeps its data;
-list, rotate, revoke), worker preconditions."""
+list, rotate, revoke), tenants budget, worker preconditions."""
 
 import asyncio
 import contextlib
@@ -126,6 +126,23 @@ def test_keys_revoke_and_rotate_refuse_with_one_line(tmp_path):
         f"darkroom: Key {key['id']} is revoked; only an active key can be rotated."
     )
     assert negative.returncode == 2 and "--grace: must be 0 to" in negative.stderr
+
+
+async def test_tenants_budget_sets_what_get_usage_reports(tmp_path):
+    settings = Settings(data_dir=tmp_path)
+    key = run_cli(settings, "keys", "create", "--tenant", "acme").stdout.strip()
+
+    budget = run_cli(settings, "tenants", "budget", "acme", "--usd", "50")
+    unknown = run_cli(settings, "tenants", "budget", "nobody", "--usd", "5")
+
+    assert budget.returncode == 0, budget.stderr
+    assert budget.stdout.strip() == "Tenant 'acme' may spend $50.00 per calendar month (UTC)."
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip().splitlines()[-1] == "darkroom: No tenant 'nobody'."
+    async with serving(settings) as (_, client, _auth):
+        usage = await client.get("/v1/usage", headers={"Authorization": f"Bearer {key}"})
+    assert usage.json()["monthly_budget_usd"] == 50
+    assert usage.json()["remaining_usd"] == 50
 
 
 def copy_of_darkroom(root: Path, *, checkout: bool) -> Path:
