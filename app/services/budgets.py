@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import database_now
 from app.errors import BudgetExceeded, ModelUnavailable, NotFound
+from app.ids import first_id_at
 from app.models import Job, JobStatus, Tenant
 from app.providers.registry import ProviderRegistry
 from app.schemas.budgets import TenantBudget, Usage
@@ -55,8 +56,10 @@ async def month_spend(session: AsyncSession, tenant_id: str, now: datetime) -> t
     cost = func.coalesce(Job.cost_usd, case((in_flight, Job.estimated_cost_usd), else_=0.0), 0.0)
     row = (
         await session.execute(
+            # Ids sort by creation time: the month is a range of the (tenant_id, id) index.
             select(func.coalesce(func.sum(cost), 0.0), func.count()).where(
-                Job.tenant_id == tenant_id, Job.created_at >= month_start(now)
+                Job.tenant_id == tenant_id,
+                Job.id >= first_id_at("job", month_start(now).timestamp()),
             )
         )
     ).one()

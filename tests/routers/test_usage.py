@@ -2,6 +2,7 @@
 PUT /v1/admin/tenants/{tenant}/budget, and the submission check that refuses a job with 402
 `budget-exceeded` when its estimated cost would take the month's spend past the budget."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -122,3 +123,21 @@ async def test_a_bad_budget_is_refused_and_changes_nothing(budget_app):
     assert negative.status_code == not_a_number.status_code == 422
     assert unknown.status_code == 404
     assert usage["monthly_budget_usd"] is None
+
+
+@pytest.mark.parametrize("budget_app", ["postgres"], indirect=True)
+async def test_concurrent_submissions_cannot_both_take_the_last_of_the_budget(budget_app):
+    client, _ = budget_app
+    tenant, auth = await new_tenant(client)
+    await set_budget(client, tenant, 0.04)
+
+    answers = await asyncio.gather(
+        *(
+            client.post("/v1/generate", json=generate(PRICED_MODEL, 1), headers=auth)
+            for _ in range(20)
+        )
+    )
+
+    assert sorted(answer.status_code for answer in answers) == [202] + [402] * 19
+    usage = (await client.get("/v1/usage", headers=auth)).json()
+    assert usage["spent_usd"] == pytest.approx(0.04) and usage["jobs"] == 1
