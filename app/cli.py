@@ -1,5 +1,5 @@
-"""The `darkroom` command: serve, worker, migrate, keys create, gc, openapi. All read DARKROOM_*
-settings."""
+"""The `darkroom` command: serve, worker, migrate, keys (create, list, revoke, rotate), tenants
+budget, gc, openapi. All read DARKROOM_* settings."""
 
 import argparse
 import asyncio
@@ -8,24 +8,33 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
+from app.errors import DarkroomError
 from app.logs import install_redaction, uvicorn_log_config
-from app.services import assets
-from app.services.keys import create_key
+from app.schemas.budgets import MAX_BUDGET_USD
+from app.schemas.keys import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS, ApiKey
+from app.services import assets, budgets, keys
 from app.storage import open_storage
 
 # The top-level `migrations` package: the checkout's directory, or the copy the wheel installed.
 MIGRATIONS = Path(str(files("migrations")))
 OPENAPI_PATH = Path("openapi/openapi.json")
+# What `darkroom keys list` shows of each key, in order.
+KEY_COLUMNS = ("id", "prefix", "tenant", "status", "created_at", "last_used_at", "expires_at")
 
 # Waiting for a database that is still starting: the first pause, doubled up to the longest, and
 # how long one connection attempt may take (a server that answers at all does in far less).
@@ -37,6 +46,7 @@ CONNECT_ATTEMPT_SECONDS = 5.0
 PASSING_SQLSTATES = frozenset({"57P03", "53300"})
 
 logger = logging.getLogger(__name__)
+Result = TypeVar("Result")
 
 
 def head_revision() -> str:
@@ -53,28 +63,105 @@ def migrate(settings: Settings) -> None:
     command.upgrade(config, "head")
 
 
-async def _create_key(settings: Settings, tenant: str) -> str:
+async def _with_session(
+    settings: Settings, work: Callable[[AsyncSession], Awaitable[Result]]
+) -> Result:
+    """Run `work(session)` in one transaction on the settings' database; its result."""
     engine = create_engine(str(settings.database_url))
     try:
         async with create_sessionmaker(engine)() as session:
-            key = await create_key(session, tenant)
+            result = await work(session)
             await session.commit()
-            return key
+            return result
     finally:
         await engine.dispose()
+
+
+async def _announce_revocation(settings: Settings) -> None:
+    """Tell the API processes sharing the settings' Redis to forget the keys they remember."""
+    if not settings.redis_url:
+        return
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        await keys.announce_revocation(redis)
+    finally:
+        await redis.aclose()
 
 
 def keys_create(settings: Settings, tenant: str) -> None:
     """Mint an API key for a tenant: the key alone on stdout, and on stderr which database holds
     it, since a server on another database would refuse it."""
     migrate(settings)
-    key = asyncio.run(_create_key(settings, tenant))
+    key = asyncio.run(_with_session(settings, lambda session: keys.create_key(session, tenant)))
     print(
         f"Created an API key for tenant {tenant!r} in the database {_redacted(settings)}. "
         "It is shown once; only its hash is stored.",
         file=sys.stderr,
     )
     print(key)
+
+
+def keys_list(settings: Settings, tenant: str | None) -> None:
+    """Print every key (or one tenant's), newest first: one line each, never the secret."""
+
+    async def every_key(session: AsyncSession) -> list[ApiKey]:
+        found: list[ApiKey] = []
+        cursor = None
+        while True:
+            page = await keys.list_keys(session, tenant, cursor, 100)
+            found.extend(page.data)
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
+
+    listed = asyncio.run(_with_session(settings, every_key))
+    print("\t".join(KEY_COLUMNS))
+    for key in listed:
+        print("\t".join(_cell(getattr(key, column)) for column in KEY_COLUMNS))
+
+
+def keys_revoke(settings: Settings, key_id: str) -> None:
+    """Revoke a key; the API processes sharing Redis stop taking it within a second."""
+    revoked = asyncio.run(_with_session(settings, lambda session: keys.revoke(session, key_id)))
+    asyncio.run(_announce_revocation(settings))
+    print(f"Revoked {revoked.id} ({revoked.prefix}) of tenant {revoked.tenant!r}.")
+
+
+def keys_rotate(settings: Settings, key_id: str, grace_seconds: int) -> None:
+    """Mint a successor of a key: the new key alone on stdout (shown once), and on stderr until
+    when the old one still works."""
+    rotation = asyncio.run(
+        _with_session(settings, lambda session: keys.rotate(session, key_id, grace_seconds))
+    )
+    asyncio.run(_announce_revocation(settings))
+    old, new = rotation.previous_key, rotation.key
+    until = "is revoked" if old.expires_at is None else f"works until {_cell(old.expires_at)}"
+    print(
+        f"Rotated {old.id} ({old.prefix}) of tenant {old.tenant!r}: the old key {until}; the "
+        f"new one is {new.id} ({new.prefix}), shown once.",
+        file=sys.stderr,
+    )
+    print(new.key)
+
+
+def tenants_budget(settings: Settings, tenant: str, budget_usd: float | None) -> None:
+    """Set or remove a tenant's monthly budget; the API processes sharing Redis apply it within
+    a second."""
+    set_budget = budgets.set_budget
+    asyncio.run(_with_session(settings, lambda session: set_budget(session, tenant, budget_usd)))
+    asyncio.run(_announce_revocation(settings))
+    if budget_usd is None:
+        print(f"Tenant {tenant!r} has no monthly budget.")
+    else:
+        print(f"Tenant {tenant!r} may spend ${budget_usd:.2f} per calendar month (UTC).")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return f"{value.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    return str(value)
 
 
 def serve(settings: Settings) -> None:
@@ -210,6 +297,27 @@ def main(argv: list[str] | None = None) -> None:
         dest="keys_command", required=True
     )
     keys.add_parser("create", help="mint a key").add_argument("--tenant", required=True)
+    keys.add_parser("list", help="list keys, newest first").add_argument(
+        "--tenant", help="only this tenant's"
+    )
+    keys.add_parser("revoke", help="stop a key now").add_argument("id", help="the key's id")
+    rotate = keys.add_parser("rotate", help="mint a successor; the old key works a while more")
+    rotate.add_argument("id", help="the key's id")
+    rotate.add_argument(
+        "--grace",
+        type=_grace_seconds,
+        default=DEFAULT_GRACE_SECONDS,
+        help=f"seconds the old key keeps working, 0 to {MAX_GRACE_SECONDS} "
+        f"(default {DEFAULT_GRACE_SECONDS}; 0 revokes it now)",
+    )
+    tenants = commands.add_parser("tenants", help="manage tenants").add_subparsers(
+        dest="tenants_command", required=True
+    )
+    budget = tenants.add_parser("budget", help="set or remove a tenant's monthly budget")
+    budget.add_argument("tenant", help="the tenant's name")
+    amount = budget.add_mutually_exclusive_group(required=True)
+    amount.add_argument("--usd", type=_budget_usd, help="USD per calendar month (UTC)")
+    amount.add_argument("--none", action="store_true", help="remove the budget")
     commands.add_parser("gc", help="delete asset files no asset refers to").add_argument(
         "--older-than-hours",
         type=float,
@@ -240,4 +348,36 @@ def main(argv: list[str] | None = None) -> None:
     elif arguments.command == "openapi":
         write_openapi(settings, arguments.output)
     else:
-        keys_create(settings, arguments.tenant)
+        run_operator_command(settings, arguments)
+
+
+def run_operator_command(settings: Settings, arguments: argparse.Namespace) -> None:
+    """`darkroom keys ...` and `darkroom tenants budget`; a key or tenant that does not exist,
+    or a key that cannot be rotated, exits with one message."""
+    try:
+        if arguments.command == "tenants":
+            tenants_budget(settings, arguments.tenant, None if arguments.none else arguments.usd)
+        elif arguments.keys_command == "create":
+            keys_create(settings, arguments.tenant)
+        elif arguments.keys_command == "list":
+            keys_list(settings, arguments.tenant)
+        elif arguments.keys_command == "revoke":
+            keys_revoke(settings, arguments.id)
+        else:
+            keys_rotate(settings, arguments.id, arguments.grace)
+    except DarkroomError as error:
+        raise SystemExit(f"darkroom: {error.detail}") from None
+
+
+def _budget_usd(value: str) -> float:
+    usd = float(value)
+    if not 0 <= usd <= MAX_BUDGET_USD:
+        raise argparse.ArgumentTypeError(f"must be 0 to {MAX_BUDGET_USD}")
+    return usd
+
+
+def _grace_seconds(value: str) -> int:
+    seconds = int(value)
+    if not 0 <= seconds <= MAX_GRACE_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be 0 to {MAX_GRACE_SECONDS}")
+    return seconds

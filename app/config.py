@@ -134,8 +134,14 @@ class Settings(BaseSettings):
         2,
         ge=0,
         le=60,
-        description="How long an API process remembers a live key's tenant; a revoked key "
-        "stops working within it. 0 reads the key on every request.",
+        description="How long an API process remembers a live key's tenant. A revocation "
+        "reaches every process sharing a Redis within a second; without Redis, one made by "
+        "another process (the CLI) within this time. 0 reads the key on every request.",
+    )
+    admin_token: SecretStr | None = Field(
+        None,
+        description="Bearer token of the operator API (`/v1/admin/...`: list, create, revoke "
+        "and rotate API keys); unset turns that API off (404).",
     )
     idempotency_key_seconds: int = Field(
         24 * 3600,

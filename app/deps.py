@@ -1,5 +1,6 @@
 """Request dependencies as `Annotated` aliases: the caller's tenant and the app's services."""
 
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -8,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import Session
-from app.errors import Unauthorized
+from app.errors import NotFound, Unauthorized
 from app.providers.registry import ProviderRegistry
 from app.ratelimit import enforce_rate_limit
 from app.runtime.context import TaskContext
@@ -27,13 +28,32 @@ async def get_tenant(request: Request, session: Session, credentials: BearerCred
     if credentials is None:
         raise Unauthorized("Send an API key as `Authorization: Bearer <key>`.")
     # The idempotency middleware may have looked the key up already for this request.
-    tenant_id = getattr(request.state, "tenant_id", None)
-    if tenant_id is None:
-        tenant_id = await request.app.state.key_cache.tenant(session, credentials.credentials)
-    if tenant_id is None:
+    live = getattr(request.state, "api_key", None)
+    if live is None:
+        live = await request.app.state.key_cache.live(session, credentials.credentials)
+    if live is None:
         raise Unauthorized("The API key is not valid.")
+    request.state.api_key = live
     await enforce_rate_limit(request, credentials.credentials)
-    return tenant_id
+    return live.tenant_id
+
+
+async def get_monthly_budget(
+    request: Request, _tenant: Annotated[str, Depends(get_tenant)]
+) -> float | None:
+    """The caller's tenant's monthly budget in USD, remembered with its key; None for none."""
+    return request.state.api_key.monthly_budget_usd
+
+
+async def require_admin(request: Request, credentials: BearerCredentials) -> None:
+    """Let through only the operator's DARKROOM_ADMIN_TOKEN, compared in constant time; 404
+    when no token is set, so the operator API does not exist until it is configured."""
+    token = request.app.state.settings.admin_token
+    if token is None:
+        raise NotFound("Not found.")
+    sent = credentials.credentials if credentials is not None else ""
+    if not hmac.compare_digest(sent.encode(), token.get_secret_value().encode()):
+        raise Unauthorized("Send the admin token as `Authorization: Bearer <token>`.")
 
 
 async def get_settings(request: Request) -> Settings:
@@ -67,6 +87,7 @@ async def get_registry(request: Request) -> ProviderRegistry:
 
 
 Tenant = Annotated[str, Depends(get_tenant)]
+MonthlyBudget = Annotated[float | None, Depends(get_monthly_budget)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Queue = Annotated[JobQueue, Depends(get_queue)]
 Storage = Annotated[AssetStorage, Depends(get_storage)]

@@ -126,6 +126,12 @@ class ExportBudgetExceeded(DarkroomError):
     status, slug, title = 422, "export-budget-exceeded", "Byte budget cannot be met"
 
 
+class BudgetExceeded(DarkroomError):
+    """The job's estimated cost would take the tenant's spend this month past its budget."""
+
+    status, slug, title = 402, "budget-exceeded", "Monthly budget exceeded"
+
+
 class SignatureInvalid(DarkroomError):
     """The URL's signature does not match its asset and expiry: altered, or signed elsewhere."""
 

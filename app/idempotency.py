@@ -94,10 +94,10 @@ async def _tenant_of(request: Request) -> str | None:
     if scheme.lower() != "bearer" or not credentials:
         return
     async with _sessionmaker(request)() as session:
-        tenant_id = await request.app.state.key_cache.tenant(session, credentials)
+        live = await request.app.state.key_cache.live(session, credentials)
     # The route's own auth reads it from here instead of looking the key up again.
-    request.state.tenant_id = tenant_id
-    return tenant_id
+    request.state.api_key = live
+    return None if live is None else live.tenant_id
 
 
 async def _check(request: Request, key: str) -> None:

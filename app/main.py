@@ -15,11 +15,23 @@ from app.jobs.background import run_background
 from app.limits import BodySizeLimit
 from app.openapi import install_openapi
 from app.ratelimit import RateLimitHeaders, open_rate_limiter
-from app.routers import assets, edit, export, generate, health, jobs, models, openai_compat, prompts
+from app.routers import (
+    admin,
+    assets,
+    edit,
+    export,
+    generate,
+    health,
+    jobs,
+    models,
+    openai_compat,
+    prompts,
+    usage,
+)
 from app.routers import events as job_events
 from app.routers import webhooks as webhook_routes
 from app.runtime import Role, open_runtime
-from app.services.keys import KeyCache
+from app.services.keys import KeyCache, keep_keys_current
 
 DESCRIPTION = (
     "Darkroom is an async API for AI image work: generate images from a brief, edit photos, "
@@ -55,7 +67,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "assets", "description": "Upload images and download results."},
             {"name": "models", "description": "The model catalog."},
             {"name": "webhooks", "description": "Receive job events, signed, at your URLs."},
+            {"name": "usage", "description": "Spend this month against the budget."},
             {"name": "health", "description": "Liveness and readiness."},
+            {
+                "name": "admin",
+                "description": "The operator API: API keys and tenant budgets. Needs "
+                "DARKROOM_ADMIN_TOKEN as the bearer token; 404 while it is unset.",
+            },
             {
                 "name": "openai-compatible",
                 "description": "OpenAI's Images API (generations, edits, variations), for "
@@ -83,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         models.router,
         health.router,
         openai_compat.router,
+        usage.router,
+        admin.router,
     ):
         app.include_router(router)
     return app
@@ -95,6 +115,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         open_runtime(settings, Role.API, run_job=tasks.run_job) as runtime,
         run_background(runtime) as webhooks,
         open_rate_limiter(settings) as rate_limiter,
+        keep_keys_current(app.state.key_cache, runtime.context.sessionmaker, runtime.redis),
     ):
         context = runtime.context
         app.state.rate_limiter = rate_limiter

@@ -110,12 +110,16 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Jobs are refused once their estimated cost would take the month's spend past it.
+    monthly_budget_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class ApiKey(Base):
-    """An API key; only its SHA-256 hash and a short display prefix are kept."""
+    """An API key; only its SHA-256 hash and its visible prefix are kept. A rotated key works
+    until `expires_at`; a revoked one stops at once."""
 
     __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_tenant_id_id", "tenant_id", "id"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -123,6 +127,8 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Job(Base):
@@ -152,6 +158,8 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     provider_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # What the job was expected to cost when it was submitted (its models' prices per image).
+    estimated_cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     dispatches: Mapped[int] = mapped_column(Integer, default=0)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

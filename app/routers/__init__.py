@@ -5,6 +5,7 @@ from typing import Any
 _DESCRIPTIONS = {
     400: "The body could not be parsed (malformed multipart, or JSON nested too deep).",
     401: "Missing or invalid API key.",
+    402: "The job's estimated cost would take the tenant's spend this month past its budget.",
     404: "No such object for this tenant.",
     409: "Conflicts with the object's current state or a request in flight.",
     413: "The request body is too large.",

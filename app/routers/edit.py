@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["edit"])
     summary="Edit an image",
     status_code=202,
     response_model=Job,
-    responses=FINISHED_RESPONSE | problems(400, 401, 404, 409, 413, 415, 422),
+    responses=FINISHED_RESPONSE | problems(400, 401, 402, 404, 409, 413, 415, 422),
 )
 async def edit_image(
     body: EditRequest,
@@ -39,7 +39,7 @@ async def edit_image(
     summary="Make variants of an image",
     status_code=202,
     response_model=Job,
-    responses=FINISHED_RESPONSE | problems(400, 401, 404, 409, 413, 415, 422),
+    responses=FINISHED_RESPONSE | problems(400, 401, 402, 404, 409, 413, 415, 422),
 )
 async def create_variants(
     body: VariantsRequest,

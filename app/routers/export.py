@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1/export", tags=["export"])
     summary="Export an asset for destinations",
     status_code=202,
     response_model=Job,
-    responses=FINISHED_RESPONSE | problems(400, 401, 404, 409, 413, 415, 422),
+    responses=FINISHED_RESPONSE | problems(400, 401, 402, 404, 409, 413, 415, 422),
 )
 async def export_asset(
     body: ExportRequest, submission: Submission, idempotency_key: IdempotencyKey = None

@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1", tags=["generate"])
     summary="Generate images from a brief",
     status_code=202,
     response_model=Job,
-    responses=FINISHED_RESPONSE | problems(400, 401, 409, 413, 415, 422),
+    responses=FINISHED_RESPONSE | problems(400, 401, 402, 409, 413, 415, 422),
 )
 async def generate_image(
     body: GenerateRequest,

@@ -22,7 +22,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.db import Session
-from app.deps import AppSettings, Context, IdempotencyKey, Queue, Tenant
+from app.deps import AppSettings, Context, IdempotencyKey, MonthlyBudget, Queue, Tenant
 from app.errors import DarkroomError
 from app.models import Asset
 from app.routers import problems
@@ -53,6 +53,8 @@ _ERROR_DESCRIPTIONS = {
     400: "The request is invalid (`invalid_request_error`, naming the `param` at fault), or "
     "the model refused it.",
     401: "Missing or invalid API key (`invalid_api_key`).",
+    402: "The job's estimated cost would take the tenant's spend this month past its budget "
+    "(`budget_exceeded`).",
     404: "The model is not served here (`model_not_found`).",
     409: "A request with the same Idempotency-Key is in flight, or the job was canceled.",
     429: "Too many requests; retry after the time in Retry-After.",
@@ -130,6 +132,7 @@ class ImagesCallServices:
         response: Response,
         session: Session,
         tenant: Tenant,
+        budget: MonthlyBudget,
         settings: AppSettings,
         queue: Queue,
         context: Context,
@@ -137,7 +140,7 @@ class ImagesCallServices:
         self.request = request
         self.response = response
         self.settings = settings
-        self.submitter = Submitter(session, tenant, context, queue)
+        self.submitter = Submitter(session, tenant, context, queue, budget)
 
     def model(self, name: str | None) -> str:
         """The Darkroom model id for OpenAI's `model` field."""
@@ -190,7 +193,7 @@ ImagesCall = Annotated[ImagesCallServices, Depends()]
     summary="Generate images (OpenAI-compatible)",
     response_model=ImagesResponse,
     response_model_exclude_none=True,
-    responses=ANSWERED | openai_errors(400, 401, 404, 409, 429, 500, 503, 504) | TOO_LARGE,
+    responses=ANSWERED | openai_errors(400, 401, 402, 404, 409, 429, 500, 503, 504) | TOO_LARGE,
 )
 async def create_image(
     body: ImageGenerationRequest,
@@ -282,7 +285,7 @@ VARIATION_BODY = multipart_body(
     summary="Edit images (OpenAI-compatible)",
     response_model=ImagesResponse,
     response_model_exclude_none=True,
-    responses=ANSWERED | openai_errors(400, 401, 404, 409, 429, 500, 503, 504) | TOO_LARGE,
+    responses=ANSWERED | openai_errors(400, 401, 402, 404, 409, 429, 500, 503, 504) | TOO_LARGE,
     openapi_extra={"requestBody": EDIT_BODY},
 )
 async def create_image_edit(
@@ -317,7 +320,7 @@ async def create_image_edit(
     summary="Make variations of an image (OpenAI-compatible)",
     response_model=ImagesResponse,
     response_model_exclude_none=True,
-    responses=ANSWERED | openai_errors(400, 401, 404, 409, 429, 500, 503, 504) | TOO_LARGE,
+    responses=ANSWERED | openai_errors(400, 401, 402, 404, 409, 429, 500, 503, 504) | TOO_LARGE,
     openapi_extra={"requestBody": VARIATION_BODY},
 )
 async def create_image_variation(

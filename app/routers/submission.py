@@ -7,7 +7,7 @@ from fastapi import Depends, Response
 from pydantic import BaseModel
 
 from app.db import Session
-from app.deps import AppSettings, Context, Prefer, Queue, Tenant
+from app.deps import AppSettings, Context, MonthlyBudget, Prefer, Queue, Tenant
 from app.models import FINAL_STATUSES
 from app.schemas.jobs import Job
 from app.services import jobs
@@ -27,13 +27,14 @@ class JobSubmission:
         response: Response,
         session: Session,
         tenant: Tenant,
+        budget: MonthlyBudget,
         settings: AppSettings,
         queue: Queue,
         context: Context,
         prefer: Prefer = None,
     ) -> None:
         self.response = response
-        self.submitter = Submitter(session, tenant, context, queue)
+        self.submitter = Submitter(session, tenant, context, queue, budget)
         self.wait = jobs.requested_wait(prefer, settings.max_wait_seconds)
 
     async def submit(

@@ -1,7 +1,8 @@
 """The one submission pipeline. A job kind is declared once (its name, request schema and how a
 request becomes the normalized request its runner reads); `submit_job` then does the same steps
 for every kind, from the JSON routes and the OpenAI-compatible ones alike: tell a retry from a
-new request, check the webhook URL, normalize, record, commit, queue, and wait when asked."""
+new request, check the webhook URL, normalize, keep within the tenant's monthly budget, record,
+commit, queue, and wait when asked."""
 
 import hashlib
 import json
@@ -27,6 +28,7 @@ from app.runtime.context import TaskContext
 from app.runtime.events import publish
 from app.runtime.queue import JobQueue
 from app.schemas.webhooks import WebhookOptions
+from app.services.budgets import check_budget, estimated_cost
 from app.services.jobs import wait_for_job
 from app.storage import Storage
 
@@ -43,6 +45,8 @@ class Submitter:
     tenant_id: str
     context: TaskContext
     queue: JobQueue
+    # The tenant's monthly budget in USD, if it has one (remembered with its API key).
+    monthly_budget_usd: float | None = None
 
     @property
     def settings(self) -> Settings:
@@ -95,8 +99,11 @@ async def submit_job(
         if isinstance(body, WebhookOptions):
             request |= body.webhook_fields()
         metadata = getattr(body, "metadata", None)
+        estimate = estimated_cost(submitter.registry, request)
+        if submitter.monthly_budget_usd is not None:
+            await check_budget(session, tenant_id, submitter.monthly_budget_usd, estimate)
         job = await add_job(
-            session, tenant_id, kind.name, request, metadata, idempotency_key, fingerprint
+            session, tenant_id, kind.name, request, metadata, idempotency_key, fingerprint, estimate
         )
     await session.commit()
     if created:
@@ -149,6 +156,7 @@ async def add_job(
     metadata: dict[str, Any] | None,
     idempotency_key: str | None,
     fingerprint: str,
+    estimated_cost_usd: float | None = None,
 ) -> Job:
     """Add a queued job for a normalized request and flush it; Conflict when a concurrent
     request with the same Idempotency-Key got there first. The caller commits."""
@@ -163,6 +171,7 @@ async def add_job(
         "caller_metadata": metadata,
         "idempotency_key": idempotency_key,
         "request_hash": fingerprint,
+        "estimated_cost_usd": estimated_cost_usd,
         "created_at": now,
         "attempts": 0,
         "dispatches": 1,

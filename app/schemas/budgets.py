@@ -1,0 +1,70 @@
+"""Monthly spend and budgets: what `GET /v1/usage` answers and what the operator API sets."""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_BUDGET_USD = 1_000_000_000
+
+
+class Usage(BaseModel):
+    """The tenant's spend this calendar month (UTC) against its budget."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "object": "usage",
+                "period_start": "2026-12-01T00:00:00Z",
+                "period_end": "2027-01-01T00:00:00Z",
+                "spent_usd": 12.48,
+                "jobs": 311,
+                "monthly_budget_usd": 50.0,
+                "remaining_usd": 37.52,
+            }
+        }
+    )
+
+    object: Literal["usage"] = Field("usage", description="Always `usage`.")
+    period_start: datetime = Field(description="The first instant of this month, UTC.")
+    period_end: datetime = Field(description="The first instant of next month, UTC.")
+    spent_usd: float = Field(
+        description="The cost of this month's jobs: each job's reported cost, or the estimate "
+        "of a job still queued or running. Models priced per token count once they report.",
+        examples=[12.48],
+    )
+    jobs: int = Field(description="Jobs submitted this month.", examples=[311])
+    monthly_budget_usd: float | None = Field(
+        description="The tenant's monthly budget; null for none.", examples=[50.0]
+    )
+    remaining_usd: float | None = Field(
+        description="What is left of the budget this month (never below 0); null without one.",
+        examples=[37.52],
+    )
+
+
+class TenantBudgetUpdate(BaseModel):
+    """A tenant's monthly budget."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"example": {"monthly_budget_usd": 50.0}}
+    )
+
+    monthly_budget_usd: float | None = Field(
+        ge=0,
+        le=MAX_BUDGET_USD,
+        allow_inf_nan=False,
+        description="USD the tenant's jobs may cost per calendar month (UTC); a job whose "
+        "estimated cost would pass what remains is refused with 402. null removes the budget.",
+        examples=[50.0],
+    )
+
+
+class TenantBudget(BaseModel):
+    """A tenant's monthly budget, as set."""
+
+    object: Literal["tenant_budget"] = Field("tenant_budget", description="Always `tenant_budget`.")
+    tenant: str = Field(description="The tenant's name.", examples=["acme"])
+    monthly_budget_usd: float | None = Field(
+        description="USD per calendar month; null for none.", examples=[50.0]
+    )

@@ -1,0 +1,114 @@
+"""Monthly spend: what a tenant's jobs cost this calendar month (UTC), the budget an operator may
+set, and the check that refuses a job whose estimated cost would take the spend past it."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import database_now
+from app.errors import BudgetExceeded, ModelUnavailable, NotFound
+from app.ids import first_id_at
+from app.models import Job, JobStatus, Tenant
+from app.providers.registry import ProviderRegistry
+from app.schemas.budgets import TenantBudget, Usage
+
+# Sums of float prices are rounded to a millionth of a dollar, so 0.1 + 0.2 fits a 0.3 budget.
+DIGITS = 6
+
+
+def month_start(now: datetime) -> datetime:
+    """The first instant of `now`'s calendar month, in UTC."""
+    now = now.astimezone(UTC)
+    return datetime(now.year, now.month, 1, tzinfo=UTC)
+
+
+def next_month_start(now: datetime) -> datetime:
+    """The first instant of the calendar month after `now`'s, in UTC."""
+    start = month_start(now)
+    return (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
+    )
+
+
+def estimated_cost(registry: ProviderRegistry, request: dict[str, Any]) -> float:
+    """What a normalized request should cost: `n` images from each of its models at their price
+    per image. A model priced otherwise (per token, per second), or not one of the registry's
+    (an export), counts 0 here; its reported cost counts once the job has run."""
+    models = request.get("models") or [request["model"]]
+    total = 0.0
+    for model in models:
+        try:
+            _, spec = registry.describe(model)
+        except ModelUnavailable:
+            continue
+        total += (spec.price_per_image_usd or 0.0) * request.get("n", 1)
+    return round(total, DIGITS)
+
+
+async def month_spend(session: AsyncSession, tenant_id: str, now: datetime) -> tuple[float, int]:
+    """The tenant's spend this month and how many jobs it submitted: each job's reported cost,
+    or, for a job still queued or running, its estimate."""
+    in_flight = Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING])
+    cost = func.coalesce(Job.cost_usd, case((in_flight, Job.estimated_cost_usd), else_=0.0), 0.0)
+    row = (
+        await session.execute(
+            # Ids sort by creation time: the month is a range of the (tenant_id, id) index.
+            select(func.coalesce(func.sum(cost), 0.0), func.count()).where(
+                Job.tenant_id == tenant_id,
+                Job.id >= first_id_at("job", month_start(now).timestamp()),
+            )
+        )
+    ).one()
+    return round(float(row[0]), DIGITS), int(row[1])
+
+
+async def check_budget(
+    session: AsyncSession, tenant_id: str, budget_usd: float, estimate_usd: float
+) -> None:
+    """BudgetExceeded when the month's spend plus `estimate_usd` would pass `budget_usd`. The
+    tenant's row is locked until the caller commits, so two submissions of one tenant cannot
+    both take the last of its budget (tenants without a budget are never locked)."""
+    await session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+    now = await database_now(session)
+    spent, _ = await month_spend(session, tenant_id, now)
+    if spent + estimate_usd <= budget_usd + 10**-DIGITS:
+        return
+    raise BudgetExceeded(
+        f"This job's estimated cost (${estimate_usd:.4f}) would take this month's spend "
+        f"(${spent:.4f}) past the tenant's monthly budget (${budget_usd:.2f}); "
+        f"${max(budget_usd - spent, 0):.4f} remains until {next_month_start(now):%Y-%m-%d} UTC.",
+        monthly_budget_usd=budget_usd,
+        spent_usd=spent,
+        estimated_cost_usd=estimate_usd,
+    )
+
+
+async def usage(session: AsyncSession, tenant_id: str) -> Usage:
+    """The tenant's spend this month against its budget."""
+    budget = await session.scalar(select(Tenant.monthly_budget_usd).where(Tenant.id == tenant_id))
+    now = await database_now(session)
+    spent, jobs = await month_spend(session, tenant_id, now)
+    return Usage(
+        period_start=month_start(now),
+        period_end=next_month_start(now),
+        spent_usd=spent,
+        jobs=jobs,
+        monthly_budget_usd=budget,
+        remaining_usd=None if budget is None else round(max(budget - spent, 0.0), DIGITS),
+    )
+
+
+async def set_budget(
+    session: AsyncSession, tenant_name: str, budget_usd: float | None
+) -> TenantBudget:
+    """Set (or, with None, remove) a tenant's monthly budget; NotFound for an unknown tenant.
+    The caller commits, then has the key caches forget the old budget."""
+    tenant = await session.scalar(select(Tenant).where(Tenant.name == tenant_name))
+    if tenant is None:
+        raise NotFound(f"No tenant {tenant_name!r}.")
+    tenant.monthly_budget_usd = budget_usd
+    return TenantBudget(tenant=tenant.name, monthly_budget_usd=budget_usd)

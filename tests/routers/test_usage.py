@@ -1,0 +1,143 @@
+"""Monthly budgets: GET /v1/usage (app/routers/usage.py), the operator's
+PUT /v1/admin/tenants/{tenant}/budget, and the submission check that refuses a job with 402
+`budget-exceeded` when its estimated cost would take the month's spend past the budget."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from app.config import Settings
+from tests.fakes import bfl
+from tests.support import postgres_settings, serving
+
+ADMIN = {"Authorization": "Bearer admin-token-for-tests"}
+# bfl/flux-pro-1.1 costs 0.04 per image.
+PRICED_MODEL = "bfl/flux-pro-1.1"
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+async def budget_app(
+    request, tmp_path, postgres_url
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict]]:
+    """An app with a priced model and the operator API, and headers to wait for a job. Embedded,
+    jobs run (against a fake BFL) and report their cost; on Postgres no worker serves the
+    app's queue, so its jobs stay queued and count by their estimate."""
+    async with bfl.FakeBFL() as vendor:
+        common = {
+            "admin_token": "admin-token-for-tests",
+            "bfl_api_key": bfl.API_KEY,
+            "bfl_base_url": vendor.base_url,
+            "url_allow": "127.0.0.1",
+        }
+        if request.param == "postgres":
+            settings = postgres_settings(
+                postgres_url,
+                tmp_path,
+                queue_name=f"darkroom:test:unserved:{uuid.uuid4().hex}",
+                **common,
+            )
+            wait = {}
+        else:
+            settings = Settings(data_dir=tmp_path / "var", **common)
+            wait = {"Prefer": "wait=30"}
+        async with serving(settings) as (_, client, _auth):
+            yield client, wait
+
+
+async def new_tenant(client: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
+    tenant = f"budgeted-{uuid.uuid4().hex}"
+    created = await client.post("/v1/admin/keys", json={"tenant": tenant}, headers=ADMIN)
+    return tenant, {"Authorization": f"Bearer {created.json()['key']}"}
+
+
+async def set_budget(client: httpx.AsyncClient, tenant: str, usd: float | None) -> httpx.Response:
+    return await client.put(
+        f"/v1/admin/tenants/{tenant}/budget", json={"monthly_budget_usd": usd}, headers=ADMIN
+    )
+
+
+def generate(model: str, n: int) -> dict:
+    return {"prompt": "a lighthouse at dusk", "model": model, "n": n, "size": "1024x1024"}
+
+
+async def test_a_job_that_would_pass_the_monthly_budget_is_refused_with_402(budget_app):
+    client, wait = budget_app
+    tenant, auth = await new_tenant(client)
+    before = (await client.get("/v1/usage", headers=auth)).json()
+    assert (await set_budget(client, tenant, 0.10)).status_code == 200
+
+    first = await client.post("/v1/generate", json=generate(PRICED_MODEL, 2), headers=auth | wait)
+    over = await client.post("/v1/generate", json=generate(PRICED_MODEL, 1), headers=auth)
+    free = await client.post("/v1/generate", json=generate("local/draft", 1), headers=auth)
+    usage = (await client.get("/v1/usage", headers=auth)).json()
+
+    assert before["spent_usd"] == 0 and before["jobs"] == 0
+    assert before["monthly_budget_usd"] is None and before["remaining_usd"] is None
+    assert first.status_code in (200, 202), first.text
+    assert over.status_code == 402
+    assert over.headers["content-type"] == "application/problem+json"
+    problem = over.json()
+    assert problem["type"].endswith("/budget-exceeded")
+    assert problem["monthly_budget_usd"] == 0.10
+    assert problem["spent_usd"] == pytest.approx(0.08)
+    assert problem["estimated_cost_usd"] == pytest.approx(0.04)
+    assert free.status_code in (200, 202), free.text
+    assert usage["spent_usd"] == pytest.approx(0.08) and usage["jobs"] == 2
+    assert usage["monthly_budget_usd"] == 0.10
+    assert usage["remaining_usd"] == pytest.approx(0.02)
+    assert usage["period_start"] < usage["period_end"]
+
+
+async def test_removing_the_budget_lets_the_job_through(budget_app):
+    client, _ = budget_app
+    tenant, auth = await new_tenant(client)
+    await set_budget(client, tenant, 0.0)
+    refused = await client.post("/v1/generate", json=generate(PRICED_MODEL, 1), headers=auth)
+
+    removed = await set_budget(client, tenant, None)
+    accepted = await client.post("/v1/generate", json=generate(PRICED_MODEL, 1), headers=auth)
+
+    assert refused.status_code == 402
+    assert removed.json() == {
+        "object": "tenant_budget",
+        "tenant": tenant,
+        "monthly_budget_usd": None,
+    }
+    assert accepted.status_code in (200, 202), accepted.text
+
+
+async def test_a_bad_budget_is_refused_and_changes_nothing(budget_app):
+    client, _ = budget_app
+    tenant, auth = await new_tenant(client)
+
+    negative = await set_budget(client, tenant, -1)
+    not_a_number = await client.put(
+        f"/v1/admin/tenants/{tenant}/budget", json={"monthly_budget_usd": "lots"}, headers=ADMIN
+    )
+    unknown = await set_budget(client, f"nobody-{uuid.uuid4().hex}", 5)
+    usage = (await client.get("/v1/usage", headers=auth)).json()
+
+    assert negative.status_code == not_a_number.status_code == 422
+    assert unknown.status_code == 404
+    assert usage["monthly_budget_usd"] is None
+
+
+@pytest.mark.parametrize("budget_app", ["postgres"], indirect=True)
+async def test_concurrent_submissions_cannot_both_take_the_last_of_the_budget(budget_app):
+    client, _ = budget_app
+    tenant, auth = await new_tenant(client)
+    await set_budget(client, tenant, 0.04)
+
+    answers = await asyncio.gather(
+        *(
+            client.post("/v1/generate", json=generate(PRICED_MODEL, 1), headers=auth)
+            for _ in range(20)
+        )
+    )
+
+    assert sorted(answer.status_code for answer in answers) == [202] + [402] * 19
+    usage = (await client.get("/v1/usage", headers=auth)).json()
+    assert usage["spent_usd"] == pytest.approx(0.04) and usage["jobs"] == 1
