@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
-from app.logs import install_redaction, uvicorn_log_config
+from app.logs import configure_logging
 from app.services import assets
 from app.services.keys import create_key
 from app.storage import open_storage
@@ -93,16 +93,21 @@ def serve(settings: Settings) -> None:
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        log_level="info",
-        log_config=uvicorn_log_config(),
+        # uvicorn's lines go through the root logger configured by `main`, in its format; its
+        # access line gives way to Darkroom's own (app/access.py), which names the route too.
+        log_config=None,
+        log_level=settings.log_level.lower(),
+        access_log=False,
     )
 
 
 def worker(settings: Settings) -> None:
     """Run an arq worker until interrupted."""
     from app.jobs.worker import create_worker
+    from app.metrics import serve_worker_metrics
 
     migrate(settings)
+    serve_worker_metrics(settings)
     create_worker(settings).run()
 
 
@@ -222,9 +227,8 @@ def main(argv: list[str] | None = None) -> None:
         help=f"write it to this file instead (the checked-in one is {OPENAPI_PATH})",
     )
     arguments = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    install_redaction()
     settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
     if arguments.command != "openapi":
         wait_for_database(settings)
     if arguments.command == "serve":

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from fastapi_offline import FastAPIOffline
 
+from app.access import RequestObservability
 from app.config import Settings
 from app.errors import install_error_handlers
 from app.idempotency import IdempotencyKeys
@@ -15,7 +16,18 @@ from app.jobs.background import run_background
 from app.limits import BodySizeLimit
 from app.openapi import install_openapi
 from app.ratelimit import RateLimitHeaders, open_rate_limiter
-from app.routers import assets, edit, export, generate, health, jobs, models, openai_compat, prompts
+from app.routers import (
+    assets,
+    edit,
+    export,
+    generate,
+    health,
+    jobs,
+    metrics,
+    models,
+    openai_compat,
+    prompts,
+)
 from app.routers import events as job_events
 from app.routers import webhooks as webhook_routes
 from app.runtime import Role, open_runtime
@@ -69,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(IdempotencyKeys)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RateLimitHeaders)
+    # Outermost: the request id, access log line and HTTP metrics cover every layer below.
+    app.add_middleware(RequestObservability)
     install_error_handlers(app)
     install_openapi(app)
     for router in (
@@ -85,6 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openai_compat.router,
     ):
         app.include_router(router)
+    if settings.metrics:
+        app.include_router(metrics.router)
     return app
 
 
