@@ -75,11 +75,12 @@ def _record(scope: Scope, status: int, seconds: float, current_id: str) -> None:
     path = scope["path"] + (f"?{query}" if query else "")
     duration_ms = round(seconds * 1000, 1)
     logger.info(
-        "%s %s %d %.1f ms request_id=%s",
+        "%s %s %d %.1f ms route=%s request_id=%s",
         method,
         path,
         status,
         duration_ms,
+        route,
         current_id,
         extra={
             "route": route,

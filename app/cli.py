@@ -86,9 +86,11 @@ def serve(settings: Settings) -> None:
     migrate(settings)
     base_url = f"http://{settings.host}:{settings.port}"
     mode = "arq workers on Redis" if settings.redis_url else "the in-process job runner"
-    print(f"Darkroom on {base_url} (database {_redacted(settings)}, jobs run by {mode}).")
-    print("Get an API key with: .venv/bin/darkroom keys create --tenant NAME")
-    print(f"API reference: {base_url}/docs")
+    _announce(
+        settings, f"Darkroom on {base_url} (database {_redacted(settings)}, jobs run by {mode})."
+    )
+    _announce(settings, "Get an API key with: .venv/bin/darkroom keys create --tenant NAME")
+    _announce(settings, f"API reference: {base_url}/docs")
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -99,6 +101,14 @@ def serve(settings: Settings) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
     )
+
+
+def _announce(settings: Settings, line: str) -> None:
+    # Printed for a person at a terminal; logged when the output is JSON lines for a machine.
+    if settings.log_format == "json":
+        logger.info(line)
+    else:
+        print(line)
 
 
 def worker(settings: Settings) -> None:
