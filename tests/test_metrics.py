@@ -4,6 +4,7 @@ lines carrying the job's ids; a port already taken leaves the worker running wit
 import json
 import socket
 import uuid
+from pathlib import Path
 
 import httpx
 
@@ -11,6 +12,7 @@ from app.config import Settings
 from app.metrics import serve_worker_metrics
 from tests.support import (
     free_port,
+    fresh_database,
     metric_value,
     postgres_settings,
     serving,
@@ -22,10 +24,14 @@ from tests.support import (
 )
 
 
-async def test_a_worker_serves_the_metrics_of_the_job_it_ran(postgres_url, data_dir, tmp_path):
+async def run_one_job_on_a_worker(
+    database_url: str, data_dir: Path, tmp_path: Path
+) -> tuple[dict, Path, str]:
+    """Run one generate job through the API on a worker of its own with a metrics port and
+    JSON logs; the job, the worker's log and its last scrape."""
     port = free_port()
     settings = postgres_settings(
-        postgres_url,
+        database_url,
         data_dir,
         queue_name=f"darkroom:test:metrics:{uuid.uuid4().hex}",
         worker_metrics_port=port,
@@ -46,18 +52,24 @@ async def test_a_worker_serves_the_metrics_of_the_job_it_ran(postgres_url, data_
 
     try:
         async with serving(settings) as (app, client, auth):
-            tenant_id = await tenant_of(app, auth)
             body = {"prompt": "a paper boat on a pond", "model": "local/draft", "size": "96x64"}
             submitted = await client.post("/v1/generate", json=body, headers=auth)
             assert submitted.status_code == 202, submitted.text
             job, _ = await wait_for_final(client, auth, submitted.json()["id"])
+            job["tenant_id"] = await tenant_of(app, auth)
         # The run is timed just after its final status is visible.
         await wait_until(run_counted, seconds=30)
     finally:
         stop_worker(worker)
+    return job, log, scrapes[-1]
+
+
+async def test_a_worker_serves_the_metrics_of_the_job_it_ran(data_dir, tmp_path):
+    # A database of its own: the worker's sweeper would run other tests' stranded jobs too.
+    async with fresh_database("metrics") as url:
+        job, log, metrics = await run_one_job_on_a_worker(url, data_dir, tmp_path)
 
     assert job["status"] == "succeeded", job
-    metrics = scrapes[-1]
     finished = {"kind": "generate", "model": "local/draft", "status": "succeeded"}
     call = {"vendor": "local", "model": "local/draft"}
     assert metric_value(metrics, "darkroom_jobs_finished_total", **finished) == 1
@@ -72,7 +84,7 @@ async def test_a_worker_serves_the_metrics_of_the_job_it_ran(postgres_url, data_
     of_the_job = [line for line in lines if line.get("job_id") == job["id"]]
     assert of_the_job, lines
     for line in of_the_job:
-        assert line["tenant_id"] == tenant_id
+        assert line["tenant_id"] == job["tenant_id"]
         assert line["kind"] == "generate" and line["attempt"] == 1
     [vendor_call] = [line for line in of_the_job if line.get("vendor") == "local"]
     assert vendor_call["model"] == "local/draft" and vendor_call["status"] == "ok"
