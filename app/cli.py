@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import DarkroomError
-from app.logs import install_redaction, uvicorn_log_config
+from app.logs import configure_logging
 from app.schemas.budgets import MAX_BUDGET_USD
 from app.schemas.keys import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS, ApiKey
 from app.services import assets, budgets, keys
@@ -173,23 +173,38 @@ def serve(settings: Settings) -> None:
     migrate(settings)
     base_url = f"http://{settings.host}:{settings.port}"
     mode = "arq workers on Redis" if settings.redis_url else "the in-process job runner"
-    print(f"Darkroom on {base_url} (database {_redacted(settings)}, jobs run by {mode}).")
-    print("Get an API key with: .venv/bin/darkroom keys create --tenant NAME")
-    print(f"API reference: {base_url}/docs")
+    _announce(
+        settings, f"Darkroom on {base_url} (database {_redacted(settings)}, jobs run by {mode})."
+    )
+    _announce(settings, "Get an API key with: .venv/bin/darkroom keys create --tenant NAME")
+    _announce(settings, f"API reference: {base_url}/docs")
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        log_level="info",
-        log_config=uvicorn_log_config(),
+        # uvicorn's lines go through the root logger configured by `main`, in its format; its
+        # access line gives way to Darkroom's own (app/access.py), which names the route too.
+        log_config=None,
+        log_level=settings.log_level.lower(),
+        access_log=False,
     )
+
+
+def _announce(settings: Settings, line: str) -> None:
+    # Printed for a person at a terminal; logged when the output is JSON lines for a machine.
+    if settings.log_format == "json":
+        logger.info(line)
+    else:
+        print(line)
 
 
 def worker(settings: Settings) -> None:
     """Run an arq worker until interrupted."""
     from app.jobs.worker import create_worker
+    from app.metrics import serve_worker_metrics
 
     migrate(settings)
+    serve_worker_metrics(settings)
     create_worker(settings).run()
 
 
@@ -330,9 +345,8 @@ def main(argv: list[str] | None = None) -> None:
         help=f"write it to this file instead (the checked-in one is {OPENAPI_PATH})",
     )
     arguments = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    install_redaction()
     settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
     if arguments.command != "openapi":
         wait_for_database(settings)
     if arguments.command == "serve":

@@ -1,6 +1,7 @@
 """Settings: one class, read from DARKROOM_* environment variables and validated at start-up."""
 
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -43,6 +44,33 @@ class Settings(BaseSettings):
         False,
         description="FastAPI's OpenTelemetry spans, metrics and logs for each request, sent to "
         "the globally configured providers (set up by `opentelemetry-instrument`, for one).",
+    )
+    metrics: bool = Field(
+        True,
+        description="Serve Prometheus metrics at `/metrics` on the API's own address; off "
+        "answers 404 there.",
+    )
+    worker_metrics_port: int = Field(
+        9464,
+        ge=0,
+        le=65535,
+        description="Port on which each `darkroom worker` serves its Prometheus metrics "
+        "(`/metrics`); 0 turns them off.",
+    )
+    worker_metrics_address: str = Field(
+        "127.0.0.1",
+        description="Address a worker's metrics port listens on; `0.0.0.0` for a scraper on "
+        "another machine.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`text` for lines a person reads; `json` for one JSON object a line, with "
+        "the request id and, inside a job, its id, tenant, kind and attempt.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO",
+        description="The least severe log lines written; prompts and image details appear "
+        "only at DEBUG.",
     )
     database_pool_size: int = Field(
         20,

@@ -101,6 +101,11 @@ class ProviderOverloaded(ProviderError):
     retryable = True
 
 
+class ProviderTimedOut(ProviderOverloaded):
+    """The vendor sent no answer (or no finished image) in time. To a caller it is an overloaded
+    vendor like any other; the metrics count it apart."""
+
+
 class ModerationBlocked(ProviderError):
     """The vendor's safety system refused the prompt or the image it made."""
 

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from fastapi_offline import FastAPIOffline
 
+from app.access import RequestObservability
 from app.config import Settings
 from app.errors import install_error_handlers
 from app.idempotency import IdempotencyKeys
@@ -23,6 +24,7 @@ from app.routers import (
     generate,
     health,
     jobs,
+    metrics,
     models,
     openai_compat,
     prompts,
@@ -87,6 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(IdempotencyKeys)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RateLimitHeaders)
+    # Outermost: the request id, access log line and HTTP metrics cover every layer below.
+    app.add_middleware(RequestObservability)
     install_error_handlers(app)
     install_openapi(app)
     for router in (
@@ -105,6 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin.router,
     ):
         app.include_router(router)
+    if settings.metrics:
+        app.include_router(metrics.router)
     return app
 
 

@@ -16,6 +16,7 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -54,6 +55,8 @@ def postgres_settings(postgres_url: str, data_dir: Path, **overrides: object) ->
         "queue_poll_seconds": 0.05,
         "queued_grace_seconds": 2,
         "signing_secret": "darkroom-test-signing-secret",
+        # Workers started by the tests serve no metrics unless a test gives one a port.
+        "worker_metrics_port": 0,
     }
     return Settings(**(values | overrides))
 
@@ -288,3 +291,13 @@ class PrivateRedis:
             await wait_until(answers, seconds=10)
         finally:
             await redis.aclose()
+
+
+def metric_value(exposition: str, sample: str, **labels: str) -> float:
+    """The value of one sample (`darkroom_jobs_submitted_total`, say) with exactly these labels
+    in a Prometheus text exposition; 0 when the series is not there yet."""
+    for family in text_string_to_metric_families(exposition):
+        for found in family.samples:
+            if found.name == sample and found.labels == labels:
+                return found.value
+    return 0.0

@@ -1,14 +1,19 @@
 """No log line carries a credential: a real `darkroom serve` process's access log shows a
-signed URL with its signature redacted."""
+signed URL with its signature redacted, as text and as JSON; a JSON line carries the request's
+id and, inside a job, the job's ids; the access line is Darkroom's own, one per request."""
 
+import io
+import json
+import logging
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 
 from app.config import Settings
-from app.logs import redact
+from app.logs import JsonFormatter, RedactSecrets, job_context, redact, request_id
 from tests.factories import image_bytes
 from tests.support import darkroom_command, darkroom_environment
 
@@ -31,8 +36,11 @@ def wait_until_serving(base_url: str, process: subprocess.Popen[str]) -> None:
     raise AssertionError("darkroom serve did not answer within 60 s")
 
 
-def test_the_access_log_redacts_the_signature_of_a_signed_url(tmp_path):
-    settings = Settings(data_dir=tmp_path / "var", port=free_port())
+def serve_and_download_a_signed_url(
+    settings: Settings, log: Path, headers: dict[str, str] | None = None
+) -> tuple[dict, str]:
+    """Run `darkroom serve`, upload an asset and download it by a signed URL; the asset and
+    the URL."""
     environment = darkroom_environment(settings)
     key = subprocess.run(
         darkroom_command("keys", "create", "--tenant", "logs"),
@@ -42,7 +50,6 @@ def test_the_access_log_redacts_the_signature_of_a_signed_url(tmp_path):
         check=True,
         timeout=120,
     ).stdout.splitlines()[-1]
-    log = tmp_path / "serve.log"
     with log.open("w") as output:
         process = subprocess.Popen(
             darkroom_command("serve"), env=environment, stdout=output, stderr=subprocess.STDOUT
@@ -55,16 +62,93 @@ def test_the_access_log_redacts_the_signature_of_a_signed_url(tmp_path):
         asset = httpx.post(f"{base_url}/v1/assets", files=files, headers=auth).json()
         signed = httpx.post(f"{base_url}/v1/assets/{asset['id']}/url", json={}, headers=auth)
         url = signed.json()["url"]
-        assert httpx.get(url if url.startswith("http") else base_url + url).status_code == 200
+        download = httpx.get(url if url.startswith("http") else base_url + url, headers=headers)
+        assert download.status_code == 200
+        if headers:
+            assert download.headers["X-Request-ID"] == headers["X-Request-ID"]
     finally:
         process.terminate()
         process.wait(timeout=30)
+    return asset, url
+
+
+def test_the_access_log_redacts_the_signature_of_a_signed_url(tmp_path):
+    log = tmp_path / "serve.log"
+    settings = Settings(data_dir=tmp_path / "var", port=free_port())
+
+    asset, url = serve_and_download_a_signed_url(settings, log)
 
     signature = httpx.URL(url).params["signature"]
     text = log.read_text()
     assert f"/v1/assets/{asset['id']}/content?expires=" in text
     assert "signature=[redacted]" in text
     assert signature not in text
+
+
+def test_json_lines_carry_the_request_id_and_one_redacted_access_line_per_request(tmp_path):
+    log = tmp_path / "serve.log"
+    settings = Settings(data_dir=tmp_path / "var", port=free_port(), log_format="json")
+
+    asset, url = serve_and_download_a_signed_url(
+        settings, log, headers={"X-Request-ID": "download-7"}
+    )
+
+    text = log.read_text()
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    [download] = [line for line in lines if line.get("request_id") == "download-7"]
+    assert download["logger"] == "darkroom.access"
+    assert download["route"] == "/v1/assets/{asset_id}/content"
+    assert download["method"] == "GET" and download["status"] == 200
+    assert isinstance(download["duration_ms"], float)
+    assert download["path"].startswith(f"/v1/assets/{asset['id']}/content?expires=")
+    assert "signature=[redacted]" in download["path"]
+    assert httpx.URL(url).params["signature"] not in text
+    # Darkroom's access line replaces uvicorn's: three requests (upload, mint, download) and
+    # the readiness polls, each logged once.
+    assert not [line for line in lines if line["logger"] == "uvicorn.access"]
+    access = [line for line in lines if line["logger"] == "darkroom.access"]
+    assert len({line["request_id"] for line in access}) == len(access)
+    assert [line["route"] for line in access if line["route"] != "/healthz"] == [
+        "/v1/assets",
+        "/v1/assets/{asset_id}/url",
+        "/v1/assets/{asset_id}/content",
+    ]
+
+
+def test_a_json_line_carries_the_job_ids_and_redacts_secrets_in_extra_fields():
+    output = io.StringIO()
+    handler = logging.StreamHandler(output)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactSecrets())
+    logger = logging.getLogger("tests.logs.json")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    token = request_id.set("req-1")
+    try:
+        with job_context(job_id="job_1", tenant_id="ten_1", kind="edit", attempt=2):
+            logger.info(
+                "fetched %s",
+                "https://cdn.example/a.png?sig=s3cret&w=2",
+                extra={"source": "https://bucket.example/k?X-Amz-Signature=abc&x=1"},
+            )
+        logger.info("after the job")
+    finally:
+        request_id.reset(token)
+        logger.removeHandler(handler)
+
+    inside, after = (json.loads(line) for line in output.getvalue().splitlines())
+    assert inside["message"] == "fetched https://cdn.example/a.png?sig=[redacted]&w=2"
+    assert inside["source"] == "https://bucket.example/k?X-Amz-Signature=[redacted]&x=1"
+    assert inside["level"] == "INFO" and inside["logger"] == "tests.logs.json"
+    assert inside["request_id"] == "req-1"
+    assert (inside["job_id"], inside["tenant_id"], inside["kind"], inside["attempt"]) == (
+        "job_1",
+        "ten_1",
+        "edit",
+        2,
+    )
+    assert after["request_id"] == "req-1" and "job_id" not in after
+    assert "s3cret" not in output.getvalue() and "abc" not in output.getvalue()
 
 
 def test_redact_hides_every_secret_parameter_and_keeps_the_rest():

@@ -13,9 +13,11 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
+from app import metrics
 from app.db import database_clock
 from app.errors import DarkroomError, problem
 from app.jobs.kinds import KINDS
+from app.logs import job_context
 from app.models import Asset, Job, JobEventType, JobStatus
 from app.runtime.context import TaskContext
 from app.runtime.events import publish
@@ -30,6 +32,8 @@ HOLD_CONFIRMED_SECONDS = 1.0
 # before another worker may take the job over; a failed one is tried again this soon.
 RENEWALS_PER_LEASE = 3
 RENEWAL_RETRY_SECONDS = 1.0
+# What a run's duration is labelled with when it recorded no status (canceled or taken over).
+LEASE_LOST = "lease_lost"
 
 
 class LeaseLost(Exception):
@@ -37,26 +41,47 @@ class LeaseLost(Exception):
 
 
 async def run_job(context: TaskContext, job_id: str) -> None:
-    """Run one job to a final status, unless it is finished, canceled or run elsewhere."""
+    """Run one job to a final status, unless it is finished, canceled or run elsewhere. Its
+    log lines carry the job's id, tenant, kind and attempt; its run is counted and timed."""
     job = await claim(context, job_id)
     if job is None:
         return
+    if job.attempts == 1:
+        waited = (job.started_at - job.created_at).total_seconds()
+        metrics.job_queue_wait_seconds.labels(job.kind).observe(max(waited, 0.0))
+    fields = {"job_id": job.id, "tenant_id": job.tenant_id, "kind": job.kind}
+    started = time.perf_counter()
+    status = LEASE_LOST
+    metrics.jobs_in_flight.inc()
+    try:
+        with job_context(**fields, attempt=job.attempts):
+            logger.info("job started", extra={"model": job.model})
+            # The brief is the caller's content: written only when asked for with DEBUG.
+            logger.debug("job prompt: %s", job.request.get("prompt"))
+            status = await _run_claimed(context, job)
+            logger.info("job ended: %s", status, extra={"status": status})
+    finally:
+        metrics.jobs_in_flight.dec()
+        metrics.job_run_seconds.labels(job.kind, status).observe(time.perf_counter() - started)
+
+
+async def _run_claimed(context: TaskContext, job: Job) -> str:
+    """Run a claimed job; the status this run recorded, or LEASE_LOST if it recorded none."""
     await publish(context, job, JobEventType.STARTED)
     deadline = asyncio.timeout(context.settings.job_timeout_seconds)
     try:
         async with deadline, keep_lease(context, job) as lease:
             provider_ms, cost_usd = await produce_outputs(context, job, lease)
     except LeaseLost:
-        return
+        return LEASE_LOST
     except DarkroomError as exc:
-        await finish(context, job, JobStatus.FAILED, error=exc.to_problem())
-        return
+        status, outcome = JobStatus.FAILED, {"error": exc.to_problem()}
     except Exception as exc:
-        await finish(
-            context, job, JobStatus.FAILED, error=_unexpected_failure(context, job, exc, deadline)
-        )
-        return
-    await finish(context, job, JobStatus.SUCCEEDED, provider_ms=provider_ms, cost_usd=cost_usd)
+        status = JobStatus.FAILED
+        outcome = {"error": _unexpected_failure(context, job, exc, deadline)}
+    else:
+        status, outcome = JobStatus.SUCCEEDED, {"provider_ms": provider_ms, "cost_usd": cost_usd}
+    return status if await finish(context, job, status, **outcome) else LEASE_LOST
 
 
 def _unexpected_failure(
@@ -181,6 +206,7 @@ async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> tuple
             output = await runner.make(index)
             await _store_output(context, job, lease, index, output)
             details.append(output.details)
+            _count_cost(output.details)
         async with announcing:
             done.add(index)
             progress = {"completed": len(done), "total": total}
@@ -218,6 +244,13 @@ async def _store_output(
         await record_output(session, context.storage, job, index, output)
         await session.commit()
     lease.confirmed = time.monotonic()
+
+
+def _count_cost(details: dict[str, Any]) -> None:
+    """Add a stored output's cost to its model's total; one of unknown price adds nothing."""
+    cost = details.get("cost_usd")
+    if cost is not None and details.get("model"):
+        metrics.cost_usd.labels(details["model"]).inc(cost)
 
 
 def _first_failure(failures: ExceptionGroup) -> Exception:
@@ -287,6 +320,8 @@ async def finish(
             )
         )
         await session.commit()
-    if finished.rowcount == 1:
-        await publish(context, job, status)
-    return finished.rowcount == 1
+    if finished.rowcount != 1:
+        return False
+    metrics.jobs_finished.labels(job.kind, job.model, status).inc()
+    await publish(context, job, status)
+    return True

@@ -14,7 +14,7 @@ import httpx
 from PIL import Image
 
 from app.cpu import run_cpu
-from app.errors import DarkroomError, ProviderMalformedResponse, ProviderOverloaded
+from app.errors import DarkroomError, ProviderMalformedResponse, ProviderTimedOut
 from app.providers.base import InputImage
 from app.providers.transport import VendorHTTP, decode_vendor_image, input_media_type
 
@@ -66,7 +66,7 @@ async def poll_until_done(
             raise
     if on_deadline is not None:
         await _cancel_quietly(vendor, on_deadline)
-    raise ProviderOverloaded(
+    raise ProviderTimedOut(
         f"{vendor} did not finish the image within {deadline_seconds:g} s.",
         provider=vendor,
         **extensions,

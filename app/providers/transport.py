@@ -37,6 +37,7 @@ from app.errors import (
     ProviderError,
     ProviderMalformedResponse,
     ProviderOverloaded,
+    ProviderTimedOut,
 )
 from app.fetcher import UrlPolicy, UrlRefused, fetch_image
 from app.imaging.codecs import MEDIA_TYPES, decode_checked
@@ -374,7 +375,7 @@ class VendorHTTP:
                 await response.aclose()
         except (httpx.TimeoutException, TimeoutError):
             return _Retry(
-                ProviderOverloaded(
+                ProviderTimedOut(
                     f"{self.vendor} sent no answer within {self.timeout_seconds:g} s",
                     provider=self.vendor,
                 )

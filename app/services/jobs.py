@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import metrics
 from app.db import database_now
 from app.errors import Conflict, InvalidInput, NotFound
 from app.ids import is_id
@@ -107,8 +108,14 @@ async def cancel_job(
     if canceled.rowcount == 0:
         raise Conflict(f"Job {job_id} already {job.status}; only queued or running jobs cancel.")
     await session.commit()
+    metrics.jobs_finished.labels(job.kind, job.model, JobStatus.CANCELED).inc()
     await publish(context, job, JobEventType.CANCELED)
     return job
+
+
+async def queued_count(session: AsyncSession) -> int:
+    """Jobs queued and not yet started, across every process (read from the status index)."""
+    return await session.scalar(select(func.count()).where(Job.status == JobStatus.QUEUED)) or 0
 
 
 async def wait_for_job(context: TaskContext, tenant_id: str, job_id: str, seconds: float) -> Job:

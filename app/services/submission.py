@@ -17,6 +17,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import metrics
 from app.config import Settings
 from app.db import database_clock, database_now
 from app.errors import Conflict, IdempotencyKeyReused
@@ -107,6 +108,7 @@ async def submit_job(
         )
     await session.commit()
     if created:
+        metrics.jobs_submitted.labels(kind.name, job.model).inc()
         await start(submitter.context, submitter.queue, job)
     if wait_seconds > 0:
         job = await wait_for_job(submitter.context, tenant_id, job.id, wait_seconds)

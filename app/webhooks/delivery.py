@@ -14,6 +14,7 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import metrics
 from app.config import Settings
 from app.db import database_now
 from app.fetcher import UrlRefused, post_checked
@@ -69,7 +70,8 @@ async def deliver(context: TaskContext, dispatcher: "Dispatcher", delivery_id: s
         if claimed is None:
             return
         outcome = await send(context.settings, claimed)
-        await record(context, dispatcher, claimed, outcome)
+        status = await record(context, dispatcher, claimed, outcome)
+        metrics.webhook_deliveries.labels(status).inc()
     except Exception:
         logger.exception("webhook delivery %s: the attempt failed unexpectedly", delivery_id)
 
@@ -151,9 +153,9 @@ async def send(settings: Settings, claimed: Claimed) -> Outcome:
 
 async def record(
     context: TaskContext, dispatcher: "Dispatcher", claimed: Claimed, outcome: Outcome
-) -> None:
+) -> DeliveryStatus:
     """Keep the attempt and where it went, then settle the delivery: delivered, disabled, failed,
-    or pending with its next attempt scheduled."""
+    or pending with its next attempt scheduled. The status it settled on."""
     delivery = claimed.delivery
     async with context.sessionmaker() as session:
         session.add(
@@ -192,6 +194,7 @@ async def record(
         await dispatcher.schedule(delivery.id, attempts=delivery.attempts, delay_seconds=delay)
     else:
         await _send_next_in_line(context, dispatcher, delivery)
+    return status
 
 
 async def _send_next_in_line(

@@ -9,8 +9,14 @@ import httpx
 import pytest
 
 from app.config import Settings
-from tests.fakes.openai_images import API_KEY, FakeOpenAIImages, moderation_blocked, server_error
-from tests.support import embedded_only, postgres_settings, serving, wait_for_final
+from tests.fakes.openai_images import (
+    API_KEY,
+    FakeOpenAIImages,
+    moderation_blocked,
+    server_error,
+    slow,
+)
+from tests.support import embedded_only, metric_value, postgres_settings, serving, wait_for_final
 
 PRIMARY = "openai/gpt-image-2"
 FALLBACK = "openai_compatible/flux-schnell"
@@ -159,3 +165,77 @@ async def test_an_unconfigured_fallback_is_refused(client, auth) -> None:
 
     assert response.status_code == 422
     assert response.json()["type"].endswith("/model-unavailable")
+
+
+async def scrape(client: httpx.AsyncClient) -> str:
+    response = await client.get("/metrics")
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+async def test_model_calls_are_counted_by_outcome_and_fallbacks_by_the_model_passed_over(
+    vendors,
+) -> None:
+    primary = {"vendor": "openai", "model": PRIMARY}
+    fallback = {"vendor": "openai_compatible", "model": FALLBACK}
+    before = await scrape(vendors.client)
+
+    # A refusal first: three server errors after it open the primary's breaker.
+    vendors.openai.script(moderation_blocked())
+    refused = await run(vendors, fallback_models=[FALLBACK])
+    vendors.openai.script(*[server_error(500, retry_after="0")] * 3)
+    fell_back = await run(vendors, fallback_models=[FALLBACK])
+    after = await scrape(vendors.client)
+
+    def moved(sample: str, **labels: str) -> float:
+        return metric_value(after, sample, **labels) - metric_value(before, sample, **labels)
+
+    assert refused["status"] == "failed" and fell_back["status"] == "succeeded"
+    assert moved("darkroom_vendor_calls_total", **primary, outcome="refused") == 1
+    assert moved("darkroom_vendor_calls_total", **primary, outcome="retryable_error") == 1
+    assert moved("darkroom_vendor_calls_total", **fallback, outcome="ok") == 1
+    assert moved("darkroom_vendor_call_duration_seconds_count", **primary) == 2
+    assert moved("darkroom_fallbacks_total", model=PRIMARY) == 1
+    assert moved("darkroom_fallbacks_total", model=FALLBACK) == 0
+    assert moved("darkroom_cost_usd_total", model=PRIMARY) == 0
+
+
+async def test_a_model_that_sends_no_answer_in_time_is_counted_as_a_timeout(tmp_path) -> None:
+    async with FakeOpenAIImages() as openai:
+        settings = Settings(
+            data_dir=tmp_path / "var",
+            openai_api_key=API_KEY,
+            openai_base_url=openai.base_url,
+            provider_timeout_seconds=0.2,
+            provider_max_retries=0,
+        )
+        openai.script(slow(2))
+        async with serving(settings) as (_, client, auth):
+            before = await scrape(client)
+            body = {"prompt": "a paper lantern", "model": PRIMARY}
+            submitted = await client.post("/v1/generate", json=body, headers=auth)
+            job, _ = await wait_for_final(client, auth, submitted.json()["id"])
+            after = await scrape(client)
+
+    timeout = {"vendor": "openai", "model": PRIMARY, "outcome": "timeout"}
+    assert job["status"] == "failed", job
+    assert job["error"]["type"].endswith("/provider-overloaded")
+    assert metric_value(after, "darkroom_vendor_calls_total", **timeout) == (
+        metric_value(before, "darkroom_vendor_calls_total", **timeout) + 1
+    )
+
+
+@embedded_only("vendors")
+async def test_the_cost_of_stored_outputs_is_counted_by_model(vendors) -> None:
+    priced = "openai/gpt-image-1-mini"
+    before = await scrape(vendors.client)
+
+    job = await run(vendors, model=priced, n=2)
+    after = await scrape(vendors.client)
+
+    assert job["status"] == "succeeded", job
+    assert job["cost_usd"] > 0
+    counted = metric_value(after, "darkroom_cost_usd_total", model=priced) - metric_value(
+        before, "darkroom_cost_usd_total", model=priced
+    )
+    assert counted == pytest.approx(job["cost_usd"])

@@ -14,7 +14,14 @@ from app.ids import new_id
 from app.models import WebhookAttempt, WebhookDelivery
 from tests.factories import image_bytes
 from tests.fakes.webhook_receiver import WebhookReceiver
-from tests.support import serving, tenant_of, wait_for_final, wait_until
+from tests.support import (
+    embedded_only,
+    metric_value,
+    serving,
+    tenant_of,
+    wait_for_final,
+    wait_until,
+)
 
 BRIEF = {"prompt": "a lighthouse at dusk", "size": "64x64", "seed": 7}
 
@@ -613,3 +620,28 @@ async def test_deleting_an_endpoint_cancels_its_pending_deliveries(app, client, 
     assert all(record["next_attempt_at"] is None for record in records)
     assert all(record["attempts"] == [] for record in records)
     assert all(record["endpoint_deleted"] for record in records)
+
+
+@embedded_only("hooked")
+async def test_delivery_attempts_are_counted_by_outcome(client, auth):
+    def attempts(scrape: str, outcome: str) -> float:
+        return metric_value(scrape, "darkroom_webhook_delivery_attempts_total", outcome=outcome)
+
+    before = (await client.get("/metrics")).text
+    scrapes: list[str] = []
+
+    async def delivered_counted() -> bool:
+        scrapes.append((await client.get("/metrics")).text)
+        return attempts(scrapes[-1], "delivered") > attempts(before, "delivered")
+
+    async with WebhookReceiver(statuses=[500]) as receiver:
+        await register(client, auth, receiver.url(), events=["job.succeeded"])
+        job = (await client.post("/v1/generate", json=BRIEF, headers=auth)).json()
+        await wait_for_final(client, auth, job["id"])
+        await receiver.wait_for(2)
+        # An attempt is counted once it is recorded, just after the receiver answered.
+        await wait_until(delivered_counted, seconds=30)
+
+    # At least: retries left over from earlier tests on the module's app may land meanwhile.
+    assert attempts(scrapes[-1], "pending") >= attempts(before, "pending") + 1
+    assert attempts(scrapes[-1], "delivered") >= attempts(before, "delivered") + 1

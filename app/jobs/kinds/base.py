@@ -2,19 +2,23 @@
 the request's fallbacks."""
 
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import update
 
-from app.errors import ProviderError
+from app import metrics
+from app.errors import ProviderError, ProviderTimedOut
 from app.models import Job
 from app.providers.base import GenerateResult, ModelSpec, Provider
 from app.providers.breaker import fallback_available
 from app.runtime.context import TaskContext
 from app.services.assets import Output
 from app.services.prompting import replan_with_llm
+
+logger = logging.getLogger(__name__)
 
 
 class KindRunner:
@@ -79,21 +83,49 @@ async def call_with_fallbacks(
         try:
             with contextlib.nullcontext() if last else fallback_available():
                 made = await call(provider, spec)
-        except ProviderError as exc:
-            if not exc.retryable or last:
-                if failed:
+        except Exception as exc:
+            _record_call(provider.name, spec.id, call_outcome(exc), started)
+            if not isinstance(exc, ProviderError) or not exc.retryable or last:
+                if failed and isinstance(exc, ProviderError):
                     exc.extensions["fallbacks_failed"] = failed
                 raise
+            metrics.fallbacks.labels(spec.id).inc()
             failed.append({"model": model_id, "error": exc.slug, "detail": exc.detail})
             continue
-        facts: dict[str, Any] = {
-            "model": spec.id,
-            "latency_ms": round((time.perf_counter() - started) * 1000),
-        }
+        latency_ms = _record_call(provider.name, spec.id, "ok", started)
+        facts: dict[str, Any] = {"model": spec.id, "latency_ms": latency_ms}
         if failed:
             facts["fallbacks_failed"] = failed
         return made, facts
     raise AssertionError("call_with_fallbacks needs at least one model")
+
+
+def call_outcome(error: Exception) -> str:
+    """How a failed model call is counted: timeout, retryable_error (overloaded, unreachable,
+    malformed answers on every attempt), refused (the vendor will not make it: moderation,
+    invalid for the model, credentials, quota) or error (anything unexpected)."""
+    if isinstance(error, ProviderTimedOut | TimeoutError):
+        return "timeout"
+    if isinstance(error, ProviderError):
+        return "retryable_error" if error.retryable else "refused"
+    return "error"
+
+
+def _record_call(vendor: str, model: str, outcome: str, started: float) -> int:
+    """Count, time and log one model call; its latency in milliseconds."""
+    seconds = time.perf_counter() - started
+    metrics.vendor_calls.labels(vendor, model, outcome).inc()
+    metrics.vendor_call_seconds.labels(vendor, model).observe(seconds)
+    latency_ms = round(seconds * 1000)
+    logger.info(
+        "%s call to %s: %s in %d ms",
+        vendor,
+        model,
+        outcome,
+        latency_ms,
+        extra={"vendor": vendor, "model": model, "status": outcome, "latency_ms": latency_ms},
+    )
+    return latency_ms
 
 
 def output_details(result: GenerateResult, call_facts: dict[str, Any]) -> dict[str, Any]:
