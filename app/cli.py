@@ -1,5 +1,5 @@
-"""The `darkroom` command: serve, worker, migrate, keys create, gc, openapi. All read DARKROOM_*
-settings."""
+"""The `darkroom` command: serve, worker, migrate, keys create, tenants retention, gc, openapi.
+All read DARKROOM_* settings."""
 
 import argparse
 import asyncio
@@ -18,9 +18,11 @@ from sqlalchemy.exc import DBAPIError
 
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
+from app.errors import InvalidInput
 from app.logs import install_redaction, uvicorn_log_config
 from app.services import assets
 from app.services.keys import create_key
+from app.services.retention import set_retention
 from app.storage import open_storage
 
 # The top-level `migrations` package: the checkout's directory, or the copy the wheel installed.
@@ -184,6 +186,34 @@ def _redacted(settings: Settings) -> str:
     return url.split("@")[-1] if "@" in url else url
 
 
+def tenant_retention(settings: Settings, tenant: str, days: str) -> None:
+    """Set how many days a tenant's finished jobs and uploads are kept: a number (0 keeps them
+    for good), or `default` to follow DARKROOM_RETENTION_DAYS."""
+
+    async def run() -> None:
+        engine = create_engine(str(settings.database_url))
+        try:
+            async with create_sessionmaker(engine)() as session:
+                await set_retention(session, tenant, None if days == "default" else int(days))
+                await session.commit()
+        finally:
+            await engine.dispose()
+
+    if days != "default" and not days.isdigit():
+        sys.exit("--days takes a whole number of days (0 keeps data for good) or `default`")
+    try:
+        asyncio.run(run())
+    except InvalidInput as exc:
+        sys.exit(exc.detail)
+    print(f"tenant {tenant!r} keeps its data: {_retention_words(days)}")
+
+
+def _retention_words(days: str) -> str:
+    if days == "default":
+        return "as DARKROOM_RETENTION_DAYS says"
+    return "for good" if int(days) == 0 else f"{int(days)} days"
+
+
 def collect_garbage(settings: Settings, older_than_seconds: float) -> None:
     """Delete asset files no asset refers to, older than `older_than_seconds`."""
 
@@ -210,6 +240,14 @@ def main(argv: list[str] | None = None) -> None:
         dest="keys_command", required=True
     )
     keys.add_parser("create", help="mint a key").add_argument("--tenant", required=True)
+    tenants = commands.add_parser("tenants", help="manage tenants").add_subparsers(
+        dest="tenants_command", required=True
+    )
+    retention = tenants.add_parser("retention", help="set how long a tenant's data is kept")
+    retention.add_argument("--tenant", required=True)
+    retention.add_argument(
+        "--days", required=True, help="days (0 keeps data for good), or `default`"
+    )
     commands.add_parser("gc", help="delete asset files no asset refers to").add_argument(
         "--older-than-hours",
         type=float,
@@ -233,6 +271,8 @@ def main(argv: list[str] | None = None) -> None:
         worker(settings)
     elif arguments.command == "migrate":
         migrate(settings)
+    elif arguments.command == "tenants":
+        tenant_retention(settings, arguments.tenant, arguments.days)
     elif arguments.command == "gc":
         collect_garbage(settings, arguments.older_than_hours * 3600)
     elif arguments.command == "openapi" and arguments.output is None:
