@@ -111,10 +111,10 @@ async def cancel_job(
 async def delete_job(
     session: AsyncSession, context: TaskContext, tenant_id: str, job_id: str
 ) -> list[str]:
-    """Delete the tenant's job with its outputs; a queued or running job is canceled first (and
-    announced as such), so a run holding it stores nothing more. NotFound for a missing job or
-    another tenant's; Conflict while an output is the input of a queued or running job. Returns
-    the storage keys to release once the deletion is committed."""
+    """Delete the tenant's job with its outputs and webhook deliveries; a queued or running job
+    is canceled first (live event streams hear it), so a run holding it stores nothing more.
+    NotFound for a missing job or another tenant's; Conflict while an output is the input of a
+    queued or running job. Returns the storage keys to release once the deletion is committed."""
     job = await get_job(session, tenant_id, job_id)
     await check_not_in_use(
         session, tenant_id, [asset.id for asset in await outputs_of(session, job.id)]
