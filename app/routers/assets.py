@@ -1,11 +1,11 @@
 """Assets: upload an image, list them, read one, download its bytes, mint a signed URL of them,
 delete one."""
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
+from pydantic import AwareDatetime
 from starlette.datastructures import UploadFile
 
 from app import models
@@ -109,10 +109,12 @@ async def list_assets(
         str | None, Query(max_length=64, description="Only the outputs of this job.")
     ] = None,
     created_after: Annotated[
-        datetime | None, Query(description="Only assets stored after this time (ISO 8601).")
+        AwareDatetime | None,
+        Query(description="Only assets stored after this time (ISO 8601, with its zone)."),
     ] = None,
     created_before: Annotated[
-        datetime | None, Query(description="Only assets stored before this time (ISO 8601).")
+        AwareDatetime | None,
+        Query(description="Only assets stored before this time (ISO 8601, with its zone)."),
     ] = None,
     cursor: Annotated[
         str | None, Query(max_length=64, description="`next_cursor` of the previous page.")

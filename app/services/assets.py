@@ -3,6 +3,7 @@ listing and deleting them, and releasing content no asset refers to any more."""
 
 import hashlib
 import logging
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -163,7 +164,7 @@ async def list_assets(
         query = query.where(Asset.created_at < only.created_before)
     page, next_cursor = await newest_first(session, query, Asset.id, "ast", cursor, limit)
     return AssetPage(
-        data=[await asset_view(session, asset) for asset in page],
+        data=await asset_views(session, page),
         has_more=next_cursor is not None,
         next_cursor=next_cursor,
     )
@@ -226,15 +227,22 @@ async def release_content(
     for key in keys:
         try:
             async with sessionmaker() as session:
-                await lock_content(session, key)
-                referenced = await session.scalar(
-                    select(Asset.id).where(Asset.storage_key == key, Asset.live()).limit(1)
-                )
-                if referenced is None:
-                    await storage.delete(key)
-                await session.commit()
+                await _remove_if_unreferenced(session, storage, key)
         except Exception:
             logger.warning("could not release stored file %s; gc will", key, exc_info=True)
+
+
+async def _remove_if_unreferenced(session: AsyncSession, storage: Storage, key: str) -> bool:
+    """Remove the file under `key` unless a live asset refers to it, checked under the content
+    lock and committed; whether it was removed."""
+    await lock_content(session, key)
+    referenced = await session.scalar(
+        select(Asset.id).where(Asset.storage_key == key, Asset.live()).limit(1)
+    )
+    if referenced is None:
+        await storage.delete(key)
+    await session.commit()
+    return referenced is None
 
 
 async def lock_content(session: AsyncSession, key: str) -> None:
@@ -252,9 +260,23 @@ async def lock_content(session: AsyncSession, key: str) -> None:
 
 async def asset_view(session: AsyncSession, asset: Asset) -> AssetSchema:
     """The public shape of an asset, with its parents."""
-    parents = await session.execute(
-        select(AssetParent.parent_id, AssetParent.role).where(AssetParent.asset_id == asset.id)
+    return (await asset_views(session, [asset]))[0]
+
+
+async def asset_views(session: AsyncSession, assets: list[Asset]) -> list[AssetSchema]:
+    """The public shape of assets, with their parents, read in one query."""
+    edges = await session.execute(
+        select(AssetParent.asset_id, AssetParent.parent_id, AssetParent.role).where(
+            AssetParent.asset_id.in_([asset.id for asset in assets])
+        )
     )
+    parents: dict[str, list[AssetParentRef]] = defaultdict(list)
+    for asset_id, parent_id, role in edges:
+        parents[asset_id].append(AssetParentRef(asset_id=parent_id, role=role))
+    return [_asset_view(asset, parents[asset.id]) for asset in assets]
+
+
+def _asset_view(asset: Asset, parents: list[AssetParentRef]) -> AssetSchema:
     return AssetSchema(
         id=asset.id,
         deleted_at=asset.deleted_at,
@@ -268,7 +290,7 @@ async def asset_view(session: AsyncSession, asset: Asset) -> AssetSchema:
         url=content_path(asset.id),
         job_id=asset.job_id,
         seed=asset.seed,
-        parents=[AssetParentRef(asset_id=p, role=r) for p, r in parents],
+        parents=parents,
         created_at=asset.created_at,
     )
 
@@ -297,7 +319,7 @@ async def lineage(session: AsyncSession, asset: Asset) -> list[AssetSchema]:
             found[parent.id] = parent
             frontier.append(parent.id)
     ordered = sorted(found.values(), key=lambda item: (item.created_at, item.id))
-    return [await asset_view(session, item) for item in ordered]
+    return await asset_views(session, ordered)
 
 
 async def collect_garbage(session: AsyncSession, storage: Storage, older_than: float) -> int:
@@ -312,9 +334,10 @@ async def collect_garbage(session: AsyncSession, storage: Storage, older_than: f
         await session.scalars(select(Asset.storage_key).where(Asset.live()).distinct())
     )
     orphans = [key for key in candidates if key not in referenced]
-    for key in orphans:
-        await storage.delete(key)
-    return len(orphans)
+    # Each is checked again in a transaction of its own, under the content lock: the same bytes
+    # may have been stored again since, keeping their old file rather than rewriting it.
+    await session.commit()
+    return sum([await _remove_if_unreferenced(session, storage, key) for key in orphans])
 
 
 def content_headers(asset: Asset) -> dict[str, str]:

@@ -71,6 +71,7 @@ async def test_bad_list_queries_are_422_problems(client, auth):
         "source=painting",
         "limit=0",
         "created_after=yesterday",
+        "created_before=2026-12-01T00:00:00",
         "created_after=2026-12-02T00:00:00Z&created_before=2026-12-01T00:00:00Z",
     ):
         response = await client.get(f"/v1/assets?{query}", headers=auth)
