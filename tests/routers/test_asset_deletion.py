@@ -191,3 +191,23 @@ async def test_a_job_whose_input_was_deleted_fails_with_a_problem(app, client, a
     assert final["status"] == "failed"
     assert final["error"]["type"].endswith("/not-found")
     assert source["id"] in final["error"]["detail"]
+
+
+async def test_variants_by_output_index_skip_no_output_when_one_is_deleted(client, auth):
+    job = await client.post("/v1/generate", json={"prompt": "a kite", "n": 2}, headers=auth | WAIT)
+    # A job's outputs are listed in output order.
+    first, second = [output["asset_id"] for output in job.json()["outputs"]]
+    assert (await client.delete(f"/v1/assets/{first}", headers=auth)).status_code == 204
+
+    def varying(index: int) -> dict:
+        return {"source": {"job_id": job.json()["id"], "index": index}}
+
+    of_second = await client.post("/v1/variants", json=varying(1), headers=auth | WAIT)
+    of_first = await client.post("/v1/variants", json=varying(0), headers=auth)
+
+    assert of_second.status_code == 200, of_second.text
+    variant = of_second.json()["outputs"][0]["asset_id"]
+    parents = (await client.get(f"/v1/assets/{variant}", headers=auth)).json()["parents"]
+    assert [parent["asset_id"] for parent in parents] == [second]
+    assert of_first.status_code == 422
+    assert "deleted" in of_first.json()["detail"]
