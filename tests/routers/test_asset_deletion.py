@@ -3,8 +3,9 @@ answers 404 everywhere, its file goes only with the last live asset of any tenan
 its bytes, and the lineage of what was made from it says it was deleted."""
 
 from app.models import JobKind
+from app.services.assets import collect_garbage
 from tests.factories import image_bytes, queued_job_row
-from tests.support import insert_job, tenant_of, wait_for_final
+from tests.support import embedded_only, insert_job, tenant_of, wait_for_final
 
 WAIT = {"Prefer": "wait=30"}
 
@@ -211,3 +212,25 @@ async def test_variants_by_output_index_skip_no_output_when_one_is_deleted(clien
     assert [parent["asset_id"] for parent in parents] == [second]
     assert of_first.status_code == 422
     assert "deleted" in of_first.json()["detail"]
+
+
+@embedded_only()
+async def test_gc_removes_a_deleted_assets_file_left_behind_and_keeps_shared_ones(
+    app, client, auth, other_auth
+):
+    shared, alone = image_bytes(81, 61), image_bytes(83, 61)
+    mine = await upload(client, auth, shared)
+    theirs = await upload(client, other_auth, shared)
+    lonely = await upload(client, auth, alone)
+    for asset in (mine, lonely):
+        assert (await client.delete(f"/v1/assets/{asset['id']}", headers=auth)).status_code == 204
+    # What a deletion that could not reach the store leaves: the file of a deleted asset.
+    key = f"{lonely['content_hash'][:2]}/{lonely['content_hash']}.png"
+    await app.state.storage.put(key, alone)
+
+    async with app.state.sessionmaker() as session:
+        removed = await collect_garbage(session, app.state.storage, older_than=-1)
+
+    assert removed == 1
+    assert not stored_file(app, lonely).exists()
+    assert (await client.get(theirs["url"], headers=other_auth)).content == shared
