@@ -1,5 +1,5 @@
 """The `darkroom` command: serve, worker, migrate, keys (create, list, revoke, rotate), tenants
-budget, gc, openapi. All read DARKROOM_* settings."""
+(budget, retention), gc, openapi. All read DARKROOM_* settings."""
 
 import argparse
 import asyncio
@@ -23,11 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
-from app.errors import DarkroomError
+from app.errors import DarkroomError, InvalidInput
 from app.logs import configure_logging
 from app.schemas.budgets import MAX_BUDGET_USD
 from app.schemas.keys import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS, ApiKey
 from app.services import assets, budgets, keys
+from app.services.retention import set_retention
 from app.storage import open_storage
 
 # The top-level `migrations` package: the checkout's directory, or the copy the wheel installed.
@@ -286,6 +287,25 @@ def _redacted(settings: Settings) -> str:
     return url.split("@")[-1] if "@" in url else url
 
 
+def tenant_retention(settings: Settings, tenant: str, days: str) -> None:
+    """Set how many days a tenant's finished jobs and uploads are kept: a number (0 keeps them
+    for good), or `default` to follow DARKROOM_RETENTION_DAYS."""
+    if days != "default" and not days.isdigit():
+        sys.exit("--days takes a whole number of days (0 keeps data for good) or `default`")
+    kept = None if days == "default" else int(days)
+    try:
+        asyncio.run(_with_session(settings, lambda session: set_retention(session, tenant, kept)))
+    except InvalidInput as exc:
+        sys.exit(exc.detail)
+    print(f"tenant {tenant!r} keeps its data: {_retention_words(days)}")
+
+
+def _retention_words(days: str) -> str:
+    if days == "default":
+        return "as DARKROOM_RETENTION_DAYS says"
+    return "for good" if int(days) == 0 else f"{int(days)} days"
+
+
 def collect_garbage(settings: Settings, older_than_seconds: float) -> None:
     """Delete asset files no asset refers to, older than `older_than_seconds`."""
 
@@ -333,6 +353,11 @@ def main(argv: list[str] | None = None) -> None:
     amount = budget.add_mutually_exclusive_group(required=True)
     amount.add_argument("--usd", type=_budget_usd, help="USD per calendar month (UTC)")
     amount.add_argument("--none", action="store_true", help="remove the budget")
+    retention = tenants.add_parser("retention", help="set how long a tenant's data is kept")
+    retention.add_argument("--tenant", required=True)
+    retention.add_argument(
+        "--days", required=True, help="days (0 keeps data for good), or `default`"
+    )
     commands.add_parser("gc", help="delete asset files no asset refers to").add_argument(
         "--older-than-hours",
         type=float,
@@ -366,10 +391,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run_operator_command(settings: Settings, arguments: argparse.Namespace) -> None:
-    """`darkroom keys ...` and `darkroom tenants budget`; a key or tenant that does not exist,
+    """`darkroom keys ...` and `darkroom tenants ...`; a key or tenant that does not exist,
     or a key that cannot be rotated, exits with one message."""
     try:
-        if arguments.command == "tenants":
+        if arguments.command == "tenants" and arguments.tenants_command == "retention":
+            tenant_retention(settings, arguments.tenant, arguments.days)
+        elif arguments.command == "tenants":
             tenants_budget(settings, arguments.tenant, None if arguments.none else arguments.usd)
         elif arguments.keys_command == "create":
             keys_create(settings, arguments.tenant)

@@ -149,6 +149,12 @@ class Settings(BaseSettings):
         "interval): a dead worker's job runs again within the lease and this.",
     )
     max_job_attempts: int = Field(3, ge=1, description="Runs of one job before it is failed.")
+    retention_days: int | None = Field(
+        None,
+        ge=1,
+        description="Days after which the sweeper deletes finished jobs with their outputs, and "
+        "uploads; unset keeps them for good. A tenant's own setting overrides it.",
+    )
     openai_compat_wait_seconds: float = Field(
         900,
         gt=0,

@@ -112,6 +112,9 @@ class Tenant(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Jobs are refused once their estimated cost would take the month's spend past it.
     monthly_budget_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Days its finished jobs and their assets are kept: None follows the deployment's
+    # `retention_days`, 0 keeps them for good.
+    retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class ApiKey(Base):
@@ -209,6 +212,14 @@ class Asset(Base):
     # kind's own (an export's target and fit, a variant's variation).
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when the asset is deleted: its bytes are released and it answers 404, but the row
+    # stays so that the lineage of what was made from it can say it was deleted.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    @classmethod
+    def live(cls) -> ColumnElement[bool]:
+        """True for an asset that was not deleted."""
+        return cls.deleted_at.is_(None)
 
     def dimensions(self) -> tuple[int, int]:
         """Width and height in pixels of an image; only ever asked of one (the inputs of an edit

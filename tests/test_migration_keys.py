@@ -1,4 +1,4 @@
-"""Revision 0008k (migrations/versions/0008_keys.py): keys minted before it, in the old format and
+"""Revision 0008 (migrations/versions/0008_keys.py): keys minted before it, in the old format and
 with the old prefix, go on working after it, on both backends."""
 
 import asyncio
@@ -32,7 +32,7 @@ def upgrade(settings: Settings, revision: str) -> None:
 
 
 async def insert_old_key(database_url: str, tenant: str) -> str:
-    """A key as `darkroom keys create` minted it before 0008k: no separate prefix, its first
+    """A key as `darkroom keys create` minted it before 0008: no separate prefix, its first
     ten characters stored as one."""
     key = "dk_" + secrets.token_urlsafe(32)
     engine = create_engine(database_url)

@@ -1,4 +1,5 @@
-"""The sweeper: re-sends jobs whose queue message was lost or whose worker died, so none is lost."""
+"""The sweeper: re-sends jobs whose queue message was lost or whose worker died, so none is lost,
+and deletes what outlived its retention."""
 
 import logging
 from datetime import datetime, timedelta
@@ -12,19 +13,23 @@ from app.models import Job, JobStatus
 from app.runtime.context import TaskContext
 from app.runtime.periodic import take_turn
 from app.runtime.queue import DispatchState, JobQueue
+from app.services.retention import delete_expired
 from app.services.submission import dispatch
 
 logger = logging.getLogger(__name__)
 
 
 async def sweep_in_turn(context: TaskContext, queue: JobQueue, redis: Redis | None) -> int:
-    """The periodic sweep. Every worker sweeps, so that any survivor finds a dead worker's jobs,
-    but one of them per interval takes the turn (see `take_turn`). Returns how many jobs moved."""
+    """The periodic sweep, then retention. Every worker sweeps, so that any survivor finds a dead
+    worker's jobs, but one of them per interval takes the turn (see `take_turn`). Returns how
+    many jobs moved."""
     settings = context.settings
     turn = f"{settings.queue_name}:sweep-turn"
     if not await take_turn(redis, turn, settings.sweep_interval_seconds):
         return 0
-    return await sweep(context, queue)
+    moved = await sweep(context, queue)
+    await delete_expired(context)
+    return moved
 
 
 async def sweep(

@@ -1,18 +1,28 @@
-"""Assets: upload an image, read one, download its bytes, mint a signed URL of them."""
+"""Assets: upload an image, list them, read one, download its bytes, mint a signed URL of them,
+delete one."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
+from pydantic import AwareDatetime
 from starlette.datastructures import UploadFile
 
 from app import models
 from app.db import Session
-from app.deps import AppSettings, BearerCredentials, IdempotencyKey, Storage, Tenant, get_tenant
+from app.deps import (
+    AppSettings,
+    BearerCredentials,
+    Context,
+    IdempotencyKey,
+    Storage,
+    Tenant,
+    get_tenant,
+)
 from app.errors import InvalidInput
 from app.imaging.codecs import MEDIA_TYPES
 from app.routers import problems
-from app.schemas.assets import Asset, AssetList
+from app.schemas.assets import Asset, AssetList, AssetPage, AssetSource
 from app.schemas.signed_urls import SignedUrl, SignedUrlRequest
 from app.services import assets, signing
 
@@ -82,6 +92,39 @@ async def upload_asset(
     await session.commit()
     response.headers["Location"] = f"/v1/assets/{asset.id}"
     return await assets.asset_view(session, asset)
+
+
+@router.get(
+    "",
+    operation_id="list_assets",
+    summary="List assets",
+    response_model=AssetPage,
+    responses=problems(401, 422),
+)
+async def list_assets(
+    session: Session,
+    tenant: Tenant,
+    source: Annotated[AssetSource | None, Query(description="Only assets of this source.")] = None,
+    job_id: Annotated[
+        str | None, Query(max_length=64, description="Only the outputs of this job.")
+    ] = None,
+    created_after: Annotated[
+        AwareDatetime | None,
+        Query(description="Only assets stored after this time (ISO 8601, with its zone)."),
+    ] = None,
+    created_before: Annotated[
+        AwareDatetime | None,
+        Query(description="Only assets stored before this time (ISO 8601, with its zone)."),
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="`next_cursor` of the previous page.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="Assets per page.")] = 20,
+) -> AssetPage:
+    """The tenant's assets (uploads, references, outputs and exports), newest first, a page at a
+    time; deleted ones are not listed."""
+    only = assets.AssetFilter(source, job_id, created_after, created_before)
+    return await assets.list_assets(session, tenant, only, cursor, limit)
 
 
 @router.get(
@@ -248,3 +291,26 @@ async def create_asset_url(
     base_url = settings.public_url or str(request.base_url)
     url = signing.signed_content_url(settings, asset.id, expires_at, base_url)
     return SignedUrl(url=url, expires_at=expires_at)
+
+
+@router.delete(
+    "/{asset_id}",
+    operation_id="delete_asset",
+    summary="Delete an asset",
+    status_code=204,
+    response_class=Response,
+    responses={204: {"description": "Deleted."}} | problems(401, 404, 409),
+)
+async def delete_asset(
+    asset_id: Annotated[str, Path(examples=["ast_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"])],
+    session: Session,
+    tenant: Tenant,
+    context: Context,
+) -> Response:
+    """Delete the asset: it answers 404 from now on, its content and signed URLs too. Its stored
+    file goes once no asset of any tenant has the same content. The lineage of assets made from
+    it shows it as deleted. 409 while a queued or running job takes it as input."""
+    keys = await assets.delete_asset(session, tenant, asset_id)
+    await session.commit()
+    await assets.release_content(context.sessionmaker, context.storage, keys)
+    return Response(status_code=204)

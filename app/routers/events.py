@@ -2,6 +2,7 @@
 runs it. The stream starts with the job's current state, follows it live, and ends with its
 final event."""
 
+import contextlib
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -16,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.db import Session
 from app.deps import AppSettings, Context, Sessionmaker, Tenant
-from app.errors import ServiceUnavailable, TooManyStreams
+from app.errors import NotFound, ServiceUnavailable, TooManyStreams
 from app.models import JobEventType, JobStatus
 from app.routers import problems
 from app.runtime.progress import Broadcaster, Subscription
@@ -208,14 +209,11 @@ async def job_event_frames(
     """The SSE frames of one job, from a subscription already confirmed: the job's state is
     read after it, so an event in between is seen twice (and sent once) rather than lost. On
     every heartbeat the database is read again, so a stream whose final event never arrived
-    (lost while Redis was unreachable) still ends."""
+    (lost while Redis was unreachable) still ends, as does the stream of a deleted job."""
     order = EventOrder()
     number = 0
-    message: dict[str, Any] | None = await _current_state(sessionmaker, tenant_id, job_id)
-    while True:
-        if message is None:
-            yield HEARTBEAT
-            message = await _current_state(sessionmaker, tenant_id, job_id)
+    message = await _current_state(sessionmaker, tenant_id, job_id)
+    while message is not None:
         if order.advances(message):
             number += 1
             data = await _event_data(sessionmaker, tenant_id, message)
@@ -223,13 +221,20 @@ async def job_event_frames(
             if message["event"] in FINAL_EVENTS:
                 return
         message = await subscription.next_message(heartbeat_seconds)
+        if message is None:
+            yield HEARTBEAT
+            message = await _current_state(sessionmaker, tenant_id, job_id)
 
 
 async def _current_state(
     sessionmaker: async_sessionmaker[AsyncSession], tenant_id: str, job_id: str
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
+    """The job's status as an event; None once the job is deleted."""
     async with sessionmaker() as session:
-        job = await jobs.get_job(session, tenant_id, job_id)
+        try:
+            job = await jobs.get_job(session, tenant_id, job_id)
+        except NotFound:
+            return None
     return {"event": STATUS_EVENT.get(job.status, job.status), "job_id": job.id}
 
 
@@ -244,9 +249,11 @@ async def _event_data(
         total=message.get("total"),
     )
     if event in FINAL_EVENTS:
-        # Published after the commit, so the database already holds what the event announces.
+        # Published after the commit, so the database already holds what the event announces,
+        # unless the job was deleted since (its deletion cancels it first): then without `job`.
         async with sessionmaker() as session:
-            job = await jobs.get_job(session, tenant_id, data.job_id)
-            data.job = await jobs.job_view(session, job)
+            with contextlib.suppress(NotFound):
+                job = await jobs.get_job(session, tenant_id, data.job_id)
+                data.job = await jobs.job_view(session, job)
     fields = data.model_dump(mode="json")
     return json.dumps({name: value for name, value in fields.items() if value is not None})

@@ -1,15 +1,15 @@
-"""Jobs: read one, list them newest first, cancel one."""
+"""Jobs: read one, list them newest first, cancel one, delete one."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from app.db import Session
 from app.deps import Context, Tenant
 from app.models import JobStatus
 from app.routers import problems
 from app.schemas.jobs import Job, JobPage
-from app.services import jobs
+from app.services import assets, jobs
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -57,3 +57,26 @@ async def cancel_job(job_id: str, session: Session, tenant: Tenant, context: Con
     """Cancel a queued or running job; a finished job answers 409."""
     job = await jobs.cancel_job(session, context, tenant, job_id)
     return await jobs.job_view(session, job)
+
+
+@router.delete(
+    "/{job_id}",
+    operation_id="delete_job",
+    summary="Delete a job",
+    status_code=204,
+    response_class=Response,
+    responses={204: {"description": "Deleted."}} | problems(401, 404, 409),
+)
+async def delete_job(
+    job_id: Annotated[str, Path(examples=["job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"])],
+    session: Session,
+    tenant: Tenant,
+    context: Context,
+) -> Response:
+    """Delete the job and its outputs (as `delete_asset` deletes an asset); a queued or running
+    job is canceled first. 409 while one of its outputs is the input of a queued or running
+    job."""
+    keys = await jobs.delete_job(session, context, tenant, job_id)
+    await session.commit()
+    await assets.release_content(context.sessionmaker, context.storage, keys)
+    return Response(status_code=204)

@@ -34,6 +34,7 @@ ASSET_EXAMPLE = {
     "seed": 42,
     "parents": [],
     "created_at": "2026-11-28T09:30:00.070Z",
+    "deleted_at": None,
 }
 
 
@@ -62,6 +63,11 @@ class Asset(BaseModel):
     seed: int | None = Field(description="Seed it was generated with, if any.")
     parents: list[AssetParentRef] = Field(description="The assets it was made from.")
     created_at: datetime = Field(description="When it was stored.")
+    deleted_at: datetime | None = Field(
+        None,
+        description="When it was deleted; only a lineage shows a deleted asset (an ancestor of a "
+        "live one), whose bytes are gone: its content and signed URLs answer 404.",
+    )
 
 
 class AssetList(BaseModel):
@@ -73,3 +79,23 @@ class AssetList(BaseModel):
 
     object: Literal["list"] = Field("list", description="Always `list`.")
     data: list[Asset] = Field(description="The assets.")
+
+
+class AssetPage(BaseModel):
+    """A page of assets, newest first."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "object": "list",
+                "data": [ASSET_EXAMPLE],
+                "has_more": True,
+                "next_cursor": "ast_01JD7Z8QAB5X2W1V0T9S8R7Q6P",
+            }
+        }
+    )
+
+    object: Literal["list"] = Field("list", description="Always `list`.")
+    data: list[Asset] = Field(description="The assets on this page.")
+    has_more: bool = Field(description="Whether another page follows.")
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page.")

@@ -29,5 +29,7 @@ class JobEvent(BaseModel):
     )
     total: int | None = Field(None, description="`progress` only: outputs to make.", examples=[2])
     job: Job | None = Field(
-        None, description="Final events (succeeded, failed, canceled) only: the whole job."
+        None,
+        description="Final events (succeeded, failed, canceled) only: the whole job; absent "
+        "from the `canceled` of a job canceled by its deletion.",
     )

@@ -282,10 +282,12 @@ async def _variant_source(inputs: Inputs, source: VariantSource) -> tuple[Asset,
     job = await jobs.get_job(session, tenant_id, source.job_id or "")
     if job.status != JobStatus.SUCCEEDED:
         raise InvalidInput(f"Job {job.id} is {job.status}; vary the outputs of a succeeded job.")
-    assets = await jobs.outputs_of(session, job.id)
-    if source.index >= len(assets):
+    # By output index, which stays the output's own when an earlier output is deleted.
+    assets = {asset.output_index: asset for asset in await jobs.outputs_of(session, job.id)}
+    if source.index not in assets:
         raise InvalidInput(
-            f"Job {job.id} has {len(assets)} outputs; index {source.index} is past them."
+            f"Job {job.id} has {len(assets)} outputs; index {source.index} is past them "
+            "or was deleted."
         )
     return editable(assets[source.index]), job
 

@@ -1,6 +1,7 @@
-"""Jobs: creating (idempotently), reading, listing, canceling and waiting for them."""
+"""Jobs: creating (idempotently), reading, listing, canceling, deleting and waiting for them."""
 
 import asyncio
+import contextlib
 import logging
 import re
 import statistics
@@ -8,12 +9,12 @@ import time
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import metrics
 from app.db import database_now
-from app.errors import Conflict, InvalidInput, NotFound
+from app.errors import Conflict, NotFound
 from app.ids import is_id
 from app.models import FINAL_STATUSES, Asset, Job, JobEventType, JobKind, JobStatus
 from app.runtime.context import TaskContext
@@ -22,7 +23,8 @@ from app.runtime.progress import Subscription
 from app.schemas.common import Problem
 from app.schemas.jobs import Job as JobSchema
 from app.schemas.jobs import JobGroup, JobOutput, JobPage, JobTimings
-from app.services.assets import content_path
+from app.services.assets import check_not_in_use, content_path, retire
+from app.services.pages import newest_first
 
 logger = logging.getLogger(__name__)
 
@@ -55,20 +57,15 @@ async def list_jobs(
     session: AsyncSession, tenant_id: str, status: str | None, cursor: str | None, limit: int
 ) -> JobPage:
     """A page of the tenant's jobs, newest first, after `cursor` (a job id)."""
-    if cursor is not None and not is_id(cursor, "job"):
-        raise InvalidInput("cursor must be the next_cursor of a previous page.")
-    query = select(Job).where(Job.tenant_id == tenant_id).order_by(Job.id.desc()).limit(limit + 1)
+    query = select(Job).where(Job.tenant_id == tenant_id)
     if status:
         query = query.where(Job.status == status)
-    if cursor:
-        query = query.where(Job.id < cursor)
-    jobs = list(await session.scalars(query))
-    page, has_more = jobs[:limit], len(jobs) > limit
+    page, next_cursor = await newest_first(session, query, Job.id, "job", cursor, limit)
     total_cost, unpriced = await _cost_totals(session, tenant_id, status)
     return JobPage(
         data=await job_views(session, page),
-        has_more=has_more,
-        next_cursor=page[-1].id if has_more else None,
+        has_more=next_cursor is not None,
+        next_cursor=next_cursor,
         total_cost_usd=total_cost,
         unpriced_jobs=unpriced,
     )
@@ -116,6 +113,27 @@ async def cancel_job(
 async def queued_count(session: AsyncSession) -> int:
     """Jobs queued and not yet started, across every process (read from the status index)."""
     return await session.scalar(select(func.count()).where(Job.status == JobStatus.QUEUED)) or 0
+
+
+async def delete_job(
+    session: AsyncSession, context: TaskContext, tenant_id: str, job_id: str
+) -> list[str]:
+    """Delete the tenant's job with its outputs and webhook deliveries; a queued or running job
+    is canceled first (live event streams hear it), so a run holding it stores nothing more.
+    NotFound for a missing job or another tenant's; Conflict while an output is the input of a
+    queued or running job. Returns the storage keys to release once the deletion is committed."""
+    job = await get_job(session, tenant_id, job_id)
+    await check_not_in_use(
+        session, tenant_id, [asset.id for asset in await outputs_of(session, job.id)]
+    )
+    if job.status not in FINAL_STATUSES:
+        # Conflict: it finished meanwhile, which is as good.
+        with contextlib.suppress(Conflict):
+            await cancel_job(session, context, tenant_id, job_id)
+    # Read after the cancel: a run stores an output only while it holds the job.
+    keys = await retire(session, await outputs_of(session, job.id))
+    await session.execute(delete(Job).where(Job.id == job.id))
+    return keys
 
 
 async def wait_for_job(context: TaskContext, tenant_id: str, job_id: str, seconds: float) -> Job:
@@ -171,7 +189,9 @@ async def job_views(session: AsyncSession, jobs: list[Job]) -> list[JobSchema]:
     outputs: dict[str, list[JobOutput]] = defaultdict(list)
     if succeeded:
         assets = await session.scalars(
-            select(Asset).where(Asset.job_id.in_(succeeded)).order_by(Asset.output_index)
+            select(Asset)
+            .where(Asset.job_id.in_(succeeded), Asset.live())
+            .order_by(Asset.output_index)
         )
         for asset in assets:
             outputs[asset.job_id or ""].append(_output_view(asset))
@@ -250,9 +270,9 @@ def _job_view(job: Job, outputs: list[JobOutput]) -> JobSchema:
 
 
 async def outputs_of(session: AsyncSession, job_id: str) -> list[Asset]:
-    """A job's stored outputs, in order."""
+    """A job's stored outputs that were not deleted, in order."""
     return list(
         await session.scalars(
-            select(Asset).where(Asset.job_id == job_id).order_by(Asset.output_index)
+            select(Asset).where(Asset.job_id == job_id, Asset.live()).order_by(Asset.output_index)
         )
     )

@@ -100,9 +100,9 @@ async def signed_asset(
     session: AsyncSession, settings: Settings, asset_id: str, expires: int | None, given: str | None
 ) -> Asset:
     """The asset a signed URL names, once its signature and expiry are checked; NotFound if it
-    is gone."""
+    is gone or deleted."""
     check_signature(settings, asset_id, expires, given)
     asset = await session.get(Asset, asset_id)
-    if asset is None:
+    if asset is None or asset.deleted_at is not None:
         raise NotFound(f"No asset {asset_id!r}.")
     return asset

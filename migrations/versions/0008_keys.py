@@ -2,7 +2,7 @@
 index to list a tenant's keys. Keys minted before keep their hash and prefix and go on working.
 Tenants get a monthly budget, and jobs the cost estimated when they were submitted.
 
-Revision ID: 0008k
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-04
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008k"
+revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -31,7 +31,9 @@ class EditRunner(KindRunner):
         """An input asset's bytes and facts."""
         async with self.context.sessionmaker() as session:
             asset = await session.scalar(
-                select(Asset).where(Asset.id == asset_id, Asset.tenant_id == self.job.tenant_id)
+                select(Asset).where(
+                    Asset.id == asset_id, Asset.tenant_id == self.job.tenant_id, Asset.live()
+                )
             )
         if asset is None:
             raise NotFound(f"Input asset {asset_id} no longer exists.")

@@ -48,7 +48,9 @@ class ExportRunner(KindRunner):
         async with self.context.sessionmaker() as session:
             source = await session.scalar(
                 select(Asset).where(
-                    Asset.id == self.request["asset_id"], Asset.tenant_id == self.job.tenant_id
+                    Asset.id == self.request["asset_id"],
+                    Asset.tenant_id == self.job.tenant_id,
+                    Asset.live(),
                 )
             )
         if source is None:
