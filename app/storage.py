@@ -8,13 +8,13 @@ import os
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
 import obstore
-from obstore.exceptions import BaseError
+from obstore.exceptions import BaseError, NotFoundError
 from obstore.store import S3Store
 
 from app.config import Settings
@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 # Prefix of a file being written; one left behind by a crash is removed with unreferenced files.
 INCOMING_PREFIX = ".incoming-"
+# The key readiness asks the bucket about; nothing is ever stored under it.
+READINESS_KEY = "readyz"
 
 
 def content_key(content_hash: str, image_format: str) -> str:
@@ -58,6 +60,9 @@ class Storage(Protocol):
 
     async def keys_older_than(self, seconds: float) -> list[str]:
         """Every key (and abandoned partial write) last modified more than `seconds` ago."""
+
+    async def check(self) -> None:
+        """Raise if the store cannot be reached with these settings (for readiness)."""
 
 
 def open_storage(settings: Settings) -> Storage:
@@ -97,6 +102,15 @@ class LocalStorage:
     async def keys_older_than(self, seconds: float) -> list[str]:
         """Every key (and abandoned partial write) last modified more than `seconds` ago."""
         return await asyncio.to_thread(self._keys_older_than, time.time() - seconds)
+
+    async def check(self) -> None:
+        """The asset directory exists, or can be made, and this process may write to it."""
+        await asyncio.to_thread(self._check)
+
+    def _check(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise PermissionError(f"{self.root} is not writable")
 
     def _keys_older_than(self, cutoff: float) -> list[str]:
         if not self.root.exists():
@@ -188,6 +202,13 @@ class ObjectStorage:
             async for batch in obstore.list(self.store, chunk_size=1000):
                 keys.extend(meta["path"] for meta in batch if meta["last_modified"] < cutoff)
         return keys
+
+    async def check(self) -> None:
+        """A HEAD request under the prefix answers (a missing object is an answer: the bucket
+        is there and the credentials are taken)."""
+        async with _answering("check", "the bucket"):
+            with suppress(FileNotFoundError, NotFoundError):
+                await obstore.head_async(self.store, READINESS_KEY)
 
 
 def _s3_config(settings: Settings) -> dict[str, str]:

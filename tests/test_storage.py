@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.cli import collect_garbage
+from app.cli import collect_garbage, migrate
 from app.config import Settings
 from app.models import Asset
 from app.storage import ObjectStorage, content_key
@@ -25,6 +25,7 @@ from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.support import (
     RUN_ID,
     free_port,
+    fresh_database,
     postgres_settings,
     serving,
     start_worker,
@@ -36,21 +37,26 @@ WAIT = {"Prefer": "wait=30"}
 
 
 @pytest.fixture(scope="module")
-def s3_settings(s3_endpoint: str, postgres_url: str, tmp_path_factory) -> Settings:
+async def s3_settings(s3_endpoint: str, tmp_path_factory) -> AsyncIterator[Settings]:
     """Postgres + Redis settings whose assets live in the bucket, under a prefix of this run,
-    with a queue of their own so that only the S3 worker runs their jobs. No data dir is
+    with a database and a queue of their own, so that only the S3 worker runs their jobs (the
+    suite's worker sweeps its database's queued jobs onto its own queue). No data dir is
     shared: each process gets its own."""
-    return postgres_settings(
-        postgres_url,
-        tmp_path_factory.mktemp("s3-api"),
-        queue_name=f"darkroom:test:{RUN_ID}:s3",
-        storage_url=f"s3://{S3_BUCKET}/{RUN_ID}",
-        storage_endpoint=s3_endpoint,
-        storage_region="us-east-1",
-        storage_access_key_id="test-key-id",
-        storage_secret_access_key="test-secret",
-        url_allow="127.0.0.1",
-    )
+    async with fresh_database("s3") as postgres_url:
+        api_directory = tmp_path_factory.mktemp("s3-api")
+        migration = Settings(database_url=postgres_url, data_dir=api_directory)
+        await asyncio.to_thread(migrate, migration)
+        yield postgres_settings(
+            postgres_url,
+            api_directory,
+            queue_name=f"darkroom:test:{RUN_ID}:s3",
+            storage_url=f"s3://{S3_BUCKET}/{RUN_ID}",
+            storage_endpoint=s3_endpoint,
+            storage_region="us-east-1",
+            storage_access_key_id="test-key-id",
+            storage_secret_access_key="test-secret",
+            url_allow="127.0.0.1",
+        )
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +152,15 @@ async def test_a_download_redirects_to_a_presigned_url_when_the_deployment_asks(
     assert signed.status_code == 307
     assert (await fetch(signed.headers["Location"])).content == data
     assert unchanged.status_code == 304
+
+
+async def test_readiness_checks_the_bucket(s3_app):
+    _, client, _ = s3_app
+
+    ready = await client.get("/readyz")
+
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["storage"] == "ok"
 
 
 async def test_edit_and_export_jobs_read_their_source_from_the_bucket(s3_app):

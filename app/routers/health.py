@@ -1,4 +1,4 @@
-"""Liveness (the process answers) and readiness (database and queue reachable)."""
+"""Liveness (the process answers) and readiness (database, queue and asset store reachable)."""
 
 import asyncio
 
@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from sqlalchemy import text
 
 from app.db import Session
-from app.deps import Queue
+from app.deps import Queue, Storage
 from app.errors import ServiceUnavailable
 from app.routers import problems
 from app.schemas.common import Health
@@ -28,8 +28,9 @@ async def healthz() -> Health:
     response_model=Health,
     responses=problems(503),
 )
-async def readyz(session: Session, queue: Queue) -> Health:
-    """The database and the queue answer; 503 problem+json naming what does not."""
+async def readyz(session: Session, queue: Queue, storage: Storage) -> Health:
+    """The database, the queue and the asset store answer; 503 problem+json naming what does
+    not."""
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
             await session.execute(text("SELECT 1"))
@@ -40,4 +41,9 @@ async def readyz(session: Session, queue: Queue) -> Health:
             await queue.ping()
     except Exception as exc:
         raise ServiceUnavailable("The job queue is not reachable.") from exc
-    return Health(checks={"database": "ok", "queue": "ok"})
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await storage.check()
+    except Exception as exc:
+        raise ServiceUnavailable("The asset store is not reachable.") from exc
+    return Health(checks={"database": "ok", "queue": "ok", "storage": "ok"})

@@ -185,7 +185,12 @@ class Health(BaseModel):
     """Liveness or readiness."""
 
     model_config = ConfigDict(
-        json_schema_extra={"example": {"status": "ok", "checks": {"database": "ok", "queue": "ok"}}}
+        json_schema_extra={
+            "example": {
+                "status": "ok",
+                "checks": {"database": "ok", "queue": "ok", "storage": "ok"},
+            }
+        }
     )
 
     status: Literal["ok"] = Field("ok", description="Always `ok`; failures are problem+json.")

@@ -1,10 +1,12 @@
 """GET /v1/models, /healthz and /readyz."""
 
+import asyncio
 import statistics
 import uuid
 
 import httpx
 
+from app.cli import migrate
 from app.config import Settings
 from app.ids import new_id
 from app.main import create_app
@@ -32,25 +34,50 @@ async def test_health_and_readiness(client):
 
     assert health.status_code == 200 and health.json()["status"] == "ok"
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "queue": "ok"}
+    assert ready.json()["checks"] == {"database": "ok", "queue": "ok", "storage": "ok"}
 
 
-async def test_readiness_is_503_problem_when_the_database_is_unreachable(tmp_path):
-    settings = Settings(
-        data_dir=tmp_path, database_url="postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"
-    )
+async def readiness_of(settings: Settings) -> tuple[httpx.Response, httpx.Response]:
+    """/readyz and /healthz of an app on these settings."""
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://darkroom.test"
         ) as client:
-            ready = await client.get("/readyz")
-            alive = await client.get("/healthz")
+            return await client.get("/readyz"), await client.get("/healthz")
+
+
+async def test_readiness_is_503_problem_when_the_database_is_unreachable(tmp_path):
+    settings = Settings(
+        data_dir=tmp_path, database_url="postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"
+    )
+
+    ready, alive = await readiness_of(settings)
 
     assert ready.status_code == 503
     assert ready.headers["content-type"] == "application/problem+json"
     assert "database" in ready.json()["detail"]
+    assert alive.status_code == 200
+
+
+async def test_readiness_is_503_problem_when_the_asset_store_is_unreachable(tmp_path):
+    settings = Settings(
+        data_dir=tmp_path,
+        storage_url="s3://assets/darkroom",
+        storage_endpoint="http://127.0.0.1:1",
+        storage_region="us-east-1",
+        storage_access_key_id="id",
+        storage_secret_access_key="secret",
+        storage_retries=0,
+        storage_timeout_seconds=1,
+    )
+    await asyncio.to_thread(migrate, settings)
+
+    ready, alive = await readiness_of(settings)
+
+    assert ready.status_code == 503
+    assert ready.json()["detail"] == "The asset store is not reachable."
     assert alive.status_code == 200
 
 
