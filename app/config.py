@@ -31,7 +31,10 @@ class Settings(BaseSettings):
     relative DARKROOM_DATA_DIR is taken from the working directory once, at start-up.
     """
 
-    model_config = SettingsConfigDict(env_prefix="DARKROOM_", env_file=".env", extra="ignore")
+    # An empty variable (`DARKROOM_OPENAI_API_KEY=` in a .env file) counts as unset.
+    model_config = SettingsConfigDict(
+        env_prefix="DARKROOM_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
 
     data_dir: Path = Field(
         default_factory=default_data_dir,
