@@ -147,10 +147,14 @@ class DarkroomWorker(Worker):
             await self._ride_out_outage(error)
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """Start the jobs; a connection error gives back the slot arq took for the job it was
-        starting, which arq itself would keep for ever."""
+        """Start the jobs, passing over those this worker runs already without asking Redis
+        about each: arq keeps a running job in the queue, so a worker running hundreds would
+        spend a round trip on each of them whenever it reads the queue for a free slot. A
+        connection error gives back the slot arq took for the job it was starting, which arq
+        itself would keep for ever."""
+        waiting = [job_id for job_id in job_ids if job_id.decode() not in self.tasks]
         try:
-            await super().start_jobs(job_ids)
+            await super().start_jobs(waiting)
         except REDIS_UNREACHABLE:
             self._release_sem_dec_counter_on_complete()
             raise

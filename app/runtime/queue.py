@@ -3,8 +3,9 @@
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -20,6 +21,22 @@ TASK_NAME = "run_job"
 # arq's own default: a message no worker took within a day expires; the sweeper re-sends its job.
 MESSAGE_LIFETIME = timedelta(days=1)
 SHUTDOWN_GRACE_SECONDS = 5
+# A job's place in line (its arq score, in ms): the head of the queue for a tenant with nothing
+# waiting, else one turn after the tenant's last job, never later than now (a later score would
+# hold the job back as if deferred). KEYS: the queue, the tenants' last places.
+PLACE_SCRIPT = """
+local now = tonumber(ARGV[2])
+local place = now
+local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
+if head then place = math.min(tonumber(head), now) end
+local last = redis.call('HGET', KEYS[2], ARGV[1])
+if last then place = math.min(math.max(place, tonumber(last) + tonumber(ARGV[3])), now) end
+redis.call('HSET', KEYS[2], ARGV[1], place)
+redis.call('PEXPIRE', KEYS[2], 86400000)
+return place
+"""
+# A turn: tenants' places in line are this many milliseconds apart.
+TURN_MS = 1
 # What Redis being unreachable looks like (refused, reset, timed out), as opposed to a bad reply.
 REDIS_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -62,8 +79,11 @@ def queue_job_id(job_id: str, dispatch: int) -> str:
 class JobQueue(Protocol):
     """Where committed jobs are sent to be run."""
 
-    async def enqueue(self, job_id: str, dispatch: int, *, since: datetime | None = None) -> None:
-        """Send one dispatch of a job, in line as if sent at `since` (now if None)."""
+    async def enqueue(
+        self, job_id: str, dispatch: int, *, since: datetime | None = None, tenant: str = ""
+    ) -> None:
+        """Send one dispatch of a job, in line as if sent at `since`; without one, a new job
+        of `tenant` takes its tenant's turn (see `ArqQueue.place`)."""
         ...
 
     async def dispatch_state(self, job_id: str, dispatch: int) -> DispatchState:
@@ -113,11 +133,16 @@ class ArqQueue:
         )
         return cls(redis, queue_name)
 
-    async def enqueue(self, job_id: str, dispatch: int, *, since: datetime | None = None) -> None:
+    async def enqueue(
+        self, job_id: str, dispatch: int, *, since: datetime | None = None, tenant: str = ""
+    ) -> None:
         """Send a dispatch (a duplicate of one already queued is ignored by arq), and wake the
         idle workers so it starts now rather than at their next poll. arq hands out messages by
         score, the time given, so a job re-sent with the time it was first queued takes its old
-        place in line instead of waiting behind every job queued since."""
+        place in line instead of waiting behind every job queued since, and a new job takes
+        its tenant's turn (`place`)."""
+        if since is None and tenant:
+            since = await self.place(tenant)
         await self.redis.enqueue_job(
             TASK_NAME,
             job_id,
@@ -133,6 +158,22 @@ class ArqQueue:
         except REDIS_UNREACHABLE:
             # Queued all the same: the workers' poll finds it.
             logger.warning("could not announce job %s; the workers' poll will find it", job_id)
+
+    async def place(self, tenant: str) -> datetime:
+        """Where a new job of `tenant` goes in line: one turn after the tenant's previous job,
+        but never behind the head of the queue, nor later than now. A tenant with nothing
+        waiting goes to the head, so one tenant's burst of thousands of jobs holds another's
+        job back by at most one job's run; two tenants with jobs waiting take turns."""
+        score = await self.redis.eval(
+            PLACE_SCRIPT,
+            2,
+            self.queue_name,
+            f"{self.queue_name}:turns",
+            tenant,
+            int(time.time() * 1000),
+            TURN_MS,
+        )
+        return datetime.fromtimestamp(int(score) / 1000, UTC)
 
     async def dispatch_state(self, job_id: str, dispatch: int) -> DispatchState:
         """Ask arq whether the dispatch is deferred or queued (waiting), in progress at a worker
@@ -162,7 +203,9 @@ class InProcessQueue:
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
-    async def enqueue(self, job_id: str, dispatch: int, *, since: datetime | None = None) -> None:
+    async def enqueue(
+        self, job_id: str, dispatch: int, *, since: datetime | None = None, tenant: str = ""
+    ) -> None:
         """Start a task that waits for a free slot, then runs the job (in the order sent)."""
         key = queue_job_id(job_id, dispatch)
         if key not in self._tasks:

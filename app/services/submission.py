@@ -190,15 +190,20 @@ async def add_job(
 async def start(context: TaskContext, queue: JobQueue, job: Job) -> None:
     """Announce a new, committed job (job.queued) and send it to the queue."""
     await publish(context, job, JobEventType.QUEUED)
-    await dispatch(queue, job.id, 1)
+    await dispatch(queue, job.id, 1, tenant=job.tenant_id)
 
 
 async def dispatch(
-    queue: JobQueue, job_id: str, number: int, *, since: datetime | None = None
+    queue: JobQueue,
+    job_id: str,
+    number: int,
+    *,
+    since: datetime | None = None,
+    tenant: str = "",
 ) -> None:
-    """Send a committed job to the queue (in line as if at `since`, for a re-sent job); if that
-    fails the sweeper sends it later."""
+    """Send a committed job to the queue (in line as if at `since`, for a re-sent job, else at
+    its tenant's turn); if that fails the sweeper sends it later."""
     try:
-        await queue.enqueue(job_id, number, since=since)
+        await queue.enqueue(job_id, number, since=since, tenant=tenant)
     except Exception:
         logger.exception("could not enqueue job %s; the sweeper will retry", job_id)
