@@ -13,6 +13,8 @@ TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 # A large input scaled down for its output is first shrunk by whole factors (a box filter) to
 # within this factor of the output, then resampled: much faster, and no visible difference.
 REDUCING_GAP = 2.0
+# Darkroom's quality tiers, in order of cost.
+QUALITY_TIERS = ("draft", "standard", "high", "auto")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,13 @@ class ModelCapabilities:
     # models, weighted tags plus a negative prompt for diffusion models; and its length limit.
     prompt_style: str = "sentences"
     max_prompt_chars: int = 4000
+    # Darkroom's quality tier -> the model's native setting it becomes (OpenAI's `quality`, a
+    # render resolution, ...); empty for a model with no quality control of its own.
+    quality_levels: tuple[tuple[str, str], ...] = ()
+
+    def native_quality(self, tier: str) -> str | None:
+        """The native setting a quality tier becomes on this model; None if it has none."""
+        return dict(self.quality_levels).get(tier)
 
     def generation_size(self, width: int, height: int) -> tuple[int, int]:
         """The size to ask the model for: the output size if the model takes any size in range,
@@ -68,11 +77,35 @@ class ModelSpec:
     capabilities: ModelCapabilities
     price_per_image_usd: float | None = None
     typical_latency_ms: int | None = None
+    # Quality tier -> (lowest, highest) expected USD per image, for models whose price follows
+    # the tier (a range where billing is per token); tiers not here cost price_per_image_usd.
+    prices_by_quality: tuple[tuple[str, tuple[float, float]], ...] = ()
+
+    def price_range(self, quality: str) -> tuple[float, float] | None:
+        """The expected (lowest, highest) USD of one image at a quality tier; None if unknown."""
+        by_quality = dict(self.prices_by_quality)
+        if quality in by_quality:
+            return by_quality[quality]
+        if self.price_per_image_usd is None:
+            return None
+        return self.price_per_image_usd, self.price_per_image_usd
 
     @property
     def id(self) -> str:
         """The public model id, `provider/name`."""
         return f"{self.provider}/{self.name}"
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How a job asks for its images beyond the prompt: its quality tier (Darkroom's; each
+    provider maps it to its own control), background, encoder quality of lossy outputs (None:
+    Darkroom's default) and the vendor's moderation level."""
+
+    quality: str = "auto"
+    background: str = "auto"
+    output_compression: int | None = None
+    moderation: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -87,6 +120,7 @@ class GenerateCall:
     seed: int
     negative_prompt: str | None = None
     output_format: str = "png"
+    render: RenderOptions = field(default_factory=RenderOptions)
 
 
 @dataclass(frozen=True)
@@ -140,6 +174,7 @@ class EditCall:
     variation: float | None = None
     negative_prompt: str | None = None
     output_format: str = "png"
+    render: RenderOptions = field(default_factory=RenderOptions)
 
 
 @dataclass

@@ -1,6 +1,8 @@
 """The offline `local` provider: instant, deterministic procedural drafts, no network."""
 
-from PIL import Image
+from dataclasses import replace
+
+from PIL import Image, ImageDraw, ImageFilter
 
 from app.cpu import run_image_work
 from app.providers.base import (
@@ -9,6 +11,7 @@ from app.providers.base import (
     GenerateResult,
     ModelCapabilities,
     ModelSpec,
+    RenderOptions,
 )
 from app.providers.draft_renderer import render_draft
 from app.providers.local_edits import edit_image, mask_from_png, variant_image
@@ -20,6 +23,15 @@ DECODED_BYTES_PER_PIXEL = 4
 EDIT_BYTES_PER_PIXEL = 24
 # What rendering a draft holds at its peak per pixel (a 4096x4096 draft peaked 233 MiB).
 DRAFT_BYTES_PER_PIXEL = 16
+# Quality is the render's resolution: a `draft` is made at half the output's sides (a quarter
+# of the work) and scaled up to the exact size like any model's output.
+QUALITY_LEVELS = (
+    ("draft", "half resolution"),
+    ("standard", "full resolution"),
+    ("high", "full resolution"),
+    ("auto", "full resolution"),
+)
+DRAFT_SCALE = 2
 
 DRAFT = ModelSpec(
     provider="local",
@@ -30,7 +42,12 @@ DRAFT = ModelSpec(
         "to build and test a workflow before spending on a real model."
     ),
     capabilities=ModelCapabilities(
-        modes=("generate", "edit", "variants"), seed=True, mask=True, max_references=4
+        modes=("generate", "edit", "variants"),
+        seed=True,
+        mask=True,
+        max_references=4,
+        transparent_background=True,
+        quality_levels=QUALITY_LEVELS,
     ),
     price_per_image_usd=0.0,
     typical_latency_ms=50,
@@ -55,17 +72,45 @@ class LocalProvider:
         """Nothing to release."""
 
     async def generate(self, call: GenerateCall) -> GenerateResult:
-        """One draft."""
-        memory = call.width * call.height * DRAFT_BYTES_PER_PIXEL
-        image = await run_image_work(
-            memory, render_draft, call.prompt, call.seed, call.width, call.height
-        )
-        return GenerateResult(image=image, cost_usd=0.0)
+        """One draft, at the resolution its quality asks for."""
+        width, height = render_size(call.width, call.height, call.render)
+        memory = width * height * DRAFT_BYTES_PER_PIXEL
+        image = await run_image_work(memory, render_draft, call.prompt, call.seed, width, height)
+        return GenerateResult(image=with_background(image, call.render), cost_usd=0.0)
 
     async def edit(self, call: EditCall) -> GenerateResult:
-        """A classical edit (masked inpaint, grade, colour transfer) or a seeded variant."""
+        """A classical edit (masked inpaint, grade, colour transfer) or a seeded variant, at
+        the resolution its quality asks for."""
+        width, height = render_size(call.width, call.height, call.render)
+        call = replace(call, width=width, height=height)
         image = await run_image_work(edit_memory(call), _edit, call)
-        return GenerateResult(image=image, cost_usd=0.0)
+        return GenerateResult(image=with_background(image, call.render), cost_usd=0.0)
+
+
+def render_size(width: int, height: int, render: RenderOptions) -> tuple[int, int]:
+    """The size to make an output of `width` x `height` at: half its sides for a draft."""
+    if render.quality != "draft":
+        return width, height
+    return max(1, width // DRAFT_SCALE), max(1, height // DRAFT_SCALE)
+
+
+def with_background(image: Image.Image, render: RenderOptions) -> Image.Image:
+    """The image with a transparent background when asked for: an ellipse around the centre,
+    where the renderer puts its subject, stays opaque with a soft edge; the backdrop outside it
+    becomes fully transparent. Opaque otherwise."""
+    if render.background == "opaque" and image.mode == "RGBA":
+        return image.convert("RGB")
+    if render.background != "transparent":
+        return image
+    width, height = image.size
+    alpha = Image.new("L", image.size, 0)
+    ImageDraw.Draw(alpha).ellipse(
+        (width * 0.15, height * 0.1, width * 0.85, height * 0.9), fill=255
+    )
+    alpha = alpha.filter(ImageFilter.GaussianBlur(max(1, min(width, height) // 100)))
+    cut_out = image.convert("RGBA")
+    cut_out.putalpha(alpha)
+    return cut_out
 
 
 def edit_memory(call: EditCall) -> int:

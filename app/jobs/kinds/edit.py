@@ -5,7 +5,7 @@ model, so output i of each model is directly comparable."""
 from sqlalchemy import select
 
 from app.errors import NotFound
-from app.jobs.kinds.base import KindRunner, call_with_fallbacks, output_details
+from app.jobs.kinds.base import KindRunner, call_with_fallbacks, output_details, render_of
 from app.jobs.kinds.generate import finish_image, model_chain, output_seed
 from app.models import Asset
 from app.providers.base import EditCall, GenerateResult, InputImage, ModelSpec, Provider, Reference
@@ -72,6 +72,7 @@ class EditRunner(KindRunner):
                     height=height,
                     seed=seed,
                     output_format=request["output_format"],
+                    render=render_of(request),
                 )
             )
 

@@ -10,7 +10,7 @@ import math
 from app.cpu import run_image_work
 from app.imaging.codecs import ImageInfo, encode, sniff_format
 from app.imaging.geometry import cover_size, fit_exact, fit_kind
-from app.jobs.kinds.base import KindRunner, call_with_fallbacks, output_details
+from app.jobs.kinds.base import KindRunner, call_with_fallbacks, output_details, render_of
 from app.models import Job
 from app.providers.base import (
     GenerateCall,
@@ -60,7 +60,8 @@ async def finish_image(
 
     def _finish() -> tuple[bytes, ImageInfo]:
         fitted = fit_exact(image, width, height)
-        return encode(fitted, image_format), ImageInfo(image_format, width, height)
+        data = encode(fitted, image_format, request.get("output_compression"))
+        return data, ImageInfo(image_format, width, height)
 
     return await run_image_work(finish_memory(image.size, width, height), _finish)
 
@@ -122,6 +123,7 @@ class GenerateRunner(KindRunner):
                     height=height,
                     seed=seed,
                     output_format=request["output_format"],
+                    render=render_of(request),
                 )
                 for seed in seeds
             ]
