@@ -97,6 +97,15 @@ SIZES_GEMINI_3: dict[str, dict[str, tuple[int, int]]] = {
     },
 }
 
+# Quality is the size tier (`imageSize`) on models with several: the output is then scaled to
+# the exact size asked for like any other.
+QUALITY_LEVELS = (
+    ("draft", "1K"),
+    ("standard", "the size tier nearest the output size"),
+    ("high", "2K or larger"),
+    ("auto", "the size tier nearest the output size"),
+)
+
 # Gemini 2.5 Flash Image makes one size per aspect ratio (1290 output tokens each).
 SIZES_GEMINI_2_5: dict[str, dict[str, tuple[int, int]]] = {
     "1K": {
@@ -148,6 +157,37 @@ class GeminiImageModel:
         """The list price of one image of this tier (its output tokens at the image rate)."""
         return self.tokens_per_image[tier] * self.prices.image_output / 1_000_000
 
+    def tier_for(self, tier: str, quality: str) -> str:
+        """The size tier to make an image at: the one the output size picked, moved by the
+        quality asked for (draft: the smallest; high: at least the second), when the model has
+        more than one."""
+        tiers = list(self.sizes)
+        if len(tiers) == 1:
+            return tier
+        if quality == "draft":
+            return tiers[0]
+        if quality == "high":
+            return tiers[max(tiers.index(tier), 1)]
+        return tier
+
+    def quality_prices(self) -> tuple[tuple[str, tuple[float, float]], ...]:
+        """Each quality tier's (lowest, highest) list price per image over the size tiers it
+        may use; empty for a model with one size tier."""
+        tiers = list(self.sizes)
+        if len(tiers) == 1:
+            return ()
+
+        def span(used: list[str]) -> tuple[float, float]:
+            prices = [round(self.price_of(tier), 4) for tier in used]
+            return min(prices), max(prices)
+
+        return (
+            ("draft", span(tiers[:1])),
+            ("standard", span(tiers)),
+            ("high", span(tiers[1:])),
+            ("auto", span(tiers)),
+        )
+
     def spec(self) -> ModelSpec:
         """The catalog entry."""
         sizes = tuple(size for by_ratio in self.sizes.values() for size in by_ratio.values())
@@ -168,8 +208,10 @@ class GeminiImageModel:
                 max_n=4,
                 prompt_style="sentences",
                 max_prompt_chars=8000,
+                quality_levels=QUALITY_LEVELS if len(self.sizes) > 1 else (),
             ),
             price_per_image_usd=round(self.price_of("1K"), 4),
+            prices_by_quality=self.quality_prices(),
         )
 
 
@@ -301,6 +343,7 @@ class GoogleProvider(HTTPVendor):
     async def generate(self, call: GenerateCall) -> GenerateResult:
         """One image from the prompt alone, at one of the model's generation sizes."""
         model, aspect, tier = self._resolve(call.model, call.width, call.height)
+        tier = model.tier_for(tier, call.render.quality)
         parts: list[dict[str, Any]] = [{"text": call.prompt}]
         return await self._generate_content(model, parts, aspect, tier)
 
@@ -308,6 +351,7 @@ class GoogleProvider(HTTPVendor):
         """The source image changed as the prompt says, steered by the reference images, all
         sent as inline image parts after the instruction. The API takes no mask."""
         model, aspect, tier = self._resolve(call.model, call.width, call.height)
+        tier = model.tier_for(tier, call.render.quality)
         if call.mask is not None:
             raise InvalidForModel(
                 f"{PROVIDER}/{model.name} takes no mask; describe the area to change in the "

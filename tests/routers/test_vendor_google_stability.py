@@ -66,6 +66,41 @@ async def test_a_gemini_job_succeeds_with_the_vendor_image(vendors) -> None:
     assert abs(image.width / image.height - 16 / 9) < 0.01
 
 
+async def test_gemini_quality_picks_the_size_tier_and_the_output_keeps_its_size(vendors) -> None:
+    client, auth, gemini, _ = vendors
+    asked = [("draft", "2048x2048"), ("high", "1024x1024"), ("standard", "1024x1024")]
+
+    jobs = []
+    for quality, size in asked:
+        body = {
+            "prompt": "a teal kettle",
+            "model": "google/gemini-3.1-flash-image",
+            "size": size,
+            "quality": quality,
+        }
+        response = await client.post(
+            "/v1/generate", json=body, headers=auth | {"Prefer": "wait=30"}
+        )
+        assert response.status_code == 200, response.text
+        jobs.append(response.json())
+
+    tiers = [r.body["generationConfig"]["imageConfig"]["imageSize"] for r in gemini.received]
+    assert tiers == ["1K", "2K", "1K"]
+    assert [job["outputs"][0]["details"]["generated_size"] for job in jobs] == [
+        "1024x1024",
+        "2048x2048",
+        "1024x1024",
+    ]
+    assert [(job["outputs"][0]["width"], job["outputs"][0]["height"]) for job in jobs] == [
+        (2048, 2048),
+        (1024, 1024),
+        (1024, 1024),
+    ]
+    assert jobs[1]["request"]["native_quality"] == {"google/gemini-3.1-flash-image": "2K or larger"}
+    # The 2K image is billed at the 2K tier's tokens.
+    assert jobs[1]["cost_usd"] > jobs[2]["cost_usd"]
+
+
 async def test_a_stability_job_succeeds_with_the_vendor_image_and_seed(vendors) -> None:
     client, auth, _, stability = vendors
     body = {
