@@ -15,7 +15,18 @@ from app.jobs.background import run_background
 from app.limits import BodySizeLimit
 from app.openapi import install_openapi
 from app.ratelimit import RateLimitHeaders, open_rate_limiter
-from app.routers import assets, edit, export, generate, health, jobs, models, openai_compat, prompts
+from app.routers import (
+    assets,
+    edit,
+    estimate,
+    export,
+    generate,
+    health,
+    jobs,
+    models,
+    openai_compat,
+    prompts,
+)
 from app.routers import events as job_events
 from app.routers import webhooks as webhook_routes
 from app.runtime import Role, open_runtime
@@ -76,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         edit.router,
         prompts.router,
         export.router,
+        estimate.router,
         jobs.router,
         job_events.router,
         assets.router,

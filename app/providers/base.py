@@ -80,6 +80,8 @@ class ModelSpec:
     # Quality tier -> (lowest, highest) expected USD per image, for models whose price follows
     # the tier (a range where billing is per token); tiers not here cost price_per_image_usd.
     prices_by_quality: tuple[tuple[str, tuple[float, float]], ...] = ()
+    # USD per token of prompt text, for models billed per token: an estimate adds the prompt's.
+    prompt_token_price_usd: float | None = None
 
     def price_range(self, quality: str) -> tuple[float, float] | None:
         """The expected (lowest, highest) USD of one image at a quality tier; None if unknown."""

@@ -122,7 +122,7 @@ def quality_prices(prices: TokenPrices | None) -> tuple[tuple[str, tuple[float, 
         return ()
 
     def usd(tokens: int) -> float:
-        return round(tokens * prices.image_output / 1_000_000, 4)
+        return round(tokens * prices.image_output / 1_000_000, 6)
 
     ranges = {
         tier: (usd(OUTPUT_TOKENS[native][0]), usd(OUTPUT_TOKENS[native][1]))
@@ -131,6 +131,11 @@ def quality_prices(prices: TokenPrices | None) -> tuple[tuple[str, tuple[float, 
     }
     ranges["auto"] = (ranges["draft"][0], ranges["high"][1])
     return tuple(ranges.items())
+
+
+def prompt_token_price(prices: TokenPrices | None) -> float | None:
+    """USD per token of prompt text, where the model's token prices are known."""
+    return None if prices is None else prices.text_input / 1_000_000
 
 
 MODELS = [
@@ -156,6 +161,7 @@ MODELS = [
         # each image comes from its usage, and its estimate from the quality asked for.
         price_per_image_usd=None,
         prices_by_quality=quality_prices(TOKEN_PRICES.get(name)),
+        prompt_token_price_usd=prompt_token_price(TOKEN_PRICES.get(name)),
     )
     for name, transparent, description in MODEL_TABLE
 ]

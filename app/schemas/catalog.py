@@ -65,7 +65,7 @@ class Model(BaseModel):
     prices_by_quality: dict[str, PriceRange] | None = Field(
         None,
         description="Expected price of one image at each quality tier; null when unknown.",
-        examples=[{"draft": {"min_usd": 0.0022, "max_usd": 0.0033}}],
+        examples=[{"draft": {"min_usd": 0.002176, "max_usd": 0.003264}}],
     )
     typical_latency_ms: int | None = Field(description="Typical time for one image, if known.")
     observed_latency_ms: int | None = Field(

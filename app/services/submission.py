@@ -87,13 +87,7 @@ async def submit_job(
     job = await find_replay(session, tenant_id, idempotency_key, fingerprint, lifetime)
     created = job is None
     if job is None:
-        webhook_url = getattr(body, "webhook_url", None)
-        # Checked before any input is fetched or stored, so a refused request leaves nothing.
-        if webhook_url:
-            await check_url(webhook_url, submitter.settings.url_policy)
-        request = await kind.normalize(submitter, body)
-        if isinstance(body, WebhookOptions):
-            request |= body.webhook_fields()
+        request = await normalize_request(submitter, kind, body)
         metadata = getattr(body, "metadata", None)
         job = await add_job(
             session, tenant_id, kind.name, request, metadata, idempotency_key, fingerprint
@@ -104,6 +98,22 @@ async def submit_job(
     if wait_seconds > 0:
         job = await wait_for_job(submitter.context, tenant_id, job.id, wait_seconds)
     return job, created
+
+
+async def normalize_request(
+    submitter: Submitter, kind: Kind[RequestT], body: RequestT
+) -> dict[str, Any]:
+    """The normalized request a job of `kind` records for `body`, or the 4xx error that refuses
+    it: what every submission and every estimate checks. Input images given by URL or base64
+    are stored in the submitter's transaction, which the caller commits or rolls back."""
+    webhook_url = getattr(body, "webhook_url", None)
+    # Checked before any input is fetched or stored, so a refused request leaves nothing.
+    if webhook_url:
+        await check_url(webhook_url, submitter.settings.url_policy)
+    request = await kind.normalize(submitter, body)
+    if isinstance(body, WebhookOptions):
+        request |= body.webhook_fields()
+    return request
 
 
 def request_hash(kind: str, body: BaseModel) -> str:

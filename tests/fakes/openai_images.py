@@ -113,6 +113,12 @@ INPUT_FIDELITY = {"gpt-image-1.5": {"high", "low"}, "gpt-image-1-mini": {"low"}}
 LEGACY_PARAMETERS = {"response_format", "style"}
 MAX_PROMPT_CHARACTERS = 32_000
 PILLOW_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+# Output image tokens per image by quality at the standard sizes, from the table in OpenAI's
+# image generation guide (GPT Image).
+IMAGE_TOKENS = {
+    level: {"1024x1024": square, "1536x1024": wide, "1024x1536": wide}
+    for level, square, wide in (("low", 272, 408), ("medium", 1056, 1584), ("high", 4160, 6240))
+}
 
 
 def error_body(
@@ -231,12 +237,17 @@ class FaultMix:
 
 
 def usage_for(
-    prompt: str, width: int, height: int, n: int = 1, input_images: int = 0
+    prompt: str, width: int, height: int, n: int = 1, input_images: int = 0, quality: str = "auto"
 ) -> dict[str, Any]:
-    """The `usage` the fake reports for `n` images made from `input_images` images (made-up
-    counts, OpenAI's shape)."""
+    """The `usage` the fake reports for `n` images made from `input_images` images, in OpenAI's
+    shape: output tokens per image from OpenAI's table for a standard size and quality (`auto`
+    made as medium), made-up counts otherwise."""
     text_tokens = len(prompt.split())
-    image_tokens = (width // 16) * (height // 16) // 4 * n
+    level = "medium" if quality == "auto" else quality
+    per_image = IMAGE_TOKENS.get(level, {}).get(f"{width}x{height}")
+    if per_image is None:
+        per_image = (width // 16) * (height // 16) // 4
+    image_tokens = per_image * n
     input_image_tokens = 323 * input_images
     return {
         "input_tokens": text_tokens + input_image_tokens,
@@ -685,7 +696,8 @@ class FakeOpenAIImages(FakeHTTPServer):
             data = [{"url": f"{self.base_url}/files/{name}"} for _ in range(n)]
         else:
             data = [{"b64_json": base64.b64encode(rendered).decode()} for _ in range(n)]
-        usage = usage_for(body["prompt"], width, height, n, input_images)
+        quality = body.get("quality") or "auto"
+        usage = usage_for(body["prompt"], width, height, n, input_images, quality)
         return Reply(
             200,
             images_response(

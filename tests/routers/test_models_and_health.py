@@ -90,9 +90,9 @@ async def test_the_catalog_says_what_each_quality_tier_becomes_and_costs(client,
     }
     prices = mini["prices_by_quality"]
     # OpenAI's output tokens per image at each quality, at $8 per million image tokens.
-    assert prices["draft"] == {"min_usd": 0.0022, "max_usd": 0.0033}
-    assert prices["high"] == {"min_usd": 0.0333, "max_usd": 0.0499}
-    assert prices["auto"] == {"min_usd": 0.0022, "max_usd": 0.0499}
+    assert prices["draft"] == {"min_usd": 0.002176, "max_usd": 0.003264}
+    assert prices["high"] == {"min_usd": 0.03328, "max_usd": 0.04992}
+    assert prices["auto"] == {"min_usd": 0.002176, "max_usd": 0.04992}
     assert prices["draft"]["max_usd"] < prices["standard"]["min_usd"] < prices["high"]["min_usd"]
     assert models["openai/gpt-image-2"]["prices_by_quality"] is None, "no token prices known"
     draft = models["local/draft"]
