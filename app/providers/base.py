@@ -43,14 +43,18 @@ class ModelCapabilities:
     # Darkroom's quality tier -> the model's native setting it becomes (OpenAI's `quality`, a
     # render resolution, ...); empty for a model with no quality control of its own.
     quality_levels: tuple[tuple[str, str], ...] = ()
+    # Quality tier -> the native sizes it may be made at, for models whose quality lever is
+    # resolution (Gemini's size tiers); tiers not here may use any of `sizes`.
+    quality_sizes: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = ()
 
     def native_quality(self, tier: str) -> str | None:
         """The native setting a quality tier becomes on this model; None if it has none."""
         return dict(self.quality_levels).get(tier)
 
-    def generation_size(self, width: int, height: int) -> tuple[int, int]:
+    def generation_size(self, width: int, height: int, quality: str = "auto") -> tuple[int, int]:
         """The size to ask the model for: the output size if the model takes any size in range,
-        else its native size closest in aspect ratio, then in area."""
+        else its native size (of those the quality tier may use) closest in aspect ratio, then
+        in area."""
         if self.sizes is None:
             low, high = self.min_side, self.max_side
             if low <= width <= high and low <= height <= high:
@@ -62,7 +66,7 @@ class ModelCapabilities:
             )
         wanted_ratio, wanted_area = width / height, width * height
         return min(
-            self.sizes,
+            dict(self.quality_sizes).get(quality, self.sizes),
             key=lambda s: (abs(s[0] / s[1] - wanted_ratio), abs(s[0] * s[1] - wanted_area)),
         )
 

@@ -157,18 +157,17 @@ class GeminiImageModel:
         """The list price of one image of this tier (its output tokens at the image rate)."""
         return self.tokens_per_image[tier] * self.prices.image_output / 1_000_000
 
-    def tier_for(self, tier: str, quality: str) -> str:
-        """The size tier to make an image at: the one the output size picked, moved by the
-        quality asked for (draft: the smallest; high: at least the second), when the model has
-        more than one."""
+    def quality_sizes(self) -> tuple[tuple[str, tuple[tuple[int, int], ...]], ...]:
+        """The sizes each quality tier may be made at, on a model with several size tiers:
+        a draft at the smallest tier, a high-quality image at the second or larger."""
         tiers = list(self.sizes)
         if len(tiers) == 1:
-            return tier
-        if quality == "draft":
-            return tiers[0]
-        if quality == "high":
-            return tiers[max(tiers.index(tier), 1)]
-        return tier
+            return ()
+
+        def sizes_of(used: list[str]) -> tuple[tuple[int, int], ...]:
+            return tuple(size for tier in used for size in self.sizes[tier].values())
+
+        return (("draft", sizes_of(tiers[:1])), ("high", sizes_of(tiers[1:])))
 
     def quality_prices(self) -> tuple[tuple[str, tuple[float, float]], ...]:
         """Each quality tier's (lowest, highest) list price per image over the size tiers it
@@ -209,6 +208,7 @@ class GeminiImageModel:
                 prompt_style="sentences",
                 max_prompt_chars=8000,
                 quality_levels=QUALITY_LEVELS if len(self.sizes) > 1 else (),
+                quality_sizes=self.quality_sizes(),
             ),
             price_per_image_usd=round(self.price_of("1K"), 4),
             prices_by_quality=self.quality_prices(),
@@ -343,7 +343,6 @@ class GoogleProvider(HTTPVendor):
     async def generate(self, call: GenerateCall) -> GenerateResult:
         """One image from the prompt alone, at one of the model's generation sizes."""
         model, aspect, tier = self._resolve(call.model, call.width, call.height)
-        tier = model.tier_for(tier, call.render.quality)
         parts: list[dict[str, Any]] = [{"text": call.prompt}]
         return await self._generate_content(model, parts, aspect, tier)
 
@@ -351,7 +350,6 @@ class GoogleProvider(HTTPVendor):
         """The source image changed as the prompt says, steered by the reference images, all
         sent as inline image parts after the instruction. The API takes no mask."""
         model, aspect, tier = self._resolve(call.model, call.width, call.height)
-        tier = model.tier_for(tier, call.render.quality)
         if call.mask is not None:
             raise InvalidForModel(
                 f"{PROVIDER}/{model.name} takes no mask; describe the area to change in the "

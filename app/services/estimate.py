@@ -69,7 +69,7 @@ def model_estimate(
     """One model's share of the job."""
     images = int(request["n"])
     quality = request.get("quality", "auto")
-    width, height = spec.capabilities.generation_size(request["width"], request["height"])
+    width, height = spec.capabilities.generation_size(request["width"], request["height"], quality)
     price = spec.price_range(quality)
     cost = None
     if price is not None:

@@ -70,7 +70,7 @@ async def test_gemini_quality_picks_the_size_tier_and_the_output_keeps_its_size(
     client, auth, gemini, _ = vendors
     asked = [("draft", "2048x2048"), ("high", "1024x1024"), ("standard", "1024x1024")]
 
-    jobs = []
+    jobs, estimates = [], []
     for quality, size in asked:
         body = {
             "prompt": "a teal kettle",
@@ -78,6 +78,8 @@ async def test_gemini_quality_picks_the_size_tier_and_the_output_keeps_its_size(
             "size": size,
             "quality": quality,
         }
+        estimate = await client.post("/v1/estimate", json=body | {"kind": "generate"}, headers=auth)
+        estimates.append(estimate.json()["models"][0]["generation_size"])
         response = await client.post(
             "/v1/generate", json=body, headers=auth | {"Prefer": "wait=30"}
         )
@@ -86,11 +88,9 @@ async def test_gemini_quality_picks_the_size_tier_and_the_output_keeps_its_size(
 
     tiers = [r.body["generationConfig"]["imageConfig"]["imageSize"] for r in gemini.received]
     assert tiers == ["1K", "2K", "1K"]
-    assert [job["outputs"][0]["details"]["generated_size"] for job in jobs] == [
-        "1024x1024",
-        "2048x2048",
-        "1024x1024",
-    ]
+    generated = [job["outputs"][0]["details"]["generated_size"] for job in jobs]
+    assert generated == ["1024x1024", "2048x2048", "1024x1024"]
+    assert estimates == generated, "the estimate knows the size tier the quality picks"
     assert [(job["outputs"][0]["width"], job["outputs"][0]["height"]) for job in jobs] == [
         (2048, 2048),
         (1024, 1024),

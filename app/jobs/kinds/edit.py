@@ -56,7 +56,9 @@ class EditRunner(KindRunner):
         seed = output_seed(request["seed"], position)
 
         async def call(provider: Provider, spec: ModelSpec) -> GenerateResult:
-            width, height = spec.capabilities.generation_size(request["width"], request["height"])
+            width, height = spec.capabilities.generation_size(
+                request["width"], request["height"], request.get("quality", "auto")
+            )
             return await provider.edit(
                 EditCall(
                     model=spec.name,

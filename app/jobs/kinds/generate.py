@@ -113,7 +113,9 @@ class GenerateRunner(KindRunner):
         seeds = [output_seed(request["seed"], index) for index in indexes]
 
         async def call(provider: Provider, spec: ModelSpec) -> list[GenerateResult]:
-            width, height = spec.capabilities.generation_size(request["width"], request["height"])
+            width, height = spec.capabilities.generation_size(
+                request["width"], request["height"], request.get("quality", "auto")
+            )
             calls = [
                 GenerateCall(
                     model=spec.name,
