@@ -1,7 +1,5 @@
 """The offline `local` provider: instant, deterministic procedural drafts, no network."""
 
-from dataclasses import replace
-
 from PIL import Image, ImageDraw, ImageFilter
 
 from app.cpu import run_image_work
@@ -23,15 +21,15 @@ DECODED_BYTES_PER_PIXEL = 4
 EDIT_BYTES_PER_PIXEL = 24
 # What rendering a draft holds at its peak per pixel (a 4096x4096 draft peaked 233 MiB).
 DRAFT_BYTES_PER_PIXEL = 16
-# Quality is the render's resolution: a `draft` is made at half the output's sides (a quarter
-# of the work) and scaled up to the exact size like any model's output.
+# Quality is the render's resolution: a `draft` is asked for at half the output's sides (a
+# quarter of the work) and scaled up to the exact size like any model's output.
 QUALITY_LEVELS = (
     ("draft", "half resolution"),
     ("standard", "full resolution"),
     ("high", "full resolution"),
     ("auto", "full resolution"),
 )
-DRAFT_SCALE = 2
+QUALITY_SCALES = (("draft", 0.5),)
 
 DRAFT = ModelSpec(
     provider="local",
@@ -48,6 +46,7 @@ DRAFT = ModelSpec(
         max_references=4,
         transparent_background=True,
         quality_levels=QUALITY_LEVELS,
+        quality_scales=QUALITY_SCALES,
     ),
     price_per_image_usd=0.0,
     typical_latency_ms=50,
@@ -72,26 +71,18 @@ class LocalProvider:
         """Nothing to release."""
 
     async def generate(self, call: GenerateCall) -> GenerateResult:
-        """One draft, at the resolution its quality asks for."""
-        width, height = render_size(call.width, call.height, call.render)
-        memory = width * height * DRAFT_BYTES_PER_PIXEL
-        image = await run_image_work(memory, render_draft, call.prompt, call.seed, width, height)
+        """One draft, with the background its call asks for."""
+        memory = call.width * call.height * DRAFT_BYTES_PER_PIXEL
+        image = await run_image_work(
+            memory, render_draft, call.prompt, call.seed, call.width, call.height
+        )
         return GenerateResult(image=with_background(image, call.render), cost_usd=0.0)
 
     async def edit(self, call: EditCall) -> GenerateResult:
-        """A classical edit (masked inpaint, grade, colour transfer) or a seeded variant, at
-        the resolution its quality asks for."""
-        width, height = render_size(call.width, call.height, call.render)
-        call = replace(call, width=width, height=height)
+        """A classical edit (masked inpaint, grade, colour transfer) or a seeded variant, with
+        the background its call asks for."""
         image = await run_image_work(edit_memory(call), _edit, call)
         return GenerateResult(image=with_background(image, call.render), cost_usd=0.0)
-
-
-def render_size(width: int, height: int, render: RenderOptions) -> tuple[int, int]:
-    """The size to make an output of `width` x `height` at: half its sides for a draft."""
-    if render.quality != "draft":
-        return width, height
-    return max(1, width // DRAFT_SCALE), max(1, height // DRAFT_SCALE)
 
 
 def with_background(image: Image.Image, render: RenderOptions) -> Image.Image:

@@ -26,8 +26,10 @@ from app.providers.registry import ProviderRegistry
 from app.runtime.context import TaskContext
 from app.runtime.events import publish
 from app.runtime.queue import JobQueue
+from app.schemas.catalog import PriceRange
 from app.schemas.webhooks import WebhookOptions
 from app.services.jobs import wait_for_job
+from app.services.pricing import expected_cost
 from app.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -89,8 +91,16 @@ async def submit_job(
     if job is None:
         request = await normalize_request(submitter, kind, body)
         metadata = getattr(body, "metadata", None)
+        expected = expected_cost(submitter.registry, request)
         job = await add_job(
-            session, tenant_id, kind.name, request, metadata, idempotency_key, fingerprint
+            session,
+            tenant_id,
+            kind.name,
+            request,
+            metadata,
+            idempotency_key,
+            fingerprint,
+            expected,
         )
     await session.commit()
     if created:
@@ -159,9 +169,11 @@ async def add_job(
     metadata: dict[str, Any] | None,
     idempotency_key: str | None,
     fingerprint: str,
+    expected_cost: PriceRange | None = None,
 ) -> Job:
-    """Add a queued job for a normalized request and flush it; Conflict when a concurrent
-    request with the same Idempotency-Key got there first. The caller commits."""
+    """Add a queued job for a normalized request, with the cost it is expected to have, and
+    flush it; Conflict when a concurrent request with the same Idempotency-Key got there first.
+    The caller commits."""
     now = database_clock(session)
     values = {
         "id": new_id("job"),
@@ -177,6 +189,8 @@ async def add_job(
         "attempts": 0,
         "dispatches": 1,
         "dispatched_at": now,
+        "estimated_cost_min_usd": expected_cost.min_usd if expected_cost else None,
+        "estimated_cost_max_usd": expected_cost.max_usd if expected_cost else None,
     }
     try:
         # On Postgres a concurrent insert of the same key waits here for the other to commit.

@@ -62,10 +62,12 @@ async def test_a_generate_estimate_is_the_job_the_route_then_makes(client, auth)
     assert "mug" in estimated["request"]["prompt"]
     (draft,) = estimated["models"]
     assert draft["model"] == "local/draft" and draft["images"] == 2
-    assert draft["generation_size"] == "640x480"
+    assert draft["generation_size"] == "320x240", "a draft is rendered at half resolution"
+    assert all(o["details"]["generated_size"] == "320x240" for o in job["outputs"])
     assert draft["native_quality"] == "half resolution"
     assert draft["cost_usd"] == {"min_usd": 0.0, "max_usd": 0.0}
     assert estimated["cost_usd"] == {"min_usd": 0.0, "max_usd": 0.0} and job["cost_usd"] == 0.0
+    assert job["estimated_cost_usd"] == estimated["cost_usd"]
     # The installation's median where it has outputs of the model, else the catalog's typical
     # figure, marked as such; once this job's outputs are in, the median.
     if catalog_before["observed_latency_ms"] is None:
@@ -173,6 +175,7 @@ async def test_a_per_token_estimate_is_a_range_the_real_cost_falls_in(openai_ven
     cost = estimated["cost_usd"]
     assert cost["min_usd"] < cost["max_usd"], "billed per token: a range"
     assert cost["min_usd"] <= job["cost_usd"] <= cost["max_usd"]
+    assert job["estimated_cost_usd"] == pytest.approx(cost), "the job records its estimate"
     assert (
         estimated["models"][0]["generation_size"] == job["outputs"][0]["details"]["generated_size"]
     )
@@ -181,3 +184,29 @@ async def test_a_per_token_estimate_is_a_range_the_real_cost_falls_in(openai_ven
     assert estimated["models"][0]["latency_source"] is None
     unknown = await estimate(client, auth, "generate", body | {"model": "openai/gpt-image-2"})
     assert unknown["cost_usd"] is None and unknown["unpriced_models"] == ["openai/gpt-image-2"]
+
+
+async def test_every_job_records_its_estimate_and_the_list_totals_both(openai_vendor):
+    client, auth = openai_vendor
+    priced = {"prompt": "a kite", "model": "openai/gpt-image-1-mini", "size": "1024x1024"}
+    bodies = [
+        priced | {"quality": "draft"},
+        priced | {"quality": "high", "n": 2},
+        {"prompt": "a kite", "model": "local/draft", "size": "256x256"},
+        {"prompt": "a kite", "model": "openai/gpt-image-2", "size": "1024x1024"},
+    ]
+
+    jobs = [await run(client, auth, "generate", body) for body in bodies]
+    page = (await client.get("/v1/jobs", headers=auth, params={"limit": 1})).json()
+
+    estimates = [job["estimated_cost_usd"] for job in jobs]
+    assert estimates[2] == {"min_usd": 0.0, "max_usd": 0.0}
+    assert estimates[3] is None, "gpt-image-2 has no known price"
+    for job, estimate in zip(jobs[:2], estimates[:2], strict=True):
+        assert estimate["min_usd"] <= job["cost_usd"] <= estimate["max_usd"]
+    assert estimates[0]["max_usd"] < estimates[1]["min_usd"]
+    totals = page["total_estimated_cost_usd"]
+    assert totals["min_usd"] == pytest.approx(sum(e["min_usd"] for e in estimates[:3]))
+    assert totals["max_usd"] == pytest.approx(sum(e["max_usd"] for e in estimates[:3]))
+    assert page["unestimated_jobs"] == 1
+    assert page["total_cost_usd"] == pytest.approx(sum(job["cost_usd"] or 0 for job in jobs))
