@@ -127,6 +127,37 @@ async def test_a_stability_job_succeeds_with_the_vendor_image_and_seed(vendors) 
     assert image.size == (output["width"], output["height"])
 
 
+async def test_a_draft_on_sd35_large_is_made_by_its_turbo_model_at_its_price(vendors) -> None:
+    client, auth, _, stability = vendors
+    body = {
+        "prompt": "a ceramic mug",
+        "model": "stability/sd3.5-large",
+        "negative_prompt": "blurry",
+        "quality": "draft",
+        "seed": 5,
+    }
+
+    estimate = await client.post("/v1/estimate", json=body | {"kind": "generate"}, headers=auth)
+    response = await client.post("/v1/generate", json=body, headers=auth | {"Prefer": "wait=30"})
+    standard = await client.post(
+        "/v1/generate", json=body | {"quality": "standard"}, headers=auth | {"Prefer": "wait=30"}
+    )
+
+    job = response.json()
+    assert job["status"] == "succeeded", job
+    draft_form, standard_form = [request.form for request in stability.received]
+    assert draft_form["model"].text == "sd3.5-large-turbo"
+    assert "negative_prompt" not in draft_form, "the turbo model takes none"
+    assert standard_form["model"].text == "sd3.5-large"
+    assert standard_form["negative_prompt"].text
+    assert job["request"]["native_quality"] == {"stability/sd3.5-large": "sd3.5-large-turbo"}
+    assert job["outputs"][0]["details"]["vendor_model"] == "sd3.5-large-turbo"
+    assert job["cost_usd"] == pytest.approx(0.04)
+    assert standard.json()["cost_usd"] == pytest.approx(0.065)
+    assert estimate.json()["cost_usd"] == {"min_usd": 0.04, "max_usd": 0.04}
+    assert job["estimated_cost_usd"] == {"min_usd": 0.04, "max_usd": 0.04}
+
+
 async def test_a_model_making_one_image_a_call_makes_a_jobs_outputs_at_once(vendors) -> None:
     client, auth, _, stability = vendors
     stability.script(*[slow(0.5)] * 4)
