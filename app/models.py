@@ -161,8 +161,10 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     provider_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
-    # What the job was expected to cost when it was submitted (its models' prices per image).
-    estimated_cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The cost expected at submission (the estimate's range); null when a model's price is
+    # unknown, or for a job recorded before estimates.
+    estimated_cost_min_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    estimated_cost_max_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     dispatches: Mapped[int] = mapped_column(Integer, default=0)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

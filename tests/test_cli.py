@@ -146,9 +146,13 @@ async def test_tenants_budget_sets_what_get_usage_reports(tmp_path):
 
 
 def copy_of_darkroom(root: Path, *, checkout: bool) -> Path:
-    """Darkroom's `app` package copied into `root`: a source checkout (with pyproject.toml beside
-    it), or laid out as an installed package."""
-    shutil.copytree(REPO_ROOT / "app", root / "app", ignore=shutil.ignore_patterns("__pycache__"))
+    """Darkroom's `app` and `migrations` packages copied into `root`: a source checkout (with
+    pyproject.toml beside them), or laid out as an installed package (the wheel ships both).
+    With its own migrations the copy never migrates by another checkout's, which an editable
+    install of that checkout would otherwise supply."""
+    ignored = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(REPO_ROOT / "app", root / "app", ignore=ignored)
+    shutil.copytree(REPO_ROOT / "migrations", root / "migrations", ignore=ignored)
     if checkout:
         shutil.copy(REPO_ROOT / "pyproject.toml", root)
     return root

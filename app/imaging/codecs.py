@@ -235,10 +235,14 @@ def _open_header(data: bytes, image_format: str, max_pixels: int) -> Image.Image
         raise InvalidImage(f"The {image_format.upper()} file is truncated or corrupt.") from exc
 
 
-def encode(image: Image.Image, image_format: str) -> bytes:
-    """Encode an image as png, jpeg or webp; the same pixels always give the same bytes."""
+def encode(image: Image.Image, image_format: str, lossy_quality: int | None = None) -> bytes:
+    """Encode an image as png, jpeg or webp (JPEG and WebP at `lossy_quality`, 0-100, if
+    given); the same pixels always give the same bytes."""
     if image_format == "jpeg" and image.mode != "RGB":
         image = image.convert("RGB")
+    options = _ENCODE_OPTIONS[image_format]
+    if lossy_quality is not None and "quality" in options:
+        options = options | {"quality": lossy_quality}
     buffer = io.BytesIO()
-    image.save(buffer, _PILLOW_FORMATS[image_format], **_ENCODE_OPTIONS[image_format])
+    image.save(buffer, _PILLOW_FORMATS[image_format], **options)
     return buffer.getvalue()

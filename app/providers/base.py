@@ -13,6 +13,8 @@ TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 # A large input scaled down for its output is first shrunk by whole factors (a box filter) to
 # within this factor of the output, then resampled: much faster, and no visible difference.
 REDUCING_GAP = 2.0
+# Darkroom's quality tiers, in order of cost.
+QUALITY_TIERS = ("draft", "standard", "high", "auto")
 
 
 @dataclass(frozen=True)
@@ -38,11 +40,27 @@ class ModelCapabilities:
     # models, weighted tags plus a negative prompt for diffusion models; and its length limit.
     prompt_style: str = "sentences"
     max_prompt_chars: int = 4000
+    # Darkroom's quality tier -> the model's native setting it becomes (OpenAI's `quality`, a
+    # render resolution, ...); empty for a model with no quality control of its own.
+    quality_levels: tuple[tuple[str, str], ...] = ()
+    # Quality tier -> the native sizes it may be made at, for models whose quality lever is
+    # resolution (Gemini's size tiers); tiers not here may use any of `sizes`.
+    quality_sizes: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = ()
+    # Quality tier -> the factor its generation size is scaled by, for models that take any
+    # size and whose quality lever is resolution (local/draft's half-resolution draft).
+    quality_scales: tuple[tuple[str, float], ...] = ()
 
-    def generation_size(self, width: int, height: int) -> tuple[int, int]:
-        """The size to ask the model for: the output size if the model takes any size in range,
-        else its native size closest in aspect ratio, then in area."""
+    def native_quality(self, tier: str) -> str | None:
+        """The native setting a quality tier becomes on this model; None if it has none."""
+        return dict(self.quality_levels).get(tier)
+
+    def generation_size(self, width: int, height: int, quality: str = "auto") -> tuple[int, int]:
+        """The size to ask the model for: the output size (scaled as the quality tier asks)
+        if the model takes any size in range, else its native size (of those the quality tier
+        may use) closest in aspect ratio, then in area."""
         if self.sizes is None:
+            factor = dict(self.quality_scales).get(quality, 1.0)
+            width, height = max(1, round(width * factor)), max(1, round(height * factor))
             low, high = self.min_side, self.max_side
             if low <= width <= high and low <= height <= high:
                 return width, height
@@ -53,7 +71,7 @@ class ModelCapabilities:
             )
         wanted_ratio, wanted_area = width / height, width * height
         return min(
-            self.sizes,
+            dict(self.quality_sizes).get(quality, self.sizes),
             key=lambda s: (abs(s[0] / s[1] - wanted_ratio), abs(s[0] * s[1] - wanted_area)),
         )
 
@@ -68,11 +86,37 @@ class ModelSpec:
     capabilities: ModelCapabilities
     price_per_image_usd: float | None = None
     typical_latency_ms: int | None = None
+    # Quality tier -> (lowest, highest) expected USD per image, for models whose price follows
+    # the tier (a range where billing is per token); tiers not here cost price_per_image_usd.
+    prices_by_quality: tuple[tuple[str, tuple[float, float]], ...] = ()
+    # USD per token of prompt text, for models billed per token: an estimate adds the prompt's.
+    prompt_token_price_usd: float | None = None
+
+    def price_range(self, quality: str) -> tuple[float, float] | None:
+        """The expected (lowest, highest) USD of one image at a quality tier; None if unknown."""
+        by_quality = dict(self.prices_by_quality)
+        if quality in by_quality:
+            return by_quality[quality]
+        if self.price_per_image_usd is None:
+            return None
+        return self.price_per_image_usd, self.price_per_image_usd
 
     @property
     def id(self) -> str:
         """The public model id, `provider/name`."""
         return f"{self.provider}/{self.name}"
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How a job asks for its images beyond the prompt: its quality tier (Darkroom's; each
+    provider maps it to its own control), background, encoder quality of lossy outputs (None:
+    Darkroom's default) and the vendor's moderation level."""
+
+    quality: str = "auto"
+    background: str = "auto"
+    output_compression: int | None = None
+    moderation: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -87,6 +131,7 @@ class GenerateCall:
     seed: int
     negative_prompt: str | None = None
     output_format: str = "png"
+    render: RenderOptions = field(default_factory=RenderOptions)
 
 
 @dataclass(frozen=True)
@@ -140,6 +185,7 @@ class EditCall:
     variation: float | None = None
     negative_prompt: str | None = None
     output_format: str = "png"
+    render: RenderOptions = field(default_factory=RenderOptions)
 
 
 @dataclass

@@ -82,6 +82,13 @@ class FluxModel:
     step: int = 32
     input_images: int = 0
     price_per_image_usd: float | None = None
+    # Quality tier -> inference `steps`, for the models that take them (`auto`: the default).
+    steps: tuple[tuple[str, int], ...] = ()
+
+    def quality_fields(self, quality: str) -> dict[str, int]:
+        """`steps` for the quality asked for, where the model takes them."""
+        steps = dict(self.steps).get(quality)
+        return {} if steps is None else {"steps": steps}
 
 
 # Prices from docs.bfl.ml/quick_start/pricing (2026-11-28). flux-dev has no price there, and the
@@ -101,7 +108,12 @@ FLUX_MODELS = (
         max_side=4096,
         price_per_image_usd=0.06,
     ),
-    FluxModel("flux-dev", "FLUX.1 [dev]: the open-weights guidance-distilled model.", "pixels"),
+    FluxModel(
+        "flux-dev",
+        "FLUX.1 [dev]: the open-weights guidance-distilled model.",
+        "pixels",
+        steps=(("draft", 12), ("standard", 28), ("high", 50)),
+    ),
     FluxModel(
         "flux-kontext-pro",
         "FLUX.1 Kontext [pro]: edits by instruction, or text to image.",
@@ -133,6 +145,7 @@ FLUX_MODELS = (
         max_side=2048,
         step=16,
         input_images=8,
+        steps=(("draft", 20), ("standard", 35), ("high", 50)),
     ),
 )
 MODELS_BY_NAME = {model.name: model for model in FLUX_MODELS}
@@ -154,9 +167,18 @@ def spec_for(model: FluxModel) -> ModelSpec:
             mask=False,
             max_references=max(model.input_images - 1, 0),
             max_n=10,
+            quality_levels=quality_levels(model),
         ),
         price_per_image_usd=model.price_per_image_usd,
     )
+
+
+def quality_levels(model: FluxModel) -> tuple[tuple[str, str], ...]:
+    """What each quality tier becomes on a model that takes `steps`: that many steps, and for
+    `auto` BFL's default."""
+    if not model.steps:
+        return ()
+    return (*((tier, f"{steps} steps") for tier, steps in model.steps), ("auto", "BFL's default"))
 
 
 MODELS = [spec_for(model) for model in FLUX_MODELS]
@@ -195,6 +217,7 @@ class BFLProvider(HTTPVendor):
         that take only that). BFL takes no negative prompt."""
         model = self._model(call.model)
         body = {"prompt": call.prompt, "seed": call.seed, "output_format": "png"}
+        body |= model.quality_fields(call.render.quality)
         return await self._run(model, body | size_fields(model, call.width, call.height))
 
     async def edit(self, call: EditCall) -> GenerateResult:
@@ -214,6 +237,7 @@ class BFLProvider(HTTPVendor):
                 provider=PROVIDER,
             )
         body = {"prompt": call.prompt, "seed": call.seed, "output_format": "png"}
+        body |= model.quality_fields(call.render.quality)
         for position, image in enumerate(images, start=1):
             body["input_image" if position == 1 else f"input_image_{position}"] = base64_image(
                 image

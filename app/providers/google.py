@@ -97,6 +97,15 @@ SIZES_GEMINI_3: dict[str, dict[str, tuple[int, int]]] = {
     },
 }
 
+# Quality is the size tier (`imageSize`) on models with several: the output is then scaled to
+# the exact size asked for like any other.
+QUALITY_LEVELS = (
+    ("draft", "1K"),
+    ("standard", "the size tier nearest the output size"),
+    ("high", "2K or larger"),
+    ("auto", "the size tier nearest the output size"),
+)
+
 # Gemini 2.5 Flash Image makes one size per aspect ratio (1290 output tokens each).
 SIZES_GEMINI_2_5: dict[str, dict[str, tuple[int, int]]] = {
     "1K": {
@@ -148,6 +157,36 @@ class GeminiImageModel:
         """The list price of one image of this tier (its output tokens at the image rate)."""
         return self.tokens_per_image[tier] * self.prices.image_output / 1_000_000
 
+    def quality_sizes(self) -> tuple[tuple[str, tuple[tuple[int, int], ...]], ...]:
+        """The sizes each quality tier may be made at, on a model with several size tiers:
+        a draft at the smallest tier, a high-quality image at the second or larger."""
+        tiers = list(self.sizes)
+        if len(tiers) == 1:
+            return ()
+
+        def sizes_of(used: list[str]) -> tuple[tuple[int, int], ...]:
+            return tuple(size for tier in used for size in self.sizes[tier].values())
+
+        return (("draft", sizes_of(tiers[:1])), ("high", sizes_of(tiers[1:])))
+
+    def quality_prices(self) -> tuple[tuple[str, tuple[float, float]], ...]:
+        """Each quality tier's (lowest, highest) list price per image over the size tiers it
+        may use; empty for a model with one size tier."""
+        tiers = list(self.sizes)
+        if len(tiers) == 1:
+            return ()
+
+        def span(used: list[str]) -> tuple[float, float]:
+            prices = [round(self.price_of(tier), 4) for tier in used]
+            return min(prices), max(prices)
+
+        return (
+            ("draft", span(tiers[:1])),
+            ("standard", span(tiers)),
+            ("high", span(tiers[1:])),
+            ("auto", span(tiers)),
+        )
+
     def spec(self) -> ModelSpec:
         """The catalog entry."""
         sizes = tuple(size for by_ratio in self.sizes.values() for size in by_ratio.values())
@@ -168,8 +207,11 @@ class GeminiImageModel:
                 max_n=4,
                 prompt_style="sentences",
                 max_prompt_chars=8000,
+                quality_levels=QUALITY_LEVELS if len(self.sizes) > 1 else (),
+                quality_sizes=self.quality_sizes(),
             ),
             price_per_image_usd=round(self.price_of("1K"), 4),
+            prices_by_quality=self.quality_prices(),
         )
 
 

@@ -1,6 +1,6 @@
 """The offline `local` provider: instant, deterministic procedural drafts, no network."""
 
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
 
 from app.cpu import run_image_work
 from app.providers.base import (
@@ -9,6 +9,7 @@ from app.providers.base import (
     GenerateResult,
     ModelCapabilities,
     ModelSpec,
+    RenderOptions,
 )
 from app.providers.draft_renderer import render_draft
 from app.providers.local_edits import edit_image, mask_from_png, variant_image
@@ -20,6 +21,15 @@ DECODED_BYTES_PER_PIXEL = 4
 EDIT_BYTES_PER_PIXEL = 24
 # What rendering a draft holds at its peak per pixel (a 4096x4096 draft peaked 233 MiB).
 DRAFT_BYTES_PER_PIXEL = 16
+# Quality is the render's resolution: a `draft` is asked for at half the output's sides (a
+# quarter of the work) and scaled up to the exact size like any model's output.
+QUALITY_LEVELS = (
+    ("draft", "half resolution"),
+    ("standard", "full resolution"),
+    ("high", "full resolution"),
+    ("auto", "full resolution"),
+)
+QUALITY_SCALES = (("draft", 0.5),)
 
 DRAFT = ModelSpec(
     provider="local",
@@ -30,7 +40,13 @@ DRAFT = ModelSpec(
         "to build and test a workflow before spending on a real model."
     ),
     capabilities=ModelCapabilities(
-        modes=("generate", "edit", "variants"), seed=True, mask=True, max_references=4
+        modes=("generate", "edit", "variants"),
+        seed=True,
+        mask=True,
+        max_references=4,
+        transparent_background=True,
+        quality_levels=QUALITY_LEVELS,
+        quality_scales=QUALITY_SCALES,
     ),
     price_per_image_usd=0.0,
     typical_latency_ms=50,
@@ -55,17 +71,37 @@ class LocalProvider:
         """Nothing to release."""
 
     async def generate(self, call: GenerateCall) -> GenerateResult:
-        """One draft."""
+        """One draft, with the background its call asks for."""
         memory = call.width * call.height * DRAFT_BYTES_PER_PIXEL
         image = await run_image_work(
             memory, render_draft, call.prompt, call.seed, call.width, call.height
         )
-        return GenerateResult(image=image, cost_usd=0.0)
+        return GenerateResult(image=with_background(image, call.render), cost_usd=0.0)
 
     async def edit(self, call: EditCall) -> GenerateResult:
-        """A classical edit (masked inpaint, grade, colour transfer) or a seeded variant."""
+        """A classical edit (masked inpaint, grade, colour transfer) or a seeded variant, with
+        the background its call asks for."""
         image = await run_image_work(edit_memory(call), _edit, call)
-        return GenerateResult(image=image, cost_usd=0.0)
+        return GenerateResult(image=with_background(image, call.render), cost_usd=0.0)
+
+
+def with_background(image: Image.Image, render: RenderOptions) -> Image.Image:
+    """The image with a transparent background when asked for: an ellipse around the centre,
+    where the renderer puts its subject, stays opaque with a soft edge; the backdrop outside it
+    becomes fully transparent. Opaque otherwise."""
+    if render.background == "opaque" and image.mode == "RGBA":
+        return image.convert("RGB")
+    if render.background != "transparent":
+        return image
+    width, height = image.size
+    alpha = Image.new("L", image.size, 0)
+    ImageDraw.Draw(alpha).ellipse(
+        (width * 0.15, height * 0.1, width * 0.85, height * 0.9), fill=255
+    )
+    alpha = alpha.filter(ImageFilter.GaussianBlur(max(1, min(width, height) // 100)))
+    cut_out = image.convert("RGBA")
+    cut_out.putalpha(alpha)
+    return cut_out
 
 
 def edit_memory(call: EditCall) -> int:

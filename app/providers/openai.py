@@ -34,6 +34,7 @@ from app.providers.base import (
     InputImage,
     ModelCapabilities,
     ModelSpec,
+    RenderOptions,
 )
 from app.providers.http_vendor import HTTPVendor
 from app.providers.transport import (
@@ -80,31 +81,6 @@ MODEL_TABLE: tuple[tuple[str, bool, str], ...] = (
 # gpt-image-1-mini supports only low. For gpt-image-2, omit this parameter."
 INPUT_FIDELITY = {"gpt-image-1.5": ("high", "low"), "gpt-image-1-mini": ("low",)}
 
-MODELS = [
-    ModelSpec(
-        provider=PROVIDER,
-        name=name,
-        description=f"{description} No seed: reruns of one prompt differ.",
-        capabilities=ModelCapabilities(
-            modes=("generate", "edit"),
-            sizes=STANDARD_SIZES,
-            transparent_background=transparent,
-            # The Images API takes neither a seed nor a negative prompt.
-            seed=False,
-            negative_prompt=False,
-            mask=True,
-            max_references=MAX_EDIT_IMAGES - 1,
-            max_n=10,
-            # ImageGenerateParams.n: "The number of images to generate. Must be between 1 and 10."
-            images_per_call=10,
-        ),
-        # OpenAI bills these models per token and we ask for quality "auto", so no fixed
-        # per-image price exists; the cost of each image comes from its usage instead.
-        price_per_image_usd=None,
-    )
-    for name, transparent, description in MODEL_TABLE
-]
-
 
 @dataclass(frozen=True)
 class TokenPrices:
@@ -127,8 +103,69 @@ PRICING = (
     "Billed per token (text and image input, image output), not per image. Each job's cost is "
     "computed from the usage OpenAI reports, at list token prices read "
     f"{TOKEN_PRICES_CHECKED_ON} where known ({', '.join(sorted(TOKEN_PRICES))}); for the "
-    "other models it is null."
+    "other models it is null. Prices by quality are estimates from OpenAI's output tokens per "
+    "image at each quality, from the square to the largest standard size."
 )
+
+# Darkroom's quality tiers as OpenAI's `quality` (ImageGenerateParams.quality).
+QUALITY_LEVELS = (("draft", "low"), ("standard", "medium"), ("high", "high"), ("auto", "auto"))
+
+# Image output tokens per image by quality, at 1024x1024 and at 1536x1024 or 1024x1536, from
+# the table in OpenAI's image generation guide (GPT Image); what a job's estimate is made of.
+OUTPUT_TOKENS = {"low": (272, 408), "medium": (1056, 1584), "high": (4160, 6240)}
+
+
+def quality_prices(prices: TokenPrices | None) -> tuple[tuple[str, tuple[float, float]], ...]:
+    """Each tier's (lowest, highest) USD per image, from its output tokens at the square and
+    the largest standard size; `auto` spans low to high. Empty without token prices."""
+    if prices is None:
+        return ()
+
+    def usd(tokens: int) -> float:
+        return round(tokens * prices.image_output / 1_000_000, 6)
+
+    ranges = {
+        tier: (usd(OUTPUT_TOKENS[native][0]), usd(OUTPUT_TOKENS[native][1]))
+        for tier, native in QUALITY_LEVELS
+        if native in OUTPUT_TOKENS
+    }
+    ranges["auto"] = (ranges["draft"][0], ranges["high"][1])
+    return tuple(ranges.items())
+
+
+def prompt_token_price(prices: TokenPrices | None) -> float | None:
+    """USD per token of prompt text, where the model's token prices are known."""
+    return None if prices is None else prices.text_input / 1_000_000
+
+
+MODELS = [
+    ModelSpec(
+        provider=PROVIDER,
+        name=name,
+        description=f"{description} No seed: reruns of one prompt differ.",
+        capabilities=ModelCapabilities(
+            modes=("generate", "edit"),
+            sizes=STANDARD_SIZES,
+            transparent_background=transparent,
+            # The Images API takes neither a seed nor a negative prompt.
+            seed=False,
+            negative_prompt=False,
+            mask=True,
+            max_references=MAX_EDIT_IMAGES - 1,
+            max_n=10,
+            # ImageGenerateParams.n: "The number of images to generate. Must be between 1 and 10."
+            images_per_call=10,
+            quality_levels=QUALITY_LEVELS,
+        ),
+        # OpenAI bills these models per token, so no fixed per-image price exists: the cost of
+        # each image comes from its usage, and its estimate from the quality asked for.
+        price_per_image_usd=None,
+        prices_by_quality=quality_prices(TOKEN_PRICES.get(name)),
+        prompt_token_price_usd=prompt_token_price(TOKEN_PRICES.get(name)),
+    )
+    for name, transparent, description in MODEL_TABLE
+]
+
 
 # Error codes OpenAI uses when its safety system refuses a prompt or the image it made.
 MODERATION_CODES = {
@@ -141,31 +178,41 @@ MODERATION_CODES = {
 # --- The wire protocol, shared with any OpenAI-compatible server ---------------------------
 
 
-def output_fields(output_format: str) -> dict[str, Any]:
+def output_fields(output_format: str, compression: int | None = None) -> dict[str, Any]:
     """`output_format`, and for JPEG and WebP (the only formats that take it)
-    `output_compression` at Darkroom's own lossy quality: OpenAI's 0-100 reads like an
-    encoder's quality, 100 (its default) being the least compressed."""
+    `output_compression`: the job's, else Darkroom's own lossy quality. OpenAI's 0-100 reads
+    like an encoder's quality, 100 (its default) being the least compressed."""
     if output_format == "png":
         return {"output_format": "png"}
-    return {"output_format": output_format, "output_compression": LOSSY_QUALITY}
+    quality = LOSSY_QUALITY if compression is None else compression
+    return {"output_format": output_format, "output_compression": quality}
+
+
+def render_fields(render: RenderOptions) -> dict[str, str]:
+    """`quality` (the job's tier as OpenAI's level) and `background`, always sent, so that a
+    change of OpenAI's defaults cannot change our results."""
+    return {
+        "quality": dict(QUALITY_LEVELS)[render.quality],
+        "background": render.background,
+    }
 
 
 def generation_body(call: GenerateCall, output_format: str = "png", **extra: Any) -> dict[str, Any]:
     """The JSON body of one generation, per ImageGenerateParams: one image at the call's size in
     `output_format` (lossless PNG unless the caller asks for the format the job stores, so that
-    an image already the right size can be stored as sent), quality, background and moderation
-    at OpenAI's documented defaults so that a change of default cannot change our results."""
+    an image already the right size can be stored as sent), with the call's quality, background
+    and moderation."""
+    render = call.render
     return (
         {
             "model": call.model,
             "prompt": call.prompt,
             "n": 1,
             "size": f"{call.width}x{call.height}",
-            "quality": "auto",
-            "background": "auto",
-            "moderation": "auto",
+            "moderation": render.moderation,
         }
-        | output_fields(output_format)
+        | render_fields(render)
+        | output_fields(output_format, render.output_compression)
         | extra
     )
 
@@ -195,10 +242,11 @@ def edit_form(
         "prompt": call.prompt,
         "n": "1",
         "size": f"{call.width}x{call.height}",
-        "quality": "auto",
-        "background": "auto",
+    } | render_fields(call.render)
+    compression = call.render.output_compression
+    fields |= {
+        name: str(value) for name, value in output_fields(output_format, compression).items()
     }
-    fields |= {name: str(value) for name, value in output_fields(output_format).items()}
     return fields | extra, files
 
 

@@ -12,6 +12,7 @@ from app.errors import InvalidForModel, ModelUnavailable, ProviderError
 from app.providers.base import EditCall, GenerateCall, GenerateResult, ModelCapabilities, ModelSpec
 from app.providers.http_vendor import HTTPVendor
 from app.providers.openai import (
+    QUALITY_LEVELS,
     STANDARD_SIZES,
     ImagesEndpoints,
     edit_form,
@@ -35,6 +36,8 @@ CAPABILITIES = ModelCapabilities(
     mask=True,
     max_references=0,
     max_n=10,
+    # The server takes OpenAI's `quality`; what each level does there is its own business.
+    quality_levels=QUALITY_LEVELS,
 )
 
 PRICING = "Self-hosted: no vendor price; each job's cost is null."

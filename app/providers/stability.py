@@ -104,6 +104,14 @@ class StabilityModel:
     image_to_image: bool = False
     modes: tuple[str, ...] = ("generate", "edit")
     extra: dict[str, str] = field(default_factory=dict)
+    # The faster, cheaper model of the same family that makes this model's `draft` quality.
+    draft_model: "StabilityModel | None" = None
+
+    def for_quality(self, quality: str) -> "StabilityModel":
+        """The model that makes this one's images at a quality tier."""
+        if quality == "draft" and self.draft_model is not None:
+            return self.draft_model
+        return self
 
     @property
     def price_usd(self) -> float | None:
@@ -131,12 +139,37 @@ class StabilityModel:
                 max_n=4,
                 prompt_style="tags",
                 max_prompt_chars=10_000,
+                quality_levels=self.quality_levels(),
             ),
             price_per_image_usd=self.price_usd,
+            prices_by_quality=self.quality_prices(),
         )
+
+    def quality_levels(self) -> tuple[tuple[str, str], ...]:
+        """A model with a draft model: `draft` is that model, every other tier this one."""
+        if self.draft_model is None:
+            return ()
+        tiers = ("standard", "high", "auto")
+        return (("draft", self.draft_model.name), *((tier, self.name) for tier in tiers))
+
+    def quality_prices(self) -> tuple[tuple[str, tuple[float, float]], ...]:
+        """The draft model's price for `draft`, where both prices are known."""
+        price = None if self.draft_model is None else self.draft_model.price_usd
+        return () if price is None else (("draft", (price, price)),)
 
 
 GENERATE = "v2beta/stable-image/generate"
+SD35_LARGE_TURBO = StabilityModel(
+    name="sd3.5-large-turbo",
+    description="Stable Diffusion 3.5 Large Turbo: few steps, no negative prompt. Edits: "
+    "image-to-image, or inpainting with a mask.",
+    path=f"{GENERATE}/sd3",
+    operation="generate",
+    credits=4,
+    sd3_model="sd3.5-large-turbo",
+    negative_prompt=False,
+    image_to_image=True,
+)
 MODELS = (
     StabilityModel(
         name="ultra",
@@ -164,18 +197,9 @@ MODELS = (
         credits=6.5,
         sd3_model="sd3.5-large",
         image_to_image=True,
+        draft_model=SD35_LARGE_TURBO,
     ),
-    StabilityModel(
-        name="sd3.5-large-turbo",
-        description="Stable Diffusion 3.5 Large Turbo: few steps, no negative prompt. Edits: "
-        "image-to-image, or inpainting with a mask.",
-        path=f"{GENERATE}/sd3",
-        operation="generate",
-        credits=4,
-        sd3_model="sd3.5-large-turbo",
-        negative_prompt=False,
-        image_to_image=True,
-    ),
+    SD35_LARGE_TURBO,
     StabilityModel(
         name="sd3.5-medium",
         description="Stable Diffusion 3.5 Medium (2.5B). Edits: image-to-image, or "
@@ -281,7 +305,7 @@ class StabilityProvider(HTTPVendor):
 
     async def generate(self, call: GenerateCall) -> GenerateResult:
         """One text-to-image generation at the aspect ratio of the call's size."""
-        model = self._model(call.model)
+        model = self._model(call.model).for_quality(call.render.quality)
         if model.operation != "generate":
             raise InvalidForModel(
                 f"{PROVIDER}/{model.name} only edits images; send it to an edit.",
@@ -298,12 +322,13 @@ class StabilityProvider(HTTPVendor):
         form["aspect_ratio"] = (None, ratio)
         if model.sd3_model:
             form["mode"] = (None, "text-to-image")
-        return await self._post(model.path, form, model.price_usd, {"aspect_ratio": ratio})
+        details = {"aspect_ratio": ratio, "vendor_model": model.name}
+        return await self._post(model.path, form, model.price_usd, details)
 
     async def edit(self, call: EditCall) -> GenerateResult:
         """The source image edited by the endpoint the model and the call select (see the
         module docstring)."""
-        model = self._model(call.model)
+        model = self._model(call.model).for_quality(call.render.quality)
         if call.references:
             raise InvalidForModel(
                 f"{PROVIDER}/{model.name} takes no reference images.", provider=PROVIDER

@@ -7,6 +7,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.schemas.common import OutputFormat
 
 
+class PriceRange(BaseModel):
+    """An expected price in USD: a single figure when min equals max, a range where the vendor
+    bills per token or per second."""
+
+    min_usd: float = Field(description="The lowest expected price.", examples=[0.0082])
+    max_usd: float = Field(description="The highest expected price.", examples=[0.0122])
+
+
 class ModelCapabilities(BaseModel):
     """What a model can do."""
 
@@ -29,6 +37,13 @@ class ModelCapabilities(BaseModel):
         "works. Other ratios are made at the nearest one, then cropped to the exact request.",
         examples=[["1:1", "3:2", "2:3"]],
     )
+    quality_levels: dict[str, str] | None = Field(
+        None,
+        description="What each quality tier (`draft`, `standard`, `high`, `auto`) becomes on "
+        "this model: its native setting (OpenAI's `quality`, a render resolution...); null "
+        "when the model has no quality control and makes every tier alike.",
+        examples=[{"draft": "low", "standard": "medium", "high": "high", "auto": "auto"}],
+    )
 
 
 class Model(BaseModel):
@@ -46,6 +61,11 @@ class Model(BaseModel):
         None,
         description="How the vendor bills when a price per image does not say it (per token, "
         "per second), and where the price table's figures come from.",
+    )
+    prices_by_quality: dict[str, PriceRange] | None = Field(
+        None,
+        description="Expected price of one image at each quality tier; null when unknown.",
+        examples=[{"draft": {"min_usd": 0.002176, "max_usd": 0.003264}}],
     )
     typical_latency_ms: int | None = Field(description="Typical time for one image, if known.")
     observed_latency_ms: int | None = Field(
@@ -77,15 +97,27 @@ class ModelList(BaseModel):
                             "min_side": 64,
                             "max_side": 4096,
                             "output_formats": ["png", "jpeg", "webp"],
-                            "transparent_background": False,
+                            "transparent_background": True,
                             "seed": True,
                             "negative_prompt": False,
                             "mask": True,
                             "max_references": 4,
                             "max_n": 10,
                             "aspect_ratios": None,
+                            "quality_levels": {
+                                "draft": "half resolution",
+                                "standard": "full resolution",
+                                "high": "full resolution",
+                                "auto": "full resolution",
+                            },
                         },
                         "price_per_image_usd": 0.0,
+                        "prices_by_quality": {
+                            "draft": {"min_usd": 0.0, "max_usd": 0.0},
+                            "standard": {"min_usd": 0.0, "max_usd": 0.0},
+                            "high": {"min_usd": 0.0, "max_usd": 0.0},
+                            "auto": {"min_usd": 0.0, "max_usd": 0.0},
+                        },
                         "pricing": None,
                         "typical_latency_ms": 50,
                         "observed_latency_ms": 41,

@@ -19,6 +19,11 @@ from pydantic_core import PydanticCustomError
 from app.imaging.geometry import parse_aspect_ratio, parse_size
 
 OutputFormat = Literal["png", "jpeg", "webp"]
+# Darkroom's quality tiers, each mapped per model to its native control (see GET /v1/models).
+Quality = Literal["draft", "standard", "high", "auto"]
+Background = Literal["auto", "opaque", "transparent"]
+# Formats that carry an alpha channel, so a transparent background survives encoding.
+ALPHA_FORMATS = ("png", "webp")
 # What stored assets may be: images, and the zip of an export's bundle.
 AssetFormat = Literal["png", "jpeg", "webp", "avif", "zip"]
 
@@ -117,6 +122,33 @@ class OutputOptions(BaseModel):
     )
     metadata: Metadata | None = Field(
         None, description="Your own JSON object (up to 16 KiB), returned as is on the job."
+    )
+    quality: Quality = Field(
+        "auto",
+        description="Quality tier: `draft` (cheapest, fastest), `standard`, `high`, or `auto` "
+        "(the model's own choice). Each model maps it to its native control (GET /v1/models "
+        "lists each model's `quality_levels` and `prices_by_quality`); the job records both.",
+        examples=["standard"],
+    )
+    background: Background = Field(
+        "auto",
+        description="`transparent` asks for an alpha background (PNG or WebP output only, on "
+        "models whose capabilities say `transparent_background`); `opaque` forbids one; `auto` "
+        "leaves it to the model.",
+        examples=["transparent"],
+    )
+    output_compression: int | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description="Encoder quality of JPEG and WebP outputs, 0 to 100 (100 the least "
+        "compressed), sent on to vendors that take it; Darkroom's default if omitted.",
+        examples=[85],
+    )
+    moderation: Literal["auto", "low"] = Field(
+        "auto",
+        description="The vendor's content-moderation level where it has one (OpenAI): `low` "
+        "filters less; `auto` is the vendor's default.",
     )
 
 

@@ -6,6 +6,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.models import JobKind, JobStatus
+from app.schemas.catalog import PriceRange
 from app.schemas.common import AssetFormat, Problem
 
 
@@ -88,6 +89,7 @@ JOB_EXAMPLE = {
     "error": None,
     "attempts": 1,
     "cost_usd": 0.0,
+    "estimated_cost_usd": {"min_usd": 0.0, "max_usd": 0.0},
     "timings": {"queued_ms": 12, "provider_ms": 48, "total_ms": 75},
     "created_at": "2026-11-28T09:30:00.000Z",
     "started_at": "2026-11-28T09:30:00.012Z",
@@ -118,6 +120,11 @@ class Job(BaseModel):
     error: Problem | None = Field(description="Why it failed, as a problem object; else null.")
     attempts: int = Field(description="How many times a worker started it.")
     cost_usd: float | None = Field(description="What the provider charged, where known.")
+    estimated_cost_usd: PriceRange | None = Field(
+        None,
+        description="What the job was expected to cost when it was submitted (as POST "
+        "/v1/estimate answers it), beside `cost_usd`; null when a model's price is unknown.",
+    )
     timings: JobTimings = Field(description="Durations in milliseconds.")
     created_at: datetime = Field(description="When it was accepted.")
     started_at: datetime | None = Field(description="When a worker first started it.")
@@ -137,6 +144,8 @@ class JobPage(BaseModel):
                 "next_cursor": "job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P",
                 "total_cost_usd": 0.42,
                 "unpriced_jobs": 0,
+                "total_estimated_cost_usd": {"min_usd": 0.38, "max_usd": 0.51},
+                "unestimated_jobs": 0,
             }
         }
     )
@@ -153,5 +162,14 @@ class JobPage(BaseModel):
     unpriced_jobs: int = Field(
         description="Succeeded jobs matching the filter whose cost is unknown (a model without "
         "a known price): when above 0, `total_cost_usd` is a lower bound.",
+        examples=[0],
+    )
+    total_estimated_cost_usd: PriceRange = Field(
+        description="What every job matching the filter was expected to cost together when "
+        "submitted (all pages), counting the jobs with an estimate; see `unestimated_jobs`."
+    )
+    unestimated_jobs: int = Field(
+        description="Jobs matching the filter without an estimated cost (a model without a "
+        "known price): when above 0, `total_estimated_cost_usd` is a lower bound.",
         examples=[0],
     )

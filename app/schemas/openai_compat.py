@@ -39,6 +39,30 @@ RESPONSE_FORMAT_FIELD = Field(
         "the stored asset instead."
     ),
 )
+QUALITY_FIELD = Field(
+    None,
+    description="Passed on as Darkroom's quality tier: `low` is `draft`, `medium` (and DALL-E's "
+    "`standard`) is `standard`, `high` (and `hd`) is `high`, `auto` (the default) is `auto`; "
+    "each model maps the tier to its own control (OpenAI models get the OpenAI level back). "
+    "`xhigh` and `max` are refused. Echoed in the response.",
+)
+BACKGROUND_FIELD = Field(
+    None,
+    description="`transparent` (with png or webp output, on models that can make alpha; "
+    "others are refused naming those that can), `opaque`, or `auto` (the default).",
+)
+COMPRESSION_FIELD = Field(
+    None,
+    ge=0,
+    le=100,
+    description="Encoder quality of webp and jpeg images, 0 to 100 (100 the least compressed); "
+    "passed on to the model and used when Darkroom encodes. Darkroom's default if omitted.",
+)
+MODERATION_FIELD = Field(
+    None,
+    description="`low` or `auto` (the default): passed on to models whose vendor has a "
+    "moderation level (OpenAI's generations).",
+)
 USER_FIELD = Field(
     None,
     max_length=256,
@@ -73,30 +97,14 @@ class ImageGenerationRequest(BaseModel):
         ),
         examples=["1024x1024"],
     )
-    quality: OpenAIQuality | None = Field(
-        None,
-        description="Accepted for compatibility and echoed in the response; the model's own "
-        "quality is used.",
-    )
-    background: Literal["transparent", "opaque", "auto"] | None = Field(
-        None,
-        description="`opaque` or `auto`; `transparent` is refused because Darkroom's outputs "
-        "are opaque.",
-    )
+    quality: OpenAIQuality | None = QUALITY_FIELD
+    background: Literal["transparent", "opaque", "auto"] | None = BACKGROUND_FIELD
     output_format: OpenAIOutputFormat | None = Field(
         None, description="Encoding of the images: png (the default), webp or jpeg."
     )
-    output_compression: int | None = Field(
-        None,
-        ge=0,
-        le=100,
-        description="Accepted for compatibility (0 to 100); Darkroom encodes at its own fixed "
-        "quality.",
-    )
+    output_compression: int | None = COMPRESSION_FIELD
     response_format: ResponseFormat | None = RESPONSE_FORMAT_FIELD
-    moderation: Literal["low", "auto"] | None = Field(
-        None, description="Accepted for compatibility; moderation is the model vendor's own."
-    )
+    moderation: Literal["low", "auto"] | None = MODERATION_FIELD
     user: str | None = USER_FIELD
     safety_identifier: str | None = Field(
         None, max_length=256, description="Like `user`, and preferred over it when both are given."
@@ -120,25 +128,17 @@ class ImageEditFields(BaseModel):
         "size.",
         examples=["1024x1024"],
     )
-    quality: OpenAIQuality | None = Field(
-        None, description="Accepted for compatibility and echoed; the model's own is used."
-    )
-    background: Literal["transparent", "opaque", "auto"] | None = Field(
-        None, description="`opaque` or `auto`; `transparent` is refused."
-    )
+    quality: OpenAIQuality | None = QUALITY_FIELD
+    background: Literal["transparent", "opaque", "auto"] | None = BACKGROUND_FIELD
     output_format: OpenAIOutputFormat | None = Field(
         None, description="Encoding of the images: png (the default), webp or jpeg."
     )
-    output_compression: int | None = Field(
-        None, ge=0, le=100, description="Accepted for compatibility (0 to 100)."
-    )
+    output_compression: int | None = COMPRESSION_FIELD
     input_fidelity: Literal["high", "low"] | None = Field(
         None, description="Accepted for compatibility; not applied."
     )
     response_format: ResponseFormat | None = RESPONSE_FORMAT_FIELD
-    moderation: Literal["low", "auto"] | None = Field(
-        None, description="Accepted for compatibility; moderation is the model vendor's own."
-    )
+    moderation: Literal["low", "auto"] | None = MODERATION_FIELD
     user: str | None = USER_FIELD
     safety_identifier: str | None = Field(
         None, max_length=256, description="Like `user`, and preferred over it when both are given."

@@ -2,16 +2,14 @@
 set, and the check that refuses a job whose estimated cost would take the spend past it."""
 
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import database_now
-from app.errors import BudgetExceeded, ModelUnavailable, NotFound
+from app.errors import BudgetExceeded, NotFound
 from app.ids import first_id_at
 from app.models import Job, JobStatus, Tenant
-from app.providers.registry import ProviderRegistry
 from app.schemas.budgets import TenantBudget, Usage
 
 # Sums of float prices are rounded to a millionth of a dollar, so 0.1 + 0.2 fits a 0.3 budget.
@@ -34,26 +32,12 @@ def next_month_start(now: datetime) -> datetime:
     )
 
 
-def estimated_cost(registry: ProviderRegistry, request: dict[str, Any]) -> float:
-    """What a normalized request should cost: `n` images from each of its models at their price
-    per image. A model priced otherwise (per token, per second), or not one of the registry's
-    (an export), counts 0 here; its reported cost counts once the job has run."""
-    models = request.get("models") or [request["model"]]
-    total = 0.0
-    for model in models:
-        try:
-            _, spec = registry.describe(model)
-        except ModelUnavailable:
-            continue
-        total += (spec.price_per_image_usd or 0.0) * request.get("n", 1)
-    return round(total, DIGITS)
-
-
 async def month_spend(session: AsyncSession, tenant_id: str, now: datetime) -> tuple[float, int]:
     """The tenant's spend this month and how many jobs it submitted: each job's reported cost,
-    or, for a job still queued or running, its estimate."""
+    or, for a job still queued or running, the top of its estimate."""
     in_flight = Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING])
-    cost = func.coalesce(Job.cost_usd, case((in_flight, Job.estimated_cost_usd), else_=0.0), 0.0)
+    estimate = case((in_flight, Job.estimated_cost_max_usd), else_=0.0)
+    cost = func.coalesce(Job.cost_usd, estimate, 0.0)
     row = (
         await session.execute(
             # Ids sort by creation time: the month is a range of the (tenant_id, id) index.

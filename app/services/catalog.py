@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.ids import first_id_at
 from app.models import Asset
-from app.providers.base import ModelSpec
+from app.providers.base import QUALITY_TIERS, ModelSpec
 from app.providers.registry import ProviderRegistry
-from app.schemas.catalog import Model, ModelCapabilities, ModelList
+from app.schemas.catalog import Model, ModelCapabilities, ModelList, PriceRange
 
 # How many of a model's most recent outputs its observed latency is the median of, looking
 # back at most LATENCY_MAX_AGE_SECONDS (a range of the time-sorted asset ids, so the query reads
@@ -94,9 +94,21 @@ def model_view(
             max_references=capabilities.max_references,
             max_n=capabilities.max_n,
             aspect_ratios=aspect_ratios(capabilities.sizes),
+            quality_levels=dict(capabilities.quality_levels) or None,
         ),
         price_per_image_usd=spec.price_per_image_usd,
+        prices_by_quality=prices_by_quality(spec),
         pricing=pricing,
         typical_latency_ms=spec.typical_latency_ms,
         observed_latency_ms=observed_latency_ms,
     )
+
+
+def prices_by_quality(spec: ModelSpec) -> dict[str, PriceRange] | None:
+    """The expected price of one image at each quality tier; None when none is known."""
+    prices = {}
+    for tier in QUALITY_TIERS:
+        price = spec.price_range(tier)
+        if price is not None:
+            prices[tier] = PriceRange(min_usd=price[0], max_usd=price[1])
+    return prices or None

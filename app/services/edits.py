@@ -24,7 +24,7 @@ from app.schemas.common import MAX_SIDE, MIN_SIDE
 from app.schemas.edit import EditRequest, ImageInput, VariantSource, VariantsRequest
 from app.services import jobs
 from app.services.assets import create_upload, get_asset
-from app.services.generate import check_model_can_make, seed_or_random
+from app.services.generate import check_model_can_make, render_options, seed_or_random
 from app.services.prompting import plan_prompt
 from app.services.submission import Kind, Submitter
 from app.storage import Storage
@@ -110,6 +110,7 @@ async def normalize_edit(submitter: Submitter, body: EditRequest) -> dict[str, A
     inputs = inputs_of(submitter)
     _, spec = submitter.registry.resolve(body.model or inputs.settings.default_model)
     _check_model(spec, "edit", body.n, body.output_format)
+    rendering = render_options(submitter.registry, [spec], body)
     if body.mask is not None and not spec.capabilities.mask:
         raise InvalidInput(f"{spec.id} does not take a mask; omit it or pick another model.")
     if len(body.references) > spec.capabilities.max_references:
@@ -152,7 +153,7 @@ async def normalize_edit(submitter: Submitter, body: EditRequest) -> dict[str, A
         negative_prompt=body.negative_prompt,
         is_edit=True,
     )
-    return request
+    return request | rendering
 
 
 async def _edit_inputs(
@@ -182,6 +183,7 @@ async def normalize_variants(submitter: Submitter, body: VariantsRequest) -> dic
     specs = [submitter.registry.resolve(model)[1] for model in models]
     for spec in specs:
         _check_model(spec, "variants", body.n, body.output_format)
+    rendering = render_options(submitter.registry, specs, body)
     source, source_job = await _variant_source(inputs, body.source)
     brief = body.prompt if body.prompt is not None else _brief_of(source_job)
     width, height = fit_side_limits(*source.dimensions())
@@ -207,7 +209,7 @@ async def normalize_variants(submitter: Submitter, body: VariantsRequest) -> dic
         negative_prompt=None,
         is_edit=True,
     )
-    return request
+    return request | rendering
 
 
 def _check_model(spec: ModelSpec, mode: str, n: int, output_format: str) -> None:

@@ -9,7 +9,7 @@ from app.imaging.geometry import output_size, parse_aspect_ratio, parse_size
 from app.models import JobKind
 from app.providers.base import ModelSpec
 from app.providers.registry import ProviderRegistry
-from app.schemas.common import MAX_SEED
+from app.schemas.common import ALPHA_FORMATS, MAX_SEED, OutputOptions
 from app.schemas.generate import GenerateRequest
 from app.services.prompting import plan_prompt
 from app.services.submission import Kind, Submitter
@@ -19,8 +19,8 @@ async def normalize(submitter: Submitter, body: GenerateRequest) -> dict[str, An
     """Resolve the model, refuse what it or a fallback cannot make, and normalize."""
     registry = submitter.registry
     _, spec = registry.resolve(body.model or submitter.settings.default_model)
-    check_fallbacks(registry, body, spec)
-    return normalize_generate(body, spec)
+    fallbacks = check_fallbacks(registry, body, spec)
+    return normalize_generate(body, spec) | render_options(registry, [spec, *fallbacks], body)
 
 
 def normalize_generate(body: GenerateRequest, spec: ModelSpec) -> dict[str, Any]:
@@ -72,17 +72,67 @@ def check_model_can_make(spec: ModelSpec, n: int, output_format: str) -> None:
         raise InvalidInput(f"{spec.id} cannot output {output_format}.")
 
 
-def check_fallbacks(registry: ProviderRegistry, body: GenerateRequest, primary: ModelSpec) -> None:
+def check_fallbacks(
+    registry: ProviderRegistry, body: GenerateRequest, primary: ModelSpec
+) -> list[ModelSpec]:
     """Refuse at submission, not mid-job, a fallback model that is unknown or not configured
     here (ModelUnavailable), named twice or the same as the model, or unable to make the
-    request (InvalidInput)."""
+    request (InvalidInput). The fallbacks' specs, in order."""
     seen = {primary.id}
+    specs = []
     for model_id in body.fallback_models:
         _, spec = registry.resolve(model_id)
         if spec.id in seen:
             raise InvalidInput(f"fallback_models names {spec.id} twice or as the model itself.")
         seen.add(spec.id)
         check_model_can_make(spec, body.n, body.output_format)
+        specs.append(spec)
+    return specs
+
+
+def render_options(
+    registry: ProviderRegistry, specs: list[ModelSpec], body: OutputOptions
+) -> dict[str, Any]:
+    """The request's quality, background, compression and moderation, with what the quality
+    tier becomes on each model (null for a model without a quality control), for the job
+    record. A transparent background in a format without alpha, or on a model that cannot
+    make one, is refused (InvalidInput naming the models that can)."""
+    if body.background == "transparent":
+        check_transparency(registry, specs, body.output_format)
+    return {
+        "quality": body.quality,
+        "native_quality": {
+            spec.id: spec.capabilities.native_quality(body.quality) for spec in specs
+        },
+        "background": body.background,
+        "output_compression": body.output_compression,
+        "moderation": body.moderation,
+    }
+
+
+def check_transparency(
+    registry: ProviderRegistry, specs: list[ModelSpec], output_format: str
+) -> None:
+    """InvalidInput unless every model can make a transparent background in `output_format`."""
+    if output_format not in ALPHA_FORMATS:
+        raise InvalidInput(
+            f"A transparent background needs output_format png or webp, not {output_format}.",
+            field="background",
+        )
+    unable = [spec.id for spec in specs if not spec.capabilities.transparent_background]
+    if not unable:
+        return
+    able = [
+        spec.id
+        for spec, available in registry.catalog()
+        if available and spec.capabilities.transparent_background
+    ]
+    raise InvalidInput(
+        f"{', '.join(unable)} cannot make a transparent background; models here that can: "
+        f"{', '.join(able)}.",
+        field="background",
+        transparent_models=able,
+    )
 
 
 GENERATE = Kind(JobKind.GENERATE, GenerateRequest, normalize)

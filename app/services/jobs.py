@@ -8,6 +8,7 @@ import statistics
 import time
 from collections import defaultdict
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +21,7 @@ from app.models import FINAL_STATUSES, Asset, Job, JobEventType, JobKind, JobSta
 from app.runtime.context import TaskContext
 from app.runtime.events import publish
 from app.runtime.progress import Subscription
+from app.schemas.catalog import PriceRange
 from app.schemas.common import Problem
 from app.schemas.jobs import Job as JobSchema
 from app.schemas.jobs import JobGroup, JobOutput, JobPage, JobTimings
@@ -61,29 +63,39 @@ async def list_jobs(
     if status:
         query = query.where(Job.status == status)
     page, next_cursor = await newest_first(session, query, Job.id, "job", cursor, limit)
-    total_cost, unpriced = await _cost_totals(session, tenant_id, status)
+    totals = await _cost_totals(session, tenant_id, status)
     return JobPage(
         data=await job_views(session, page),
         has_more=next_cursor is not None,
         next_cursor=next_cursor,
-        total_cost_usd=total_cost,
-        unpriced_jobs=unpriced,
+        **totals,
     )
 
 
-async def _cost_totals(
-    session: AsyncSession, tenant_id: str, status: str | None
-) -> tuple[float, int]:
+async def _cost_totals(session: AsyncSession, tenant_id: str, status: str | None) -> dict[str, Any]:
     """Over every job the filter matches, in one query: the sum of the known costs, and how
-    many succeeded jobs have none (so the sum is a lower bound, not a wrong total)."""
+    many succeeded jobs have none (so the sum is a lower bound, not a wrong total); and the
+    sum of the estimated costs, and how many jobs have no estimate."""
     unpriced = case(((Job.status == JobStatus.SUCCEEDED) & Job.cost_usd.is_(None), 1), else_=0)
+    unestimated = case((Job.estimated_cost_min_usd.is_(None), 1), else_=0)
     query = select(
-        func.coalesce(func.sum(Job.cost_usd), 0.0), func.coalesce(func.sum(unpriced), 0)
+        func.coalesce(func.sum(Job.cost_usd), 0.0),
+        func.coalesce(func.sum(unpriced), 0),
+        func.coalesce(func.sum(Job.estimated_cost_min_usd), 0.0),
+        func.coalesce(func.sum(Job.estimated_cost_max_usd), 0.0),
+        func.coalesce(func.sum(unestimated), 0),
     ).where(Job.tenant_id == tenant_id)
     if status:
         query = query.where(Job.status == status)
-    total, count = (await session.execute(query)).one()
-    return round(float(total), 8), int(count)
+    total, count, low, high, without = (await session.execute(query)).one()
+    return {
+        "total_cost_usd": round(float(total), 8),
+        "unpriced_jobs": int(count),
+        "total_estimated_cost_usd": PriceRange(
+            min_usd=round(float(low), 8), max_usd=round(float(high), 8)
+        ),
+        "unestimated_jobs": int(without),
+    }
 
 
 async def cancel_job(
@@ -257,6 +269,7 @@ def _job_view(job: Job, outputs: list[JobOutput]) -> JobSchema:
         error=Problem.model_validate(job.error) if job.error else None,
         attempts=job.attempts,
         cost_usd=job.cost_usd,
+        estimated_cost_usd=estimated_cost(job),
         timings=JobTimings(
             queued_ms=_milliseconds(job.created_at, job.started_at),
             provider_ms=job.provider_ms,
@@ -267,6 +280,13 @@ def _job_view(job: Job, outputs: list[JobOutput]) -> JobSchema:
         finished_at=job.finished_at,
         metadata=job.caller_metadata,
     )
+
+
+def estimated_cost(job: Job) -> PriceRange | None:
+    """The cost the job was expected to have when submitted, if it has one."""
+    if job.estimated_cost_min_usd is None or job.estimated_cost_max_usd is None:
+        return None
+    return PriceRange(min_usd=job.estimated_cost_min_usd, max_usd=job.estimated_cost_max_usd)
 
 
 async def outputs_of(session: AsyncSession, job_id: str) -> list[Asset]:

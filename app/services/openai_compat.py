@@ -45,6 +45,17 @@ ERROR_CODES = {"unauthorized": "invalid_api_key", "model-unavailable": "model_no
 # work again, so every error but overload and rate limits says not to (`x-should-retry`).
 RETRYABLE_STATUSES = {429, 503}
 REPORTED_QUALITIES = {"low", "medium", "high", "xhigh", "max"}
+# OpenAI's `quality` as Darkroom's tier; `standard` and `hd` are DALL·E's, still accepted by
+# OpenAI's types. Darkroom has no tier above `high`.
+QUALITY_TIERS = {
+    "low": "draft",
+    "medium": "standard",
+    "high": "high",
+    "auto": "auto",
+    "standard": "standard",
+    "hd": "high",
+}
+UNSUPPORTED_QUALITIES = {"xhigh", "max"}
 URL_LIFETIME_SECONDS = 3600
 
 Fields = TypeVar("Fields", bound=BaseModel)
@@ -147,15 +158,28 @@ def resolve_model(registry: ProviderRegistry, name: str | None, default_model: s
     return model_id
 
 
-def check_options(body: ImageGenerationRequest | ImageEditFields) -> None:
-    """Refuse what Darkroom cannot honour rather than answer with something else."""
-    if body.background == "transparent":
+def quality_tier(quality: str | None) -> str:
+    """Darkroom's quality tier for OpenAI's `quality`; a 400 for the levels above `high`."""
+    if quality in UNSUPPORTED_QUALITIES:
         raise OpenAICompatError(
             400,
-            "Transparent backgrounds are not supported; use `opaque` or `auto`.",
-            "background",
+            f"Quality {quality!r} is not offered; use low, medium, high or auto.",
+            "quality",
             "unsupported_value",
         )
+    return QUALITY_TIERS[quality or "auto"]
+
+
+def render_fields(body: ImageGenerationRequest | ImageEditFields) -> dict[str, Any]:
+    """OpenAI's quality, background, output_compression and moderation as Darkroom's request
+    fields, passed on to the model (what a model cannot honour is refused by Darkroom's own
+    checks, a transparent background on a model without one included)."""
+    return {
+        "quality": quality_tier(body.quality),
+        "background": body.background or "auto",
+        "output_compression": body.output_compression,
+        "moderation": body.moderation or "auto",
+    }
 
 
 def caller_metadata(user: str | None, safety_identifier: str | None) -> dict[str, Any] | None:
@@ -166,7 +190,6 @@ def caller_metadata(user: str | None, safety_identifier: str | None) -> dict[str
 
 def generate_request(body: ImageGenerationRequest, model: str) -> GenerateRequest:
     """Darkroom's generate request for an OpenAI generation request."""
-    check_options(body)
     try:
         return GenerateRequest(
             prompt=body.prompt,
@@ -175,6 +198,7 @@ def generate_request(body: ImageGenerationRequest, model: str) -> GenerateReques
             size=None if body.size in (None, "auto") else body.size,
             output_format=body.output_format or "png",
             metadata=caller_metadata(body.user, body.safety_identifier),
+            **render_fields(body),
         )
     except ValidationError as exc:
         raise from_validation(exc.errors()) from None
@@ -185,7 +209,6 @@ def edit_request(
 ) -> EditRequest:
     """Darkroom's edit request for an OpenAI edit of stored assets: the first image is the one
     edited (and the one the mask applies to), the others are its reference images."""
-    check_options(fields)
     try:
         return EditRequest(
             image=ImageInput(asset_id=images[0]),
@@ -197,6 +220,7 @@ def edit_request(
             size=None if fields.size in (None, "auto") else fields.size,
             output_format=fields.output_format or "png",
             metadata=caller_metadata(fields.user, fields.safety_identifier),
+            **render_fields(fields),
         )
     except ValidationError as exc:
         raise from_validation(exc.errors()) from None
@@ -306,7 +330,7 @@ async def images_response(
     return ImagesResponse(
         created=int(finished.timestamp()),
         data=data,
-        background="opaque",
+        background="transparent" if job.request.get("background") == "transparent" else "opaque",
         output_format=first.format if first else None,  # type: ignore[arg-type]
         quality=quality if quality in REPORTED_QUALITIES else None,  # type: ignore[arg-type]
         size=f"{first.width}x{first.height}" if first else None,

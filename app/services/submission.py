@@ -28,9 +28,11 @@ from app.providers.registry import ProviderRegistry
 from app.runtime.context import TaskContext
 from app.runtime.events import publish
 from app.runtime.queue import JobQueue
+from app.schemas.catalog import PriceRange
 from app.schemas.webhooks import WebhookOptions
-from app.services.budgets import check_budget, estimated_cost
+from app.services.budgets import check_budget
 from app.services.jobs import wait_for_job
+from app.services.pricing import expected_cost
 from app.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -92,19 +94,14 @@ async def submit_job(
     job = await find_replay(session, tenant_id, idempotency_key, fingerprint, lifetime)
     created = job is None
     if job is None:
-        webhook_url = getattr(body, "webhook_url", None)
-        # Checked before any input is fetched or stored, so a refused request leaves nothing.
-        if webhook_url:
-            await check_url(webhook_url, submitter.settings.url_policy)
-        request = await kind.normalize(submitter, body)
-        if isinstance(body, WebhookOptions):
-            request |= body.webhook_fields()
+        request = await normalize_request(submitter, kind, body)
         metadata = getattr(body, "metadata", None)
-        estimate = estimated_cost(submitter.registry, request)
+        expected = expected_cost(submitter.registry, request)
         if submitter.monthly_budget_usd is not None:
+            estimate = expected.max_usd if expected else 0.0
             await check_budget(session, tenant_id, submitter.monthly_budget_usd, estimate)
         job = await add_job(
-            session, tenant_id, kind.name, request, metadata, idempotency_key, fingerprint, estimate
+            session, tenant_id, kind.name, request, metadata, idempotency_key, fingerprint, expected
         )
     await session.commit()
     if created:
@@ -113,6 +110,22 @@ async def submit_job(
     if wait_seconds > 0:
         job = await wait_for_job(submitter.context, tenant_id, job.id, wait_seconds)
     return job, created
+
+
+async def normalize_request(
+    submitter: Submitter, kind: Kind[RequestT], body: RequestT
+) -> dict[str, Any]:
+    """The normalized request a job of `kind` records for `body`, or the 4xx error that refuses
+    it: what every submission and every estimate checks. Input images given by URL or base64
+    are stored in the submitter's transaction, which the caller commits or rolls back."""
+    webhook_url = getattr(body, "webhook_url", None)
+    # Checked before any input is fetched or stored, so a refused request leaves nothing.
+    if webhook_url:
+        await check_url(webhook_url, submitter.settings.url_policy)
+    request = await kind.normalize(submitter, body)
+    if isinstance(body, WebhookOptions):
+        request |= body.webhook_fields()
+    return request
 
 
 def request_hash(kind: str, body: BaseModel) -> str:
@@ -158,10 +171,11 @@ async def add_job(
     metadata: dict[str, Any] | None,
     idempotency_key: str | None,
     fingerprint: str,
-    estimated_cost_usd: float | None = None,
+    expected_cost: PriceRange | None = None,
 ) -> Job:
-    """Add a queued job for a normalized request and flush it; Conflict when a concurrent
-    request with the same Idempotency-Key got there first. The caller commits."""
+    """Add a queued job for a normalized request, with the cost it is expected to have, and
+    flush it; Conflict when a concurrent request with the same Idempotency-Key got there first.
+    The caller commits."""
     now = database_clock(session)
     values = {
         "id": new_id("job"),
@@ -173,11 +187,12 @@ async def add_job(
         "caller_metadata": metadata,
         "idempotency_key": idempotency_key,
         "request_hash": fingerprint,
-        "estimated_cost_usd": estimated_cost_usd,
         "created_at": now,
         "attempts": 0,
         "dispatches": 1,
         "dispatched_at": now,
+        "estimated_cost_min_usd": expected_cost.min_usd if expected_cost else None,
+        "estimated_cost_max_usd": expected_cost.max_usd if expected_cost else None,
     }
     try:
         # On Postgres a concurrent insert of the same key waits here for the other to commit.

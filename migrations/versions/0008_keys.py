@@ -1,6 +1,6 @@
 """API keys an operator manages: a rotated key's end of grace, when a key was last used, and an
 index to list a tenant's keys. Keys minted before keep their hash and prefix and go on working.
-Tenants get a monthly budget, and jobs the cost estimated when they were submitted.
+Tenants get a monthly budget.
 
 Revision ID: 0008
 Revises: 0007
@@ -25,13 +25,9 @@ def upgrade() -> None:
     op.create_index("ix_api_keys_tenant_id_id", "api_keys", ["tenant_id", "id"])
     with op.batch_alter_table("tenants") as batch:
         batch.add_column(sa.Column("monthly_budget_usd", sa.Float(), nullable=True))
-    with op.batch_alter_table("jobs") as batch:
-        batch.add_column(sa.Column("estimated_cost_usd", sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("jobs") as batch:
-        batch.drop_column("estimated_cost_usd")
     with op.batch_alter_table("tenants") as batch:
         batch.drop_column("monthly_budget_usd")
     op.drop_index("ix_api_keys_tenant_id_id", table_name="api_keys")

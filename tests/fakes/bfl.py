@@ -257,6 +257,9 @@ def check_body(model: str, body: dict[str, Any]) -> tuple[int, int]:
     seed = body.get("seed")
     if seed is not None and not isinstance(seed, int):
         raise Invalid("seed", "Input should be a valid integer")
+    steps = body.get("steps", 28)
+    if not isinstance(steps, int) or not 1 <= steps <= 50:
+        raise Invalid("steps", "Input should be between 1 and 50")
     tolerance = body.get("safety_tolerance", 2)
     if not isinstance(tolerance, int) or not 0 <= tolerance <= 6:
         raise Invalid("safety_tolerance", "Input should be between 0 and 6")

@@ -48,6 +48,9 @@ FLEXIBLE_SIZE_MODELS = {
 }
 # The 2.5 family also takes the two extra quality levels.
 EXTRA_QUALITY_MODELS = {name for name in FLEXIBLE_SIZE_MODELS if name.startswith("gpt-image-2.5")}
+# image_generate_params.py: the 2.5 family makes transparent backgrounds; gpt-image-2 and its
+# snapshot in preview. Other models are refused here, as the fake's stricter reading.
+TRANSPARENT_MODELS = EXTRA_QUALITY_MODELS | {"gpt-image-2", "gpt-image-2-2026-04-21"}
 # Every model the API still serves (ImageModel minus gpt-image-1, dall-e-2 and dall-e-3).
 MODELS = FLEXIBLE_SIZE_MODELS | {
     "gpt-image-2.6-sunburst",
@@ -110,6 +113,12 @@ INPUT_FIDELITY = {"gpt-image-1.5": {"high", "low"}, "gpt-image-1-mini": {"low"}}
 LEGACY_PARAMETERS = {"response_format", "style"}
 MAX_PROMPT_CHARACTERS = 32_000
 PILLOW_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+# Output image tokens per image by quality at the standard sizes, from the table in OpenAI's
+# image generation guide (GPT Image).
+IMAGE_TOKENS = {
+    level: {"1024x1024": square, "1536x1024": wide, "1024x1536": wide}
+    for level, square, wide in (("low", 272, 408), ("medium", 1056, 1584), ("high", 4160, 6240))
+}
 
 
 def error_body(
@@ -228,12 +237,17 @@ class FaultMix:
 
 
 def usage_for(
-    prompt: str, width: int, height: int, n: int = 1, input_images: int = 0
+    prompt: str, width: int, height: int, n: int = 1, input_images: int = 0, quality: str = "auto"
 ) -> dict[str, Any]:
-    """The `usage` the fake reports for `n` images made from `input_images` images (made-up
-    counts, OpenAI's shape)."""
+    """The `usage` the fake reports for `n` images made from `input_images` images, in OpenAI's
+    shape: output tokens per image from OpenAI's table for a standard size and quality (`auto`
+    made as medium), made-up counts otherwise."""
     text_tokens = len(prompt.split())
-    image_tokens = (width // 16) * (height // 16) // 4 * n
+    level = "medium" if quality == "auto" else quality
+    per_image = IMAGE_TOKENS.get(level, {}).get(f"{width}x{height}")
+    if per_image is None:
+        per_image = (width // 16) * (height // 16) // 4
+    image_tokens = per_image * n
     input_image_tokens = 323 * input_images
     return {
         "input_tokens": text_tokens + input_image_tokens,
@@ -244,9 +258,13 @@ def usage_for(
     }
 
 
-def render(width: int, height: int, image_format: str) -> bytes:
-    """A gradient image of the given size, encoded."""
+def render(width: int, height: int, image_format: str, transparent: bool = False) -> bytes:
+    """A gradient image of the given size, encoded; with `transparent`, its left half clear."""
     image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    if transparent:
+        alpha = Image.new("L", (width, height), 255)
+        alpha.paste(0, (0, 0, width // 2, height))
+        image.putalpha(alpha)
     buffer = io.BytesIO()
     image.save(buffer, PILLOW_FORMATS[image_format])
     return buffer.getvalue()
@@ -345,6 +363,16 @@ def check_common(
     if body.get("background") == "transparent" and output_format == "jpeg":
         message = "Transparent backgrounds need output_format 'png' or 'webp'."
         raise InvalidRequest(message, "invalid_value", "background")
+    if (
+        body.get("background") == "transparent"
+        and not compatible
+        and model not in TRANSPARENT_MODELS
+    ):
+        message = f"Transparent backgrounds are not supported for {model}."
+        raise InvalidRequest(message, "unsupported_value", "background")
+    if compression is not None and output_format == "png":
+        message = "output_compression is only supported with output_format 'webp' or 'jpeg'."
+        raise InvalidRequest(message, "unsupported_parameter", "output_compression")
     width, height = parse_size(model, body.get("size") or "auto", compatible)
     return width, height, output_format, n
 
@@ -660,7 +688,7 @@ class FakeOpenAIImages(FakeHTTPServer):
         n: int,
         input_images: int,
     ) -> Reply:
-        rendered = render(width, height, output_format)
+        rendered = render(width, height, output_format, body.get("background") == "transparent")
         self.sent.extend([rendered] * n)
         if self.links:
             name = f"{uuid.uuid4().hex}.{output_format}"
@@ -668,8 +696,20 @@ class FakeOpenAIImages(FakeHTTPServer):
             data = [{"url": f"{self.base_url}/files/{name}"} for _ in range(n)]
         else:
             data = [{"b64_json": base64.b64encode(rendered).decode()} for _ in range(n)]
-        usage = usage_for(body["prompt"], width, height, n, input_images)
-        return Reply(200, images_response(data, width, height, output_format, usage))
+        quality = body.get("quality") or "auto"
+        usage = usage_for(body["prompt"], width, height, n, input_images, quality)
+        return Reply(
+            200,
+            images_response(
+                data,
+                width,
+                height,
+                output_format,
+                usage,
+                body.get("background") or "auto",
+                body.get("quality") or "auto",
+            ),
+        )
 
     def _file(self, name: str) -> Reply:
         data = self._files.get(name)
@@ -700,15 +740,22 @@ class FakeOpenAIImages(FakeHTTPServer):
 
 
 def images_response(
-    data: list[dict[str, str]], width: int, height: int, output_format: str, usage: dict[str, Any]
+    data: list[dict[str, str]],
+    width: int,
+    height: int,
+    output_format: str,
+    usage: dict[str, Any],
+    background: str = "auto",
+    quality: str = "auto",
 ) -> bytes:
-    """An ImagesResponse body."""
+    """An ImagesResponse body, echoing the background and quality asked for (`auto` made as
+    opaque and medium)."""
     body = {
         "created": int(time.time()),
-        "background": "opaque",
+        "background": "transparent" if background == "transparent" else "opaque",
         "data": data,
         "output_format": output_format,
-        "quality": "medium",
+        "quality": "medium" if quality == "auto" else quality,
         "size": f"{width}x{height}",
         "usage": usage,
     }

@@ -270,6 +270,8 @@ def validate_generate(
         model = form["model"].text if "model" in form else "sd3.5-large"
         if model not in SD3_MODELS:
             raise InvalidRequest(f"model: must be one of {', '.join(sorted(SD3_MODELS))}")
+        if model == "sd3.5-large-turbo" and "negative_prompt" in form:
+            raise InvalidRequest("negative_prompt: sd3.5-large-turbo does not take one")
         mode = form["mode"].text if "mode" in form else "text-to-image"
         if mode not in ("text-to-image", "image-to-image"):
             raise InvalidRequest("mode: must be text-to-image or image-to-image")

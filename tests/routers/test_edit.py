@@ -516,3 +516,45 @@ async def test_edits_larger_than_the_memory_budget_each_run_alone_and_succeed(tm
             assert response.json()["status"] == "succeeded"
             output = await download(client, auth, response.json()["outputs"][0])
             assert output.size == (1024, 768)
+
+
+async def test_a_draft_edit_with_a_transparent_background_is_a_cut_out_at_half_resolution(
+    client, auth
+):
+    image_id = await upload(client, auth, photo(320, 240))
+    body = {
+        "image": {"asset_id": image_id},
+        "prompt": "warmer light",
+        "quality": "draft",
+        "background": "transparent",
+    }
+
+    response = await client.post("/v1/edit", json=body, headers=auth | WAIT)
+
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert job["request"]["native_quality"] == {"local/draft": "half resolution"}
+    output = job["outputs"][0]
+    assert output["details"]["generated_size"] == "160x120"
+    image = await download(client, auth, output)
+    assert image.size == (320, 240) and image.mode == "RGBA"
+    alpha = image.getchannel("A")
+    assert alpha.getpixel((0, 0)) == 0 and alpha.getpixel((160, 120)) == 255
+
+
+async def test_an_edit_asking_for_transparency_in_jpeg_is_refused_before_storing_inputs(
+    app, client, auth
+):
+    before = await counts(app)
+    body = {
+        "image": {"b64": base64.b64encode(photo()).decode()},
+        "prompt": "warmer light",
+        "background": "transparent",
+        "output_format": "jpeg",
+    }
+
+    response = await client.post("/v1/edit", json=body, headers=auth)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "background"
+    assert await counts(app) == before

@@ -234,3 +234,70 @@ async def test_idempotency_keys_are_scoped_per_tenant(client, auth, other_auth):
 
     assert mine.status_code == theirs.status_code == 202
     assert mine.json()["id"] != theirs.json()["id"]
+
+
+async def download(client: httpx.AsyncClient, auth: dict, output: dict) -> Image.Image:
+    """An output's stored image, decoded."""
+    content = await client.get(output["url"], headers=auth)
+    assert content.status_code == 200, content.text
+    image = Image.open(io.BytesIO(content.content))
+    image.load()
+    return image
+
+
+async def test_a_transparent_draft_has_a_clear_backdrop_and_an_opaque_subject(client, auth):
+    response = await generate(
+        client,
+        auth,
+        {"Prefer": "wait=30"},
+        prompt="a ceramic mug",
+        size="640x480",
+        background="transparent",
+        output_format="webp",
+    )
+
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert job["request"]["background"] == "transparent"
+    image = await download(client, auth, job["outputs"][0])
+    assert image.format == "WEBP" and image.mode == "RGBA" and image.size == (640, 480)
+    alpha = image.getchannel("A")
+    assert alpha.getpixel((0, 0)) == 0 and alpha.getpixel((639, 479)) == 0
+    assert alpha.getpixel((320, 240)) == 255
+
+
+async def test_a_draft_quality_job_renders_at_half_resolution_and_records_the_mapping(client, auth):
+    response = await generate(
+        client, auth, {"Prefer": "wait=30"}, prompt="a harbour", size="800x600", quality="draft"
+    )
+
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert job["request"]["quality"] == "draft"
+    assert job["request"]["native_quality"] == {"local/draft": "half resolution"}
+    output = job["outputs"][0]
+    assert output["details"]["generated_size"] == "400x300"
+    assert (await download(client, auth, output)).size == (800, 600)
+    default = await generate(client, auth, {"Prefer": "wait=30"}, prompt="a harbour")
+    assert default.json()["request"]["quality"] == "auto"
+    assert default.json()["request"]["background"] == "auto"
+
+
+async def test_a_transparent_background_without_alpha_in_the_format_is_refused(client, auth):
+    response = await generate(
+        client, auth, prompt="a mug", background="transparent", output_format="jpeg"
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["field"] == "background" and "png or webp" in problem["detail"]
+    assert (await client.get("/v1/jobs", headers=auth)).json()["data"] == []
+
+
+async def test_unknown_quality_and_background_values_are_refused(client, auth):
+    response = await generate(client, auth, prompt="a mug", quality="ultra", background="green")
+
+    assert response.status_code == 422, response.text
+    fields = {error["field"] for error in response.json()["errors"]}
+    assert {"quality", "background"} <= fields

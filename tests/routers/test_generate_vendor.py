@@ -376,3 +376,64 @@ async def test_pixel_work_of_one_job_does_not_hold_back_anothers_vendor_call(ven
     # The vendor job was called and finished while the renders were still running.
     assert heavy_job["status"] == "running"
     assert len(vendor.server.received) == 1
+
+
+async def test_quality_and_background_reach_openai_as_its_own_levels(vendor: Vendor) -> None:
+    job = await generate(
+        vendor,
+        prompt="a teal kettle",
+        model="openai/gpt-image-2.5-flare",
+        size="1024x1024",
+        quality="high",
+        background="transparent",
+        output_format="webp",
+        output_compression=70,
+        moderation="low",
+    )
+
+    assert job["status"] == "succeeded", job
+    (sent,) = [request.body for request in vendor.server.received]
+    assert (sent["quality"], sent["background"]) == ("high", "transparent")
+    assert (sent["output_format"], sent["output_compression"]) == ("webp", 70)
+    assert sent["moderation"] == "low"
+    assert job["request"]["native_quality"] == {"openai/gpt-image-2.5-flare": "high"}
+    with Image.open(io.BytesIO(await stored_bytes(vendor, job["outputs"][0]))) as image:
+        assert image.mode == "RGBA" and image.getchannel("A").getpixel((0, 0)) == 0
+
+
+async def test_each_quality_tier_is_sent_as_openais_level(vendor: Vendor) -> None:
+    for tier in ("draft", "standard", "auto"):
+        await generate(
+            vendor, prompt="a kite", model="openai/gpt-image-2", size="1024x1024", quality=tier
+        )
+
+    sent = [
+        (request.body["quality"], request.body["background"]) for request in vendor.server.received
+    ]
+    assert sent == [("low", "auto"), ("medium", "auto"), ("auto", "auto")]
+
+
+async def test_a_transparent_background_on_a_model_without_one_names_those_that_can(
+    vendor: Vendor,
+) -> None:
+    response = await vendor.client.post(
+        "/v1/generate",
+        json={
+            "prompt": "a kite",
+            "model": "openai/gpt-image-2",
+            "fallback_models": ["local/draft"],
+            "background": "transparent",
+        },
+        headers=vendor.auth,
+    )
+
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["field"] == "background"
+    assert "openai/gpt-image-2 cannot" in problem["detail"]
+    assert "local/draft" in problem["transparent_models"]
+    assert "openai/gpt-image-2.5-flare" in problem["transparent_models"]
+    assert "openai/gpt-image-2" not in problem["transparent_models"]
+    assert vendor.server.received == []
+    jobs = await vendor.client.get("/v1/jobs", headers=vendor.auth)
+    assert jobs.json()["data"] == []

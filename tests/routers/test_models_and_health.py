@@ -103,6 +103,31 @@ async def test_every_model_says_what_it_can_do_and_how_it_is_priced(client, auth
         assert {"transparent_background", "seed", "negative_prompt"} <= set(capabilities)
 
 
+@embedded_only()
+async def test_the_catalog_says_what_each_quality_tier_becomes_and_costs(client, auth):
+    response = await client.get("/v1/models", headers=auth)
+
+    models = {model["id"]: model for model in response.json()["data"]}
+    mini = models["openai/gpt-image-1-mini"]
+    assert mini["capabilities"]["quality_levels"] == {
+        "draft": "low",
+        "standard": "medium",
+        "high": "high",
+        "auto": "auto",
+    }
+    prices = mini["prices_by_quality"]
+    # OpenAI's output tokens per image at each quality, at $8 per million image tokens.
+    assert prices["draft"] == {"min_usd": 0.002176, "max_usd": 0.003264}
+    assert prices["high"] == {"min_usd": 0.03328, "max_usd": 0.04992}
+    assert prices["auto"] == {"min_usd": 0.002176, "max_usd": 0.04992}
+    assert prices["draft"]["max_usd"] < prices["standard"]["min_usd"] < prices["high"]["min_usd"]
+    assert models["openai/gpt-image-2"]["prices_by_quality"] is None, "no token prices known"
+    draft = models["local/draft"]
+    assert draft["capabilities"]["transparent_background"] is True
+    assert draft["capabilities"]["quality_levels"]["draft"] == "half resolution"
+    assert draft["prices_by_quality"]["high"] == {"min_usd": 0.0, "max_usd": 0.0}
+
+
 async def test_observed_latency_is_the_median_of_the_models_last_50_outputs(app, client, auth):
     # Sixty slow outputs, then fifty fast ones: only the fifty newest count.
     model = "openai/gpt-image-1-mini"

@@ -171,7 +171,8 @@ async def test_a_bad_key_is_an_authentication_error(app):
         ({"size": "big"}, "size"),
         ({"n": 11}, "n"),
         ({"output_format": "gif"}, "output_format"),
-        ({"background": "transparent"}, "background"),
+        ({"background": "transparent", "output_format": "jpeg"}, "background"),
+        ({"quality": "max"}, "quality"),
         ({"prompt": ""}, "prompt"),
         ({"extra_body": {"style_preset": "noir"}}, "style_preset"),
     ],
@@ -537,3 +538,59 @@ async def test_over_the_rate_limit_is_a_rate_limit_error_with_retry_after(tmp_pa
     assert raised.value.type == "rate_limit_error" and raised.value.code == "rate_limited"
     assert int(raised.value.response.headers["Retry-After"]) >= 1
     assert "x-should-retry" not in raised.value.response.headers
+
+
+async def test_quality_background_format_compression_and_moderation_reach_openai(vendor):
+    openai_client, server, _ = vendor
+
+    result = await openai_client.images.generate(
+        model="gpt-image-2.5-flare",
+        prompt="a teal kettle",
+        size="1024x1024",
+        quality="low",
+        background="transparent",
+        output_format="webp",
+        output_compression=60,
+        moderation="low",
+    )
+
+    (sent,) = [request.body for request in server.received]
+    assert (sent["quality"], sent["background"], sent["moderation"]) == (
+        "low",
+        "transparent",
+        "low",
+    )
+    assert (sent["output_format"], sent["output_compression"]) == ("webp", 60)
+    assert result.background == "transparent" and result.quality == "low"
+    image = decode(result.data[0].b64_json)
+    assert image.format == "WEBP" and image.getchannel("A").getpixel((0, 0)) == 0
+
+
+async def test_edit_quality_and_background_reach_openai(vendor):
+    openai_client, server, _ = vendor
+
+    await openai_client.images.edit(
+        model="gpt-image-2.5-sunburst",
+        image=png_file("photo.png"),
+        prompt="make it dusk",
+        quality="high",
+        background="opaque",
+    )
+
+    (form,) = server.forms
+    fields = dict(form.fields)
+    assert (fields["quality"], fields["background"]) == ("high", "opaque")
+
+
+async def test_transparent_on_a_model_without_it_is_refused_naming_those_that_can(vendor):
+    openai_client, server, _ = vendor
+
+    with pytest.raises(openai.BadRequestError) as raised:
+        await openai_client.images.generate(
+            model="gpt-image-2.6-flare", prompt="a kite", background="transparent"
+        )
+
+    assert raised.value.param == "background"
+    assert "openai/gpt-image-2.5-flare" in raised.value.message
+    assert "local/draft" in raised.value.message
+    assert server.received == []

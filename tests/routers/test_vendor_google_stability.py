@@ -66,6 +66,41 @@ async def test_a_gemini_job_succeeds_with_the_vendor_image(vendors) -> None:
     assert abs(image.width / image.height - 16 / 9) < 0.01
 
 
+async def test_gemini_quality_picks_the_size_tier_and_the_output_keeps_its_size(vendors) -> None:
+    client, auth, gemini, _ = vendors
+    asked = [("draft", "2048x2048"), ("high", "1024x1024"), ("standard", "1024x1024")]
+
+    jobs, estimates = [], []
+    for quality, size in asked:
+        body = {
+            "prompt": "a teal kettle",
+            "model": "google/gemini-3.1-flash-image",
+            "size": size,
+            "quality": quality,
+        }
+        estimate = await client.post("/v1/estimate", json=body | {"kind": "generate"}, headers=auth)
+        estimates.append(estimate.json()["models"][0]["generation_size"])
+        response = await client.post(
+            "/v1/generate", json=body, headers=auth | {"Prefer": "wait=30"}
+        )
+        assert response.status_code == 200, response.text
+        jobs.append(response.json())
+
+    tiers = [r.body["generationConfig"]["imageConfig"]["imageSize"] for r in gemini.received]
+    assert tiers == ["1K", "2K", "1K"]
+    generated = [job["outputs"][0]["details"]["generated_size"] for job in jobs]
+    assert generated == ["1024x1024", "2048x2048", "1024x1024"]
+    assert estimates == generated, "the estimate knows the size tier the quality picks"
+    assert [(job["outputs"][0]["width"], job["outputs"][0]["height"]) for job in jobs] == [
+        (2048, 2048),
+        (1024, 1024),
+        (1024, 1024),
+    ]
+    assert jobs[1]["request"]["native_quality"] == {"google/gemini-3.1-flash-image": "2K or larger"}
+    # The 2K image is billed at the 2K tier's tokens.
+    assert jobs[1]["cost_usd"] > jobs[2]["cost_usd"]
+
+
 async def test_a_stability_job_succeeds_with_the_vendor_image_and_seed(vendors) -> None:
     client, auth, _, stability = vendors
     body = {
@@ -90,6 +125,37 @@ async def test_a_stability_job_succeeds_with_the_vendor_image_and_seed(vendors) 
     assert output["details"]["vendor_seed"] == 1234
     image = await output_image(client, auth, output)
     assert image.size == (output["width"], output["height"])
+
+
+async def test_a_draft_on_sd35_large_is_made_by_its_turbo_model_at_its_price(vendors) -> None:
+    client, auth, _, stability = vendors
+    body = {
+        "prompt": "a ceramic mug",
+        "model": "stability/sd3.5-large",
+        "negative_prompt": "blurry",
+        "quality": "draft",
+        "seed": 5,
+    }
+
+    estimate = await client.post("/v1/estimate", json=body | {"kind": "generate"}, headers=auth)
+    response = await client.post("/v1/generate", json=body, headers=auth | {"Prefer": "wait=30"})
+    standard = await client.post(
+        "/v1/generate", json=body | {"quality": "standard"}, headers=auth | {"Prefer": "wait=30"}
+    )
+
+    job = response.json()
+    assert job["status"] == "succeeded", job
+    draft_form, standard_form = [request.form for request in stability.received]
+    assert draft_form["model"].text == "sd3.5-large-turbo"
+    assert "negative_prompt" not in draft_form, "the turbo model takes none"
+    assert standard_form["model"].text == "sd3.5-large"
+    assert standard_form["negative_prompt"].text
+    assert job["request"]["native_quality"] == {"stability/sd3.5-large": "sd3.5-large-turbo"}
+    assert job["outputs"][0]["details"]["vendor_model"] == "sd3.5-large-turbo"
+    assert job["cost_usd"] == pytest.approx(0.04)
+    assert standard.json()["cost_usd"] == pytest.approx(0.065)
+    assert estimate.json()["cost_usd"] == {"min_usd": 0.04, "max_usd": 0.04}
+    assert job["estimated_cost_usd"] == {"min_usd": 0.04, "max_usd": 0.04}
 
 
 async def test_a_model_making_one_image_a_call_makes_a_jobs_outputs_at_once(vendors) -> None:

@@ -75,6 +75,22 @@ async def test_bfl_model_job_succeeds_with_the_flux_sample(queue_vendors):
     assert_vendor_gradient(image)
 
 
+async def test_flux_quality_tiers_are_inference_steps(queue_vendors):
+    client, auth, server, _, _ = queue_vendors
+
+    for quality in ("draft", "high", "auto"):
+        body = {"prompt": "a lighthouse", "model": "bfl/flux-2-flex", "quality": quality}
+        response = await client.post(
+            "/v1/generate", json=body, headers=auth | {"Prefer": "wait=30"}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "succeeded", response.json()
+
+    submitted = [request.body.get("steps") for request in server.requests_to("submit")]
+    assert submitted == [20, 50, None], "auto leaves BFL's default"
+    assert response.json()["request"]["native_quality"] == {"bfl/flux-2-flex": "BFL's default"}
+
+
 async def test_replicate_model_job_succeeds_with_the_prediction_output(queue_vendors):
     client, auth, _, server, _ = queue_vendors
 

@@ -12,7 +12,7 @@ from sqlalchemy import update
 from app import metrics
 from app.errors import ProviderError, ProviderTimedOut
 from app.models import Job
-from app.providers.base import GenerateResult, ModelSpec, Provider
+from app.providers.base import GenerateResult, ModelSpec, Provider, RenderOptions
 from app.providers.breaker import fallback_available
 from app.runtime.context import TaskContext
 from app.services.assets import Output
@@ -66,6 +66,17 @@ class KindRunner:
 
 
 T = TypeVar("T")
+
+
+def render_of(request: dict[str, Any]) -> RenderOptions:
+    """The render options a job's normalized request asks for (a job recorded before they
+    existed asks for the defaults)."""
+    return RenderOptions(
+        quality=request.get("quality", "auto"),
+        background=request.get("background", "auto"),
+        output_compression=request.get("output_compression"),
+        moderation=request.get("moderation", "auto"),
+    )
 
 
 async def call_with_fallbacks(

@@ -5,7 +5,7 @@ model, so output i of each model is directly comparable."""
 from sqlalchemy import select
 
 from app.errors import NotFound
-from app.jobs.kinds.base import KindRunner, call_with_fallbacks, output_details
+from app.jobs.kinds.base import KindRunner, call_with_fallbacks, output_details, render_of
 from app.jobs.kinds.generate import finish_image, model_chain, output_seed
 from app.models import Asset
 from app.providers.base import EditCall, GenerateResult, InputImage, ModelSpec, Provider, Reference
@@ -58,7 +58,9 @@ class EditRunner(KindRunner):
         seed = output_seed(request["seed"], position)
 
         async def call(provider: Provider, spec: ModelSpec) -> GenerateResult:
-            width, height = spec.capabilities.generation_size(request["width"], request["height"])
+            width, height = spec.capabilities.generation_size(
+                request["width"], request["height"], request.get("quality", "auto")
+            )
             return await provider.edit(
                 EditCall(
                     model=spec.name,
@@ -74,6 +76,7 @@ class EditRunner(KindRunner):
                     height=height,
                     seed=seed,
                     output_format=request["output_format"],
+                    render=render_of(request),
                 )
             )
 

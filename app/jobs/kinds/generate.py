@@ -10,7 +10,7 @@ import math
 from app.cpu import run_image_work
 from app.imaging.codecs import ImageInfo, encode, sniff_format
 from app.imaging.geometry import cover_size, fit_exact, fit_kind
-from app.jobs.kinds.base import KindRunner, call_with_fallbacks, output_details
+from app.jobs.kinds.base import KindRunner, call_with_fallbacks, output_details, render_of
 from app.models import Job
 from app.providers.base import (
     GenerateCall,
@@ -60,7 +60,8 @@ async def finish_image(
 
     def _finish() -> tuple[bytes, ImageInfo]:
         fitted = fit_exact(image, width, height)
-        return encode(fitted, image_format), ImageInfo(image_format, width, height)
+        data = encode(fitted, image_format, request.get("output_compression"))
+        return data, ImageInfo(image_format, width, height)
 
     return await run_image_work(finish_memory(image.size, width, height), _finish)
 
@@ -112,7 +113,9 @@ class GenerateRunner(KindRunner):
         seeds = [output_seed(request["seed"], index) for index in indexes]
 
         async def call(provider: Provider, spec: ModelSpec) -> list[GenerateResult]:
-            width, height = spec.capabilities.generation_size(request["width"], request["height"])
+            width, height = spec.capabilities.generation_size(
+                request["width"], request["height"], request.get("quality", "auto")
+            )
             calls = [
                 GenerateCall(
                     model=spec.name,
@@ -122,6 +125,7 @@ class GenerateRunner(KindRunner):
                     height=height,
                     seed=seed,
                     output_format=request["output_format"],
+                    render=render_of(request),
                 )
                 for seed in seeds
             ]
