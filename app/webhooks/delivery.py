@@ -18,6 +18,7 @@ from app import metrics
 from app.config import Settings
 from app.db import database_now
 from app.fetcher import UrlRefused, post_checked
+from app.logs import job_context
 from app.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.runtime.context import TaskContext
 from app.webhooks.service import default_secret, stop_pending
@@ -69,8 +70,19 @@ async def deliver(context: TaskContext, dispatcher: "Dispatcher", delivery_id: s
         claimed = await claim(context, delivery_id)
         if claimed is None:
             return
-        outcome = await send(context.settings, claimed)
-        status = await record(context, dispatcher, claimed, outcome)
+        delivery = claimed.delivery
+        with job_context(job_id=delivery.job_id, tenant_id=delivery.tenant_id):
+            outcome = await send(context.settings, claimed)
+            status = await record(context, dispatcher, claimed, outcome)
+            logger.info(
+                "webhook %s (%s, attempt %d): %s in %d ms",
+                delivery.event,
+                delivery.id,
+                delivery.attempts,
+                outcome.status_code or outcome.error,
+                outcome.latency_ms,
+                extra={"event": delivery.event, "delivery_status": status},
+            )
         metrics.webhook_deliveries.labels(status).inc()
     except Exception:
         logger.exception("webhook delivery %s: the attempt failed unexpectedly", delivery_id)

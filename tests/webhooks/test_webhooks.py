@@ -3,14 +3,17 @@ order, that `standardwebhooks` verifies, failures are retried under the same web
 delivered, 410 disables, refused addresses are never contacted, and every attempt is recorded."""
 
 import asyncio
+import io
 import itertools
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
 from app.config import Settings
 from app.ids import new_id
+from app.logs import JsonFormatter
 from app.models import WebhookAttempt, WebhookDelivery
 from tests.factories import image_bytes
 from tests.fakes.webhook_receiver import WebhookReceiver
@@ -645,3 +648,34 @@ async def test_delivery_attempts_are_counted_by_outcome(client, auth):
     # At least: retries left over from earlier tests on the module's app may land meanwhile.
     assert attempts(scrapes[-1], "pending") >= attempts(before, "pending") + 1
     assert attempts(scrapes[-1], "delivered") >= attempts(before, "delivered") + 1
+
+
+@embedded_only("hooked")
+async def test_each_delivery_attempt_is_logged_with_its_job(client, auth):
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("app.webhooks.delivery")
+    logger.addHandler(handler)
+    level, logger.level = logger.level, logging.INFO
+
+    def logged() -> list[dict]:
+        records = [json.loads(line) for line in lines.getvalue().splitlines()]
+        return [record for record in records if record.get("event") == "job.succeeded"]
+
+    try:
+        async with WebhookReceiver() as receiver:
+            await register(client, auth, receiver.url(), events=["job.succeeded"])
+            job = (await client.post("/v1/generate", json=BRIEF, headers=auth)).json()
+            await wait_for_final(client, auth, job["id"])
+            await receiver.wait_for(1)
+            await wait_until(lambda: asyncio.sleep(0, bool(logged())), seconds=30)
+    finally:
+        logger.removeHandler(handler)
+        logger.level = level
+
+    [line] = logged()
+    assert line["message"].startswith("webhook job.succeeded (")
+    assert ": 204 in " in line["message"]
+    assert line["delivery_status"] == "delivered"
+    assert line["job_id"] == job["id"]
