@@ -1,6 +1,7 @@
 """Factories for test data: images of a given size and format, and raw job rows."""
 
 import io
+import secrets
 import struct
 import zlib
 from datetime import timedelta
@@ -16,6 +17,17 @@ def image_bytes(width: int = 64, height: int = 48, image_format: str = "PNG", **
     image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
     buffer = io.BytesIO()
     image.save(buffer, image_format, **options)
+    return buffer.getvalue()
+
+
+def unique_png(width: int = 96, height: int = 64) -> bytes:
+    """A PNG no other test stores: assets with identical bytes share one stored file, and the
+    Postgres half of the suite shares one database, so a test that checks a file goes away
+    needs bytes of its own."""
+    image = Image.open(io.BytesIO(image_bytes(width, height)))
+    image.putpixel((0, 0), tuple(secrets.token_bytes(3)))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
     return buffer.getvalue()
 
 

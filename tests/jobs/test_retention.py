@@ -13,7 +13,7 @@ from app.jobs.sweeper import sweep_in_turn
 from app.models import Asset, Job, JobKind, Tenant, utcnow
 from app.runtime.context import TaskContext
 from app.services.retention import set_retention
-from tests.factories import image_bytes, queued_job_row
+from tests.factories import queued_job_row, unique_png
 from tests.support import (
     darkroom_command,
     darkroom_environment,
@@ -27,7 +27,7 @@ WAIT = {"Prefer": "wait=30"}
 
 async def upload(client, auth, width: int = 64) -> dict:
     response = await client.post(
-        "/v1/assets", files={"file": ("a.png", image_bytes(width, 48), "image/png")}, headers=auth
+        "/v1/assets", files={"file": ("a.png", unique_png(width, 48), "image/png")}, headers=auth
     )
     assert response.status_code == 201, response.text
     return response.json()

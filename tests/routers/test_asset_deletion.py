@@ -4,14 +4,14 @@ its bytes, and the lineage of what was made from it says it was deleted."""
 
 from app.models import JobKind
 from app.services.assets import collect_garbage
-from tests.factories import image_bytes, queued_job_row
+from tests.factories import image_bytes, queued_job_row, unique_png
 from tests.support import embedded_only, insert_job, tenant_of, wait_for_final
 
 WAIT = {"Prefer": "wait=30"}
 
 
 async def upload(client, auth, data: bytes | None = None) -> dict:
-    data = data if data is not None else image_bytes(96, 64)
+    data = data if data is not None else unique_png()
     response = await client.post(
         "/v1/assets", files={"file": ("a.png", data, "image/png")}, headers=auth
     )
@@ -116,7 +116,7 @@ async def test_another_tenants_asset_is_not_found_and_stays(client, auth, other_
 
 
 async def test_shared_content_stays_until_the_last_tenant_deletes_it(app, client, auth, other_auth):
-    data = image_bytes(77, 55)
+    data = unique_png()
     mine = await upload(client, auth, data)
     theirs = await upload(client, other_auth, data)
     assert mine["content_hash"] == theirs["content_hash"]
@@ -134,7 +134,7 @@ async def test_shared_content_stays_until_the_last_tenant_deletes_it(app, client
 
 
 async def test_uploading_deleted_content_again_stores_it_again(app, client, auth):
-    data = image_bytes(66, 44)
+    data = unique_png()
     first = await upload(client, auth, data)
     await client.delete(f"/v1/assets/{first['id']}", headers=auth)
 
@@ -218,7 +218,7 @@ async def test_variants_by_output_index_skip_no_output_when_one_is_deleted(clien
 async def test_gc_removes_a_deleted_assets_file_left_behind_and_keeps_shared_ones(
     app, client, auth, other_auth
 ):
-    shared, alone = image_bytes(81, 61), image_bytes(83, 61)
+    shared, alone = unique_png(), unique_png()
     mine = await upload(client, auth, shared)
     theirs = await upload(client, other_auth, shared)
     lonely = await upload(client, auth, alone)
