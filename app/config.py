@@ -180,6 +180,12 @@ class Settings(BaseSettings):
         description="Bearer token of the operator API (`/v1/admin/...`: list, create, revoke "
         "and rotate API keys); unset turns that API off (404).",
     )
+    budget_unpriced_models: Literal["allow", "refuse"] = Field(
+        "allow",
+        description="For a tenant with a monthly budget: whether a job on a model whose price is "
+        "not known here is accepted (its reported cost counts once it has run) or refused with "
+        "402 `budget-exceeded`.",
+    )
     idempotency_key_seconds: int = Field(
         24 * 3600,
         ge=60,

@@ -11,6 +11,7 @@ from app.errors import BudgetExceeded, NotFound
 from app.ids import first_id_at
 from app.models import Job, JobStatus, Tenant
 from app.schemas.budgets import TenantBudget, Usage
+from app.schemas.catalog import PriceRange
 
 # Sums of float prices are rounded to a millionth of a dollar, so 0.1 + 0.2 fits a 0.3 budget.
 DIGITS = 6
@@ -51,18 +52,32 @@ async def month_spend(session: AsyncSession, tenant_id: str, now: datetime) -> t
 
 
 async def check_budget(
-    session: AsyncSession, tenant_id: str, budget_usd: float, estimate_usd: float
+    session: AsyncSession,
+    tenant_id: str,
+    budget_usd: float,
+    estimate: PriceRange | None,
+    *,
+    refuse_unpriced: bool = False,
 ) -> None:
-    """BudgetExceeded when the month's spend plus `estimate_usd` would pass `budget_usd`. The
-    tenant's row is locked until the caller commits, so two submissions of one tenant cannot
-    both take the last of its budget (tenants without a budget are never locked)."""
+    """BudgetExceeded when the month's spend plus the top of `estimate` would pass
+    `budget_usd`, or, with `refuse_unpriced`, when the job's cost cannot be estimated (None:
+    a model's price is unknown; it counts 0 otherwise). The tenant's row is locked until the
+    caller commits, so two submissions of one tenant cannot both take the last of its budget
+    (tenants without a budget are never locked)."""
+    if estimate is None and refuse_unpriced:
+        raise BudgetExceeded(
+            "This job's cost cannot be estimated (its model has no known price here), and "
+            "this deployment refuses such jobs for tenants with a monthly budget.",
+            monthly_budget_usd=budget_usd,
+        )
+    estimate_usd = estimate.max_usd if estimate else 0.0
     await session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
     now = await database_now(session)
     spent, _ = await month_spend(session, tenant_id, now)
     if spent + estimate_usd <= budget_usd + 10**-DIGITS:
         return
     raise BudgetExceeded(
-        f"This job's estimated cost (${estimate_usd:.4f}) would take this month's spend "
+        f"This job's estimated cost (up to ${estimate_usd:.4f}) would take this month's spend "
         f"(${spent:.4f}) past the tenant's monthly budget (${budget_usd:.2f}); "
         f"${max(budget_usd - spent, 0):.4f} remains until {next_month_start(now):%Y-%m-%d} UTC.",
         monthly_budget_usd=budget_usd,

@@ -98,8 +98,13 @@ async def submit_job(
         metadata = getattr(body, "metadata", None)
         expected = expected_cost(submitter.registry, request)
         if submitter.monthly_budget_usd is not None:
-            estimate = expected.max_usd if expected else 0.0
-            await check_budget(session, tenant_id, submitter.monthly_budget_usd, estimate)
+            await check_budget(
+                session,
+                tenant_id,
+                submitter.monthly_budget_usd,
+                expected,
+                refuse_unpriced=submitter.settings.budget_unpriced_models == "refuse",
+            )
         job = await add_job(
             session, tenant_id, kind.name, request, metadata, idempotency_key, fingerprint, expected
         )

@@ -11,11 +11,14 @@ import pytest
 
 from app.config import Settings
 from tests.fakes import bfl
+from tests.fakes.openai_images import FakeOpenAIImages
 from tests.support import postgres_settings, serving
 
 ADMIN = {"Authorization": "Bearer admin-token-for-tests"}
 # bfl/flux-pro-1.1 costs 0.04 per image.
 PRICED_MODEL = "bfl/flux-pro-1.1"
+# A model of an OpenAI-compatible server: no price is known for it.
+UNPRICED_MODEL = "openai_compatible/flux-schnell"
 
 
 @pytest.fixture(params=["embedded", "postgres"])
@@ -141,3 +144,29 @@ async def test_concurrent_submissions_cannot_both_take_the_last_of_the_budget(bu
     assert sorted(answer.status_code for answer in answers) == [202] + [402] * 19
     usage = (await client.get("/v1/usage", headers=auth)).json()
     assert usage["spent_usd"] == pytest.approx(0.04) and usage["jobs"] == 1
+
+
+@pytest.mark.parametrize("rule", ["allow", "refuse"])
+async def test_a_model_without_a_known_price_follows_the_unpriced_setting(tmp_path, rule):
+    async with FakeOpenAIImages(api_key=None, models={"flux-schnell"}, compatible=True) as server:
+        settings = Settings(
+            data_dir=tmp_path / "var",
+            admin_token="admin-token-for-tests",
+            openai_compat_base_url=server.base_url,
+            openai_compat_models="flux-schnell",
+            url_allow="127.0.0.1",
+            budget_unpriced_models=rule,
+        )
+        async with serving(settings) as (_, client, _auth):
+            tenant, auth = await new_tenant(client)
+            await set_budget(client, tenant, 100.0)
+            unpriced = await client.post(
+                "/v1/generate", json=generate(UNPRICED_MODEL, 1), headers=auth
+            )
+
+    if rule == "allow":
+        assert unpriced.status_code == 202, unpriced.text
+    else:
+        assert unpriced.status_code == 402
+        assert unpriced.json()["type"].endswith("/budget-exceeded")
+        assert "cannot be estimated" in unpriced.json()["detail"]
