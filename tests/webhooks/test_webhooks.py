@@ -657,7 +657,8 @@ async def test_each_delivery_attempt_is_logged_with_its_job(client, auth):
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger("app.webhooks.delivery")
     logger.addHandler(handler)
-    level, logger.level = logger.level, logging.INFO
+    level = logger.level
+    logger.setLevel(logging.INFO)
 
     def logged() -> list[dict]:
         records = [json.loads(line) for line in lines.getvalue().splitlines()]
@@ -672,7 +673,7 @@ async def test_each_delivery_attempt_is_logged_with_its_job(client, auth):
             await wait_until(lambda: asyncio.sleep(0, bool(logged())), seconds=30)
     finally:
         logger.removeHandler(handler)
-        logger.level = level
+        logger.setLevel(level)
 
     [line] = logged()
     assert line["message"].startswith("webhook job.succeeded (")
