@@ -1,7 +1,8 @@
 """Asset storage in an S3-compatible bucket (a real moto server the run starts), on Postgres,
 Redis and a worker process that share nothing else: uploads, job outputs, downloads with
 ETag, signed URLs and presigned redirects, exports, `darkroom gc`, the standard `AWS_*`
-variables, and a store that does not answer."""
+variables, and a store that does not answer. Here the bytes are also read straight from the
+bucket; the Postgres half of every HTTP test runs on the same server (tests/conftest.py)."""
 
 import asyncio
 import hashlib
@@ -24,6 +25,7 @@ from tests.factories import image_bytes
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.support import (
     RUN_ID,
+    bucket_settings,
     free_port,
     postgres_settings,
     serving,
@@ -44,12 +46,8 @@ def s3_settings(s3_endpoint: str, postgres_url: str, tmp_path_factory) -> Settin
         postgres_url,
         tmp_path_factory.mktemp("s3-api"),
         queue_name=f"darkroom:test:{RUN_ID}:s3",
-        storage_url=f"s3://{S3_BUCKET}/{RUN_ID}",
-        storage_endpoint=s3_endpoint,
-        storage_region="us-east-1",
-        storage_access_key_id="test-key-id",
-        storage_secret_access_key="test-secret",
         url_allow="127.0.0.1",
+        **bucket_settings(s3_endpoint, S3_BUCKET, RUN_ID),
     )
 
 
