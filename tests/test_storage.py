@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.cli import collect_garbage
+from app.cli import collect_garbage, migrate
 from app.config import Settings
 from app.models import Asset
 from app.storage import ObjectStorage, content_key
@@ -27,6 +27,7 @@ from tests.support import (
     RUN_ID,
     bucket_settings,
     free_port,
+    fresh_database,
     postgres_settings,
     serving,
     start_worker,
@@ -38,17 +39,21 @@ WAIT = {"Prefer": "wait=30"}
 
 
 @pytest.fixture(scope="module")
-def s3_settings(s3_endpoint: str, postgres_url: str, tmp_path_factory) -> Settings:
+async def s3_settings(s3_endpoint: str, tmp_path_factory) -> AsyncIterator[Settings]:
     """Postgres + Redis settings whose assets live in the bucket, under a prefix of this run,
-    with a queue of their own so that only the S3 worker runs their jobs. No data dir is
+    with a database and queue of their own so that only the S3 worker runs their jobs (the
+    session worker's sweeper would take stranded ones to another prefix). No data dir is
     shared: each process gets its own."""
-    return postgres_settings(
-        postgres_url,
-        tmp_path_factory.mktemp("s3-api"),
-        queue_name=f"darkroom:test:{RUN_ID}:s3",
-        url_allow="127.0.0.1",
-        **bucket_settings(s3_endpoint, S3_BUCKET, RUN_ID),
-    )
+    async with fresh_database("s3") as url:
+        settings = postgres_settings(
+            url,
+            tmp_path_factory.mktemp("s3-api"),
+            queue_name=f"darkroom:test:{RUN_ID}:s3",
+            url_allow="127.0.0.1",
+            **bucket_settings(s3_endpoint, S3_BUCKET, RUN_ID),
+        )
+        await asyncio.to_thread(migrate, settings)
+        yield settings
 
 
 @pytest.fixture(scope="module")
