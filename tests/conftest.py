@@ -64,10 +64,16 @@ async def postgres_url(data_dir: Path) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-def deployment_settings(postgres_url: str, data_dir: Path, s3_endpoint: str) -> Settings:
+def bucket(s3_endpoint: str) -> dict[str, object]:
+    """Storage settings of the Postgres half of the suite: the bucket, under a prefix of this
+    run."""
+    return bucket_settings(s3_endpoint, S3_BUCKET, f"{RUN_ID}-suite")
+
+
+@pytest.fixture(scope="session")
+def deployment_settings(postgres_url: str, data_dir: Path, bucket: dict[str, object]) -> Settings:
     """Settings of the Postgres-backed API: this run's database, Redis and the shared test
-    queue, and assets in the bucket under a prefix of this run."""
-    bucket = bucket_settings(s3_endpoint, S3_BUCKET, f"{RUN_ID}-suite")
+    queue, and assets in the bucket."""
     return postgres_settings(postgres_url, data_dir, **bucket)
 
 
