@@ -2,7 +2,8 @@
 Redis and a worker process that share nothing else: uploads, job outputs, downloads with
 ETag, signed URLs and presigned redirects, exports, `darkroom gc`, the standard `AWS_*`
 variables, and a store that does not answer. Here the bytes are also read straight from the
-bucket; the Postgres half of every HTTP test runs on the same server (tests/conftest.py)."""
+bucket, which also checks that the Postgres half of the HTTP suite (tests/conftest.py) keeps
+its uploads and its session worker's outputs in the bucket, not on a local disk."""
 
 import asyncio
 import hashlib
@@ -282,3 +283,24 @@ async def test_writes_to_an_unreachable_store_fail_and_reference_nothing(tmp_pat
     assert stored == 0
     # Each write was tried again before it failed (the count is the client's own report).
     assert "after 2 retries" in caplog.text
+
+
+@pytest.mark.parametrize("app", ["postgres"], indirect=True)
+async def test_the_postgres_half_of_the_suite_keeps_its_assets_in_the_bucket(
+    client, auth, deployment_settings
+):
+    data = image_bytes(26, 19)
+    asset = await upload(client, auth, data)
+    body = {"prompt": "a red kite over dunes", "size": "64x64"}
+    job = (await client.post("/v1/generate", json=body, headers=auth | WAIT)).json()
+    assert job["status"] == "succeeded", job
+    output = await client.get(job["outputs"][0]["url"], headers=auth)
+    assert output.status_code == 200
+
+    bucket = ObjectStorage(deployment_settings)
+    keys = [
+        content_key(asset["content_hash"], "png"),
+        content_key(hashlib.sha256(output.content).hexdigest(), "png"),
+    ]
+    assert [await bucket.get(key) for key in keys] == [data, output.content]
+    assert not [key for key in keys if (deployment_settings.asset_dir / key).exists()]
