@@ -1,5 +1,7 @@
-"""Shared fixtures: a fresh Postgres database, a real arq worker process on Redis, and the app
-on both backends (Postgres + Redis + arq, and the embedded SQLite + in-process runner)."""
+"""Shared fixtures: a fresh Postgres database, a real S3-compatible server with a bucket, a real
+arq worker process on Redis, and the app on both backends: Postgres + Redis + arq with assets in
+the bucket (API and worker share nothing else), and the embedded SQLite + in-process runner with
+assets in a local directory."""
 
 import asyncio
 import shutil
@@ -16,6 +18,8 @@ from app.cli import migrate
 from app.config import Settings
 from app.main import create_app
 from tests.support import (
+    RUN_ID,
+    bucket_settings,
     free_port,
     fresh_database,
     new_api_key,
@@ -30,7 +34,8 @@ S3_BUCKET = "darkroom-test"
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Asset directory shared by the Postgres-backed API and its worker processes."""
+    """Data dir of the Postgres-backed API (its assets are in the bucket), and of the workers
+    that tests start on local storage of their own."""
     return tmp_path_factory.mktemp("darkroom-data")
 
 
@@ -59,9 +64,28 @@ async def postgres_url(data_dir: Path) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-def worker(postgres_url: str, data_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """One worker process serving the shared test queue for the whole run."""
-    process = start_worker(postgres_settings(postgres_url, data_dir), data_dir / "worker.log")
+def bucket(s3_endpoint: str) -> dict[str, object]:
+    """Storage settings of the Postgres half of the suite: the bucket, under a prefix of this
+    run."""
+    return bucket_settings(s3_endpoint, S3_BUCKET, f"{RUN_ID}-suite")
+
+
+@pytest.fixture(scope="session")
+def deployment_settings(postgres_url: str, data_dir: Path, bucket: dict[str, object]) -> Settings:
+    """Settings of the Postgres-backed API: this run's database, Redis and the shared test
+    queue, and assets in the bucket."""
+    return postgres_settings(postgres_url, data_dir, **bucket)
+
+
+@pytest.fixture(scope="session")
+def worker(
+    deployment_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[subprocess.Popen[bytes]]:
+    """One worker process serving the shared test queue for the whole run, in a data dir of its
+    own: it shares only Postgres, Redis and the bucket with the API."""
+    directory = tmp_path_factory.mktemp("worker")
+    settings = deployment_settings.model_copy(update={"data_dir": directory})
+    process = start_worker(settings, directory / "worker.log")
     yield process
     stop_worker(process)
 
@@ -84,14 +108,13 @@ async def app(
     request: pytest.FixtureRequest,
     tmp_path: Path,
     embedded_database: Path,
-    postgres_url: str,
-    data_dir: Path,
+    deployment_settings: Settings,
     worker: subprocess.Popen[bytes],
 ) -> AsyncIterator[FastAPI]:
-    """The app on the embedded default (SQLite, in-process runner) and on Postgres + arq; a test
-    marked `embedded_only()` gets the embedded one alone."""
+    """The app on the embedded default (SQLite, in-process runner, a local asset directory) and
+    on Postgres + arq + the bucket; a test marked `embedded_only()` gets the embedded one alone."""
     if request.param == "postgres":
-        settings = postgres_settings(postgres_url, data_dir)
+        settings = deployment_settings
     else:
         settings = Settings(
             data_dir=tmp_path / "var", sweep_interval_seconds=0.2, queued_grace_seconds=1

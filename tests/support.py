@@ -61,6 +61,18 @@ def postgres_settings(postgres_url: str, data_dir: Path, **overrides: object) ->
     return Settings(**(values | overrides))
 
 
+def bucket_settings(endpoint: str, bucket: str, prefix: str) -> dict[str, object]:
+    """Settings that put assets in `bucket` under `prefix` on the S3-compatible server at
+    `endpoint` (moto's, which checks no credentials but needs some to sign with)."""
+    return {
+        "storage_url": f"s3://{bucket}/{prefix}",
+        "storage_endpoint": endpoint,
+        "storage_region": "us-east-1",
+        "storage_access_key_id": "test-key-id",
+        "storage_secret_access_key": "test-secret",
+    }
+
+
 def darkroom_environment(settings: Settings) -> dict[str, str]:
     """The environment that makes a `darkroom` process use these settings."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DARKROOM_")}

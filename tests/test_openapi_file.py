@@ -22,7 +22,6 @@ from tests.support import (
     darkroom_environment,
     embedded_only,
     free_port,
-    postgres_settings,
     stop_worker,
     wait_until_serving,
 )
@@ -126,14 +125,14 @@ def run_cli(settings: Settings, *arguments: str) -> str:
 
 @pytest.fixture(params=["embedded", "postgres"])
 async def server(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str, data_dir: Path
+    request: pytest.FixtureRequest, tmp_path: Path, deployment_settings: Settings
 ) -> AsyncIterator[tuple[str, str]]:
     """A real `darkroom serve` process on a free port (embedded, or on Postgres with the
-    session's arq worker), and an API key for it: (base URL, key)."""
+    session's arq worker and bucket), and an API key for it: (base URL, key)."""
     port = free_port()
     if request.param == "postgres":
         request.getfixturevalue("worker")
-        settings = postgres_settings(postgres_url, data_dir, port=port)
+        settings = deployment_settings.model_copy(update={"port": port})
     else:
         settings = Settings(data_dir=tmp_path / "var", port=port)
     created = await asyncio.to_thread(run_cli, settings, "keys", "create", "--tenant", "sdk")

@@ -17,6 +17,7 @@ from app.config import Settings
 from tests.conftest import S3_BUCKET
 from tests.support import (
     RUN_ID,
+    bucket_settings,
     darkroom_environment,
     free_port,
     fresh_database,
@@ -173,11 +174,7 @@ async def test_an_installed_wheel_runs_api_and_worker_sharing_only_postgres_redi
             database_url,
             tmp_path,
             queue_name=f"darkroom:test:{RUN_ID}:deploy",
-            storage_url=f"s3://{S3_BUCKET}/deploy-{RUN_ID}",
-            storage_endpoint=s3_endpoint,
-            storage_region="us-east-1",
-            storage_access_key_id="test-key-id",
-            storage_secret_access_key="test-secret",
+            **bucket_settings(s3_endpoint, S3_BUCKET, f"deploy-{RUN_ID}"),
         )
         with deployment(installed, settings, tmp_path) as (base_url, key, serving):
             headers = {"Authorization": f"Bearer {key}"}

@@ -1,7 +1,9 @@
 """Asset storage in an S3-compatible bucket (a real moto server the run starts), on Postgres,
 Redis and a worker process that share nothing else: uploads, job outputs, downloads with
 ETag, signed URLs and presigned redirects, exports, `darkroom gc`, the standard `AWS_*`
-variables, and a store that does not answer."""
+variables, and a store that does not answer. Here the bytes are also read straight from the
+bucket, which also checks that the Postgres half of the HTTP suite (tests/conftest.py) keeps
+its uploads and its session worker's outputs in the bucket, not on a local disk."""
 
 import asyncio
 import hashlib
@@ -24,6 +26,7 @@ from tests.factories import image_bytes
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.support import (
     RUN_ID,
+    bucket_settings,
     free_port,
     fresh_database,
     postgres_settings,
@@ -39,24 +42,19 @@ WAIT = {"Prefer": "wait=30"}
 @pytest.fixture(scope="module")
 async def s3_settings(s3_endpoint: str, tmp_path_factory) -> AsyncIterator[Settings]:
     """Postgres + Redis settings whose assets live in the bucket, under a prefix of this run,
-    with a database and a queue of their own, so that only the S3 worker runs their jobs (the
-    suite's worker sweeps its database's queued jobs onto its own queue). No data dir is
+    with a database and queue of their own so that only the S3 worker runs their jobs (the
+    session worker's sweeper would take stranded ones to another prefix). No data dir is
     shared: each process gets its own."""
-    async with fresh_database("s3") as postgres_url:
-        api_directory = tmp_path_factory.mktemp("s3-api")
-        migration = Settings(database_url=postgres_url, data_dir=api_directory)
-        await asyncio.to_thread(migrate, migration)
-        yield postgres_settings(
-            postgres_url,
-            api_directory,
+    async with fresh_database("s3") as url:
+        settings = postgres_settings(
+            url,
+            tmp_path_factory.mktemp("s3-api"),
             queue_name=f"darkroom:test:{RUN_ID}:s3",
-            storage_url=f"s3://{S3_BUCKET}/{RUN_ID}",
-            storage_endpoint=s3_endpoint,
-            storage_region="us-east-1",
-            storage_access_key_id="test-key-id",
-            storage_secret_access_key="test-secret",
             url_allow="127.0.0.1",
+            **bucket_settings(s3_endpoint, S3_BUCKET, RUN_ID),
         )
+        await asyncio.to_thread(migrate, settings)
+        yield settings
 
 
 @pytest.fixture(scope="module")
@@ -294,3 +292,24 @@ async def test_writes_to_an_unreachable_store_fail_and_reference_nothing(tmp_pat
     assert stored == 0
     # Each write was tried again before it failed (the count is the client's own report).
     assert "after 2 retries" in caplog.text
+
+
+@pytest.mark.parametrize("app", ["postgres"], indirect=True)
+async def test_the_postgres_half_of_the_suite_keeps_its_assets_in_the_bucket(
+    client, auth, deployment_settings
+):
+    data = image_bytes(26, 19)
+    asset = await upload(client, auth, data)
+    body = {"prompt": "a red kite over dunes", "size": "64x64"}
+    job = (await client.post("/v1/generate", json=body, headers=auth | WAIT)).json()
+    assert job["status"] == "succeeded", job
+    output = await client.get(job["outputs"][0]["url"], headers=auth)
+    assert output.status_code == 200
+
+    bucket = ObjectStorage(deployment_settings)
+    keys = [
+        content_key(asset["content_hash"], "png"),
+        content_key(hashlib.sha256(output.content).hexdigest(), "png"),
+    ]
+    assert [await bucket.get(key) for key in keys] == [data, output.content]
+    assert not [key for key in keys if (deployment_settings.asset_dir / key).exists()]

@@ -21,7 +21,6 @@ from tests.support import (
     REDIS_URL,
     insert_job,
     new_api_key,
-    postgres_settings,
     serving,
     tenant_of,
     wait_for_final,
@@ -225,9 +224,9 @@ async def open_stream(
 
 
 async def test_concurrent_streams_in_one_process_share_one_redis_connection(
-    tmp_path, postgres_url, data_dir
+    deployment_settings,
 ):
-    settings = postgres_settings(postgres_url, data_dir)
+    settings = deployment_settings
     async with (
         asyncio.timeout(30),
         serving(settings) as (app, _, auth),
@@ -265,10 +264,10 @@ async def test_concurrent_streams_in_one_process_share_one_redis_connection(
 
 @pytest.mark.parametrize("backend", ["embedded", "postgres"])
 async def test_streams_over_the_tenant_cap_are_refused_until_one_closes(
-    backend, tmp_path, postgres_url, data_dir
+    backend, tmp_path, deployment_settings
 ):
     if backend == "postgres":
-        settings = postgres_settings(postgres_url, data_dir, events_max_streams_per_tenant=2)
+        settings = deployment_settings.model_copy(update={"events_max_streams_per_tenant": 2})
     else:
         settings = Settings(data_dir=tmp_path / "var", events_max_streams_per_tenant=2)
     async with asyncio.timeout(30), serving(settings) as (app, _, auth), live_server(app) as http:
@@ -318,9 +317,9 @@ async def test_streams_over_the_tenant_cap_are_refused_until_one_closes(
 
 
 async def test_a_dropped_redis_connection_is_reopened_and_events_arrive_again(
-    tmp_path, postgres_url, data_dir
+    deployment_settings,
 ):
-    settings = postgres_settings(postgres_url, data_dir)
+    settings = deployment_settings
     async with (
         asyncio.timeout(30),
         serving(settings) as (app, _, auth),

@@ -34,9 +34,10 @@ class Vendors:
 
 
 @pytest.fixture(params=["embedded", "postgres"])
-async def vendors(request, tmp_path, postgres_url) -> AsyncIterator[Vendors]:
+async def vendors(request, tmp_path, postgres_url, bucket) -> AsyncIterator[Vendors]:
     """The app with OpenAI and a compatible server configured, each at a fake, on both
-    backends (Postgres with the in-process runner, so the fakes are in this process)."""
+    backends (Postgres and the bucket with the in-process runner, so the fakes are in this
+    process)."""
     async with (
         FakeOpenAIImages() as openai,
         FakeOpenAIImages(api_key=None, models={"flux-schnell"}, compatible=True) as compatible,
@@ -51,7 +52,7 @@ async def vendors(request, tmp_path, postgres_url) -> AsyncIterator[Vendors]:
             "provider_breaker_cooldown_seconds": 3,
         }
         if request.param == "postgres":
-            settings = postgres_settings(postgres_url, tmp_path, redis_url=None, **values)
+            settings = postgres_settings(postgres_url, tmp_path, redis_url=None, **bucket, **values)
         else:
             settings = Settings(data_dir=tmp_path / "var", **values)
         async with serving(settings) as (_, client, auth):

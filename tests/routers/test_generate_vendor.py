@@ -48,23 +48,26 @@ class Vendor:
     server: FakeOpenAIImages
 
 
-def vendor_settings(backend: str, tmp_path: Path, postgres_url: str, **values: object) -> Settings:
-    """Settings on the embedded default, or on Postgres with the in-process runner (so the
-    test's fake and its logs are in this process)."""
+def vendor_settings(
+    backend: str, tmp_path: Path, postgres_url: str, bucket: dict[str, object], **values: object
+) -> Settings:
+    """Settings on the embedded default, or on Postgres and the bucket with the in-process
+    runner (so the test's fake and its logs are in this process)."""
     values = {"provider_max_retries": 1} | values
     if backend == "postgres":
-        return postgres_settings(postgres_url, tmp_path, redis_url=None, **values)
+        return postgres_settings(postgres_url, tmp_path, redis_url=None, **bucket, **values)
     return Settings(data_dir=tmp_path / "var", **values)
 
 
 @pytest.fixture(params=["embedded", "postgres"])
-async def vendor(request, tmp_path, postgres_url) -> AsyncIterator[Vendor]:
+async def vendor(request, tmp_path, postgres_url, bucket) -> AsyncIterator[Vendor]:
     """The app with an OpenAI key and base URL pointing at a fake, on both backends."""
     async with FakeOpenAIImages() as server:
         settings = vendor_settings(
             request.param,
             tmp_path,
             postgres_url,
+            bucket,
             openai_api_key=API_KEY,
             openai_base_url=server.base_url,
         )
@@ -225,7 +228,7 @@ CANARY_KEY = "sk-live-CANARY-DARKROOM-5b7e0c1d9a2f4e68"
 
 @pytest.mark.parametrize("backend", ["embedded", "postgres"])
 async def test_the_vendor_key_never_reaches_errors_logs_or_the_database(
-    backend: str, tmp_path, postgres_url, caplog
+    backend: str, tmp_path, postgres_url, bucket, caplog
 ) -> None:
     caplog.set_level(logging.DEBUG)
     async with FakeOpenAIImages(api_key=CANARY_KEY) as server:
@@ -233,6 +236,7 @@ async def test_the_vendor_key_never_reaches_errors_logs_or_the_database(
             backend,
             tmp_path,
             postgres_url,
+            bucket,
             openai_api_key=CANARY_KEY,
             openai_base_url=server.base_url,
         )
@@ -330,13 +334,14 @@ async def test_a_jobs_outputs_are_one_vendor_call_of_n_images(vendor):
 
 @pytest.mark.parametrize("backend", ["embedded", "postgres"])
 async def test_outputs_past_the_jobs_bound_are_asked_for_in_further_calls_each_once(
-    backend, tmp_path, postgres_url
+    backend, tmp_path, postgres_url, bucket
 ):
     async with FakeOpenAIImages() as server:
         settings = vendor_settings(
             backend,
             tmp_path,
             postgres_url,
+            bucket,
             openai_api_key=API_KEY,
             openai_base_url=server.base_url,
             job_output_concurrency=3,

@@ -18,7 +18,6 @@ from tests.support import (
     darkroom_command,
     darkroom_environment,
     free_port,
-    postgres_settings,
     serving,
     stop_worker,
     wait_until,
@@ -90,13 +89,13 @@ async def stops_everywhere(base_urls: list[str], key: str) -> None:
 
 
 async def test_a_key_revoked_through_one_api_process_stops_on_another(
-    postgres_url, data_dir, tmp_path
+    deployment_settings, tmp_path
 ):
     # Each process would remember a key for a minute: only the announced revocation can make
     # it stop within seconds.
     settings = [
-        postgres_settings(
-            postgres_url, data_dir, port=free_port(), key_cache_seconds=60, admin_token=ADMIN_TOKEN
+        deployment_settings.model_copy(
+            update={"port": free_port(), "key_cache_seconds": 60, "admin_token": ADMIN_TOKEN}
         )
         for _ in range(2)
     ]

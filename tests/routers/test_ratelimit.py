@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
-from tests.support import new_api_key, postgres_settings, serving
+from tests.support import new_api_key, serving
 
 
 @pytest.fixture(params=["embedded", "redis"])
-def limited(request, tmp_path: Path, postgres_url: str, data_dir: Path):
+def limited(request, tmp_path: Path, deployment_settings: Settings):
     """Settings for 3 requests per 2 seconds per key, counted in-process or in Redis."""
 
     def settings(**overrides: object) -> Settings:
         limits: dict[str, object] = {"rate_limit_requests": 3, "rate_limit_window_seconds": 2}
         if request.param == "redis":
-            return postgres_settings(postgres_url, data_dir, **(limits | overrides))
+            return deployment_settings.model_copy(update=limits | overrides)
         return Settings(data_dir=tmp_path / "var", **(limits | overrides))
 
     return settings
@@ -77,9 +77,9 @@ async def test_idempotent_replays_and_conflicts_count_too(limited):
     assert responses[1].headers["Idempotent-Replayed"] == "true"
 
 
-async def test_two_api_processes_share_one_count_on_redis(postgres_url: str, data_dir: Path):
-    settings = postgres_settings(
-        postgres_url, data_dir, rate_limit_requests=4, rate_limit_window_seconds=60
+async def test_two_api_processes_share_one_count_on_redis(deployment_settings: Settings):
+    settings = deployment_settings.model_copy(
+        update={"rate_limit_requests": 4, "rate_limit_window_seconds": 60}
     )
     async with serving(settings) as (_, first, auth), serving(settings) as (_, second, _):
         answers = []

@@ -23,7 +23,7 @@ UNPRICED_MODEL = "openai_compatible/flux-schnell"
 
 @pytest.fixture(params=["embedded", "postgres"])
 async def budget_app(
-    request, tmp_path, postgres_url
+    request, tmp_path, postgres_url, bucket
 ) -> AsyncIterator[tuple[httpx.AsyncClient, dict]]:
     """An app with a priced model and the operator API, and headers to wait for a job. Embedded,
     jobs run (against a fake BFL) and report their cost; on Postgres no worker serves the
@@ -40,6 +40,7 @@ async def budget_app(
                 postgres_url,
                 tmp_path,
                 queue_name=f"darkroom:test:unserved:{uuid.uuid4().hex}",
+                **bucket,
                 **common,
             )
             wait = {}

@@ -1,6 +1,6 @@
 """An app whose webhooks may reach receivers on 127.0.0.1 and retry within a second, on the
 embedded default and on Postgres with a `darkroom worker` of its own (so deliveries made by the
-worker process use these settings too)."""
+worker process use these settings too), the two sharing only Postgres, Redis and the bucket."""
 
 import uuid
 from collections.abc import AsyncIterator
@@ -25,20 +25,23 @@ WEBHOOK_SETTINGS: dict[str, object] = {
 
 @asynccontextmanager
 async def serving_on(
-    backend: str, data_dir: Path, name: str, values: dict[str, object]
+    backend: str, data_dir: Path, name: str, values: dict[str, object], bucket: dict[str, object]
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, dict]]:
-    """The app with these settings, a client and a tenant, on the embedded default or on
-    Postgres with a `darkroom worker` of its own."""
+    """The app with these settings, a client and a tenant, on the embedded default (assets in
+    `data_dir`) or on Postgres with a `darkroom worker` of its own in a data dir of its own and
+    assets in the bucket."""
     if backend == "embedded":
         async with serving(Settings(data_dir=data_dir, **values)) as served:
             yield served
         return
     async with fresh_database(f"{name}_{uuid.uuid4().hex[:6]}") as url:
-        settings = postgres_settings(
-            url, data_dir, queue_name=f"darkroom:test:{name}:{uuid.uuid4().hex}", **values
-        )
+        queue_name = f"darkroom:test:{name}:{uuid.uuid4().hex}"
+        settings = postgres_settings(url, data_dir, queue_name=queue_name, **values, **bucket)
+        worker_dir = data_dir / "worker"
+        worker_dir.mkdir()
         async with serving(settings) as served:
-            worker = start_worker(settings, data_dir / "worker.log")
+            worker_settings = settings.model_copy(update={"data_dir": worker_dir})
+            worker = start_worker(worker_settings, worker_dir / "worker.log")
             try:
                 yield served
             finally:
@@ -47,11 +50,13 @@ async def serving_on(
 
 @pytest.fixture(scope="module", params=["embedded", "postgres"])
 async def hooked(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    bucket: dict[str, object],
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The app and a client for it; each test makes its own tenants."""
     data_dir = tmp_path_factory.mktemp("webhooks")
-    async with serving_on(request.param, data_dir, "webhooks", WEBHOOK_SETTINGS) as served:
+    async with serving_on(request.param, data_dir, "webhooks", WEBHOOK_SETTINGS, bucket) as served:
         app, client, _ = served
         yield app, client
 

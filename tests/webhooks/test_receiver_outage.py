@@ -33,10 +33,10 @@ EVENTS = ["job.queued", "job.started", "job.succeeded"]
 
 @pytest.fixture(params=["embedded", "postgres"])
 async def hooked(
-    request: pytest.FixtureRequest, tmp_path
+    request: pytest.FixtureRequest, tmp_path, bucket
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, dict]]:
     """The app, a client and a tenant, on the embedded default or on Postgres with a worker."""
-    async with serving_on(request.param, tmp_path, "hookdown", OUTAGE_SETTINGS) as served:
+    async with serving_on(request.param, tmp_path, "hookdown", OUTAGE_SETTINGS, bucket) as served:
         yield served
 
 
