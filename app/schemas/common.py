@@ -123,7 +123,10 @@ class OutputOptions(BaseModel):
 class Problem(BaseModel):
     """An RFC 9457 problem object: every error Darkroom returns has this shape."""
 
-    type: str = Field(description="A URI naming the kind of problem.")
+    type: str = Field(
+        description="A URI reference naming the kind of problem, relative to this server "
+        "(`/problems/<slug>`); it serves a page there saying what the problem means and what to do."
+    )
     title: str = Field(description="A short summary of the kind of problem.")
     status: int = Field(description="The HTTP status code.")
     detail: str = Field(description="What went wrong in this case, for a person.")
@@ -139,7 +142,7 @@ class Problem(BaseModel):
         extra="allow",
         json_schema_extra={
             "example": {
-                "type": "https://darkroom.dev/problems/not-found",
+                "type": "/problems/not-found",
                 "title": "Not found",
                 "status": 404,
                 "detail": "No job job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P.",
