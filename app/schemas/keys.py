@@ -115,6 +115,17 @@ class ApiKeyRotation(BaseModel):
 class ApiKeyPage(BaseModel):
     """A page of API keys, newest first."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "object": "list",
+                "data": [KEY_EXAMPLE],
+                "has_more": False,
+                "next_cursor": None,
+            }
+        }
+    )
+
     object: Literal["list"] = Field("list", description="Always `list`.")
     data: list[ApiKey] = Field(description="The keys on this page.")
     has_more: bool = Field(description="Whether another page follows.")
