@@ -1,7 +1,7 @@
 """RFC 9457 problem+json: the error types callers can act on, rendered in one place."""
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -384,13 +384,39 @@ def install_error_handlers(app: FastAPI) -> None:
         slug = HTTP_SLUGS.get(exc.status_code, HTTP_ERROR_SLUG)
         title = slug.replace("-", " ").capitalize()
         body = problem(exc.status_code, slug, title, str(exc.detail), request.url.path)
-        return problem_response(body, dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return problem_response(body, headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         body = problem(500, "internal-error", "Internal error", "An unexpected error occurred.")
         return problem_response(body)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of the path template this path matches first, as Starlette routes it:
+    its 405 names only those of the first route it matched, where a path has a route per
+    method (and `/v1/webhooks/signing-secret` is not `/v1/webhooks/{endpoint_id}`)."""
+    routes = list(_plain_routes(request.app.router.routes))
+    path = request.scope["path"]
+    template = next((route.path_format for route in routes if route.path_regex.match(path)), None)
+    methods = {
+        method for route in routes if route.path_format == template for method in route.methods
+    }
+    return sorted(methods)
+
+
+def _plain_routes(routes: Sequence[Any]) -> Iterator[Any]:
+    # FastAPI keeps an included router's routes behind one entry of the app's router.
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _plain_routes(included.routes)
+        elif getattr(route, "methods", None) and hasattr(route, "path_regex"):
+            yield route
 
 
 def body_not_json(errors: Sequence[Any]) -> bool:

@@ -106,7 +106,10 @@ async def test_no_message_starts_with_value_error(client, auth):
             {"prompt": "x", "size": "512x512", "aspect_ratio": "1:1"},
             "body: give either size or aspect_ratio, not both",
         ),
-        ({"prompt": "x", "size": "32x32"}, "size: each side must be between 64 and 4096 pixels"),
+        (
+            {"prompt": "x", "size": "32x32"},
+            "size: must be `WxH` in pixels, e.g. 1024x1024, with each side from 64 to 4096",
+        ),
         ({"prompt": "x", "aspect_ratio": "9:1"}, "aspect_ratio: must be between 1:4 and 4:1"),
     ]
     for body, detail in cases:

@@ -50,7 +50,9 @@ class TenantBudgetUpdate(BaseModel):
         extra="forbid", json_schema_extra={"example": {"monthly_budget_usd": 50.0}}
     )
 
+    # Strict: JSON's true and false are not amounts.
     monthly_budget_usd: float | None = Field(
+        strict=True,
         ge=0,
         le=MAX_BUDGET_USD,
         allow_inf_nan=False,

@@ -28,7 +28,9 @@ MIN_ASPECT, MAX_ASPECT = 1 / 4, 4
 MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 16
 MAX_FALLBACK_MODELS = 3
-SIZE_PATTERN = r"^[1-9][0-9]{1,3}[xX][1-9][0-9]{1,3}$"
+# A side from 64 to 4096, as a regular expression, so the document states the range too.
+SIDE_PATTERN = "(6[4-9]|[7-9][0-9]|[1-9][0-9]{2}|[1-3][0-9]{3}|40[0-8][0-9]|409[0-6])"
+SIZE_PATTERN = f"^{SIDE_PATTERN}[xX]{SIDE_PATTERN}$"
 ASPECT_RATIO_PATTERN = r"^[1-9][0-9]{0,3}:[1-9][0-9]{0,3}$"
 # What the size and aspect ratio fields take, in words (pydantic quotes the pattern).
 SIZE_WORDS = f"`WxH` in pixels, e.g. 1024x1024, with each side from {MIN_SIDE} to {MAX_SIDE}"
@@ -83,6 +85,22 @@ def _not_blank(value: str) -> str:
 def _storable(value: dict[str, Any]) -> dict[str, Any]:
     check_metadata(value)
     return value
+
+
+def exactly_one_of(*names: str) -> dict[str, Any]:
+    """The JSON Schema of an object in which exactly one of these fields is given (not null),
+    for the model validators that check it, so a generated client knows the rule too."""
+    return {"oneOf": [_given(name) for name in names]}
+
+
+def not_together(*names: str) -> dict[str, Any]:
+    """The JSON Schema of an object in which these fields are not all given (not null)."""
+    given = [_given(name) for name in names]
+    return {"not": {"required": list(names), "allOf": given}}
+
+
+def _given(name: str) -> dict[str, Any]:
+    return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
 
 
 # An exact output size, `WxH`, each side in range; normalized to a lower-case x.

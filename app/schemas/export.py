@@ -10,6 +10,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -40,7 +41,9 @@ def _known_preset(name: str) -> str:
     return name
 
 
-PresetName = Annotated[str, AfterValidator(_known_preset)]
+PresetName = Annotated[
+    str, AfterValidator(_known_preset), WithJsonSchema({"type": "string", "enum": list(PRESETS)})
+]
 
 
 class ExportSize(BaseModel):

@@ -96,6 +96,7 @@ class ApiKeyRotate(BaseModel):
 
     grace_seconds: int = Field(
         DEFAULT_GRACE_SECONDS,
+        strict=True,
         ge=0,
         le=MAX_GRACE_SECONDS,
         description="Seconds the old key stays valid; 0 revokes it now.",
