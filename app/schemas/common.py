@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -82,6 +83,17 @@ def _not_blank(value: str) -> str:
     return value
 
 
+def _not_bool(value: Any) -> Any:
+    # Pydantic reads true and false as 1 and 0 where a number is asked for; JSON does not.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+# A number that JSON's true and false do not stand for.
+NotBool = BeforeValidator(_not_bool)
+
+
 def _storable(value: dict[str, Any]) -> dict[str, Any]:
     check_metadata(value)
     return value
@@ -94,7 +106,8 @@ def exactly_one_of(*names: str) -> dict[str, Any]:
 
 
 def not_together(*names: str) -> dict[str, Any]:
-    """The JSON Schema of an object in which these fields are not all given (not null)."""
+    """The JSON Schema of an object in which these fields are not all given (not null). As
+    `not` rather than `anyOf`, which client generators would read as a union of two types."""
     given = [_given(name) for name in names]
     return {"not": {"required": list(names), "allOf": given}}
 

@@ -81,7 +81,12 @@ class ExportRequest(WebhookOptions):
                 "format": "webp",
                 "max_bytes": 300000,
                 "bundle": True,
-            }
+            },
+            # quality is for lossy formats: not with png.
+            "not": {
+                "required": ["format", "quality"],
+                "properties": {"format": {"const": "png"}, "quality": {"type": "integer"}},
+            },
         },
     )
 

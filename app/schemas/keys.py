@@ -2,9 +2,11 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from app.schemas.common import NotBool
 
 # A rotated key's old self works at most this long beside its successor.
 MAX_GRACE_SECONDS = 30 * 24 * 3600
@@ -94,9 +96,8 @@ class ApiKeyRotate(BaseModel):
         extra="forbid", json_schema_extra={"example": {"grace_seconds": 3600}}
     )
 
-    grace_seconds: int = Field(
+    grace_seconds: Annotated[int, NotBool] = Field(
         DEFAULT_GRACE_SECONDS,
-        strict=True,
         ge=0,
         le=MAX_GRACE_SECONDS,
         description="Seconds the old key stays valid; 0 revokes it now.",
