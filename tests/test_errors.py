@@ -128,3 +128,17 @@ async def test_an_object_given_as_something_else_is_asked_for_as_a_json_object(c
 
     assert response.status_code == 422
     assert response.json()["detail"] == "image: Input should be a JSON object"
+
+
+async def test_a_method_not_allowed_lists_every_method_of_its_path(client, auth):
+    expected = {
+        "/v1/webhooks": "GET, POST",
+        "/v1/webhooks/whe_01JD7Z8Q3N5X2W1V0T9S8R7Q6P": "DELETE, GET, PATCH",
+        "/v1/webhooks/signing-secret": "GET",
+    }
+    for path, allow in expected.items():
+        response = await client.options(path, headers=auth)
+
+        assert response.status_code == 405, path
+        assert response.headers["allow"] == allow, path
+        assert response.json()["type"] == "/problems/method-not-allowed"
