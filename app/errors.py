@@ -1,7 +1,7 @@
 """RFC 9457 problem+json: the error types callers can act on, rendered in one place."""
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,7 +11,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 JSON_MEDIA_TYPE = "application/json"
-PROBLEM_BASE = "https://darkroom.dev/problems/"
+# Relative to the deployment, so each `type` resolves to the page this server serves for it.
+PROBLEM_BASE = "/problems/"
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +162,157 @@ class RateLimited(DarkroomError):
     status, slug, title = 429, "rate-limited", "Too many requests"
 
 
+# What each problem `type` means and what a caller should do about it: the page served at
+# `/problems/<slug>`. Every slug the code can put in a problem has a row (a test checks it).
+PROBLEM_TYPES: dict[str, tuple[str, str]] = {
+    "validation-error": (
+        "The request did not match the API's schema: a field is missing, of the wrong type or "
+        "out of range, or the body is not valid JSON.",
+        "Read `errors`: each entry names a `field` and what is wrong with it. Fix those fields "
+        "and send the request again.",
+    ),
+    "invalid-input": (
+        "The request is well formed but cannot be done as asked: for example an option the "
+        "chosen model lacks, or a reference to an object that cannot be used here.",
+        "Read `detail`, change the request and send it again; sending it unchanged fails again.",
+    ),
+    "invalid-image": (
+        "An image in the request could not be used: not decodable, of an unsupported format, "
+        "too many pixels, or not matching the image it goes with (a mask of another size).",
+        "Send a PNG, JPEG or WebP within the pixel limit, and masks the size of their image.",
+    ),
+    "url-refused": (
+        "An image URL in the request was not fetched: it is not http(s), it resolves to a "
+        "loopback, private, link-local or metadata address, or the fetch failed or was too large.",
+        "Use a public http(s) URL, or upload the image with `POST /v1/assets` and pass its id.",
+    ),
+    "unsupported-media-type": (
+        "The body is not of the media type the route takes (JSON; multipart for uploads), or an "
+        "uploaded file is not an image format Darkroom reads.",
+        "Send `Content-Type: application/json` (multipart/form-data for uploads) and a PNG, JPEG "
+        "or WebP image.",
+    ),
+    "unauthorized": (
+        "The request has no API key, or its key is unknown, expired or revoked.",
+        "Send `Authorization: Bearer <key>` with an active key; ask the operator for a new one "
+        "if yours was revoked or has expired.",
+    ),
+    "not-found": (
+        "No such object for this API key's tenant, or no such route. Objects of other tenants "
+        "are reported as not found too.",
+        "Check the id and the path; ids are only valid with the key of the tenant that made them.",
+    ),
+    "method-not-allowed": (
+        "The route exists but does not take this HTTP method.",
+        "Use one of the methods in the `Allow` header of the answer.",
+    ),
+    "payload-too-large": (
+        "The request body is larger than the server accepts (`DARKROOM_MAX_BODY_BYTES`).",
+        "Send a smaller body: upload large images once with `POST /v1/assets` and refer to them "
+        "by id.",
+    ),
+    "http-error": (
+        "The HTTP request itself could not be served as sent (for example a malformed "
+        "multipart body).",
+        "Read `detail` and `status`, fix the request and send it again.",
+    ),
+    "conflict": (
+        "The request conflicts with the object's current state (a finished job cannot be "
+        "canceled) or with a request under the same `Idempotency-Key` still in flight.",
+        "Read the object again; for an idempotent retry, wait and send it again with the same key.",
+    ),
+    "idempotency-key-reused": (
+        "The `Idempotency-Key` was already used for a different request (another method, path "
+        "or body) within its lifetime.",
+        "Use a fresh key for each distinct request; reuse a key only to retry the same request.",
+    ),
+    "model-unavailable": (
+        "The model named in the request is unknown, or not available on this server (its "
+        "provider has no key, or it lacks the mode asked for).",
+        "Pick a model that `GET /v1/models` lists as available for this mode.",
+    ),
+    "budget-exceeded": (
+        "The job's estimated cost would take the tenant's spend this month past its budget.",
+        "Check `GET /v1/usage`; ask the operator to raise the budget, or wait for the next month.",
+    ),
+    "rate-limited": (
+        "The API key made more requests than its rate limit allows.",
+        "Wait the seconds in the `Retry-After` header, then send the request again.",
+    ),
+    "too-many-streams": (
+        "The tenant holds as many open job event streams as it may in this process.",
+        "Close a stream you no longer read, or poll `GET /v1/jobs/{id}` instead.",
+    ),
+    "signature-invalid": (
+        "A signed asset URL's signature does not match its asset and expiry: it was altered, "
+        "truncated or signed by another installation.",
+        "Use the URL exactly as `POST /v1/assets/{id}/url` returned it, or mint a new one.",
+    ),
+    "url-expired": (
+        "A signed asset URL was genuine, but its expiry has passed.",
+        "Mint a new URL with `POST /v1/assets/{id}/url`.",
+    ),
+    "export-budget-exceeded": (
+        "No encoding of an export target fits the request's `max_bytes`.",
+        "Raise `max_bytes`, pick a smaller target or a more compact format (webp, avif).",
+    ),
+    "service-unavailable": (
+        "A dependency of this server (the database or the queue) is not reachable.",
+        "Retry later with backoff; if it persists, the operator must check the server.",
+    ),
+    "internal-error": (
+        "The server failed in a way it did not expect. The request may not have been done.",
+        "Retry with the same `Idempotency-Key`; if it persists, report it with the time and path.",
+    ),
+    "provider-error": (
+        "The model's provider failed to make the images.",
+        "Retry the job, or name `fallback_models` so another model takes over.",
+    ),
+    "provider-auth-failed": (
+        "The model's vendor refused this server's credentials.",
+        "The operator must fix the vendor key or account; meanwhile use another model.",
+    ),
+    "provider-quota-exhausted": (
+        "The vendor account behind this server's key is out of quota or credit.",
+        "The operator must top up the account; waiting will not help. Use another model.",
+    ),
+    "provider-overloaded": (
+        "The vendor was rate limiting, failing, unreachable or too slow on every attempt.",
+        "Retry later, or name `fallback_models` so another model takes over.",
+    ),
+    "provider-malformed-response": (
+        "The vendor answered with something that is not a usable image.",
+        "Retry the job, or use another model.",
+    ),
+    "moderation-blocked": (
+        "The vendor's safety system refused the prompt or the image it made.",
+        "Change the prompt or the input images; retrying unchanged is refused again.",
+    ),
+    "invalid-for-model": (
+        "The vendor rejected the request as invalid for this model (a size, a parameter, the "
+        "prompt).",
+        "Read `detail`, and check the model's capabilities in `GET /v1/models`.",
+    ),
+    "job-timeout": (
+        "The job ran longer than the server allows for one job (`DARKROOM_JOB_TIMEOUT_SECONDS`).",
+        "Submit it again, with fewer or smaller outputs, or with a faster model.",
+    ),
+    "worker-lost": (
+        "The worker running the job stopped (crashed or was killed) too many times; the job was "
+        "not run again.",
+        "Submit the job again; if it keeps failing, report it to the operator.",
+    ),
+}
+
+
+def problem_page(slug: str) -> str | None:
+    """The plain-text page for one problem type, or None for a slug Darkroom never uses."""
+    if slug not in PROBLEM_TYPES:
+        return None
+    meaning, action = PROBLEM_TYPES[slug]
+    return f"{PROBLEM_BASE}{slug}\n\nWhat it means: {meaning}\n\nWhat to do: {action}\n"
+
+
 def problem(
     status: int,
     slug: str,
@@ -192,12 +344,14 @@ _JSON_MESSAGES = {
     "model_attributes_type": "Input should be a JSON object",
 }
 
-_HTTP_SLUGS = {
+HTTP_SLUGS = {
     401: "unauthorized",
     404: "not-found",
     405: "method-not-allowed",
     413: "payload-too-large",
 }
+# The slug of any other HTTP error FastAPI or Starlette raise.
+HTTP_ERROR_SLUG = "http-error"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -227,16 +381,42 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
+        slug = HTTP_SLUGS.get(exc.status_code, HTTP_ERROR_SLUG)
         title = slug.replace("-", " ").capitalize()
         body = problem(exc.status_code, slug, title, str(exc.detail), request.url.path)
-        return problem_response(body, dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return problem_response(body, headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         body = problem(500, "internal-error", "Internal error", "An unexpected error occurred.")
         return problem_response(body)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of the path template this path matches first, as Starlette routes it:
+    its 405 names only those of the first route it matched, where a path has a route per
+    method (and `/v1/webhooks/signing-secret` is not `/v1/webhooks/{endpoint_id}`)."""
+    routes = list(_plain_routes(request.app.router.routes))
+    path = request.scope["path"]
+    template = next((route.path_format for route in routes if route.path_regex.match(path)), None)
+    methods = {
+        method for route in routes if route.path_format == template for method in route.methods
+    }
+    return sorted(methods)
+
+
+def _plain_routes(routes: Sequence[Any]) -> Iterator[Any]:
+    # FastAPI keeps an included router's routes behind one entry of the app's router.
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _plain_routes(included.routes)
+        elif getattr(route, "methods", None) and hasattr(route, "path_regex"):
+            yield route
 
 
 def body_not_json(errors: Sequence[Any]) -> bool:

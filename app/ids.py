@@ -44,6 +44,11 @@ def first_id_at(prefix: str, unix_seconds: float) -> str:
     return f"{prefix}_{_encode(int(unix_seconds * 1000) << _RANDOM_BITS, 26)}"
 
 
+def id_pattern(prefix: str) -> str:
+    """The regular expression of the ids with this prefix, for the OpenAPI document."""
+    return f"^{prefix}_[{_CROCKFORD}]{{26}}$"
+
+
 def is_id(value: str, prefix: str) -> bool:
     """Whether `value` has the shape of an id with this prefix (it may still not exist)."""
     body = value.removeprefix(f"{prefix}_")

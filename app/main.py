@@ -28,6 +28,7 @@ from app.routers import (
     metrics,
     models,
     openai_compat,
+    problem_types,
     prompts,
     usage,
 )
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "webhooks", "description": "Receive job events, signed, at your URLs."},
             {"name": "usage", "description": "Spend this month against the budget."},
             {"name": "health", "description": "Liveness and readiness."},
+            {"name": "problems", "description": "What each problem type means and what to do."},
             {
                 "name": "admin",
                 "description": "The operator API: API keys and tenant budgets. Needs "
@@ -106,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhook_routes.router,
         models.router,
         health.router,
+        problem_types.router,
         openai_compat.router,
         usage.router,
         admin.router,

@@ -10,6 +10,46 @@ from app.schemas.common import Problem
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 OPENAI_ERROR_REF = "#/components/schemas/OpenAIError"
+FASTAPI_VALIDATION_ERROR = "Validation Error"
+UNPARSABLE_BODY = {"description": "The body could not be parsed (not UTF-8, or malformed JSON)."}
+
+
+def _links(parameter: str, *operation_ids: str) -> dict[str, Any]:
+    """OpenAPI links from a response carrying an object's `id` to the operations taking it."""
+    return {
+        operation_id: {"operationId": operation_id, "parameters": {parameter: "$response.body#/id"}}
+        for operation_id in operation_ids
+    }
+
+
+JOB_LINKS = _links("job_id", "get_job", "cancel_job", "list_job_webhook_deliveries")
+ASSET_LINKS = _links(
+    "asset_id",
+    "get_asset",
+    "get_asset_lineage",
+    "get_asset_content",
+    "head_asset_content",
+    "create_asset_url",
+)
+ENDPOINT_LINKS = _links(
+    "endpoint_id",
+    "get_webhook_endpoint",
+    "update_webhook_endpoint",
+    "delete_webhook_endpoint",
+    "list_webhook_deliveries",
+)
+KEY_LINKS = _links("key_id", "revoke_api_key", "rotate_api_key")
+# Which success responses of which operations carry the id of an object other operations use,
+# so a client (and a stateful test) can follow from the one to the other.
+LINKS = {
+    "generate_image": {"200": JOB_LINKS, "202": JOB_LINKS},
+    "edit_image": {"200": JOB_LINKS, "202": JOB_LINKS},
+    "create_variants": {"200": JOB_LINKS, "202": JOB_LINKS},
+    "export_asset": {"200": JOB_LINKS, "202": JOB_LINKS},
+    "upload_asset": {"201": ASSET_LINKS},
+    "create_webhook_endpoint": {"201": ENDPOINT_LINKS},
+    "create_api_key": {"201": KEY_LINKS},
+}
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -35,9 +75,16 @@ def _problem_openapi(app: FastAPI) -> dict[str, Any]:
     components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
-            if any(_openai_error(r) for r in operation.get("responses", {}).values()):
+            responses = operation.get("responses", {})
+            fastapi_422 = responses.get("422", {}).get("description") == FASTAPI_VALIDATION_ERROR
+            if fastapi_422 and any(_openai_error(r) for r in responses.values()):
                 # Those routes answer invalid input with OpenAI's 400, never FastAPI's 422.
-                operation["responses"].pop("422", None)
+                responses.pop("422")
+            for status, links in LINKS.get(operation["operationId"], {}).items():
+                responses[status]["links"] = links
+            if "requestBody" in operation:
+                # Any body can be bytes no parser reads; FastAPI answers those 400.
+                operation["responses"].setdefault("400", dict(UNPARSABLE_BODY))
             for status, response in operation.get("responses", {}).items():
                 if status[0] in "45" and not _openai_error(response):
                     response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}}

@@ -106,7 +106,10 @@ async def test_no_message_starts_with_value_error(client, auth):
             {"prompt": "x", "size": "512x512", "aspect_ratio": "1:1"},
             "body: give either size or aspect_ratio, not both",
         ),
-        ({"prompt": "x", "size": "32x32"}, "size: each side must be between 64 and 4096 pixels"),
+        (
+            {"prompt": "x", "size": "32x32"},
+            "size: must be `WxH` in pixels, e.g. 1024x1024, with each side from 64 to 4096",
+        ),
         ({"prompt": "x", "aspect_ratio": "9:1"}, "aspect_ratio: must be between 1:4 and 4:1"),
     ]
     for body, detail in cases:
@@ -125,3 +128,17 @@ async def test_an_object_given_as_something_else_is_asked_for_as_a_json_object(c
 
     assert response.status_code == 422
     assert response.json()["detail"] == "image: Input should be a JSON object"
+
+
+async def test_a_method_not_allowed_lists_every_method_of_its_path(client, auth):
+    expected = {
+        "/v1/webhooks": "GET, POST",
+        "/v1/webhooks/whe_01JD7Z8Q3N5X2W1V0T9S8R7Q6P": "DELETE, GET, PATCH",
+        "/v1/webhooks/signing-secret": "GET",
+    }
+    for path, allow in expected.items():
+        response = await client.options(path, headers=auth)
+
+        assert response.status_code == 405, path
+        assert response.headers["allow"] == allow, path
+        assert response.json()["type"] == "/problems/method-not-allowed"

@@ -1,6 +1,10 @@
 """HTTP routes, one module per resource; each validates, authorizes and calls one service."""
 
-from typing import Any
+from typing import Annotated, Any
+
+from fastapi import Query
+
+from app.ids import id_pattern
 
 _DESCRIPTIONS = {
     400: "The body could not be parsed (malformed multipart, or JSON nested too deep).",
@@ -20,3 +24,16 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for these error statuses (app.openapi makes each body a
     problem+json Problem)."""
     return {status: {"description": _DESCRIPTIONS[status]} for status in statuses}
+
+
+def page_cursor(prefix: str) -> Any:
+    """The `cursor` query parameter of a list whose items have ids with this prefix: the
+    `next_cursor` of the previous page, which is the id of its last item."""
+    return Annotated[
+        str | None,
+        Query(
+            pattern=id_pattern(prefix),
+            description="`next_cursor` of the previous page.",
+            examples=[f"{prefix}_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"],
+        ),
+    ]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from app.db import Session
 from app.deps import require_admin
-from app.routers import problems
+from app.routers import page_cursor, problems
 from app.schemas.budgets import TenantBudget, TenantBudgetUpdate
 from app.schemas.keys import (
     ApiKey,
@@ -40,9 +40,7 @@ async def list_api_keys(
     tenant: Annotated[
         str | None, Query(max_length=200, description="Only this tenant's keys (its name).")
     ] = None,
-    cursor: Annotated[
-        str | None, Query(max_length=64, description="`next_cursor` of the previous page.")
-    ] = None,
+    cursor: page_cursor("key") = None,
     limit: Annotated[int, Query(ge=1, le=100, description="Items per page.")] = 20,
 ) -> ApiKeyPage:
     """Every key, or one tenant's, newest first, with its prefix, status and last use; never

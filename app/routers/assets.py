@@ -45,6 +45,7 @@ UPLOAD_BODY = {
             "schema": {
                 "type": "object",
                 "required": ["file"],
+                "additionalProperties": False,
                 "properties": {
                     "file": {
                         "type": "string",
@@ -62,6 +63,9 @@ async def read_upload(request: Request) -> bytes:
     """The bytes of the multipart field `file`. The body is read here, after authentication,
     so an unauthenticated caller cannot make the server parse a large upload."""
     async with request.form(max_files=1, max_fields=8) as form:
+        unknown = sorted(set(form) - {"file"})
+        if unknown:
+            raise InvalidInput(f"Unknown multipart field {unknown[0]!r}; send only `file`.")
         file = form.get("file")
         if not isinstance(file, UploadFile):
             raise InvalidInput("Send the image as the multipart/form-data field `file`.")
@@ -194,6 +198,8 @@ CONTENT_RESPONSES = {
     304: {"description": "Not modified (If-None-Match matched the ETag)."},
     403: {"description": "The signed URL was altered (`signature-invalid`) or expired."},
 } | problems(401, 404)
+# An API key, or none when the URL is signed (`expires` and `signature`).
+KEY_OR_SIGNED_URL = {"security": [{"HTTPBearer": []}, {}]}
 # What only GET answers: a redirect to the store, or the store's absence.
 REDIRECT_RESPONSE = {
     307: {
@@ -219,6 +225,7 @@ REDIRECT_RESPONSE = {
     | CONTENT_RESPONSES
     | REDIRECT_RESPONSE
     | problems(503),
+    openapi_extra=KEY_OR_SIGNED_URL,
 )
 async def get_asset_content(
     asset: ContentAsset,
@@ -256,6 +263,7 @@ async def get_asset_content(
         }
     }
     | CONTENT_RESPONSES,
+    openapi_extra=KEY_OR_SIGNED_URL,
 )
 async def head_asset_content(asset: ContentAsset, if_none_match: IfNoneMatch = None) -> Response:
     """What `get_asset_content` answers, headers only (Content-Length, Content-Type, ETag,

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Path, Query, Response
 from app.db import Session
 from app.deps import Context, Tenant
 from app.models import JobStatus
-from app.routers import problems
+from app.routers import page_cursor, problems
 from app.schemas.jobs import Job, JobPage
 from app.services import assets, jobs
 
@@ -37,9 +37,7 @@ async def list_jobs(
     session: Session,
     tenant: Tenant,
     status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
-    cursor: Annotated[
-        str | None, Query(max_length=64, description="`next_cursor` of the previous page.")
-    ] = None,
+    cursor: page_cursor("job") = None,
     limit: Annotated[int, Query(ge=1, le=100, description="Jobs per page.")] = 20,
 ) -> JobPage:
     """The tenant's jobs, newest first, a page at a time."""

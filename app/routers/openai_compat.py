@@ -89,7 +89,13 @@ ANSWERED = {
 
 # A body declaring more than the server's limit is refused before any route runs, as
 # problem+json.
-TOO_LARGE = problems(413)
+# The body size limit and the idempotency layer, shared by every route, answer problem+json.
+SHARED_PROBLEMS = problems(413) | {
+    422: {
+        "description": "The Idempotency-Key was used with another request "
+        "(`idempotency-key-reused`)."
+    }
+}
 
 
 class OpenAIRoute(APIRoute):
@@ -193,7 +199,9 @@ ImagesCall = Annotated[ImagesCallServices, Depends()]
     summary="Generate images (OpenAI-compatible)",
     response_model=ImagesResponse,
     response_model_exclude_none=True,
-    responses=ANSWERED | openai_errors(400, 401, 402, 404, 409, 429, 500, 503, 504) | TOO_LARGE,
+    responses=ANSWERED
+    | openai_errors(400, 401, 402, 404, 409, 429, 500, 503, 504)
+    | SHARED_PROBLEMS,
 )
 async def create_image(
     body: ImageGenerationRequest,
@@ -247,11 +255,28 @@ async def read_multipart(request: Request, file_fields: tuple[str, ...]) -> Mult
 def multipart_body(fields: type[BaseModel], files: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """An OpenAPI multipart request body: these text fields and image file parts."""
     schema = fields.model_json_schema()
-    properties = files | schema["properties"]
+    text_fields = {name: _omitted_not_null(field) for name, field in schema["properties"].items()}
+    properties = files | text_fields
     required = [name for name, file in files.items() if file.pop("required", False)]
     required += schema.get("required", [])
-    content_schema = {"type": "object", "properties": properties, "required": required}
+    # Like OpenAI, these routes refuse a parameter they do not know.
+    content_schema = {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
     return {"required": True, "content": {MULTIPART: {"schema": content_schema}}}
+
+
+def _omitted_not_null(field: dict[str, Any]) -> dict[str, Any]:
+    """A text field's schema without its `null` member: a form has no null, so a field left
+    to its default is left out (as OpenAI's clients do), never sent as the text "null"."""
+    members = [member for member in field.get("anyOf", []) if member != {"type": "null"}]
+    if len(members) != 1:
+        return field
+    rest = {key: value for key, value in field.items() if key not in ("anyOf", "default")}
+    return members[0] | rest
 
 
 IMAGE_FILE = {"type": "string", "format": "binary"}
@@ -261,6 +286,8 @@ EDIT_BODY = multipart_body(
         "image": {
             "type": "array",
             "items": IMAGE_FILE,
+            "minItems": 1,
+            "maxItems": MAX_IMAGES,
             "description": f"The image(s) to edit, PNG, JPEG or WebP: one part, or up to "
             f"{MAX_IMAGES} repeated parts (as `image` or `image[]`). The first is the one "
             "edited; the others are its reference images.",
@@ -285,7 +312,9 @@ VARIATION_BODY = multipart_body(
     summary="Edit images (OpenAI-compatible)",
     response_model=ImagesResponse,
     response_model_exclude_none=True,
-    responses=ANSWERED | openai_errors(400, 401, 402, 404, 409, 429, 500, 503, 504) | TOO_LARGE,
+    responses=ANSWERED
+    | openai_errors(400, 401, 402, 404, 409, 429, 500, 503, 504)
+    | SHARED_PROBLEMS,
     openapi_extra={"requestBody": EDIT_BODY},
 )
 async def create_image_edit(
@@ -320,7 +349,9 @@ async def create_image_edit(
     summary="Make variations of an image (OpenAI-compatible)",
     response_model=ImagesResponse,
     response_model_exclude_none=True,
-    responses=ANSWERED | openai_errors(400, 401, 402, 404, 409, 429, 500, 503, 504) | TOO_LARGE,
+    responses=ANSWERED
+    | openai_errors(400, 401, 402, 404, 409, 429, 500, 503, 504)
+    | SHARED_PROBLEMS,
     openapi_extra={"requestBody": VARIATION_BODY},
 )
 async def create_image_variation(

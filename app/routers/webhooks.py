@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import Session
 from app.deps import AppSettings, Tenant
 from app.models import WebhookDelivery
-from app.routers import problems
+from app.routers import page_cursor, problems
 from app.schemas.webhooks import (
     WebhookDelivery as WebhookDeliverySchema,
 )
@@ -28,9 +28,8 @@ from app.webhooks import service as webhooks
 # Full paths: the routes of one job's deliveries live under /v1/jobs.
 router = APIRouter(tags=["webhooks"])
 
-Cursor = Annotated[
-    str | None, Query(max_length=64, description="`next_cursor` of the previous page.")
-]
+EndpointCursor = page_cursor("whe")
+DeliveryCursor = page_cursor("msg")
 Limit = Annotated[int, Query(ge=1, le=100, description="Items per page.")]
 JobId = Annotated[
     str, Path(description="The job's id.", examples=["job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"])
@@ -68,7 +67,7 @@ async def create_webhook_endpoint(
     responses=problems(401, 422),
 )
 async def list_webhook_endpoints(
-    session: Session, tenant: Tenant, cursor: Cursor = None, limit: Limit = 20
+    session: Session, tenant: Tenant, cursor: EndpointCursor = None, limit: Limit = 20
 ) -> WebhookEndpointPage:
     """The tenant's endpoints, newest first, a page at a time."""
     return await webhooks.list_endpoints(session, tenant, cursor, limit)
@@ -156,7 +155,11 @@ async def delete_webhook_endpoint(
     responses=problems(401, 404, 422),
 )
 async def list_webhook_deliveries(
-    endpoint_id: str, session: Session, tenant: Tenant, cursor: Cursor = None, limit: Limit = 20
+    endpoint_id: str,
+    session: Session,
+    tenant: Tenant,
+    cursor: DeliveryCursor = None,
+    limit: Limit = 20,
 ) -> WebhookDeliveryPage:
     """Events sent or to be sent to the endpoint, newest first, each with every attempt's URL,
     status code, latency and error. A deleted endpoint answers 404, as on its other routes; its
@@ -190,7 +193,11 @@ async def retry_webhook_delivery(
     responses=problems(401, 404),
 )
 async def list_job_webhook_deliveries(
-    job_id: JobId, session: Session, tenant: Tenant, cursor: Cursor = None, limit: Limit = 20
+    job_id: JobId,
+    session: Session,
+    tenant: Tenant,
+    cursor: DeliveryCursor = None,
+    limit: Limit = 20,
 ) -> WebhookDeliveryPage:
     """Every delivery of the job's events, to registered endpoints (`endpoint_id` set) and to
     the request's own `webhook_url` (`endpoint_id` null), newest first, each with every

@@ -1,9 +1,11 @@
 """Monthly spend and budgets: what `GET /v1/usage` answers and what the operator API sets."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from app.schemas.common import NotBool
 
 MAX_BUDGET_USD = 1_000_000_000
 
@@ -43,6 +45,10 @@ class Usage(BaseModel):
     )
 
 
+# USD a month: a finite number from 0 to MAX_BUDGET_USD, which true and false are not.
+BudgetAmount = Annotated[float, Field(ge=0, le=MAX_BUDGET_USD, allow_inf_nan=False), NotBool]
+
+
 class TenantBudgetUpdate(BaseModel):
     """A tenant's monthly budget."""
 
@@ -50,10 +56,7 @@ class TenantBudgetUpdate(BaseModel):
         extra="forbid", json_schema_extra={"example": {"monthly_budget_usd": 50.0}}
     )
 
-    monthly_budget_usd: float | None = Field(
-        ge=0,
-        le=MAX_BUDGET_USD,
-        allow_inf_nan=False,
+    monthly_budget_usd: BudgetAmount | None = Field(
         description="USD the tenant's jobs may cost per calendar month (UTC); a job whose "
         "estimated cost would pass what remains is refused with 402. null removes the budget.",
         examples=[50.0],

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -33,7 +34,9 @@ MIN_ASPECT, MAX_ASPECT = 1 / 4, 4
 MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 16
 MAX_FALLBACK_MODELS = 3
-SIZE_PATTERN = r"^[1-9][0-9]{1,3}[xX][1-9][0-9]{1,3}$"
+# A side from 64 to 4096, as a regular expression, so the document states the range too.
+SIDE_PATTERN = "(6[4-9]|[7-9][0-9]|[1-9][0-9]{2}|[1-3][0-9]{3}|40[0-8][0-9]|409[0-6])"
+SIZE_PATTERN = f"^{SIDE_PATTERN}[xX]{SIDE_PATTERN}$"
 ASPECT_RATIO_PATTERN = r"^[1-9][0-9]{0,3}:[1-9][0-9]{0,3}$"
 # What the size and aspect ratio fields take, in words (pydantic quotes the pattern).
 SIZE_WORDS = f"`WxH` in pixels, e.g. 1024x1024, with each side from {MIN_SIDE} to {MAX_SIDE}"
@@ -85,9 +88,37 @@ def _not_blank(value: str) -> str:
     return value
 
 
+def _not_bool(value: Any) -> Any:
+    # Pydantic reads true and false as 1 and 0 where a number is asked for; JSON does not.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+# A number that JSON's true and false do not stand for.
+NotBool = BeforeValidator(_not_bool)
+
+
 def _storable(value: dict[str, Any]) -> dict[str, Any]:
     check_metadata(value)
     return value
+
+
+def exactly_one_of(*names: str) -> dict[str, Any]:
+    """The JSON Schema of an object in which exactly one of these fields is given (not null),
+    for the model validators that check it, so a generated client knows the rule too."""
+    return {"oneOf": [_given(name) for name in names]}
+
+
+def not_together(*names: str) -> dict[str, Any]:
+    """The JSON Schema of an object in which these fields are not all given (not null). As
+    `not` rather than `anyOf`, which client generators would read as a union of two types."""
+    given = [_given(name) for name in names]
+    return {"not": {"required": list(names), "allOf": given}}
+
+
+def _given(name: str) -> dict[str, Any]:
+    return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
 
 
 # An exact output size, `WxH`, each side in range; normalized to a lower-case x.
@@ -155,7 +186,10 @@ class OutputOptions(BaseModel):
 class Problem(BaseModel):
     """An RFC 9457 problem object: every error Darkroom returns has this shape."""
 
-    type: str = Field(description="A URI naming the kind of problem.")
+    type: str = Field(
+        description="A URI reference naming the kind of problem, relative to this server "
+        "(`/problems/<slug>`); it serves a page there saying what the problem means and what to do."
+    )
     title: str = Field(description="A short summary of the kind of problem.")
     status: int = Field(description="The HTTP status code.")
     detail: str = Field(description="What went wrong in this case, for a person.")
@@ -171,7 +205,7 @@ class Problem(BaseModel):
         extra="allow",
         json_schema_extra={
             "example": {
-                "type": "https://darkroom.dev/problems/not-found",
+                "type": "/problems/not-found",
                 "title": "Not found",
                 "status": 404,
                 "detail": "No job job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P.",

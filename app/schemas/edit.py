@@ -1,26 +1,21 @@
 """The contract of edits and variants: image inputs by asset, URL or base64, masks,
 references, and the variants source."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.schemas.common import AspectRatio, ModelText, OutputOptions, Size
-from app.schemas.prompts import PromptOptions
+from app.schemas.common import (
+    AspectRatio,
+    ModelText,
+    OutputOptions,
+    Size,
+    exactly_one_of,
+    not_together,
+)
+from app.schemas.prompts import KeepItem, PromptOptions
 from app.schemas.webhooks import WebhookOptions
 
-KeepItem = Literal[
-    "identity",
-    "face",
-    "product_angle",
-    "framing",
-    "composition",
-    "layout",
-    "lighting",
-    "background",
-    "colors",
-    "text",
-]
 ReferenceRole = Literal["style", "subject", "composition", "color"]
 
 MAX_REFERENCES = 16
@@ -34,7 +29,10 @@ class ImageInput(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"example": {"asset_id": "ast_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"}},
+        json_schema_extra={
+            "example": {"asset_id": "ast_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"},
+            **exactly_one_of("asset_id", "url", "b64"),
+        },
     )
 
     asset_id: str | None = Field(None, max_length=64, description="An asset of yours.")
@@ -86,7 +84,8 @@ class EditRequest(OutputOptions, PromptOptions, WebhookOptions):
                     {"image": {"url": "https://images.example.com/palette.jpg"}, "role": "color"}
                 ],
                 "seed": 7,
-            }
+            },
+            **not_together("size", "aspect_ratio"),
         },
     )
 
@@ -138,7 +137,9 @@ class EditRequest(OutputOptions, PromptOptions, WebhookOptions):
 class VariantSource(BaseModel):
     """The image to vary: an asset of yours, or output `index` of one of your jobs."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=exactly_one_of("asset_id", "job_id")
+    )
 
     asset_id: str | None = Field(None, max_length=64, description="An asset of yours.")
     job_id: str | None = Field(None, max_length=64, description="A succeeded job of yours.")
@@ -167,7 +168,7 @@ class VariantsRequest(OutputOptions, PromptOptions, WebhookOptions):
     )
 
     source: VariantSource = Field(description="The image to vary.")
-    variation: Literal["subtle", "strong"] | float = Field(
+    variation: Literal["subtle", "strong"] | Annotated[float, Field(ge=0, le=1)] = Field(
         "subtle", description="How far variants stray: subtle, strong, or a number 0..1."
     )
     prompt: str | None = Field(
@@ -179,16 +180,10 @@ class VariantsRequest(OutputOptions, PromptOptions, WebhookOptions):
         None,
         min_length=1,
         max_length=MAX_COMPARED_MODELS,
+        json_schema_extra={"uniqueItems": True},
         description="Models to run the same variants on, for side-by-side comparison; the "
         "default model if omitted.",
     )
-
-    @field_validator("variation")
-    @classmethod
-    def _variation_range(cls, value: str | float) -> str | float:
-        if isinstance(value, float | int) and not 0 <= value <= 1:
-            raise ValueError("variation must be subtle, strong, or a number from 0 to 1")
-        return value
 
     @field_validator("models")
     @classmethod

@@ -10,6 +10,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -40,7 +41,9 @@ def _known_preset(name: str) -> str:
     return name
 
 
-PresetName = Annotated[str, AfterValidator(_known_preset)]
+PresetName = Annotated[
+    str, AfterValidator(_known_preset), WithJsonSchema({"type": "string", "enum": list(PRESETS)})
+]
 
 
 class ExportSize(BaseModel):
@@ -78,7 +81,12 @@ class ExportRequest(WebhookOptions):
                 "format": "webp",
                 "max_bytes": 300000,
                 "bundle": True,
-            }
+            },
+            # quality is for lossy formats: not with png.
+            "not": {
+                "required": ["format", "quality"],
+                "properties": {"format": {"const": "png"}, "quality": {"type": "integer"}},
+            },
         },
     )
 

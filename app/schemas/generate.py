@@ -9,6 +9,7 @@ from app.schemas.common import (
     ModelText,
     OutputOptions,
     Size,
+    not_together,
 )
 from app.schemas.prompts import PromptOptions
 from app.schemas.webhooks import WebhookOptions
@@ -27,7 +28,8 @@ class GenerateRequest(OutputOptions, PromptOptions, WebhookOptions):
                 "output_format": "png",
                 "seed": 42,
                 "metadata": {"campaign": "spring-launch"},
-            }
+            },
+            **not_together("size", "aspect_ratio"),
         },
     )
 

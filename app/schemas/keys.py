@@ -2,9 +2,11 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from app.schemas.common import NotBool
 
 # A rotated key's old self works at most this long beside its successor.
 MAX_GRACE_SECONDS = 30 * 24 * 3600
@@ -94,7 +96,7 @@ class ApiKeyRotate(BaseModel):
         extra="forbid", json_schema_extra={"example": {"grace_seconds": 3600}}
     )
 
-    grace_seconds: int = Field(
+    grace_seconds: Annotated[int, NotBool] = Field(
         DEFAULT_GRACE_SECONDS,
         ge=0,
         le=MAX_GRACE_SECONDS,
@@ -120,8 +122,8 @@ class ApiKeyPage(BaseModel):
             "example": {
                 "object": "list",
                 "data": [KEY_EXAMPLE],
-                "has_more": True,
-                "next_cursor": "key_01JD7Z8Q3N5X2W1V0T9S8R7Q6P",
+                "has_more": False,
+                "next_cursor": None,
             }
         }
     )

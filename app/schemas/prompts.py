@@ -5,12 +5,30 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.prompts.presets import STYLE_PRESETS
 from app.schemas.common import ASPECT_RATIO_PATTERN, ASPECT_RATIO_WORDS, Brief, worded
 
 Optimize = Literal["auto", "off", "llm"]
 # A destination's aspect ratio: any shape, since only the composition adapts to it.
 DestinationAspectRatio = Annotated[
     str, Field(pattern=ASPECT_RATIO_PATTERN), worded(ASPECT_RATIO_WORDS)
+]
+
+# The style preset names, which the optimizer checks; stated in the document too.
+STYLE_NAMES = {"enum": [*STYLE_PRESETS, None]}
+
+# What an edit can hold fixed from its source.
+KeepItem = Literal[
+    "identity",
+    "face",
+    "product_angle",
+    "framing",
+    "composition",
+    "layout",
+    "lighting",
+    "background",
+    "colors",
+    "text",
 ]
 
 
@@ -25,6 +43,7 @@ class PromptOptions(BaseModel):
     style: str | None = Field(
         None,
         max_length=40,
+        json_schema_extra=STYLE_NAMES,
         description="A style preset for the optimizer (see POST /v1/prompts/optimize).",
         examples=["studio-product"],
     )
@@ -54,8 +73,10 @@ class OptimizePromptRequest(BaseModel):
         None,
         description="The destination's aspect ratio `W:H`; composition adapts to it.",
     )
-    style: str | None = Field(None, max_length=40, description="A style preset name.")
-    keep: list[str] = Field(
+    style: str | None = Field(
+        None, max_length=40, json_schema_extra=STYLE_NAMES, description="A style preset name."
+    )
+    keep: list[KeepItem] = Field(
         default_factory=list,
         max_length=10,
         description="For edits: what must stay as in the source (see POST /v1/edit).",

@@ -1,12 +1,13 @@
 """Webhooks: the per-request webhook fields, registered endpoints and their deliveries."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.models import DeliveryStatus
+from app.schemas.common import worded
 
 WebhookEvent = Literal["job.queued", "job.started", "job.succeeded", "job.failed", "job.canceled"]
 WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = (
@@ -17,6 +18,16 @@ WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = (
     "job.canceled",
 )
 MAX_URL_LENGTH = 2048
+# An absolute http(s) URL with a host name or IPv4 address, as the document states it; the
+# validator below checks the same, and where it points is checked at registration.
+PORT_PATTERN = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+WEBHOOK_URL_PATTERN = (
+    f"^[hH][tT][tT][pP][sS]?://[A-Za-z0-9.-]*[A-Za-z0-9](:{PORT_PATTERN})?([/?#][!-~]*)?$"
+)
+
+WebhookUrl = Annotated[
+    str, Field(pattern=WEBHOOK_URL_PATTERN), worded("an absolute http or https URL")
+]
 
 
 def check_webhook_url(value: str) -> str:
@@ -34,7 +45,7 @@ def check_webhook_url(value: str) -> str:
 class WebhookOptions(BaseModel):
     """Where to send this job's events: mixed into every job-creating request."""
 
-    webhook_url: str | None = Field(
+    webhook_url: WebhookUrl | None = Field(
         None,
         max_length=MAX_URL_LENGTH,
         description="POST this job's events here, signed with the tenant's default secret "
@@ -77,7 +88,7 @@ class WebhookEndpointCreate(BaseModel):
         },
     )
 
-    url: str = Field(
+    url: WebhookUrl = Field(
         max_length=MAX_URL_LENGTH,
         description="Where events are POSTed; must reach a public address.",
     )
@@ -101,7 +112,7 @@ class WebhookEndpointUpdate(BaseModel):
         extra="forbid", json_schema_extra={"example": {"events": ["job.succeeded"]}}
     )
 
-    url: str | None = Field(None, max_length=MAX_URL_LENGTH, description="A new URL.")
+    url: WebhookUrl | None = Field(None, max_length=MAX_URL_LENGTH, description="A new URL.")
     events: list[WebhookEvent] | None = Field(None, min_length=1, description="New events.")
     description: str | None = Field(None, max_length=500, description="A new note.")
     disabled: bool | None = Field(
