@@ -55,6 +55,9 @@ _CA_USAGE = x509.KeyUsage(
     encipher_only=False,
     decipher_only=False,
 )
+# Reading and signing never reach the network: no remote manifests (an untrusted upload could
+# name any URL), no OCSP.
+OFFLINE = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
 _EC_ALGORITHMS = {"secp256r1": "es256", "secp384r1": "es384", "secp521r1": "es512"}
 
 
@@ -187,7 +190,8 @@ def sign(data: bytes, image_format: str, claim: Claim, credentials: SigningCrede
             None,
         )
     )
-    with signer, c2pa.Builder(_manifest(claim, credentials)) as builder:
+    context = c2pa.Context.from_dict(OFFLINE)
+    with signer, context, c2pa.Builder(_manifest(claim, credentials), context) as builder:
         if claim.parent is not None:
             builder.add_ingredient(
                 {
@@ -209,7 +213,10 @@ def carries_credentials(data: bytes, image_format: str) -> bool:
     if b"c2pa" not in data or image_format not in MEDIA_TYPES:
         return False
     try:
-        with c2pa.Reader(MEDIA_TYPES[image_format], io.BytesIO(data)) as reader:
+        with (
+            c2pa.Context.from_dict(OFFLINE) as context,
+            c2pa.Reader(MEDIA_TYPES[image_format], io.BytesIO(data), context=context) as reader,
+        ):
             return reader.get_active_manifest() is not None
     except c2pa.C2paError:
         return False

@@ -10,10 +10,11 @@ import c2pa
 import httpx
 import pytest
 from fastapi import FastAPI
-from PIL import Image
+from PIL import ExifTags, Image
 
 from app.imaging.credentials import (
     COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+    DEVELOPMENT_FILE,
     SIGNER_ASSERTION,
     TRAINED_ALGORITHMIC_MEDIA,
     development_trust_anchor,
@@ -66,6 +67,7 @@ async def signed_output(
     carries credentials."""
     asset = (await client.get(f"/v1/assets/{output['asset_id']}", headers=auth)).json()
     assert asset["content_credentials"] is True
+    assert output["details"]["content_credentials"] == "testing"
     data = (await client.get(output["url"], headers=auth)).content
     with reader(app, data, output["format"]) as manifest_reader:
         assert manifest_reader.get_validation_state() == "Trusted"
@@ -149,10 +151,13 @@ async def test_a_job_that_does_not_ask_has_no_manifest(
     output = job["outputs"][0]
     asset = (await client.get(f"/v1/assets/{output['asset_id']}", headers=auth)).json()
     assert asset["content_credentials"] is False
-    assert "content_credentials" not in job["outputs"][0].get("details", {})
+    assert "content_credentials" not in output["details"]
     data = (await client.get(output["url"], headers=auth)).content
     with pytest.raises(c2pa.C2paError):
         c2pa.Reader("image/png", io.BytesIO(data))
+    if app.state.settings.redis_url is None:
+        # The embedded app has a data dir of its own: no job asked, so no chain was made.
+        assert not (app.state.settings.data_dir / DEVELOPMENT_FILE).exists()
 
 
 @embedded_only()
@@ -190,3 +195,38 @@ async def test_an_uploaded_manifest_is_kept_as_the_edits_parent_ingredient(
         "/v1/assets", files={"file": ("in", plain.getvalue())}, headers=auth
     )
     assert unsigned.json()["content_credentials"] is False
+
+
+async def test_strip_metadata_drops_exif_and_gps_but_keeps_the_manifest(
+    app: FastAPI, client: httpx.AsyncClient, auth: dict
+) -> None:
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "PhoneCo"
+    exif.get_ifd(ExifTags.IFD.GPSInfo)[ExifTags.GPS.GPSLatitude] = (52.0, 22.0, 12.5)
+    photo = io.BytesIO()
+    Image.new("RGB", (400, 300), (90, 140, 60)).save(photo, "JPEG", exif=exif)
+    uploaded = await client.post(
+        "/v1/assets", files={"file": ("in", photo.getvalue())}, headers=auth
+    )
+    assert uploaded.json()["content_credentials"] is False
+
+    job = await finished(
+        client,
+        auth,
+        "/v1/export",
+        asset_id=uploaded.json()["id"],
+        targets=[{"width": 200, "height": 200}],
+        format="jpeg",
+        strip_metadata=True,
+        content_credentials=True,
+    )
+
+    manifest, _ = await signed_output(app, client, auth, job["outputs"][0])
+    assert [action["action"] for action in actions_of(manifest)] == [
+        "c2pa.opened",
+        "c2pa.resized",
+    ]
+    parent = parent_of(manifest)
+    assert parent["title"] == f"{uploaded.json()['id']}.jpg" and "active_manifest" not in parent
+    data = (await client.get(job["outputs"][0]["url"], headers=auth)).content
+    assert not Image.open(io.BytesIO(data)).getexif()
