@@ -432,6 +432,9 @@ class Settings(BaseSettings):
                 "DARKROOM_C2PA_CERTIFICATE and DARKROOM_C2PA_PRIVATE_KEY are set together or not "
                 "at all"
             )
+        for path in (self.c2pa_certificate, self.c2pa_private_key):
+            if path is not None and not path.is_file():
+                raise ValueError(f"The C2PA credentials file {path} does not exist")
         return self
 
     @field_validator("storage_url")

@@ -88,3 +88,12 @@ def test_keys_are_matched_to_their_algorithm() -> None:
 def test_the_certificate_and_key_are_set_together(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="DARKROOM_C2PA_PRIVATE_KEY"):
         Settings(data_dir=tmp_path, c2pa_certificate=tmp_path / "chain.pem")
+
+
+def test_the_credentials_files_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="does not exist"):
+        Settings(
+            data_dir=tmp_path,
+            c2pa_certificate=tmp_path / "chain.pem",
+            c2pa_private_key=tmp_path / "key.pem",
+        )
