@@ -210,6 +210,22 @@ class Settings(BaseSettings):
         60, ge=1, description="The rate limit's window, in seconds."
     )
 
+    c2pa_certificate: Path | None = Field(
+        None,
+        description=(
+            "PEM file of the certificate chain that signs Content Credentials (the signer's "
+            "certificate first, then its issuers); with `c2pa_private_key`. Unset, a "
+            "development chain made in the data dir signs, for testing only."
+        ),
+        examples=["/etc/darkroom/c2pa-chain.pem"],
+    )
+    c2pa_private_key: Path | None = Field(
+        None,
+        description="PEM file of the private key of `c2pa_certificate` (EC P-256/384/521, RSA "
+        "or Ed25519).",
+        examples=["/etc/darkroom/c2pa-key.pem"],
+    )
+
     url_allow: str = Field(
         "",
         description=(
@@ -413,6 +429,18 @@ class Settings(BaseSettings):
                 "DARKROOM_SIGNING_SECRET must be set when DARKROOM_REDIS_URL is: the API and "
                 "every worker sign asset links with it"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _c2pa_pair(self) -> "Settings":
+        if (self.c2pa_certificate is None) != (self.c2pa_private_key is None):
+            raise ValueError(
+                "DARKROOM_C2PA_CERTIFICATE and DARKROOM_C2PA_PRIVATE_KEY are set together or not "
+                "at all"
+            )
+        for path in (self.c2pa_certificate, self.c2pa_private_key):
+            if path is not None and not path.is_file():
+                raise ValueError(f"The C2PA credentials file {path} does not exist")
         return self
 
     @field_validator("storage_url")

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     ColumnElement,
     DateTime,
     Float,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     exists,
+    false,
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -213,6 +215,10 @@ class Asset(Base):
     # Facts about how a job made this output: model, latency_ms and cost_usd, and the job
     # kind's own (an export's target and fit, a variant's variation).
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument, nullable=True)
+    # Whether the bytes carry a C2PA manifest (signed by a job, or in an upload).
+    content_credentials: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Set when the asset is deleted: its bytes are released and it answers 404, but the row
     # stays so that the lineage of what was made from it can say it was deleted.

@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from app import metrics
 from app.db import database_clock
 from app.errors import DarkroomError, problem
+from app.jobs.credentials import sign_output, wants_credentials
 from app.jobs.kinds import KINDS
 from app.logs import job_context
 from app.models import Asset, Job, JobEventType, JobStatus
@@ -204,6 +205,8 @@ async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> tuple
             # Checked before each output, so a cancel stops the job within one output.
             await _check_still_held(context, job, lease)
             output = await runner.make(index)
+            if wants_credentials(job):
+                output = await sign_output(context, job, output)
             await _store_output(context, job, lease, index, output)
             details.append(output.details)
             _count_cost(output.details)

@@ -32,6 +32,7 @@ ASSET_EXAMPLE = {
     "url": "/v1/assets/ast_01JD7Z8QAB5X2W1V0T9S8R7Q6P/content",
     "job_id": "job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P",
     "seed": 42,
+    "content_credentials": False,
     "parents": [],
     "created_at": "2026-11-28T09:30:00.070Z",
     "deleted_at": None,
@@ -61,6 +62,11 @@ class Asset(BaseModel):
     url: str = Field(description="Path of the image bytes.")
     job_id: str | None = Field(description="The job that produced it, if any.")
     seed: int | None = Field(description="Seed it was generated with, if any.")
+    content_credentials: bool = Field(
+        False,
+        description="Whether the bytes carry Content Credentials (a C2PA manifest): signed by "
+        "the job that made it (`content_credentials: true`), or already in an upload.",
+    )
     parents: list[AssetParentRef] = Field(description="The assets it was made from.")
     created_at: datetime = Field(description="When it was stored.")
     deleted_at: datetime | None = Field(

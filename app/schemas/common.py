@@ -181,6 +181,14 @@ class OutputOptions(BaseModel):
         description="The vendor's content-moderation level where it has one (OpenAI): `low` "
         "filters less; `auto` is the vendor's default.",
     )
+    content_credentials: bool = Field(
+        False,
+        description="Sign each output with Content Credentials: an embedded C2PA manifest "
+        "saying it was created (or edited) by the model, with the image it was made from as "
+        "its parent ingredient. Signed with the operator's certificate; the embedded default "
+        "signs with a development certificate, and the manifest says it is for testing.",
+        examples=[True],
+    )
 
 
 class Problem(BaseModel):

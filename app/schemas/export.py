@@ -142,6 +142,13 @@ class ExportRequest(WebhookOptions):
         description="Embed where the image came from (the source asset; the model, prompt and "
         "job id of the job that made it, when known) as XMP, or PNG text chunks.",
     )
+    content_credentials: bool = Field(
+        False,
+        description="Sign each file with Content Credentials: an embedded C2PA manifest saying "
+        "it was resized (and converted) from the source asset, which is its parent ingredient "
+        "with any manifest it carries. `strip_metadata` never removes it. Not the zip bundle.",
+        examples=[True],
+    )
     bundle: bool = Field(
         False, description="Also produce one zip of every output, as the job's last output."
     )

@@ -24,6 +24,7 @@ from app.imaging.codecs import (
     file_extension,
     inspect_header,
 )
+from app.imaging.credentials import carries_credentials
 from app.models import Asset, AssetParent, Job, JobStatus
 from app.schemas.assets import Asset as AssetSchema
 from app.schemas.assets import AssetPage, AssetParentRef
@@ -49,6 +50,11 @@ class Output:
     source: str = "generated"
     parents: tuple[tuple[str, str], ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
+    # Whether the bytes carry the Content Credentials the job signed them with.
+    content_credentials: bool = False
+    # The vendor's own file, kept when the job signs its outputs: it may carry the vendor's
+    # credentials, which become the signed output's parent ingredient.
+    vendor_image: bytes | None = None
 
 
 async def create_upload(
@@ -64,7 +70,9 @@ async def create_upload(
     first; the decode check then waits its turn under the process's memory budget."""
     info, memory = await run_cpu(_inspect_header, data, max_pixels)
     await run_image_work(memory, check_decodes, data, info)
-    asset = Asset(**await _store(session, storage, tenant_id, data, info), source=source)
+    credentials = await run_cpu(carries_credentials, data, info.format)
+    values = await _store(session, storage, tenant_id, data, info)
+    asset = Asset(**values, source=source, content_credentials=credentials)
     session.add(asset)
     return asset
 
@@ -87,6 +95,7 @@ async def record_output(
         output_index=index,
         seed=output.seed,
         details=output.details or None,
+        content_credentials=output.content_credentials,
     )
     dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     inserted = await session.execute(
@@ -290,6 +299,7 @@ def _asset_view(asset: Asset, parents: list[AssetParentRef]) -> AssetSchema:
         url=content_path(asset.id),
         job_id=asset.job_id,
         seed=asset.seed,
+        content_credentials=asset.content_credentials,
         parents=parents,
         created_at=asset.created_at,
     )

@@ -56,6 +56,7 @@ def normalize_export(
         "strip_metadata": body.strip_metadata,
         "provenance": provenance,
         "bundle": body.bundle,
+        "content_credentials": body.content_credentials,
     }
 
 

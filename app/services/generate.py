@@ -107,6 +107,7 @@ def render_options(
         "background": body.background,
         "output_compression": body.output_compression,
         "moderation": body.moderation,
+        "content_credentials": body.content_credentials,
     }
 
 

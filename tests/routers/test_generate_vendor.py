@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import c2pa
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -17,13 +18,16 @@ from PIL import Image
 from sqlalchemy import inspect, select
 
 from app.config import Settings
+from app.imaging.credentials import Claim, development_credentials, sign
 from app.models import Asset, Job
 from app.providers.openai import TOKEN_PRICES
 from tests.fakes.openai_images import (
     API_KEY,
     FakeOpenAIImages,
     error_reply,
+    image_reply,
     moderation_blocked,
+    render,
     slow,
 )
 from tests.support import (
@@ -442,3 +446,38 @@ async def test_a_transparent_background_on_a_model_without_one_names_those_that_
     assert vendor.server.received == []
     jobs = await vendor.client.get("/v1/jobs", headers=vendor.auth)
     assert jobs.json()["data"] == []
+
+
+@pytest.mark.parametrize(
+    ("size", "actions"),
+    [("1024x1024", ["c2pa.opened"]), ("800x800", ["c2pa.opened", "c2pa.resized"])],
+)
+async def test_a_vendors_signed_image_is_the_parent_of_the_signed_output(
+    vendor: Vendor, tmp_path: Path, size: str, actions: list[str]
+) -> None:
+    vendor_credentials = development_credentials(tmp_path / "vendor")
+    claim = Claim("vendor.png", [{"action": "c2pa.created", "digitalSourceType": "vendor"}])
+    signed = sign(render(1024, 1024, "png"), "png", claim, vendor_credentials)
+    vendor.server.script(image_reply(signed))
+
+    job = await generate(
+        vendor,
+        prompt="a teal kettle",
+        model="openai/gpt-image-2",
+        size=size,
+        content_credentials=True,
+    )
+
+    assert job["status"] == "succeeded", job
+    data = (await vendor.client.get(job["outputs"][0]["url"], headers=vendor.auth)).content
+    with c2pa.Reader("image/png", io.BytesIO(data)) as reader:
+        store = json.loads(reader.json())
+    manifest = store["manifests"][store["active_manifest"]]
+    (recorded,) = [
+        a["data"]["actions"] for a in manifest["assertions"] if a["label"] == "c2pa.actions.v2"
+    ]
+    assert [action["action"] for action in recorded] == actions
+    (parent,) = manifest["ingredients"]
+    assert parent["relationship"] == "parentOf"
+    vendor_manifest = store["manifests"][parent["active_manifest"]]
+    assert vendor_manifest["title"] == "vendor.png"

@@ -139,6 +139,9 @@ class GenerateRunner(KindRunner):
         for index, seed, result in zip(indexes, seeds, results, strict=True):
             details = output_details(result, facts)
             outputs[index] = Output(
-                await finish_image(result, request, details), seed, details=details
+                await finish_image(result, request, details),
+                seed,
+                details=details,
+                vendor_image=result.encoded if request.get("content_credentials") else None,
             )
         return outputs
