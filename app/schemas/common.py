@@ -13,6 +13,7 @@ from pydantic import (
     ValidationError,
     ValidatorFunctionWrapHandler,
     WrapValidator,
+    field_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -33,6 +34,7 @@ MIN_ASPECT, MAX_ASPECT = 1 / 4, 4
 MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 16
 MAX_FALLBACK_MODELS = 3
+MAX_COMPARED_MODELS = 4
 SIZE_PATTERN = r"^[1-9][0-9]{1,3}[xX][1-9][0-9]{1,3}$"
 ASPECT_RATIO_PATTERN = r"^[1-9][0-9]{0,3}:[1-9][0-9]{0,3}$"
 # What the size and aspect ratio fields take, in words (pydantic quotes the pattern).
@@ -150,6 +152,37 @@ class OutputOptions(BaseModel):
         description="The vendor's content-moderation level where it has one (OpenAI): `low` "
         "filters less; `auto` is the vendor's default.",
     )
+
+
+class CompareOptions(BaseModel):
+    """The models a job runs side by side: the same request and seeds on each, the prompt
+    rendered for each, the outputs grouped by model."""
+
+    models: list[str] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_COMPARED_MODELS,
+        description="Models to run the same request on side by side, for comparison (up to "
+        f"{MAX_COMPARED_MODELS}, no repeats): each makes `n` outputs with the same seeds, from "
+        "the brief rendered for that model, and the finished job's `groups` hold each model's "
+        "outputs, median latency, cost and failures. One model failing does not fail the others.",
+        examples=[["local/draft", "openai/gpt-image-1-mini"]],
+    )
+
+    @field_validator("models")
+    @classmethod
+    def _distinct_models(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("models must not repeat")
+        return value
+
+
+def check_model_or_models(model: str | None, models: list[str] | None) -> None:
+    """ValueError when a request names both one `model` and several `models`."""
+    if model is not None and models is not None:
+        raise ValueError(
+            "give either model (one model) or models (several, side by side), not both"
+        )
 
 
 class Problem(BaseModel):
