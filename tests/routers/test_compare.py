@@ -6,7 +6,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from app.config import Settings
 from tests.fakes.openai_images import API_KEY, FakeOpenAIImages, moderation_blocked
+from tests.fakes.stability import API_KEY as STABILITY_KEY
+from tests.fakes.stability import FakeStability
 from tests.routers.test_edit import photo, upload
 from tests.routers.test_generate_vendor import Vendor, vendor_settings
 from tests.support import serving, wait_for_final
@@ -108,6 +111,59 @@ async def test_a_compare_job_where_every_model_failed_is_failed(vendor: Vendor) 
         assert failure["error"]["type"].endswith("/moderation-blocked")
 
 
+async def test_each_compared_model_gets_the_brief_rendered_for_it(tmp_path) -> None:
+    # local/draft takes sentences; Stability's diffusion model takes weighted tags and a
+    # negative prompt.
+    async with FakeStability() as stability:
+        settings = Settings(
+            data_dir=tmp_path / "var",
+            stability_api_key=STABILITY_KEY,
+            stability_base_url=stability.base_url,
+        )
+        async with serving(settings) as (_, client, auth):
+            response = await client.post(
+                "/v1/generate",
+                json={
+                    "prompt": "a red fox at night, cinematic",
+                    "models": [DRAFT, "stability/sd3.5-large"],
+                    "seed": 3,
+                },
+                headers=auth | WAIT,
+            )
+
+    job = response.json()
+    assert job["status"] == "succeeded", job
+    prompts = job["request"]["model_prompts"]
+    draft, diffusion = prompts[DRAFT], prompts["stability/sd3.5-large"]
+    assert (draft["prompt_plan"]["rendering"], diffusion["prompt_plan"]["rendering"]) == (
+        "sentences",
+        "tags",
+    )
+    assert draft["prompt"] != diffusion["prompt"]
+    [sent] = stability.received
+    assert sent.form["prompt"].text == diffusion["prompt"]
+    assert sent.form["negative_prompt"].text == diffusion["negative_prompt"]
+    assert sent.form["seed"].text == "3"
+    assert [group["outputs"][0]["seed"] for group in job["groups"]] == [3, 3]
+
+
+async def test_variants_on_several_models_keep_the_outputs_of_the_one_that_succeeded(
+    vendor: Vendor,
+) -> None:
+    image_id = await upload(vendor.client, vendor.auth, photo(96, 64))
+    vendor.server.script(moderation_blocked())
+
+    job = await submit(
+        vendor, "/v1/variants", source={"asset_id": image_id}, models=[DRAFT, MINI], seed=2
+    )
+
+    assert job["status"] == "succeeded", job
+    groups = by_model(job)
+    assert [output["seed"] for output in groups[DRAFT]["outputs"]] == [2]
+    assert groups[MINI]["outputs"] == []
+    assert groups[MINI]["failures"][0]["error"]["type"].endswith("/moderation-blocked")
+
+
 async def test_a_compare_edit_groups_each_models_edits(vendor: Vendor) -> None:
     image_id = await upload(vendor.client, vendor.auth, photo(96, 64))
 
@@ -190,6 +246,32 @@ async def test_the_estimate_of_a_compare_request_is_per_model(vendor: Vendor) ->
     job = await submit(vendor, "/v1/generate", **body)
     assert job["estimated_cost_usd"] == estimate["cost_usd"]
     assert job["request"]["model_prompts"] == estimate["request"]["model_prompts"]
+
+
+async def test_the_estimate_of_a_compare_edit_is_per_model(vendor: Vendor) -> None:
+    image_id = await upload(vendor.client, vendor.auth, photo(96, 64))
+
+    response = await vendor.client.post(
+        "/v1/estimate",
+        json={
+            "kind": "edit",
+            "image": {"asset_id": image_id},
+            "prompt": "warmer evening light",
+            "models": [DRAFT, MINI],
+            "n": 3,
+        },
+        headers=vendor.auth,
+    )
+
+    estimate = response.json()
+    assert estimate["accepted"] is True, estimate
+    assert [(model["model"], model["images"]) for model in estimate["models"]] == [
+        (DRAFT, 3),
+        (MINI, 3),
+    ]
+    assert estimate["cost_usd"] == estimate["models"][1]["cost_usd"]
+    listed = await vendor.client.get("/v1/jobs", headers=vendor.auth)
+    assert listed.json()["data"] == []
 
 
 async def test_the_estimate_refuses_what_the_route_refuses(client, auth):

@@ -65,8 +65,9 @@ class KindRunner:
 
     def compares_models(self) -> bool:
         """Whether the job runs its request on several models side by side, each model's
-        outputs a group of their own, where one model failing leaves the others' outputs."""
-        return "models" in self.request
+        outputs a group of their own, where one model failing leaves the others' outputs (a
+        job on one model fails with that model's own problem)."""
+        return len(self.request.get("models") or ()) > 1
 
     def models_for(self, index: int) -> tuple[list[str], int]:
         """The models to try for output `index` (its compared model, else the job's model and
