@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from app.config import Settings
+from tests.fakes.chat_completions import FakeChatServer
 from tests.fakes.openai_images import API_KEY, FakeOpenAIImages, moderation_blocked
 from tests.fakes.stability import API_KEY as STABILITY_KEY
 from tests.fakes.stability import FakeStability
@@ -145,6 +146,39 @@ async def test_each_compared_model_gets_the_brief_rendered_for_it(tmp_path) -> N
     assert sent.form["negative_prompt"].text == diffusion["negative_prompt"]
     assert sent.form["seed"].text == "3"
     assert [group["outputs"][0]["seed"] for group in job["groups"]] == [3, 3]
+
+
+async def test_the_llm_plans_the_brief_for_each_compared_model(tmp_path) -> None:
+    async with FakeChatServer() as llm, FakeStability() as stability:
+        llm.answer_slots(lighting="cold blue moonlight")
+        settings = Settings(
+            data_dir=tmp_path / "var",
+            prompt_llm_base_url=llm.base_url,
+            stability_api_key=STABILITY_KEY,
+            stability_base_url=stability.base_url,
+        )
+        async with serving(settings) as (_, client, auth):
+            response = await client.post(
+                "/v1/generate",
+                json={
+                    "prompt": "a lighthouse on a cliff",
+                    "optimize": "llm",
+                    "models": [DRAFT, "stability/sd3.5-large"],
+                },
+                headers=auth | WAIT,
+            )
+
+    job = response.json()
+    assert job["status"] == "succeeded", job
+    plans = job["request"]["model_prompts"].values()
+    assert [plan["prompt_plan"]["mode"] for plan in plans] == ["llm", "llm"]
+    assert [plan["prompt_plan"]["rendering"] for plan in plans] == ["sentences", "tags"]
+    assert all("cold blue moonlight" in plan["prompt"] for plan in plans)
+    [sent] = stability.received
+    assert (
+        sent.form["prompt"].text
+        == job["request"]["model_prompts"]["stability/sd3.5-large"]["prompt"]
+    )
 
 
 async def test_variants_on_several_models_keep_the_outputs_of_the_one_that_succeeded(
