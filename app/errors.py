@@ -113,6 +113,18 @@ class ModerationBlocked(ProviderError):
     status, slug, title = 422, "moderation-blocked", "Blocked by moderation"
 
 
+class EveryModelFailed(ProviderError):
+    """Every model a job compared failed; `failures` holds each failed output's problem."""
+
+    status, slug, title = 502, "every-model-failed", "Every model failed"
+
+    def __init__(self, failures: list[dict[str, Any]]) -> None:
+        reasons = {failure["model"]: failure["error"]["detail"] for failure in failures}
+        named = "; ".join(f"{model}: {reason}" for model, reason in reasons.items())
+        super().__init__(f"Every compared model failed. {named}")
+        self.failures = failures
+
+
 class InvalidForModel(ProviderError):
     """The vendor rejected the request as invalid for this model (size, parameter, prompt)."""
 

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy import func, select, update
 
 from app import metrics
 from app.db import database_clock
-from app.errors import DarkroomError, problem
+from app.errors import DarkroomError, EveryModelFailed, ProviderError, problem
 from app.jobs.credentials import sign_output, wants_credentials
 from app.jobs.kinds import KINDS
 from app.logs import job_context
@@ -72,16 +73,24 @@ async def _run_claimed(context: TaskContext, job: Job) -> str:
     deadline = asyncio.timeout(context.settings.job_timeout_seconds)
     try:
         async with deadline, keep_lease(context, job) as lease:
-            provider_ms, cost_usd = await produce_outputs(context, job, lease)
+            produced = await produce_outputs(context, job, lease)
     except LeaseLost:
         return LEASE_LOST
+    except EveryModelFailed as exc:
+        status = JobStatus.FAILED
+        outcome = {"error": exc.to_problem(), "failures": exc.failures}
     except DarkroomError as exc:
         status, outcome = JobStatus.FAILED, {"error": exc.to_problem()}
     except Exception as exc:
         status = JobStatus.FAILED
         outcome = {"error": _unexpected_failure(context, job, exc, deadline)}
     else:
-        status, outcome = JobStatus.SUCCEEDED, {"provider_ms": provider_ms, "cost_usd": cost_usd}
+        status = JobStatus.SUCCEEDED
+        outcome = {
+            "provider_ms": produced.provider_ms,
+            "cost_usd": produced.cost_usd,
+            "failures": produced.failures or None,
+        }
     return status if await finish(context, job, status, **outcome) else LEASE_LOST
 
 
@@ -185,15 +194,27 @@ async def _renew(context: TaskContext, job: Job, lease_seconds: float) -> bool:
     return renewed.rowcount == 1
 
 
-async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> tuple[int, float | None]:
+@dataclass
+class Produced:
+    """What a run's outputs came to: provider milliseconds and cost over every output,
+    whichever run made it, and the outputs a compared model failed to make."""
+
+    provider_ms: int
+    cost_usd: float | None
+    failures: list[dict[str, Any]]
+
+
+async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> Produced:
     """Make and store each output the job does not have yet, up to the runner's
     `output_concurrency` at a time, each stored as soon as it is made, so a re-run picks up
-    where a dead worker stopped. Returns provider milliseconds and cost over every output,
-    whichever run made it."""
+    where a dead worker stopped (and tries again what a compared model failed to make). A job
+    comparing models records a model's failed output and goes on with the others;
+    EveryModelFailed when none made an output."""
     runner = KINDS[job.kind](context, job)
     done = await _stored_outputs(context, job)
     runner.done = done
     details: list[dict[str, Any]] = []
+    failures: dict[int, dict[str, Any]] = {}
     await runner.prepare()
     total = runner.output_count()
     slots = asyncio.Semaphore(runner.output_concurrency())
@@ -204,7 +225,13 @@ async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> tuple
         async with slots:
             # Checked before each output, so a cancel stops the job within one output.
             await _check_still_held(context, job, lease)
-            output = await runner.make(index)
+            try:
+                output = await runner.make(index)
+            except ProviderError as exc:
+                if not runner.compares_models():
+                    raise
+                failures[index] = runner.failure(index, exc)
+                return
             if wants_credentials(job):
                 output = await sign_output(context, job, output)
             await _store_output(context, job, lease, index, output)
@@ -220,12 +247,15 @@ async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> tuple
         async with asyncio.TaskGroup() as outputs:
             for index in missing:
                 outputs.create_task(make_and_store(index))
-    except ExceptionGroup as failures:
-        raise _first_failure(failures) from None
-    if len(details) < total:
+    except ExceptionGroup as errors:
+        raise _first_failure(errors) from None
+    failed = [failures[index] for index in sorted(failures)]
+    if failed and not done:
+        raise EveryModelFailed(failed)
+    if len(details) < len(done):
         # Some outputs were made by an earlier run: the totals count theirs too.
         details = await _stored_details(context, job)
-    return _totals(details)
+    return Produced(*_totals(details), failed)
 
 
 async def _stored_outputs(context: TaskContext, job: Job) -> set[int]:
@@ -306,6 +336,7 @@ async def finish(
     error: dict[str, Any] | None = None,
     provider_ms: int | None = None,
     cost_usd: float | None = None,
+    failures: list[dict[str, Any]] | None = None,
 ) -> bool:
     """Record this run's final status; False (and nothing written) if the run no longer holds
     the job because it was canceled or taken over."""
@@ -318,6 +349,7 @@ async def finish(
                 error=error,
                 provider_ms=provider_ms,
                 cost_usd=cost_usd,
+                failures=failures,
                 finished_at=database_clock(session),
                 lease_expires_at=None,
             )

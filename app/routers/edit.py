@@ -1,7 +1,9 @@
 """POST /v1/edit and POST /v1/variants: work from real images, with masks, references and
 side-by-side model comparison."""
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Body
 
 from app.deps import IdempotencyKey
 from app.routers import problems
@@ -11,6 +13,23 @@ from app.schemas.jobs import Job
 from app.services import edits
 
 router = APIRouter(prefix="/v1", tags=["edit"])
+
+EDIT_EXAMPLES = {
+    "one model": {
+        "summary": "A masked edit on one model",
+        "value": EditRequest.model_config["json_schema_extra"]["example"],  # type: ignore[index]
+    },
+    "compare": {
+        "summary": "The same edit and seed on two models, side by side",
+        "value": {
+            "image": {"asset_id": "ast_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"},
+            "prompt": "replace the background with a sunlit marble kitchen counter",
+            "keep": ["product_angle"],
+            "models": ["local/draft", "openai/gpt-image-1-mini"],
+            "seed": 7,
+        },
+    },
+}
 
 
 @router.post(
@@ -22,14 +41,15 @@ router = APIRouter(prefix="/v1", tags=["edit"])
     responses=FINISHED_RESPONSE | problems(400, 401, 402, 404, 409, 413, 415, 422),
 )
 async def edit_image(
-    body: EditRequest,
+    body: Annotated[EditRequest, Body(openapi_examples=EDIT_EXAMPLES)],
     submission: Submission,
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
     """Queue an edit of `image`: change what the prompt asks, only where the mask's fully
     transparent pixels allow, keeping what `keep` names, steered by reference images. Every
     input given by URL or base64 is validated and stored as a `reference` asset, and each
-    output lists its inputs as parents."""
+    output lists its inputs as parents. With `models` the same edit and seeds run on each
+    model, and the finished job's `groups` compare them."""
     return await submission.submit(edits.EDIT, body, idempotency_key)
 
 

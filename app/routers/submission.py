@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from app.db import Session
 from app.deps import AppSettings, Context, MonthlyBudget, Prefer, Queue, Tenant
 from app.models import FINAL_STATUSES
-from app.schemas.jobs import Job
+from app.schemas.jobs import COMPARE_JOB_EXAMPLE, Job
 from app.services import jobs
 from app.services.submission import Kind, Submitter, submit_job
 
@@ -17,6 +17,22 @@ RequestT = TypeVar("RequestT", bound=BaseModel)
 
 # Responses every job-creating route documents besides its 202.
 FINISHED_RESPONSE = {200: {"description": "The job finished within `Prefer: wait`.", "model": Job}}
+# FINISHED_RESPONSE with a finished compare job shown, for POST /v1/generate.
+COMPARE_RESPONSE = {
+    200: FINISHED_RESPONSE[200]
+    | {
+        "content": {
+            "application/json": {
+                "examples": {
+                    "compare": {
+                        "summary": "A job comparing two models, where one output was refused",
+                        "value": COMPARE_JOB_EXAMPLE,
+                    }
+                }
+            }
+        }
+    }
+}
 
 
 class JobSubmission:

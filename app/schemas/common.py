@@ -14,6 +14,7 @@ from pydantic import (
     ValidationError,
     ValidatorFunctionWrapHandler,
     WrapValidator,
+    field_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -37,6 +38,7 @@ MAX_FALLBACK_MODELS = 3
 # A side from 64 to 4096, as a regular expression, so the document states the range too.
 SIDE_PATTERN = "(6[4-9]|[7-9][0-9]|[1-9][0-9]{2}|[1-3][0-9]{3}|40[0-8][0-9]|409[0-6])"
 SIZE_PATTERN = f"^{SIDE_PATTERN}[xX]{SIDE_PATTERN}$"
+MAX_COMPARED_MODELS = 4
 ASPECT_RATIO_PATTERN = r"^[1-9][0-9]{0,3}:[1-9][0-9]{0,3}$"
 # What the size and aspect ratio fields take, in words (pydantic quotes the pattern).
 SIZE_WORDS = f"`WxH` in pixels, e.g. 1024x1024, with each side from {MIN_SIDE} to {MAX_SIDE}"
@@ -189,6 +191,38 @@ class OutputOptions(BaseModel):
         "signs with a development certificate, and the manifest says it is for testing.",
         examples=[True],
     )
+
+
+class CompareOptions(BaseModel):
+    """The models a job runs side by side: the same request and seeds on each, the prompt
+    rendered for each, the outputs grouped by model."""
+
+    models: list[str] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_COMPARED_MODELS,
+        json_schema_extra={"uniqueItems": True},
+        description="Models to run the same request on side by side, for comparison (up to "
+        f"{MAX_COMPARED_MODELS}, no repeats): each makes `n` outputs with the same seeds, from "
+        "the brief rendered for that model, and the finished job's `groups` hold each model's "
+        "outputs, median latency, cost and failures. One model failing does not fail the others.",
+        examples=[["local/draft", "openai/gpt-image-1-mini"]],
+    )
+
+    @field_validator("models")
+    @classmethod
+    def _distinct_models(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("models must not repeat")
+        return value
+
+
+def check_model_or_models(model: str | None, models: list[str] | None) -> None:
+    """ValueError when a request names both one `model` and several `models`."""
+    if model is not None and models is not None:
+        raise ValueError(
+            "give either model (one model) or models (several, side by side), not both"
+        )
 
 
 class Problem(BaseModel):

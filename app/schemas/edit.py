@@ -7,9 +7,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from app.schemas.common import (
     AspectRatio,
+    CompareOptions,
     ModelText,
     OutputOptions,
     Size,
+    check_model_or_models,
     exactly_one_of,
     not_together,
 )
@@ -19,7 +21,6 @@ from app.schemas.webhooks import WebhookOptions
 ReferenceRole = Literal["style", "subject", "composition", "color"]
 
 MAX_REFERENCES = 16
-MAX_COMPARED_MODELS = 4
 # The variation amount each named strength stands for (0 is the source itself, 1 the most).
 VARIATION_AMOUNTS = {"subtle": 0.25, "strong": 0.7}
 
@@ -67,7 +68,7 @@ class ReferenceInput(BaseModel):
     weight: float = Field(1.0, ge=0, le=1, description="How strongly it steers, 0 to 1.")
 
 
-class EditRequest(OutputOptions, PromptOptions, WebhookOptions):
+class EditRequest(OutputOptions, CompareOptions, PromptOptions, WebhookOptions):
     """Edit a photo: change what the prompt asks, where the mask allows, keeping what `keep`
     names."""
 
@@ -85,7 +86,7 @@ class EditRequest(OutputOptions, PromptOptions, WebhookOptions):
                 ],
                 "seed": 7,
             },
-            **not_together("size", "aspect_ratio"),
+            "allOf": [not_together("size", "aspect_ratio"), not_together("model", "models")],
         },
     )
 
@@ -112,7 +113,9 @@ class EditRequest(OutputOptions, PromptOptions, WebhookOptions):
         description="Reference images; the model's capabilities cap how many.",
     )
     model: str | None = Field(
-        None, description="Model id as `provider/model`; the default if omitted."
+        None,
+        description="Model id as `provider/model`; the default if omitted. Exclusive with "
+        "`models`.",
     )
     negative_prompt: ModelText | None = Field(
         None, max_length=4000, description="What the image should not show, where taken."
@@ -131,6 +134,11 @@ class EditRequest(OutputOptions, PromptOptions, WebhookOptions):
     def _size_or_aspect(self) -> "EditRequest":
         if self.size and self.aspect_ratio:
             raise ValueError("give either size or aspect_ratio, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _model_or_models(self) -> "EditRequest":
+        check_model_or_models(self.model, self.models)
         return self
 
 
@@ -152,7 +160,7 @@ class VariantSource(BaseModel):
         return self
 
 
-class VariantsRequest(OutputOptions, PromptOptions, WebhookOptions):
+class VariantsRequest(OutputOptions, CompareOptions, PromptOptions, WebhookOptions):
     """Variants of an image, optionally on several models side by side."""
 
     model_config = ConfigDict(
@@ -176,20 +184,12 @@ class VariantsRequest(OutputOptions, PromptOptions, WebhookOptions):
         max_length=32000,
         description="A change to the brief; by default the source job's own prompt.",
     )
-    models: list[str] | None = Field(
-        None,
-        min_length=1,
-        max_length=MAX_COMPARED_MODELS,
-        json_schema_extra={"uniqueItems": True},
-        description="Models to run the same variants on, for side-by-side comparison; the "
-        "default model if omitted.",
-    )
 
-    @field_validator("models")
+    @field_validator("variation")
     @classmethod
-    def _distinct_models(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and len(set(value)) != len(value):
-            raise ValueError("models must not repeat")
+    def _variation_range(cls, value: str | float) -> str | float:
+        if isinstance(value, float | int) and not 0 <= value <= 1:
+            raise ValueError("variation must be subtle, strong, or a number from 0 to 1")
         return value
 
     @property

@@ -6,16 +6,18 @@ from app.schemas.common import (
     MAX_FALLBACK_MODELS,
     AspectRatio,
     Brief,
+    CompareOptions,
     ModelText,
     OutputOptions,
     Size,
+    check_model_or_models,
     not_together,
 )
 from app.schemas.prompts import PromptOptions
 from app.schemas.webhooks import WebhookOptions
 
 
-class GenerateRequest(OutputOptions, PromptOptions, WebhookOptions):
+class GenerateRequest(OutputOptions, CompareOptions, PromptOptions, WebhookOptions):
     """Generate images from a brief."""
 
     model_config = ConfigDict(
@@ -29,7 +31,20 @@ class GenerateRequest(OutputOptions, PromptOptions, WebhookOptions):
                 "seed": 42,
                 "metadata": {"campaign": "spring-launch"},
             },
-            **not_together("size", "aspect_ratio"),
+            "allOf": [
+                not_together("size", "aspect_ratio"),
+                not_together("model", "models"),
+                # Fallbacks stand in for one model: none beside several.
+                {
+                    "not": {
+                        "required": ["models", "fallback_models"],
+                        "properties": {
+                            "models": {"not": {"type": "null"}},
+                            "fallback_models": {"minItems": 1},
+                        },
+                    }
+                },
+            ],
         },
     )
 
@@ -38,7 +53,8 @@ class GenerateRequest(OutputOptions, PromptOptions, WebhookOptions):
     )
     model: str | None = Field(
         None,
-        description="Model id as `provider/model` (see GET /v1/models); the default if omitted.",
+        description="Model id as `provider/model` (see GET /v1/models); the default if omitted. "
+        "Exclusive with `models`.",
         examples=["local/draft"],
     )
     aspect_ratio: AspectRatio | None = Field(
@@ -61,7 +77,8 @@ class GenerateRequest(OutputOptions, PromptOptions, WebhookOptions):
         max_length=MAX_FALLBACK_MODELS,
         description="Models to try in order when the model fails for a passing reason "
         "(overloaded, timed out, unreachable); not after a refusal such as moderation. Each "
-        "output records the model that made it and those that failed before it.",
+        "output records the model that made it and those that failed before it. Not with "
+        "`models`: a compared model's failure is recorded in its group instead.",
         examples=[["openai/gpt-image-1.5", "local/draft"]],
     )
 
@@ -69,4 +86,11 @@ class GenerateRequest(OutputOptions, PromptOptions, WebhookOptions):
     def _size_or_aspect(self) -> "GenerateRequest":
         if self.size and self.aspect_ratio:
             raise ValueError("give either size or aspect_ratio, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _model_or_models(self) -> "GenerateRequest":
+        check_model_or_models(self.model, self.models)
+        if self.models is not None and self.fallback_models:
+            raise ValueError("fallback_models apply to one model; not with models")
         return self

@@ -38,13 +38,25 @@ class JobOutput(BaseModel):
     )
 
 
+class OutputFailure(BaseModel):
+    """An output a compared model failed to make, and why."""
+
+    index: int = Field(description="The output's index in the job.", examples=[2])
+    seed: int = Field(description="The seed it was to have.", examples=[42])
+    error: Problem = Field(description="Why the model failed, as a problem object.")
+
+
 class JobGroup(BaseModel):
-    """The outputs one model made in a side-by-side job, with its speed and cost."""
+    """The outputs one model made in a side-by-side job, with its speed, cost and failures."""
 
     model: str = Field(description="The model.", examples=["local/draft"])
     outputs: list[JobOutput] = Field(description="Its outputs, in order.")
     latency_ms: int | None = Field(description="Median time the model took per image.")
     cost_usd: float | None = Field(description="What its images cost together, where known.")
+    failures: list[OutputFailure] = Field(
+        default_factory=list,
+        description="The outputs it failed to make, with why; empty when it made them all.",
+    )
 
 
 class JobTimings(BaseModel):
@@ -98,6 +110,81 @@ JOB_EXAMPLE = {
 }
 
 
+def _compare_output(asset_id: str, model: str, seed: int, latency_ms: int, cost: float) -> dict:
+    return {
+        "asset_id": asset_id,
+        "url": f"/v1/assets/{asset_id}/content",
+        "width": 1024,
+        "height": 1024,
+        "format": "png",
+        "seed": seed,
+        "model": model,
+        "latency_ms": latency_ms,
+        "cost_usd": cost,
+        "details": {"generated_size": "1024x1024", "fit": "exact", "passed_through": False},
+    }
+
+
+_COMPARE_OUTPUTS = [
+    _compare_output("ast_01JD7Z8QAB5X2W1V0T9S8R7Q6P", "local/draft", 42, 41, 0.0),
+    _compare_output("ast_01JD7Z8QAC5X2W1V0T9S8R7Q6P", "local/draft", 43, 44, 0.0),
+    _compare_output("ast_01JD7Z8QAD5X2W1V0T9S8R7Q6P", "openai/gpt-image-1-mini", 42, 9100, 0.0052),
+]
+# A job comparing two models on one brief where one of the second model's outputs was refused:
+# the job succeeded, and the group says which output failed and why.
+COMPARE_JOB_EXAMPLE = JOB_EXAMPLE | {
+    "status": "succeeded",
+    "request": {
+        "brief": "a ceramic coffee mug on a walnut desk, morning light",
+        "model": "local/draft",
+        "models": ["local/draft", "openai/gpt-image-1-mini"],
+        "n": 2,
+        "width": 1024,
+        "height": 1024,
+        "size": "1024x1024",
+        "output_format": "png",
+        "seed": 42,
+        "prompt": "A ceramic coffee mug on a walnut desk, soft morning light, ...",
+        "model_prompts": {
+            "local/draft": {"prompt": "A ceramic coffee mug on a walnut desk, ..."},
+            "openai/gpt-image-1-mini": {"prompt": "A ceramic coffee mug on a walnut desk, ..."},
+        },
+    },
+    "outputs": _COMPARE_OUTPUTS,
+    "groups": [
+        {
+            "model": "local/draft",
+            "outputs": _COMPARE_OUTPUTS[:2],
+            "latency_ms": 42,
+            "cost_usd": 0.0,
+            "failures": [],
+        },
+        {
+            "model": "openai/gpt-image-1-mini",
+            "outputs": _COMPARE_OUTPUTS[2:],
+            "latency_ms": 9100,
+            "cost_usd": 0.0052,
+            "failures": [
+                {
+                    "index": 3,
+                    "seed": 43,
+                    "error": {
+                        "type": "https://darkroom.dev/problems/moderation-blocked",
+                        "title": "Blocked by moderation",
+                        "status": 422,
+                        "detail": "OpenAI's safety system refused the request.",
+                    },
+                }
+            ],
+        },
+    ],
+    "cost_usd": 0.0052,
+    "estimated_cost_usd": {"min_usd": 0.0104, "max_usd": 0.0109},
+    "timings": {"queued_ms": 12, "provider_ms": 9185, "total_ms": 9240},
+    "finished_at": "2026-11-28T09:30:09.240Z",
+}
+
+
 class Job(BaseModel):
     """A unit of image work and, once finished, its outputs or its error."""
 
@@ -115,7 +202,11 @@ class Job(BaseModel):
     )
     outputs: list[JobOutput] = Field(description="The images, in order; empty until it succeeds.")
     groups: list[JobGroup] | None = Field(
-        None, description="For variants: the outputs grouped by model, for comparison."
+        None,
+        description="For a job comparing `models` (and every variants job): the outputs grouped "
+        "by model, in the order the request named them, each with its median latency, cost and "
+        "the outputs it failed to make. One model failing leaves the others' outputs; a job "
+        "where every model failed is failed.",
     )
     error: Problem | None = Field(description="Why it failed, as a problem object; else null.")
     attempts: int = Field(description="How many times a worker started it.")

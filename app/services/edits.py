@@ -24,8 +24,14 @@ from app.schemas.common import MAX_SIDE, MIN_SIDE
 from app.schemas.edit import EditRequest, ImageInput, VariantSource, VariantsRequest
 from app.services import jobs
 from app.services.assets import create_upload, get_asset
-from app.services.generate import check_model_can_make, render_options, seed_or_random
-from app.services.prompting import plan_prompt
+from app.services.generate import (
+    check_model_can_make,
+    compared,
+    job_specs,
+    render_options,
+    seed_or_random,
+)
+from app.services.prompting import plan_prompts
 from app.services.submission import Kind, Submitter
 from app.storage import Storage
 
@@ -108,16 +114,11 @@ async def normalize_edit(submitter: Submitter, body: EditRequest) -> dict[str, A
     """Check the edit against the model, store its inputs as assets (in the request's
     transaction, so a bad input leaves nothing behind), and normalize it."""
     inputs = inputs_of(submitter)
-    _, spec = submitter.registry.resolve(body.model or inputs.settings.default_model)
-    _check_model(spec, "edit", body.n, body.output_format)
-    rendering = render_options(submitter.registry, [spec], body)
-    if body.mask is not None and not spec.capabilities.mask:
-        raise InvalidInput(f"{spec.id} does not take a mask; omit it or pick another model.")
-    if len(body.references) > spec.capabilities.max_references:
-        raise InvalidInput(
-            f"{spec.id} takes at most {spec.capabilities.max_references} reference images; "
-            f"this request has {len(body.references)}."
-        )
+    specs = job_specs(submitter, body.model, body.models)
+    for spec in specs:
+        _check_model(spec, "edit", body.n, body.output_format)
+        _check_edit_inputs(spec, body)
+    rendering = render_options(submitter.registry, specs, body)
     try:
         # One deadline over every input, so many slow URLs cannot hold the request for long.
         async with asyncio.timeout(INPUTS_DEADLINE_SECONDS):
@@ -130,7 +131,8 @@ async def normalize_edit(submitter: Submitter, body: EditRequest) -> dict[str, A
     width, height = edit_size(body, source)
     aspect = parse_aspect_ratio(body.aspect_ratio) if body.aspect_ratio else None
     request = {
-        "model": spec.id,
+        "model": specs[0].id,
+        **compared(specs, body.models),
         "image": source.id,
         "mask": mask.id if mask else None,
         "references": references,
@@ -142,9 +144,9 @@ async def normalize_edit(submitter: Submitter, body: EditRequest) -> dict[str, A
         "size": f"{width}x{height}",
         "output_format": body.output_format,
         "seed": seed_or_random(body.seed),
-    } | plan_prompt(
+    } | plan_prompts(
         body.prompt,
-        spec,
+        specs,
         optimize=body.optimize,
         style=body.style,
         aspect_ratio=aspect or (width, height),
@@ -154,6 +156,17 @@ async def normalize_edit(submitter: Submitter, body: EditRequest) -> dict[str, A
         is_edit=True,
     )
     return request | rendering
+
+
+def _check_edit_inputs(spec: ModelSpec, body: EditRequest) -> None:
+    """InvalidInput unless the model takes the edit's mask and as many references."""
+    if body.mask is not None and not spec.capabilities.mask:
+        raise InvalidInput(f"{spec.id} does not take a mask; omit it or pick another model.")
+    if len(body.references) > spec.capabilities.max_references:
+        raise InvalidInput(
+            f"{spec.id} takes at most {spec.capabilities.max_references} reference images; "
+            f"this request has {len(body.references)}."
+        )
 
 
 async def _edit_inputs(
@@ -179,8 +192,7 @@ async def normalize_variants(submitter: Submitter, body: VariantsRequest) -> dic
     """Check every compared model can make the variants, find the source, and normalize
     (one group of `n` per model)."""
     inputs = inputs_of(submitter)
-    models = body.models or [inputs.settings.default_model]
-    specs = [submitter.registry.resolve(model)[1] for model in models]
+    specs = job_specs(submitter, None, body.models)
     for spec in specs:
         _check_model(spec, "variants", body.n, body.output_format)
     rendering = render_options(submitter.registry, specs, body)
@@ -198,9 +210,9 @@ async def normalize_variants(submitter: Submitter, body: VariantsRequest) -> dic
         "size": f"{width}x{height}",
         "output_format": body.output_format,
         "seed": seed_or_random(body.seed),
-    } | plan_prompt(
+    } | plan_prompts(
         brief,
-        specs[0],
+        specs,
         optimize=body.optimize if brief else "off",
         style=body.style,
         aspect_ratio=(width, height),

@@ -11,22 +11,38 @@ from app.providers.base import ModelSpec
 from app.providers.registry import ProviderRegistry
 from app.schemas.common import ALPHA_FORMATS, MAX_SEED, OutputOptions
 from app.schemas.generate import GenerateRequest
-from app.services.prompting import plan_prompt
+from app.services.prompting import plan_prompts
 from app.services.submission import Kind, Submitter
 
 
 async def normalize(submitter: Submitter, body: GenerateRequest) -> dict[str, Any]:
-    """Resolve the model, refuse what it or a fallback cannot make, and normalize."""
+    """Resolve the model (or the compared models), refuse what one of them or a fallback cannot
+    make, and normalize."""
     registry = submitter.registry
-    _, spec = registry.resolve(body.model or submitter.settings.default_model)
-    fallbacks = check_fallbacks(registry, body, spec)
-    return normalize_generate(body, spec) | render_options(registry, [spec, *fallbacks], body)
+    specs = job_specs(submitter, body.model, body.models)
+    fallbacks = check_fallbacks(registry, body, specs[0])
+    return normalize_generate(body, specs) | render_options(registry, specs + fallbacks, body)
 
 
-def normalize_generate(body: GenerateRequest, spec: ModelSpec) -> dict[str, Any]:
-    """The request as the job runs it: model, exact output size and seed resolved."""
+def job_specs(submitter: Submitter, model: str | None, models: list[str] | None) -> list[ModelSpec]:
+    """The specs of the models a request names: its compared `models`, else its `model`, else
+    the default. ModelUnavailable for one unknown or not configured here."""
+    model_ids = models or [model or submitter.settings.default_model]
+    return [submitter.registry.resolve(model_id)[1] for model_id in model_ids]
+
+
+def compared(specs: list[ModelSpec], models: list[str] | None) -> dict[str, Any]:
+    """The request's `models` field: the compared models' ids, when the request names them."""
+    return {"models": [spec.id for spec in specs]} if models is not None else {}
+
+
+def normalize_generate(body: GenerateRequest, specs: list[ModelSpec]) -> dict[str, Any]:
+    """The request as the job runs it: models, exact output size and seed resolved. Compared
+    models make the same exact size, the first model's default where the request gives none."""
+    spec = specs[0]
     capabilities = spec.capabilities
-    check_model_can_make(spec, body.n, body.output_format)
+    for each in specs:
+        check_model_can_make(each, body.n, body.output_format)
     size = parse_size(body.size) if body.size else None
     aspect = parse_aspect_ratio(body.aspect_ratio) if body.aspect_ratio else None
     if aspect and aspect[0] * aspect[1] > capabilities.default_area:
@@ -35,26 +51,30 @@ def normalize_generate(body: GenerateRequest, spec: ModelSpec) -> dict[str, Any]
             "default size; give an exact `size` instead."
         )
     width, height = output_size(size, aspect, capabilities.default_area)
-    return {
-        "model": spec.id,
-        "n": body.n,
-        "width": width,
-        "height": height,
-        "aspect_ratio": body.aspect_ratio,
-        "size": f"{width}x{height}",
-        "output_format": body.output_format,
-        "seed": seed_or_random(body.seed),
-        "fallback_models": list(body.fallback_models),
-    } | plan_prompt(
-        body.prompt,
-        spec,
-        optimize=body.optimize,
-        style=body.style,
-        aspect_ratio=aspect or (width, height),
-        keep=(),
-        references=(),
-        negative_prompt=body.negative_prompt,
-        is_edit=False,
+    return (
+        {
+            "model": spec.id,
+            "n": body.n,
+            "width": width,
+            "height": height,
+            "aspect_ratio": body.aspect_ratio,
+            "size": f"{width}x{height}",
+            "output_format": body.output_format,
+            "seed": seed_or_random(body.seed),
+            "fallback_models": list(body.fallback_models),
+        }
+        | compared(specs, body.models)
+        | plan_prompts(
+            body.prompt,
+            specs,
+            optimize=body.optimize,
+            style=body.style,
+            aspect_ratio=aspect or (width, height),
+            keep=(),
+            references=(),
+            negative_prompt=body.negative_prompt,
+            is_edit=False,
+        )
     )
 
 

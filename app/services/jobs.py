@@ -17,14 +17,14 @@ from app import metrics
 from app.db import database_now
 from app.errors import Conflict, NotFound
 from app.ids import is_id
-from app.models import FINAL_STATUSES, Asset, Job, JobEventType, JobKind, JobStatus
+from app.models import FINAL_STATUSES, Asset, Job, JobEventType, JobStatus
 from app.runtime.context import TaskContext
 from app.runtime.events import publish
 from app.runtime.progress import Subscription
 from app.schemas.catalog import PriceRange
 from app.schemas.common import Problem
 from app.schemas.jobs import Job as JobSchema
-from app.schemas.jobs import JobGroup, JobOutput, JobPage, JobTimings
+from app.schemas.jobs import JobGroup, JobOutput, JobPage, JobTimings, OutputFailure
 from app.services.assets import check_not_in_use, content_path, retire
 from app.services.pages import newest_first
 
@@ -238,11 +238,14 @@ def _milliseconds(start: datetime | None, end: datetime | None) -> int | None:
 
 
 def _groups(job: Job, outputs: list[JobOutput]) -> list[JobGroup] | None:
-    """Variants outputs by model, in the order the request named the models."""
-    if job.kind != JobKind.VARIANTS or not outputs:
+    """A compared job's outputs and failures by model, in the order the request named the
+    models; None for a job of one model, or one not finished with outputs or failures."""
+    models = job.request.get("models")
+    failures = job.failures or []
+    if not models or not (outputs or failures):
         return None
     groups = []
-    for model in job.request.get("models", [job.model]):
+    for model in models:
         mine = [output for output in outputs if output.model == model]
         latencies = [output.latency_ms for output in mine if output.latency_ms is not None]
         costs = [output.cost_usd for output in mine]
@@ -252,6 +255,11 @@ def _groups(job: Job, outputs: list[JobOutput]) -> list[JobGroup] | None:
                 outputs=mine,
                 latency_ms=round(statistics.median(latencies)) if latencies else None,
                 cost_usd=None if None in costs or not costs else float(sum(costs)),
+                failures=[
+                    OutputFailure.model_validate(failure)
+                    for failure in failures
+                    if failure["model"] == model
+                ],
             )
         )
     return groups

@@ -6,6 +6,7 @@ from typing import Any
 from app.providers.base import ModelSpec
 from app.providers.registry import ProviderRegistry
 from app.schemas.catalog import PriceRange
+from app.services.prompting import prompt_for
 
 # Characters of prompt text per token, fewest to most (English runs about four, and a common
 # word with its space, about six, is rarely more than one token): bounds on what a per-token
@@ -30,7 +31,7 @@ def model_cost(spec: ModelSpec, request: dict[str, Any]) -> PriceRange | None:
     if price is None:
         return None
     images = int(request["n"])
-    low, high = prompt_cost(spec, str(request.get("prompt") or ""))
+    low, high = prompt_cost(spec, str(prompt_for(request, spec.id).get("prompt") or ""))
     return PriceRange(min_usd=price[0] * images + low, max_usd=(price[1] + high) * images)
 
 

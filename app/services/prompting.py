@@ -12,6 +12,9 @@ from app.prompts import KEEP_RULES, OptimizedPrompt, optimize_prompt, optimize_p
 from app.providers.base import ModelSpec
 from app.schemas.prompts import OptimizedPromptView, OptimizePromptRequest
 
+# What a compared model's own rendering of the brief consists of.
+MODEL_PROMPT_FIELDS = ("prompt", "negative_prompt", "prompt_plan", "prompt_options")
+
 
 def plan_prompt(
     brief: str,
@@ -62,6 +65,26 @@ def plan_prompt(
     except ValueError as exc:
         raise InvalidInput(f"{exc}.", field=_field_of(str(exc))) from exc
     return fields | _plan_fields(plan)
+
+
+def plan_prompts(brief: str, specs: Sequence[ModelSpec], **options: Any) -> dict[str, Any]:
+    """The prompt fields of a job's request for its first model (as `plan_prompt` gives them)
+    and, for a job comparing several models, `model_prompts`: each model's own prompt,
+    negative prompt, plan and options, rendered for that model."""
+    fields = plan_prompt(brief, specs[0], **options)
+    if len(specs) == 1:
+        return fields
+    own = {}
+    for spec in specs:
+        planned = plan_prompt(brief, spec, **options)
+        own[spec.id] = {name: planned[name] for name in MODEL_PROMPT_FIELDS}
+    return fields | {"model_prompts": own}
+
+
+def prompt_for(request: dict[str, Any], model_id: str) -> dict[str, Any]:
+    """The prompt fields a job's request holds for one of its models: the model's own where the
+    job compares several, else the request's."""
+    return request.get("model_prompts", {}).get(model_id, request)
 
 
 async def replan_with_llm(settings: Settings, request: dict[str, Any]) -> dict[str, Any]:

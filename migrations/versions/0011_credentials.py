@@ -1,6 +1,6 @@
 """Assets say whether their bytes carry Content Credentials (a C2PA manifest).
 
-Revision ID: 0011p
+Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-04
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011p"
+revision: str = "0011"
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

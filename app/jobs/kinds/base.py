@@ -39,12 +39,20 @@ class KindRunner:
         await self.plan_prompt()
 
     async def plan_prompt(self) -> None:
-        """For `optimize: llm`, ask the LLM once per job (its answer, or the rules' fallback,
-        is written to the job's request so every output and every re-run uses the same)."""
+        """For `optimize: llm`, ask the LLM once per job, and once per compared model (its
+        answer, or the rules' fallback, is written to the job's request so every output and
+        every re-run uses the same)."""
         if self.request.get("optimize") != "llm" or self.request.get("llm_planned"):
             return
-        fields = await replan_with_llm(self.context.settings, self.request)
+        settings = self.context.settings
+        fields = await replan_with_llm(settings, self.request)
+        own = {
+            model: own_fields | await replan_with_llm(settings, self.request | own_fields)
+            for model, own_fields in self.request.get("model_prompts", {}).items()
+        }
         self.request = self.request | fields | {"llm_planned": True}
+        if own:
+            self.request["model_prompts"] = own
         async with self.context.sessionmaker() as session:
             await session.execute(
                 update(Job).where(Job.held_by(self.job)).values(request=self.request)
@@ -52,8 +60,24 @@ class KindRunner:
             await session.commit()
 
     def output_count(self) -> int:
-        """How many outputs the job makes."""
-        return int(self.request["n"])
+        """How many outputs the job makes: `n` on each compared model, else `n`."""
+        return int(self.request["n"]) * len(self.request.get("models") or [self.job.model])
+
+    def compares_models(self) -> bool:
+        """Whether the job runs its request on several models side by side, each model's
+        outputs a group of their own, where one model failing leaves the others' outputs (a
+        job on one model fails with that model's own problem)."""
+        return len(self.request.get("models") or ()) > 1
+
+    def models_for(self, index: int) -> tuple[list[str], int]:
+        """The models to try for output `index` (its compared model, else the job's model and
+        its fallbacks), and its position within its group: outputs 0..n-1 are the first
+        model's, n..2n-1 the second's, and so on, with the same seeds in every group."""
+        models = self.request.get("models")
+        if not models:
+            return model_chain(self.job), index
+        group, position = divmod(index, int(self.request["n"]))
+        return [models[group]], position
 
     def output_concurrency(self) -> int:
         """How many outputs are made at once: by default every output is its own model call,
@@ -64,8 +88,24 @@ class KindRunner:
         """Make output `index`."""
         raise NotImplementedError
 
+    def failure(self, index: int, error: ProviderError) -> dict[str, Any]:
+        """What a compared model's failed output records: its index, model, seed and problem."""
+        models, position = self.models_for(index)
+        seed = output_seed(int(self.request["seed"]), position)
+        return {"index": index, "model": models[0], "seed": seed, "error": error.to_problem()}
+
 
 T = TypeVar("T")
+
+
+def output_seed(seed: int, index: int) -> int:
+    """The seed of output `index` of a group: the job's seed plus the index, within 32 bits."""
+    return (seed + index) % 2**32
+
+
+def model_chain(job: Job) -> list[str]:
+    """The job's model, then its fallbacks in order."""
+    return [job.model, *job.request.get("fallback_models", [])]
 
 
 def render_of(request: dict[str, Any]) -> RenderOptions:

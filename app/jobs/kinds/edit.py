@@ -1,19 +1,27 @@
 """Edit and variants jobs: each output is one provider edit of the source image, then
-cropped or padded to the exact output size. Variants run the same seeds on every compared
-model, so output i of each model is directly comparable."""
+cropped or padded to the exact output size. Compared models run the same seeds, so output i of
+each model's group is directly comparable."""
 
 from sqlalchemy import select
 
 from app.errors import NotFound
-from app.jobs.kinds.base import KindRunner, call_with_fallbacks, output_details, render_of
-from app.jobs.kinds.generate import finish_image, model_chain, output_seed
+from app.jobs.kinds.base import (
+    KindRunner,
+    call_with_fallbacks,
+    output_details,
+    output_seed,
+    render_of,
+)
+from app.jobs.kinds.generate import finish_image
 from app.models import Asset
 from app.providers.base import EditCall, GenerateResult, InputImage, ModelSpec, Provider, Reference
 from app.services.assets import Output
+from app.services.prompting import prompt_for
 
 
 class EditRunner(KindRunner):
-    """Edits of a source image, with its mask and references."""
+    """Edits of a source image, with its mask and references; a variants job is an edit of
+    its source on each compared model."""
 
     async def prepare(self) -> None:
         await super().prepare()
@@ -48,24 +56,21 @@ class EditRunner(KindRunner):
         parents.extend((ref.image.asset_id, "reference") for ref in self.references)
         return tuple(parents)
 
-    def models_for(self, index: int) -> tuple[list[str], int]:
-        """The models to try for output `index`, and its position within its group."""
-        return model_chain(self.job), index
-
     async def make(self, index: int) -> Output:
         request = self.request
         models, position = self.models_for(index)
         seed = output_seed(request["seed"], position)
 
         async def call(provider: Provider, spec: ModelSpec) -> GenerateResult:
+            prompt = prompt_for(request, spec.id)
             width, height = spec.capabilities.generation_size(
                 request["width"], request["height"], request.get("quality", "auto")
             )
             return await provider.edit(
                 EditCall(
                     model=spec.name,
-                    prompt=request["prompt"],
-                    negative_prompt=request.get("negative_prompt"),
+                    prompt=prompt["prompt"],
+                    negative_prompt=prompt.get("negative_prompt"),
                     image=self.image,
                     mask=self.mask,
                     references=self.references,
@@ -86,15 +91,3 @@ class EditRunner(KindRunner):
             details["variation"] = request["variation"]
         encoded = await finish_image(result, request, details)
         return Output(encoded, seed=seed, parents=self.parents(), details=details)
-
-
-class VariantsRunner(EditRunner):
-    """`n` variants of a source on each compared model: outputs 0..n-1 on the first model,
-    n..2n-1 on the second, and so on, with the same seeds in every group."""
-
-    def output_count(self) -> int:
-        return int(self.request["n"]) * len(self.request["models"])
-
-    def models_for(self, index: int) -> tuple[list[str], int]:
-        group, position = divmod(index, int(self.request["n"]))
-        return [self.request["models"][group]], position

@@ -10,7 +10,13 @@ import math
 from app.cpu import run_image_work
 from app.imaging.codecs import ImageInfo, encode, sniff_format
 from app.imaging.geometry import cover_size, fit_exact, fit_kind
-from app.jobs.kinds.base import KindRunner, call_with_fallbacks, output_details, render_of
+from app.jobs.kinds.base import (
+    KindRunner,
+    call_with_fallbacks,
+    output_details,
+    output_seed,
+    render_of,
+)
 from app.models import Job
 from app.providers.base import (
     GenerateCall,
@@ -21,19 +27,10 @@ from app.providers.base import (
 )
 from app.runtime.context import TaskContext
 from app.services.assets import Output
+from app.services.prompting import prompt_for
 
 # Pixels are held as RGBA at most: 4 bytes each.
 BYTES_PER_PIXEL = 4
-
-
-def output_seed(seed: int, index: int) -> int:
-    """The seed of output `index`: the job's seed plus the index, within 32 bits."""
-    return (seed + index) % 2**32
-
-
-def model_chain(job: Job) -> list[str]:
-    """The job's model, then its fallbacks in order."""
-    return [job.model, *job.request.get("fallback_models", [])]
 
 
 async def finish_image(
@@ -93,8 +90,10 @@ class GenerateRunner(KindRunner):
         return (await self._calls.pop(index))[index]
 
     def _together_with(self, index: int) -> list[int]:
-        """`index` and the outputs not yet made or asked for that one call can make with it."""
-        provider, spec = self.context.registry.resolve(self.job.model)
+        """`index` and the outputs of its group not yet made or asked for that one call can
+        make with it."""
+        models, _ = self.models_for(index)
+        provider, spec = self.context.registry.resolve(models[0])
         # Outputs asked for together are outputs in flight together: the job's bound holds.
         per_call = min(spec.capabilities.images_per_call, self.output_concurrency())
         if per_call == 1 or not isinstance(provider, MultiImageProvider):
@@ -102,25 +101,30 @@ class GenerateRunner(KindRunner):
         waiting = (
             other
             for other in range(self.output_count())
-            if other != index and other not in self.done and other not in self._asked
+            if other != index
+            and other not in self.done
+            and other not in self._asked
+            and self.models_for(other)[0] == models
         )
         return [index, *itertools.islice(waiting, per_call - 1)]
 
     async def _make_together(self, indexes: list[int]) -> dict[int, Output]:
-        """The outputs `indexes`, from one call where the model allows it (a fallback model
-        that does not makes them one call each, at once)."""
+        """The outputs `indexes` of one group, from one call where the model allows it (a
+        fallback model that does not makes them one call each, at once)."""
         request = self.request
-        seeds = [output_seed(request["seed"], index) for index in indexes]
+        models, _ = self.models_for(indexes[0])
+        seeds = [output_seed(request["seed"], self.models_for(index)[1]) for index in indexes]
 
         async def call(provider: Provider, spec: ModelSpec) -> list[GenerateResult]:
+            prompt = prompt_for(request, spec.id)
             width, height = spec.capabilities.generation_size(
                 request["width"], request["height"], request.get("quality", "auto")
             )
             calls = [
                 GenerateCall(
                     model=spec.name,
-                    prompt=request["prompt"],
-                    negative_prompt=request.get("negative_prompt"),
+                    prompt=prompt["prompt"],
+                    negative_prompt=prompt.get("negative_prompt"),
                     width=width,
                     height=height,
                     seed=seed,
@@ -134,7 +138,7 @@ class GenerateRunner(KindRunner):
                 return await provider.generate_many(calls[0], len(calls))
             return list(await asyncio.gather(*(provider.generate(one) for one in calls)))
 
-        results, facts = await call_with_fallbacks(self.context, model_chain(self.job), call)
+        results, facts = await call_with_fallbacks(self.context, models, call)
         outputs = {}
         for index, seed, result in zip(indexes, seeds, results, strict=True):
             details = output_details(result, facts)
