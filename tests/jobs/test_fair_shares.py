@@ -2,20 +2,18 @@
 job slots: one tenant's burst of slow jobs holds back another tenant's job by at most the jobs
 already running, not by the whole burst."""
 
-import asyncio
 import uuid
 from datetime import datetime
 
 import httpx
 import pytest
 
-from app.cli import migrate
-from app.main import create_app
 from tests.fakes.openai_images import API_KEY, FakeOpenAIImages, slow
 from tests.support import (
     fresh_database,
     new_api_key,
     postgres_settings,
+    serving,
     start_worker,
     stop_worker,
     wait_for_final,
@@ -31,7 +29,7 @@ BODY = {"prompt": "a lighthouse in a gale", "model": "openai/gpt-image-2"}
 @pytest.fixture
 async def deployment(data_dir):
     """An app and one worker with two job slots, on a database and queue of their own, and a
-    vendor that takes VENDOR_SECONDS a call: the app, a client and two tenants' headers."""
+    vendor that takes VENDOR_SECONDS a call: a client and two tenants' headers."""
     async with FakeOpenAIImages() as vendor, fresh_database("fair") as url:
         vendor.script(*[slow(VENDOR_SECONDS)] * (BURST + 4))
         settings = postgres_settings(
@@ -42,17 +40,10 @@ async def deployment(data_dir):
             openai_base_url=vendor.base_url,
             runner_concurrency=SLOTS,
         )
-        await asyncio.to_thread(migrate, settings)
-        application = create_app(settings)
         worker = start_worker(settings, data_dir / f"fair-worker-{uuid.uuid4().hex[:6]}.log")
         try:
-            async with application.router.lifespan_context(application):
-                transport = httpx.ASGITransport(app=application)
-                async with httpx.AsyncClient(
-                    transport=transport, base_url="http://darkroom.test"
-                ) as client:
-                    tenants = [await new_api_key(application) for _ in range(2)]
-                    yield client, tenants
+            async with serving(settings) as (application, client, first):
+                yield client, [first, await new_api_key(application)]
         finally:
             stop_worker(worker)
 
