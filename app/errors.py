@@ -244,8 +244,15 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
         "Pick a model that `GET /v1/models` lists as available for this mode.",
     ),
     "budget-exceeded": (
-        "The job's estimated cost would take the tenant's spend this month past its budget.",
+        "The job's estimated cost would take the tenant's spend this month past its budget, or "
+        "its cost cannot be estimated and the deployment refuses such jobs under a budget.",
         "Check `GET /v1/usage`; ask the operator to raise the budget, or wait for the next month.",
+    ),
+    "every-model-failed": (
+        "A job comparing several models failed on every one of them; the problem names each "
+        "model's reason, and the job's `groups` hold each model's failures.",
+        "Read each model's reason: fix the request where it was refused, or try again later "
+        "where a vendor was down.",
     ),
     "rate-limited": (
         "The API key made more requests than its rate limit allows.",

@@ -78,12 +78,18 @@ def deployment_settings(postgres_url: str, data_dir: Path, bucket: dict[str, obj
 
 
 @pytest.fixture(scope="session")
+def worker_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data dir of the suite's worker process: its own, not the API's."""
+    return tmp_path_factory.mktemp("worker")
+
+
+@pytest.fixture(scope="session")
 def worker(
-    deployment_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+    deployment_settings: Settings, worker_data_dir: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
     """One worker process serving the shared test queue for the whole run, in a data dir of its
     own: it shares only Postgres, Redis and the bucket with the API."""
-    directory = tmp_path_factory.mktemp("worker")
+    directory = worker_data_dir
     settings = deployment_settings.model_copy(update={"data_dir": directory})
     process = start_worker(settings, directory / "worker.log")
     yield process

@@ -27,6 +27,7 @@ from app.config import Settings
 from app.main import create_app
 from app.models import Job
 from app.services.keys import create_key, tenant_for_key
+from app.storage import content_key
 
 POSTGRES_URL = os.environ.get(
     "DARKROOM_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -204,6 +205,15 @@ async def insert_job(app: FastAPI, job: Job) -> str:
         session.add(job)
         await session.commit()
     return job.id
+
+
+async def is_stored(app: FastAPI, content_hash: str, image_format: str = "png") -> bool:
+    """Whether the app's asset store (its directory or its bucket) holds this content."""
+    try:
+        await app.state.storage.get(content_key(content_hash, image_format))
+    except FileNotFoundError:
+        return False
+    return True
 
 
 async def wait_until(condition: Callable[[], Awaitable[bool]], seconds: float) -> None:

@@ -1,10 +1,14 @@
 """HTTP routes, one module per resource; each validates, authorizes and calls one service."""
 
+import re
 from typing import Annotated, Any
 
 from fastapi import Query
+from pydantic import AwareDatetime, BeforeValidator
 
 from app.ids import id_pattern
+
+_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]")
 
 _DESCRIPTIONS = {
     400: "The body could not be parsed (malformed multipart, or JSON nested too deep).",
@@ -37,3 +41,14 @@ def page_cursor(prefix: str) -> Any:
             examples=[f"{prefix}_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"],
         ),
     ]
+
+
+def _iso_time(value: object) -> object:
+    if isinstance(value, str) and not _ISO_TIME.match(value):
+        raise ValueError("must be an ISO 8601 time with its zone, such as 2026-12-01T00:00:00Z")
+    return value
+
+
+# A time in a query string: ISO 8601 with its zone only (pydantic would also read a bare number
+# as Unix seconds, which the document does not offer).
+QueryTime = Annotated[AwareDatetime, BeforeValidator(_iso_time)]

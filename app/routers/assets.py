@@ -5,7 +5,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
-from pydantic import AwareDatetime
 from starlette.datastructures import UploadFile
 
 from app import models
@@ -21,7 +20,7 @@ from app.deps import (
 )
 from app.errors import InvalidInput
 from app.imaging.codecs import MEDIA_TYPES
-from app.routers import problems
+from app.routers import QueryTime, page_cursor, problems
 from app.schemas.assets import Asset, AssetList, AssetPage, AssetSource
 from app.schemas.signed_urls import SignedUrl, SignedUrlRequest
 from app.services import assets, signing
@@ -113,16 +112,14 @@ async def list_assets(
         str | None, Query(max_length=64, description="Only the outputs of this job.")
     ] = None,
     created_after: Annotated[
-        AwareDatetime | None,
+        QueryTime | None,
         Query(description="Only assets stored after this time (ISO 8601, with its zone)."),
     ] = None,
     created_before: Annotated[
-        AwareDatetime | None,
+        QueryTime | None,
         Query(description="Only assets stored before this time (ISO 8601, with its zone)."),
     ] = None,
-    cursor: Annotated[
-        str | None, Query(max_length=64, description="`next_cursor` of the previous page.")
-    ] = None,
+    cursor: page_cursor("ast") = None,
     limit: Annotated[int, Query(ge=1, le=100, description="Assets per page.")] = 20,
 ) -> AssetPage:
     """The tenant's assets (uploads, references, outputs and exports), newest first, a page at a

@@ -11,6 +11,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     ValidatorFunctionWrapHandler,
     WrapValidator,
@@ -97,8 +98,19 @@ def _not_bool(value: Any) -> Any:
     return value
 
 
+def _json_number(value: Any) -> Any:
+    # Nor does JSON read "3" as 3: a number in a body is a JSON number.
+    if isinstance(value, bool | str):
+        raise ValueError("must be a JSON number")
+    return value
+
+
 # A number that JSON's true and false do not stand for.
 NotBool = BeforeValidator(_not_bool)
+# A whole number or a number as JSON writes them (3, 3.0, 0.5), never true, false or "3".
+JsonNumber = BeforeValidator(_json_number)
+JsonInt = Annotated[int, JsonNumber]
+JsonFloat = Annotated[float, JsonNumber]
 
 
 def _storable(value: dict[str, Any]) -> dict[str, Any]:
@@ -145,12 +157,10 @@ Metadata = Annotated[dict[str, Any], AfterValidator(_storable)]
 class OutputOptions(BaseModel):
     """Count, encoding, seed and caller metadata of a job's outputs."""
 
-    n: int = Field(1, ge=1, le=10, description="How many images to make.")
+    n: JsonInt = Field(1, ge=1, le=10, description="How many images to make.")
     output_format: OutputFormat = Field("png", description="Encoding of the stored outputs.")
-    seed: int | None = Field(
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED), JsonNumber] | None = Field(
         None,
-        ge=0,
-        le=MAX_SEED,
         description="Seed of the first output (output i uses seed + i); random if omitted.",
     )
     metadata: Metadata | None = Field(
@@ -170,10 +180,8 @@ class OutputOptions(BaseModel):
         "leaves it to the model.",
         examples=["transparent"],
     )
-    output_compression: int | None = Field(
+    output_compression: Annotated[int, Field(ge=0, le=100), JsonNumber] | None = Field(
         None,
-        ge=0,
-        le=100,
         description="Encoder quality of JPEG and WebP outputs, 0 to 100 (100 the least "
         "compressed), sent on to vendors that take it; Darkroom's default if omitted.",
         examples=[85],
@@ -183,7 +191,7 @@ class OutputOptions(BaseModel):
         description="The vendor's content-moderation level where it has one (OpenAI): `low` "
         "filters less; `auto` is the vendor's default.",
     )
-    content_credentials: bool = Field(
+    content_credentials: StrictBool = Field(
         False,
         description="Sign each output with Content Credentials: an embedded C2PA manifest "
         "saying it was created (or edited) by the model, with the image it was made from as "

@@ -3,12 +3,15 @@ references, and the variants source."""
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.schemas.common import (
     AspectRatio,
     CompareOptions,
+    JsonFloat,
+    JsonInt,
     ModelText,
+    NotBool,
     OutputOptions,
     Size,
     check_model_or_models,
@@ -65,7 +68,7 @@ class ReferenceInput(BaseModel):
     role: ReferenceRole = Field(
         "style", description="What to take from it: style, subject, composition or color."
     )
-    weight: float = Field(1.0, ge=0, le=1, description="How strongly it steers, 0 to 1.")
+    weight: JsonFloat = Field(1.0, ge=0, le=1, description="How strongly it steers, 0 to 1.")
 
 
 class EditRequest(OutputOptions, CompareOptions, PromptOptions, WebhookOptions):
@@ -101,7 +104,7 @@ class EditRequest(OutputOptions, CompareOptions, PromptOptions, WebhookOptions):
         description="A PNG of the source's size whose fully transparent pixels (alpha 0) mark "
         "the area to change; everything else stays as it is.",
     )
-    strength: float = Field(
+    strength: JsonFloat = Field(
         0.6, ge=0, le=1, description="How far to move from the source, 0 (not at all) to 1."
     )
     keep: list[KeepItem] = Field(
@@ -151,7 +154,7 @@ class VariantSource(BaseModel):
 
     asset_id: str | None = Field(None, max_length=64, description="An asset of yours.")
     job_id: str | None = Field(None, max_length=64, description="A succeeded job of yours.")
-    index: int = Field(0, ge=0, le=99, description="Which output of `job_id`.")
+    index: JsonInt = Field(0, ge=0, le=99, description="Which output of `job_id`.")
 
     @model_validator(mode="after")
     def _one_source(self) -> "VariantSource":
@@ -176,7 +179,7 @@ class VariantsRequest(OutputOptions, CompareOptions, PromptOptions, WebhookOptio
     )
 
     source: VariantSource = Field(description="The image to vary.")
-    variation: Literal["subtle", "strong"] | Annotated[float, Field(ge=0, le=1)] = Field(
+    variation: Literal["subtle", "strong"] | Annotated[float, Field(ge=0, le=1), NotBool] = Field(
         "subtle", description="How far variants stray: subtle, strong, or a number 0..1."
     )
     prompt: str | None = Field(
@@ -184,13 +187,6 @@ class VariantsRequest(OutputOptions, CompareOptions, PromptOptions, WebhookOptio
         max_length=32000,
         description="A change to the brief; by default the source job's own prompt.",
     )
-
-    @field_validator("variation")
-    @classmethod
-    def _variation_range(cls, value: str | float) -> str | float:
-        if isinstance(value, float | int) and not 0 <= value <= 1:
-            raise ValueError("variation must be subtle, strong, or a number from 0 to 1")
-        return value
 
     @property
     def variation_amount(self) -> float:

@@ -14,17 +14,19 @@ from app.schemas.generate import GenerateRequest
 JobKindName = Literal["generate", "edit", "variants", "export"]
 
 
-def _example(kind: str, request: type[BaseModel]) -> dict[str, Any]:
-    """The job route's own example with its kind."""
+def _schema_extra(kind: str, request: type[BaseModel]) -> dict[str, Any]:
+    """The job route's own schema additions (the rules between its fields), with its example
+    given the kind."""
     extra = request.model_config.get("json_schema_extra")
-    example = extra.get("example", {}) if isinstance(extra, dict) else {}
-    return {"kind": kind} | example  # type: ignore[operator]
+    extra = dict(extra) if isinstance(extra, dict) else {}
+    extra["example"] = {"kind": kind} | extra.get("example", {})  # type: ignore[operator]
+    return extra
 
 
 class GenerateEstimate(GenerateRequest):
     """The body of POST /v1/generate, with `kind: generate`."""
 
-    model_config = ConfigDict(json_schema_extra={"example": _example("generate", GenerateRequest)})
+    model_config = ConfigDict(json_schema_extra=_schema_extra("generate", GenerateRequest))
 
     kind: Literal["generate"] = Field(description="The job route the body is for.")
 
@@ -32,7 +34,7 @@ class GenerateEstimate(GenerateRequest):
 class EditEstimate(EditRequest):
     """The body of POST /v1/edit, with `kind: edit`."""
 
-    model_config = ConfigDict(json_schema_extra={"example": _example("edit", EditRequest)})
+    model_config = ConfigDict(json_schema_extra=_schema_extra("edit", EditRequest))
 
     kind: Literal["edit"] = Field(description="The job route the body is for.")
 
@@ -40,7 +42,7 @@ class EditEstimate(EditRequest):
 class VariantsEstimate(VariantsRequest):
     """The body of POST /v1/variants, with `kind: variants`."""
 
-    model_config = ConfigDict(json_schema_extra={"example": _example("variants", VariantsRequest)})
+    model_config = ConfigDict(json_schema_extra=_schema_extra("variants", VariantsRequest))
 
     kind: Literal["variants"] = Field(description="The job route the body is for.")
 
@@ -48,7 +50,7 @@ class VariantsEstimate(VariantsRequest):
 class ExportEstimate(ExportRequest):
     """The body of POST /v1/export, with `kind: export`."""
 
-    model_config = ConfigDict(json_schema_extra={"example": _example("export", ExportRequest)})
+    model_config = ConfigDict(json_schema_extra=_schema_extra("export", ExportRequest))
 
     kind: Literal["export"] = Field(description="The job route the body is for.")
 

@@ -9,13 +9,14 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    StrictBool,
     Tag,
     WithJsonSchema,
     model_validator,
 )
 
 from app.imaging.presets import MAX_SIDE, PRESETS
-from app.schemas.common import Metadata, worded
+from app.schemas.common import JsonInt, JsonNumber, Metadata, worded
 from app.schemas.webhooks import WebhookOptions
 
 ExportFit = Literal["cover", "contain", "pad", "smart"]
@@ -53,8 +54,8 @@ class ExportSize(BaseModel):
         extra="forbid", json_schema_extra={"example": {"width": 800, "height": 600}}
     )
 
-    width: int = Field(ge=1, le=MAX_SIDE, description="Width in pixels.", examples=[800])
-    height: int = Field(ge=1, le=MAX_SIDE, description="Height in pixels.", examples=[600])
+    width: JsonInt = Field(ge=1, le=MAX_SIDE, description="Width in pixels.", examples=[800])
+    height: JsonInt = Field(ge=1, le=MAX_SIDE, description="Height in pixels.", examples=[600])
 
 
 def _target_kind(value: Any) -> str:
@@ -118,38 +119,35 @@ class ExportRequest(WebhookOptions):
     format: ExportFormat = Field(
         "jpeg", description="Encoding of every output; jpeg is accepted by every destination."
     )
-    quality: int | None = Field(
+    quality: Annotated[int, Field(ge=1, le=100), JsonNumber] | None = Field(
         None,
-        ge=1,
-        le=100,
         description="Encoder quality of jpeg, webp or avif (defaults 85, 82 and 60); with "
         "`max_bytes`, the highest quality tried. Not for png, which is lossless.",
     )
-    max_bytes: int | None = Field(
+    max_bytes: Annotated[int, Field(ge=1), JsonNumber] | None = Field(
         None,
-        ge=1,
         description="Byte budget of each output: the highest quality whose file fits is used "
         "(for png, the strongest compression). The job fails, naming the target and the "
         "smallest size reached, when nothing fits; for png, at once, naming the least size any "
         "PNG of those dimensions can have, when the budget is below it.",
         examples=[300000],
     )
-    strip_metadata: bool = Field(
+    strip_metadata: StrictBool = Field(
         True, description="Drop the source's EXIF (camera, GPS position) and XMP."
     )
-    provenance: bool = Field(
+    provenance: StrictBool = Field(
         False,
         description="Embed where the image came from (the source asset; the model, prompt and "
         "job id of the job that made it, when known) as XMP, or PNG text chunks.",
     )
-    content_credentials: bool = Field(
+    content_credentials: StrictBool = Field(
         False,
         description="Sign each file with Content Credentials: an embedded C2PA manifest saying "
         "it was resized (and converted) from the source asset, which is its parent ingredient "
         "with any manifest it carries. `strip_metadata` never removes it. Not the zip bundle.",
         examples=[True],
     )
-    bundle: bool = Field(
+    bundle: StrictBool = Field(
         False, description="Also produce one zip of every output, as the job's last output."
     )
     metadata: Metadata | None = Field(

@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.schemas.common import SIZE_WORDS, worded
 
 OpenAIOutputFormat = Literal["png", "webp", "jpeg"]
-OpenAIQuality = Literal["low", "medium", "high", "xhigh", "max", "auto", "standard", "hd"]
+# OpenAI's levels above `high` (`xhigh`, `max`) have no Darkroom tier: refused as invalid.
+OpenAIQuality = Literal["low", "medium", "high", "auto", "standard", "hd"]
 ResponseFormat = Literal["url", "b64_json"]
 
 # `auto` or `WIDTHxHEIGHT`; Darkroom then checks each side is within 64..4096 pixels.
@@ -44,7 +45,7 @@ QUALITY_FIELD = Field(
     description="Passed on as Darkroom's quality tier: `low` is `draft`, `medium` (and DALL-E's "
     "`standard`) is `standard`, `high` (and `hd`) is `high`, `auto` (the default) is `auto`; "
     "each model maps the tier to its own control (OpenAI models get the OpenAI level back). "
-    "`xhigh` and `max` are refused. Echoed in the response.",
+    "OpenAI's `xhigh` and `max` are not offered. Echoed in the response.",
 )
 BACKGROUND_FIELD = Field(
     None,

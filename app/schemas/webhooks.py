@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from app.models import DeliveryStatus
 from app.schemas.common import worded
@@ -115,7 +115,7 @@ class WebhookEndpointUpdate(BaseModel):
     url: WebhookUrl | None = Field(None, max_length=MAX_URL_LENGTH, description="A new URL.")
     events: list[WebhookEvent] | None = Field(None, min_length=1, description="New events.")
     description: str | None = Field(None, max_length=500, description="A new note.")
-    disabled: bool | None = Field(
+    disabled: StrictBool | None = Field(
         None, description="`true` stops deliveries; `false` re-enables an endpoint."
     )
 

@@ -55,7 +55,6 @@ QUALITY_TIERS = {
     "standard": "standard",
     "hd": "high",
 }
-UNSUPPORTED_QUALITIES = {"xhigh", "max"}
 URL_LIFETIME_SECONDS = 3600
 
 Fields = TypeVar("Fields", bound=BaseModel)
@@ -159,14 +158,8 @@ def resolve_model(registry: ProviderRegistry, name: str | None, default_model: s
 
 
 def quality_tier(quality: str | None) -> str:
-    """Darkroom's quality tier for OpenAI's `quality`; a 400 for the levels above `high`."""
-    if quality in UNSUPPORTED_QUALITIES:
-        raise OpenAICompatError(
-            400,
-            f"Quality {quality!r} is not offered; use low, medium, high or auto.",
-            "quality",
-            "unsupported_value",
-        )
+    """Darkroom's quality tier for OpenAI's `quality` (the levels above `high` are not in the
+    request schema: a 400 naming `quality`)."""
     return QUALITY_TIERS[quality or "auto"]
 
 

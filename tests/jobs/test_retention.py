@@ -18,6 +18,7 @@ from tests.support import (
     darkroom_command,
     darkroom_environment,
     insert_job,
+    is_stored,
     serving,
     tenant_of,
 )
@@ -92,7 +93,7 @@ async def test_sweep_deletes_finished_jobs_and_uploads_past_retention(app, clien
     assert not await exists(client, auth, f"/v1/jobs/{old_job['id']}")
     assert not await exists(client, auth, old_output)
     assert not await exists(client, auth, old_upload["url"])
-    assert not list(app.state.storage.root.rglob(f"{old_upload['content_hash']}.*"))
+    assert not await is_stored(app, old_upload["content_hash"])
     assert await exists(client, auth, f"/v1/jobs/{new_job['id']}")
     assert await exists(client, auth, new_job["outputs"][0]["url"])
     assert await exists(client, auth, new_upload["url"])

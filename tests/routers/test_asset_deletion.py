@@ -5,7 +5,7 @@ its bytes, and the lineage of what was made from it says it was deleted."""
 from app.models import JobKind
 from app.services.assets import collect_garbage
 from tests.factories import image_bytes, queued_job_row, unique_png
-from tests.support import embedded_only, insert_job, tenant_of, wait_for_final
+from tests.support import embedded_only, insert_job, is_stored, tenant_of, wait_for_final
 
 WAIT = {"Prefer": "wait=30"}
 
@@ -23,10 +23,6 @@ async def listed(client, auth, query: str = "") -> list[str]:
     response = await client.get(f"/v1/assets?{query}", headers=auth)
     assert response.status_code == 200, response.text
     return [asset["id"] for asset in response.json()["data"]]
-
-
-def stored_file(app, asset: dict):
-    return app.state.storage.root / asset["content_hash"][:2] / f"{asset['content_hash']}.png"
 
 
 async def test_list_is_newest_first_with_cursor_pages(client, auth, other_auth):
@@ -73,7 +69,7 @@ async def test_bad_list_queries_are_422_problems(client, auth):
         "limit=0",
         "created_after=yesterday",
         "created_before=2026-12-01T00:00:00",
-        "created_after=2026-12-02T00:00:00Z&created_before=2026-12-01T00:00:00Z",
+        "created_before=0.5",
     ):
         response = await client.get(f"/v1/assets?{query}", headers=auth)
 
@@ -98,7 +94,7 @@ async def test_deleted_asset_answers_404_everywhere_and_its_file_goes(app, clien
     assert by_signed_url.headers["content-type"] == "application/problem+json"
     assert (await client.post(f"/v1/assets/{asset['id']}/url", headers=auth)).status_code == 404
     assert await listed(client, auth) == []
-    assert not stored_file(app, asset).exists()
+    assert not await is_stored(app, asset["content_hash"])
     again = await client.delete(f"/v1/assets/{asset['id']}", headers=auth)
     assert again.status_code == 404
     assert again.json()["type"].endswith("/not-found")
@@ -126,11 +122,11 @@ async def test_shared_content_stays_until_the_last_tenant_deletes_it(app, client
     content = await client.get(theirs["url"], headers=other_auth)
     assert content.status_code == 200
     assert content.content == data
-    assert stored_file(app, theirs).exists()
+    assert await is_stored(app, theirs["content_hash"])
     assert (
         await client.delete(f"/v1/assets/{theirs['id']}", headers=other_auth)
     ).status_code == 204
-    assert not stored_file(app, theirs).exists()
+    assert not await is_stored(app, theirs["content_hash"])
 
 
 async def test_uploading_deleted_content_again_stores_it_again(app, client, auth):
@@ -232,5 +228,5 @@ async def test_gc_removes_a_deleted_assets_file_left_behind_and_keeps_shared_one
         removed = await collect_garbage(session, app.state.storage, older_than=-1)
 
     assert removed == 1
-    assert not stored_file(app, lonely).exists()
+    assert not await is_stored(app, lonely["content_hash"])
     assert (await client.get(theirs["url"], headers=other_auth)).content == shared

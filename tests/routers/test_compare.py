@@ -20,7 +20,7 @@ DRAFT, MINI, OTHER = "local/draft", "openai/gpt-image-1-mini", "openai/gpt-image
 
 
 @pytest.fixture(params=["embedded", "postgres"])
-async def vendor(request, tmp_path, postgres_url) -> AsyncIterator[Vendor]:
+async def vendor(request, tmp_path, postgres_url, bucket) -> AsyncIterator[Vendor]:
     """The app beside a fake OpenAI, on both backends, so local/draft and an OpenAI model can be
     compared."""
     async with FakeOpenAIImages() as server:
@@ -28,6 +28,7 @@ async def vendor(request, tmp_path, postgres_url) -> AsyncIterator[Vendor]:
             request.param,
             tmp_path,
             postgres_url,
+            bucket,
             openai_api_key=API_KEY,
             openai_base_url=server.base_url,
         )

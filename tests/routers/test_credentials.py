@@ -4,6 +4,7 @@ back, validates against the development chain's authority, and finds chained (ea
 source is its parent ingredient, with its own manifest); a job that does not ask signs nothing."""
 
 import io
+from pathlib import Path
 from typing import Any
 
 import c2pa
@@ -25,9 +26,16 @@ WAIT = {"Prefer": "wait=60"}
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
-def reader(app: FastAPI, data: bytes, image_format: str) -> c2pa.Reader:
+@pytest.fixture
+def signer(app: FastAPI, worker_data_dir: Path) -> Path:
+    """The data dir whose development chain signs the app's jobs: the suite's worker's, on
+    Postgres (it runs them), else the app's own."""
+    return worker_data_dir if app.state.settings.redis_url else app.state.settings.data_dir
+
+
+def reader(signer: Path, data: bytes, image_format: str) -> c2pa.Reader:
     """The C2PA reader of `data`, trusting the development chain's authority alone."""
-    anchor = development_trust_anchor(app.state.settings.data_dir).decode()
+    anchor = development_trust_anchor(signer).decode()
     context = c2pa.Context.from_dict(
         {"verify": {"verify_trust": True}, "trust": {"trust_anchors": anchor}}
     )
@@ -61,7 +69,7 @@ async def finished(client: httpx.AsyncClient, auth: dict, route: str, **body: An
 
 
 async def signed_output(
-    app: FastAPI, client: httpx.AsyncClient, auth: dict, output: dict
+    signer: Path, client: httpx.AsyncClient, auth: dict, output: dict
 ) -> tuple[dict[str, Any], str]:
     """The output's active manifest, checked valid and trusted, and its label; the asset says it
     carries credentials."""
@@ -69,7 +77,7 @@ async def signed_output(
     assert asset["content_credentials"] is True
     assert output["details"]["content_credentials"] == "testing"
     data = (await client.get(output["url"], headers=auth)).content
-    with reader(app, data, output["format"]) as manifest_reader:
+    with reader(signer, data, output["format"]) as manifest_reader:
         assert manifest_reader.get_validation_state() == "Trusted"
         manifest = manifest_reader.get_active_manifest()
         assert manifest is not None
@@ -83,7 +91,7 @@ def parent_of(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_generate_edit_and_export_chain_their_signed_manifests(
-    app: FastAPI, client: httpx.AsyncClient, auth: dict
+    app: FastAPI, client: httpx.AsyncClient, auth: dict, signer: Path
 ) -> None:
     generated = await finished(
         client,
@@ -94,7 +102,7 @@ async def test_generate_edit_and_export_chain_their_signed_manifests(
         seed=7,
         content_credentials=True,
     )
-    created, created_label = await signed_output(app, client, auth, generated["outputs"][0])
+    created, created_label = await signed_output(signer, client, auth, generated["outputs"][0])
     (action,) = actions_of(created)
     assert action["action"] == "c2pa.created"
     assert action["digitalSourceType"] == TRAINED_ALGORITHMIC_MEDIA
@@ -110,7 +118,7 @@ async def test_generate_edit_and_export_chain_their_signed_manifests(
         seed=3,
         content_credentials=True,
     )
-    edited, edited_label = await signed_output(app, client, auth, edited_job["outputs"][0])
+    edited, edited_label = await signed_output(signer, client, auth, edited_job["outputs"][0])
     assert [action["action"] for action in actions_of(edited)] == ["c2pa.opened", "c2pa.edited"]
     assert actions_of(edited)[1]["digitalSourceType"] == COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
     assert parent_of(edited)["active_manifest"] == created_label
@@ -126,7 +134,7 @@ async def test_generate_edit_and_export_chain_their_signed_manifests(
         content_credentials=True,
     )
     output = exported_job["outputs"][0]
-    exported, _ = await signed_output(app, client, auth, output)
+    exported, _ = await signed_output(signer, client, auth, output)
     assert [action["action"] for action in actions_of(exported)] == [
         "c2pa.opened",
         "c2pa.resized",
@@ -135,7 +143,7 @@ async def test_generate_edit_and_export_chain_their_signed_manifests(
     assert parent_of(exported)["active_manifest"] == edited_label
     # The whole chain travels in the exported file: each step's manifest is in its store.
     data = (await client.get(output["url"], headers=auth)).content
-    with reader(app, data, "jpeg") as manifest_reader:
+    with reader(signer, data, "jpeg") as manifest_reader:
         manifests = manifest_reader.get_validation_results()
         store = manifest_reader.json()
     assert manifests is not None
@@ -145,7 +153,7 @@ async def test_generate_edit_and_export_chain_their_signed_manifests(
 
 
 async def test_a_job_that_does_not_ask_has_no_manifest(
-    app: FastAPI, client: httpx.AsyncClient, auth: dict
+    app: FastAPI, client: httpx.AsyncClient, auth: dict, signer: Path
 ) -> None:
     job = await finished(client, auth, "/v1/generate", prompt="a red sneaker", size="256x256")
     output = job["outputs"][0]
@@ -162,7 +170,7 @@ async def test_a_job_that_does_not_ask_has_no_manifest(
 
 @embedded_only()
 async def test_an_uploaded_manifest_is_kept_as_the_edits_parent_ingredient(
-    app: FastAPI, client: httpx.AsyncClient, auth: dict
+    app: FastAPI, client: httpx.AsyncClient, auth: dict, signer: Path
 ) -> None:
     job = await finished(
         client,
@@ -172,7 +180,7 @@ async def test_an_uploaded_manifest_is_kept_as_the_edits_parent_ingredient(
         size="256x256",
         content_credentials=True,
     )
-    _, label = await signed_output(app, client, auth, job["outputs"][0])
+    _, label = await signed_output(signer, client, auth, job["outputs"][0])
     signed = (await client.get(job["outputs"][0]["url"], headers=auth)).content
     uploaded = await client.post("/v1/assets", files={"file": ("in", signed)}, headers=auth)
     assert uploaded.status_code == 201, uploaded.text
@@ -186,7 +194,7 @@ async def test_an_uploaded_manifest_is_kept_as_the_edits_parent_ingredient(
         prompt="stormy sky",
         content_credentials=True,
     )
-    edited, _ = await signed_output(app, client, auth, edited_job["outputs"][0])
+    edited, _ = await signed_output(signer, client, auth, edited_job["outputs"][0])
     assert parent_of(edited)["active_manifest"] == label
 
     plain = io.BytesIO()
@@ -198,7 +206,7 @@ async def test_an_uploaded_manifest_is_kept_as_the_edits_parent_ingredient(
 
 
 async def test_strip_metadata_drops_exif_and_gps_but_keeps_the_manifest(
-    app: FastAPI, client: httpx.AsyncClient, auth: dict
+    app: FastAPI, client: httpx.AsyncClient, auth: dict, signer: Path
 ) -> None:
     exif = Image.Exif()
     exif[ExifTags.Base.Make] = "PhoneCo"
@@ -221,7 +229,7 @@ async def test_strip_metadata_drops_exif_and_gps_but_keeps_the_manifest(
         content_credentials=True,
     )
 
-    manifest, _ = await signed_output(app, client, auth, job["outputs"][0])
+    manifest, _ = await signed_output(signer, client, auth, job["outputs"][0])
     assert [action["action"] for action in actions_of(manifest)] == [
         "c2pa.opened",
         "c2pa.resized",
