@@ -1,6 +1,9 @@
-"""The caller's spend this month against its budget."""
+"""The caller's spend for a period, by day and model, and this month's against its budget."""
 
-from fastapi import APIRouter
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from app.db import Session
 from app.deps import Tenant
@@ -14,11 +17,25 @@ router = APIRouter(prefix="/v1/usage", tags=["usage"])
 @router.get(
     "",
     operation_id="get_usage",
-    summary="Get this month's spend",
+    summary="Get spend by day and model",
     response_model=Usage,
-    responses=problems(401),
+    responses=problems(401, 422),
 )
-async def get_usage(session: Session, tenant: Tenant) -> Usage:
-    """What the tenant's jobs cost this calendar month (UTC), how many it submitted, and what
-    remains of its monthly budget if it has one."""
-    return await budgets.usage(session, tenant)
+async def get_usage(
+    session: Session,
+    tenant: Tenant,
+    first: Annotated[
+        date | None,
+        Query(alias="from", description="The first UTC day of the period; the month's first."),
+    ] = None,
+    last: Annotated[
+        date | None,
+        Query(
+            alias="to", description="The last UTC day of the period (included); the month's last."
+        ),
+    ] = None,
+) -> Usage:
+    """The tenant's jobs, images and spend for a period (this calendar month, UTC, unless
+    `from` and `to` say otherwise; at most 366 days), in all and by day and model, and its
+    spend this month against its monthly budget if it has one."""
+    return await budgets.usage(session, tenant, first, last)

@@ -1,5 +1,6 @@
 """Monthly spend and budgets: what `GET /v1/usage` answers and what the operator API sets."""
 
+from datetime import date as date_type
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -8,10 +9,29 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.schemas.common import NotBool
 
 MAX_BUDGET_USD = 1_000_000_000
+# The longest period GET /v1/usage reports on, in days.
+MAX_USAGE_DAYS = 366
+
+
+class DailyUsage(BaseModel):
+    """One model's jobs on one day (UTC)."""
+
+    date: date_type = Field(description="The UTC day the jobs were submitted.")
+    model: str = Field(
+        description="The jobs' model (the first of a comparison's).", examples=["local/draft"]
+    )
+    jobs: int = Field(description="Jobs submitted.", examples=[12])
+    images: int = Field(description="Images they made (outputs stored).", examples=[24])
+    spent_usd: float = Field(
+        description="Their cost: each job's reported cost, or the top of the estimate of one "
+        "still queued or running.",
+        examples=[0.96],
+    )
 
 
 class Usage(BaseModel):
-    """The tenant's spend this calendar month (UTC) against its budget."""
+    """The tenant's jobs, images and spend for a period, by day and model, and its spend this
+    calendar month (UTC) against its budget."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -21,6 +41,17 @@ class Usage(BaseModel):
                 "period_end": "2027-01-01T00:00:00Z",
                 "spent_usd": 12.48,
                 "jobs": 311,
+                "images": 540,
+                "by_day": [
+                    {
+                        "date": "2026-12-01",
+                        "model": "openai/gpt-image-1-mini",
+                        "jobs": 40,
+                        "images": 80,
+                        "spent_usd": 1.6,
+                    }
+                ],
+                "month_spent_usd": 12.48,
                 "monthly_budget_usd": 50.0,
                 "remaining_usd": 37.52,
             }
@@ -28,14 +59,20 @@ class Usage(BaseModel):
     )
 
     object: Literal["usage"] = Field("usage", description="Always `usage`.")
-    period_start: datetime = Field(description="The first instant of this month, UTC.")
-    period_end: datetime = Field(description="The first instant of next month, UTC.")
+    period_start: datetime = Field(description="The first instant of the period, UTC.")
+    period_end: datetime = Field(description="The first instant after the period, UTC.")
     spent_usd: float = Field(
-        description="The cost of this month's jobs: each job's reported cost, or the estimate "
-        "of a job still queued or running. Models priced per token count once they report.",
+        description="The cost of the period's jobs: each job's reported cost, or the top of the "
+        "estimate of a job still queued or running.",
         examples=[12.48],
     )
-    jobs: int = Field(description="Jobs submitted this month.", examples=[311])
+    jobs: int = Field(description="Jobs submitted in the period.", examples=[311])
+    images: int = Field(description="Images the period's jobs made.", examples=[540])
+    by_day: list[DailyUsage] = Field(description="The period by day and model, oldest first.")
+    month_spent_usd: float = Field(
+        description="The cost of this calendar month's jobs (UTC), what the budget is held to.",
+        examples=[12.48],
+    )
     monthly_budget_usd: float | None = Field(
         description="The tenant's monthly budget; null for none.", examples=[50.0]
     )

@@ -1,16 +1,17 @@
 """Monthly spend: what a tenant's jobs cost this calendar month (UTC), the budget an operator may
 set, and the check that refuses a job whose estimated cost would take the spend past it."""
 
-from datetime import UTC, datetime
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import database_now
-from app.errors import BudgetExceeded, NotFound
+from app.errors import BudgetExceeded, InvalidInput, NotFound
 from app.ids import first_id_at
-from app.models import Job, JobStatus, Tenant
-from app.schemas.budgets import TenantBudget, Usage
+from app.models import Asset, Job, JobStatus, Tenant
+from app.schemas.budgets import MAX_USAGE_DAYS, DailyUsage, TenantBudget, Usage
 from app.schemas.catalog import PriceRange
 
 # Sums of float prices are rounded to a millionth of a dollar, so 0.1 + 0.2 fits a 0.3 budget.
@@ -33,22 +34,60 @@ def next_month_start(now: datetime) -> datetime:
     )
 
 
-async def month_spend(session: AsyncSession, tenant_id: str, now: datetime) -> tuple[float, int]:
-    """The tenant's spend this month and how many jobs it submitted: each job's reported cost,
-    or, for a job still queued or running, the top of its estimate."""
+def job_spend() -> ColumnElement[float]:
+    """What a job counts against a budget: its reported cost, or, for a job still queued or
+    running, the top of its estimate; 0 for one that ended without a cost."""
     in_flight = Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING])
     estimate = case((in_flight, Job.estimated_cost_max_usd), else_=0.0)
-    cost = func.coalesce(Job.cost_usd, estimate, 0.0)
+    return func.coalesce(Job.cost_usd, estimate, 0.0)
+
+
+def submitted_between(tenant_id: str, start: datetime, end: datetime) -> ColumnElement[bool]:
+    """The tenant's jobs submitted from `start` up to (not including) `end`: ids sort by
+    creation time, so this is a range of the (tenant_id, id) index."""
+    return and_(
+        Job.tenant_id == tenant_id,
+        Job.id >= first_id_at("job", start.timestamp()),
+        Job.id < first_id_at("job", end.timestamp()),
+    )
+
+
+async def month_spend(session: AsyncSession, tenant_id: str, now: datetime) -> tuple[float, int]:
+    """The tenant's spend this month and how many jobs it submitted (see `job_spend`)."""
     row = (
         await session.execute(
-            # Ids sort by creation time: the month is a range of the (tenant_id, id) index.
-            select(func.coalesce(func.sum(cost), 0.0), func.count()).where(
-                Job.tenant_id == tenant_id,
-                Job.id >= first_id_at("job", month_start(now).timestamp()),
+            select(func.coalesce(func.sum(job_spend()), 0.0), func.count()).where(
+                submitted_between(tenant_id, month_start(now), next_month_start(now))
             )
         )
     ).one()
     return round(float(row[0]), DIGITS), int(row[1])
+
+
+async def daily_spend(
+    session: AsyncSession, tenant_id: str, start: datetime, end: datetime
+) -> list[DailyUsage]:
+    """The tenant's jobs, images made and spend per UTC day and model from `start` up to
+    `end`, oldest first. A job counts on the day it was submitted, under its model (the first
+    of a comparison's)."""
+    images = select(func.count(Asset.id)).where(Asset.job_id == Job.id).scalar_subquery()
+    rows = await session.execute(
+        select(Job.created_at, Job.model, job_spend(), images).where(
+            submitted_between(tenant_id, start, end)
+        )
+    )
+    totals: dict[tuple[date, str], list[float]] = defaultdict(lambda: [0, 0, 0.0])
+    for created_at, model, cost, made in rows:
+        total = totals[(created_at.astimezone(UTC).date(), model)]
+        total[0] += 1
+        total[1] += made
+        total[2] += cost
+    return [
+        DailyUsage(
+            date=day, model=model, jobs=int(jobs), images=int(made), spent_usd=round(cost, DIGITS)
+        )
+        for (day, model), (jobs, made, cost) in sorted(totals.items())
+    ]
 
 
 async def check_budget(
@@ -86,19 +125,36 @@ async def check_budget(
     )
 
 
-async def usage(session: AsyncSession, tenant_id: str) -> Usage:
-    """The tenant's spend this month against its budget."""
+async def usage(
+    session: AsyncSession, tenant_id: str, first: date | None = None, last: date | None = None
+) -> Usage:
+    """The tenant's spend, jobs and images per day and model from `first` to `last` (UTC days,
+    both included; this month by default), and its spend this month against its budget."""
     budget = await session.scalar(select(Tenant.monthly_budget_usd).where(Tenant.id == tenant_id))
     now = await database_now(session)
-    spent, jobs = await month_spend(session, tenant_id, now)
+    start = _day_start(first) if first else month_start(now)
+    end = _day_start(last) + timedelta(days=1) if last else next_month_start(now)
+    if end <= start or end - start > timedelta(days=MAX_USAGE_DAYS):
+        raise InvalidInput(
+            f"The period runs from `from` to `to`, both included, at most {MAX_USAGE_DAYS} days."
+        )
+    days = await daily_spend(session, tenant_id, start, end)
+    month_spent, _ = await month_spend(session, tenant_id, now)
     return Usage(
-        period_start=month_start(now),
-        period_end=next_month_start(now),
-        spent_usd=spent,
-        jobs=jobs,
+        period_start=start,
+        period_end=end,
+        spent_usd=round(sum(day.spent_usd for day in days), DIGITS),
+        jobs=sum(day.jobs for day in days),
+        images=sum(day.images for day in days),
+        by_day=days,
+        month_spent_usd=month_spent,
         monthly_budget_usd=budget,
-        remaining_usd=None if budget is None else round(max(budget - spent, 0.0), DIGITS),
+        remaining_usd=None if budget is None else round(max(budget - month_spent, 0.0), DIGITS),
     )
+
+
+def _day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 async def set_budget(

@@ -171,3 +171,44 @@ async def test_a_model_without_a_known_price_follows_the_unpriced_setting(tmp_pa
         assert unpriced.status_code == 402
         assert unpriced.json()["type"].endswith("/budget-exceeded")
         assert "cannot be estimated" in unpriced.json()["detail"]
+
+
+async def test_usage_counts_jobs_images_and_spend_by_day_and_model(budget_app):
+    client, wait = budget_app
+    _, auth = await new_tenant(client)
+    for model, n in ((PRICED_MODEL, 2), (PRICED_MODEL, 1), ("local/draft", 3)):
+        response = await client.post("/v1/generate", json=generate(model, n), headers=auth | wait)
+        assert response.status_code in (200, 202), response.text
+
+    usage = (await client.get("/v1/usage", headers=auth)).json()
+    earlier = await client.get("/v1/usage?from=2020-01-01&to=2020-01-31", headers=auth)
+
+    days = {(day["date"], day["model"]): day for day in usage["by_day"]}
+    assert len({day for day, _ in days}) == 1  # all made today (UTC)
+    priced = next(entry for (_, model), entry in days.items() if model == PRICED_MODEL)
+    draft = next(entry for (_, model), entry in days.items() if model == "local/draft")
+    assert priced["jobs"] == 2 and priced["spent_usd"] == pytest.approx(0.12)
+    assert draft["jobs"] == 1 and draft["spent_usd"] == 0
+    # Embedded, the jobs ran and stored their images; on Postgres no worker serves them yet.
+    ran = bool(wait)
+    assert (priced["images"], draft["images"]) == ((3, 3) if ran else (0, 0))
+    assert usage["jobs"] == 3 and usage["images"] == (6 if ran else 0)
+    assert usage["spent_usd"] == pytest.approx(0.12) == usage["month_spent_usd"]
+    assert earlier.status_code == 200
+    assert earlier.json()["jobs"] == 0 and earlier.json()["by_day"] == []
+    assert earlier.json()["period_start"].startswith("2020-01-01")
+    assert earlier.json()["period_end"].startswith("2020-02-01")
+    assert earlier.json()["month_spent_usd"] == pytest.approx(0.12)
+
+
+@pytest.mark.parametrize(
+    "query", ["from=2026-02-01&to=2026-01-01", "from=2020-01-01&to=2026-01-01"]
+)
+async def test_a_usage_period_backwards_or_over_a_year_is_refused(budget_app, query):
+    client, _ = budget_app
+    _, auth = await new_tenant(client)
+
+    response = await client.get(f"/v1/usage?{query}", headers=auth)
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
