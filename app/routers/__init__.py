@@ -1,6 +1,7 @@
 """HTTP routes, one module per resource; each validates, authorizes and calls one service."""
 
 import re
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import Query
@@ -9,6 +10,7 @@ from pydantic import AwareDatetime, BeforeValidator
 from app.ids import id_pattern
 
 _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 _DESCRIPTIONS = {
     400: "The body could not be parsed (malformed multipart, or JSON nested too deep).",
@@ -52,3 +54,13 @@ def _iso_time(value: object) -> object:
 # A time in a query string: ISO 8601 with its zone only (pydantic would also read a bare number
 # as Unix seconds, which the document does not offer).
 QueryTime = Annotated[AwareDatetime, BeforeValidator(_iso_time)]
+
+
+def _iso_date(value: object) -> object:
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("must be an ISO 8601 date, such as 2026-12-01")
+    return value
+
+
+# A day in a query string: YYYY-MM-DD only (not a number of Unix seconds).
+QueryDate = Annotated[date, BeforeValidator(_iso_date)]

@@ -9,8 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.schemas.common import NotBool
 
 MAX_BUDGET_USD = 1_000_000_000
-# The longest period GET /v1/usage reports on, in days.
-MAX_USAGE_DAYS = 366
 
 
 class DailyUsage(BaseModel):

@@ -201,14 +201,12 @@ async def test_usage_counts_jobs_images_and_spend_by_day_and_model(budget_app):
     assert earlier.json()["month_spent_usd"] == pytest.approx(0.12)
 
 
-@pytest.mark.parametrize(
-    "query", ["from=2026-02-01&to=2026-01-01", "from=2020-01-01&to=2026-01-01"]
-)
-async def test_a_usage_period_backwards_or_over_a_year_is_refused(budget_app, query):
-    client, _ = budget_app
+async def test_a_usage_period_that_ends_before_it_starts_holds_nothing(budget_app):
+    client, wait = budget_app
     _, auth = await new_tenant(client)
+    await client.post("/v1/generate", json=generate("local/draft", 1), headers=auth | wait)
 
-    response = await client.get(f"/v1/usage?{query}", headers=auth)
+    response = await client.get("/v1/usage?from=2026-02-01&to=2026-01-01", headers=auth)
 
-    assert response.status_code == 422
-    assert response.headers["content-type"] == "application/problem+json"
+    assert response.status_code == 200
+    assert response.json()["jobs"] == 0 and response.json()["by_day"] == []
