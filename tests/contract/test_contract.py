@@ -21,8 +21,8 @@ from tests.support import (
     wait_until_serving,
 )
 
-TESTS = Path(__file__).parent
-ROOT = TESTS.parent
+HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
 SCHEMATHESIS = Path(sys.executable).with_name("st")
 PHASES = ("Examples", "Coverage", "Fuzzing", "Stateful")
 ADMIN_TOKEN = "contract-admin-token"
@@ -74,7 +74,7 @@ def run_schemathesis(base_url: str, key: str) -> subprocess.CompletedProcess[str
         [
             str(SCHEMATHESIS),
             "--config-file",
-            str(TESTS / "schemathesis.toml"),
+            str(HERE / "schemathesis.toml"),
             "--no-color",
             "run",
             f"{base_url}/openapi.json",
@@ -86,8 +86,8 @@ def run_schemathesis(base_url: str, key: str) -> subprocess.CompletedProcess[str
         cwd=ROOT,
         env=os.environ
         | {
-            # tests/schemathesis.toml sends these as the API key and the operator's token,
-            # and loads its hooks from tests/contract_hooks.py.
+            # tests/contract/schemathesis.toml sends these as the API key and the operator's token,
+            # and loads its hooks from tests/contract/hooks.py.
             "CONTRACT_API_KEY": key,
             "CONTRACT_ADMIN_TOKEN": ADMIN_TOKEN,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),

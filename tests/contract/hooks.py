@@ -1,5 +1,5 @@
-"""Schemathesis hooks for tests/test_contract.py: the refusals that come from the state of the
-test server rather than from a disagreement between the document and the server."""
+"""Schemathesis hooks for tests/contract/test_contract.py: the refusals that come from the state
+of the test server rather than from a disagreement between the document and the server."""
 
 from typing import Any
 
