@@ -4,6 +4,7 @@ outcomes): never an id, a raw path or a tenant. Updating one is a few dictionary
 memory, so the submit path pays no query and no Redis call for them."""
 
 import logging
+from collections.abc import Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -14,6 +15,7 @@ from prometheus_client import (
     disable_created_metrics,
     exposition,
 )
+from prometheus_client.metrics_core import Metric
 
 from app.config import Settings
 
@@ -101,6 +103,14 @@ def render() -> tuple[bytes, str]:
     return exposition.generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
+class _WorkerMetrics:
+    """This process's metrics but the queue's depth, which only the API reads (at scrape time):
+    a worker's would stay 0 and say so."""
+
+    def collect(self) -> Iterator[Metric]:
+        return (metric for metric in REGISTRY.collect() if metric.name != "darkroom_queue_depth")
+
+
 def serve_worker_metrics(settings: Settings) -> None:
     """Serve this worker's metrics on `worker_metrics_address:worker_metrics_port` from a
     thread of their own, unless the port is 0. A port already taken (two workers on one
@@ -109,7 +119,7 @@ def serve_worker_metrics(settings: Settings) -> None:
     if port == 0:
         return
     try:
-        exposition.start_http_server(port, addr=address)
+        exposition.start_http_server(port, addr=address, registry=_WorkerMetrics())
     except OSError as error:
         logger.error(
             "cannot serve worker metrics on %s:%d (%s); set DARKROOM_WORKER_METRICS_PORT to a "

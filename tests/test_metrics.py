@@ -79,6 +79,8 @@ async def test_a_worker_serves_the_metrics_of_the_job_it_ran(data_dir, tmp_path)
     assert metric_value(metrics, "darkroom_jobs_in_flight") == 0
     assert "darkroom_cost_usd_total" in metrics
     assert job["id"] not in metrics
+    # The queue's depth is the API's to report: a worker does not read it.
+    assert "darkroom_queue_depth" not in metrics
 
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     of_the_job = [line for line in lines if line.get("job_id") == job["id"]]

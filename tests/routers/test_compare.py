@@ -2,38 +2,25 @@
 the prompt rendered for each, the outputs grouped by model, one model's failure kept to its own
 group; and POST /v1/estimate of such a request, per model."""
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from app.config import Settings
 from tests.fakes.chat_completions import FakeChatServer
-from tests.fakes.openai_images import API_KEY, FakeOpenAIImages, moderation_blocked
+from tests.fakes.openai_images import moderation_blocked
 from tests.fakes.stability import API_KEY as STABILITY_KEY
 from tests.fakes.stability import FakeStability
+from tests.routers import test_generate_vendor as vendor_tests
 from tests.routers.test_edit import photo, upload
-from tests.routers.test_generate_vendor import Vendor, vendor_settings
+from tests.routers.test_generate_vendor import Vendor
 from tests.support import serving, wait_for_final
 
 WAIT = {"Prefer": "wait=30"}
 DRAFT, MINI, OTHER = "local/draft", "openai/gpt-image-1-mini", "openai/gpt-image-1.5"
 
 
-@pytest.fixture(params=["embedded", "postgres"])
-async def vendor(request, tmp_path, postgres_url, bucket) -> AsyncIterator[Vendor]:
-    """The app beside a fake OpenAI, on both backends, so local/draft and an OpenAI model can be
-    compared."""
-    async with FakeOpenAIImages() as server:
-        settings = vendor_settings(
-            request.param,
-            tmp_path,
-            postgres_url,
-            bucket,
-            openai_api_key=API_KEY,
-            openai_base_url=server.base_url,
-        )
-        async with serving(settings) as (app, client, auth):
-            yield Vendor(app, client, auth, server)
+# The app beside a fake OpenAI on both backends, so local/draft and an OpenAI model can be
+# compared: the vendor tests' own fixture.
+vendor = vendor_tests.vendor
 
 
 async def submit(vendor: Vendor, path: str, **body: object) -> dict:

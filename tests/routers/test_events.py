@@ -3,7 +3,7 @@ worker is another process, events travel over Redis) and in-process on the embed
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
@@ -122,10 +122,15 @@ async def test_late_subscriber_to_a_finished_job_gets_its_final_event_at_once(cl
     assert data["job"] == (await client.get(f"/v1/jobs/{job['id']}", headers=auth)).json()
 
 
-async def test_cancel_from_the_api_ends_a_live_stream(app, auth):
-    job_id = await insert_job(app, queued_job_row(await tenant_of(app, auth), age_seconds=NOT_YET))
+async def events_acting_on_the_first(
+    app: FastAPI,
+    auth: dict[str, str],
+    job_id: str,
+    act: Callable[[httpx.AsyncClient], Awaitable[None]],
+) -> list[dict[str, str]]:
+    """Every event of the job's live stream, calling `act` with a client of the same server once
+    the first has arrived (the stream's current state)."""
     events = []
-
     async with (
         asyncio.timeout(30),
         live_server(app) as http,
@@ -134,8 +139,18 @@ async def test_cancel_from_the_api_ends_a_live_stream(app, auth):
         async for event in read_events(response):
             events.append(event)
             if len(events) == 1:
-                canceled = await http.post(f"/v1/jobs/{job_id}/cancel", headers=auth)
-                assert canceled.status_code == 200
+                await act(http)
+    return events
+
+
+async def test_cancel_from_the_api_ends_a_live_stream(app, auth):
+    job_id = await insert_job(app, queued_job_row(await tenant_of(app, auth), age_seconds=NOT_YET))
+
+    async def cancel(http: httpx.AsyncClient) -> None:
+        canceled = await http.post(f"/v1/jobs/{job_id}/cancel", headers=auth)
+        assert canceled.status_code == 200
+
+    events = await events_acting_on_the_first(app, auth, job_id, cancel)
 
     assert [e["event"] for e in events] == ["queued", "canceled"]
     assert json.loads(events[1]["data"])["job"]["status"] == "canceled"

@@ -1,15 +1,15 @@
 """DELETE /v1/jobs/{id}: the job goes with its outputs; a queued or running job is canceled
 first, and a run that held it stores nothing more."""
 
-import asyncio
 import json
 
+import httpx
 from sqlalchemy import func, select
 
 from app.models import Asset, Job, JobKind
 from app.runtime.queue import DispatchState
 from tests.factories import queued_job_row
-from tests.routers.test_events import live_server, read_events
+from tests.routers.test_events import events_acting_on_the_first
 from tests.support import insert_job, is_stored, tenant_of, wait_for_status, wait_until
 
 WAIT = {"Prefer": "wait=30"}
@@ -84,18 +84,12 @@ async def test_deleting_a_queued_job_cancels_it_and_it_never_runs(app, client, a
 
 async def test_deleting_a_queued_job_ends_its_live_stream_with_canceled(app, auth):
     job_id = await insert_job(app, queued_job_row(await tenant_of(app, auth), age_seconds=-600))
-    events = []
 
-    async with (
-        asyncio.timeout(30),
-        live_server(app) as http,
-        http.stream("GET", f"/v1/jobs/{job_id}/events", headers=auth) as response,
-    ):
-        async for event in read_events(response):
-            events.append(event)
-            if len(events) == 1:
-                deleted = await http.delete(f"/v1/jobs/{job_id}", headers=auth)
-                assert deleted.status_code == 204
+    async def delete(http: httpx.AsyncClient) -> None:
+        deleted = await http.delete(f"/v1/jobs/{job_id}", headers=auth)
+        assert deleted.status_code == 204
+
+    events = await events_acting_on_the_first(app, auth, job_id, delete)
 
     assert [event["event"] for event in events] == ["queued", "canceled"]
     assert json.loads(events[1]["data"])["status"] == "canceled"
