@@ -7,6 +7,7 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
+from isal import isal_zlib
 from PIL import Image
 
 from app.errors import InvalidImage, UnsupportedMediaType
@@ -98,7 +99,7 @@ def check_decodes(data: bytes, info: ImageInfo) -> None:
             image.draft(image.mode, (1, 1))
         image.load()
         image.close()
-    except (OSError, SyntaxError, ValueError, EOFError, zlib.error) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, zlib.error, isal_zlib.error) as exc:
         raise InvalidImage(f"The {info.format.upper()} file is truncated or corrupt.") from exc
 
 
@@ -136,6 +137,17 @@ def decode_checked(data: bytes, max_pixels: int) -> tuple[ImageInfo, Image.Image
     return ImageInfo(image_format, width, height), image
 
 
+def open_checked(data: bytes, max_pixels: int) -> tuple[ImageInfo, Image.Image]:
+    """`decode_checked`'s checks, and the image opened but, for a PNG or JPEG, not decoded: its
+    pixels are decoded on first use, so a caller that ends up storing the bytes as they are
+    never pays for a decode. A WebP's check is a decode, so it comes decoded."""
+    info = inspect_header(data, max_pixels)
+    if info.format == "webp":
+        return decode_checked(data, max_pixels)
+    check_decodes(data, info)
+    return info, _open_header(data, info.format, max_pixels)
+
+
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise InvalidImage(
@@ -147,8 +159,9 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
 def _check_png(data: bytes) -> None:
     """Check a PNG as decoding it would, without keeping its pixels: every chunk whole with a
     right CRC, and the image data inflating to at least every row, each led by a known filter.
-    Raises ValueError (or zlib.error) where a decoder would fail."""
-    header, inflater = None, zlib.decompressobj()
+    Raises ValueError (or a zlib error) where a decoder would fail. ISA-L inflates the same
+    stream as zlib in about a third of the time."""
+    header, inflater = None, isal_zlib.decompressobj()
     rows = None
     position = len(PNG_SIGNATURE)
     while True:
@@ -160,7 +173,7 @@ def _check_png(data: bytes) -> None:
             raise ValueError("truncated PNG chunk")
         body = data[position + 8 : body_end]
         (crc,) = struct.unpack(">I", data[body_end : body_end + 4])
-        if zlib.crc32(kind + body) != crc:
+        if isal_zlib.crc32(body, isal_zlib.crc32(kind)) != crc:
             raise ValueError(f"bad CRC in PNG chunk {kind!r}")
         position = body_end + 4
         if kind == b"IHDR":
@@ -197,9 +210,11 @@ class _PngRows:
         self.expected = start
         self.seen = 0
 
-    def feed(self, inflater: "zlib._Decompress", compressed: bytes) -> None:
-        """Inflate a chunk's data a piece at a time, checking each piece's filter bytes."""
-        while compressed and self.seen < self.expected:
+    def feed(self, inflater: "isal_zlib._Decompress", compressed: bytes) -> None:
+        """Inflate a chunk's data a piece at a time, checking each piece's filter bytes. The
+        inflater may take in all of `compressed` and still hold output back, so it is asked
+        again, with nothing new, until it gives no more."""
+        while self.seen < self.expected:
             piece = inflater.decompress(compressed, PNG_CHECK_STEP)
             compressed = inflater.unconsumed_tail
             if not piece:

@@ -40,7 +40,7 @@ from app.errors import (
     ProviderTimedOut,
 )
 from app.fetcher import UrlPolicy, UrlRefused, fetch_image
-from app.imaging.codecs import MEDIA_TYPES, decode_checked
+from app.imaging.codecs import MEDIA_TYPES, open_checked
 from app.providers.base import InputImage
 from app.providers.breaker import CircuitBreaker
 
@@ -210,11 +210,13 @@ def decode_vendor_image(
     data: bytes, vendor: str, max_pixels: int, label: str | None = None
 ) -> Image.Image:
     """Image bytes a vendor sent, checked like any untrusted upload (a supported format, at most
-    `max_pixels`, decodable to the end), then decoded to RGB, or RGBA if they carry alpha.
-    ProviderMalformedResponse naming the vendor (`label`, else its provider name) when they are
-    no usable image. CPU-bound: call it in a thread."""
+    `max_pixels`, decodable to the end), as an RGB image, or RGBA if they carry alpha. An RGB or
+    RGBA PNG or JPEG is decoded only when its pixels are first used, off the event loop, so an
+    image stored as the vendor sent it is never decoded. ProviderMalformedResponse naming the
+    vendor (`label`, else its provider name) when they are no usable image. CPU-bound: call it
+    in a thread."""
     try:
-        _, image = decode_checked(data, max_pixels=max_pixels)
+        _, image = open_checked(data, max_pixels=max_pixels)
     except DarkroomError as exc:
         raise ProviderMalformedResponse(
             f"{label or vendor}'s image is unusable: {exc.detail}", provider=vendor

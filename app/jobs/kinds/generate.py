@@ -64,11 +64,12 @@ async def finish_image(
 
 
 def finish_memory(made: tuple[int, int], width: int, height: int) -> int:
-    """The bytes fitting and encoding an output of `made` size holds at its peak, beside the
-    image itself: its scaled copy (none when it already has the size), the crop, and the encoded
-    file (at worst as large as the pixels), at 4 bytes a pixel."""
+    """The bytes fitting and encoding an output of `made` size holds at its peak: the image
+    itself (a vendor's is decoded here, on first use), its scaled copy (none when it already has
+    the size), the crop, and the encoded file (at worst as large as the pixels), at 4 bytes a
+    pixel."""
     scaled = 0 if made == (width, height) else math.prod(cover_size(made, width, height))
-    return BYTES_PER_PIXEL * (scaled + 2 * width * height)
+    return BYTES_PER_PIXEL * (math.prod(made) + scaled + 2 * width * height)
 
 
 class GenerateRunner(KindRunner):
