@@ -20,14 +20,19 @@ PING_AFTER_IDLE_SECONDS = 1.0
 RETURNED_AT = "darkroom_returned_at"
 
 
-def create_engine(database_url: str, pool_size: int = 20) -> AsyncEngine:
+def create_engine(database_url: str, pool_size: int = 20, *, durable: bool = True) -> AsyncEngine:
     """An engine for Postgres (asyncpg), keeping `pool_size` connections, or the embedded SQLite
-    file (aiosqlite)."""
+    file (aiosqlite). On Postgres, a commit through an engine that is not `durable` returns
+    before its record reaches the disk (synchronous_commit off): a database crash may lose the
+    last fraction of a second of such commits, never anything else, and never corrupts."""
     if database_url.startswith("sqlite"):
         engine = create_async_engine(database_url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
         return engine
-    engine = create_async_engine(database_url, pool_size=pool_size, max_overflow=pool_size // 2)
+    settings = {} if durable else {"server_settings": {"synchronous_commit": "off"}}
+    engine = create_async_engine(
+        database_url, pool_size=pool_size, max_overflow=pool_size // 2, connect_args=settings
+    )
     event.listen(engine.sync_engine, "checkout", _ping_if_idle)
     event.listen(engine.sync_engine, "checkin", _note_return)
     return engine
@@ -54,8 +59,12 @@ def _note_return(_dbapi_connection, record) -> None:  # type: ignore[no-untyped-
 
 def _tune_sqlite(connection, _record) -> None:  # type: ignore[no-untyped-def]
     # WAL lets the API read while the in-process runner writes; foreign keys are off by default.
+    # In WAL mode, NORMAL syncs the log at checkpoints rather than at every commit: a commit
+    # survives the process dying, and only an operating system crash or power loss may undo the
+    # last ones, never corrupting the file. FULL spent about 3 ms of each commit waiting on disk.
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
@@ -84,8 +93,9 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 def create_reader(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions for reads alone: each statement stands on its own (autocommit), so a read costs
-    its own round trip and no BEGIN and ROLLBACK around it. Never write through one."""
+    """Sessions whose every statement stands on its own (autocommit), so it costs its own round
+    trip and no BEGIN and COMMIT or ROLLBACK around it: for reads, and for a write that is one
+    statement. Never for writes that must commit or fail together."""
     return async_sessionmaker(
         engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
     )

@@ -107,7 +107,7 @@ def _unexpected_failure(
 async def claim(context: TaskContext, job_id: str) -> Job | None:
     """Take the job for this run: mark it running under a fresh lease and count the attempt,
     whose number fences every later write of this run. None if it is not ours to run now."""
-    async with context.sessionmaker() as session:
+    async with context.bookkeeper() as session:
         now = database_clock(session)
         job = await session.scalar(
             update(Job)
@@ -125,7 +125,6 @@ async def claim(context: TaskContext, job_id: str) -> Job | None:
             .returning(Job)
             .execution_options(synchronize_session=False)
         )
-        await session.commit()
         return job
 
 
@@ -183,14 +182,13 @@ async def _renew_until_lost(context: TaskContext, job: Job, lease: Lease) -> Non
 
 async def _renew(context: TaskContext, job: Job, lease_seconds: float) -> bool:
     """Extend this run's lease from now; False if the run no longer holds the job."""
-    async with context.sessionmaker() as session:
+    async with context.bookkeeper() as session:
         now = database_clock(session)
         renewed = await session.execute(
             update(Job)
             .where(Job.held_by(job))
             .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
         )
-        await session.commit()
     return renewed.rowcount == 1
 
 
@@ -340,7 +338,7 @@ async def finish(
 ) -> bool:
     """Record this run's final status; False (and nothing written) if the run no longer holds
     the job because it was canceled or taken over."""
-    async with context.sessionmaker() as session:
+    async with context.bookkeeper() as session:
         finished = await session.execute(
             update(Job)
             .where(Job.held_by(job))
@@ -354,7 +352,6 @@ async def finish(
                 lease_expires_at=None,
             )
         )
-        await session.commit()
     if finished.rowcount != 1:
         return False
     metrics.jobs_finished.labels(job.kind, job.model, status).inc()
