@@ -1,16 +1,17 @@
 # The two commands: `make run` serves the API on the embedded default; `make test` runs the
 # suite against Postgres and Redis. Both install into .venv first: `run` only what the service
-# needs, `test` the test and lint tools too.
+# needs, `test` the test and lint tools too, and the npm packages of the TypeScript client test.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+TYPESCRIPT := clients/typescript
 
 .PHONY: run test lint format install openapi
 
 run: $(VENV)/.installed
 	$(BIN)/darkroom serve
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev $(TYPESCRIPT)/node_modules/.installed
 	$(BIN)/pytest
 
 openapi: $(VENV)/.installed
@@ -32,4 +33,10 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Only the tests need Node: the generator and compiler of the TypeScript client, pinned by the
+# lock file (pure JavaScript packages, no install scripts).
+$(TYPESCRIPT)/node_modules/.installed: $(TYPESCRIPT)/package-lock.json
+	cd $(TYPESCRIPT) && npm ci --no-audit --no-fund --ignore-scripts
 	touch $@

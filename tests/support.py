@@ -111,6 +111,30 @@ def stop_worker(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def start_server(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    """A real `darkroom serve` process for these settings, its output appended to `log`."""
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            darkroom_command("serve"),
+            env=darkroom_environment(settings),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def cli_api_key(settings: Settings, tenant: str) -> str:
+    """A new API key for `tenant`, minted with `darkroom keys create` as an operator would."""
+    created = subprocess.run(
+        darkroom_command("keys", "create", "--tenant", tenant),
+        env=darkroom_environment(settings),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return created.stdout.strip().splitlines()[-1]
+
+
 def start_s3_server(port: int, log: Path) -> subprocess.Popen[bytes]:
     """moto's standalone S3-compatible server on 127.0.0.1:`port`, answering once this returns."""
     with log.open("ab") as output:

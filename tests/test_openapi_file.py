@@ -18,10 +18,12 @@ from app.cli import openapi_json
 from app.config import Settings
 from tests.support import (
     REPO_ROOT,
+    cli_api_key,
     darkroom_command,
     darkroom_environment,
     embedded_only,
     free_port,
+    start_server,
     stop_worker,
     wait_until_serving,
 )
@@ -111,18 +113,6 @@ def sdk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
         sys.path.remove(str(root))
 
 
-def run_cli(settings: Settings, *arguments: str) -> str:
-    result = subprocess.run(
-        darkroom_command(*arguments),
-        env=darkroom_environment(settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
 @pytest.fixture(params=["embedded", "postgres"])
 async def server(
     request: pytest.FixtureRequest, tmp_path: Path, deployment_settings: Settings
@@ -135,8 +125,7 @@ async def server(
         settings = deployment_settings.model_copy(update={"port": port})
     else:
         settings = Settings(data_dir=tmp_path / "var", port=port)
-    created = await asyncio.to_thread(run_cli, settings, "keys", "create", "--tenant", "sdk")
-    key = created.strip().splitlines()[-1]
+    key = await asyncio.to_thread(cli_api_key, settings, "sdk")
     process = start_server(settings, tmp_path / "server.log")
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -144,17 +133,6 @@ async def server(
         yield base_url, key
     finally:
         stop_worker(process)
-
-
-def start_server(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    """A `darkroom serve` process for these settings, its output in `log`."""
-    with log.open("wb") as output:
-        return subprocess.Popen(
-            darkroom_command("serve"),
-            env=darkroom_environment(settings),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
 
 
 async def test_generated_client_drives_generate_poll_download(sdk, server):

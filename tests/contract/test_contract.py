@@ -14,9 +14,9 @@ import pytest
 
 from app.config import Settings
 from tests.support import (
-    darkroom_command,
-    darkroom_environment,
+    cli_api_key,
     free_port,
+    start_server,
     stop_worker,
     wait_until_serving,
 )
@@ -38,7 +38,7 @@ async def server(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
         rate_limit_requests=0,
         admin_token=ADMIN_TOKEN,
     )
-    key = await asyncio.to_thread(create_key, settings)
+    key = await asyncio.to_thread(cli_api_key, settings, "contract")
     process = start_server(settings, tmp_path / "server.log")
     base_url = f"http://127.0.0.1:{settings.port}"
     try:
@@ -46,27 +46,6 @@ async def server(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
         yield base_url, key
     finally:
         stop_worker(process)
-
-
-def create_key(settings: Settings) -> str:
-    created = subprocess.run(
-        darkroom_command("keys", "create", "--tenant", "contract"),
-        env=darkroom_environment(settings),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return created.stdout.strip().splitlines()[-1]
-
-
-def start_server(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as output:
-        return subprocess.Popen(
-            darkroom_command("serve"),
-            env=darkroom_environment(settings),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
 
 
 def run_schemathesis(base_url: str, key: str) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,6 @@ operator API or the CLI stops on every API process sharing the Redis within seco
 import asyncio
 import subprocess
 import uuid
-from pathlib import Path
 
 import httpx
 from sqlalchemy import update
@@ -19,6 +18,7 @@ from tests.support import (
     darkroom_environment,
     free_port,
     serving,
+    start_server,
     stop_worker,
     wait_until,
     wait_until_serving,
@@ -60,17 +60,6 @@ async def test_without_the_cache_a_revoked_key_stops_at_once(tmp_path):
         await revoke(app, auth)
 
         assert (await client.get("/v1/jobs", headers=auth)).status_code == 401
-
-
-def start_server(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    """A real `darkroom serve` process for these settings."""
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            darkroom_command("serve"),
-            env=darkroom_environment(settings),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
 
 
 async def answers(base_url: str, key: str) -> int:
