@@ -71,7 +71,8 @@ export async function showJob(job) {
     element("strong", {}, `${job.kind} ${job.status}`), ` · ${job.id} · ${milliseconds(job.timings.total_ms)} total`);
   const sections = [];
   for (const group of groupsOf(job)) sections.push(await groupSection(job, group));
-  $("#results").replaceChildren(heading, ...sections);
+  const groups = element("div", { class: job.groups ? "groups compare" : "groups" }, ...sections);
+  $("#results").replaceChildren(heading, groups);
   $("#results").dataset.job = job.id;
 }
 

@@ -45,12 +45,33 @@ function limitChoices() {
   }
 }
 
+// A model's price an image: its list price, or the range over its quality levels.
+function price(model) {
+  if (model.price_per_image_usd !== null) return money(model.price_per_image_usd);
+  const ranges = Object.values(model.prices_by_quality || {});
+  if (!ranges.length) return "price unknown";
+  const low = Math.min(...ranges.map((range) => range.min_usd));
+  const high = Math.max(...ranges.map((range) => range.max_usd));
+  return `${money(low)} to ${money(high)}`;
+}
+
 function modelFacts(model) {
+  if (!model.available) return "not configured on this server";
   const latency = model.observed_latency_ms ?? model.typical_latency_ms;
   const source = model.observed_latency_ms !== null ? "observed" : "typical";
-  return model.available
-    ? `${money(model.price_per_image_usd)} an image · ${milliseconds(latency)} ${latency === null ? "" : source}`
-    : "not configured on this server";
+  return `${price(model)} an image · ${latency === null ? "latency unknown" : `${milliseconds(latency)} ${source}`}`;
+}
+
+function modelRow(model, ticked) {
+  const box = element("input", { type: "checkbox", value: model.id });
+  box.dataset.unavailable = String(!model.available);
+  box.checked = model.available && (ticked.size ? ticked.has(model.id) : model.id === "local/draft");
+  const row = element("label", { class: model.available ? "model" : "model unavailable" },
+    box,
+    element("span", { class: "model-id" }, model.id),
+    element("span", { class: "muted" }, modelFacts(model)));
+  if (model.pricing) row.title = model.pricing;
+  return row;
 }
 
 // List the models that do this mode (generate or edit), the default model ticked.
@@ -58,18 +79,14 @@ export async function loadModels(mode) {
   if (!models.length) models = (await getJSON("/v1/models")).data;
   const ticked = new Set(settingsState().models);
   const kind = mode === "edit" ? "edit" : "generate";
-  const rows = models
-    .filter((model) => model.capabilities.modes.includes(kind))
-    .map((model) => {
-      const box = element("input", { type: "checkbox", value: model.id });
-      box.dataset.unavailable = String(!model.available);
-      box.checked = model.available && (ticked.size ? ticked.has(model.id) : model.id === "local/draft");
-      return element("label", { class: model.available ? "model" : "model unavailable" },
-        box,
-        element("span", { class: "model-id" }, model.id),
-        element("span", { class: "muted" }, modelFacts(model)));
-    });
-  $("#models").replaceChildren(...rows);
+  const fitting = models.filter((model) => model.capabilities.modes.includes(kind));
+  const available = fitting.filter((model) => model.available).map((model) => modelRow(model, ticked));
+  const unavailable = fitting.filter((model) => !model.available).map((model) => modelRow(model, ticked));
+  // Models this server has no key for are listed, folded away, so the choice stays short.
+  const folded = unavailable.length
+    ? element("details", {}, element("summary", {}, `${unavailable.length} more not configured here`), ...unavailable)
+    : null;
+  $("#models").replaceChildren(...available, ...(folded ? [folded] : []));
   limitChoices();
 }
 
