@@ -123,6 +123,10 @@ async def test_the_playground_runs_the_whole_workflow_in_a_browser(site: Site) -
     await page.fill("#api-key", site.key)
     await page.click("text=Use key")
     await expect(page.locator(f'#models input[value="{DRAFT}"]')).to_be_checked()
+    # A refused request shows the problem's title and detail.
+    await page.click("#run")
+    await expect(page.locator("#error strong")).to_have_text("Validation error")
+    await expect(page.locator("#error")).to_contain_text("prompt")
     await page.fill("#prompt", "a ceramic mug on a walnut desk, morning light")
     # The live preview shows what the optimizer made of the brief for the model.
     await expect(page.locator("#preview .chips .given").first).to_be_visible(timeout=STEP_MS)
@@ -134,6 +138,8 @@ async def test_the_playground_runs_the_whole_workflow_in_a_browser(site: Site) -
     refined = await refine_with_a_painted_mask(site)
     await export_a_preset(site, refined)
     await reopen_from_history(site, first_job)
+    await make_variants(site)
+    await edit_an_existing_asset_with_a_reference(site)
 
     await page.set_viewport_size({"width": 390, "height": 844})
     await site.shot("08-narrow-screen")
@@ -239,6 +245,43 @@ async def reopen_from_history(site: Site, job_id: str) -> None:
     images = await cards(page, DRAFT)
     assert len(images) == 2
     await site.shot("07-reopened-from-history")
+
+
+async def make_variants(site: Site) -> None:
+    page = site.page
+    await page.fill("#n", "2")
+    await page.locator("#results .card").first.get_by_role("button", name="Variants").click()
+    await expect(page.locator("#results .job-line")).to_contain_text(
+        "variants succeeded", timeout=STEP_MS
+    )
+    assert len(await cards(page, DRAFT)) == 2
+
+
+async def edit_an_existing_asset_with_a_reference(site: Site) -> None:
+    """Image to image: pick an asset as the source, upload a reference with a role, edit."""
+    page = site.page
+    await page.check('input[name="mode"][value="edit"]')
+    picked = page.locator("#asset-picker button").first
+    await picked.click()
+    source_id = await picked.get_attribute("data-asset")
+    await expect(page.locator("#source-chosen")).to_contain_text(source_id)
+    palette = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 60, 20)).save(palette, "PNG")
+    reference = {"name": "palette.png", "mimeType": "image/png", "buffer": palette.getvalue()}
+    await page.set_input_files("#reference-file", files=[reference])
+    await page.locator("#references select").select_option("color")
+    await page.check('#keep input[value="framing"]')
+    await site.shot("09-image-to-image")
+    job_id = await run_and_wait(page, "#run")
+    await expect(page.locator("#results .job-line")).to_contain_text("edit succeeded")
+
+    async with httpx.AsyncClient(base_url=site.base_url) as api:
+        auth = {"Authorization": f"Bearer {site.key}"}
+        job = (await api.get(f"/v1/jobs/{job_id}", headers=auth)).json()
+    request = job["request"]
+    assert request["image"] == source_id
+    assert [item["role"] for item in request["references"]] == ["color"]
+    assert request["keep"] == ["framing"]
 
 
 async def test_the_page_forbids_other_origins_and_the_setting_turns_it_off(tmp_path) -> None:

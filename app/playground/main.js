@@ -68,8 +68,10 @@ async function reopen(jobId) {
   }
 }
 
+// Variants of an output, on the model that made it.
 function variants(output) {
-  return run("/v1/variants", { source: { asset_id: output.asset_id }, n: settingsState().n, model: output.model });
+  const body = { source: { asset_id: output.asset_id }, n: settingsState().n, models: [output.model] };
+  return run("/v1/variants", body);
 }
 
 // With a key: the models, presets and history it may see.
