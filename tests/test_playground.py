@@ -83,6 +83,12 @@ async def site(
         )
         async with serving(settings) as (app, _, auth), live_server(app) as http:
             context = await browser.new_context(viewport={"width": 1280, "height": 900})
+            # Chromium enforces the page's policy; what it refuses is recorded, to be checked.
+            await context.add_init_script(
+                "window.violations = [];"
+                "document.addEventListener('securitypolicyviolation',"
+                " event => window.violations.push(event.violatedDirective));"
+            )
             page = await context.new_page()
             requested: list[str] = []
             page.on("request", lambda request: requested.append(request.url))
@@ -143,6 +149,9 @@ async def test_the_playground_runs_the_whole_workflow_in_a_browser(site: Site) -
 
     await page.set_viewport_size({"width": 390, "height": 844})
     await site.shot("08-narrow-screen")
+    # One column on a phone: nothing wider than the screen.
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert await page.evaluate("window.violations") == []
     foreign = [
         url for url in site.requested if not url.startswith((site.base_url + "/", "blob:", "data:"))
     ]

@@ -42,6 +42,14 @@ async function maskBlob() {
   return new Promise((resolve) => mask.toBlob(resolve, "image/png"));
 }
 
+// Paint the whole image: the keyboard's way to refine it all.
+function paintAll() {
+  const canvas = $("#refine-canvas");
+  const context = canvas.getContext("2d");
+  context.fillStyle = "#ff2d55";
+  context.fillRect(0, 0, canvas.width, canvas.height);
+}
+
 function clearMask() {
   const canvas = $("#refine-canvas");
   canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
@@ -77,6 +85,7 @@ export function setupRefine(submit) {
     $("#brush-value").value = $("#brush").value;
   });
   $("#refine-clear").addEventListener("click", clearMask);
+  $("#refine-all").addEventListener("click", paintAll);
   $("#refine-close").addEventListener("click", () => {
     $("#refine").hidden = true;
   });

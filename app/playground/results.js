@@ -36,9 +36,29 @@ export async function runJob(path, body, { show = true } = {}) {
   showProgress("Submitting", null);
   const job = await postJSON(path, body);
   if (show) return followAndShow(job.id);
-  const finished = (await followJob(job.id, onEvent)) || (await getJSON(`/v1/jobs/${job.id}`));
+  const finished = await finishedJob(job.id);
   if (finished.status === "failed" && finished.error) showError({ problem: finished.error });
   return finished;
+}
+
+const POLL_MS = 1000;
+const FINAL = new Set(["succeeded", "failed", "canceled"]);
+
+// The job once finished: followed over its event stream or, when the stream is refused (too
+// many open, or live events unavailable), by polling GET /v1/jobs/{id}.
+async function finishedJob(jobId) {
+  try {
+    const job = await followJob(jobId, onEvent);
+    if (job) return job;
+  } catch (error) {
+    if (!error.problem) throw error;
+  }
+  for (;;) {
+    const job = await getJSON(`/v1/jobs/${jobId}`);
+    showProgress(`Job ${job.status}`, FINAL.has(job.status) ? 1 : null);
+    if (FINAL.has(job.status)) return job;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
 }
 
 // Reopen a job (from the history): follow it if it is still running, then show it.
@@ -47,7 +67,7 @@ export async function openJob(jobId) {
 }
 
 async function followAndShow(jobId) {
-  const finished = (await followJob(jobId, onEvent)) || (await getJSON(`/v1/jobs/${jobId}`));
+  const finished = await finishedJob(jobId);
   await showJob(finished);
   if (finished.status === "failed" && finished.error) showError({ problem: finished.error });
   return finished;
