@@ -148,7 +148,7 @@ async def test_the_playground_runs_the_whole_workflow_in_a_browser(site: Site) -
     await edit_an_existing_asset_with_a_reference(site)
 
     await page.set_viewport_size({"width": 390, "height": 844})
-    await site.shot("08-narrow-screen")
+    await site.shot("10-narrow-screen")
     # One column on a phone: nothing wider than the screen.
     assert await page.evaluate("document.documentElement.scrollWidth") <= 390
     assert await page.evaluate("window.violations") == []
@@ -264,6 +264,7 @@ async def make_variants(site: Site) -> None:
         "variants succeeded", timeout=STEP_MS
     )
     assert len(await cards(page, DRAFT)) == 2
+    await site.shot("08-variants")
 
 
 async def edit_an_existing_asset_with_a_reference(site: Site) -> None:
