@@ -111,7 +111,7 @@ async def run_and_wait(page: Page, button: str) -> str:
 
 
 async def cards(page: Page, model: str) -> list:
-    """The result cards of `model`'s group, once its images are decoded."""
+    """The images in `model`'s group of the results shown."""
     group = page.locator(f'#results .group[data-model="{model}"]')
     await expect(group).to_be_visible(timeout=STEP_MS)
     images = group.locator(".card img")
@@ -247,8 +247,10 @@ async def export_a_preset(site: Site, asset_id: str) -> None:
 
 
 async def reopen_from_history(site: Site, job_id: str) -> None:
+    """After a reload the key is still there (local storage) and the history lists the job."""
     page = site.page
-    await page.click("#history-refresh")
+    await page.reload()
+    await expect(page.locator("#api-key")).to_have_value(site.key)
     await page.click(f'#history button[data-job="{job_id}"]')
     await expect(page.locator("#results")).to_have_attribute("data-job", job_id)
     images = await cards(page, DRAFT)

@@ -11,6 +11,8 @@ const PICKER_SIZE = 12;
 let source = null;
 const references = [];
 let roles = [];
+// What to do after any change (set by setupCompose): the estimate and the prompt preview.
+let changed = () => {};
 
 export function mode() {
   return document.querySelector("input[name=mode]:checked").value;
@@ -47,8 +49,6 @@ export function loadChoices(openapi) {
   }
   roles = schemas.ReferenceInput.properties.role.enum;
 }
-
-let changed = () => {};
 
 // Wire the controls; `onChange` runs after any change, `previewTarget` gives the model and
 // aspect ratio the prompt is previewed for.

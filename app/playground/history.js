@@ -6,7 +6,8 @@ import { $, element, showError } from "./ui.js";
 
 const HISTORY_SIZE = 15;
 
-export async function loadHistory(open) {
+// List the newest jobs; `onOpen(jobId)` reopens one.
+export async function loadHistory(onOpen) {
   try {
     const page = await getJSON(`/v1/jobs?limit=${HISTORY_SIZE}`);
     $("#history").replaceChildren(...page.data.map((job) => {
@@ -15,7 +16,7 @@ export async function loadHistory(open) {
       const button = element("button", { type: "button", class: "quiet" },
         element("strong", {}, job.kind), ` ${job.status} · ${models} · ${job.outputs.length} outputs · ${when}`);
       button.dataset.job = job.id;
-      button.addEventListener("click", () => open(job.id));
+      button.addEventListener("click", () => onOpen(job.id));
       return element("li", {}, button);
     }));
   } catch (error) {

@@ -125,7 +125,6 @@ async function start() {
   });
   $("#history-refresh").addEventListener("click", () => loadHistory(reopen));
   if (savedKey()) await connect();
-  document.body.dataset.ready = "true";
 }
 
 start().catch(showError);

@@ -86,7 +86,7 @@ function groupsOf(job) {
   }];
 }
 
-export async function showJob(job) {
+async function showJob(job) {
   const heading = element("p", { class: "job-line" },
     element("strong", {}, `${job.kind} ${job.status}`), ` · ${job.id} · ${milliseconds(job.timings.total_ms)} total`);
   const sections = [];
