@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         description="Serve Prometheus metrics at `/metrics` on the API's own address; off "
         "answers 404 there.",
     )
+    playground: bool = Field(
+        True,
+        description="Serve the browser playground at `/` (static files that call the public "
+        "API with a pasted key); off answers 404 there.",
+    )
     worker_metrics_port: int = Field(
         9464,
         ge=0,

@@ -28,6 +28,7 @@ from app.routers import (
     metrics,
     models,
     openai_compat,
+    playground,
     problem_types,
     prompts,
     usage,
@@ -116,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     if settings.metrics:
         app.include_router(metrics.router)
+    if settings.playground:
+        playground.install(app)
     return app
 
 

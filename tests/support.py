@@ -15,6 +15,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
@@ -277,6 +278,27 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.Asyn
             transport=transport, base_url="http://darkroom.test"
         ) as client:
             yield application, client, auth
+
+
+@asynccontextmanager
+async def live_server(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the (already started) app served by a real uvicorn on a free port, so that
+    responses stream as they are written and a closed connection is a real disconnect."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
+    server = uvicorn.Server(config)
+    serve = asyncio.create_task(server.serve())
+    await wait_until(lambda: _started(server), 10)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await serve
+
+
+async def _started(server: uvicorn.Server) -> bool:
+    return server.started
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,5 @@
-"""The wheel: it ships the migrations, and an installed `darkroom migrate` finds and runs them."""
+"""The wheel: it ships the migrations and the playground's files, and an installed
+`darkroom migrate` finds and runs them."""
 
 import contextlib
 import shutil
@@ -57,6 +58,13 @@ def test_the_wheel_ships_the_migration_environment_and_every_revision(wheel):
 
     assert revisions
     assert revisions | {"migrations/env.py", "migrations/script.py.mako"} <= names
+
+
+def test_the_wheel_ships_the_playground(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    files = {f"app/playground/{path.name}" for path in (ROOT / "app/playground").iterdir()}
+
+    assert {"app/playground/index.html", "app/playground/main.js"} <= files <= names
 
 
 def test_an_installed_wheel_migrates_from_another_directory(wheel, tmp_path):
@@ -182,8 +190,11 @@ async def test_an_installed_wheel_runs_api_and_worker_sharing_only_postgres_redi
                 await wait_until_serving(base_url, serving)
                 job = await generated(client, headers)
                 content = await client.get(job["outputs"][0]["url"], headers=headers)
+                playground = [await client.get(path) for path in ("/", "/playground/main.js")]
 
     assert job["status"] == "succeeded", job
+    # The installed package serves the playground from its own files.
+    assert [response.status_code for response in playground] == [200, 200]
     assert content.status_code == 200
     assert content.content.startswith(b"\x89PNG")
     # The worker ran it, and neither process kept an asset on its own disk.

@@ -8,7 +8,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy import update
@@ -20,6 +19,7 @@ from tests.factories import queued_job_row
 from tests.support import (
     REDIS_URL,
     insert_job,
+    live_server,
     new_api_key,
     serving,
     tenant_of,
@@ -29,27 +29,6 @@ from tests.support import (
 
 # A job that the sweeper leaves alone for a while, so only the test decides when it runs.
 NOT_YET = -30
-
-
-@asynccontextmanager
-async def live_server(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the (already started) app served by a real uvicorn on a free port, so that
-    responses stream as they are written and a closed connection is a real disconnect."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
-    server = uvicorn.Server(config)
-    serve = asyncio.create_task(server.serve())
-    await wait_until(lambda: _started(server), 10)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        await serve
-
-
-async def _started(server: uvicorn.Server) -> bool:
-    return server.started
 
 
 async def read_events(response: httpx.Response) -> AsyncIterator[dict[str, str]]:
