@@ -7,6 +7,7 @@ import re
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -148,16 +149,30 @@ async def delete_job(
     return keys
 
 
-async def wait_for_job(context: TaskContext, tenant_id: str, job_id: str, seconds: float) -> Job:
+async def wait_for_job(
+    context: TaskContext,
+    tenant_id: str,
+    job_id: str,
+    seconds: float,
+    send: Callable[[], Awaitable[None]] | None = None,
+) -> Job:
     """Wait until the job is final or `seconds` pass; the job as it then is. The job's final
     event wakes the wait at once; the database is read when it starts, on that event, and every
-    FALLBACK_READ_SECONDS, so an event lost with a Redis outage only delays the answer."""
+    FALLBACK_READ_SECONDS, so an event lost with a Redis outage only delays the answer. `send`,
+    for a job not sent to the queue yet, sends it once the job's events are listened to: then
+    no event can come before the wait listens, and the first read is left out."""
     deadline = time.monotonic() + seconds
     try:
         async with context.broadcaster.subscribe(job_id) as subscription:
-            return await _wait_for_final_event(context, tenant_id, job_id, deadline, subscription)
+            if send is not None:
+                await send()
+            return await _wait_for_final_event(
+                context, tenant_id, job_id, deadline, subscription, read_first=send is None
+            )
     except ConnectionError:
         logger.warning("job events unavailable; waiting for job %s by reading it", job_id)
+        if send is not None:
+            await send()
         return await _wait_by_reading(context, tenant_id, job_id, deadline)
 
 
@@ -167,11 +182,14 @@ async def _wait_for_final_event(
     job_id: str,
     deadline: float,
     subscription: Subscription,
+    read_first: bool,
 ) -> Job:
     while True:
-        job = await _read_job(context, tenant_id, job_id)
-        if job.status in FINAL_STATUSES or time.monotonic() >= deadline:
-            return job
+        if read_first:
+            job = await _read_job(context, tenant_id, job_id)
+            if job.status in FINAL_STATUSES or time.monotonic() >= deadline:
+                return job
+        read_first = True
         next_read = time.monotonic() + FALLBACK_READ_SECONDS
         while (now := time.monotonic()) < min(deadline, next_read):
             message = await subscription.next_message(min(deadline, next_read) - now)

@@ -4,6 +4,7 @@ for every kind, from the JSON routes and the OpenAI-compatible ones alike: tell 
 new request, check the webhook URL, normalize, keep within the tenant's monthly budget, record,
 commit, queue, and wait when asked."""
 
+import functools
 import hashlib
 import json
 import logging
@@ -109,11 +110,13 @@ async def submit_job(
             session, tenant_id, kind.name, request, metadata, idempotency_key, fingerprint, expected
         )
     await session.commit()
+    send = functools.partial(start, submitter.context, submitter.queue, job) if created else None
     if created:
         metrics.jobs_submitted.labels(kind.name, job.model).inc()
-        await start(submitter.context, submitter.queue, job)
     if wait_seconds > 0:
-        job = await wait_for_job(submitter.context, tenant_id, job.id, wait_seconds)
+        job = await wait_for_job(submitter.context, tenant_id, job.id, wait_seconds, send)
+    elif send is not None:
+        await send()
     return job, created
 
 
