@@ -1,0 +1,143 @@
+"""A tenant's cap on running jobs, on Postgres + Redis and real `darkroom worker` processes: it
+holds across workers, another tenant's job starts meanwhile, jobs put back spend none of their
+attempts nor the queue's tries, and a killed worker's slots free once their leases run out."""
+
+import signal
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.config import Settings
+from tests.fakes.openai_images import API_KEY, FakeOpenAIImages, slow
+from tests.support import (
+    fresh_database,
+    most_at_once,
+    new_api_key,
+    postgres_settings,
+    serving,
+    start_worker,
+    stop_worker,
+    wait_for_final,
+    wait_for_status,
+    wait_until,
+)
+
+CAP = 2
+# Each worker could run more of one tenant's jobs than the cap on its own.
+SLOTS = 3
+BURST = 8
+VENDOR_SECONDS = 0.4
+BODY = {"prompt": "a lighthouse in a gale", "model": "openai/gpt-image-2"}
+
+
+@dataclass
+class Deployment:
+    settings: Settings
+    app: FastAPI
+    client: httpx.AsyncClient
+    vendor: FakeOpenAIImages
+    logs: Path
+
+    def start_worker(self):
+        return start_worker(self.settings, self.logs / f"cap-worker-{uuid.uuid4().hex[:6]}.log")
+
+
+@pytest.fixture(scope="module")
+async def deployment(data_dir):
+    """An app on a database and queue of its own, tenants capped at CAP running jobs, and a
+    vendor the tests script; each test starts its own workers. Two attempts a job, so a job put
+    back more often than that would fail if putting back spent the queue's tries."""
+    async with FakeOpenAIImages() as vendor, fresh_database("cap") as url:
+        settings = postgres_settings(
+            url,
+            data_dir,
+            queue_name=f"darkroom:test:cap:{uuid.uuid4().hex}",
+            openai_api_key=API_KEY,
+            openai_base_url=vendor.base_url,
+            runner_concurrency=SLOTS,
+            tenant_max_running=CAP,
+            max_job_attempts=2,
+            job_lease_seconds=3,
+            sweep_interval_seconds=0.3,
+        )
+        async with serving(settings) as (application, client, _):
+            yield Deployment(settings, application, client, vendor, data_dir)
+
+
+async def submit(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    response = await client.post("/v1/generate", json=BODY, headers=headers)
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def started(job: dict) -> datetime:
+    return datetime.fromisoformat(job["started_at"])
+
+
+async def test_a_tenant_runs_at_most_its_cap_across_workers_while_another_tenant_starts(
+    deployment,
+):
+    client = deployment.client
+    deployment.vendor.script(*[slow(VENDOR_SECONDS)] * (BURST + 1))
+    capped, other = await new_api_key(deployment.app), await new_api_key(deployment.app)
+    workers = [deployment.start_worker() for _ in range(2)]
+    try:
+        burst = [await submit(client, capped) for _ in range(BURST)]
+        await wait_for_status(client, capped, burst[0], {"running"})
+        single = await submit(client, other)
+        jobs = [(await wait_for_final(client, capped, job_id, 60))[0] for job_id in burst]
+        (other_job, seen) = await wait_for_final(client, other, single, 60)
+    finally:
+        for worker in workers:
+            stop_worker(worker)
+
+    assert {job["status"] for job in [*jobs, other_job]} == {"succeeded"}
+    # Put back again and again while the tenant was at its cap, yet each ran once.
+    assert [job["attempts"] for job in jobs] == [1] * BURST
+    assert most_at_once(jobs) <= CAP
+    # The other tenant's job started in a slot the capped tenant could not use: at most the
+    # capped jobs whose slots freed meanwhile started before it, not the rest of the burst.
+    assert sum(started(job) > started(other_job) for job in jobs) >= BURST - 2 * CAP
+    assert seen[-1] == "succeeded"
+
+
+async def test_slots_of_a_killed_worker_free_once_its_leases_run_out(deployment):
+    client = deployment.client
+    # The first jobs are still at the vendor when their worker is killed.
+    deployment.vendor.script(*[slow(5)] * CAP, *[slow(VENDOR_SECONDS)] * (BURST + CAP))
+    tenant = await new_api_key(deployment.app)
+    first = deployment.start_worker()
+    second = None
+    try:
+        job_ids = [await submit(client, tenant) for _ in range(CAP + 3)]
+
+        async def running() -> set[str]:
+            statuses = {}
+            for job_id in job_ids:
+                response = await client.get(f"/v1/jobs/{job_id}", headers=tenant)
+                statuses[job_id] = response.json()["status"]
+            return {job_id for job_id, status in statuses.items() if status == "running"}
+
+        async def cap_reached() -> bool:
+            return len(await running()) == CAP
+
+        await wait_until(cap_reached, seconds=60)
+        held = await running()
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        second = deployment.start_worker()
+        jobs = {job_id: (await wait_for_final(client, tenant, job_id, 60))[0] for job_id in job_ids}
+    finally:
+        if first.poll() is None:
+            stop_worker(first)
+        if second is not None:
+            stop_worker(second)
+
+    assert {job["status"] for job in jobs.values()} == {"succeeded"}
+    assert {job_id for job_id, job in jobs.items() if job["attempts"] == 2} == held
+    assert {job["attempts"] for job_id, job in jobs.items() if job_id not in held} == {1}
