@@ -13,17 +13,18 @@ from app.jobs import tasks
 from app.models import Job
 from app.runtime import Runtime
 from app.runtime.queue import ArqQueue
-from app.runtime.slots import TenantSlots
+from app.runtime.slots import Take, TenantSlots
 
 logger = logging.getLogger(__name__)
 
 
 async def run_within_cap(runtime: Runtime, slots: TenantSlots, job_id: str, tenant: str) -> None:
     """Run the job in one of its tenant's slots, or put it back in line if they are all taken."""
-    if not await slots.take(tenant, job_id):
+    take = await slots.take(tenant, job_id)
+    if take is Take.FULL:
         await put_back(runtime, job_id, tenant)
         return
-    async with slots.holding(tenant, job_id):
+    async with slots.holding(tenant, job_id, take):
         await tasks.run_job(runtime.context, job_id)
 
 

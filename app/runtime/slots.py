@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from enum import IntEnum
 
 from redis.asyncio import Redis
 
@@ -20,24 +21,24 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 """
 # Take a slot for a job unless the tenant holds `cap` of them already (holds that ran out do not
-# count); a job that holds one already (a re-run of a dead worker's job) keeps it. The set's
-# own expiry follows its latest hold, so an idle tenant leaves nothing behind.
+# count): 1 when taken, 2 when the job holds one already (see Take.HELD), 0 when full. The
+# set's own expiry follows its latest hold, so an idle tenant leaves nothing behind.
 # KEYS: the tenant's set (job id -> when its hold runs out). ARGV: job id, hold ms, cap.
 TAKE_SCRIPT = (
     _NOW_MS
     + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if not redis.call('ZSCORE', KEYS[1], ARGV[1])
-    and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
-  return 0
+local taken = 2
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+  taken = 1
 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
+return taken
 """
 )
-# Push a hold out from now. It is written back even if it was lost (a duplicate message of the
-# same job gave it back), so a running job is counted again within one renewal.
+# Push a hold out from now (written back should it have run out meanwhile).
 RENEW_SCRIPT = (
     _NOW_MS
     + """
@@ -46,6 +47,16 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 )
+
+
+class Take(IntEnum):
+    """What taking a slot for a job came to."""
+
+    FULL = 0  # the tenant is at its cap
+    TAKEN = 1
+    # The job held a slot already: a run of it is alive elsewhere (this is a duplicate message,
+    # whose run will not take the job) or its worker died (this run takes it over).
+    HELD = 2
 
 
 class TenantSlots:
@@ -61,16 +72,19 @@ class TenantSlots:
         """The Redis key of a tenant's running jobs."""
         return f"{self.queue_name}:running:{tenant}"
 
-    async def take(self, tenant: str, job_id: str) -> bool:
-        """Hold a slot of the tenant for the job; False if the tenant is at its cap."""
+    async def take(self, tenant: str, job_id: str) -> Take:
+        """Hold a slot of the tenant for the job, unless the tenant is at its cap."""
         taken = await self.redis.eval(
             TAKE_SCRIPT, 1, self.key(tenant), job_id, self.hold_ms, self.cap
         )
-        return bool(taken)
+        return Take(int(taken))
 
     @contextlib.asynccontextmanager
-    async def holding(self, tenant: str, job_id: str) -> AsyncIterator[None]:
-        """Keep a taken slot while the body runs, and give it back after. A failed renewal or
+    async def holding(self, tenant: str, job_id: str, take: Take) -> AsyncIterator[None]:
+        """Keep the job's slot while the body runs, and give it back after if this run took it.
+        A slot the job held already is left to run out: a duplicate message must not give back
+        the slot of the live run, and a run that took over a dead worker's job cannot tell the
+        two apart (its slot is then taken for one lease past its end). A failed renewal or
         give-back is only logged: the hold then runs out by itself, as a lease does."""
         renewing = asyncio.create_task(self._renew(tenant, job_id))
         try:
@@ -79,10 +93,14 @@ class TenantSlots:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
-            try:
-                await self.redis.zrem(self.key(tenant), job_id)
-            except Exception:
-                logger.warning("could not give back the slot of job %s", job_id, exc_info=True)
+            if take is Take.TAKEN:
+                await self._give_back(tenant, job_id)
+
+    async def _give_back(self, tenant: str, job_id: str) -> None:
+        try:
+            await self.redis.zrem(self.key(tenant), job_id)
+        except Exception:
+            logger.warning("could not give back the slot of job %s", job_id, exc_info=True)
 
     async def _renew(self, tenant: str, job_id: str) -> None:
         period = self.hold_ms / 1000 / RENEWALS_PER_HOLD
