@@ -158,6 +158,14 @@ class ArqQueue:
         its tenant's turn (`place`)."""
         if since is None and tenant:
             since = await self.place(tenant)
+        await self._send(job_id, dispatch, since, tenant)
+        try:
+            await self.redis.publish(wake_channel(self.queue_name), b"")
+        except REDIS_UNREACHABLE:
+            # Queued all the same: the workers' poll finds it.
+            logger.warning("could not announce job %s; the workers' poll will find it", job_id)
+
+    async def _send(self, job_id: str, dispatch: int, since: datetime | None, tenant: str) -> None:
         await self.redis.enqueue_job(
             TASK_NAME,
             job_id,
@@ -170,11 +178,6 @@ class ArqQueue:
             # would make a message that has already expired.
             _expires=MESSAGE_LIFETIME,
         )
-        try:
-            await self.redis.publish(wake_channel(self.queue_name), b"")
-        except REDIS_UNREACHABLE:
-            # Queued all the same: the workers' poll finds it.
-            logger.warning("could not announce job %s; the workers' poll will find it", job_id)
 
     async def place(self, tenant: str) -> datetime:
         """Where a new job of `tenant` goes in line: one turn after the tenant's previous job,
@@ -195,7 +198,8 @@ class ArqQueue:
     async def defer(self, job_id: str, dispatch: int, tenant: str) -> None:
         """Send a dispatch of a job whose tenant is at its cap to wait a moment before it is
         taken again, spaced after the tenant's other jobs put back (see DEFER_SCRIPT). Other
-        tenants' jobs, queued at or before now, go ahead of it meanwhile."""
+        tenants' jobs, queued at or before now, go ahead of it meanwhile. No worker is woken:
+        nothing is ready yet, and their poll finds it when it is."""
         score = await self.redis.eval(
             DEFER_SCRIPT,
             1,
@@ -206,7 +210,7 @@ class ArqQueue:
             DEFER_SPACING_MS,
         )
         since = datetime.fromtimestamp(int(score) / 1000, UTC)
-        await self.enqueue(job_id, dispatch, since=since, tenant=tenant)
+        await self._send(job_id, dispatch, since, tenant)
 
     async def dispatch_state(self, job_id: str, dispatch: int) -> DispatchState:
         """Ask arq whether the dispatch is deferred or queued (waiting), in progress at a worker
