@@ -8,6 +8,7 @@ import logging
 
 from sqlalchemy import update
 
+from app import metrics
 from app.db import database_clock
 from app.jobs import tasks
 from app.models import Job
@@ -44,5 +45,6 @@ async def put_back(runtime: Runtime, job_id: str, tenant: str) -> None:
     if number is None:
         return
     assert isinstance(runtime.queue, ArqQueue)
+    metrics.jobs_put_back.inc()
     logger.debug("tenant %s at its cap; job %s waits (dispatch %d)", tenant, job_id, number)
     await runtime.queue.defer(job_id, number, tenant)

@@ -18,7 +18,9 @@ from app.config import Settings
 from tests.fakes.openai_images import API_KEY, FakeOpenAIImages, slow
 from tests.routers.test_events import live_server, read_events
 from tests.support import (
+    free_port,
     fresh_database,
+    metric_value,
     most_at_once,
     new_api_key,
     postgres_settings,
@@ -46,10 +48,24 @@ class Deployment:
     vendor: FakeOpenAIImages
     logs: Path
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    metrics_ports: list[int] = field(default_factory=list)
 
     def start_worker(self) -> None:
+        """Start a worker that serves its metrics on a port of its own."""
+        port = free_port()
+        settings = self.settings.model_copy(update={"worker_metrics_port": port})
         log = self.logs / f"cap-worker-{uuid.uuid4().hex[:6]}.log"
-        self.workers.append(start_worker(self.settings, log))
+        self.workers.append(start_worker(settings, log))
+        self.metrics_ports.append(port)
+
+    async def jobs_put_back(self) -> float:
+        """Jobs put back at their tenant's cap, over the workers started so far."""
+        total = 0.0
+        async with httpx.AsyncClient() as scraper:
+            for port in self.metrics_ports:
+                exposition = (await scraper.get(f"http://127.0.0.1:{port}/metrics")).text
+                total += metric_value(exposition, "darkroom_jobs_put_back_total")
+        return total
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +135,7 @@ async def test_a_tenant_runs_at_most_its_cap_across_workers_while_another_tenant
 
     assert {job["status"] for job in [*jobs, other_job]} == {"succeeded"}
     # Put back again and again while the tenant was at its cap, yet each ran once.
+    assert await deployment.jobs_put_back() > 0
     assert [job["attempts"] for job in jobs] == [1] * BURST
     # Its stream told nothing of being put back: queued until it started.
     assert events == ["queued", "started", "progress", "succeeded"]
