@@ -36,7 +36,7 @@ CAP = 2
 # Each worker could run more of one tenant's jobs than the cap on its own.
 SLOTS = 3
 BURST = 8
-VENDOR_SECONDS = 0.4
+VENDOR_SECONDS = 0.5
 BODY = {"prompt": "a lighthouse in a gale", "model": "openai/gpt-image-2"}
 
 
