@@ -110,6 +110,14 @@ class Settings(BaseSettings):
         description="Jobs run at once by one process. A job waiting on a vendor holds a "
         "coroutine, not a thread; pixel work is bounded by `cpu_threads` whatever this is.",
     )
+    tenant_max_running: int = Field(
+        0,
+        ge=0,
+        description="Jobs of one tenant running at once: across every worker (held in Redis "
+        "and freed with a dead worker's leases), or in the one process of the embedded default. "
+        "A job past it stays queued and waits for its tenant's next turn while other tenants' "
+        "jobs start. 0 means no cap.",
+    )
     cpu_threads: int = Field(
         0,
         ge=0,

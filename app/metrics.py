@@ -66,6 +66,10 @@ job_run_seconds = Histogram(
     buckets=JOB_BUCKETS,
 )
 jobs_in_flight = Gauge("darkroom_jobs_in_flight", "Jobs this process is running now.")
+jobs_put_back = Counter(
+    "darkroom_jobs_put_back",
+    "Times a worker put a job back in line because its tenant was at its cap on running jobs.",
+)
 queue_depth = Gauge(
     "darkroom_queue_depth", "Job messages waiting in the queue for a runner, read at scrape time."
 )

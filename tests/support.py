@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -369,3 +370,18 @@ def metric_value(exposition: str, sample: str, **labels: str) -> float:
             if found.name == sample and found.labels == labels:
                 return found.value
     return 0.0
+
+
+def most_at_once(jobs: list[dict]) -> int:
+    """The most of these jobs (as the jobs API shows them) running at one instant, from their
+    start and finish times: the database's clock, shared by every worker."""
+    edges = []
+    for job in jobs:
+        edges.append((datetime.fromisoformat(job["started_at"]), 1))
+        edges.append((datetime.fromisoformat(job["finished_at"]), -1))
+    running = peak = 0
+    # At the same instant a finish comes before a start.
+    for _, step in sorted(edges):
+        running += step
+        peak = max(peak, running)
+    return peak

@@ -123,7 +123,7 @@ async def _redispatch(context: TaskContext, queue: JobQueue, job: Job) -> int:
     logger.info("re-dispatching %s job %s (dispatch %d)", job.status, job.id, number)
     # In line where it was first queued, not behind every job queued since: a dead worker's
     # job runs again as soon as a worker is free.
-    await dispatch(queue, job.id, number, since=job.created_at)
+    await dispatch(queue, job.id, number, since=job.created_at, tenant=job.tenant_id)
     return 1
 
 

@@ -17,6 +17,7 @@ from app.config import Settings
 from app.jobs import tasks
 from app.jobs.background import run_background
 from app.jobs.sweeper import sweep
+from app.jobs.tenant_cap import run_within_cap
 from app.runtime import Role, Runtime, open_runtime
 from app.runtime.queue import (
     REDIS_UNREACHABLE,
@@ -24,6 +25,7 @@ from app.runtime.queue import (
     json_serializer,
     wake_channel,
 )
+from app.runtime.slots import TenantSlots
 from app.webhooks.delivery import deliver
 
 logger = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     ctx["runtime"] = runtime
     ctx["darkroom"] = runtime.context
+    ctx["slots"] = tenant_slots(ctx["settings"], ctx["redis"])
     ctx["webhooks"] = await stack.enter_async_context(run_background(runtime))
     ctx["stack"] = stack
 
@@ -58,9 +61,25 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     await ctx["stack"].aclose()
 
 
-async def run_job(ctx: dict[str, Any], job_id: str) -> None:
-    """The arq entry point of a job: the same task body the in-process runner calls."""
-    await tasks.run_job(ctx["darkroom"], job_id)
+def tenant_slots(settings: Settings, redis: ArqRedis) -> TenantSlots | None:
+    """The tenants' running-job slots when their running jobs are capped: a slot is held as long
+    as a job's lease, so a dead worker's slots free with its leases."""
+    if not settings.tenant_max_running:
+        return None
+    return TenantSlots(
+        redis, settings.queue_name, settings.tenant_max_running, settings.job_lease_seconds
+    )
+
+
+async def run_job(ctx: dict[str, Any], job_id: str, tenant: str = "") -> None:
+    """The arq entry point of a job: the same task body the in-process runner calls, within its
+    tenant's cap on running jobs. A message sent without its tenant (by an older version) runs
+    uncapped."""
+    slots: TenantSlots | None = ctx["slots"]
+    if slots is None or not tenant:
+        await tasks.run_job(ctx["darkroom"], job_id)
+        return
+    await run_within_cap(ctx["runtime"], slots, job_id, tenant)
 
 
 async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> None:

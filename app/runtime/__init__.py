@@ -74,4 +74,8 @@ async def _open_queue(
         return ArqQueue.connect(settings.redis_url, settings.queue_name)
     if role is not Role.API or run_job is None:
         raise ValueError("without Redis, only the API runs jobs, and it needs run_job")
-    return InProcessQueue(lambda job_id: run_job(context, job_id), settings.runner_concurrency)
+    return InProcessQueue(
+        lambda job_id: run_job(context, job_id),
+        settings.runner_concurrency,
+        settings.tenant_max_running,
+    )

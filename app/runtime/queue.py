@@ -4,6 +4,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -37,6 +38,20 @@ return place
 """
 # A turn: tenants' places in line are this many milliseconds apart.
 TURN_MS = 1
+# The place of a job put back because its tenant is at its cap: a short wait from now, and a
+# spacing after the tenant's last job put back, so however many it has waiting they come up
+# again one at a time (a freed slot is taken within one spacing) rather than all together.
+# KEYS: the tenants' last places put back. ARGV: tenant, now (ms), wait (ms), spacing (ms).
+DEFER_SCRIPT = """
+local place = tonumber(ARGV[2]) + tonumber(ARGV[3])
+local last = redis.call('HGET', KEYS[1], ARGV[1])
+if last then place = math.max(place, tonumber(last) + tonumber(ARGV[4])) end
+redis.call('HSET', KEYS[1], ARGV[1], place)
+redis.call('PEXPIRE', KEYS[1], 86400000)
+return place
+"""
+DEFER_WAIT_MS = 200
+DEFER_SPACING_MS = 50
 # What Redis being unreachable looks like (refused, reset, timed out), as opposed to a bad reply.
 REDIS_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -143,9 +158,19 @@ class ArqQueue:
         its tenant's turn (`place`)."""
         if since is None and tenant:
             since = await self.place(tenant)
+        await self._send(job_id, dispatch, since, tenant)
+        try:
+            await self.redis.publish(wake_channel(self.queue_name), b"")
+        except REDIS_UNREACHABLE:
+            # Queued all the same: the workers' poll finds it.
+            logger.warning("could not announce job %s; the workers' poll will find it", job_id)
+
+    async def _send(self, job_id: str, dispatch: int, since: datetime | None, tenant: str) -> None:
         await self.redis.enqueue_job(
             TASK_NAME,
             job_id,
+            # Read by the worker to keep the tenant within its cap on running jobs.
+            tenant,
             _job_id=queue_job_id(job_id, dispatch),
             _queue_name=self.queue_name,
             _defer_until=since,
@@ -153,11 +178,6 @@ class ArqQueue:
             # would make a message that has already expired.
             _expires=MESSAGE_LIFETIME,
         )
-        try:
-            await self.redis.publish(wake_channel(self.queue_name), b"")
-        except REDIS_UNREACHABLE:
-            # Queued all the same: the workers' poll finds it.
-            logger.warning("could not announce job %s; the workers' poll will find it", job_id)
 
     async def place(self, tenant: str) -> datetime:
         """Where a new job of `tenant` goes in line: one turn after the tenant's previous job,
@@ -174,6 +194,23 @@ class ArqQueue:
             TURN_MS,
         )
         return datetime.fromtimestamp(int(score) / 1000, UTC)
+
+    async def defer(self, job_id: str, dispatch: int, tenant: str) -> None:
+        """Send a dispatch of a job whose tenant is at its cap to wait a moment before it is
+        taken again, spaced after the tenant's other jobs put back (see DEFER_SCRIPT). Other
+        tenants' jobs, queued at or before now, go ahead of it meanwhile. No worker is woken:
+        nothing is ready yet, and their poll finds it when it is."""
+        score = await self.redis.eval(
+            DEFER_SCRIPT,
+            1,
+            f"{self.queue_name}:deferred",
+            tenant,
+            int(time.time() * 1000),
+            DEFER_WAIT_MS,
+            DEFER_SPACING_MS,
+        )
+        since = datetime.fromtimestamp(int(score) / 1000, UTC)
+        await self._send(job_id, dispatch, since, tenant)
 
     async def dispatch_state(self, job_id: str, dispatch: int) -> DispatchState:
         """Ask arq whether the dispatch is deferred or queued (waiting), in progress at a worker
@@ -196,33 +233,52 @@ class ArqQueue:
 
 
 class InProcessQueue:
-    """Runs jobs as tasks of this event loop, a bounded number at a time (the embedded default)."""
+    """Runs jobs as tasks of this event loop, a bounded number at a time (the embedded default).
+    Tenants take turns as they do on arq: each tenant's jobs wait in a line of their own, in the
+    order sent, and a free slot goes to the tenant served longest ago (or never, since it last
+    had nothing waiting or running) that has a job waiting and is under its cap on running jobs
+    (`tenant_cap`, 0 for none)."""
 
-    def __init__(self, run: Callable[[str], Awaitable[None]], concurrency: int) -> None:
+    def __init__(
+        self, run: Callable[[str], Awaitable[None]], concurrency: int, tenant_cap: int = 0
+    ) -> None:
         self._run = run
-        self._slots = asyncio.Semaphore(concurrency)
+        self._free = concurrency
+        self._tenant_cap = tenant_cap
+        # Tenant -> its waiting dispatches (queue key, job id), in the order sent.
+        self._waiting: dict[str, deque[tuple[str, str]]] = {}
+        self._running: Counter[str] = Counter()
+        # Tenant -> the number of the turn it last started a job in, while it has jobs here.
+        self._last_turn: dict[str, int] = {}
+        self._turns = 0
+        self._held: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     async def enqueue(
         self, job_id: str, dispatch: int, *, since: datetime | None = None, tenant: str = ""
     ) -> None:
-        """Start a task that waits for a free slot, then runs the job (in the order sent)."""
+        """Put the dispatch at the end of its tenant's line, and start what may start."""
         key = queue_job_id(job_id, dispatch)
-        if key not in self._tasks:
-            self._tasks[key] = asyncio.create_task(self._run_in_slot(key, job_id))
+        if key in self._held:
+            return
+        self._held.add(key)
+        self._waiting.setdefault(tenant, deque()).append((key, job_id))
+        self._start_waiting()
 
     async def dispatch_state(self, job_id: str, dispatch: int) -> DispatchState:
         """Waiting while this process holds the dispatch: it cannot lose a task it runs without
         dying with it, so a task is never taken and stranded."""
-        held = queue_job_id(job_id, dispatch) in self._tasks
+        held = queue_job_id(job_id, dispatch) in self._held
         return DispatchState.WAITING if held else DispatchState.GONE
 
     async def ping(self) -> None:
         """Always reachable: it is this process."""
 
     async def close(self) -> None:
-        """Let running jobs finish for a short grace period, then cancel the rest; their leases
-        run out and the sweeper of the next start runs them again."""
+        """Start nothing more; let running jobs finish for a short grace period, then cancel the
+        rest. Their leases run out (or they are still queued) and the sweeper of the next start
+        runs them again."""
+        self._waiting.clear()
         tasks = list(self._tasks.values())
         if tasks:
             await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_SECONDS)
@@ -230,12 +286,46 @@ class InProcessQueue:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        self._held.clear()
 
-    async def _run_in_slot(self, key: str, job_id: str) -> None:
+    def _start_waiting(self) -> None:
+        """Fill free slots, a job at a time from the tenant whose turn it is."""
+        while self._free > 0:
+            tenant = self._next_tenant()
+            if tenant is None:
+                return
+            line = self._waiting[tenant]
+            key, job_id = line.popleft()
+            if not line:
+                del self._waiting[tenant]
+            self._free -= 1
+            self._running[tenant] += 1
+            self._last_turn[tenant] = self._turns
+            self._turns += 1
+            self._tasks[key] = asyncio.create_task(self._run_in_slot(key, job_id, tenant))
+
+    def _next_tenant(self) -> str | None:
+        """The tenant served longest ago of those with a job waiting and under their cap."""
+        ready = [
+            tenant
+            for tenant in self._waiting
+            if not self._tenant_cap or self._running[tenant] < self._tenant_cap
+        ]
+        return min(ready, key=lambda tenant: self._last_turn.get(tenant, -1), default=None)
+
+    async def _run_in_slot(self, key: str, job_id: str, tenant: str) -> None:
         try:
-            async with self._slots:
-                await self._run(job_id)
+            await self._run(job_id)
         except Exception:
             logger.exception("job %s failed outside its task body", job_id)
         finally:
             self._tasks.pop(key, None)
+            self._held.discard(key)
+            self._free += 1
+            self._running[tenant] -= 1
+            if not self._running[tenant]:
+                del self._running[tenant]
+                if tenant not in self._waiting:
+                    # Nothing here any more: its next job goes first, as on arq.
+                    del self._last_turn[tenant]
+            self._start_waiting()

@@ -42,8 +42,8 @@ async def test_queue_messages_are_json_not_pickle():
 
         first = json.loads(await redis.get("arq:job:job_json"))
         second = json.loads(await redis.get("arq:job:job_json.2"))
-        assert (first["f"], first["a"]) == ("run_job", ["job_json"])
-        assert second["a"] == ["job_json"]
+        assert (first["f"], first["a"]) == ("run_job", ["job_json", ""])
+        assert second["a"] == ["job_json", ""]
         assert await queue.dispatch_state("job_json", 1) == DispatchState.WAITING
         assert await queue.dispatch_state("job_json", 3) == DispatchState.GONE
     finally:
