@@ -92,15 +92,20 @@ def darkroom_command(*arguments: str) -> list[str]:
     return [sys.executable, "-c", f"from app.cli import main; main({list(arguments)!r})"]
 
 
-def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    """A real `darkroom worker` process (arq on Redis) for these settings."""
+def start_darkroom(command: str, settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    """A real `darkroom <command>` process for these settings, its output appended to `log`."""
     with log.open("ab") as output:
         return subprocess.Popen(
-            darkroom_command("worker"),
+            darkroom_command(command),
             env=darkroom_environment(settings),
             stdout=output,
             stderr=subprocess.STDOUT,
         )
+
+
+def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    """A real `darkroom worker` process (arq on Redis) for these settings."""
+    return start_darkroom("worker", settings, log)
 
 
 def stop_worker(process: subprocess.Popen[bytes]) -> None:
@@ -115,13 +120,7 @@ def stop_worker(process: subprocess.Popen[bytes]) -> None:
 
 def start_server(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     """A real `darkroom serve` process for these settings, its output appended to `log`."""
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            darkroom_command("serve"),
-            env=darkroom_environment(settings),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    return start_darkroom("serve", settings, log)
 
 
 def cli_api_key(settings: Settings, tenant: str) -> str:
