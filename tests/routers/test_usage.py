@@ -241,25 +241,6 @@ async def test_concurrent_budgeted_edits_with_inline_inputs_all_go_through(budge
     assert [answer.status_code for answer in answers] == [202] * 12, answers[0].text
 
 
-async def test_the_estimate_refuses_a_job_over_the_budget_as_the_route_would(budget_app):
-    client, _ = budget_app
-    tenant, auth = await new_tenant(client)
-    await set_budget(client, tenant, 0.05)
-    body = {"kind": "generate", **generate(PRICED_MODEL, 2)}
-
-    estimate = await client.post("/v1/estimate", json=body, headers=auth)
-    submitted = await client.post("/v1/generate", json=generate(PRICED_MODEL, 2), headers=auth)
-    within = await client.post("/v1/estimate", json={**body, "n": 1}, headers=auth)
-
-    assert estimate.status_code == 200, estimate.text
-    assert estimate.json()["accepted"] is False
-    refusal = estimate.json()["refusal"]
-    assert refusal["type"].endswith("/budget-exceeded") and refusal["status"] == 402
-    assert refusal["estimated_cost_usd"] == pytest.approx(0.08)
-    assert submitted.status_code == 402
-    assert within.json()["accepted"] is True, within.text
-
-
 @pytest.fixture(scope="module", params=["embedded", "postgres"])
 async def ledger_app(
     request, tmp_path_factory, postgres_url, bucket
@@ -369,3 +350,22 @@ async def test_a_comparison_with_an_unpriced_model_counts_what_the_priced_one_co
     assert costs == {PRICED_MODEL: pytest.approx(0.04), UNPRICED_MODEL: None}
     assert job["cost_usd"] == pytest.approx(0.04)
     assert usage["spent_usd"] == pytest.approx(0.04) and usage["images"] == 2
+
+
+async def test_the_estimate_refuses_a_job_over_the_budget_as_the_route_would(ledger_app):
+    client, _ = ledger_app
+    tenant, auth = await new_tenant(client)
+    await set_budget(client, tenant, 0.05)
+    body = {"kind": "generate", **generate(PRICED_MODEL, 2)}
+
+    estimate = await client.post("/v1/estimate", json=body, headers=auth)
+    submitted = await client.post("/v1/generate", json=generate(PRICED_MODEL, 2), headers=auth)
+    within = await client.post("/v1/estimate", json={**body, "n": 1}, headers=auth)
+
+    assert estimate.status_code == 200, estimate.text
+    assert estimate.json()["accepted"] is False
+    refusal = estimate.json()["refusal"]
+    assert refusal["type"].endswith("/budget-exceeded") and refusal["status"] == 402
+    assert refusal["estimated_cost_usd"] == pytest.approx(0.08)
+    assert submitted.status_code == 402
+    assert within.json()["accepted"] is True, within.text
