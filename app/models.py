@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -263,9 +264,9 @@ class Asset(Base):
 
 class Spend(Base):
     """A tenant's spend ledger: per UTC day of submission and model (a job's, the first of a
-    comparison's), the jobs submitted, the outputs they stored and what those cost. It is
-    written as jobs are submitted and outputs stored, and never as jobs are deleted, so what a
-    tenant spent outlives its jobs."""
+    comparison's) and shard, the jobs submitted, the outputs they stored and what those cost.
+    It is written as jobs are submitted and outputs stored, and never as jobs are deleted, so
+    what a tenant spent outlives its jobs. Readers sum a day and model's shards."""
 
     __tablename__ = "spend"
 
@@ -274,6 +275,8 @@ class Spend(Base):
     )
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # Sharded so that a busy tenant's writes do not queue on one row's lock (`SPEND_SHARDS`).
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     jobs: Mapped[int] = mapped_column(Integer, default=0)
     images: Mapped[int] = mapped_column(Integer, default=0)
     # The known cost of the stored outputs; an output of unknown price adds nothing.

@@ -1,8 +1,9 @@
-"""Spend: a ledger of what each tenant's jobs cost per UTC day and model, written as jobs are
-submitted and outputs stored (so deleting a job takes nothing back); the month's spend read
-from it, the budget an operator may set, and the check that refuses a job whose estimated cost
-would take the spend past it."""
+"""Spend: a ledger of what each tenant's jobs cost per UTC day and model (in a few shards, each
+job's in one), written as jobs are submitted and outputs stored (so deleting a job takes nothing
+back); the month's spend read from it, the budget an operator may set, and the check that
+refuses a job whose estimated cost would take the spend past it."""
 
+import zlib
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
@@ -19,6 +20,9 @@ from app.schemas.catalog import PriceRange
 
 # Sums of float prices are rounded to a millionth of a dollar, so 0.1 + 0.2 fits a 0.3 budget.
 DIGITS = 6
+# Ledger rows per tenant, day and model: a write locks its row until it commits, so with one
+# row a busy tenant's submissions and stored outputs would be written one at a time.
+SPEND_SHARDS = 16
 
 
 def month_start(now: datetime) -> datetime:
@@ -35,6 +39,12 @@ def next_month_start(now: datetime) -> datetime:
         if start.month == 12
         else start.replace(month=start.month + 1)
     )
+
+
+def ledger_shard(job_id: str) -> int:
+    """The ledger shard of a job: the same for every write of the job, in every process (a CRC
+    of its id, not Python's salted `hash`), and spread over `SPEND_SHARDS` across jobs."""
+    return zlib.crc32(job_id.encode()) % SPEND_SHARDS
 
 
 async def count_job(session: AsyncSession, job: Job) -> None:
@@ -58,19 +68,20 @@ async def count_output(session: AsyncSession, job: Job, cost_usd: float | None) 
 async def _add_to_ledger(
     session: AsyncSession, job: Job, *, jobs: int = 0, images: int = 0, cost_usd: float = 0.0
 ) -> None:
-    """Add to the ledger's row of the job's tenant, day of submission (UTC) and model."""
+    """Add to the ledger's row of the job's tenant, day of submission (UTC), model and shard."""
     dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     row = dialect.insert(Spend).values(
         tenant_id=job.tenant_id,
         day=job.created_at.astimezone(UTC).date(),
         model=job.model,
+        shard=ledger_shard(job.id),
         jobs=jobs,
         images=images,
         cost_usd=cost_usd,
     )
     await session.execute(
         row.on_conflict_do_update(
-            index_elements=[Spend.tenant_id, Spend.day, Spend.model],
+            index_elements=[Spend.tenant_id, Spend.day, Spend.model, Spend.shard],
             set_={
                 "jobs": Spend.jobs + row.excluded.jobs,
                 "images": Spend.images + row.excluded.images,
@@ -105,8 +116,8 @@ def _ledger_between(tenant_id: str, start: datetime, end: datetime) -> ColumnEle
 
 async def month_spend(session: AsyncSession, tenant_id: str, now: datetime) -> float:
     """The tenant's spend this month: what its stored outputs cost, and the rest of the top of
-    the estimate of each job still queued or running. One row per day and model is read, not
-    one per job."""
+    the estimate of each job still queued or running. The ledger's few rows per day and model
+    are read, not one per job."""
     start, end = month_start(now), next_month_start(now)
     stored = select(func.coalesce(func.sum(Spend.cost_usd), 0.0)).where(
         _ledger_between(tenant_id, start, end)
@@ -126,9 +137,15 @@ async def daily_spend(
     the day it was submitted, under its model (the first of a comparison's)."""
     totals: dict[tuple[date, str], list[float]] = defaultdict(lambda: [0, 0, 0.0])
     ledger = await session.execute(
-        select(Spend.day, Spend.model, Spend.jobs, Spend.images, Spend.cost_usd).where(
-            _ledger_between(tenant_id, start, end)
+        select(
+            Spend.day,
+            Spend.model,
+            func.sum(Spend.jobs),
+            func.sum(Spend.images),
+            func.sum(Spend.cost_usd),
         )
+        .where(_ledger_between(tenant_id, start, end))
+        .group_by(Spend.day, Spend.model)
     )
     for day, model, jobs, made, cost in ledger:
         totals[(day, model)] = [jobs, made, cost]

@@ -1,6 +1,7 @@
-"""A spend ledger per tenant, day and model that outlives deleted jobs, filled from the jobs
-there are; a job's cost is the known cost of its stored outputs, and an index finds a tenant's
-queued and running jobs.
+"""A spend ledger per tenant, day and model (in shards, so that a busy tenant's writes do not
+queue on one row's lock) that outlives deleted jobs, filled from the jobs there are; a job's
+cost is the known cost of its stored outputs, and an index finds a tenant's queued and running
+jobs.
 
 Revision ID: 0013_spend_ledger
 Revises: 0012
@@ -39,6 +40,7 @@ def upgrade() -> None:
         ),
         sa.Column("day", sa.Date(), primary_key=True),
         sa.Column("model", sa.String(200), primary_key=True),
+        sa.Column("shard", sa.SmallInteger(), primary_key=True),
         sa.Column("jobs", sa.Integer(), nullable=False),
         sa.Column("images", sa.Integer(), nullable=False),
         sa.Column("cost_usd", sa.Float(), nullable=False),
@@ -78,11 +80,12 @@ def _cost_jobs_by_their_outputs() -> None:
 
 
 def _fill_ledger() -> None:
-    """Count every job there is on the day it was submitted, under its model."""
+    """Count every job there is on the day it was submitted, under its model, in shard 0: the
+    readers sum a day and model's shards, so the jobs' later writes may land in others."""
     day = SUBMISSION_DAY[op.get_bind().dialect.name]
     op.execute(
-        "INSERT INTO spend (tenant_id, day, model, jobs, images, cost_usd) "
-        f"SELECT jobs.tenant_id, {day}, jobs.model, count(*), "
+        "INSERT INTO spend (tenant_id, day, model, shard, jobs, images, cost_usd) "
+        f"SELECT jobs.tenant_id, {day}, jobs.model, 0, count(*), "
         "coalesce(sum(outputs.images), 0), coalesce(sum(jobs.cost_usd), 0) "
         "FROM jobs LEFT JOIN (SELECT job_id, count(*) AS images FROM assets "
         "WHERE job_id IS NOT NULL GROUP BY job_id) AS outputs ON outputs.job_id = jobs.id "

@@ -1,7 +1,8 @@
 """Monthly budgets: GET /v1/usage (app/routers/usage.py), the operator's
 PUT /v1/admin/tenants/{tenant}/budget, and the submission check that refuses a job with 402
 `budget-exceeded` when its estimated cost would take the month's spend past the budget; the
-spend ledger that keeps what deleted, canceled and failed jobs cost."""
+spend ledger that keeps what deleted, canceled and failed jobs cost, in shards that a busy
+tenant's writes do not queue on."""
 
 import asyncio
 import base64
@@ -10,9 +11,14 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from sqlalchemy import insert, text
 
 from app.config import Settings
-from tests.factories import unique_png
+from app.db import create_engine, create_sessionmaker
+from app.ids import new_id
+from app.models import Tenant
+from app.services.budgets import count_output, ledger_shard, month_spend
+from tests.factories import queued_job_row, unique_png
 from tests.fakes import bfl
 from tests.fakes.http_server import Reply
 from tests.fakes.openai_images import FakeOpenAIImages
@@ -369,3 +375,60 @@ async def test_the_estimate_refuses_a_job_over_the_budget_as_the_route_would(led
     assert refusal["estimated_cost_usd"] == pytest.approx(0.08)
     assert submitted.status_code == 402
     assert within.json()["accepted"] is True, within.text
+
+
+async def test_jobs_in_different_ledger_shards_all_count_in_usage_and_the_budget(ledger_app):
+    client, _ = ledger_app
+    tenant, auth = await new_tenant(client)
+    jobs: list[dict] = []
+    # Jobs until two land in different shards of the day and model (two share one 1 time in 16).
+    for _ in range(12):
+        jobs.append(await run_to_the_end(client, auth, generate(PRICED_MODEL, 1)))
+        if len({ledger_shard(job["id"]) for job in jobs}) > 1:
+            break
+    spent = 0.04 * len(jobs)
+    await set_budget(client, tenant, spent + 0.03)
+
+    usage = (await client.get("/v1/usage", headers=auth)).json()
+    over = await client.post("/v1/generate", json=generate(PRICED_MODEL, 1), headers=auth)
+
+    assert len({ledger_shard(job["id"]) for job in jobs}) > 1
+    assert all(job["status"] == "succeeded" for job in jobs), jobs
+    (day,) = usage["by_day"]
+    assert (day["model"], day["jobs"], day["images"]) == (PRICED_MODEL, len(jobs), len(jobs))
+    assert day["spent_usd"] == pytest.approx(spent) == usage["month_spent_usd"]
+    assert over.status_code == 402
+    assert over.json()["spent_usd"] == pytest.approx(spent)
+
+
+async def test_outputs_of_jobs_in_different_shards_are_counted_without_waiting(postgres_url):
+    engine = create_engine(postgres_url)
+    sessions = create_sessionmaker(engine)
+    tenant_id = f"ten_{uuid.uuid4().hex[:26]}"
+    # Dispatched "later", so that no sweeper runs them meanwhile.
+    first, second = (queued_job_row(tenant_id, age_seconds=-600) for _ in range(2))
+    for _ in range(100):
+        if ledger_shard(second.id) != ledger_shard(first.id):
+            break
+        second.id = new_id("job")
+    assert ledger_shard(second.id) != ledger_shard(first.id)
+    try:
+        async with sessions() as session:
+            await session.execute(insert(Tenant).values(id=tenant_id, name=tenant_id))
+            session.add_all([first, second])
+            await session.commit()
+
+        async with sessions() as holding, sessions() as other:
+            # The first output's transaction holds its ledger row until it commits; one row
+            # per day and model would keep the second waiting until the lock timeout.
+            await count_output(holding, first, 0.04)
+            await other.execute(text("SET LOCAL lock_timeout = '2s'"))
+            await count_output(other, second, 0.04)
+            await other.commit()
+            await holding.commit()
+        async with sessions() as session:
+            spent = await month_spend(session, tenant_id, first.created_at)
+    finally:
+        await engine.dispose()
+
+    assert spent == pytest.approx(0.08)
