@@ -191,7 +191,8 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         None,
         description="Bearer token of the operator API (`/v1/admin/...`: list, create, revoke "
-        "and rotate API keys); unset turns that API off (404).",
+        "and rotate API keys, and set a tenant's monthly budget with PUT "
+        "/v1/admin/tenants/{tenant}/budget); unset turns that API off (404).",
     )
     budget_unpriced_models: Literal["allow", "refuse"] = Field(
         "allow",

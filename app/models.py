@@ -1,6 +1,6 @@
 """ORM tables: tenants and their API keys, jobs, and assets with their lineage."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -9,18 +9,22 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     ColumnElement,
+    Date,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
     exists,
     false,
+    literal_column,
+    text,
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -43,6 +47,8 @@ class JobStatus(StrEnum):
 
 
 FINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
+# A queued or running job, spelled with literals (the condition of a partial index on jobs).
+IN_FLIGHT_CONDITION = "status IN ('queued', 'running')"
 
 
 class JobKind(StrEnum):
@@ -144,6 +150,14 @@ class Job(Base):
         UniqueConstraint("tenant_id", "idempotency_key", name="uq_jobs_tenant_idempotency_key"),
         Index("ix_jobs_tenant_id_id", "tenant_id", "id"),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
+        # A tenant's queued and running jobs, which its spend counts by their estimate: a small
+        # index, since jobs leave it as they finish.
+        Index(
+            "ix_jobs_tenant_id_in_flight",
+            "tenant_id",
+            postgresql_where=text(IN_FLIGHT_CONDITION),
+            sqlite_where=text(IN_FLIGHT_CONDITION),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -164,6 +178,8 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     provider_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The known cost of its stored outputs, added to as each is stored (so a job canceled or
+    # failed part way keeps what it cost); null while none of them has a known price.
     cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
     # The cost expected at submission (the estimate's range); null when a model's price is
     # unknown, or for a job recorded before estimates.
@@ -180,6 +196,14 @@ class Job(Base):
         not canceled, finished, or taken over by a later run."""
         return (
             (cls.id == job.id) & (cls.status == JobStatus.RUNNING) & (cls.attempts == job.attempts)
+        )
+
+    @classmethod
+    def in_flight(cls) -> ColumnElement[bool]:
+        """True for a queued or running job. The statuses are written as literals, not bound,
+        so Postgres sees the condition of the partial index of in-flight jobs and uses it."""
+        return cls.status.in_(
+            [literal_column(f"'{status}'") for status in (JobStatus.QUEUED, JobStatus.RUNNING)]
         )
 
     @classmethod
@@ -236,6 +260,27 @@ class Asset(Base):
         are checked to be images first)."""
         assert self.width is not None and self.height is not None, f"{self.id} is not an image"
         return self.width, self.height
+
+
+class Spend(Base):
+    """A tenant's spend ledger: per UTC day of submission and model (a job's, the first of a
+    comparison's) and shard, the jobs submitted, the outputs they stored and what those cost.
+    It is written as jobs are submitted and outputs stored, and never as jobs are deleted, so
+    what a tenant spent outlives its jobs. Readers sum a day and model's shards."""
+
+    __tablename__ = "spend"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # Sharded so that a busy tenant's writes do not queue on one row's lock (`SPEND_SHARDS`).
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    jobs: Mapped[int] = mapped_column(Integer, default=0)
+    images: Mapped[int] = mapped_column(Integer, default=0)
+    # The known cost of the stored outputs; an output of unknown price adds nothing.
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class AssetParent(Base):

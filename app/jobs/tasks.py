@@ -306,11 +306,13 @@ async def _stored_details(context: TaskContext, job: Job) -> list[dict[str, Any]
 
 
 def _totals(details: list[dict[str, Any]]) -> tuple[int, float | None]:
-    """Provider milliseconds and cost over the outputs' facts. One output of unknown price
-    makes the job's cost unknown, not smaller."""
+    """Provider milliseconds and cost over the outputs' facts. The cost sums the known costs,
+    as each output's store counted them (one of unknown price adds nothing); None when outputs
+    have a price and none of them is known; 0 for outputs that cost nothing (an export's)."""
     provider_ms = sum(int(fact.get("latency_ms") or 0) for fact in details)
     costs = [fact.get("cost_usd") for fact in details if "cost_usd" in fact]
-    return provider_ms, None if None in costs else float(sum(costs))
+    known = [cost for cost in costs if cost is not None]
+    return provider_ms, None if costs and not known else float(sum(known))
 
 
 async def _check_still_held(context: TaskContext, job: Job, lease: Lease) -> None:
@@ -346,7 +348,8 @@ async def finish(
                 status=status,
                 error=error,
                 provider_ms=provider_ms,
-                cost_usd=cost_usd,
+                # A failed run keeps what the outputs it stored cost, as each store counted it.
+                cost_usd=Job.cost_usd if cost_usd is None else cost_usd,
                 failures=failures,
                 finished_at=database_clock(session),
                 lease_expires_at=None,

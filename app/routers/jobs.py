@@ -72,8 +72,8 @@ async def delete_job(
     context: Context,
 ) -> Response:
     """Delete the job and its outputs (as `delete_asset` deletes an asset); a queued or running
-    job is canceled first. 409 while one of its outputs is the input of a queued or running
-    job."""
+    job is canceled first. What it cost stays in the tenant's spend (`GET /v1/usage`). 409
+    while one of its outputs is the input of a queued or running job."""
     keys = await jobs.delete_job(session, context, tenant, job_id)
     await session.commit()
     await assets.release_content(context.sessionmaker, context.storage, keys)

@@ -18,11 +18,11 @@ class DailyUsage(BaseModel):
     model: str = Field(
         description="The jobs' model (the first of a comparison's).", examples=["local/draft"]
     )
-    jobs: int = Field(description="Jobs submitted.", examples=[12])
+    jobs: int = Field(description="Jobs submitted, deleted ones too.", examples=[12])
     images: int = Field(description="Images they made (outputs stored).", examples=[24])
     spent_usd: float = Field(
-        description="Their cost: each job's reported cost, or the top of the estimate of one "
-        "still queued or running.",
+        description="Their cost: the known cost of every output they stored (deleted jobs' "
+        "too), and for a job still queued or running the rest of the top of its estimate.",
         examples=[0.96],
     )
 
@@ -60,11 +60,12 @@ class Usage(BaseModel):
     period_start: datetime = Field(description="The first instant of the period, UTC.")
     period_end: datetime = Field(description="The first instant after the period, UTC.")
     spent_usd: float = Field(
-        description="The cost of the period's jobs: each job's reported cost, or the top of the "
-        "estimate of a job still queued or running.",
+        description="The cost of the period's jobs: the known cost of every output they stored "
+        "(deleted jobs' too), and for a job still queued or running the rest of the top of its "
+        "estimate.",
         examples=[12.48],
     )
-    jobs: int = Field(description="Jobs submitted in the period.", examples=[311])
+    jobs: int = Field(description="Jobs submitted in the period, deleted ones too.", examples=[311])
     images: int = Field(description="Images the period's jobs made.", examples=[540])
     by_day: list[DailyUsage] = Field(description="The period by day and model, oldest first.")
     month_spent_usd: float = Field(

@@ -131,7 +131,8 @@ class Estimate(BaseModel):
     object: Literal["estimate"] = Field("estimate", description="Always `estimate`.")
     kind: JobKindName = Field(description="The job route the body is for.")
     accepted: bool = Field(
-        description="Whether the job route would accept the body now (it runs the same checks)."
+        description="Whether the job route would accept the body now (it runs the same "
+        "checks, the tenant's monthly budget included)."
     )
     refusal: Problem | None = Field(
         None,

@@ -210,7 +210,11 @@ class Job(BaseModel):
     )
     error: Problem | None = Field(description="Why it failed, as a problem object; else null.")
     attempts: int = Field(description="How many times a worker started it.")
-    cost_usd: float | None = Field(description="What the provider charged, where known.")
+    cost_usd: float | None = Field(
+        description="What its stored outputs cost: the sum of the known costs, added as each "
+        "output is stored (so a job canceled or failed part way reports what it made); null when "
+        "no output's price is known."
+    )
     estimated_cost_usd: PriceRange | None = Field(
         None,
         description="What the job was expected to cost when it was submitted (as POST "

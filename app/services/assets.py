@@ -28,6 +28,7 @@ from app.imaging.credentials import carries_credentials
 from app.models import Asset, AssetParent, Job, JobStatus
 from app.schemas.assets import Asset as AssetSchema
 from app.schemas.assets import AssetPage, AssetParentRef
+from app.services.budgets import count_output
 from app.services.pages import newest_first
 from app.storage import Storage, content_key
 
@@ -85,8 +86,8 @@ def _inspect_header(data: bytes, max_pixels: int) -> tuple[ImageInfo, int]:
 async def record_output(
     session: AsyncSession, storage: Storage, job: Job, index: int, output: Output
 ) -> None:
-    """Store output `index` of a job with its lineage, once: a second call for the same index
-    changes nothing."""
+    """Store output `index` of a job with its lineage and count it in the tenant's spend, once:
+    a second call for the same index changes nothing."""
     data, info = output.encoded
     values = await _store(session, storage, job.tenant_id, data, info)
     values.update(
@@ -105,11 +106,13 @@ async def record_output(
         .returning(Asset.id)
     )
     asset_id = inserted.scalar_one_or_none()
-    if asset_id is not None and output.parents:
-        session.add_all(
-            AssetParent(asset_id=asset_id, parent_id=parent, role=role)
-            for parent, role in dict.fromkeys(output.parents)
-        )
+    if asset_id is None:
+        return
+    await count_output(session, job, output.details.get("cost_usd"))
+    session.add_all(
+        AssetParent(asset_id=asset_id, parent_id=parent, role=role)
+        for parent, role in dict.fromkeys(output.parents)
+    )
 
 
 async def _store(

@@ -1,21 +1,28 @@
-"""Monthly spend: what a tenant's jobs cost this calendar month (UTC), the budget an operator may
-set, and the check that refuses a job whose estimated cost would take the spend past it."""
+"""Spend: a ledger of what each tenant's jobs cost per UTC day and model (in a few shards, each
+job's in one), written as jobs are submitted and outputs stored (so deleting a job takes nothing
+back); the month's spend read from it, the budget an operator may set, and the check that
+refuses a job whose estimated cost would take the spend past it."""
 
+import zlib
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy import ColumnElement, and_, case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import database_now
 from app.errors import BudgetExceeded, NotFound
 from app.ids import first_id_at
-from app.models import Asset, Job, JobStatus, Tenant
+from app.models import Job, Spend, Tenant
 from app.schemas.budgets import DailyUsage, TenantBudget, Usage
 from app.schemas.catalog import PriceRange
 
 # Sums of float prices are rounded to a millionth of a dollar, so 0.1 + 0.2 fits a 0.3 budget.
 DIGITS = 6
+# Ledger rows per tenant, day and model: a write locks its row until it commits, so with one
+# row a busy tenant's submissions and stored outputs would be written one at a time.
+SPEND_SHARDS = 16
 
 
 def month_start(now: datetime) -> datetime:
@@ -34,54 +41,121 @@ def next_month_start(now: datetime) -> datetime:
     )
 
 
-def job_spend() -> ColumnElement[float]:
-    """What a job counts against a budget: its reported cost, or, for a job still queued or
-    running, the top of its estimate; 0 for one that ended without a cost."""
-    in_flight = Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING])
-    estimate = case((in_flight, Job.estimated_cost_max_usd), else_=0.0)
-    return func.coalesce(Job.cost_usd, estimate, 0.0)
+def ledger_shard(job_id: str) -> int:
+    """The ledger shard of a job: the same for every write of the job, in every process (a CRC
+    of its id, not Python's salted `hash`), and spread over `SPEND_SHARDS` across jobs."""
+    return zlib.crc32(job_id.encode()) % SPEND_SHARDS
 
 
-def submitted_between(tenant_id: str, start: datetime, end: datetime) -> ColumnElement[bool]:
-    """The tenant's jobs submitted from `start` up to (not including) `end`: ids sort by
-    creation time, so this is a range of the (tenant_id, id) index."""
+async def count_job(session: AsyncSession, job: Job) -> None:
+    """Count a job just submitted in its tenant's ledger. The caller commits."""
+    await _add_to_ledger(session, job, jobs=1)
+
+
+async def count_output(session: AsyncSession, job: Job, cost_usd: float | None) -> None:
+    """Count an output of `job` just stored, once (the caller counts only the insert that
+    happened): in the ledger, and its known cost in the job's own. An output of unknown price
+    adds nothing to either. The caller commits."""
+    await _add_to_ledger(session, job, images=1, cost_usd=cost_usd or 0.0)
+    if cost_usd is not None:
+        await session.execute(
+            update(Job)
+            .where(Job.id == job.id)
+            .values(cost_usd=func.coalesce(Job.cost_usd, 0.0) + cost_usd)
+        )
+
+
+async def _add_to_ledger(
+    session: AsyncSession, job: Job, *, jobs: int = 0, images: int = 0, cost_usd: float = 0.0
+) -> None:
+    """Add to the ledger's row of the job's tenant, day of submission (UTC), model and shard."""
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    row = dialect.insert(Spend).values(
+        tenant_id=job.tenant_id,
+        day=job.created_at.astimezone(UTC).date(),
+        model=job.model,
+        shard=ledger_shard(job.id),
+        jobs=jobs,
+        images=images,
+        cost_usd=cost_usd,
+    )
+    await session.execute(
+        row.on_conflict_do_update(
+            index_elements=[Spend.tenant_id, Spend.day, Spend.model, Spend.shard],
+            set_={
+                "jobs": Spend.jobs + row.excluded.jobs,
+                "images": Spend.images + row.excluded.images,
+                "cost_usd": Spend.cost_usd + row.excluded.cost_usd,
+            },
+        )
+    )
+
+
+def held_back() -> ColumnElement[float]:
+    """What a queued or running job counts beyond what its stored outputs cost so far: the rest
+    of the top of its estimate (0 for a job with no estimate)."""
+    estimate = func.coalesce(Job.estimated_cost_max_usd, 0.0)
+    spent = func.coalesce(Job.cost_usd, 0.0)
+    return case((estimate > spent, estimate - spent), else_=0.0)
+
+
+def in_flight_between(tenant_id: str, start: datetime, end: datetime) -> ColumnElement[bool]:
+    """The tenant's queued and running jobs submitted from `start` up to (not including)
+    `end` (ids sort by creation time): few, and found by the partial index of such jobs."""
     return and_(
         Job.tenant_id == tenant_id,
+        Job.in_flight(),
         Job.id >= first_id_at("job", start.timestamp()),
         Job.id < first_id_at("job", end.timestamp()),
     )
 
 
-async def month_spend(session: AsyncSession, tenant_id: str, now: datetime) -> tuple[float, int]:
-    """The tenant's spend this month and how many jobs it submitted (see `job_spend`)."""
-    row = (
-        await session.execute(
-            select(func.coalesce(func.sum(job_spend()), 0.0), func.count()).where(
-                submitted_between(tenant_id, month_start(now), next_month_start(now))
-            )
-        )
-    ).one()
-    return round(float(row[0]), DIGITS), int(row[1])
+def _ledger_between(tenant_id: str, start: datetime, end: datetime) -> ColumnElement[bool]:
+    return and_(Spend.tenant_id == tenant_id, Spend.day >= start.date(), Spend.day < end.date())
+
+
+async def month_spend(session: AsyncSession, tenant_id: str, now: datetime) -> float:
+    """The tenant's spend this month: what its stored outputs cost, and the rest of the top of
+    the estimate of each job still queued or running. The ledger's few rows per day and model
+    are read, not one per job."""
+    start, end = month_start(now), next_month_start(now)
+    stored = select(func.coalesce(func.sum(Spend.cost_usd), 0.0)).where(
+        _ledger_between(tenant_id, start, end)
+    )
+    pending = select(func.coalesce(func.sum(held_back()), 0.0)).where(
+        in_flight_between(tenant_id, start, end)
+    )
+    row = (await session.execute(select(stored.scalar_subquery(), pending.scalar_subquery()))).one()
+    return round(float(row[0]) + float(row[1]), DIGITS)
 
 
 async def daily_spend(
     session: AsyncSession, tenant_id: str, start: datetime, end: datetime
 ) -> list[DailyUsage]:
     """The tenant's jobs, images made and spend per UTC day and model from `start` up to
-    `end`, oldest first. A job counts on the day it was submitted, under its model (the first
-    of a comparison's)."""
-    images = select(func.count(Asset.id)).where(Asset.job_id == Job.id).scalar_subquery()
-    rows = await session.execute(
-        select(Job.created_at, Job.model, job_spend(), images).where(
-            submitted_between(tenant_id, start, end)
+    `end`, oldest first, from the ledger and the jobs still queued or running. A job counts on
+    the day it was submitted, under its model (the first of a comparison's)."""
+    totals: dict[tuple[date, str], list[float]] = defaultdict(lambda: [0, 0, 0.0])
+    ledger = await session.execute(
+        select(
+            Spend.day,
+            Spend.model,
+            func.sum(Spend.jobs),
+            func.sum(Spend.images),
+            func.sum(Spend.cost_usd),
+        )
+        .where(_ledger_between(tenant_id, start, end))
+        .group_by(Spend.day, Spend.model)
+    )
+    for day, model, jobs, made, cost in ledger:
+        totals[(day, model)] = [jobs, made, cost]
+    pending = await session.execute(
+        select(Job.created_at, Job.model, held_back()).where(
+            in_flight_between(tenant_id, start, end)
         )
     )
-    totals: dict[tuple[date, str], list[float]] = defaultdict(lambda: [0, 0, 0.0])
-    for created_at, model, cost, made in rows:
-        total = totals[(created_at.astimezone(UTC).date(), model)]
-        total[0] += 1
-        total[1] += made
-        total[2] += cost
+    for created_at, model, cost in pending:
+        totals[(created_at.astimezone(UTC).date(), model)][2] += cost
     return [
         DailyUsage(
             date=day, model=model, jobs=int(jobs), images=int(made), spent_usd=round(cost, DIGITS)
@@ -110,9 +184,15 @@ async def check_budget(
             monthly_budget_usd=budget_usd,
         )
     estimate_usd = estimate.max_usd if estimate else 0.0
-    await session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+    # FOR NO KEY UPDATE: it conflicts with itself, so the tenant's submissions queue up, but not
+    # with the FOR KEY SHARE that inserting the tenant's rows (the inputs a request stored
+    # before this check) holds until commit; FOR UPDATE would, and two such requests would
+    # deadlock, each waiting for the other's inserts.
+    await session.execute(
+        select(Tenant.id).where(Tenant.id == tenant_id).with_for_update(key_share=True)
+    )
     now = await database_now(session)
-    spent, _ = await month_spend(session, tenant_id, now)
+    spent = await month_spend(session, tenant_id, now)
     if spent + estimate_usd <= budget_usd + 10**-DIGITS:
         return
     raise BudgetExceeded(
@@ -137,7 +217,7 @@ async def usage(
     # A period that ends before it starts holds nothing.
     end = max(end, start)
     days = await daily_spend(session, tenant_id, start, end)
-    month_spent, _ = await month_spend(session, tenant_id, now)
+    month_spent = await month_spend(session, tenant_id, now)
     return Usage(
         period_start=start,
         period_end=end,

@@ -1,5 +1,6 @@
-"""Estimates: a job route's body checked and normalized by that route's own code, then priced
-and timed per model, all in a transaction that is rolled back, so nothing is created."""
+"""Estimates: a job route's body checked and normalized by that route's own code and held to the
+tenant's budget, then priced and timed per model, all in a transaction that is rolled back, so
+no job or asset is created."""
 
 from typing import Any
 
@@ -12,8 +13,8 @@ from app.services.catalog import observed_latencies
 from app.services.edits import EDIT, VARIANTS
 from app.services.export import EXPORT
 from app.services.generate import GENERATE
-from app.services.pricing import job_models, model_cost, total_cost
-from app.services.submission import Kind, Submitter, normalize_request
+from app.services.pricing import expected_cost, job_models, model_cost, total_cost
+from app.services.submission import Kind, Submitter, keep_within_budget, normalize_request
 
 KINDS: dict[str, Kind[Any]] = {
     JobKind.GENERATE: GENERATE,
@@ -25,14 +26,18 @@ KINDS: dict[str, Kind[Any]] = {
 
 async def estimate(submitter: Submitter, body: EstimateRequest, instance: str) -> Estimate:
     """What the job `body` describes would be, cost and take; or the problem its route would
-    answer (`instance` names the route in it). Rolls back whatever checking the body wrote."""
+    answer (`instance` names the route in it), the tenant's monthly budget included. Rolls back
+    whatever checking the body wrote."""
     try:
         request = await normalize_request(submitter, KINDS[body.kind], body)
+        await keep_within_budget(submitter, expected_cost(submitter.registry, request))
     except DarkroomError as exc:
         refusal = Problem.model_validate(exc.to_problem(instance))
         return Estimate(kind=body.kind, accepted=False, refusal=refusal)
     finally:
-        # Inputs given by URL or base64 were stored to be checked; the estimate keeps none.
+        # Inputs given by URL or base64 were recorded as assets to be checked, and the budget
+        # check locked the tenant: the estimate keeps neither. (The stored files no asset
+        # refers to are left to `darkroom gc`.)
         await submitter.session.rollback()
     models = await model_estimates(submitter, request)
     return Estimate(

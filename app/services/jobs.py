@@ -134,7 +134,8 @@ async def delete_job(
     """Delete the tenant's job with its outputs and webhook deliveries; a queued or running job
     is canceled first (live event streams hear it), so a run holding it stores nothing more.
     NotFound for a missing job or another tenant's; Conflict while an output is the input of a
-    queued or running job. Returns the storage keys to release once the deletion is committed."""
+    queued or running job. What the job cost stays in the tenant's spend ledger. Returns the
+    storage keys to release once the deletion is committed."""
     job = await get_job(session, tenant_id, job_id)
     await check_not_in_use(
         session, tenant_id, [asset.id for asset in await outputs_of(session, job.id)]

@@ -1,8 +1,8 @@
 """The one submission pipeline. A job kind is declared once (its name, request schema and how a
 request becomes the normalized request its runner reads); `submit_job` then does the same steps
 for every kind, from the JSON routes and the OpenAI-compatible ones alike: tell a retry from a
-new request, check the webhook URL, normalize, keep within the tenant's monthly budget, record,
-commit, queue, and wait when asked."""
+new request, check the webhook URL, normalize, keep within the tenant's monthly budget, record
+(and count in its spend), commit, queue, and wait when asked."""
 
 import functools
 import hashlib
@@ -31,7 +31,7 @@ from app.runtime.events import publish
 from app.runtime.queue import JobQueue
 from app.schemas.catalog import PriceRange
 from app.schemas.webhooks import WebhookOptions
-from app.services.budgets import check_budget
+from app.services.budgets import check_budget, count_job
 from app.services.jobs import wait_for_job
 from app.services.pricing import expected_cost
 from app.storage import Storage
@@ -98,14 +98,7 @@ async def submit_job(
         request = await normalize_request(submitter, kind, body)
         metadata = getattr(body, "metadata", None)
         expected = expected_cost(submitter.registry, request)
-        if submitter.monthly_budget_usd is not None:
-            await check_budget(
-                session,
-                tenant_id,
-                submitter.monthly_budget_usd,
-                expected,
-                refuse_unpriced=submitter.settings.budget_unpriced_models == "refuse",
-            )
+        await keep_within_budget(submitter, expected)
         job = await add_job(
             session, tenant_id, kind.name, request, metadata, idempotency_key, fingerprint, expected
         )
@@ -134,6 +127,21 @@ async def normalize_request(
     if isinstance(body, WebhookOptions):
         request |= body.webhook_fields()
     return request
+
+
+async def keep_within_budget(submitter: Submitter, expected: PriceRange | None) -> None:
+    """BudgetExceeded when a job expected to cost `expected` would take the tenant's spend
+    this month past its budget; nothing for a tenant without one. A tenant with a budget stays
+    locked until the submitter's transaction ends (see `check_budget`)."""
+    if submitter.monthly_budget_usd is None:
+        return
+    await check_budget(
+        submitter.session,
+        submitter.tenant_id,
+        submitter.monthly_budget_usd,
+        expected,
+        refuse_unpriced=submitter.settings.budget_unpriced_models == "refuse",
+    )
 
 
 def request_hash(kind: str, body: BaseModel) -> str:
@@ -181,9 +189,9 @@ async def add_job(
     fingerprint: str,
     expected_cost: PriceRange | None = None,
 ) -> Job:
-    """Add a queued job for a normalized request, with the cost it is expected to have, and
-    flush it; Conflict when a concurrent request with the same Idempotency-Key got there first.
-    The caller commits."""
+    """Add a queued job for a normalized request, with the cost it is expected to have, count
+    it in the tenant's spend ledger, and flush it; Conflict when a concurrent request with the
+    same Idempotency-Key got there first. The caller commits."""
     now = database_clock(session)
     values = {
         "id": new_id("job"),
@@ -207,7 +215,9 @@ async def add_job(
         inserted = await session.scalars(insert(Job).values(values).returning(Job))
     except IntegrityError as exc:
         raise Conflict("A request with this Idempotency-Key is already in progress.") from exc
-    return inserted.one()
+    job = inserted.one()
+    await count_job(session, job)
+    return job
 
 
 async def start(context: TaskContext, queue: JobQueue, job: Job) -> None:

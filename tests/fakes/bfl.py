@@ -137,6 +137,10 @@ class FakeBFL(FakeHTTPServer):
         reply whose body is None is answered normally once its delay is over."""
         self._scripts.setdefault(on, deque()).extend(replies)
 
+    def unscript(self, on: str = "submit") -> None:
+        """Drop the replies still scripted for `on` requests: they are answered normally again."""
+        self._scripts.pop(on, None)
+
     def requests_to(self, kind: str) -> list[Received]:
         """The requests received of one kind: "submit", "poll" or "sample"."""
         return [request for request in self.received if kind_of(request) == kind]

@@ -1,7 +1,7 @@
 """The task body: idempotent by job id and output index, whoever runs it and however often."""
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from sqlalchemy import select
 
@@ -167,3 +167,21 @@ async def test_renewals_keep_a_job_longer_than_its_lease_with_its_first_worker(t
     assert final["status"] == "succeeded"
     assert final["attempts"] == 1
     assert final["timings"]["total_ms"] > 2 * 1500
+
+
+async def test_an_output_stored_twice_counts_once_in_the_spend(app, client, auth):
+    job = await held_job(app, auth, n=1)
+    context = app.state.context
+    claimed = await tasks.claim(context, job.id)
+    output = await GenerateRunner(context, claimed).make(0)
+
+    # Two runs storing the same output (a redelivered message racing the first) keep one.
+    for _ in range(2):
+        async with context.sessionmaker() as session:
+            await record_output(session, context.storage, claimed, 0, output)
+            await session.commit()
+
+    day = job.created_at.astimezone(UTC).date()
+    usage = (await client.get(f"/v1/usage?from={day}&to={day}", headers=auth)).json()
+    assert len(await outputs_of(app, job.id)) == 1
+    assert usage["images"] == 1
