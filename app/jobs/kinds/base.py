@@ -1,6 +1,7 @@
 """What every job kind shares: the runner the task body drives, and how it calls a model with
 the request's fallbacks."""
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -39,16 +40,20 @@ class KindRunner:
         await self.plan_prompt()
 
     async def plan_prompt(self) -> None:
-        """For `optimize: llm`, ask the LLM once per job, and once per compared model (its
-        answer, or the rules' fallback, is written to the job's request so every output and
-        every re-run uses the same)."""
+        """For `optimize: llm`, ask the LLM once per job, and once per compared model, all at
+        once (each answer, or the rules' fallback, is written to the job's request so every
+        output and every re-run uses the same)."""
         if self.request.get("optimize") != "llm" or self.request.get("llm_planned"):
             return
         settings = self.context.settings
-        fields = await replan_with_llm(settings, self.request)
+        compared = list(self.request.get("model_prompts", {}).items())
+        fields, *plans = await asyncio.gather(
+            replan_with_llm(settings, self.request),
+            *(replan_with_llm(settings, self.request | own_fields) for _, own_fields in compared),
+        )
         own = {
-            model: own_fields | await replan_with_llm(settings, self.request | own_fields)
-            for model, own_fields in self.request.get("model_prompts", {}).items()
+            model: own_fields | plan
+            for (model, own_fields), plan in zip(compared, plans, strict=True)
         }
         self.request = self.request | fields | {"llm_planned": True}
         if own:
