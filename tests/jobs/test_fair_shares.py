@@ -76,8 +76,9 @@ async def test_a_tenants_burst_does_not_hold_back_another_tenants_job(deployment
     client, (burst_tenant, other_tenant) = deployment
     burst = [await submit(client, burst_tenant) for _ in range(BURST)]
     # Once the worker has read the burst from the queue (a slot freed and the next burst job
-    # started), the other tenant's one job is sent...
-    await wait_for_status(client, burst_tenant, burst[SLOTS], {"running"})
+    # started, or even finished while the burst was still being sent), the other tenant's one
+    # job is sent...
+    await wait_for_status(client, burst_tenant, burst[SLOTS], {"running", "succeeded"})
     single = await submit(client, other_tenant)
 
     (other, _) = await wait_for_final(client, other_tenant, single, 120)
@@ -91,6 +92,6 @@ async def test_a_tenants_burst_does_not_hold_back_another_tenants_job(deployment
     # and its start are those whose slots freed first, never the burst's whole queue...
     ahead = [job for job in begun if submitted < started(job) < started(other)]
     assert len(ahead) <= SLOTS, [job["started_at"] for job in ahead]
-    # ...so of the 200, only the few that were running or next in line went before it.
-    before = [job for job in begun if started(job) < started(other)]
-    assert len(before) <= 2 * SLOTS + 1, len(before)
+    # ...while far more of the burst were still waiting in line when it was sent.
+    waiting = [job for job in jobs if not job["started_at"] or started(job) > submitted]
+    assert len(waiting) > 10 * SLOTS, len(waiting)
