@@ -1,14 +1,16 @@
 """The export pipeline: production-ready files for every destination from one source image.
 
 A source is decoded once (reduced on decode when it is a JPEG), turned upright, converted to
-8-bit sRGB RGB or RGBA, then each target is cut and resized from a shared pyramid of box-reduced
-copies and encoded, two targets at a time: Pillow releases the GIL while it resamples and while
-it encodes WebP and PNG (not JPEG, which is quick; AVIF encoding is threaded inside libavif).
+8-bit sRGB RGB or RGBA, then each target is cut and resized (from the source itself when its
+region is small, else from a shared pyramid of box-reduced copies made as they are first needed)
+and encoded, two targets at a time: Pillow releases the GIL while it resamples and while it
+encodes WebP and PNG (not JPEG, which is quick; AVIF encoding is threaded inside libavif).
 """
 
 import io
 import math
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -55,23 +57,35 @@ PNG_SETTINGS_BY_EFFORT: tuple[Mapping[str, Any], ...] = (
 # that bounds a PNG's size from below before any effort is spent encoding it.
 DEFLATE_BEST_RATIO = 1032
 PNG_FIXED_BYTES = 8 + 25 + 12 + 12 + 6
+# WebP at libwebp's method 2 rather than Pillow's default 4: bench/export.py measures its encoding
+# of a photo to all 15 presets 2.6x faster (0.51 s of CPU against 1.33) for 4% more bytes (941 KiB
+# against 905) and a luma SSIM against the unencoded pixels 0.001 lower; method 3 costs as much as
+# 4, and methods 0-1 make files a third larger.
 ENCODER_SETTINGS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {
         "png": PNG_SETTINGS_BY_EFFORT[0],
         "jpeg": {"optimize": True, "progressive": True},
-        "webp": {"method": 4},
+        "webp": {"method": 2},
         "avif": {"speed": 6},
     }
 )
 
 # A reduced copy (a pyramid level, a box reduction inside resize, a JPEG decoded at a smaller
 # DCT scale) serves a target only while it keeps this many pixels per output pixel, so the final
-# Lanczos pass still does the anti-aliasing. Pillow's thumbnail() keeps 2.0; at 1.5 the common
-# 3-4x reductions (a 4096-pixel source to 1080-1280 wide) resample from half the pixels, which
-# bench/export.py measures as 13% less CPU for a WebP export to every preset and 15-20% less for
-# JPEG, with outputs at mean SSIM 0.990 (WebP) and 0.993 (JPEG) and PSNR above 41 dB against a
-# full Lanczos resize of the whole source.
-REDUCING_GAP = 1.5
+# Lanczos pass still does the anti-aliasing. Pillow's thumbnail() keeps 2.0; at 1.2 the common
+# 2.5-4x reductions (a 4096-pixel source to 1000-1600 wide) resample from a quarter of the pixels.
+# bench/export.py (a 4096x4096 photo to all 15 presets) measures a target cut from a level at SSIM
+# 0.987-0.991 (WebP) against a full Lanczos resize of the whole source, PSNR above 44 dB; moving
+# from 1.5 to 1.2 takes the 1600x900 and 1000x1500 presets off the full-resolution source for 6-8%
+# less CPU over all presets, and the mean SSIM from 0.993 to 0.991 (WebP) and 0.994 to 0.993 (JPEG).
+REDUCING_GAP = 1.2
+# A target whose region holds at most this many source pixels is resampled from the source itself
+# in one Lanczos pass, as a full resize would: that pass costs about six multiply-adds per region
+# pixel and channel (0.04 s for 5.6 MP on the bench machine), while the pyramid loses the most
+# where it reduces the most. bench/export.py measures the 728x90 and 600x200 presets cut from a
+# 4096x4096 photo at SSIM 0.972-0.979 (WebP) against a full resize through the pyramid and 1.000
+# this way, for 0.05 s more CPU over all 15 presets.
+FULL_RESOLUTION_PIXELS = 6_000_000
 
 DECODABLE_FORMATS = ("PNG", "JPEG", "WEBP", "AVIF")
 SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
@@ -172,6 +186,57 @@ class _Plan:
         left, top, right, bottom = self.box
         return max(self.size[0] / (right - left), self.size[1] / (bottom - top))
 
+    @property
+    def full_resolution(self) -> bool:
+        """Whether the region is small enough to resample from the source itself."""
+        left, top, right, bottom = self.box
+        return (right - left) * (bottom - top) <= FULL_RESOLUTION_PIXELS
+
+
+class _Pyramid:
+    """The source and its successive 2x box reductions, down to the smallest any plan can use.
+
+    A reduction is made the first time a render asks for it, so the renders cut from the source
+    itself (the largest targets, which go first) start at once and the reductions are made on a
+    render thread beside them rather than before any of them."""
+
+    def __init__(self, source: Image.Image, plans: Sequence[_Plan]) -> None:
+        self.sizes = [source.size]
+        reduced = [plan.scale for plan in plans if not plan.full_resolution]
+        while reduced and self.sizes[-1][0] / source.width / 2 >= REDUCING_GAP * min(reduced):
+            width, height = self.sizes[-1]
+            # Image.reduce keeps the partial box at the edge.
+            self.sizes.append((math.ceil(width / 2), math.ceil(height / 2)))
+        self._levels = [source]
+        self._lock = threading.Lock()
+
+    @property
+    def source(self) -> Image.Image:
+        """The full-resolution level."""
+        return self._levels[0]
+
+    def level(self, index: int) -> Image.Image:
+        """Level `index` (0 is the source), made from the one above it on first use."""
+        # Appending to a list is atomic: a level once listed is complete and never replaced.
+        if index < len(self._levels):
+            return self._levels[index]
+        with self._lock:
+            while len(self._levels) <= index:
+                self._levels.append(self._levels[-1].reduce(2))
+        return self._levels[index]
+
+    def level_for(self, plan: _Plan) -> Image.Image:
+        """The source for a small region, else the smallest level that keeps REDUCING_GAP pixels
+        per output pixel along both axes."""
+        if plan.full_resolution:
+            return self.source
+        full_width, full_height = self.sizes[0]
+        for index in reversed(range(len(self.sizes))):
+            width, height = self.sizes[index]
+            if min(width / full_width, height / full_height) >= REDUCING_GAP * plan.scale:
+                return self.level(index)
+        return self.source
+
 
 def _parse_colour(value: str) -> tuple[int, int, int, int]:
     """RGBA from a hex colour: #rgb, #rgba, #rrggbb or #rrggbbaa."""
@@ -214,7 +279,8 @@ def export_image(
     if source.mode not in ("RGB", "RGBA"):
         raise ValueError(f"export_image takes a prepared RGB or RGBA source; got {source.mode}.")
     saliency = saliency_map(source) if options.fit == "smart" else None
-    return _render([source], _plan(source.size, target, options.fit, saliency), options)
+    plan = _plan(source.size, target, options.fit, saliency)
+    return _render(_Pyramid(source, []), plan, options)
 
 
 @dataclass(frozen=True)
@@ -222,26 +288,27 @@ class PreparedExport:
     """One source decoded for many targets: the shared pyramid of reduced copies and each
     target's plan. `render` may run on several threads at once."""
 
-    levels: Sequence[Image.Image]
+    pyramid: _Pyramid
     plans: Sequence[_Plan]
     options: ExportOptions
 
     def render(self, index: int) -> ExportedImage:
         """Cut, resize and encode target `index`."""
-        return _render(self.levels, self.plans[index], self.options)
+        return _render(self.pyramid, self.plans[index], self.options)
 
 
 def prepare_export(
     data: bytes, targets: Sequence[ExportTarget], options: ExportOptions
 ) -> PreparedExport:
     """Decode the source once (reduced on decode as far as every target allows), plan each
-    target, and build the pyramid they are cut from."""
+    target, and set up the pyramid they are cut from (its reductions are made as renders need
+    them)."""
     if not targets:
         raise ValueError("prepare_export needs at least one target.")
     source = prepare_source(data, max_side_needed=_max_side_needed(data, targets, options.fit))
     saliency = saliency_map(source) if options.fit == "smart" else None
     plans = [_plan(source.size, target, options.fit, saliency) for target in targets]
-    return PreparedExport(_pyramid(source, plans), plans, options)
+    return PreparedExport(_Pyramid(source, plans), plans, options)
 
 
 def export_all(
@@ -381,35 +448,16 @@ def _centre_box(
     )
 
 
-def _pyramid(source: Image.Image, plans: Sequence[_Plan]) -> list[Image.Image]:
-    """The source and its successive 2x box reductions, down to the smallest any plan can use."""
-    smallest_scale = min(plan.scale for plan in plans)
-    levels = [source]
-    while levels[-1].width / source.width / 2 >= REDUCING_GAP * smallest_scale:
-        levels.append(levels[-1].reduce(2))
-    return levels
-
-
-def _level_for(levels: Sequence[Image.Image], plan: _Plan) -> Image.Image:
-    """The smallest level that keeps REDUCING_GAP pixels per output pixel along both axes."""
-    full_width, full_height = levels[0].size
-    for level in reversed(levels):
-        level_scale = min(level.width / full_width, level.height / full_height)
-        if level_scale >= REDUCING_GAP * plan.scale:
-            return level
-    return levels[0]
-
-
-def _render(levels: Sequence[Image.Image], plan: _Plan, options: ExportOptions) -> ExportedImage:
-    source = levels[0]
-    level = _level_for(levels, plan)
+def _render(pyramid: _Pyramid, plan: _Plan, options: ExportOptions) -> ExportedImage:
+    source = pyramid.source
+    level = pyramid.level_for(plan)
     x_ratio, y_ratio = level.width / source.width, level.height / source.height
     left, top, right, bottom = plan.box
     image = level.resize(
         plan.size,
         Image.Resampling.LANCZOS,
         box=(left * x_ratio, top * y_ratio, right * x_ratio, bottom * y_ratio),
-        reducing_gap=REDUCING_GAP,
+        reducing_gap=None if plan.full_resolution else REDUCING_GAP,
     )
     size = (plan.target.width, plan.target.height) if options.fit == "pad" else image.size
     if image.size != size or (image.mode == "RGBA" and options.format not in FORMATS_WITH_ALPHA):

@@ -19,6 +19,7 @@ from app.imaging.export import (
     prepare_source,
     resolve_target,
 )
+from app.imaging.geometry import fit_exact
 from app.imaging.saliency import smart_crop_box
 
 ALL_PRESETS = [resolve_target(name) for name in PRESETS]
@@ -594,12 +595,33 @@ def test_export_all_matches_exporting_each_target_alone() -> None:
 
 
 def test_one_worker_and_two_give_the_same_bytes() -> None:
-    data = encoded(photo(1200, 900))
-    targets = ALL_PRESETS[:5]
+    # A source large enough that the small targets are cut from reduced copies, which the two
+    # workers make as they first need them.
+    data = encoded(photo(2500, 2500), compress_level=1)
+    targets = [resolve_target(size) for size in ((100, 100), (300, 200), (1000, 1000))]
 
     assert export_all(data, targets, ExportOptions(), workers=1) == export_all(
         data, targets, ExportOptions(), workers=2
     )
+
+
+def test_a_small_region_is_resampled_from_the_full_source_as_a_full_resize_would() -> None:
+    # Fine periodic detail, which a box reduction before the Lanczos pass would alias.
+    y, x = np.indices((600, 4000))
+    channels = [(x * 7 + y * 3) % 11 * 23, (x * 5 + y * 11) % 13 * 19, (x + 2 * y) % 7 * 36]
+    source = Image.fromarray(np.stack(channels, axis=2).astype(np.uint8))
+
+    result = export_all(
+        encoded(source, compress_level=1),
+        [resolve_target("leaderboard")],
+        ExportOptions("cover", "png"),
+    )[0]
+
+    difference = np.abs(
+        np.asarray(decoded(result.data), dtype=int)
+        - np.asarray(fit_exact(source, 728, 90), dtype=int)
+    )
+    assert difference.max() <= 1 and difference.mean() < 0.01
 
 
 def test_no_targets_gives_no_outputs() -> None:
