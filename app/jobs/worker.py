@@ -25,7 +25,7 @@ from app.runtime.queue import (
     json_serializer,
     wake_channel,
 )
-from app.runtime.slots import TenantSlots
+from app.runtime.slots import HOLD_LEASES, TenantSlots
 from app.webhooks.delivery import deliver
 
 logger = logging.getLogger(__name__)
@@ -62,12 +62,15 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 def tenant_slots(settings: Settings, redis: ArqRedis) -> TenantSlots | None:
-    """The tenants' running-job slots when their running jobs are capped: a slot is held as long
-    as a job's lease, so a dead worker's slots free with its leases."""
+    """The tenants' running-job slots when their running jobs are capped: a slot is held for
+    HOLD_LEASES job leases at a time, so a dead worker's slots free soon after its leases."""
     if not settings.tenant_max_running:
         return None
     return TenantSlots(
-        redis, settings.queue_name, settings.tenant_max_running, settings.job_lease_seconds
+        redis,
+        settings.queue_name,
+        settings.tenant_max_running,
+        HOLD_LEASES * settings.job_lease_seconds,
     )
 
 

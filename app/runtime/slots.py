@@ -13,8 +13,12 @@ from redis.asyncio import Redis
 
 logger = logging.getLogger(__name__)
 
-# A hold is renewed this many times per hold length, as a run renews its lease.
-RENEWALS_PER_HOLD = 3
+# A hold lasts this many job leases and is renewed as often as a lease is (three times a
+# lease): a slot must never free while its job still runs, so a late renewal on a starved event
+# loop costs its tenant a slot for a while, never the cap. A killed worker's slots free within
+# two leases.
+HOLD_LEASES = 2
+RENEWALS_PER_HOLD = 3 * HOLD_LEASES
 # Redis's own clock, so workers on machines whose clocks disagree agree on when a hold runs out.
 _NOW_MS = """
 local clock = redis.call('TIME')

@@ -1,6 +1,6 @@
 """A tenant's cap on running jobs, on Postgres + Redis and real `darkroom worker` processes: it
 holds across workers, another tenant's job starts meanwhile, jobs put back spend none of their
-attempts nor the queue's tries, and a killed worker's slots free once their leases run out."""
+attempts nor the queue's tries, and a killed worker's slots free once their holds run out."""
 
 import asyncio
 import signal
@@ -145,7 +145,7 @@ async def test_a_tenant_runs_at_most_its_cap_across_workers_while_another_tenant
     assert sum(started(job) > started(other_job) for job in jobs) >= BURST - 2 * CAP
 
 
-async def test_slots_of_a_killed_worker_free_once_its_leases_run_out(deployment):
+async def test_slots_of_a_killed_worker_free_once_their_holds_run_out(deployment):
     client = deployment.client
     # The first jobs are still at the vendor when the workers are killed.
     deployment.vendor.script(*[slow(5)] * CAP, *[slow(VENDOR_SECONDS)] * BURST)
