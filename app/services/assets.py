@@ -116,8 +116,9 @@ async def _store(
     session: AsyncSession, storage: Storage, tenant_id: str, data: bytes, info: ImageInfo
 ) -> dict[str, object]:
     """Put the bytes in storage; the asset's columns that describe them. The content stays
-    locked until the session commits the asset, so a deletion releasing the same content
-    meanwhile cannot remove the file from under it (see `release_content`)."""
+    locked (shared with other storers of the same bytes) until the session commits the asset,
+    so a deletion releasing the same content meanwhile cannot remove the file from under it
+    (see `release_content`)."""
     content_hash = hashlib.sha256(data).hexdigest()
     key = content_key(content_hash, info.format)
     await lock_content(session, key)
@@ -241,8 +242,10 @@ async def release_content(
 
 async def _remove_if_unreferenced(session: AsyncSession, storage: Storage, key: str) -> bool:
     """Remove the file under `key` unless a live asset refers to it, checked under the content
-    lock and committed; whether it was removed."""
-    await lock_content(session, key)
+    lock and committed; whether it was removed. The lock is exclusive: it waits for every
+    request storing the same bytes to commit its asset, and one that stores them after this
+    commits writes the file again."""
+    await lock_content(session, key, exclusive=True)
     referenced = await session.scalar(
         select(Asset.id).where(Asset.storage_key == key, Asset.live()).limit(1)
     )
@@ -252,15 +255,16 @@ async def _remove_if_unreferenced(session: AsyncSession, storage: Storage, key: 
     return referenced is None
 
 
-async def lock_content(session: AsyncSession, key: str) -> None:
+async def lock_content(session: AsyncSession, key: str, exclusive: bool = False) -> None:
     """Hold the lock of a storage key until the session's transaction ends, so that storing
-    content and releasing it never interleave. Postgres takes an advisory lock on the key;
-    SQLite, where one writer holds the whole database, takes the write lock."""
+    content and releasing it never interleave. Postgres takes an advisory lock on the key:
+    shared for storers, so requests storing the same bytes (in any order, from any tenant) never
+    wait for each other, and `exclusive` for the remover. SQLite, where one writer holds the
+    whole database, takes the write lock."""
     if session.bind.dialect.name == "postgresql":
         digest = hashlib.sha256(key.encode()).digest()
-        await session.execute(
-            select(func.pg_advisory_xact_lock(int.from_bytes(digest[:8], signed=True)))
-        )
+        lock = func.pg_advisory_xact_lock if exclusive else func.pg_advisory_xact_lock_shared
+        await session.execute(select(lock(int.from_bytes(digest[:8], signed=True))))
     else:
         await session.execute(update(Asset).where(false()).values(deleted_at=None))
 

@@ -558,3 +558,32 @@ async def test_an_edit_asking_for_transparency_in_jpeg_is_refused_before_storing
     assert response.status_code == 422, response.text
     assert response.json()["field"] == "background"
     assert await counts(app) == before
+
+
+@pytest.mark.parametrize("app", ["postgres"], indirect=True)
+async def test_concurrent_edits_storing_the_same_images_in_swapped_order_both_go_through(
+    client, auth, other_auth
+):
+    first, second = (base64.b64encode(photo(seed=seed)).decode() for seed in (71, 72))
+
+    def edit(image: str, reference: str) -> dict:
+        return {
+            "image": {"b64": image},
+            "references": [{"image": {"b64": reference}, "role": "color"}],
+            "prompt": "warmer light",
+        }
+
+    responses = await asyncio.gather(
+        *(
+            client.post("/v1/edit", json=edit(image, reference), headers=headers)
+            for _ in range(3)
+            for image, reference, headers in (
+                (first, second, auth),
+                (second, first, other_auth),
+            )
+        )
+    )
+
+    assert [response.status_code for response in responses] == [202] * 6, [
+        response.text for response in responses
+    ]
