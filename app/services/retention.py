@@ -96,7 +96,8 @@ async def _delete(context: TaskContext, tenant_id: str, object_id: str, deleting
     async with context.sessionmaker() as session:
         try:
             if deleting_job:
-                keys = await delete_job(session, context, tenant_id, object_id)
+                # Only finished jobs expire, so the deletion cancels nothing to announce.
+                keys = (await delete_job(session, tenant_id, object_id)).keys
             else:
                 keys = await delete_asset(session, tenant_id, object_id)
         except (Conflict, NotFound):
