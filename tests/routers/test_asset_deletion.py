@@ -70,6 +70,9 @@ async def test_bad_list_queries_are_422_problems(client, auth):
         "created_after=yesterday",
         "created_before=2026-12-01T00:00:00",
         "created_before=0.5",
+        # Out of the years a query time takes: moved to UTC they would leave the calendar.
+        "created_after=0001-01-01T00:00:00%2B14:00",
+        "created_before=9999-12-31T23:00:00-14:00",
     ):
         response = await client.get(f"/v1/assets?{query}", headers=auth)
 

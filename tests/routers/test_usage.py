@@ -12,7 +12,7 @@ import pytest
 from app.config import Settings
 from tests.fakes import bfl
 from tests.fakes.openai_images import FakeOpenAIImages
-from tests.support import postgres_settings, serving
+from tests.support import embedded_only, postgres_settings, serving
 
 ADMIN = {"Authorization": "Bearer admin-token-for-tests"}
 # bfl/flux-pro-1.1 costs 0.04 per image.
@@ -210,3 +210,15 @@ async def test_a_usage_period_that_ends_before_it_starts_holds_nothing(budget_ap
 
     assert response.status_code == 200
     assert response.json()["jobs"] == 0 and response.json()["by_day"] == []
+
+
+@embedded_only()
+async def test_usage_days_outside_1970_to_9998_are_422_problems_naming_the_parameter(client, auth):
+    for query, parameter in (("to=9999-12-31", "to"), ("from=1969-12-31", "from")):
+        response = await client.get(f"/v1/usage?{query}", headers=auth)
+
+        assert response.status_code == 422, (query, response.text)
+        assert response.json()["errors"][0]["field"] == f"query.{parameter}"
+    widest = await client.get("/v1/usage?from=1970-01-01&to=9998-12-31", headers=auth)
+    assert widest.status_code == 200, widest.text
+    assert widest.json()["period_end"].startswith("9999-01-01")
