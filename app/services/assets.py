@@ -6,6 +6,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Text, cast, false, func, or_, select, update
@@ -32,6 +33,17 @@ from app.services.pages import newest_first
 from app.storage import Storage, content_key
 
 logger = logging.getLogger(__name__)
+
+
+class RowLock(StrEnum):
+    """How a read locks an asset's row on Postgres (SQLite serializes writers already): a
+    submission naming the asset as an input shares it, a deletion takes it for update. A
+    deletion therefore waits for submissions in flight and refuses the asset while their jobs
+    run; a submission after a deletion finds the asset gone."""
+
+    SHARE = "share"
+    UPDATE = "update"
+
 
 # Lineage is walked a generation at a time, at most this many generations back.
 MAX_LINEAGE_DEPTH = 100
@@ -135,16 +147,28 @@ async def _store(
     }
 
 
-async def get_asset(session: AsyncSession, tenant_id: str, asset_id: str) -> Asset:
-    """The tenant's asset; NotFound for a missing one, a malformed id, or another tenant's."""
+async def get_asset(
+    session: AsyncSession, tenant_id: str, asset_id: str, lock: RowLock | None = None
+) -> Asset:
+    """The tenant's asset; NotFound for a missing one, a malformed id, or another tenant's.
+    With `lock`, its row stays locked until the session's transaction ends (see `RowLock`)."""
     asset = None
     if is_id(asset_id, "ast"):
-        asset = await session.scalar(
-            select(Asset).where(Asset.id == asset_id, Asset.tenant_id == tenant_id, Asset.live())
+        query = select(Asset).where(
+            Asset.id == asset_id, Asset.tenant_id == tenant_id, Asset.live()
         )
+        if lock is not None:
+            query = query.with_for_update(read=lock == RowLock.SHARE)
+        asset = await session.scalar(query)
     if asset is None:
         raise NotFound(f"No asset {asset_id!r}.")
     return asset
+
+
+async def use_asset(session: AsyncSession, tenant_id: str, asset_id: str) -> Asset:
+    """The tenant's asset, named as an input of a job being submitted: its row is share-locked
+    until the job is committed, so a deletion of the asset waits and then sees the job."""
+    return await get_asset(session, tenant_id, asset_id, RowLock.SHARE)
 
 
 @dataclass
@@ -182,7 +206,7 @@ async def delete_asset(session: AsyncSession, tenant_id: str, asset_id: str) -> 
     """Delete the tenant's asset (NotFound if it has none by that id, or it is deleted already;
     Conflict while a queued or running job takes it as input). Returns the storage keys to
     release once the deletion is committed."""
-    asset = await get_asset(session, tenant_id, asset_id)
+    asset = await get_asset(session, tenant_id, asset_id, RowLock.UPDATE)
     await check_not_in_use(session, tenant_id, [asset.id])
     return await retire(session, [asset])
 

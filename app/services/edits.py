@@ -23,7 +23,7 @@ from app.providers.base import ModelSpec
 from app.schemas.common import MAX_SIDE, MIN_SIDE
 from app.schemas.edit import EditRequest, ImageInput, VariantSource, VariantsRequest
 from app.services import jobs
-from app.services.assets import create_upload, get_asset
+from app.services.assets import create_upload, use_asset
 from app.services.generate import (
     check_model_can_make,
     compared,
@@ -55,7 +55,7 @@ class Inputs:
         stored as a new `reference` asset. A bad input raises its 4xx error naming `field`."""
         try:
             if given.asset_id is not None:
-                return editable(await get_asset(self.session, self.tenant_id, given.asset_id))
+                return editable(await use_asset(self.session, self.tenant_id, given.asset_id))
             data = await self._bytes_of(given)
             return await create_upload(
                 self.session,
@@ -290,7 +290,7 @@ def fit_side_limits(width: int, height: int) -> tuple[int, int]:
 async def _variant_source(inputs: Inputs, source: VariantSource) -> tuple[Asset, Job | None]:
     session, tenant_id = inputs.session, inputs.tenant_id
     if source.asset_id is not None:
-        asset = editable(await get_asset(session, tenant_id, source.asset_id))
+        asset = editable(await use_asset(session, tenant_id, source.asset_id))
         job = await jobs.get_job(session, tenant_id, asset.job_id) if asset.job_id else None
         return asset, job
     job = await jobs.get_job(session, tenant_id, source.job_id or "")
@@ -303,7 +303,7 @@ async def _variant_source(inputs: Inputs, source: VariantSource) -> tuple[Asset,
             f"Job {job.id} has {len(assets)} outputs; index {source.index} is past them "
             "or was deleted."
         )
-    return editable(assets[source.index]), job
+    return editable(await use_asset(session, tenant_id, assets[source.index].id)), job
 
 
 def _brief_of(job: Job | None) -> str:
