@@ -1,6 +1,7 @@
 """The operator API (app/routers/admin.py): off without DARKROOM_ADMIN_TOKEN, guarded by it, and
 listing, creating, revoking and rotating keys over HTTP."""
 
+import asyncio
 import uuid
 from datetime import datetime, timedelta
 
@@ -79,6 +80,20 @@ async def test_a_created_key_works_and_is_listed_by_its_prefix_never_its_secret(
     assert item["id"] == created["id"] and item["prefix"] == created["prefix"]
     assert item["tenant"] == tenant and item["status"] == "active"
     assert "key" not in item and created["key"] not in listed.text
+
+
+@pytest.mark.parametrize("app", ["postgres"], indirect=True)
+async def test_concurrent_first_keys_of_a_new_tenant_all_go_to_that_one_tenant(admin_app, client):
+    tenant = unique("newcomer")
+    created = await asyncio.gather(
+        *(client.post("/v1/admin/keys", json={"tenant": tenant}, headers=ADMIN) for _ in range(4))
+    )
+
+    assert [response.status_code for response in created] == [201] * 4, created[0].text
+    listed = await client.get("/v1/admin/keys", params={"tenant": tenant}, headers=ADMIN)
+    assert len(listed.json()["data"]) == 4
+    jobs = [await client.get("/v1/jobs", headers=bearer(r.json()["key"])) for r in created]
+    assert [response.status_code for response in jobs] == [200] * 4
 
 
 async def test_the_key_list_pages_newest_first_and_filters_by_tenant(admin_app, client):
