@@ -189,6 +189,7 @@ async def test_only_an_active_key_rotates_and_bad_requests_change_nothing(admin_
         f"{path}/rotate", json={"grace_seconds": 31 * 24 * 3600}, headers=ADMIN
     )
     negative = await client.post(f"{path}/rotate", json={"grace_seconds": -1}, headers=ADMIN)
+    as_text = await client.post(f"{path}/rotate", json={"grace_seconds": "50"}, headers=ADMIN)
     unknown_field = await client.post("/v1/admin/keys", json={"tenant": "x", "n": 1}, headers=ADMIN)
     no_tenant = await client.post("/v1/admin/keys", json={"tenant": ""}, headers=ADMIN)
     bad_cursor = await client.get("/v1/admin/keys", params={"cursor": "nope"}, headers=ADMIN)
@@ -197,7 +198,7 @@ async def test_only_an_active_key_rotates_and_bad_requests_change_nothing(admin_
     await client.post(f"{path}/revoke", headers=ADMIN)
     revoked_rotation = await client.post(f"{path}/rotate", headers=ADMIN)
 
-    for refused in (too_long, negative, unknown_field, no_tenant, bad_cursor):
+    for refused in (too_long, negative, as_text, unknown_field, no_tenant, bad_cursor):
         assert refused.status_code == 422, refused.text
         assert refused.headers["content-type"] == "application/problem+json"
     assert missing.status_code == 404

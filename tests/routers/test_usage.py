@@ -121,10 +121,13 @@ async def test_a_bad_budget_is_refused_and_changes_nothing(budget_app):
     not_a_number = await client.put(
         f"/v1/admin/tenants/{tenant}/budget", json={"monthly_budget_usd": "lots"}, headers=ADMIN
     )
+    as_text = await client.put(
+        f"/v1/admin/tenants/{tenant}/budget", json={"monthly_budget_usd": "50"}, headers=ADMIN
+    )
     unknown = await set_budget(client, f"nobody-{uuid.uuid4().hex}", 5)
     usage = (await client.get("/v1/usage", headers=auth)).json()
 
-    assert negative.status_code == not_a_number.status_code == 422
+    assert negative.status_code == not_a_number.status_code == as_text.status_code == 422
     assert unknown.status_code == 404
     assert usage["monthly_budget_usd"] is None
 
