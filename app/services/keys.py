@@ -94,12 +94,6 @@ async def _mint_for(session: AsyncSession, tenant_id: str) -> tuple[ApiKey, str]
     return row, key
 
 
-async def tenant_for_key(session: AsyncSession, key: str) -> str | None:
-    """The tenant id a live key belongs to, or None."""
-    live = await _live_key(session, hash_key(key))
-    return None if live is None else live.tenant_id
-
-
 @dataclass(frozen=True)
 class LiveKey:
     """What a request needs of a live key: whose it is, until when it works (if rotated), and
@@ -283,11 +277,6 @@ class KeyCache:
         self._keys: dict[str, tuple[LiveKey, float]] = {}
         self._uses: dict[str, datetime] = {}
         self._revocations: bytes | None = None
-
-    async def tenant(self, session: AsyncSession, key: str) -> str | None:
-        """The tenant id of a live key, from memory while it is fresh, else from the database."""
-        live = await self.live(session, key)
-        return None if live is None else live.tenant_id
 
     async def live(self, session: AsyncSession, key: str) -> LiveKey | None:
         """A live key, from memory while it is fresh, else from the database; None if the key
