@@ -97,6 +97,23 @@ async def test_masked_edit_changes_only_the_masked_area(client, auth):
     assert not np.array_equal(edited[~outside], original[~outside])
 
 
+async def test_a_draft_masked_edit_also_leaves_unmasked_pixels_unchanged(client, auth):
+    source = photo(320, 240)
+    response = await masked_tint(
+        client, auth, source, (320, 240, (40, 30, 199, 149)), seed=5, quality="draft"
+    )
+
+    assert response.status_code == 200, response.text
+    [output] = response.json()["outputs"]
+    assert output["details"]["generated_size"] == "320x240"
+    edited = np.asarray((await download(client, auth, output)).convert("RGB"))
+    original = np.asarray(Image.open(io.BytesIO(source)).convert("RGB"))
+    outside = np.ones((240, 320), bool)
+    outside[30:150, 40:200] = False
+    assert np.array_equal(edited[outside], original[outside])
+    assert not np.array_equal(edited[~outside], original[~outside])
+
+
 async def test_edit_output_lists_its_inputs_and_lineage_runs_oldest_first(client, auth):
     image_id = await upload(client, auth, photo())
     mask_id = await upload(client, auth, mask_png(96, 64, (0, 0, 40, 40)))
