@@ -16,7 +16,7 @@ from app.config import Settings
 from app.models import Asset, Job
 from tests.factories import image_bytes, uniform_png
 from tests.fakes.image_host import ImageHost, Page
-from tests.support import embedded_only, serving
+from tests.support import embedded_only, serving, wait_until
 
 WAIT = {"Prefer": "wait=30"}
 
@@ -604,3 +604,38 @@ async def test_concurrent_edits_storing_the_same_images_in_swapped_order_both_go
     assert [response.status_code for response in responses] == [202] * 6, [
         response.text for response in responses
     ]
+
+
+async def test_other_requests_store_while_an_edit_waits_for_a_slow_reference_url(tmp_path):
+    settings = Settings(data_dir=tmp_path / "var", url_allow="127.0.0.1")
+    async with (
+        ImageHost(pages={"/slow.png": Page(image_bytes(40, 30), delay_seconds=2)}) as host,
+        serving(settings) as (_, client, auth),
+    ):
+        finished: list[str] = []
+
+        async def edit() -> httpx.Response:
+            body = {
+                "image": {"b64": base64.b64encode(photo()).decode()},
+                "references": [{"image": {"url": host.url("/slow.png")}}],
+                "prompt": "warmer light",
+            }
+            response = await client.post("/v1/edit", json=body, headers=auth)
+            finished.append("edit")
+            return response
+
+        async def upload_meanwhile() -> str:
+            await wait_until(lambda: _requested(host), seconds=10)
+            uploaded = await upload(client, auth, photo(seed=9))
+            finished.append("upload")
+            return uploaded
+
+        edited, _ = await asyncio.gather(edit(), upload_meanwhile())
+
+    assert edited.status_code == 202, edited.text
+    # The embedded database has one writer at a time: the edit stores nothing while it waits.
+    assert finished == ["upload", "edit"]
+
+
+async def _requested(host: ImageHost) -> bool:
+    return bool(host.paths)
