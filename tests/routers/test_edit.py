@@ -97,6 +97,7 @@ async def test_masked_edit_changes_only_the_masked_area(client, auth):
     assert not np.array_equal(edited[~outside], original[~outside])
 
 
+@embedded_only()
 async def test_a_draft_masked_edit_also_leaves_unmasked_pixels_unchanged(client, auth):
     source = photo(320, 240)
     response = await masked_tint(
