@@ -114,8 +114,9 @@ class _WorkerMetrics:
 
 def _worker_registry() -> CollectorRegistry:
     # A registry of its own rather than the bare collector: a scrape naming the series it wants
-    # (`?name[]=...`) asks the registry for a restricted view of itself.
-    registry = CollectorRegistry()
+    # (`?name[]=...`) asks the registry for a restricted view of itself, which filters the
+    # samples of a collector that declares no names only when told to support one.
+    registry = CollectorRegistry(support_collectors_without_names=True)
     registry.register(_WorkerMetrics())
     return registry
 
