@@ -10,6 +10,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
+from app.errors import internal_error
 from app.logs import request_id
 
 logger = logging.getLogger("darkroom.access")
@@ -35,17 +36,25 @@ class RequestObservability:
         token = request_id.set(current)
         started = time.perf_counter()
         status = 500
+        started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 headers = [*message.get("headers", []), (b"x-request-id", current.encode())]
                 message = {**message, "headers": headers}
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Answered here rather than by the app's Exception handler, which Starlette runs
+            # outside every middleware: the 500 then carries the request id, and so does the
+            # log line of the error.
+            if started:
+                raise
+            await internal_error(scope["method"], scope["path"])(scope, receive, send_with_id)
         finally:
             _record(scope, status, time.perf_counter() - started, current)
             request_id.reset(token)

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -23,12 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
-from app.errors import DarkroomError, InvalidInput
+from app.errors import DarkroomError
 from app.logs import configure_logging
 from app.schemas.budgets import MAX_BUDGET_USD
 from app.schemas.keys import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS, ApiKey
 from app.services import assets, budgets, keys
-from app.services.retention import set_retention
+from app.services.retention import MAX_RETENTION_DAYS, set_retention
 from app.storage import open_storage
 
 # The top-level `migrations` package: the checkout's directory, or the copy the wheel installed.
@@ -287,23 +288,17 @@ def _redacted(settings: Settings) -> str:
     return url.split("@")[-1] if "@" in url else url
 
 
-def tenant_retention(settings: Settings, tenant: str, days: str) -> None:
+def tenant_retention(settings: Settings, tenant: str, days: int | None) -> None:
     """Set how many days a tenant's finished jobs and uploads are kept: a number (0 keeps them
-    for good), or `default` to follow DARKROOM_RETENTION_DAYS."""
-    if days != "default" and not days.isdigit():
-        sys.exit("--days takes a whole number of days (0 keeps data for good) or `default`")
-    kept = None if days == "default" else int(days)
-    try:
-        asyncio.run(_with_session(settings, lambda session: set_retention(session, tenant, kept)))
-    except InvalidInput as exc:
-        sys.exit(exc.detail)
+    for good), or None (`default`) to follow DARKROOM_RETENTION_DAYS."""
+    asyncio.run(_with_session(settings, lambda session: set_retention(session, tenant, days)))
     print(f"tenant {tenant!r} keeps its data: {_retention_words(days)}")
 
 
-def _retention_words(days: str) -> str:
-    if days == "default":
+def _retention_words(days: int | None) -> str:
+    if days is None:
         return "as DARKROOM_RETENTION_DAYS says"
-    return "for good" if int(days) == 0 else f"{int(days)} days"
+    return "for good" if days == 0 else f"{days} days"
 
 
 def collect_garbage(settings: Settings, older_than_seconds: float) -> None:
@@ -356,7 +351,10 @@ def main(argv: list[str] | None = None) -> None:
     retention = tenants.add_parser("retention", help="set how long a tenant's data is kept")
     retention.add_argument("--tenant", required=True)
     retention.add_argument(
-        "--days", required=True, help="days (0 keeps data for good), or `default`"
+        "--days",
+        required=True,
+        type=_retention_days,
+        help=f"days up to {MAX_RETENTION_DAYS} (0 keeps data for good), or `default`",
     )
     commands.add_parser("gc", help="delete asset files no asset refers to").add_argument(
         "--older-than-hours",
@@ -415,6 +413,17 @@ def _budget_usd(value: str) -> float:
     if not 0 <= usd <= MAX_BUDGET_USD:
         raise argparse.ArgumentTypeError(f"must be 0 to {MAX_BUDGET_USD}")
     return usd
+
+
+def _retention_days(value: str) -> int | None:
+    # Digits in ASCII only: str.isdigit also takes "²", which int() then refuses.
+    if value == "default":
+        return None
+    if not re.fullmatch("[0-9]{1,6}", value) or int(value) > MAX_RETENTION_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of days, 0 (for good) to {MAX_RETENTION_DAYS}, or `default`"
+        )
+    return int(value)
 
 
 def _grace_seconds(value: str) -> int:

@@ -408,11 +408,18 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(allowed_methods(request))
         return problem_response(body, headers)
 
+    # What RequestObservability does not catch (an error in that middleware itself).
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        body = problem(500, "internal-error", "Internal error", "An unexpected error occurred.")
-        return problem_response(body)
+        return internal_error(request.method, request.url.path)
+
+
+def internal_error(method: str, path: str) -> JSONResponse:
+    """Log the exception being handled as an unhandled error of the request; the 500 problem
+    that answers it (which says nothing of the exception)."""
+    logger.exception("unhandled error on %s %s", method, path)
+    body = problem(500, "internal-error", "Internal error", "An unexpected error occurred.")
+    return problem_response(body)
 
 
 def allowed_methods(request: Request) -> list[str]:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
+    CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
@@ -115,6 +116,15 @@ class _WorkerMetrics:
         return (metric for metric in REGISTRY.collect() if metric.name != "darkroom_queue_depth")
 
 
+def _worker_registry() -> CollectorRegistry:
+    # A registry of its own rather than the bare collector: a scrape naming the series it wants
+    # (`?name[]=...`) asks the registry for a restricted view of itself, which filters the
+    # samples of a collector that declares no names only when told to support one.
+    registry = CollectorRegistry(support_collectors_without_names=True)
+    registry.register(_WorkerMetrics())
+    return registry
+
+
 def serve_worker_metrics(settings: Settings) -> None:
     """Serve this worker's metrics on `worker_metrics_address:worker_metrics_port` from a
     thread of their own, unless the port is 0. A port already taken (two workers on one
@@ -123,7 +133,7 @@ def serve_worker_metrics(settings: Settings) -> None:
     if port == 0:
         return
     try:
-        exposition.start_http_server(port, addr=address, registry=_WorkerMetrics())
+        exposition.start_http_server(port, addr=address, registry=_worker_registry())
     except OSError as error:
         logger.error(
             "cannot serve worker metrics on %s:%d (%s); set DARKROOM_WORKER_METRICS_PORT to a "

@@ -221,6 +221,13 @@ class Asset(Base):
     __table_args__ = (
         UniqueConstraint("job_id", "output_index", name="uq_assets_job_output_index"),
         Index("ix_assets_tenant_id_id", "tenant_id", "id"),
+        # Releasing a file looks up the live assets that still refer to it.
+        Index(
+            "ix_assets_storage_key_live",
+            "storage_key",
+            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -22,13 +22,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from app.cli import migrate
 from app.config import Settings
 from app.main import create_app
-from app.models import Job
-from app.services.keys import create_key, tenant_for_key
+from app.models import ApiKey, Job
+from app.services.keys import create_key, hash_key
 from app.storage import content_key
 
 POSTGRES_URL = os.environ.get(
@@ -219,7 +220,10 @@ async def wait_for_final(
 async def tenant_of(app: FastAPI, headers: dict[str, str]) -> str:
     """The tenant id behind a test's Authorization header."""
     async with app.state.sessionmaker() as session:
-        tenant_id = await tenant_for_key(session, headers["Authorization"].removeprefix("Bearer "))
+        key = headers["Authorization"].removeprefix("Bearer ")
+        tenant_id = await session.scalar(
+            select(ApiKey.tenant_id).where(ApiKey.key_hash == hash_key(key))
+        )
     assert tenant_id is not None
     return tenant_id
 

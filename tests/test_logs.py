@@ -14,6 +14,7 @@ import httpx
 
 from app.config import Settings
 from app.logs import JsonFormatter, RedactSecrets, job_context, redact, request_id
+from app.main import create_app
 from tests.factories import image_bytes
 from tests.support import darkroom_command, darkroom_environment
 
@@ -163,3 +164,37 @@ def test_redact_hides_every_secret_parameter_and_keeps_the_rest():
         "https://bucket.example/key?X-Amz-Credential=[redacted]&X-Amz-Signature=[redacted]"
         "&size=2 /v1/x?api_key=[redacted];token=[redacted]"
     )
+
+
+async def test_an_unhandled_error_is_a_500_problem_carrying_the_request_id_as_its_log_line_does(
+    tmp_path,
+):
+    application = create_app(Settings(data_dir=tmp_path / "var"))
+
+    @application.get("/v1/crash")
+    async def crash() -> None:
+        raise RuntimeError("a bug")
+
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(JsonFormatter())
+    logging.getLogger("app.errors").addHandler(handler)
+    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+    try:
+        async with (
+            application.router.lifespan_context(application),
+            httpx.AsyncClient(transport=transport, base_url="http://darkroom.test") as client,
+        ):
+            response = await client.get("/v1/crash", headers={"X-Request-ID": "crash-1"})
+    finally:
+        logging.getLogger("app.errors").removeHandler(handler)
+
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["X-Request-ID"] == "crash-1"
+    assert response.json()["type"] == "/problems/internal-error"
+    assert "a bug" not in response.text
+    [line] = [json.loads(line) for line in lines.getvalue().splitlines()]
+    assert line["message"] == "unhandled error on GET /v1/crash"
+    assert line["request_id"] == "crash-1"
+    assert "RuntimeError: a bug" in line["exception"]

@@ -26,9 +26,9 @@ from tests.support import (
 
 async def run_one_job_on_a_worker(
     database_url: str, data_dir: Path, tmp_path: Path
-) -> tuple[dict, Path, str]:
+) -> tuple[dict, Path, str, str]:
     """Run one generate job through the API on a worker of its own with a metrics port and
-    JSON logs; the job, the worker's log and its last scrape."""
+    JSON logs; the job, the worker's log, its last scrape and a scrape of one series by name."""
     port = free_port()
     settings = postgres_settings(
         database_url,
@@ -59,20 +59,28 @@ async def run_one_job_on_a_worker(
             job["tenant_id"] = await tenant_of(app, auth)
         # The run is timed just after its final status is visible.
         await wait_until(run_counted, seconds=30)
+        async with httpx.AsyncClient() as scraper:
+            named = await scraper.get(
+                f"http://127.0.0.1:{port}/metrics",
+                params={"name[]": "darkroom_jobs_finished_total"},
+            )
+        assert named.status_code == 200, named.text
     finally:
         stop_worker(worker)
-    return job, log, scrapes[-1]
+    return job, log, scrapes[-1], named.text
 
 
 async def test_a_worker_serves_the_metrics_of_the_job_it_ran(data_dir, tmp_path):
     # A database of its own: the worker's sweeper would run other tests' stranded jobs too.
     async with fresh_database("metrics") as url:
-        job, log, metrics = await run_one_job_on_a_worker(url, data_dir, tmp_path)
+        job, log, metrics, named = await run_one_job_on_a_worker(url, data_dir, tmp_path)
 
     assert job["status"] == "succeeded", job
     finished = {"kind": "generate", "model": "local/draft", "status": "succeeded"}
     call = {"vendor": "local", "model": "local/draft"}
     assert metric_value(metrics, "darkroom_jobs_finished_total", **finished) == 1
+    assert metric_value(named, "darkroom_jobs_finished_total", **finished) == 1
+    assert "darkroom_vendor_calls_total" not in named
     assert metric_value(metrics, "darkroom_vendor_calls_total", **call, outcome="ok") == 1
     assert metric_value(metrics, "darkroom_vendor_call_duration_seconds_count", **call) == 1
     assert metric_value(metrics, "darkroom_job_queue_wait_seconds_count", kind="generate") == 1

@@ -1,4 +1,4 @@
-"""Revision 0013 (migrations/versions/0013_spend_ledger.py): the spend ledger starts with what the
+"""Revision 0013 (migrations/versions/0013_spend.py): the spend ledger starts with what the
 jobs there already are cost, on both backends, so deleting one afterwards takes nothing back; a
 job canceled part way before it gets the cost of the outputs it stored."""
 

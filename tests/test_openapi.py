@@ -1,9 +1,13 @@
 """The OpenAPI document: stable operation ids, examples, and every error declared as
 problem+json (OpenAI's error object on the OpenAI-compatible routes)."""
 
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 from app.config import Settings
+from app.errors import PROBLEM_BASE, PROBLEM_TYPES
 from app.main import create_app
 
 OPENAI_TAG = "openai-compatible"
@@ -127,3 +131,13 @@ def test_openai_compatible_routes_document_openai_shapes(tmp_path):
     assert {"image", "mask", "prompt", "n", "size"} <= set(edit["schema"]["properties"])
     error = schema["components"]["schemas"]["OpenAIErrorBody"]
     assert set(error["properties"]) == {"message", "type", "param", "code"}
+
+
+def test_every_problem_type_the_document_and_readme_show_is_one_darkroom_has(tmp_path):
+    document = json.dumps(create_app(Settings(data_dir=tmp_path)).openapi())
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    shown = set(re.findall(r'"type":\s*"([^"]*problems/[^"]*)"', document))
+    shown |= set(re.findall(r'"([^"\s]*/problems/[^"]*)"', readme))
+
+    assert shown, "no example names a problem type"
+    assert {url for url in shown if url.removeprefix(PROBLEM_BASE) not in PROBLEM_TYPES} == set()

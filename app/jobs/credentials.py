@@ -28,7 +28,7 @@ from app.runtime.context import TaskContext
 from app.services.assets import Output
 
 # Formats a manifest can be embedded in (an export's zip bundle is not an image).
-SIGNABLE_FORMATS = {"png", "jpeg", "webp"}
+SIGNABLE_FORMATS = {"png", "jpeg", "webp", "avif"}
 OPENED = {"action": "c2pa.opened", "parameters": {"ingredientIds": [PARENT_INGREDIENT]}}
 
 

@@ -47,19 +47,22 @@ class ModelCapabilities:
     # resolution (Gemini's size tiers); tiers not here may use any of `sizes`.
     quality_sizes: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = ()
     # Quality tier -> the factor its generation size is scaled by, for models that take any
-    # size and whose quality lever is resolution (local/draft's half-resolution draft).
+    # size and whose quality lever is resolution (local/draft's half-resolution draft). A masked
+    # edit is not scaled: scaling back up would resample the pixels the mask keeps.
     quality_scales: tuple[tuple[str, float], ...] = ()
 
     def native_quality(self, tier: str) -> str | None:
         """The native setting a quality tier becomes on this model; None if it has none."""
         return dict(self.quality_levels).get(tier)
 
-    def generation_size(self, width: int, height: int, quality: str = "auto") -> tuple[int, int]:
-        """The size to ask the model for: the output size (scaled as the quality tier asks)
-        if the model takes any size in range, else its native size (of those the quality tier
-        may use) closest in aspect ratio, then in area."""
+    def generation_size(
+        self, width: int, height: int, quality: str = "auto", masked: bool = False
+    ) -> tuple[int, int]:
+        """The size to ask the model for: the output size (scaled as the quality tier asks,
+        unless the call is a `masked` edit) if the model takes any size in range, else its
+        native size (of those the quality tier may use) closest in aspect ratio, then in area."""
         if self.sizes is None:
-            factor = dict(self.quality_scales).get(quality, 1.0)
+            factor = 1.0 if masked else dict(self.quality_scales).get(quality, 1.0)
             width, height = max(1, round(width * factor)), max(1, round(height * factor))
             low, high = self.min_side, self.max_side
             if low <= width <= high and low <= height <= high:

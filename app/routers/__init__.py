@@ -5,12 +5,17 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import Query
-from pydantic import AwareDatetime, BeforeValidator
+from pydantic import AwareDatetime, BeforeValidator, WithJsonSchema
 
 from app.ids import id_pattern
 
-_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]")
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Query times and days name a year from 1970 (ids and day totals count from the Unix epoch)
+# to 9998 (a zone or the day after still lands within what a date can hold).
+_YEAR = "(?:19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+_TIME_PATTERN = f"^{_YEAR}-[0-9]{{2}}-[0-9]{{2}}[Tt ]"
+_DATE_PATTERN = f"^{_YEAR}-[0-9]{{2}}-[0-9]{{2}}$"
+_ISO_TIME = re.compile(_TIME_PATTERN)
+_ISO_DATE = re.compile(_DATE_PATTERN)
 
 _DESCRIPTIONS = {
     400: "The body could not be parsed (malformed multipart, or JSON nested too deep).",
@@ -47,20 +52,32 @@ def page_cursor(prefix: str) -> Any:
 
 def _iso_time(value: object) -> object:
     if isinstance(value, str) and not _ISO_TIME.match(value):
-        raise ValueError("must be an ISO 8601 time with its zone, such as 2026-12-01T00:00:00Z")
+        raise ValueError(
+            "must be an ISO 8601 time with its zone, such as 2026-12-01T00:00:00Z, "
+            "in the years 1970 to 9998"
+        )
     return value
 
 
 # A time in a query string: ISO 8601 with its zone only (pydantic would also read a bare number
-# as Unix seconds, which the document does not offer).
-QueryTime = Annotated[AwareDatetime, BeforeValidator(_iso_time)]
+# as Unix seconds, which the document does not offer), in the years the pattern states.
+QueryTime = Annotated[
+    AwareDatetime,
+    BeforeValidator(_iso_time),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": _TIME_PATTERN}),
+]
 
 
 def _iso_date(value: object) -> object:
     if isinstance(value, str) and not _ISO_DATE.match(value):
-        raise ValueError("must be an ISO 8601 date, such as 2026-12-01")
+        raise ValueError("must be an ISO 8601 date, such as 2026-12-01, in the years 1970 to 9998")
     return value
 
 
-# A day in a query string: YYYY-MM-DD only (not a number of Unix seconds).
-QueryDate = Annotated[date, BeforeValidator(_iso_date)]
+# A day in a query string: YYYY-MM-DD only (not a number of Unix seconds), in the years the
+# pattern states.
+QueryDate = Annotated[
+    date,
+    BeforeValidator(_iso_date),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": _DATE_PATTERN}),
+]

@@ -74,7 +74,9 @@ async def delete_job(
     """Delete the job and its outputs (as `delete_asset` deletes an asset); a queued or running
     job is canceled first. What it cost stays in the tenant's spend (`GET /v1/usage`). 409
     while one of its outputs is the input of a queued or running job."""
-    keys = await jobs.delete_job(session, context, tenant, job_id)
+    deletion = await jobs.delete_job(session, tenant, job_id)
     await session.commit()
-    await assets.release_content(context.sessionmaker, context.storage, keys)
+    if deletion.canceled is not None:
+        await jobs.announce_canceled(context, deletion.canceled)
+    await assets.release_content(context.sessionmaker, context.storage, deletion.keys)
     return Response(status_code=204)

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.common import NotBool
+from app.schemas.common import JsonNumber
 
 MAX_BUDGET_USD = 1_000_000_000
 
@@ -81,8 +81,8 @@ class Usage(BaseModel):
     )
 
 
-# USD a month: a finite number from 0 to MAX_BUDGET_USD, which true and false are not.
-BudgetAmount = Annotated[float, Field(ge=0, le=MAX_BUDGET_USD, allow_inf_nan=False), NotBool]
+# USD a month: a finite JSON number from 0 to MAX_BUDGET_USD (not true, false or "50").
+BudgetAmount = Annotated[float, Field(ge=0, le=MAX_BUDGET_USD, allow_inf_nan=False), JsonNumber]
 
 
 class TenantBudgetUpdate(BaseModel):

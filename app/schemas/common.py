@@ -91,22 +91,14 @@ def _not_blank(value: str) -> str:
     return value
 
 
-def _not_bool(value: Any) -> Any:
-    # Pydantic reads true and false as 1 and 0 where a number is asked for; JSON does not.
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not true or false")
-    return value
-
-
 def _json_number(value: Any) -> Any:
-    # Nor does JSON read "3" as 3: a number in a body is a JSON number.
+    # Pydantic reads true and false as 1 and 0, and "3" as 3, where a number is asked for;
+    # JSON does not: a number in a body is a JSON number.
     if isinstance(value, bool | str):
         raise ValueError("must be a JSON number")
     return value
 
 
-# A number that JSON's true and false do not stand for.
-NotBool = BeforeValidator(_not_bool)
 # A whole number or a number as JSON writes them (3, 3.0, 0.5), never true, false or "3".
 JsonNumber = BeforeValidator(_json_number)
 JsonInt = Annotated[int, JsonNumber]

@@ -11,7 +11,6 @@ from app.schemas.common import (
     JsonFloat,
     JsonInt,
     ModelText,
-    NotBool,
     OutputOptions,
     Size,
     check_model_or_models,
@@ -179,7 +178,7 @@ class VariantsRequest(OutputOptions, CompareOptions, PromptOptions, WebhookOptio
     )
 
     source: VariantSource = Field(description="The image to vary.")
-    variation: Literal["subtle", "strong"] | Annotated[float, Field(ge=0, le=1), NotBool] = Field(
+    variation: Literal["subtle", "strong"] | Annotated[JsonFloat, Field(ge=0, le=1)] = Field(
         "subtle", description="How far variants stray: subtle, strong, or a number 0..1."
     )
     prompt: str | None = Field(

@@ -129,7 +129,9 @@ class ExportRequest(WebhookOptions):
         description="Byte budget of each output: the highest quality whose file fits is used "
         "(for png, the strongest compression). The job fails, naming the target and the "
         "smallest size reached, when nothing fits; for png, at once, naming the least size any "
-        "PNG of those dimensions can have, when the budget is below it.",
+        "PNG of those dimensions can have, when the budget is below it. The budget is the "
+        "image's before signing: `content_credentials` adds its manifest on top (a few KB, and "
+        "the manifests a signed source carries).",
         examples=[300000],
     )
     strip_metadata: StrictBool = Field(
@@ -144,7 +146,8 @@ class ExportRequest(WebhookOptions):
         False,
         description="Sign each file with Content Credentials: an embedded C2PA manifest saying "
         "it was resized (and converted) from the source asset, which is its parent ingredient "
-        "with any manifest it carries. `strip_metadata` never removes it. Not the zip bundle.",
+        "with any manifest it carries. `strip_metadata` never removes it. Not the zip bundle. "
+        "The manifest is added after `max_bytes` is met, so a signed file may exceed it.",
         examples=[True],
     )
     bundle: StrictBool = Field(

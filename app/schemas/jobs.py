@@ -169,7 +169,7 @@ COMPARE_JOB_EXAMPLE = JOB_EXAMPLE | {
                     "index": 3,
                     "seed": 43,
                     "error": {
-                        "type": "https://darkroom.dev/problems/moderation-blocked",
+                        "type": "/problems/moderation-blocked",
                         "title": "Blocked by moderation",
                         "status": 422,
                         "detail": "OpenAI's safety system refused the request.",

@@ -2,11 +2,11 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.common import NotBool
+from app.schemas.common import JsonInt
 
 # A rotated key's old self works at most this long beside its successor.
 MAX_GRACE_SECONDS = 30 * 24 * 3600
@@ -96,7 +96,7 @@ class ApiKeyRotate(BaseModel):
         extra="forbid", json_schema_extra={"example": {"grace_seconds": 3600}}
     )
 
-    grace_seconds: Annotated[int, NotBool] = Field(
+    grace_seconds: JsonInt = Field(
         DEFAULT_GRACE_SECONDS,
         ge=0,
         le=MAX_GRACE_SECONDS,

@@ -228,7 +228,7 @@ class ImagesResponse(BaseModel):
         None, description="The background of the images."
     )
     output_format: OpenAIOutputFormat | None = Field(None, description="Encoding of the images.")
-    quality: Literal["low", "medium", "high", "xhigh", "max"] | None = Field(
+    quality: Literal["low", "medium", "high"] | None = Field(
         None, description="The quality asked for, when it is one OpenAI reports."
     )
     size: str | None = Field(None, description="The images' size, `WIDTHxHEIGHT`.")

@@ -1,5 +1,6 @@
 """Webhooks: the per-request webhook fields, registered endpoints and their deliveries."""
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -18,8 +19,10 @@ WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = (
     "job.canceled",
 )
 MAX_URL_LENGTH = 2048
-# An absolute http(s) URL with a host name or IPv4 address, as the document states it; the
-# validator below checks the same, and where it points is checked at registration.
+# An absolute http(s) URL with a host name or IPv4 address (no user name or password, no IPv6
+# literal, no underscore in the host), as the document states it; the validator below refuses
+# the same shapes, and also a host that only looks like an IPv4 address (1.2.3.999). Where it
+# points is checked at registration.
 PORT_PATTERN = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
 WEBHOOK_URL_PATTERN = (
     f"^[hH][tT][tT][pP][sS]?://[A-Za-z0-9.-]*[A-Za-z0-9](:{PORT_PATTERN})?([/?#][!-~]*)?$"
@@ -30,15 +33,25 @@ WebhookUrl = Annotated[
 ]
 
 
+_HOST = re.compile("[A-Za-z0-9.-]*[A-Za-z0-9]")
+
+
 def check_webhook_url(value: str) -> str:
-    """Refuse a webhook URL that is not absolute http(s) with a host; where it points is checked
-    against the address rules separately, since that needs DNS and the server's allow list."""
+    """Refuse a webhook URL that is not absolute http(s) with a host name or IPv4 address, or
+    that carries a user name or password (the shapes WEBHOOK_URL_PATTERN takes); where it points
+    is checked against the address rules separately, since that needs DNS and the server's allow
+    list."""
     try:
         url = httpx.URL(value)
     except httpx.InvalidURL as exc:
         raise ValueError(f"not a valid URL: {exc}") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError("must be an absolute http or https URL")
+    if url.userinfo or not _HOST.fullmatch(url.host):
+        raise ValueError(
+            "must name its host by a name or IPv4 address (letters, digits, dots and hyphens), "
+            "with no user name or password"
+        )
     return value
 
 

@@ -6,6 +6,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Text, cast, false, func, or_, select, update
@@ -33,6 +34,17 @@ from app.services.pages import newest_first
 from app.storage import Storage, content_key
 
 logger = logging.getLogger(__name__)
+
+
+class RowLock(StrEnum):
+    """How a read locks an asset's row on Postgres (SQLite serializes writers already): a
+    submission naming the asset as an input shares it, a deletion takes it for update. A
+    deletion therefore waits for submissions in flight and refuses the asset while their jobs
+    run; a submission after a deletion finds the asset gone."""
+
+    SHARE = "share"
+    UPDATE = "update"
+
 
 # Lineage is walked a generation at a time, at most this many generations back.
 MAX_LINEAGE_DEPTH = 100
@@ -119,8 +131,9 @@ async def _store(
     session: AsyncSession, storage: Storage, tenant_id: str, data: bytes, info: ImageInfo
 ) -> dict[str, object]:
     """Put the bytes in storage; the asset's columns that describe them. The content stays
-    locked until the session commits the asset, so a deletion releasing the same content
-    meanwhile cannot remove the file from under it (see `release_content`)."""
+    locked (shared with other storers of the same bytes) until the session commits the asset,
+    so a deletion releasing the same content meanwhile cannot remove the file from under it
+    (see `release_content`)."""
     content_hash = hashlib.sha256(data).hexdigest()
     key = content_key(content_hash, info.format)
     await lock_content(session, key)
@@ -137,16 +150,28 @@ async def _store(
     }
 
 
-async def get_asset(session: AsyncSession, tenant_id: str, asset_id: str) -> Asset:
-    """The tenant's asset; NotFound for a missing one, a malformed id, or another tenant's."""
+async def get_asset(
+    session: AsyncSession, tenant_id: str, asset_id: str, lock: RowLock | None = None
+) -> Asset:
+    """The tenant's asset; NotFound for a missing one, a malformed id, or another tenant's.
+    With `lock`, its row stays locked until the session's transaction ends (see `RowLock`)."""
     asset = None
     if is_id(asset_id, "ast"):
-        asset = await session.scalar(
-            select(Asset).where(Asset.id == asset_id, Asset.tenant_id == tenant_id, Asset.live())
+        query = select(Asset).where(
+            Asset.id == asset_id, Asset.tenant_id == tenant_id, Asset.live()
         )
+        if lock is not None:
+            query = query.with_for_update(read=lock == RowLock.SHARE)
+        asset = await session.scalar(query)
     if asset is None:
         raise NotFound(f"No asset {asset_id!r}.")
     return asset
+
+
+async def use_asset(session: AsyncSession, tenant_id: str, asset_id: str) -> Asset:
+    """The tenant's asset, named as an input of a job being submitted: its row is share-locked
+    until the job is committed, so a deletion of the asset waits and then sees the job."""
+    return await get_asset(session, tenant_id, asset_id, RowLock.SHARE)
 
 
 @dataclass
@@ -184,7 +209,7 @@ async def delete_asset(session: AsyncSession, tenant_id: str, asset_id: str) -> 
     """Delete the tenant's asset (NotFound if it has none by that id, or it is deleted already;
     Conflict while a queued or running job takes it as input). Returns the storage keys to
     release once the deletion is committed."""
-    asset = await get_asset(session, tenant_id, asset_id)
+    asset = await get_asset(session, tenant_id, asset_id, RowLock.UPDATE)
     await check_not_in_use(session, tenant_id, [asset.id])
     return await retire(session, [asset])
 
@@ -244,8 +269,10 @@ async def release_content(
 
 async def _remove_if_unreferenced(session: AsyncSession, storage: Storage, key: str) -> bool:
     """Remove the file under `key` unless a live asset refers to it, checked under the content
-    lock and committed; whether it was removed."""
-    await lock_content(session, key)
+    lock and committed; whether it was removed. The lock is exclusive: it waits for every
+    request storing the same bytes to commit its asset, and one that stores them after this
+    commits writes the file again."""
+    await lock_content(session, key, exclusive=True)
     referenced = await session.scalar(
         select(Asset.id).where(Asset.storage_key == key, Asset.live()).limit(1)
     )
@@ -255,15 +282,16 @@ async def _remove_if_unreferenced(session: AsyncSession, storage: Storage, key: 
     return referenced is None
 
 
-async def lock_content(session: AsyncSession, key: str) -> None:
+async def lock_content(session: AsyncSession, key: str, exclusive: bool = False) -> None:
     """Hold the lock of a storage key until the session's transaction ends, so that storing
-    content and releasing it never interleave. Postgres takes an advisory lock on the key;
-    SQLite, where one writer holds the whole database, takes the write lock."""
+    content and releasing it never interleave. Postgres takes an advisory lock on the key:
+    shared for storers, so requests storing the same bytes (in any order, from any tenant) never
+    wait for each other, and `exclusive` for the remover. SQLite, where one writer holds the
+    whole database, takes the write lock."""
     if session.bind.dialect.name == "postgresql":
         digest = hashlib.sha256(key.encode()).digest()
-        await session.execute(
-            select(func.pg_advisory_xact_lock(int.from_bytes(digest[:8], signed=True)))
-        )
+        lock = func.pg_advisory_xact_lock if exclusive else func.pg_advisory_xact_lock_shared
+        await session.execute(select(lock(int.from_bytes(digest[:8], signed=True))))
     else:
         await session.execute(update(Asset).where(false()).values(deleted_at=None))
 

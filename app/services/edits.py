@@ -6,7 +6,10 @@ import base64
 import binascii
 import io
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from math import isqrt
 from typing import Any
 
@@ -23,7 +26,7 @@ from app.providers.base import ModelSpec
 from app.schemas.common import MAX_SIDE, MIN_SIDE
 from app.schemas.edit import EditRequest, ImageInput, VariantSource, VariantsRequest
 from app.services import jobs
-from app.services.assets import create_upload, get_asset
+from app.services.assets import create_upload, use_asset
 from app.services.generate import (
     check_model_can_make,
     compared,
@@ -50,12 +53,24 @@ class Inputs:
     settings: Settings
     tenant_id: str
 
+    # URL inputs downloaded ahead of storing any input (`fetch`), by URL.
+    fetched: dict[str, bytes] = dataclass_field(default_factory=dict)
+
+    async def fetch(self, given: ImageInput, field: str) -> None:
+        """Download a URL input now, before any input is stored: storing takes the content's
+        lock (on SQLite, the database's write lock) until the request commits, and a slow URL
+        fetched after that would hold it. A bad URL raises its 4xx error naming `field`."""
+        if given.url is None or given.url in self.fetched:
+            return
+        with _naming(field):
+            self.fetched[given.url] = await self._download(given.url)
+
     async def resolve(self, given: ImageInput, field: str) -> Asset:
         """The tenant's asset for an input: the named asset, or the fetched or decoded bytes
         stored as a new `reference` asset. A bad input raises its 4xx error naming `field`."""
-        try:
+        with _naming(field):
             if given.asset_id is not None:
-                return editable(await get_asset(self.session, self.tenant_id, given.asset_id))
+                return editable(await use_asset(self.session, self.tenant_id, given.asset_id))
             data = await self._bytes_of(given)
             return await create_upload(
                 self.session,
@@ -65,25 +80,35 @@ class Inputs:
                 self.settings.max_image_pixels,
                 source="reference",
             )
-        except DarkroomError as exc:
-            exc.detail = f"{field}: {exc.detail}"
-            exc.extensions.setdefault("field", field)
-            raise
 
     async def _bytes_of(self, given: ImageInput) -> bytes:
         if given.url is not None:
-            fetched = await fetch_image(
-                given.url,
-                self.settings.url_policy,
-                max_bytes=self.settings.max_body_bytes,
-                timeout_seconds=FETCH_TIMEOUT_SECONDS,
-            )
-            return fetched.data
+            return self.fetched.get(given.url) or await self._download(given.url)
         return decode_base64(given.b64 or "")
+
+    async def _download(self, url: str) -> bytes:
+        fetched = await fetch_image(
+            url,
+            self.settings.url_policy,
+            max_bytes=self.settings.max_body_bytes,
+            timeout_seconds=FETCH_TIMEOUT_SECONDS,
+        )
+        return fetched.data
 
     async def load(self, asset: Asset) -> bytes:
         """An asset's bytes."""
         return await self.storage.get(asset.storage_key)
+
+
+@contextmanager
+def _naming(field: str) -> Iterator[None]:
+    """Prefix the detail of a Darkroom error raised inside with the input's field, and name it."""
+    try:
+        yield
+    except DarkroomError as exc:
+        exc.detail = f"{field}: {exc.detail}"
+        exc.extensions.setdefault("field", field)
+        raise
 
 
 def editable(asset: Asset) -> Asset:
@@ -173,6 +198,10 @@ async def _edit_inputs(
     inputs: Inputs, body: EditRequest
 ) -> tuple[Asset, Asset | None, list[dict[str, object]]]:
     """The edit's source, mask (checked against the source) and references as assets."""
+    named = [(body.image, "image"), *([(body.mask, "mask")] if body.mask else [])]
+    named += [(ref.image, f"references[{i}].image") for i, ref in enumerate(body.references)]
+    for given, field in named:
+        await inputs.fetch(given, field)
     source = await inputs.resolve(body.image, "image")
     mask = await inputs.resolve(body.mask, "mask") if body.mask else None
     if mask is not None:
@@ -290,7 +319,7 @@ def fit_side_limits(width: int, height: int) -> tuple[int, int]:
 async def _variant_source(inputs: Inputs, source: VariantSource) -> tuple[Asset, Job | None]:
     session, tenant_id = inputs.session, inputs.tenant_id
     if source.asset_id is not None:
-        asset = editable(await get_asset(session, tenant_id, source.asset_id))
+        asset = editable(await use_asset(session, tenant_id, source.asset_id))
         job = await jobs.get_job(session, tenant_id, asset.job_id) if asset.job_id else None
         return asset, job
     job = await jobs.get_job(session, tenant_id, source.job_id or "")
@@ -303,7 +332,7 @@ async def _variant_source(inputs: Inputs, source: VariantSource) -> tuple[Asset,
             f"Job {job.id} has {len(assets)} outputs; index {source.index} is past them "
             "or was deleted."
         )
-    return editable(assets[source.index]), job
+    return editable(await use_asset(session, tenant_id, assets[source.index].id)), job
 
 
 def _brief_of(job: Job | None) -> str:

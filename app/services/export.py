@@ -10,7 +10,7 @@ from app.imaging.export import DEFAULT_QUALITY
 from app.imaging.presets import PRESETS
 from app.models import Asset, Job, JobKind
 from app.schemas.export import ExportPreset, ExportPresetList, ExportRequest, ExportSize
-from app.services.assets import get_asset
+from app.services.assets import use_asset
 from app.services.submission import Kind, Submitter
 
 # What runs an export job, in the place of a provider's model: Darkroom's own pipeline.
@@ -32,7 +32,7 @@ def list_presets() -> ExportPresetList:
 async def normalize(submitter: Submitter, body: ExportRequest) -> dict[str, Any]:
     """Find the tenant's source image (NotFound for one it does not have) and normalize."""
     session, tenant_id = submitter.session, submitter.tenant_id
-    source = await get_asset(session, tenant_id, body.asset_id)
+    source = await use_asset(session, tenant_id, body.asset_id)
     if source.format not in IMAGE_FORMATS:
         raise InvalidInput(f"Asset {source.id} is a {source.format} file, not an image to export.")
     provenance = await provenance_of(session, source) if body.provenance else None

@@ -8,6 +8,7 @@ import statistics
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -104,6 +105,15 @@ async def cancel_job(
 ) -> Job:
     """Cancel a queued or running job, commit, and announce it (job.canceled); Conflict if it
     already finished. A run holding it stops before its next output."""
+    job = await mark_canceled(session, tenant_id, job_id)
+    await session.commit()
+    await announce_canceled(context, job)
+    return job
+
+
+async def mark_canceled(session: AsyncSession, tenant_id: str, job_id: str) -> Job:
+    """Mark a queued or running job canceled in the session's transaction, leaving the commit
+    and the announcement (`announce_canceled`) to the caller; Conflict if it already finished."""
     job = await get_job(session, tenant_id, job_id)
     canceled = await session.execute(
         update(Job)
@@ -117,10 +127,13 @@ async def cancel_job(
     await session.refresh(job)
     if canceled.rowcount == 0:
         raise Conflict(f"Job {job_id} already {job.status}; only queued or running jobs cancel.")
-    await session.commit()
+    return job
+
+
+async def announce_canceled(context: TaskContext, job: Job) -> None:
+    """Count a committed cancellation and tell the job's listeners (job.canceled)."""
     metrics.jobs_finished.labels(job.kind, job.model, JobStatus.CANCELED).inc()
     await publish(context, job, JobEventType.CANCELED)
-    return job
 
 
 async def queued_count(session: AsyncSession) -> int:
@@ -128,26 +141,36 @@ async def queued_count(session: AsyncSession) -> int:
     return await session.scalar(select(func.count()).where(Job.status == JobStatus.QUEUED)) or 0
 
 
-async def delete_job(
-    session: AsyncSession, context: TaskContext, tenant_id: str, job_id: str
-) -> list[str]:
-    """Delete the tenant's job with its outputs and webhook deliveries; a queued or running job
-    is canceled first (live event streams hear it), so a run holding it stores nothing more.
-    NotFound for a missing job or another tenant's; Conflict while an output is the input of a
-    queued or running job. What the job cost stays in the tenant's spend ledger. Returns the
-    storage keys to release once the deletion is committed."""
+@dataclass
+class Deletion:
+    """What deleting a job leaves to do once the deletion is committed: the storage keys to
+    release, and the job it canceled (to announce), if it was queued or running."""
+
+    keys: list[str]
+    canceled: Job | None = None
+
+
+async def delete_job(session: AsyncSession, tenant_id: str, job_id: str) -> Deletion:
+    """Delete the tenant's job with its outputs and webhook deliveries, in the session's
+    transaction; a queued or running job is canceled first, so a run holding it stores nothing
+    more. NotFound for a missing job or another tenant's; Conflict while an output is the input
+    of a queued or running job. What the job cost stays in the tenant's spend ledger. The
+    caller commits, then releases the keys and announces the cancellation (live event streams
+    hear it)."""
     job = await get_job(session, tenant_id, job_id)
     await check_not_in_use(
         session, tenant_id, [asset.id for asset in await outputs_of(session, job.id)]
     )
+    canceled = None
     if job.status not in FINAL_STATUSES:
         # Conflict: it finished meanwhile, which is as good.
         with contextlib.suppress(Conflict):
-            await cancel_job(session, context, tenant_id, job_id)
-    # Read after the cancel: a run stores an output only while it holds the job.
+            canceled = await mark_canceled(session, tenant_id, job_id)
+    # Read after the cancel: a run stores an output only while it holds the job, and the
+    # cancel's row lock makes a run storing one now wait for this deletion.
     keys = await retire(session, await outputs_of(session, job.id))
     await session.execute(delete(Job).where(Job.id == job.id))
-    return keys
+    return Deletion(keys, canceled)
 
 
 async def wait_for_job(

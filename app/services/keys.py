@@ -14,12 +14,13 @@ from datetime import UTC, datetime, timedelta
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import database_clock, database_now
 from app.errors import Conflict, InvalidInput, NotFound
 from app.ids import is_id, new_id
-from app.models import ApiKey, Tenant
+from app.models import ApiKey, Tenant, utcnow
 from app.runtime.periodic import Periodic
 from app.schemas.keys import ApiKey as ApiKeySchema
 from app.schemas.keys import ApiKeyCreated, ApiKeyPage, ApiKeyRotation, KeyStatus
@@ -61,12 +62,22 @@ async def create_key(session: AsyncSession, tenant_name: str) -> str:
 async def mint(session: AsyncSession, tenant_name: str) -> tuple[ApiKey, str]:
     """A new key row for a tenant (made if new) and the key itself, shown once. The caller
     commits."""
-    tenant = await session.scalar(select(Tenant).where(Tenant.name == tenant_name))
-    if tenant is None:
-        tenant = Tenant(id=new_id("ten"), name=tenant_name)
-        session.add(tenant)
-        await session.flush()
-    return await _mint_for(session, tenant.id)
+    return await _mint_for(session, await _tenant_named(session, tenant_name))
+
+
+async def _tenant_named(session: AsyncSession, tenant_name: str) -> str:
+    """The id of the tenant of this name, made if new. Two requests making the same new tenant
+    at once both get the one that was made first, rather than one of them a unique violation."""
+    tenant_id = await session.scalar(select(Tenant.id).where(Tenant.name == tenant_name))
+    if tenant_id is not None:
+        return tenant_id
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    await session.execute(
+        dialect.insert(Tenant)
+        .values(id=new_id("ten"), name=tenant_name, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    return await session.scalar(select(Tenant.id).where(Tenant.name == tenant_name))
 
 
 async def _mint_for(session: AsyncSession, tenant_id: str) -> tuple[ApiKey, str]:
@@ -81,12 +92,6 @@ async def _mint_for(session: AsyncSession, tenant_id: str) -> tuple[ApiKey, str]
     session.add(row)
     await session.flush()
     return row, key
-
-
-async def tenant_for_key(session: AsyncSession, key: str) -> str | None:
-    """The tenant id a live key belongs to, or None."""
-    live = await _live_key(session, hash_key(key))
-    return None if live is None else live.tenant_id
 
 
 @dataclass(frozen=True)
@@ -272,11 +277,6 @@ class KeyCache:
         self._keys: dict[str, tuple[LiveKey, float]] = {}
         self._uses: dict[str, datetime] = {}
         self._revocations: bytes | None = None
-
-    async def tenant(self, session: AsyncSession, key: str) -> str | None:
-        """The tenant id of a live key, from memory while it is fresh, else from the database."""
-        live = await self.live(session, key)
-        return None if live is None else live.tenant_id
 
     async def live(self, session: AsyncSession, key: str) -> LiveKey | None:
         """A live key, from memory while it is fresh, else from the database; None if the key

@@ -44,7 +44,8 @@ ERROR_CODES = {"unauthorized": "invalid_api_key", "model-unavailable": "model_no
 # Statuses the `openai` client retries by default. A retry of these routes would run the
 # work again, so every error but overload and rate limits says not to (`x-should-retry`).
 RETRYABLE_STATUSES = {429, 503}
-REPORTED_QUALITIES = {"low", "medium", "high", "xhigh", "max"}
+# The qualities OpenAI reports of those a request can ask for (not auto, standard or hd).
+REPORTED_QUALITIES = {"low", "medium", "high"}
 # OpenAI's `quality` as Darkroom's tier; `standard` and `hd` are DALL·E's, still accepted by
 # OpenAI's types. Darkroom has no tier above `high`.
 QUALITY_TIERS = {

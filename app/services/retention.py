@@ -18,16 +18,19 @@ logger = logging.getLogger(__name__)
 
 # Jobs, and assets, one sweep deletes per tenant at most; the next sweep goes on.
 RETENTION_BATCH = 100
+# The longest retention a tenant can have (about 270 years; 0 keeps data for good).
+MAX_RETENTION_DAYS = 100_000
 
 
 async def set_retention(session: AsyncSession, tenant_name: str, days: int | None) -> None:
     """Keep the tenant's data `days` days (0: for good; None: as the deployment's
-    `retention_days` says). InvalidInput for an unknown tenant or a negative number."""
-    if days is not None and days < 0:
-        raise InvalidInput("Retention is a number of days, 0 or more.")
+    `retention_days` says). NotFound for an unknown tenant; InvalidInput for a number out of
+    0..MAX_RETENTION_DAYS."""
+    if days is not None and not 0 <= days <= MAX_RETENTION_DAYS:
+        raise InvalidInput(f"Retention is a number of days, 0 to {MAX_RETENTION_DAYS}.")
     tenant = await session.scalar(select(Tenant).where(Tenant.name == tenant_name))
     if tenant is None:
-        raise InvalidInput(f"No tenant named {tenant_name!r}.")
+        raise NotFound(f"No tenant {tenant_name!r}.")
     tenant.retention_days = days
 
 
@@ -96,7 +99,8 @@ async def _delete(context: TaskContext, tenant_id: str, object_id: str, deleting
     async with context.sessionmaker() as session:
         try:
             if deleting_job:
-                keys = await delete_job(session, context, tenant_id, object_id)
+                # Only finished jobs expire, so the deletion cancels nothing to announce.
+                keys = (await delete_job(session, tenant_id, object_id)).keys
             else:
                 keys = await delete_asset(session, tenant_id, object_id)
         except (Conflict, NotFound):

@@ -12,7 +12,8 @@ from tests.fakes.http_server import FakeHTTPServer, Received
 @dataclass
 class Page:
     """What the host sends for one path. A chunked page has no Content-Length and sends its body
-    `chunk_size` bytes at a time, waiting `chunk_delay_seconds` before each chunk."""
+    `chunk_size` bytes at a time, waiting `chunk_delay_seconds` before each chunk. With `held`,
+    the answer waits until the test sets that event."""
 
     body: bytes = b""
     status: int = 200
@@ -21,6 +22,7 @@ class Page:
     chunked: bool = False
     chunk_size: int = 4096
     chunk_delay_seconds: float = 0.0
+    held: asyncio.Event | None = None
 
 
 NOT_FOUND = Page(b"<h1>Not found</h1>", status=404, headers={"content-type": "text/html"})
@@ -51,6 +53,8 @@ class ImageHost(FakeHTTPServer):
 async def write_page(writer: asyncio.StreamWriter, page: Page) -> None:
     """Send `page` as an HTTP/1.1 response and say the connection closes."""
     await asyncio.sleep(page.delay_seconds)
+    if page.held is not None:
+        await page.held.wait()
     length = (
         {"transfer-encoding": "chunked"}
         if page.chunked

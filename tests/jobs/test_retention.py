@@ -168,8 +168,11 @@ async def test_tenants_retention_command_sets_and_resets_the_override(tmp_path):
         assert await stored() == 30
         assert (await run("--tenant", name, "--days", "default")).returncode == 0
         assert await stored() is None
-        for bad in (["--tenant", name, "--days", "-1"], ["--tenant", "nobody", "--days", "3"]):
-            refused = await run(*bad)
-            assert refused.returncode != 0, bad
-            assert refused.stderr
+        for days in ("-1", "²", "1e3", "100001"):
+            refused = await run("--tenant", name, "--days", days)
+            assert refused.returncode == 2, (days, refused.stderr)
+            assert "--days: must be a whole number of days" in refused.stderr
+        unknown = await run("--tenant", "nobody", "--days", "3")
+        assert unknown.returncode == 1
+        assert unknown.stderr.strip() == "darkroom: No tenant 'nobody'."
         assert await stored() is None

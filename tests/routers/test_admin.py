@@ -1,6 +1,7 @@
 """The operator API (app/routers/admin.py): off without DARKROOM_ADMIN_TOKEN, guarded by it, and
 listing, creating, revoking and rotating keys over HTTP."""
 
+import asyncio
 import uuid
 from datetime import datetime, timedelta
 
@@ -79,6 +80,20 @@ async def test_a_created_key_works_and_is_listed_by_its_prefix_never_its_secret(
     assert item["id"] == created["id"] and item["prefix"] == created["prefix"]
     assert item["tenant"] == tenant and item["status"] == "active"
     assert "key" not in item and created["key"] not in listed.text
+
+
+@pytest.mark.parametrize("app", ["postgres"], indirect=True)
+async def test_concurrent_first_keys_of_a_new_tenant_all_go_to_that_one_tenant(admin_app, client):
+    tenant = unique("newcomer")
+    created = await asyncio.gather(
+        *(client.post("/v1/admin/keys", json={"tenant": tenant}, headers=ADMIN) for _ in range(4))
+    )
+
+    assert [response.status_code for response in created] == [201] * 4, created[0].text
+    listed = await client.get("/v1/admin/keys", params={"tenant": tenant}, headers=ADMIN)
+    assert len(listed.json()["data"]) == 4
+    jobs = [await client.get("/v1/jobs", headers=bearer(r.json()["key"])) for r in created]
+    assert [response.status_code for response in jobs] == [200] * 4
 
 
 async def test_the_key_list_pages_newest_first_and_filters_by_tenant(admin_app, client):
@@ -174,6 +189,7 @@ async def test_only_an_active_key_rotates_and_bad_requests_change_nothing(admin_
         f"{path}/rotate", json={"grace_seconds": 31 * 24 * 3600}, headers=ADMIN
     )
     negative = await client.post(f"{path}/rotate", json={"grace_seconds": -1}, headers=ADMIN)
+    as_text = await client.post(f"{path}/rotate", json={"grace_seconds": "50"}, headers=ADMIN)
     unknown_field = await client.post("/v1/admin/keys", json={"tenant": "x", "n": 1}, headers=ADMIN)
     no_tenant = await client.post("/v1/admin/keys", json={"tenant": ""}, headers=ADMIN)
     bad_cursor = await client.get("/v1/admin/keys", params={"cursor": "nope"}, headers=ADMIN)
@@ -182,7 +198,7 @@ async def test_only_an_active_key_rotates_and_bad_requests_change_nothing(admin_
     await client.post(f"{path}/revoke", headers=ADMIN)
     revoked_rotation = await client.post(f"{path}/rotate", headers=ADMIN)
 
-    for refused in (too_long, negative, unknown_field, no_tenant, bad_cursor):
+    for refused in (too_long, negative, as_text, unknown_field, no_tenant, bad_cursor):
         assert refused.status_code == 422, refused.text
         assert refused.headers["content-type"] == "application/problem+json"
     assert missing.status_code == 404

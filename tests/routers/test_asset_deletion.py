@@ -2,6 +2,10 @@
 answers 404 everywhere, its file goes only with the last live asset of any tenant that has
 its bytes, and the lineage of what was made from it says it was deleted."""
 
+import asyncio
+
+import pytest
+
 from app.models import JobKind
 from app.services.assets import collect_garbage
 from tests.factories import image_bytes, queued_job_row, unique_png
@@ -70,6 +74,9 @@ async def test_bad_list_queries_are_422_problems(client, auth):
         "created_after=yesterday",
         "created_before=2026-12-01T00:00:00",
         "created_before=0.5",
+        # Out of the years a query time takes: moved to UTC they would leave the calendar.
+        "created_after=0001-01-01T00:00:00%2B14:00",
+        "created_before=9999-12-31T23:00:00-14:00",
     ):
         response = await client.get(f"/v1/assets?{query}", headers=auth)
 
@@ -230,3 +237,24 @@ async def test_gc_removes_a_deleted_assets_file_left_behind_and_keeps_shared_one
     assert removed == 1
     assert not await is_stored(app, lonely["content_hash"])
     assert (await client.get(theirs["url"], headers=other_auth)).content == shared
+
+
+@pytest.mark.parametrize("app", ["postgres"], indirect=True)
+async def test_an_asset_deleted_while_an_edit_naming_it_is_submitted_goes_only_if_the_edit_fails(
+    client, auth
+):
+    sources = [(await upload(client, auth))["id"] for _ in range(8)]
+
+    async def race(asset_id: str) -> tuple[int, int]:
+        edit = {"image": {"asset_id": asset_id}, "prompt": "warmer light"}
+        submitted, deleted = await asyncio.gather(
+            client.post("/v1/edit", json=edit, headers=auth),
+            client.delete(f"/v1/assets/{asset_id}", headers=auth),
+        )
+        return submitted.status_code, deleted.status_code
+
+    outcomes = await asyncio.gather(*(race(asset_id) for asset_id in sources))
+
+    # Either the edit was first (and the deletion is refused while it runs) or the deletion
+    # was (and the edit does not find its input): never a job whose input is gone.
+    assert set(outcomes) <= {(202, 409), (404, 204)}, outcomes

@@ -23,7 +23,12 @@ from app.imaging.credentials import (
 from tests.support import embedded_only
 
 WAIT = {"Prefer": "wait=60"}
-MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+MEDIA_TYPES = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "avif": "image/avif",
+}
 
 
 @pytest.fixture
@@ -238,3 +243,35 @@ async def test_strip_metadata_drops_exif_and_gps_but_keeps_the_manifest(
     assert parent["title"] == f"{uploaded.json()['id']}.jpg" and "active_manifest" not in parent
     data = (await client.get(job["outputs"][0]["url"], headers=auth)).content
     assert not Image.open(io.BytesIO(data)).getexif()
+
+
+@embedded_only()
+async def test_an_avif_export_is_signed_like_the_other_formats(
+    app: FastAPI, client: httpx.AsyncClient, auth: dict, signer: Path
+) -> None:
+    photo = io.BytesIO()
+    Image.new("RGB", (320, 240), (90, 140, 60)).save(photo, "PNG")
+    uploaded = await client.post(
+        "/v1/assets", files={"file": ("in", photo.getvalue())}, headers=auth
+    )
+
+    job = await finished(
+        client,
+        auth,
+        "/v1/export",
+        asset_id=uploaded.json()["id"],
+        targets=[{"width": 160, "height": 120}],
+        format="avif",
+        content_credentials=True,
+    )
+
+    output = job["outputs"][0]
+    assert output["format"] == "avif"
+    manifest, _ = await signed_output(signer, client, auth, output)
+    assert [action["action"] for action in actions_of(manifest)] == [
+        "c2pa.opened",
+        "c2pa.resized",
+        "c2pa.converted",
+    ]
+    data = (await client.get(output["url"], headers=auth)).content
+    assert Image.open(io.BytesIO(data)).size == (160, 120)

@@ -16,7 +16,7 @@ from app.config import Settings
 from app.models import Asset, Job
 from tests.factories import image_bytes, uniform_png
 from tests.fakes.image_host import ImageHost, Page
-from tests.support import embedded_only, serving
+from tests.support import embedded_only, serving, wait_until
 
 WAIT = {"Prefer": "wait=30"}
 
@@ -93,6 +93,24 @@ async def test_masked_edit_changes_only_the_masked_area(client, auth):
     original = np.asarray(Image.open(io.BytesIO(source)).convert("RGB"))
     outside = np.ones((64, 96), bool)
     outside[10:40, 20:60] = False
+    assert np.array_equal(edited[outside], original[outside])
+    assert not np.array_equal(edited[~outside], original[~outside])
+
+
+@embedded_only()
+async def test_a_draft_masked_edit_also_leaves_unmasked_pixels_unchanged(client, auth):
+    source = photo(320, 240)
+    response = await masked_tint(
+        client, auth, source, (320, 240, (40, 30, 199, 149)), seed=5, quality="draft"
+    )
+
+    assert response.status_code == 200, response.text
+    [output] = response.json()["outputs"]
+    assert output["details"]["generated_size"] == "320x240"
+    edited = np.asarray((await download(client, auth, output)).convert("RGB"))
+    original = np.asarray(Image.open(io.BytesIO(source)).convert("RGB"))
+    outside = np.ones((240, 320), bool)
+    outside[30:150, 40:200] = False
     assert np.array_equal(edited[outside], original[outside])
     assert not np.array_equal(edited[~outside], original[~outside])
 
@@ -558,3 +576,65 @@ async def test_an_edit_asking_for_transparency_in_jpeg_is_refused_before_storing
     assert response.status_code == 422, response.text
     assert response.json()["field"] == "background"
     assert await counts(app) == before
+
+
+@pytest.mark.parametrize("app", ["postgres"], indirect=True)
+async def test_concurrent_edits_storing_the_same_images_in_swapped_order_both_go_through(
+    client, auth, other_auth
+):
+    first, second = (base64.b64encode(photo(seed=seed)).decode() for seed in (71, 72))
+
+    def edit(image: str, reference: str) -> dict:
+        return {
+            "image": {"b64": image},
+            "references": [{"image": {"b64": reference}, "role": "color"}],
+            "prompt": "warmer light",
+        }
+
+    responses = await asyncio.gather(
+        *(
+            client.post("/v1/edit", json=edit(image, reference), headers=headers)
+            for _ in range(3)
+            for image, reference, headers in (
+                (first, second, auth),
+                (second, first, other_auth),
+            )
+        )
+    )
+
+    assert [response.status_code for response in responses] == [202] * 6, [
+        response.text for response in responses
+    ]
+
+
+async def test_other_requests_store_while_an_edit_waits_for_a_slow_reference_url(tmp_path):
+    settings = Settings(data_dir=tmp_path / "var", url_allow="127.0.0.1")
+    # The reference is answered only once another request has stored its upload.
+    stored_meanwhile = asyncio.Event()
+    slow = Page(image_bytes(40, 30), held=stored_meanwhile)
+    async with (
+        ImageHost(pages={"/slow.png": slow}) as host,
+        serving(settings) as (_, client, auth),
+    ):
+        body = {
+            "image": {"b64": base64.b64encode(photo()).decode()},
+            "references": [{"image": {"url": host.url("/slow.png")}}],
+            "prompt": "warmer light",
+        }
+
+        async def upload_meanwhile() -> None:
+            await wait_until(lambda: _requested(host), seconds=10)
+            try:
+                await upload(client, auth, photo(seed=9))
+            finally:
+                stored_meanwhile.set()
+
+        edited, _ = await asyncio.gather(
+            client.post("/v1/edit", json=body, headers=auth), upload_meanwhile()
+        )
+
+    assert edited.status_code == 202, edited.text
+
+
+async def _requested(host: ImageHost) -> bool:
+    return bool(host.paths)

@@ -22,7 +22,7 @@ from tests.factories import queued_job_row, unique_png
 from tests.fakes import bfl
 from tests.fakes.http_server import Reply
 from tests.fakes.openai_images import FakeOpenAIImages
-from tests.support import postgres_settings, serving, wait_for_final, wait_until
+from tests.support import embedded_only, postgres_settings, serving, wait_for_final, wait_until
 
 ADMIN = {"Authorization": "Bearer admin-token-for-tests"}
 # bfl/flux-pro-1.1 costs 0.04 per image.
@@ -131,10 +131,13 @@ async def test_a_bad_budget_is_refused_and_changes_nothing(budget_app):
     not_a_number = await client.put(
         f"/v1/admin/tenants/{tenant}/budget", json={"monthly_budget_usd": "lots"}, headers=ADMIN
     )
+    as_text = await client.put(
+        f"/v1/admin/tenants/{tenant}/budget", json={"monthly_budget_usd": "50"}, headers=ADMIN
+    )
     unknown = await set_budget(client, f"nobody-{uuid.uuid4().hex}", 5)
     usage = (await client.get("/v1/usage", headers=auth)).json()
 
-    assert negative.status_code == not_a_number.status_code == 422
+    assert negative.status_code == not_a_number.status_code == as_text.status_code == 422
     assert unknown.status_code == 404
     assert usage["monthly_budget_usd"] is None
 
@@ -432,3 +435,15 @@ async def test_outputs_of_jobs_in_different_shards_are_counted_without_waiting(p
         await engine.dispose()
 
     assert spent == pytest.approx(0.08)
+
+
+@embedded_only()
+async def test_usage_days_outside_1970_to_9998_are_422_problems_naming_the_parameter(client, auth):
+    for query, parameter in (("to=9999-12-31", "to"), ("from=1969-12-31", "from")):
+        response = await client.get(f"/v1/usage?{query}", headers=auth)
+
+        assert response.status_code == 422, (query, response.text)
+        assert response.json()["errors"][0]["field"] == f"query.{parameter}"
+    widest = await client.get("/v1/usage?from=1970-01-01&to=9998-12-31", headers=auth)
+    assert widest.status_code == 200, widest.text
+    assert widest.json()["period_end"].startswith("9999-01-01")

@@ -101,6 +101,7 @@ async def test_bad_sources_are_problems(client, auth, other_auth):
         ({"source": {"job_id": "job_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"}}, 404),
         ({"source": {"asset_id": theirs, "job_id": queued.json()["id"]}}, 422),
         ({"source": {"asset_id": theirs}, "variation": 1.5}, 422),
+        ({"source": {"asset_id": theirs}, "variation": "0.5"}, 422),
         ({"source": {"asset_id": theirs}, "models": ["local/draft", "local/draft"]}, 422),
         ({"source": {"asset_id": theirs}, "models": ["nope/model"]}, 422),
     ]

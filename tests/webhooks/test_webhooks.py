@@ -7,6 +7,7 @@ import io
 import itertools
 import json
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -15,6 +16,7 @@ from app.config import Settings
 from app.ids import new_id
 from app.logs import JsonFormatter
 from app.models import WebhookAttempt, WebhookDelivery
+from app.schemas.webhooks import WEBHOOK_URL_PATTERN, check_webhook_url
 from tests.factories import image_bytes
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.support import (
@@ -680,3 +682,28 @@ async def test_each_delivery_attempt_is_logged_with_its_job(client, auth):
     assert ": 204 in " in line["message"]
     assert line["delivery_status"] == "delivered"
     assert line["job_id"] == job["id"]
+
+
+def test_the_webhook_url_pattern_and_its_validator_take_the_same_shapes():
+    shapes = {
+        "https://example.com/hook": True,
+        "http://10.0.0.7:8080/hook?x=1": True,
+        "https://user:secret@example.com/hook": False,
+        "https://[::1]/hook": False,
+        "https://my_host.example.com/hook": False,
+        "https://1.2.3.999/hook": False,
+    }
+
+    def validator_takes(url: str) -> bool:
+        try:
+            check_webhook_url(url)
+        except ValueError:
+            return False
+        return True
+
+    assert {url: validator_takes(url) for url in shapes} == shapes
+    pattern = re.compile(WEBHOOK_URL_PATTERN)
+    # The one shape the pattern cannot tell apart: an IPv4 address out of range.
+    assert {url: bool(pattern.match(url)) for url in shapes} == shapes | {
+        "https://1.2.3.999/hook": True
+    }

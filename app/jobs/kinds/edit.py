@@ -64,7 +64,10 @@ class EditRunner(KindRunner):
         async def call(provider: Provider, spec: ModelSpec) -> GenerateResult:
             prompt = prompt_for(request, spec.id)
             width, height = spec.capabilities.generation_size(
-                request["width"], request["height"], request.get("quality", "auto")
+                request["width"],
+                request["height"],
+                request.get("quality", "auto"),
+                masked=self.mask is not None,
             )
             return await provider.edit(
                 EditCall(

@@ -3,7 +3,7 @@ queue on one row's lock) that outlives deleted jobs, filled from the jobs there 
 cost is the known cost of its stored outputs, and an index finds a tenant's queued and running
 jobs.
 
-Revision ID: 0013_spend_ledger
+Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-04
 """
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0013_spend_ledger"
+revision: str = "0013"
 down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
