@@ -138,10 +138,16 @@ AspectRatio = Annotated[
     worded(f"{ASPECT_RATIO_WORDS}, from 1:4 to 4:1"),
     AfterValidator(_aspect_in_range),
 ]
-# Text a model is given (a prompt, a negative prompt): no NUL characters.
-ModelText = Annotated[str, AfterValidator(_without_nul)]
-# A brief: text a model is given that says something.
-Brief = Annotated[str, AfterValidator(_without_nul), AfterValidator(_not_blank)]
+# Text a model is given (a prompt, a negative prompt): no NUL characters. The patterns state
+# the validators' rules in the document, so a generated client knows them too.
+ModelText = Annotated[str, Field(pattern=r"^[^\x00]*$"), AfterValidator(_without_nul)]
+# A brief: text a model is given that says something (a character other than white space).
+Brief = Annotated[
+    str,
+    Field(pattern=r"^[^\x00]*[^\s\x00][^\x00]*$"),
+    AfterValidator(_without_nul),
+    AfterValidator(_not_blank),
+]
 # The caller's own JSON object, stored and returned exactly as sent.
 Metadata = Annotated[dict[str, Any], AfterValidator(_storable)]
 

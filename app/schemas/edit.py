@@ -10,6 +10,7 @@ from app.schemas.common import (
     CompareOptions,
     JsonFloat,
     JsonInt,
+    JsonNumber,
     ModelText,
     OutputOptions,
     Size,
@@ -21,6 +22,9 @@ from app.schemas.prompts import KeepItem, PromptOptions
 from app.schemas.webhooks import WebhookOptions
 
 ReferenceRole = Literal["style", "subject", "composition", "color"]
+# A variation as a number, 0 (the source itself) to 1 (the most); its bounds stay in the
+# document beside the JSON-number rule.
+VariationAmount = Annotated[float, Field(ge=0, le=1), JsonNumber]
 
 MAX_REFERENCES = 16
 # The variation amount each named strength stands for (0 is the source itself, 1 the most).
@@ -178,7 +182,7 @@ class VariantsRequest(OutputOptions, CompareOptions, PromptOptions, WebhookOptio
     )
 
     source: VariantSource = Field(description="The image to vary.")
-    variation: Literal["subtle", "strong"] | Annotated[JsonFloat, Field(ge=0, le=1)] = Field(
+    variation: Literal["subtle", "strong"] | VariationAmount = Field(
         "subtle", description="How far variants stray: subtle, strong, or a number 0..1."
     )
     prompt: str | None = Field(
