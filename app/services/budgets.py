@@ -7,8 +7,7 @@ import zlib
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, case, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, Date, and_, bindparam, case, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import database_now
@@ -69,26 +68,29 @@ async def _add_to_ledger(
     session: AsyncSession, job: Job, *, jobs: int = 0, images: int = 0, cost_usd: float = 0.0
 ) -> None:
     """Add to the ledger's row of the job's tenant, day of submission (UTC), model and shard."""
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    row = dialect.insert(Spend).values(
-        tenant_id=job.tenant_id,
-        day=job.created_at.astimezone(UTC).date(),
-        model=job.model,
-        shard=ledger_shard(job.id),
-        jobs=jobs,
-        images=images,
-        cost_usd=cost_usd,
-    )
     await session.execute(
-        row.on_conflict_do_update(
-            index_elements=[Spend.tenant_id, Spend.day, Spend.model, Spend.shard],
-            set_={
-                "jobs": Spend.jobs + row.excluded.jobs,
-                "images": Spend.images + row.excluded.images,
-                "cost_usd": Spend.cost_usd + row.excluded.cost_usd,
-            },
-        )
+        _ADD_TO_LEDGER,
+        {
+            "tenant_id": job.tenant_id,
+            "day": job.created_at.astimezone(UTC).date(),
+            "model": job.model,
+            "shard": ledger_shard(job.id),
+            "jobs": jobs,
+            "images": images,
+            "cost_usd": cost_usd,
+        },
     )
+
+
+# Postgres and SQLite spell this upsert alike, so it is written once, as text: built from the
+# ORM on every call, it cost about a millisecond of CPU on each submission.
+_ADD_TO_LEDGER = text(
+    "INSERT INTO spend (tenant_id, day, model, shard, jobs, images, cost_usd) "
+    "VALUES (:tenant_id, :day, :model, :shard, :jobs, :images, :cost_usd) "
+    "ON CONFLICT (tenant_id, day, model, shard) DO UPDATE SET "
+    "jobs = spend.jobs + excluded.jobs, images = spend.images + excluded.images, "
+    "cost_usd = spend.cost_usd + excluded.cost_usd"
+).bindparams(bindparam("day", type_=Date))
 
 
 def held_back() -> ColumnElement[float]:
