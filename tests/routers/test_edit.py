@@ -89,12 +89,20 @@ async def test_masked_edit_changes_only_the_masked_area(client, auth):
     assert job["kind"] == "edit" and job["status"] == "succeeded"
     [output] = job["outputs"]
     assert (output["width"], output["height"]) == (96, 64)
-    edited = np.asarray((await download(client, auth, output)).convert("RGB"))
-    original = np.asarray(Image.open(io.BytesIO(source)).convert("RGB"))
-    outside = np.ones((64, 96), bool)
-    outside[10:40, 20:60] = False
-    assert np.array_equal(edited[outside], original[outside])
-    assert not np.array_equal(edited[~outside], original[~outside])
+    edited = await download(client, auth, output)
+    assert_changed_only_inside(edited, source, (20, 10, 60, 40))
+
+
+def assert_changed_only_inside(edited: Image.Image, source: bytes, box: tuple) -> None:
+    """The edit left every pixel outside `box` (left, top, right, bottom) as the source had it,
+    and changed some inside."""
+    after = np.asarray(edited.convert("RGB"))
+    before = np.asarray(Image.open(io.BytesIO(source)).convert("RGB"))
+    left, top, right, bottom = box
+    outside = np.ones(before.shape[:2], bool)
+    outside[top:bottom, left:right] = False
+    assert np.array_equal(after[outside], before[outside])
+    assert not np.array_equal(after[~outside], before[~outside])
 
 
 @embedded_only()
@@ -107,12 +115,8 @@ async def test_a_draft_masked_edit_also_leaves_unmasked_pixels_unchanged(client,
     assert response.status_code == 200, response.text
     [output] = response.json()["outputs"]
     assert output["details"]["generated_size"] == "320x240"
-    edited = np.asarray((await download(client, auth, output)).convert("RGB"))
-    original = np.asarray(Image.open(io.BytesIO(source)).convert("RGB"))
-    outside = np.ones((240, 320), bool)
-    outside[30:150, 40:200] = False
-    assert np.array_equal(edited[outside], original[outside])
-    assert not np.array_equal(edited[~outside], original[~outside])
+    edited = await download(client, auth, output)
+    assert_changed_only_inside(edited, source, (40, 30, 200, 150))
 
 
 async def test_edit_output_lists_its_inputs_and_lineage_runs_oldest_first(client, auth):
