@@ -139,12 +139,15 @@ AspectRatio = Annotated[
     AfterValidator(_aspect_in_range),
 ]
 # Text a model is given (a prompt, a negative prompt): no NUL characters. The patterns state
-# the validators' rules in the document, so a generated client knows them too.
-ModelText = Annotated[str, Field(pattern=r"^[^\x00]*$"), AfterValidator(_without_nul)]
+# the validators' rules in the document, so a generated client knows them too; the validators
+# enforce them, with their own plain messages.
+ModelText = Annotated[
+    str, Field(json_schema_extra={"pattern": r"^[^\x00]*$"}), AfterValidator(_without_nul)
+]
 # A brief: text a model is given that says something (a character other than white space).
 Brief = Annotated[
     str,
-    Field(pattern=r"^[^\x00]*[^\s\x00][^\x00]*$"),
+    Field(json_schema_extra={"pattern": r"^[^\x00]*[^\s\x00][^\x00]*$"}),
     AfterValidator(_without_nul),
     AfterValidator(_not_blank),
 ]
