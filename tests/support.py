@@ -388,3 +388,14 @@ def most_at_once(jobs: list[dict]) -> int:
         running += step
         peak = max(peak, running)
     return peak
+
+
+def run_cli(settings: Settings, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """Run `darkroom <arguments>` for these settings to its end; its exit code and output."""
+    return subprocess.run(
+        darkroom_command(*arguments),
+        env=darkroom_environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
