@@ -168,22 +168,32 @@ async def test_a_disconnected_client_leaves_no_subscription(app, auth):
 
 async def test_idle_stream_sends_heartbeats_and_ends_when_the_job_ends_unannounced(tmp_path):
     settings = Settings(data_dir=tmp_path / "var", events_heartbeat_seconds=0.1)
-    async with serving(settings) as (app, client, auth):
+    async with serving(settings) as (app, _, auth):
         job_id = await insert_job(
             app, queued_job_row(await tenant_of(app, auth), age_seconds=NOT_YET)
         )
-        stream = asyncio.create_task(client.get(f"/v1/jobs/{job_id}/events", headers=auth))
-        await asyncio.sleep(0.5)
-        # Finished behind the broadcaster's back, as when an event is lost: the stream's
-        # heartbeat reads the job again and still ends it.
-        async with app.state.sessionmaker() as session:
-            await session.execute(update(Job).where(Job.id == job_id).values(status="failed"))
-            await session.commit()
-        async with asyncio.timeout(10):
-            response = await stream
+        lines: list[str] = []
+        async with (
+            asyncio.timeout(30),
+            live_server(app) as http,
+            http.stream("GET", f"/v1/jobs/{job_id}/events", headers=auth) as response,
+        ):
+            async for line in response.aiter_lines():
+                lines.append(line)
+                if lines.count(": heartbeat") == 3:
+                    # Finished behind the broadcaster's back, as when an event is lost: the
+                    # stream's next heartbeat reads the job again and still ends it.
+                    await finish_unannounced(app, job_id)
 
-    assert response.text.count(": heartbeat\n\n") >= 3
-    assert [e["event"] for e in parse_stream(response.text)] == ["queued", "failed"]
+    assert lines.count(": heartbeat") >= 3
+    assert [e["event"] for e in parse_stream("\n".join(lines))] == ["queued", "failed"]
+
+
+async def finish_unannounced(app: FastAPI, job_id: str) -> None:
+    """Mark the job failed in the database alone, telling no listener."""
+    async with app.state.sessionmaker() as session:
+        await session.execute(update(Job).where(Job.id == job_id).values(status="failed"))
+        await session.commit()
 
 
 @asynccontextmanager
