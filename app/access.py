@@ -34,14 +34,14 @@ class RequestObservability:
             return
         current = _request_id(scope)
         token = request_id.set(current)
-        started = time.perf_counter()
+        began = time.perf_counter()
         status = 500
-        started = False
+        responding = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, started
+            nonlocal status, responding
             if message["type"] == "http.response.start":
-                status, started = message["status"], True
+                status, responding = message["status"], True
                 headers = [*message.get("headers", []), (b"x-request-id", current.encode())]
                 message = {**message, "headers": headers}
             await send(message)
@@ -52,11 +52,11 @@ class RequestObservability:
             # Answered here rather than by the app's Exception handler, which Starlette runs
             # outside every middleware: the 500 then carries the request id, and so does the
             # log line of the error.
-            if started:
+            if responding:
                 raise
             await internal_error(scope["method"], scope["path"])(scope, receive, send_with_id)
         finally:
-            _record(scope, status, time.perf_counter() - started, current)
+            _record(scope, status, time.perf_counter() - began, current)
             request_id.reset(token)
 
 
