@@ -14,9 +14,10 @@ from redis.asyncio import Redis
 logger = logging.getLogger(__name__)
 
 # A hold lasts this many job leases and is renewed as often as a lease is (three times a
-# lease): a slot must never free while its job still runs, so a late renewal on a starved event
-# loop costs its tenant a slot for a while, never the cap. A killed worker's slots free within
-# two leases.
+# lease), so a slot can go to another job while its own still runs only if renewals stop for
+# two whole leases (a starved or frozen event loop); then the tenant runs one past its cap until
+# that job ends. A renewal never brings back a hold that ran out or was given back, so none
+# leaks a slot. A killed worker's slots free within two leases.
 HOLD_LEASES = 2
 RENEWALS_PER_HOLD = 3 * HOLD_LEASES
 # Redis's own clock, so workers on machines whose clocks disagree agree on when a hold runs out.
@@ -42,11 +43,12 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return taken
 """
 )
-# Push a hold out from now (written back should it have run out meanwhile).
+# Push a hold out from now, if it is still held (XX: one that ran out or was given back stays
+# gone).
 RENEW_SCRIPT = (
     _NOW_MS
     + """
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """

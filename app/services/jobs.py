@@ -186,17 +186,21 @@ async def wait_for_job(
     for a job not sent to the queue yet, sends it once the job's events are listened to: then
     no event can come before the wait listens, and the first read is left out."""
     deadline = time.monotonic() + seconds
+    unsent = send
     try:
         async with context.broadcaster.subscribe(job_id) as subscription:
-            if send is not None:
-                await send()
+            if unsent is not None:
+                unsent, sending = None, unsent
+                await sending()
             return await _wait_for_final_event(
                 context, tenant_id, job_id, deadline, subscription, read_first=send is None
             )
     except ConnectionError:
+        # Redis could not confirm the subscription, or went away during the wait: the job is
+        # sent now if it was not yet (never twice), and waited for by reading it.
         logger.warning("job events unavailable; waiting for job %s by reading it", job_id)
-        if send is not None:
-            await send()
+        if unsent is not None:
+            await unsent()
         return await _wait_by_reading(context, tenant_id, job_id, deadline)
 
 
