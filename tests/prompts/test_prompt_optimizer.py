@@ -2,10 +2,12 @@
 
 import json
 import re
+from typing import get_args
 
 import pytest
 
 from app.prompts import STYLE_PRESETS, OptimizedPrompt, optimize_prompt
+from app.schemas.prompts import KeepItem
 from tests.prompts.briefs import CASES, Case
 from tests.support import fresh_process_output
 
@@ -470,18 +472,7 @@ def test_unknown_style_lists_the_valid_presets() -> None:
 
 
 def test_keep_items_become_preservation_instructions() -> None:
-    keep = [
-        "identity",
-        "face",
-        "product_angle",
-        "framing",
-        "composition",
-        "layout",
-        "lighting",
-        "background",
-        "colors",
-        "text",
-    ]
+    keep = list(get_args(KeepItem))
 
     result = optimize_prompt("add a party hat", keep=keep, is_edit=True)
 
