@@ -87,7 +87,8 @@ async def run_job(ctx: dict[str, Any], job_id: str, tenant: str = "") -> None:
 
 async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> None:
     """The arq entry point of one webhook delivery attempt."""
-    await deliver(ctx["darkroom"], ctx["webhooks"].dispatcher, delivery_id)
+    webhooks = ctx["webhooks"]
+    await deliver(ctx["darkroom"], webhooks.dispatcher, webhooks.endpoints, delivery_id)
 
 
 class WorkerSettings:

@@ -46,6 +46,7 @@ JobId = Annotated[
 )
 async def create_webhook_endpoint(
     body: WebhookEndpointCreate,
+    request: Request,
     response: Response,
     session: Session,
     tenant: Tenant,
@@ -55,6 +56,7 @@ async def create_webhook_endpoint(
     shown only this once; a URL that resolves to a private or loopback address is refused."""
     endpoint = await webhooks.create_endpoint(session, settings.url_policy, tenant, body)
     await session.commit()
+    await _announce_change(request, tenant)
     response.headers["Location"] = f"/v1/webhooks/{endpoint.id}"
     return webhooks.created_endpoint_view(endpoint)
 
@@ -112,6 +114,7 @@ async def get_webhook_endpoint(
 async def update_webhook_endpoint(
     endpoint_id: str,
     body: WebhookEndpointUpdate,
+    request: Request,
     session: Session,
     tenant: Tenant,
     settings: AppSettings,
@@ -122,6 +125,7 @@ async def update_webhook_endpoint(
         session, settings.url_policy, tenant, endpoint_id, body
     )
     await session.commit()
+    await _announce_change(request, tenant)
     return webhooks.endpoint_view(endpoint)
 
 
@@ -135,6 +139,7 @@ async def update_webhook_endpoint(
 )
 async def delete_webhook_endpoint(
     endpoint_id: Annotated[str, Path(examples=["whe_01JD7Z8Q3N5X2W1V0T9S8R7Q6P"])],
+    request: Request,
     session: Session,
     tenant: Tenant,
 ) -> Response:
@@ -144,6 +149,7 @@ async def delete_webhook_endpoint(
     `endpoint_deleted` true."""
     await webhooks.delete_endpoint(session, tenant, endpoint_id)
     await session.commit()
+    await _announce_change(request, tenant)
     return Response(status_code=204)
 
 
@@ -233,3 +239,8 @@ async def _send_again(
         delivery.id, attempts=delivery.attempts, delay_seconds=0, manual=True
     )
     return (await webhooks.delivery_views(session, [delivery]))[0]
+
+
+async def _announce_change(request: Request, tenant_id: str) -> None:
+    """Every process reads the tenant's endpoints afresh for its next job event."""
+    await request.app.state.webhooks.endpoints.changed(tenant_id)

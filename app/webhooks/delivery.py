@@ -21,6 +21,7 @@ from app.fetcher import UrlRefused, post_checked
 from app.logs import job_context
 from app.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.runtime.context import TaskContext
+from app.webhooks.directory import EndpointDirectory
 from app.webhooks.service import default_secret, stop_pending
 from app.webhooks.signing import signed_headers
 
@@ -64,8 +65,14 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-async def deliver(context: TaskContext, dispatcher: "Dispatcher", delivery_id: str) -> None:
-    """Make one attempt at a delivery if it is pending and due; never raises."""
+async def deliver(
+    context: TaskContext,
+    dispatcher: "Dispatcher",
+    endpoints: EndpointDirectory,
+    delivery_id: str,
+) -> None:
+    """Make one attempt at a delivery if it is pending and due; never raises. An endpoint it
+    disables is announced through `endpoints`."""
     try:
         claimed = await claim(context, delivery_id)
         if claimed is None:
@@ -74,6 +81,8 @@ async def deliver(context: TaskContext, dispatcher: "Dispatcher", delivery_id: s
         with job_context(job_id=delivery.job_id, tenant_id=delivery.tenant_id):
             outcome = await send(context.settings, claimed)
             status = await record(context, dispatcher, claimed, outcome)
+            if status == DeliveryStatus.DISABLED and delivery.endpoint_id is not None:
+                await endpoints.changed(delivery.tenant_id)
             logger.info(
                 "webhook %s (%s, attempt %d): %s in %d ms",
                 delivery.event,

@@ -8,20 +8,20 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db import database_now
 from app.ids import new_id
-from app.models import DeliveryStatus, Job, JobEventType, WebhookDelivery, WebhookEndpoint
+from app.models import DeliveryStatus, Job, JobEventType, WebhookDelivery
 from app.runtime.context import TaskContext
 from app.schemas.jobs import Job as JobSchema
 from app.schemas.signed_urls import MAX_EXPIRES_IN
 from app.schemas.webhooks import WEBHOOK_EVENTS
 from app.services.jobs import job_view
 from app.services.signing import expiry, signed_content_url
+from app.webhooks.directory import EndpointDirectory
 
 if TYPE_CHECKING:
     from app.webhooks.scheduler import Dispatcher
@@ -33,19 +33,23 @@ EVENT_TYPES = {event.removeprefix("job."): event for event in WEBHOOK_EVENTS}
 REQUEST_RECEIVER = "request"
 
 
-def job_event_listener(dispatcher: "Dispatcher") -> Callable[..., Awaitable[None]]:
+def job_event_listener(
+    dispatcher: "Dispatcher", endpoints: EndpointDirectory
+) -> Callable[..., Awaitable[None]]:
     """A TaskContext listener that records and dispatches the deliveries of each job event."""
 
     async def on_job_event(
         context: TaskContext, job: Job, event: JobEventType, data: dict[str, Any]
     ) -> None:
-        for delivery_id in await record_deliveries(context, job, event):
+        for delivery_id in await record_deliveries(context, endpoints, job, event):
             await dispatcher.schedule(delivery_id, attempts=0, delay_seconds=0)
 
     return on_job_event
 
 
-async def record_deliveries(context: TaskContext, told: Job, event: str) -> list[str]:
+async def record_deliveries(
+    context: TaskContext, endpoints: EndpointDirectory, told: Job, event: str
+) -> list[str]:
     """Insert the deliveries of `event` for the job, once each however often the event is told
     (a re-run job starts again); the ids of those inserted now. Who receives it depends only on
     the job's tenant and request, which never change, so the job is read again (for the
@@ -53,9 +57,8 @@ async def record_deliveries(context: TaskContext, told: Job, event: str) -> list
     event_type = EVENT_TYPES.get(event)
     if event_type is None:
         return []
-    # Most events have no receiver: finding that out is one read, with no transaction.
-    async with context.reader() as session:
-        receivers = await _receivers(session, told, event_type)
+    # Most events have no receiver: finding that out usually reads nothing at all.
+    receivers = await _receivers(endpoints, told, event_type)
     if not receivers:
         return []
     async with context.sessionmaker() as session:
@@ -96,20 +99,13 @@ def payload_body(settings: Settings, job: JobSchema, event_type: str, at: dateti
 
 
 async def _receivers(
-    session: AsyncSession, job: Job, event_type: str
+    endpoints: EndpointDirectory, job: Job, event_type: str
 ) -> list[tuple[str | None, str]]:
     """(endpoint id or None, url) of everyone who wants this event of this job."""
-    endpoints = await session.scalars(
-        select(WebhookEndpoint)
-        .where(
-            WebhookEndpoint.tenant_id == job.tenant_id,
-            WebhookEndpoint.disabled_at.is_(None),
-            WebhookEndpoint.deleted_at.is_(None),
-        )
-        .order_by(WebhookEndpoint.id)
-    )
     receivers: list[tuple[str | None, str]] = [
-        (endpoint.id, endpoint.url) for endpoint in endpoints if event_type in endpoint.events
+        (endpoint.id, endpoint.url)
+        for endpoint in await endpoints.active(job.tenant_id)
+        if event_type in endpoint.events
     ]
     url = job.request.get("webhook_url")
     if url and event_type in (job.request.get("webhook_events") or WEBHOOK_EVENTS):

@@ -20,6 +20,7 @@ from app.models import DeliveryStatus, WebhookDelivery
 from app.runtime.context import TaskContext
 from app.runtime.periodic import Periodic, take_turn
 from app.webhooks.delivery import deliver
+from app.webhooks.directory import EndpointDirectory
 from app.webhooks.listener import job_event_listener
 
 logger = logging.getLogger(__name__)
@@ -78,8 +79,9 @@ class ArqDispatcher:
 class LocalDispatcher:
     """Attempts as tasks of this event loop (the embedded default)."""
 
-    def __init__(self, context: TaskContext) -> None:
+    def __init__(self, context: TaskContext, endpoints: EndpointDirectory) -> None:
         self.context = context
+        self.endpoints = endpoints
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     async def schedule(
@@ -101,7 +103,7 @@ class LocalDispatcher:
     async def _attempt(self, key: str, delivery_id: str, delay_seconds: float) -> None:
         try:
             await asyncio.sleep(delay_seconds)
-            await deliver(self.context, self, delivery_id)
+            await deliver(self.context, self, self.endpoints, delivery_id)
         finally:
             self._tasks.pop(key, None)
 
@@ -130,15 +132,23 @@ async def redispatch_overdue(context: TaskContext, dispatcher: Dispatcher) -> in
 
 
 class Webhooks:
-    """A process's webhook machinery: the job-event listener, the dispatcher its deliveries go
-    through, and (where this process sweeps) the scan."""
+    """A process's webhook machinery: the job-event listener, the directory of endpoints it
+    reads receivers from, the dispatcher its deliveries go through, and (where this process
+    sweeps) the scan."""
 
     def __init__(
-        self, context: TaskContext, dispatcher: Dispatcher, redis: ArqRedis | None, *, scan: bool
+        self,
+        context: TaskContext,
+        dispatcher: Dispatcher,
+        endpoints: EndpointDirectory,
+        redis: ArqRedis | None,
+        *,
+        scan: bool,
     ) -> None:
         self.context = context
         self.dispatcher = dispatcher
-        self._listener = job_event_listener(dispatcher)
+        self.endpoints = endpoints
+        self._listener = job_event_listener(dispatcher, self.endpoints)
         context.listeners.append(self._listener)
         self._scan = (
             Periodic(
@@ -164,14 +174,17 @@ class Webhooks:
             self.context.listeners.remove(self._listener)
         if self._scan is not None:
             await self._scan.stop()
+        await self.endpoints.close()
         await self.dispatcher.close()
 
 
 def start_webhooks(context: TaskContext, redis: ArqRedis | None, *, scan: bool) -> Webhooks:
     """Webhooks for this process: on arq when given its Redis connection, else in this process."""
+    channel = f"{context.settings.queue_name}:webhook-endpoints"
+    endpoints = EndpointDirectory(context.reader, redis, channel)
     dispatcher: Dispatcher = (
         ArqDispatcher(redis, context.settings.queue_name)
         if redis is not None
-        else LocalDispatcher(context)
+        else LocalDispatcher(context, endpoints)
     )
-    return Webhooks(context, dispatcher, redis, scan=scan)
+    return Webhooks(context, dispatcher, endpoints, redis, scan=scan)

@@ -142,6 +142,38 @@ async def test_registered_endpoint_gets_every_job_event_signed(client, auth):
     assert len(body_of(succeeded)["data"]["outputs"]) == 1
 
 
+async def test_every_change_to_a_tenants_endpoints_reaches_its_next_jobs_events(client, auth):
+    # Each process keeps a tenant's endpoints between events (here: none, after the first job);
+    # registering, changing and deleting one are announced, so the next job's events follow.
+    async def run_job() -> str:
+        job = (await client.post("/v1/generate", json=BRIEF, headers=auth)).json()
+        await wait_for_final(client, auth, job["id"])
+        return job["id"]
+
+    async with WebhookReceiver() as receiver:
+        before = await run_job()
+        endpoint = await register(client, auth, receiver.url())
+        path = f"/v1/webhooks/{endpoint['id']}"
+        registered = await run_job()
+        await settled_deliveries(client, auth, endpoint["id"], 3)
+        await client.patch(path, json={"events": ["job.succeeded"]}, headers=auth)
+        changed = await run_job()
+        await settled_deliveries(client, auth, endpoint["id"], 4)
+        await client.delete(path, headers=auth)
+        deleted = await run_job()
+        await asyncio.sleep(1)
+        sent = [(body_of(d)["data"]["id"], body_of(d)["type"]) for d in receiver.deliveries]
+
+    assert before not in {job_id for job_id, _ in sent}
+    assert sent == [
+        (registered, "job.queued"),
+        (registered, "job.started"),
+        (registered, "job.succeeded"),
+        (changed, "job.succeeded"),
+    ]
+    assert deleted not in {job_id for job_id, _ in sent}
+
+
 async def test_failing_receiver_is_retried_under_one_webhook_id_until_delivered(client, auth):
     async with WebhookReceiver(statuses=[500, 503, 500]) as receiver:
         endpoint = await register(client, auth, receiver.url(), events=["job.succeeded"])
