@@ -165,7 +165,9 @@ class ImagesCallServices:
             self.submitter, kind, body, idempotency_key, self.settings.openai_compat_wait_seconds
         )
         service.check_finished(job, self.settings.openai_compat_wait_seconds)
-        outputs = await jobs.outputs_of(self.submitter.session, job.id)
+        # Read on their own, without a transaction: the request has nothing more to write.
+        async with self.submitter.context.reader() as session:
+            outputs = await jobs.outputs_of(session, job.id)
         self.response.headers[MODEL_HEADER] = service.answering_models(outputs)
         base_url = self.settings.public_url or str(self.request.base_url)
         return await service.images_response(

@@ -60,11 +60,14 @@ class JobSubmission:
         job if it finishes within `Prefer: wait=N`."""
         job, _ = await submit_job(self.submitter, kind, body, idempotency_key, self.wait)
         self.response.headers["Location"] = f"/v1/jobs/{job.id}"
-        if self.wait:
-            self.response.headers["Preference-Applied"] = f"wait={self.wait}"
-            if job.status in FINAL_STATUSES:
-                self.response.status_code = 200
-        return await jobs.job_view(self.submitter.session, job)
+        if not self.wait:
+            return await jobs.job_view(self.submitter.session, job)
+        self.response.headers["Preference-Applied"] = f"wait={self.wait}"
+        if job.status in FINAL_STATUSES:
+            self.response.status_code = 200
+        # The waited-for job's outputs are read on their own, without a transaction.
+        async with self.submitter.context.reader() as session:
+            return await jobs.job_view(session, job)
 
 
 Submission = Annotated[JobSubmission, Depends()]
