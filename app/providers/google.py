@@ -21,12 +21,11 @@ reproducible, so the models declare no seed; masks, which the API does not take 
 in words what to change).
 """
 
-import base64
-import binascii
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pybase64
 
 from app.cpu import run_cpu
 from app.errors import (
@@ -438,7 +437,8 @@ def edit_instruction(call: EditCall) -> str:
 def inline_part(image: InputImage) -> dict[str, Any]:
     """An `inlineData` part for an input image: its own bytes, base64."""
     media_type = input_media_type(image, PROVIDER)
-    return {"inlineData": {"mimeType": media_type, "data": base64.b64encode(image.data).decode()}}
+    data = pybase64.b64encode(image.data).decode()
+    return {"inlineData": {"mimeType": media_type, "data": data}}
 
 
 def read_image(payload: Any) -> tuple[bytes, str | None, str]:
@@ -491,8 +491,8 @@ def decode_base64(encoded: object) -> bytes:
     if not isinstance(encoded, str) or not encoded:
         raise ProviderMalformedResponse("The Gemini API's image has no data.", provider=PROVIDER)
     try:
-        return base64.b64decode(encoded, validate=True)
-    except binascii.Error as exc:
+        return pybase64.b64decode(encoded, validate=True)
+    except ValueError as exc:  # binascii.Error, or a character outside ASCII
         raise ProviderMalformedResponse(
             "The Gemini API's image is not valid base64.", provider=PROVIDER
         ) from exc

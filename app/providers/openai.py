@@ -9,13 +9,13 @@ package (3.57.0: `types/image_generate_params.py`, `types/image_edit_params.py`,
 """
 
 import asyncio
-import base64
-import binascii
 import io
 from dataclasses import dataclass
 from typing import Any, Unpack
 
 import httpx
+import orjson
+import pybase64
 from PIL import Image
 
 from app.cpu import run_cpu
@@ -327,7 +327,7 @@ async def read_images_answer(
     if request_id := response.headers.get("x-request-id"):
         extensions["provider_request_id"] = request_id
     try:
-        payload = response.json()
+        payload = orjson.loads(response.content)
     except ValueError as exc:
         raise ProviderMalformedResponse(f"{label}'s answer is not JSON.", **extensions) from exc
     data = payload.get("data") if isinstance(payload, dict) else None
@@ -351,8 +351,8 @@ async def _read_image_entry(
     encoded, link = entry.get("b64_json"), entry.get("url")
     if isinstance(encoded, str) and encoded:
         try:
-            image = base64.b64decode(encoded, validate=True)
-        except binascii.Error as exc:
+            image = pybase64.b64decode(encoded, validate=True)
+        except ValueError as exc:  # binascii.Error, or a character outside ASCII
             message = f"{label}'s image is not valid base64."
             raise ProviderMalformedResponse(message, **extensions) from exc
     elif isinstance(link, str) and link:

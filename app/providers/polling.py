@@ -4,13 +4,13 @@ made. Each vendor says only how to read one poll; this module decides how long t
 """
 
 import asyncio
-import base64
 import logging
 from collections.abc import Awaitable, Callable
 from math import gcd
 from typing import Any, TypeVar
 
 import httpx
+import pybase64
 from PIL import Image
 
 from app.cpu import run_cpu
@@ -97,7 +97,7 @@ async def fetch_result_image(http: VendorHTTP, url: object) -> tuple[Image.Image
 
 def base64_image(image: InputImage) -> str:
     """The image's original bytes as plain base64, for vendors that take it in JSON."""
-    return base64.b64encode(image.data).decode("ascii")
+    return pybase64.b64encode(image.data).decode("ascii")
 
 
 def data_uri(image: InputImage, vendor: str) -> str:

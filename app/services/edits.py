@@ -2,8 +2,6 @@
 validated like uploads), checked against the model, and normalized into the job's request."""
 
 import asyncio
-import base64
-import binascii
 import io
 import re
 from collections.abc import Iterator
@@ -13,6 +11,7 @@ from dataclasses import field as dataclass_field
 from math import isqrt
 from typing import Any
 
+import pybase64
 from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -125,8 +124,8 @@ def decode_base64(text: str) -> bytes:
     """Bytes from plain base64 or a data URL; InvalidInput if it is neither."""
     payload = _DATA_URL.sub("", text.strip(), count=1)
     try:
-        return base64.b64decode("".join(payload.split()), validate=True)
-    except (binascii.Error, ValueError):
+        return pybase64.b64decode("".join(payload.split()), validate=True)
+    except ValueError:  # binascii.Error, or a character outside ASCII
         raise InvalidInput("b64 is not valid base64 (plain, or a data:image/... URL).") from None
 
 

@@ -1,10 +1,10 @@
 """OpenAI's Images API over Darkroom's jobs: map an OpenAI request onto a Darkroom request,
 run the job to its end within the wait cap, and answer in OpenAI's shapes, errors included."""
 
-import base64
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import pybase64
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -317,7 +317,7 @@ async def images_response(
             url = signing.signed_content_url(settings, asset.id, expires_at, base_url)
             data.append(ImageData(url=url, revised_prompt=revised_prompt))
         else:
-            encoded = base64.b64encode(await storage.get(asset.storage_key)).decode()
+            encoded = pybase64.b64encode(await storage.get(asset.storage_key)).decode()
             data.append(ImageData(b64_json=encoded, revised_prompt=revised_prompt))
     first = outputs[0] if outputs else None
     finished = job.finished_at or job.created_at

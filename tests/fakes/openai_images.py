@@ -189,6 +189,12 @@ def missing_data() -> Reply:
     return Reply(200, json.dumps({"created": 1_700_000_000}).encode())
 
 
+def not_base64(text: str) -> Reply:
+    """200 whose b64_json is `text`, which is not base64."""
+    body = {"created": 1_700_000_000, "data": [{"b64_json": text}]}
+    return Reply(200, json.dumps(body).encode())
+
+
 def not_an_image() -> Reply:
     """200 whose b64_json decodes to bytes that are no image."""
     return image_reply(b"this is plain text, not a PNG")

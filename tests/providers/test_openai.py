@@ -42,6 +42,7 @@ from tests.fakes.openai_images import (
     missing_data,
     moderation_blocked,
     not_an_image,
+    not_base64,
     quota_exhausted,
     rate_limited,
     server_error,
@@ -321,8 +322,18 @@ async def test_an_unreachable_server_is_retried_then_provider_overloaded() -> No
         (image_reply(b""), "neither b64_json nor url"),
         (not_an_image(), "not a PNG, JPEG or WebP"),
         (image_reply(png_declaring(8000, 8000)), "pixels"),
+        (not_base64("iVBOR$w0KGgo="), "not valid base64"),
+        (not_base64("iVBORw0KGgoé"), "not valid base64"),
     ],
-    ids=["malformed-json", "missing-data", "empty-image", "not-an-image", "too-many-pixels"],
+    ids=[
+        "malformed-json",
+        "missing-data",
+        "empty-image",
+        "not-an-image",
+        "too-many-pixels",
+        "not-base64",
+        "not-ascii",
+    ],
 )
 async def test_an_unusable_answer_is_retried_then_provider_malformed_response(
     openai_server: FakeOpenAIImages, reply: typing.Any, says: str
