@@ -17,7 +17,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -57,17 +57,15 @@ class EndpointDirectory:
         reader: async_sessionmaker[AsyncSession],
         redis: Redis | None,
         channel: str,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._reader = reader
         self._redis = redis
         self._channel = channel
-        self._clock = clock
         self._kept: dict[str, tuple[float, tuple[Endpoint, ...]]] = {}
         # Counts what was forgotten, so a read that was under way meanwhile is not kept.
         self._forgotten = 0
         # Without Redis this process hears every change; with it, only while subscribed.
-        self._listening = redis is None
+        self._following = redis is None
         self._follower: asyncio.Task[None] | None = None
         if redis is not None:
             self._follower = asyncio.create_task(self._follow(), name=f"follow {channel}")
@@ -75,19 +73,19 @@ class EndpointDirectory:
     @property
     def is_following(self) -> bool:
         """Whether this process hears every change now, and so keeps what it reads."""
-        return self._listening
+        return self._following
 
     async def active(self, tenant_id: str) -> Sequence[Endpoint]:
         """The tenant's endpoints that are neither disabled nor deleted, in id order."""
         kept = self._kept.get(tenant_id)
-        if kept is not None and kept[0] > self._clock():
+        if kept is not None and kept[0] > time.monotonic():
             return kept[1]
         forgotten = self._forgotten
         endpoints = await self._read(tenant_id)
-        if self._listening and forgotten == self._forgotten:
+        if self._following and forgotten == self._forgotten:
             if len(self._kept) >= MAX_KEPT_TENANTS:
                 del self._kept[next(iter(self._kept))]
-            self._kept[tenant_id] = (self._clock() + KEEP_SECONDS, endpoints)
+            self._kept[tenant_id] = (time.monotonic() + KEEP_SECONDS, endpoints)
         return endpoints
 
     async def changed(self, tenant_id: str) -> None:
@@ -147,9 +145,9 @@ class EndpointDirectory:
             except Exception as error:
                 logger.warning("webhook endpoints: subscription lost (%r); reconnecting", error)
             finally:
-                if self._listening:
+                if self._following:
                     delay = RECONNECT_FIRST_DELAY_SECONDS
-                self._listening = False
+                self._following = False
                 self._forget()
             await asyncio.sleep(delay * random.uniform(0.5, 1))
             delay = min(delay * 2, RECONNECT_MAX_DELAY_SECONDS)
@@ -168,7 +166,7 @@ class EndpointDirectory:
             if message["type"] == "subscribe":
                 # Whatever changed before now is read afresh from here on.
                 self._forget()
-                self._listening = True
+                self._following = True
             elif message["type"] == "message":
                 self._forget(_text(message["data"]))
 
