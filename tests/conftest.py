@@ -19,6 +19,7 @@ from app.config import Settings
 from app.main import create_app
 from tests.support import (
     RUN_ID,
+    PrivateRedis,
     bucket_settings,
     free_port,
     fresh_database,
@@ -150,3 +151,15 @@ async def auth(app: FastAPI) -> dict[str, str]:
 async def other_auth(app: FastAPI) -> dict[str, str]:
     """Headers of a second, unrelated tenant."""
     return await new_api_key(app)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of the test's own, started, to kill and restart; stopped at the end."""
+    server = PrivateRedis(free_port(), tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.kill()

@@ -5,7 +5,7 @@ import logging
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -36,17 +36,6 @@ from tests.support import (
 OUTAGE_SECONDS = 3
 # The goal: every job in flight is done this soon after Redis returns.
 RECOVERY_SECONDS = 30
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(free_port(), tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.process is not None and server.process.poll() is None:
-            server.kill()
 
 
 @asynccontextmanager

@@ -3,7 +3,7 @@ only while it hears the announcements of changes on Redis, so a change it could 
 at once, and it keeps again once Redis is back."""
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -14,20 +14,9 @@ from app.db import create_engine, create_reader
 from app.ids import new_id
 from app.models import Tenant, WebhookEndpoint
 from app.webhooks.directory import EndpointDirectory
-from tests.support import PrivateRedis, free_port, fresh_database, postgres_settings, wait_until
+from tests.support import PrivateRedis, fresh_database, postgres_settings, wait_until
 
 CHANNEL = "darkroom:test:webhook-endpoints"
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(free_port(), tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.process is not None and server.process.poll() is None:
-            server.kill()
 
 
 @pytest.fixture
