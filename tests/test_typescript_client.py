@@ -2,9 +2,11 @@
 `@hey-api/openapi-ts` (its Fetch API client), compiled with `tsc --strict`, drives a running
 server: generate, follow the event stream, download, and a refusal read as a typed problem.
 
-The client is generated anew into clients/typescript/src/generated on every run, so a spec
-that drifts from what the hand-written driver expects fails to compile. The npm packages come
-from `make test` (`npm ci` in clients/typescript); Node is needed by the tests only."""
+The client is generated anew on every run, each test in a copy of clients/typescript of its
+own (the project's files, its installed node_modules linked), so a spec that drifts from what
+the hand-written driver expects fails to compile, and tests running at once never share
+generated files. The npm packages come from `make test` (`npm ci` in clients/typescript); Node
+is needed by the tests only."""
 
 import asyncio
 import json
@@ -30,7 +32,7 @@ from tests.support import (
 PROJECT = REPO_ROOT / "clients" / "typescript"
 SPEC_PATH = REPO_ROOT / "openapi" / "openapi.json"
 DRIVER = PROJECT / "src" / "roundtrip.ts"
-GENERATED = PROJECT / "src" / "generated"
+PROJECT_FILES = ["package.json", "tsconfig.json", "openapi-ts.config.ts", "src/roundtrip.ts"]
 TOOLS = PROJECT / "node_modules" / ".bin"
 NOT_INSTALLED = (
     "the TypeScript client's npm packages are not installed: run `make test`, or "
@@ -46,37 +48,46 @@ def node() -> str:
     return found
 
 
-def run_tool(*arguments: str) -> subprocess.CompletedProcess[str]:
-    """Run a node tool of the TypeScript project (openapi-ts, tsc) from its directory."""
+def copy_project(directory: Path) -> Path:
+    """A copy of the TypeScript project in `directory`, sharing the installed node_modules."""
+    for name in PROJECT_FILES:
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PROJECT / name, directory / name)
+    (directory / "node_modules").symlink_to(PROJECT / "node_modules", target_is_directory=True)
+    return directory
+
+
+def run_tool(project: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """Run a node tool of the TypeScript project (openapi-ts, tsc) from the copy's directory."""
     return subprocess.run(
         [node(), *arguments],
-        cwd=PROJECT,
+        cwd=project,
         capture_output=True,
         text=True,
         timeout=120,
     )
 
 
-def generate_client(spec: Path) -> None:
-    """Generate the SDK from `spec` into src/generated (the project's openapi-ts config)."""
-    result = run_tool(str(TOOLS / "openapi-ts"), "--silent", "--input", str(spec))
+def generate_client(project: Path, spec: Path) -> None:
+    """Generate the SDK from `spec` into the copy's src/generated (the project's config)."""
+    result = run_tool(project, str(TOOLS / "openapi-ts"), "--silent", "--input", str(spec))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def compile_project(*options: str) -> subprocess.CompletedProcess[str]:
-    """`tsc -p clients/typescript` (strict, per its tsconfig) with extra options."""
-    return run_tool(str(TOOLS / "tsc"), "-p", str(PROJECT), *options)
+def compile_project(project: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """`tsc -p` of the copy (strict, per its tsconfig) with extra options."""
+    return run_tool(project, str(TOOLS / "tsc"), "-p", str(project), *options)
 
 
 @pytest.fixture(scope="module")
 def compiled_driver(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The driver and the client generated from the checked-in spec, compiled to ES modules in
-    a temporary directory: the driver's compiled path."""
-    generate_client(SPEC_PATH)
-    out_dir = tmp_path_factory.mktemp("typescript-build")
-    result = compile_project("--noEmit", "false", "--outDir", str(out_dir))
+    the copy's build directory: the driver's compiled path."""
+    project = copy_project(tmp_path_factory.mktemp("typescript"))
+    generate_client(project, SPEC_PATH)
+    result = compile_project(project, "--noEmit", "false", "--outDir", str(project / "build"))
     assert result.returncode == 0, result.stdout + result.stderr
-    return out_dir / "roundtrip.js"
+    return project / "build" / "roundtrip.js"
 
 
 @pytest.fixture(scope="module")
@@ -113,13 +124,10 @@ def test_driver_fails_to_compile_against_a_spec_that_drifted(tmp_path):
     output["required"] = ["asset" if name == "asset_id" else name for name in output["required"]]
     drifted = tmp_path / "openapi.json"
     drifted.write_text(json.dumps(spec), encoding="utf-8")
+    project = copy_project(tmp_path / "typescript")
 
-    try:
-        generate_client(drifted)
-        result = compile_project()
-    finally:
-        # Nothing generated from the drifted spec outlives the test.
-        shutil.rmtree(GENERATED, ignore_errors=True)
+    generate_client(project, drifted)
+    result = compile_project(project)
 
     assert result.returncode != 0
     assert "Property 'asset_id' does not exist on type 'JobOutput'" in result.stdout
