@@ -3,6 +3,7 @@ that runs a backend-independent test on the embedded backend only."""
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -349,6 +350,15 @@ class PrivateRedis:
         assert self.process is not None
         self.process.kill()
         self.process.wait()
+
+    def pause(self) -> None:
+        """Stop the server without closing its connections: a network path gone silent."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     async def wait_until_answering(self) -> None:
         redis = Redis.from_url(self.url)

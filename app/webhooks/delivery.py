@@ -81,7 +81,7 @@ async def deliver(
         with job_context(job_id=delivery.job_id, tenant_id=delivery.tenant_id):
             outcome = await send(context.settings, claimed)
             status = await record(context, dispatcher, claimed, outcome)
-            if status == DeliveryStatus.DISABLED and delivery.endpoint_id is not None:
+            if status == DeliveryStatus.DISABLED:
                 await endpoints.changed(delivery.tenant_id)
             logger.info(
                 "webhook %s (%s, attempt %d): %s in %d ms",

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import WebhookEndpoint
-from app.runtime.queue import REDIS_UNREACHABLE
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,8 @@ class EndpointDirectory:
             return
         try:
             await self._redis.publish(self._channel, tenant_id)
-        except REDIS_UNREACHABLE:
+        except (RedisError, OSError):
+            # The change is committed: the caller is answered whatever Redis says.
             logger.warning(
                 "could not announce a change of %s's webhook endpoints (Redis away); other "
                 "processes see it within %d s",

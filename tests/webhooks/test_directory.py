@@ -1,33 +1,42 @@
 """The directory of webhook endpoints a process keeps between job events: it keeps what it read
 only while it hears the announcements of changes on Redis, so a change it could not hear is read
-at once, and it keeps again once Redis is back."""
+at once, and it keeps again once Redis is back; a subscription gone silent is found by PING."""
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from contextlib import asynccontextmanager
 
 import pytest
 from redis.asyncio import Redis
 
-from app.cli import migrate
 from app.db import create_engine, create_reader
 from app.ids import new_id
 from app.models import Tenant, WebhookEndpoint
+from app.webhooks import directory as directory_module
 from app.webhooks.directory import EndpointDirectory
-from tests.support import PrivateRedis, fresh_database, postgres_settings, wait_until
+from tests.support import PrivateRedis, wait_until
 
 CHANNEL = "darkroom:test:webhook-endpoints"
 
 
 @pytest.fixture
-async def reader(tmp_path: Path) -> AsyncIterator:
-    async with fresh_database("directory") as url:
-        await asyncio.to_thread(migrate, postgres_settings(url, tmp_path))
-        engine = create_engine(url)
-        try:
-            yield create_reader(engine)
-        finally:
-            await engine.dispose()
+async def reader(postgres_url: str) -> AsyncIterator:
+    engine = create_engine(postgres_url)
+    try:
+        yield create_reader(engine)
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def directory_on(reader, private_redis: PrivateRedis) -> AsyncIterator[EndpointDirectory]:
+    """A directory as a process holds one, on the private Redis; closed with its client."""
+    redis = Redis.from_url(private_redis.url)
+    directory = EndpointDirectory(reader, redis, CHANNEL)
+    try:
+        yield directory
+    finally:
+        await directory.close()
+        await redis.aclose()
 
 
 async def add_endpoint(reader, tenant_id: str) -> str:
@@ -54,20 +63,32 @@ async def ids(directory: EndpointDirectory, tenant_id: str) -> list[str]:
     return [endpoint.id for endpoint in await directory.active(tenant_id)]
 
 
+def following(directory: EndpointDirectory, wanted: bool) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return directory.is_following == wanted
+
+    return check
+
+
 async def test_endpoints_are_read_afresh_while_announcements_cannot_be_heard(
     private_redis: PrivateRedis, reader
 ):
     await private_redis.wait_until_answering()
     tenant = new_id("ten")
-    directory = EndpointDirectory(reader, Redis.from_url(private_redis.url), CHANNEL)
-    other_process = EndpointDirectory(reader, Redis.from_url(private_redis.url), CHANNEL)
-    try:
+    async with (
+        directory_on(reader, private_redis) as directory,
+        directory_on(reader, private_redis) as other_process,
+    ):
         await wait_until(following(directory, True), seconds=10)
         first = await ids(directory, tenant)
         unannounced = await add_endpoint(reader, tenant)
         kept = await ids(directory, tenant)
         await other_process.changed(tenant)
-        await wait_until(lambda: _has(directory, tenant, unannounced), seconds=5)
+
+        async def announced() -> bool:
+            return unannounced in await ids(directory, tenant)
+
+        await wait_until(announced, seconds=5)
 
         private_redis.kill()
         await wait_until(following(directory, False), seconds=5)
@@ -79,9 +100,6 @@ async def test_endpoints_are_read_afresh_while_announcements_cannot_be_heard(
         after_return = await ids(directory, tenant)
         await add_endpoint(reader, tenant)
         kept_again = await ids(directory, tenant)
-    finally:
-        await directory.close()
-        await other_process.close()
 
     assert first == []
     assert kept == []
@@ -90,12 +108,22 @@ async def test_endpoints_are_read_afresh_while_announcements_cannot_be_heard(
     assert kept_again == after_return
 
 
-def following(directory: EndpointDirectory, wanted: bool) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        return directory.is_following == wanted
+async def test_a_subscription_gone_silent_is_found_by_its_ping_and_nothing_is_kept_meanwhile(
+    private_redis: PrivateRedis, reader, monkeypatch
+):
+    monkeypatch.setattr(directory_module, "KEEPALIVE_SECONDS", 0.2)
+    await private_redis.wait_until_answering()
+    tenant = new_id("ten")
+    async with directory_on(reader, private_redis) as directory:
+        await wait_until(following(directory, True), seconds=10)
+        await ids(directory, tenant)
+        # The connection stays open, but nothing answers on it any more.
+        private_redis.pause()
+        try:
+            await wait_until(following(directory, False), seconds=5)
+            added = await add_endpoint(reader, tenant)
+            read_while_silent = await ids(directory, tenant)
+        finally:
+            private_redis.resume()
 
-    return check
-
-
-async def _has(directory: EndpointDirectory, tenant_id: str, endpoint_id: str) -> bool:
-    return endpoint_id in await ids(directory, tenant_id)
+    assert read_while_silent == [added]
