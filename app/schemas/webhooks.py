@@ -24,16 +24,16 @@ MAX_URL_LENGTH = 2048
 # the same shapes, and also a host that only looks like an IPv4 address (1.2.3.999). Where it
 # points is checked at registration.
 PORT_PATTERN = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
-WEBHOOK_URL_PATTERN = (
-    f"^[hH][tT][tT][pP][sS]?://[A-Za-z0-9.-]*[A-Za-z0-9](:{PORT_PATTERN})?([/?#][!-~]*)?$"
-)
+# A host name (an international one in its xn-- form) or an IPv4 address.
+HOST_PATTERN = "[A-Za-z0-9.-]*[A-Za-z0-9]"
+WEBHOOK_URL_PATTERN = f"^[hH][tT][tT][pP][sS]?://{HOST_PATTERN}(:{PORT_PATTERN})?([/?#][!-~]*)?$"
 
 WebhookUrl = Annotated[
     str, Field(pattern=WEBHOOK_URL_PATTERN), worded("an absolute http or https URL")
 ]
 
 
-_HOST = re.compile("[A-Za-z0-9.-]*[A-Za-z0-9]")
+_HOST = re.compile(HOST_PATTERN)
 
 
 def check_webhook_url(value: str) -> str:
@@ -41,13 +41,16 @@ def check_webhook_url(value: str) -> str:
     that carries a user name or password (the shapes WEBHOOK_URL_PATTERN takes); where it points
     is checked against the address rules separately, since that needs DNS and the server's allow
     list."""
+    if not value.isascii():
+        raise ValueError("must be written in ASCII, an international host name in its xn-- form")
     try:
         url = httpx.URL(value)
     except httpx.InvalidURL as exc:
         raise ValueError(f"not a valid URL: {exc}") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError("must be an absolute http or https URL")
-    if url.userinfo or not _HOST.fullmatch(url.host):
+    # raw_host is the host as written; httpx's `host` turns an xn-- name back into Unicode.
+    if url.userinfo or not _HOST.fullmatch(url.raw_host.decode("ascii")):
         raise ValueError(
             "must name its host by a name or IPv4 address (letters, digits, dots and hyphens), "
             "with no user name or password"

@@ -728,6 +728,8 @@ async def test_each_delivery_attempt_is_logged_with_its_job(client, auth):
 def test_the_webhook_url_pattern_and_its_validator_take_the_same_shapes():
     shapes = {
         "https://example.com/hook": True,
+        "https://xn--bcher-kva.example/hook": True,
+        "https://bücher.example/hook": False,
         "http://10.0.0.7:8080/hook?x=1": True,
         "https://user:secret@example.com/hook": False,
         "https://[::1]/hook": False,
