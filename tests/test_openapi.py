@@ -6,9 +6,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from app.config import Settings
 from app.errors import PROBLEM_BASE, PROBLEM_TYPES
 from app.main import create_app
+from app.schemas.common import Brief
 
 OPENAI_TAG = "openai-compatible"
 OPENAI_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}
@@ -141,3 +144,20 @@ def test_every_problem_type_the_document_and_readme_show_is_one_darkroom_has(tmp
 
     assert shown, "no example names a problem type"
     assert {url for url in shown if url.removeprefix(PROBLEM_BASE) not in PROBLEM_TYPES} == set()
+
+
+def test_the_briefs_pattern_and_its_validator_take_the_same_text():
+    # The document's pattern is read as ECMAScript, whose white space is not Python's.
+    texts = ["a", " ", "\t\n", "\u3000x", "\ufeff", "\x1c", "\x85", "\u2028", "a\x00"]
+    pattern = re.compile(TypeAdapter(Brief).json_schema()["pattern"])
+
+    def validator_takes(text: str) -> bool:
+        try:
+            TypeAdapter(Brief).validate_python(text)
+        except ValidationError:
+            return False
+        return True
+
+    taken = {text: validator_takes(text) for text in texts}
+    assert taken == {text: bool(pattern.match(text)) for text in texts}
+    assert [text for text, ok in taken.items() if ok] == ["a", "\u3000x", "\x1c", "\x85"]

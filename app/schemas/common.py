@@ -3,6 +3,7 @@ metadata and health."""
 
 import json
 import math
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -85,8 +86,14 @@ def _without_nul(value: str) -> str:
     return value
 
 
+# White space as JSON Schema patterns (ECMAScript) read `\s`, spelled out so that the document's
+# pattern and the validator agree on every character (Python's `\s` and `str.strip` differ).
+WHITE_SPACE = r"\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_SAYS_SOMETHING = re.compile(f"[^{WHITE_SPACE}]")
+
+
 def _not_blank(value: str) -> str:
-    if not value.strip():
+    if not _SAYS_SOMETHING.search(value):
         raise ValueError("must not be blank")
     return value
 
@@ -147,7 +154,7 @@ ModelText = Annotated[
 # A brief: text a model is given that says something (a character other than white space).
 Brief = Annotated[
     str,
-    Field(json_schema_extra={"pattern": r"^[^\x00]*[^\s\x00][^\x00]*$"}),
+    Field(json_schema_extra={"pattern": f"^[^\\x00]*[^{WHITE_SPACE}\\x00][^\\x00]*$"}),
     AfterValidator(_without_nul),
     AfterValidator(_not_blank),
 ]
