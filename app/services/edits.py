@@ -66,11 +66,12 @@ class Inputs:
 
     async def resolve(self, given: ImageInput, field: str) -> Asset:
         """The tenant's asset for an input: the named asset, or the fetched or decoded bytes
-        stored as a new `reference` asset. A bad input raises its 4xx error naming `field`."""
+        stored as a new `reference` asset (a URL input must have been `fetch`ed). A bad input
+        raises its 4xx error naming `field`."""
         with _naming(field):
             if given.asset_id is not None:
                 return editable(await use_asset(self.session, self.tenant_id, given.asset_id))
-            data = await self._bytes_of(given)
+            data = self._bytes_of(given)
             return await create_upload(
                 self.session,
                 self.storage,
@@ -80,9 +81,10 @@ class Inputs:
                 source="reference",
             )
 
-    async def _bytes_of(self, given: ImageInput) -> bytes:
+    def _bytes_of(self, given: ImageInput) -> bytes:
         if given.url is not None:
-            return self.fetched.get(given.url) or await self._download(given.url)
+            # Fetched ahead (`fetch`): downloading here would hold the content's lock meanwhile.
+            return self.fetched[given.url]
         return decode_base64(given.b64 or "")
 
     async def _download(self, url: str) -> bytes:

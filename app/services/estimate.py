@@ -13,7 +13,7 @@ from app.services.catalog import observed_latencies
 from app.services.edits import EDIT, VARIANTS
 from app.services.export import EXPORT
 from app.services.generate import GENERATE
-from app.services.pricing import expected_cost, job_models, model_cost, total_cost
+from app.services.pricing import expected_cost, job_models, model_cost
 from app.services.submission import Kind, Submitter, keep_within_budget, normalize_request
 
 KINDS: dict[str, Kind[Any]] = {
@@ -30,7 +30,8 @@ async def estimate(submitter: Submitter, body: EstimateRequest, instance: str) -
     whatever checking the body wrote."""
     try:
         request = await normalize_request(submitter, KINDS[body.kind], body)
-        await keep_within_budget(submitter, expected_cost(submitter.registry, request))
+        cost = expected_cost(submitter.registry, request)
+        await keep_within_budget(submitter, cost)
     except DarkroomError as exc:
         refusal = Problem.model_validate(exc.to_problem(instance))
         return Estimate(kind=body.kind, accepted=False, refusal=refusal)
@@ -45,7 +46,7 @@ async def estimate(submitter: Submitter, body: EstimateRequest, instance: str) -
         accepted=True,
         request=request,
         models=models,
-        cost_usd=total_cost([model.cost_usd for model in models]),
+        cost_usd=cost,
         unpriced_models=[model.model for model in models if model.cost_usd is None],
     )
 
