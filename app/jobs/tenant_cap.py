@@ -33,15 +33,15 @@ async def put_back(runtime: Runtime, job_id: str, tenant: str) -> None:
     """Send the job again under its next dispatch number, to be taken a moment later; nothing is
     sent for a job no longer waiting to run (finished, canceled, or running elsewhere). The
     number is bumped in the row first, so the sweeper asks the queue about the new message."""
-    context = runtime.context
-    async with context.sessionmaker() as session:
+    # One statement standing on its own; a bump lost with a database crash costs nothing, as the
+    # sweeper sends again a queued job the queue has no message for.
+    async with runtime.context.bookkeeper() as session:
         number = await session.scalar(
             update(Job)
             .where(Job.id == job_id, Job.claimable(database_clock(session)))
             .values(dispatches=Job.dispatches + 1, dispatched_at=database_clock(session))
             .returning(Job.dispatches)
         )
-        await session.commit()
     if number is None:
         return
     assert isinstance(runtime.queue, ArqQueue)

@@ -243,7 +243,7 @@ class InProcessQueue:
         self, run: Callable[[str], Awaitable[None]], concurrency: int, tenant_cap: int = 0
     ) -> None:
         self._run = run
-        self._free = concurrency
+        self._concurrency = concurrency
         self._tenant_cap = tenant_cap
         # Tenant -> its waiting dispatches (queue key, job id), in the order sent.
         self._waiting: dict[str, deque[tuple[str, str]]] = {}
@@ -290,7 +290,7 @@ class InProcessQueue:
 
     def _start_waiting(self) -> None:
         """Fill free slots, a job at a time from the tenant whose turn it is."""
-        while self._free > 0:
+        while len(self._tasks) < self._concurrency:
             tenant = self._next_tenant()
             if tenant is None:
                 return
@@ -298,7 +298,6 @@ class InProcessQueue:
             key, job_id = line.popleft()
             if not line:
                 del self._waiting[tenant]
-            self._free -= 1
             self._running[tenant] += 1
             self._last_turn[tenant] = self._turns
             self._turns += 1
@@ -321,7 +320,6 @@ class InProcessQueue:
         finally:
             self._tasks.pop(key, None)
             self._held.discard(key)
-            self._free += 1
             self._running[tenant] -= 1
             if not self._running[tenant]:
                 del self._running[tenant]

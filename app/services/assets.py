@@ -26,7 +26,7 @@ from app.imaging.codecs import (
     inspect_header,
 )
 from app.imaging.credentials import carries_credentials
-from app.models import Asset, AssetParent, Job, JobStatus
+from app.models import Asset, AssetParent, Job
 from app.schemas.assets import Asset as AssetSchema
 from app.schemas.assets import AssetPage, AssetParentRef
 from app.services.budgets import count_output
@@ -225,7 +225,7 @@ async def check_not_in_use(session: AsyncSession, tenant_id: str, asset_ids: lis
         select(Job)
         .where(
             Job.tenant_id == tenant_id,
-            Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),
+            Job.in_flight(),
             or_(*(request_text.contains(asset_id) for asset_id in asset_ids)),
         )
         .limit(1)
