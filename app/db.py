@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import ColumnElement, event, func, text
+from sqlalchemy import ColumnElement, Table, event, func, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -108,3 +109,10 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 Session = Annotated[AsyncSession, Depends(get_session)]
+
+
+def insert_for(session: AsyncSession, table: type | Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT in the session's own dialect, for its ON CONFLICT clauses (Postgres and SQLite
+    spell them alike)."""
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)

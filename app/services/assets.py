@@ -10,11 +10,10 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Text, cast, false, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.cpu import run_cpu, run_image_work
-from app.db import database_now
+from app.db import database_now, insert_for
 from app.errors import Conflict, NotFound
 from app.ids import is_id, new_id
 from app.imaging.codecs import (
@@ -110,9 +109,8 @@ async def record_output(
         details=output.details or None,
         content_credentials=output.content_credentials,
     )
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     inserted = await session.execute(
-        dialect.insert(Asset)
+        insert_for(session, Asset)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["job_id", "output_index"])
         .returning(Asset.id)

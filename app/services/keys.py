@@ -14,13 +14,12 @@ from datetime import UTC, datetime, timedelta
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import bindparam, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import database_clock, database_now
+from app.db import database_clock, database_now, insert_for
 from app.errors import Conflict, InvalidInput, NotFound
 from app.ids import is_id, new_id
-from app.models import ApiKey, Tenant, utcnow
+from app.models import ApiKey, Tenant
 from app.runtime.periodic import Periodic
 from app.schemas.keys import ApiKey as ApiKeySchema
 from app.schemas.keys import ApiKeyCreated, ApiKeyPage, ApiKeyRotation, KeyStatus
@@ -71,10 +70,9 @@ async def _tenant_named(session: AsyncSession, tenant_name: str) -> str:
     tenant_id = await session.scalar(select(Tenant.id).where(Tenant.name == tenant_name))
     if tenant_id is not None:
         return tenant_id
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     await session.execute(
-        dialect.insert(Tenant)
-        .values(id=new_id("ten"), name=tenant_name, created_at=utcnow())
+        insert_for(session, Tenant)
+        .values(id=new_id("ten"), name=tenant_name)
         .on_conflict_do_nothing(index_elements=["name"])
     )
     return await session.scalar(select(Tenant.id).where(Tenant.name == tenant_name))

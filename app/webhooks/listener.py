@@ -8,11 +8,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.db import database_now
+from app.db import database_now, insert_for
 from app.ids import new_id
 from app.models import DeliveryStatus, Job, JobEventType, WebhookDelivery
 from app.runtime.context import TaskContext
@@ -122,9 +121,8 @@ async def _insert_delivery(
     payload: str,
     now: datetime,
 ) -> str | None:
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     inserted = await session.execute(
-        dialect.insert(WebhookDelivery)
+        insert_for(session, WebhookDelivery)
         .values(
             id=new_id("msg"),
             tenant_id=job.tenant_id,

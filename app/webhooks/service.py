@@ -7,10 +7,9 @@ import json
 from collections import defaultdict
 
 from sqlalchemy import ColumnElement, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import database_now
+from app.db import database_now, insert_for
 from app.errors import Conflict, InvalidInput, NotFound
 from app.fetcher import UrlPolicy, check_url
 from app.ids import is_id, new_id
@@ -164,9 +163,8 @@ def created_endpoint_view(endpoint: WebhookEndpoint) -> WebhookEndpointCreated:
 async def default_secret(session: AsyncSession, tenant_id: str) -> str:
     """The tenant's default signing secret, made on first use; concurrent first uses agree on
     one. The caller commits."""
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     await session.execute(
-        dialect.insert(WebhookSecret)
+        insert_for(session, WebhookSecret)
         .values(tenant_id=tenant_id, secret=new_secret(), created_at=await database_now(session))
         .on_conflict_do_nothing(index_elements=["tenant_id"])
     )
