@@ -4,7 +4,6 @@ outcomes): never an id, a raw path or a tenant. Updating one is a few dictionary
 memory, so the submit path pays no query and no Redis call for them."""
 
 import logging
-from collections.abc import Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -16,7 +15,6 @@ from prometheus_client import (
     disable_created_metrics,
     exposition,
 )
-from prometheus_client.metrics_core import Metric
 
 from app.config import Settings
 
@@ -71,8 +69,13 @@ jobs_put_back = Counter(
     "darkroom_jobs_put_back",
     "Times a worker put a job back in line because its tenant was at its cap on running jobs.",
 )
+# The queue's depth, which only the API reads (at scrape time): kept out of the process-wide
+# registry, so a worker's metrics do not carry a gauge that would stay 0 there.
+_api_only = CollectorRegistry()
 queue_depth = Gauge(
-    "darkroom_queue_depth", "Job messages waiting in the queue for a runner, read at scrape time."
+    "darkroom_queue_depth",
+    "Job messages waiting in the queue for a runner, read at scrape time.",
+    registry=_api_only,
 )
 vendor_calls = Counter(
     "darkroom_vendor_calls",
@@ -104,25 +107,10 @@ cost_usd = Counter(
 
 
 def render() -> tuple[bytes, str]:
-    """This process's metrics in the Prometheus text format, and its content type."""
-    return exposition.generate_latest(REGISTRY), CONTENT_TYPE_LATEST
-
-
-class _WorkerMetrics:
-    """This process's metrics but the queue's depth, which only the API reads (at scrape time):
-    a worker's would stay 0 and say so."""
-
-    def collect(self) -> Iterator[Metric]:
-        return (metric for metric in REGISTRY.collect() if metric.name != "darkroom_queue_depth")
-
-
-def _worker_registry() -> CollectorRegistry:
-    # A registry of its own rather than the bare collector: a scrape naming the series it wants
-    # (`?name[]=...`) asks the registry for a restricted view of itself, which filters the
-    # samples of a collector that declares no names only when told to support one.
-    registry = CollectorRegistry(support_collectors_without_names=True)
-    registry.register(_WorkerMetrics())
-    return registry
+    """The API process's metrics in the Prometheus text format, the queue's depth included,
+    and their content type."""
+    body = exposition.generate_latest(REGISTRY) + exposition.generate_latest(_api_only)
+    return body, CONTENT_TYPE_LATEST
 
 
 def serve_worker_metrics(settings: Settings) -> None:
@@ -133,7 +121,7 @@ def serve_worker_metrics(settings: Settings) -> None:
     if port == 0:
         return
     try:
-        exposition.start_http_server(port, addr=address, registry=_worker_registry())
+        exposition.start_http_server(port, addr=address)
     except OSError as error:
         logger.error(
             "cannot serve worker metrics on %s:%d (%s); set DARKROOM_WORKER_METRICS_PORT to a "
