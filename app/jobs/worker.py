@@ -20,6 +20,8 @@ from app.jobs.sweeper import sweep
 from app.jobs.tenant_cap import run_within_cap
 from app.runtime import Role, Runtime, open_runtime
 from app.runtime.queue import (
+    RECONNECT_FIRST_DELAY_SECONDS,
+    RECONNECT_MAX_DELAY_SECONDS,
     REDIS_UNREACHABLE,
     json_deserializer,
     json_serializer,
@@ -30,10 +32,6 @@ from app.webhooks.delivery import deliver
 
 logger = logging.getLogger(__name__)
 
-# Waits between PINGs while Redis is lost: doubling, with jitter, so a restarted Redis is not met
-# by every worker at the same instant; the longest is also the most a worker lags its return.
-RECONNECT_FIRST_DELAY_SECONDS = 0.1
-RECONNECT_MAX_DELAY_SECONDS = 5
 PING_TIMEOUT_SECONDS = 2
 # A wake connection with no message this long checks that Redis still answers.
 WAKE_PING_SECONDS = 30

@@ -19,7 +19,11 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
 from app.config import Settings
-from app.runtime.queue import REDIS_UNREACHABLE
+from app.runtime.queue import (
+    RECONNECT_FIRST_DELAY_SECONDS,
+    RECONNECT_MAX_DELAY_SECONDS,
+    REDIS_UNREACHABLE,
+)
 
 if TYPE_CHECKING:
     from app.models import Job, JobEventType
@@ -32,10 +36,6 @@ SUBSCRIBE_TIMEOUT_SECONDS = 5
 # A silent subscriber connection is sent a PING this often; no answer by the next one means it
 # died without closing (a lost network path) and it is replaced.
 KEEPALIVE_SECONDS = 30
-# Waits between attempts to reopen a lost subscriber connection: doubling, with jitter, so a
-# restarted Redis is not met by every API process at the same instant.
-RECONNECT_FIRST_DELAY_SECONDS = 0.1
-RECONNECT_MAX_DELAY_SECONDS = 5
 
 
 class Subscription(Protocol):

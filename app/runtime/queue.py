@@ -54,6 +54,11 @@ DEFER_WAIT_MS = 200
 DEFER_SPACING_MS = 50
 # What Redis being unreachable looks like (refused, reset, timed out), as opposed to a bad reply.
 REDIS_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+# Waits between attempts to reach a lost Redis again (a connection, a subscription): doubling,
+# with jitter, so a restarted Redis is not met by every process at the same instant; the longest
+# is also the most a process lags its return.
+RECONNECT_FIRST_DELAY_SECONDS = 0.1
+RECONNECT_MAX_DELAY_SECONDS = 5.0
 
 
 def json_serializer(value: dict[str, Any]) -> bytes:

@@ -11,7 +11,13 @@ nothing is kept longer than KEEP_SECONDS in any case. Without Redis the API proc
 one, and it hears its own changes.
 
 An endpoint kept after it was disabled or deleted costs nothing either: its deliveries are
-stopped when they come up for sending, as they always are."""
+stopped when they come up for sending, as they always are. One registered while a process's
+subscription is silently dead (found within 20 s) misses that process's events meanwhile.
+
+API keys are kept the other way (`app.services.keys.KeyCache` polls a Redis counter each second):
+a revoked key working a second longer is acceptable, whereas a job submitted right after an
+endpoint is registered must already reach it, so endpoints are announced the moment they
+change."""
 
 import asyncio
 import logging
@@ -28,6 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import WebhookEndpoint
+from app.runtime.queue import RECONNECT_FIRST_DELAY_SECONDS, RECONNECT_MAX_DELAY_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +42,6 @@ logger = logging.getLogger(__name__)
 KEEP_SECONDS = 60.0
 # A silent subscription is sent a PING this often; no answer by the next one means it is dead.
 KEEPALIVE_SECONDS = 10.0
-RECONNECT_FIRST_DELAY_SECONDS = 0.1
-RECONNECT_MAX_DELAY_SECONDS = 5.0
 MAX_KEPT_TENANTS = 10_000
 
 
