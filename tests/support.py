@@ -1,5 +1,6 @@
-"""Helpers for tests: deployment settings, worker processes, API keys, polling, and the mark
-that runs a backend-independent test on the embedded backend only."""
+"""Helpers for tests: deployment settings, worker and server processes, API keys, databases,
+polling, event streams, and the mark that runs a backend-independent test on the embedded
+backend only."""
 
 import asyncio
 import os
@@ -18,6 +19,8 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from alembic import command
+from alembic.config import Config
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
@@ -26,7 +29,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from app.cli import migrate
+from app.cli import MIGRATIONS, migrate
 from app.config import Settings
 from app.main import create_app
 from app.models import ApiKey, Job
@@ -125,16 +128,21 @@ def start_server(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     return start_darkroom("serve", settings, log)
 
 
-def cli_api_key(settings: Settings, tenant: str) -> str:
-    """A new API key for `tenant`, minted with `darkroom keys create` as an operator would."""
-    created = subprocess.run(
-        darkroom_command("keys", "create", "--tenant", tenant),
+def run_cli(settings: Settings, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """Run `darkroom <arguments>` for these settings to its end; its exit code and output."""
+    return subprocess.run(
+        darkroom_command(*arguments),
         env=darkroom_environment(settings),
         capture_output=True,
         text=True,
-        check=True,
         timeout=120,
     )
+
+
+def cli_api_key(settings: Settings, tenant: str) -> str:
+    """A new API key for `tenant`, minted with `darkroom keys create` as an operator would."""
+    created = run_cli(settings, "keys", "create", "--tenant", tenant)
+    assert created.returncode == 0, created.stderr
     return created.stdout.strip().splitlines()[-1]
 
 
@@ -178,6 +186,25 @@ async def wait_until_serving(base_url: str, process: subprocess.Popen[bytes]) ->
                 pass
             await asyncio.sleep(0.1)
     raise AssertionError("darkroom serve did not answer within 60 s")
+
+
+@asynccontextmanager
+async def darkroom_serve(
+    settings: Settings, tenant: str, log: Path, *, wait: bool = True
+) -> AsyncIterator[tuple[str, str, subprocess.Popen[bytes]]]:
+    """A real `darkroom serve` process for these settings, its output appended to `log`, and a
+    new API key for `tenant`: (base URL, key, process), the process stopped afterwards.
+    With `wait=False` it comes back as soon as it is started, so that the caller can do slow
+    work while it boots and then `wait_until_serving` itself."""
+    key = await asyncio.to_thread(cli_api_key, settings, tenant)
+    process = start_server(settings, log)
+    base_url = f"http://127.0.0.1:{settings.port}"
+    try:
+        if wait:
+            await wait_until_serving(base_url, process)
+        yield base_url, key, process
+    finally:
+        stop_worker(process)
 
 
 async def new_api_key(app: FastAPI) -> dict[str, str]:
@@ -271,6 +298,26 @@ async def fresh_database(suffix: str) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
+async def empty_database(backend: str, name: str, directory: Path) -> AsyncIterator[str]:
+    """The SQLAlchemy URL of an empty database on `backend`: a Postgres database of this run's
+    own, dropped afterwards, or a SQLite file in `directory`."""
+    if backend == "postgres":
+        async with fresh_database(name) as url:
+            yield url
+    else:
+        yield f"sqlite+aiosqlite:///{directory / f'{name}.db'}"
+
+
+def upgrade(settings: Settings, revision: str) -> None:
+    """Migrate the settings' database up to `revision` only: the schema an old deployment had,
+    for a test of what a later migration does to its rows."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["database_url"] = str(settings.database_url)
+    command.upgrade(config, revision)
+
+
+@asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, dict]]:
     """An app for these settings (migrated and started), a client for it, and a tenant's
     Authorization headers."""
@@ -304,6 +351,40 @@ async def live_server(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 async def _started(server: uvicorn.Server) -> bool:
     return server.started
+
+
+async def read_events(response: httpx.Response) -> AsyncIterator[dict[str, str]]:
+    """The events of an SSE response as dicts of their fields, as they arrive."""
+    fields: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if not line:
+            if fields:
+                yield fields
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(": ")
+            fields[name] = value
+
+
+async def events_acting_on_the_first(
+    app: FastAPI,
+    auth: dict[str, str],
+    job_id: str,
+    act: Callable[[httpx.AsyncClient], Awaitable[None]],
+) -> list[dict[str, str]]:
+    """Every event of the job's live stream, calling `act` with a client of the same server once
+    the first has arrived (the stream's current state)."""
+    events = []
+    async with (
+        asyncio.timeout(30),
+        live_server(app) as http,
+        http.stream("GET", f"/v1/jobs/{job_id}/events", headers=auth) as response,
+    ):
+        async for event in read_events(response):
+            events.append(event)
+            if len(events) == 1:
+                await act(http)
+    return events
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -398,14 +479,3 @@ def most_at_once(jobs: list[dict]) -> int:
         running += step
         peak = max(peak, running)
     return peak
-
-
-def run_cli(settings: Settings, *arguments: str) -> subprocess.CompletedProcess[str]:
-    """Run `darkroom <arguments>` for these settings to its end; its exit code and output."""
-    return subprocess.run(
-        darkroom_command(*arguments),
-        env=darkroom_environment(settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )

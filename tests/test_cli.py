@@ -3,7 +3,6 @@ start-up preconditions of serve and worker, gc. The keys and tenants commands ar
 tests/test_cli_keys.py."""
 
 import asyncio
-import contextlib
 import os
 import shutil
 import socket
@@ -28,6 +27,7 @@ from tests.support import (
     POSTGRES_URL,
     REPO_ROOT,
     darkroom_command,
+    empty_database,
     free_port,
     fresh_database,
     postgres_settings,
@@ -197,11 +197,7 @@ async def test_concurrent_migrations_on_postgres_all_succeed(tmp_path):
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_migrations_build_exactly_the_tables_the_models_describe(tmp_path, backend):
-    async with contextlib.AsyncExitStack() as stack:
-        if backend == "postgres":
-            url = await stack.enter_async_context(fresh_database("schema"))
-        else:
-            url = f"sqlite+aiosqlite:///{tmp_path / 'schema.db'}"
+    async with empty_database(backend, "schema", tmp_path) as url:
         settings = Settings(database_url=url, data_dir=tmp_path)
         await asyncio.to_thread(migrate, settings)
         engine = create_engine(url)

@@ -7,7 +7,7 @@ from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.models import ApiKey
 from app.services.keys import hash_key
-from tests.support import run_cli, serving
+from tests.support import cli_api_key, run_cli, serving
 
 
 async def test_keys_create_prints_the_key_last_and_stores_only_its_hash(tmp_path):
@@ -38,10 +38,7 @@ def listed_keys(settings: Settings, *arguments: str) -> list[dict[str, str]]:
 
 async def test_keys_list_rotate_and_revoke_name_keys_by_id_and_prefix_only(tmp_path):
     settings = Settings(data_dir=tmp_path)
-    acme, bob = (
-        run_cli(settings, "keys", "create", "--tenant", tenant).stdout.strip()
-        for tenant in ("acme", "bob")
-    )
+    acme, bob = (cli_api_key(settings, tenant) for tenant in ("acme", "bob"))
     (old,) = listed_keys(settings, "--tenant", "acme")
 
     rotated = run_cli(settings, "keys", "rotate", old["id"], "--grace", "3600")
@@ -91,7 +88,7 @@ def test_keys_revoke_and_rotate_refuse_with_one_line(tmp_path):
 
 async def test_tenants_budget_sets_what_get_usage_reports(tmp_path):
     settings = Settings(data_dir=tmp_path)
-    key = run_cli(settings, "keys", "create", "--tenant", "acme").stdout.strip()
+    key = cli_api_key(settings, "acme")
 
     budget = run_cli(settings, "tenants", "budget", "acme", "--usd", "50")
     unknown = run_cli(settings, "tenants", "budget", "nobody", "--usd", "5")

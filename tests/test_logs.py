@@ -5,8 +5,6 @@ id and, inside a job, the job's ids; the access line is Darkroom's own, one per 
 import io
 import json
 import logging
-import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,68 +14,35 @@ from app.config import Settings
 from app.logs import JsonFormatter, RedactSecrets, job_context, redact, request_id
 from app.main import create_app
 from tests.factories import image_bytes
-from tests.support import darkroom_command, darkroom_environment
+from tests.support import darkroom_serve, free_port
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_serving(base_url: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "darkroom serve exited"
-        try:
-            if httpx.get(f"{base_url}/healthz").status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError("darkroom serve did not answer within 60 s")
-
-
-def serve_and_download_a_signed_url(
+async def serve_and_download_a_signed_url(
     settings: Settings, log: Path, headers: dict[str, str] | None = None
 ) -> tuple[dict, str]:
     """Run `darkroom serve`, upload an asset and download it by a signed URL; the asset and
     the URL."""
-    environment = darkroom_environment(settings)
-    key = subprocess.run(
-        darkroom_command("keys", "create", "--tenant", "logs"),
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout.splitlines()[-1]
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            darkroom_command("serve"), env=environment, stdout=output, stderr=subprocess.STDOUT
-        )
-    base_url = f"http://127.0.0.1:{settings.port}"
-    try:
-        wait_until_serving(base_url, process)
+    async with (
+        darkroom_serve(settings, "logs", log) as (base_url, key, _),
+        httpx.AsyncClient(base_url=base_url) as client,
+    ):
         auth = {"Authorization": f"Bearer {key}"}
         files = {"file": ("photo.png", image_bytes(), "image/png")}
-        asset = httpx.post(f"{base_url}/v1/assets", files=files, headers=auth).json()
-        signed = httpx.post(f"{base_url}/v1/assets/{asset['id']}/url", json={}, headers=auth)
+        asset = (await client.post("/v1/assets", files=files, headers=auth)).json()
+        signed = await client.post(f"/v1/assets/{asset['id']}/url", json={}, headers=auth)
         url = signed.json()["url"]
-        download = httpx.get(url if url.startswith("http") else base_url + url, headers=headers)
+        download = await client.get(url, headers=headers)
         assert download.status_code == 200
         if headers:
             assert download.headers["X-Request-ID"] == headers["X-Request-ID"]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     return asset, url
 
 
-def test_the_access_log_redacts_the_signature_of_a_signed_url(tmp_path):
+async def test_the_access_log_redacts_the_signature_of_a_signed_url(tmp_path):
     log = tmp_path / "serve.log"
     settings = Settings(data_dir=tmp_path / "var", port=free_port())
 
-    asset, url = serve_and_download_a_signed_url(settings, log)
+    asset, url = await serve_and_download_a_signed_url(settings, log)
 
     signature = httpx.URL(url).params["signature"]
     text = log.read_text()
@@ -86,12 +51,14 @@ def test_the_access_log_redacts_the_signature_of_a_signed_url(tmp_path):
     assert signature not in text
 
 
-def test_json_lines_carry_the_request_id_and_one_redacted_access_line_per_request(tmp_path):
+async def test_json_lines_carry_the_request_id_and_one_redacted_access_line_per_request(
+    tmp_path,
+):
     log = tmp_path / "serve.log"
     settings = Settings(data_dir=tmp_path / "var", port=free_port(), log_format="json")
 
     began = time.perf_counter()
-    asset, url = serve_and_download_a_signed_url(
+    asset, url = await serve_and_download_a_signed_url(
         settings, log, headers={"X-Request-ID": "download-7"}
     )
     whole_run_ms = (time.perf_counter() - began) * 1000

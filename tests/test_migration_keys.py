@@ -2,33 +2,22 @@
 with the old prefix, go on working after it, on both backends."""
 
 import asyncio
-import contextlib
 import secrets
 import uuid
 from datetime import UTC, datetime
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import bindparam, text
 
-from app.cli import MIGRATIONS
 from app.config import Settings
 from app.db import create_engine
 from app.models import UTCDateTime
 from app.services.keys import hash_key
-from tests.support import fresh_database, serving
+from tests.support import empty_database, serving, upgrade
 
 ADMIN_TOKEN = "admin-token-for-tests"
 BEFORE_KEYS = "0007"
 MINTED_AT = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-def upgrade(settings: Settings, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["database_url"] = str(settings.database_url)
-    command.upgrade(config, revision)
 
 
 async def insert_old_key(database_url: str, tenant: str) -> str:
@@ -64,11 +53,7 @@ async def insert_old_key(database_url: str, tenant: str) -> str:
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_a_key_minted_before_the_migration_keeps_working_after_it(tmp_path, backend):
-    async with contextlib.AsyncExitStack() as stack:
-        if backend == "postgres":
-            url = await stack.enter_async_context(fresh_database("old_keys"))
-        else:
-            url = f"sqlite+aiosqlite:///{tmp_path / 'old-keys.db'}"
+    async with empty_database(backend, "old_keys", tmp_path) as url:
         settings = Settings(database_url=url, data_dir=tmp_path, admin_token=ADMIN_TOKEN)
         await asyncio.to_thread(upgrade, settings, BEFORE_KEYS)
         key = await insert_old_key(url, "old")

@@ -3,7 +3,6 @@ jobs there already are cost, on both backends, so deleting one afterwards takes 
 job canceled part way before it gets the cost of the outputs it stored."""
 
 import asyncio
-import contextlib
 import uuid
 
 import pytest
@@ -13,8 +12,7 @@ from app.config import Settings
 from app.db import create_engine
 from app.ids import new_id
 from app.models import Asset, Job, Tenant, utcnow
-from tests.support import fresh_database, serving
-from tests.test_migration_keys import upgrade
+from tests.support import empty_database, serving, upgrade
 
 ADMIN = {"Authorization": "Bearer admin-token-for-tests"}
 BEFORE_LEDGER = "0012"
@@ -73,11 +71,7 @@ def output(tenant_id: str, job_id: str, index: int) -> dict[str, object]:
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_the_ledger_starts_with_what_the_existing_jobs_cost(tmp_path, backend):
-    async with contextlib.AsyncExitStack() as stack:
-        if backend == "postgres":
-            url = await stack.enter_async_context(fresh_database("ledger"))
-        else:
-            url = f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
+    async with empty_database(backend, "ledger", tmp_path) as url:
         settings = Settings(
             database_url=url, data_dir=tmp_path, admin_token="admin-token-for-tests"
         )

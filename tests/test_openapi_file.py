@@ -18,14 +18,11 @@ from app.cli import openapi_json
 from app.config import Settings
 from tests.support import (
     REPO_ROOT,
-    cli_api_key,
     darkroom_command,
     darkroom_environment,
+    darkroom_serve,
     embedded_only,
     free_port,
-    start_server,
-    stop_worker,
-    wait_until_serving,
 )
 
 SPEC_PATH = REPO_ROOT / "openapi" / "openapi.json"
@@ -125,14 +122,8 @@ async def server(
         settings = deployment_settings.model_copy(update={"port": port})
     else:
         settings = Settings(data_dir=tmp_path / "var", port=port)
-    key = await asyncio.to_thread(cli_api_key, settings, "sdk")
-    process = start_server(settings, tmp_path / "server.log")
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        await wait_until_serving(base_url, process)
+    async with darkroom_serve(settings, "sdk", tmp_path / "server.log") as (base_url, key, _):
         yield base_url, key
-    finally:
-        stop_worker(process)
 
 
 async def test_generated_client_drives_generate_poll_download(sdk, server):

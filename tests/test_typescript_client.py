@@ -20,14 +20,7 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
-from tests.support import (
-    REPO_ROOT,
-    cli_api_key,
-    free_port,
-    start_server,
-    stop_worker,
-    wait_until_serving,
-)
+from tests.support import REPO_ROOT, darkroom_serve, free_port, wait_until_serving
 
 PROJECT = REPO_ROOT / "clients" / "typescript"
 SPEC_PATH = REPO_ROOT / "openapi" / "openapi.json"
@@ -98,12 +91,8 @@ async def server(
     on, so that it boots while the client compiles: (base URL, API key, process)."""
     root = tmp_path_factory.mktemp("typescript-server")
     settings = Settings(data_dir=root / "var", port=free_port())
-    key = await asyncio.to_thread(cli_api_key, settings, "typescript")
-    process = start_server(settings, root / "server.log")
-    try:
-        yield f"http://127.0.0.1:{settings.port}", key, process
-    finally:
-        stop_worker(process)
+    async with darkroom_serve(settings, "typescript", root / "server.log", wait=False) as started:
+        yield started
 
 
 def test_driver_reads_the_api_only_through_generated_types():

@@ -13,13 +13,7 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
-from tests.support import (
-    cli_api_key,
-    free_port,
-    start_server,
-    stop_worker,
-    wait_until_serving,
-)
+from tests.support import darkroom_serve, free_port
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -38,14 +32,8 @@ async def server(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
         rate_limit_requests=0,
         admin_token=ADMIN_TOKEN,
     )
-    key = await asyncio.to_thread(cli_api_key, settings, "contract")
-    process = start_server(settings, tmp_path / "server.log")
-    base_url = f"http://127.0.0.1:{settings.port}"
-    try:
-        await wait_until_serving(base_url, process)
+    async with darkroom_serve(settings, "contract", tmp_path / "server.log") as (base_url, key, _):
         yield base_url, key
-    finally:
-        stop_worker(process)
 
 
 def run_schemathesis(base_url: str, key: str) -> subprocess.CompletedProcess[str]:

@@ -16,14 +16,15 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from tests.fakes.openai_images import API_KEY, FakeOpenAIImages, slow
-from tests.routers.test_events import live_server, read_events
 from tests.support import (
     free_port,
     fresh_database,
+    live_server,
     metric_value,
     most_at_once,
     new_api_key,
     postgres_settings,
+    read_events,
     serving,
     start_worker,
     stop_worker,

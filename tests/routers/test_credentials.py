@@ -20,6 +20,7 @@ from app.imaging.credentials import (
     TRAINED_ALGORITHMIC_MEDIA,
     development_trust_anchor,
 )
+from tests.factories import image_bytes
 from tests.support import embedded_only
 
 WAIT = {"Prefer": "wait=60"}
@@ -249,10 +250,8 @@ async def test_strip_metadata_drops_exif_and_gps_but_keeps_the_manifest(
 async def test_an_avif_export_is_signed_like_the_other_formats(
     app: FastAPI, client: httpx.AsyncClient, auth: dict, signer: Path
 ) -> None:
-    photo = io.BytesIO()
-    Image.new("RGB", (320, 240), (90, 140, 60)).save(photo, "PNG")
     uploaded = await client.post(
-        "/v1/assets", files={"file": ("in", photo.getvalue())}, headers=auth
+        "/v1/assets", files={"file": ("in", image_bytes(320, 240))}, headers=auth
     )
 
     job = await finished(

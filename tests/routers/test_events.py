@@ -3,7 +3,7 @@ worker is another process, events travel over Redis) and in-process on the embed
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
@@ -18,9 +18,11 @@ from app.runtime.progress import CHANNEL_PREFIX
 from tests.factories import queued_job_row
 from tests.support import (
     REDIS_URL,
+    events_acting_on_the_first,
     insert_job,
     live_server,
     new_api_key,
+    read_events,
     serving,
     tenant_of,
     wait_for_final,
@@ -29,19 +31,6 @@ from tests.support import (
 
 # A job that the sweeper leaves alone for a while, so only the test decides when it runs.
 NOT_YET = -30
-
-
-async def read_events(response: httpx.Response) -> AsyncIterator[dict[str, str]]:
-    """The events of an SSE response as dicts of their fields, as they arrive."""
-    fields: dict[str, str] = {}
-    async for line in response.aiter_lines():
-        if not line:
-            if fields:
-                yield fields
-            fields = {}
-        elif not line.startswith(":"):
-            name, _, value = line.partition(": ")
-            fields[name] = value
 
 
 def parse_stream(text: str) -> list[dict[str, str]]:
@@ -99,27 +88,6 @@ async def test_late_subscriber_to_a_finished_job_gets_its_final_event_at_once(cl
     data = json.loads(events[0]["data"])
     assert data["status"] == "succeeded"
     assert data["job"] == (await client.get(f"/v1/jobs/{job['id']}", headers=auth)).json()
-
-
-async def events_acting_on_the_first(
-    app: FastAPI,
-    auth: dict[str, str],
-    job_id: str,
-    act: Callable[[httpx.AsyncClient], Awaitable[None]],
-) -> list[dict[str, str]]:
-    """Every event of the job's live stream, calling `act` with a client of the same server once
-    the first has arrived (the stream's current state)."""
-    events = []
-    async with (
-        asyncio.timeout(30),
-        live_server(app) as http,
-        http.stream("GET", f"/v1/jobs/{job_id}/events", headers=auth) as response,
-    ):
-        async for event in read_events(response):
-            events.append(event)
-            if len(events) == 1:
-                await act(http)
-    return events
 
 
 async def test_cancel_from_the_api_ends_a_live_stream(app, auth):

@@ -9,8 +9,14 @@ from sqlalchemy import func, select
 from app.models import Asset, Job, JobKind
 from app.runtime.queue import DispatchState
 from tests.factories import queued_job_row
-from tests.routers.test_events import events_acting_on_the_first
-from tests.support import insert_job, is_stored, tenant_of, wait_for_status, wait_until
+from tests.support import (
+    events_acting_on_the_first,
+    insert_job,
+    is_stored,
+    tenant_of,
+    wait_for_status,
+    wait_until,
+)
 
 WAIT = {"Prefer": "wait=30"}
 
