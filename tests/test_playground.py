@@ -307,9 +307,13 @@ async def test_the_page_forbids_other_origins_and_the_setting_turns_it_off(tmp_p
 
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
-    assert "default-src 'self'" in CONTENT_SECURITY_POLICY
+    assert "default-src 'self'" in page.headers["content-security-policy"]
     assert '<script type="module" src="/playground/main.js">' in page.text
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    # The modules are revalidated like the page, so an upgrade never mixes the two releases.
+    for response in (page, script):
+        assert response.headers["cache-control"] == "no-cache"
+        assert response.headers["x-content-type-options"] == "nosniff"
     assert "/" not in schema["paths"]
     assert off.status_code == off_script.status_code == 404
     assert off.headers["content-type"] == "application/problem+json"
