@@ -7,7 +7,9 @@ setting that turns it off.
 Screenshots of each step go to $DARKROOM_ARTIFACTS (default /tmp/darkroom-playground-artifacts),
 outside the repository."""
 
+import asyncio
 import io
+import json
 import os
 import re
 from collections.abc import AsyncIterator
@@ -17,9 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, Route, async_playwright, expect
 
 from app.config import Settings
+from app.errors import ServiceUnavailable
 from app.routers.playground import CONTENT_SECURITY_POLICY
 from tests.fakes.openai_images import API_KEY, FakeOpenAIImages
 from tests.support import live_server, serving
@@ -126,6 +129,7 @@ async def shown_width(image) -> int:
 async def test_the_playground_runs_the_whole_workflow_in_a_browser(site: Site) -> None:
     page = site.page
     await page.goto(site.base_url + "/")
+    await nothing_calls_the_api_before_a_key_is_saved(site)
     await page.fill("#api-key", site.key)
     await page.click("text=Use key")
     await expect(page.locator(f'#models input[value="{DRAFT}"]')).to_be_checked()
@@ -145,6 +149,7 @@ async def test_the_playground_runs_the_whole_workflow_in_a_browser(site: Site) -
     await export_a_preset(site, refined)
     await reopen_from_history(site, first_job)
     await make_variants(site)
+    await follow_by_polling_while_the_stream_is_refused(site)
     await edit_an_existing_asset_with_a_reference(site)
 
     await page.set_viewport_size({"width": 390, "height": 844})
@@ -156,6 +161,19 @@ async def test_the_playground_runs_the_whole_workflow_in_a_browser(site: Site) -
         url for url in site.requested if not url.startswith((site.base_url + "/", "blob:", "data:"))
     ]
     assert site.requested and foreign == []
+
+
+async def nothing_calls_the_api_before_a_key_is_saved(site: Site) -> None:
+    """Choosing image to image and writing a brief ask nothing of the API until there is a key,
+    so no refusal for the missing key is shown."""
+    page = site.page
+    await page.check('input[name="mode"][value="edit"]')
+    await page.fill("#prompt", "a ceramic mug")
+    await expect(page.locator("#preview")).to_contain_text("Use a key")
+    await page.check('input[name="mode"][value="generate"]')
+    await page.fill("#prompt", "")
+    await expect(page.locator("#error")).to_be_hidden()
+    assert [url for url in site.requested if "/v1/" in url] == []
 
 
 async def generate_two_images(site: Site) -> str:
@@ -269,6 +287,43 @@ async def make_variants(site: Site) -> None:
     await site.shot("08-variants")
 
 
+async def follow_by_polling_while_the_stream_is_refused(site: Site) -> None:
+    """The event stream answers 503 (held until released, so the job is still being followed):
+    meanwhile a Variants button and a history button start nothing, and once the stream is
+    refused the job is followed to its end by polling."""
+    page = site.page
+    release = asyncio.Event()
+    refused = json.dumps(ServiceUnavailable("Live job events are unavailable.").to_problem())
+
+    async def refuse(route: Route) -> None:
+        await release.wait()
+        await route.fulfill(status=503, content_type="application/problem+json", body=refused)
+
+    await page.route("**/events", refuse)
+    results = page.locator("#results")
+    shown = await results.get_attribute("data-job")
+    reopened = await page.locator("#history button").first.get_attribute("data-job")
+    first_request = len(site.requested)
+    await page.fill("#prompt", "a paper lantern over a river at dusk")
+    await page.click("#run")
+    await expect(page.locator("#progress-text")).to_have_text("Submitting")
+    await expect(page.locator("#run")).to_be_disabled()
+    await page.locator("#results .card").first.get_by_role("button", name="Variants").click()
+    await expect(page.locator("#error strong")).to_have_text("A job is already running")
+    await page.click(f'#history button[data-job="{reopened}"]')
+    await expect(page.locator("#error strong")).to_have_text("A job is already running")
+    release.set()
+    await expect(results).not_to_have_attribute("data-job", shown, timeout=STEP_MS)
+    job_id = await results.get_attribute("data-job")
+    await expect(page.locator("#progress-text")).to_have_text("Job succeeded")
+    await expect(results.locator(".job-line")).to_contain_text("generate succeeded")
+    await page.unroute("**/events", refuse)
+
+    paths = [re.sub(r"^\w+://[^/]+", "", url) for url in site.requested[first_request:]]
+    assert f"/v1/jobs/{job_id}" in paths
+    assert not [path for path in paths if path == "/v1/variants" or reopened in path]
+
+
 async def edit_an_existing_asset_with_a_reference(site: Site) -> None:
     """Image to image: pick an asset as the source, upload a reference with a role, edit."""
     page = site.page
@@ -307,9 +362,13 @@ async def test_the_page_forbids_other_origins_and_the_setting_turns_it_off(tmp_p
 
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
-    assert "default-src 'self'" in CONTENT_SECURITY_POLICY
+    assert "default-src 'self'" in page.headers["content-security-policy"]
     assert '<script type="module" src="/playground/main.js">' in page.text
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    # The modules are revalidated like the page, so an upgrade never mixes the two releases.
+    for response in (page, script):
+        assert response.headers["cache-control"] == "no-cache"
+        assert response.headers["x-content-type-options"] == "nosniff"
     assert "/" not in schema["paths"]
     assert off.status_code == off_script.status_code == 404
     assert off.headers["content-type"] == "application/problem+json"

@@ -3,7 +3,7 @@
 
 const KEY_STORAGE = "darkroom.apiKey";
 
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(problem) {
     super(`${problem.title}: ${problem.detail}`);
     this.problem = problem;
@@ -24,7 +24,7 @@ export function forgetKey() {
   imageURLs.clear();
 }
 
-export function authHeaders() {
+function authHeaders() {
   return { Authorization: `Bearer ${savedKey()}` };
 }
 
@@ -66,21 +66,22 @@ export async function uploadImage(blob, name = "upload.png") {
   return (await send("POST", "/v1/assets", { body: form })).json();
 }
 
+// The asset's bytes, fetched with the key (an <img> or a download link cannot send it).
+async function assetBlob(assetId) {
+  return (await send("GET", `/v1/assets/${assetId}/content`)).blob();
+}
+
 const imageURLs = new Map();
 
-// An object URL of the asset's bytes, fetched once with the key.
+// An object URL of the asset's bytes, fetched once.
 export async function imageURL(assetId) {
-  if (!imageURLs.has(assetId)) {
-    const response = await send("GET", `/v1/assets/${assetId}/content`);
-    imageURLs.set(assetId, URL.createObjectURL(await response.blob()));
-  }
+  if (!imageURLs.has(assetId)) imageURLs.set(assetId, URL.createObjectURL(await assetBlob(assetId)));
   return imageURLs.get(assetId);
 }
 
 // Save the asset's bytes as a file in the browser's downloads.
 export async function downloadAsset(assetId, fileName) {
-  const response = await send("GET", `/v1/assets/${assetId}/content`);
-  const url = URL.createObjectURL(await response.blob());
+  const url = URL.createObjectURL(await assetBlob(assetId));
   const link = document.createElement("a");
   link.href = url;
   link.download = fileName;

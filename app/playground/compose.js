@@ -2,8 +2,8 @@
 // asset), the brief with a live preview of the optimized prompt, style, what to keep fixed and
 // the reference images with their roles and weights.
 
-import { getJSON, imageURL, postJSON, uploadImage } from "./api.js";
-import { $, debounce, element, schemaEnum, showError } from "./ui.js";
+import { getJSON, imageURL, postJSON, savedKey, uploadImage } from "./api.js";
+import { $, debounce, element, latestRequest, schemaEnum, showError } from "./ui.js";
 
 const PREVIEW_DELAY_MS = 400;
 const PICKER_SIZE = 12;
@@ -11,6 +11,7 @@ const PICKER_SIZE = 12;
 let source = null;
 const references = [];
 let roles = [];
+const previewRequest = latestRequest();
 // What to do after any change (set by setupCompose): the estimate and the prompt preview.
 let changed = () => {};
 
@@ -64,7 +65,7 @@ export function setupCompose(onChange, previewTarget) {
       $("#source-panel").hidden = !editing;
       $("#edit-options").hidden = !editing;
       $("#run").textContent = editing ? "Edit" : "Generate";
-      if (editing) loadAssetPicker();
+      if (editing && savedKey()) loadAssetPicker();
       changed();
     });
   }
@@ -155,9 +156,14 @@ async function addReference(input) {
 
 // Show what the optimizer makes of the brief for the model: given and filled slots, the prompt.
 async function showPreview({ model, aspectRatio }) {
+  const isLatest = previewRequest();
   const state = composeState();
   if (!state.prompt) {
     $("#preview").replaceChildren(element("p", { class: "muted" }, "Write a brief to preview its prompt."));
+    return;
+  }
+  if (!savedKey()) {
+    $("#preview").replaceChildren(element("p", { class: "muted" }, "Use a key to preview the prompt."));
     return;
   }
   const body = { prompt: state.prompt, keep: state.keep };
@@ -166,6 +172,7 @@ async function showPreview({ model, aspectRatio }) {
   if (state.style) body.style = state.style;
   try {
     const plan = await postJSON("/v1/prompts/optimize", body);
+    if (!isLatest()) return;
     const chips = (names, kind) => names.map((name) => element("li", { class: kind }, name));
     $("#preview").replaceChildren(
       element("p", { class: "muted" }, `For ${plan.model} · use case ${plan.use_case} · ${plan.rendering}`),
@@ -175,6 +182,6 @@ async function showPreview({ model, aspectRatio }) {
       plan.negative_prompt ? element("p", { class: "muted" }, `Negative: ${plan.negative_prompt}`) : "",
     );
   } catch (error) {
-    $("#preview").replaceChildren(element("p", { class: "muted" }, error.message));
+    if (isLatest()) $("#preview").replaceChildren(element("p", { class: "muted" }, error.message));
   }
 }

@@ -10,6 +10,9 @@ import { loadFormats, loadModels, settingsState, setupSettings, showEstimate } f
 import { $, clearError, showError } from "./ui.js";
 
 let openapi = null;
+// What runs after any change to the steps: the estimate, then (once setupCompose has wired
+// it) the prompt preview too.
+let refresh = changed;
 
 // The job the four steps describe: its route, its kind and its request body.
 function jobRequest() {
@@ -44,16 +47,14 @@ function changed() {
   showEstimate(kind, body);
 }
 
-// Run a job from the page, one at a time, and refresh the history after it.
+// Run a job from the page (runJob refuses a second while one runs) and refresh the history.
 async function run(path, body) {
   clearError();
-  for (const button of document.querySelectorAll("button.primary")) button.disabled = true;
   try {
     await runJob(path, body);
   } catch (error) {
     showError(error);
   } finally {
-    for (const button of document.querySelectorAll("button.primary")) button.disabled = false;
     loadHistory(reopen);
   }
 }
@@ -81,7 +82,7 @@ async function connect() {
   try {
     await Promise.all([loadModels(mode()), loadExportChoices(openapi), loadHistory(reopen)]);
     if (mode() === "edit") loadAssetPicker();
-    changed();
+    refresh();
   } catch (error) {
     showError(error);
   }
@@ -105,8 +106,8 @@ async function start() {
   openapi = await (await fetch("/openapi.json")).json();
   loadChoices(openapi);
   loadFormats(openapi);
-  const onChange = setupCompose(changed, previewTarget);
-  setupSettings(onChange);
+  refresh = setupCompose(changed, previewTarget);
+  setupSettings(refresh);
   for (const radio of document.querySelectorAll("input[name=mode]")) {
     radio.addEventListener("change", () => savedKey() && loadModels(mode()).catch(showError));
   }

@@ -58,15 +58,19 @@ function clearMask() {
 // Open the refine panel on an output.
 export async function openRefine(output) {
   target = output;
-  const image = $("#refine-image");
-  image.src = await imageURL(output.asset_id);
-  await image.decode();
-  const canvas = $("#refine-canvas");
-  canvas.width = image.naturalWidth;
-  canvas.height = image.naturalHeight;
-  $("#refine-asset").textContent = output.asset_id;
-  $("#refine").hidden = false;
-  $("#refine-prompt").focus();
+  try {
+    const image = $("#refine-image");
+    image.src = await imageURL(output.asset_id);
+    await image.decode();
+    const canvas = $("#refine-canvas");
+    canvas.width = image.naturalWidth;
+    canvas.height = image.naturalHeight;
+    $("#refine-asset").textContent = output.asset_id;
+    $("#refine").hidden = false;
+    $("#refine-prompt").focus();
+  } catch (error) {
+    showError(error);
+  }
 }
 
 // Wire the panel; `submit(body)` runs the edit job.

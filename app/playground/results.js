@@ -3,10 +3,11 @@
 // actions that work from it.
 
 import { getJSON, imageURL, postJSON } from "./api.js";
-import { followJob } from "./sse.js";
+import { FINAL, followJob } from "./sse.js";
 import { $, element, milliseconds, money, showError } from "./ui.js";
 
-// Actions offered on every output: label and what it does with (output, job).
+// Actions offered on every output: label and what it does with the output (its model
+// filled in from its group).
 let actions = [];
 
 export function setActions(list) {
@@ -30,19 +31,50 @@ function onEvent(event, data) {
   }
 }
 
-// Submit a job to `path` and follow it to the end; resolves with the finished job, which
-// replaces the results unless `show` is false (an export's files are listed in its panel).
-export async function runJob(path, body, { show = true } = {}) {
-  showProgress("Submitting", null);
-  const job = await postJSON(path, body);
-  if (show) return followAndShow(job.id);
-  const finished = await finishedJob(job.id);
+// One job is followed at a time: a second would share the progress bar and the results with
+// the first, so starting one while another runs is refused (and the primary buttons are off).
+let following = false;
+
+async function oneAtATime(follow) {
+  if (following) {
+    const error = new Error("A job is already running");
+    error.problem = { title: "A job is already running", detail: "Wait until it finishes to start another." };
+    throw error;
+  }
+  following = true;
+  for (const button of document.querySelectorAll("button.primary")) button.disabled = true;
+  try {
+    return await follow();
+  } finally {
+    following = false;
+    for (const button of document.querySelectorAll("button.primary")) button.disabled = false;
+  }
+}
+
+// Submit a job to `path` and follow it to the end (see followToEnd for `show`).
+export function runJob(path, body, options) {
+  return oneAtATime(async () => {
+    showProgress("Submitting", null);
+    const job = await postJSON(path, body);
+    return followToEnd(job.id, options);
+  });
+}
+
+// Reopen a job (from the history): follow it if it is still running, then show it.
+export function openJob(jobId) {
+  return oneAtATime(() => followToEnd(jobId));
+}
+
+// Follow a job to the end; resolves with the finished job, which replaces the results unless
+// `show` is false (an export's files are listed in its panel).
+async function followToEnd(jobId, { show = true } = {}) {
+  const finished = await finishedJob(jobId);
+  if (show) await showJob(finished);
   if (finished.status === "failed" && finished.error) showError({ problem: finished.error });
   return finished;
 }
 
 const POLL_MS = 1000;
-const FINAL = new Set(["succeeded", "failed", "canceled"]);
 
 // The job once finished: followed over its event stream or, when the stream is refused (too
 // many open, or live events unavailable), by polling GET /v1/jobs/{id}.
@@ -61,22 +93,14 @@ async function finishedJob(jobId) {
   }
 }
 
-// Reopen a job (from the history): follow it if it is still running, then show it.
-export async function openJob(jobId) {
-  return followAndShow(jobId);
-}
-
-async function followAndShow(jobId) {
-  const finished = await finishedJob(jobId);
-  await showJob(finished);
-  if (finished.status === "failed" && finished.error) showError({ problem: finished.error });
-  return finished;
-}
-
-// The job's outputs as groups: its compare groups, or one group of its model.
+// The job's outputs as groups: its compare groups, or one group of its model, with the median
+// of its outputs' latencies.
 function groupsOf(job) {
   if (job.groups) return job.groups;
-  const latencies = job.outputs.map((output) => output.latency_ms).filter((ms) => ms !== null);
+  const latencies = job.outputs
+    .map((output) => output.latency_ms)
+    .filter((ms) => ms !== null)
+    .sort((a, b) => a - b);
   return [{
     model: job.model,
     outputs: job.outputs,
@@ -90,15 +114,15 @@ async function showJob(job) {
   const heading = element("p", { class: "job-line" },
     element("strong", {}, `${job.kind} ${job.status}`), ` · ${job.id} · ${milliseconds(job.timings.total_ms)} total`);
   const sections = [];
-  for (const group of groupsOf(job)) sections.push(await groupSection(job, group));
+  for (const group of groupsOf(job)) sections.push(await groupSection(group));
   const groups = element("div", { class: job.groups ? "groups compare" : "groups" }, ...sections);
   $("#results").replaceChildren(heading, groups);
   $("#results").dataset.job = job.id;
 }
 
-async function groupSection(job, group) {
+async function groupSection(group) {
   const cards = [];
-  for (const output of group.outputs) cards.push(await outputCard(job, group, output));
+  for (const output of group.outputs) cards.push(await outputCard(group, output));
   const failures = group.failures.map((failure) =>
     element("li", {}, `Output ${failure.index} failed: ${failure.error.title}. ${failure.error.detail}`));
   return element("section", { class: "group", "data-model": group.model },
@@ -109,7 +133,7 @@ async function groupSection(job, group) {
     failures.length ? element("ul", { class: "failures" }, ...failures) : null);
 }
 
-async function outputCard(job, group, output) {
+async function outputCard(group, output) {
   const image = element("img", {
     src: await imageURL(output.asset_id),
     alt: `Output of ${group.model}, seed ${output.seed}`,
@@ -121,7 +145,7 @@ async function outputCard(job, group, output) {
   if (output.cost_usd !== null && output.cost_usd !== undefined) facts.push(money(output.cost_usd));
   const buttons = actions.map(({ label, run }) => {
     const button = element("button", { type: "button", class: "quiet" }, label);
-    button.addEventListener("click", () => run({ ...output, model: output.model || group.model }, job));
+    button.addEventListener("click", () => run({ ...output, model: output.model || group.model }));
     return button;
   });
   return element("figure", { class: "card", "data-asset": output.asset_id },

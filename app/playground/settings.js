@@ -3,12 +3,13 @@
 // and take before it runs.
 
 import { getJSON, postJSON } from "./api.js";
-import { $, debounce, element, milliseconds, money, schemaEnum } from "./ui.js";
+import { $, debounce, element, latestRequest, milliseconds, money, schemaEnum } from "./ui.js";
 
 const MAX_COMPARED = 4;
 const ESTIMATE_DELAY_MS = 400;
 
 let models = [];
+const estimateRequest = latestRequest();
 
 export function settingsState() {
   const seed = $("#seed").value;
@@ -93,6 +94,7 @@ export async function loadModels(mode) {
 // Ask POST /v1/estimate what the job would cost and take, and show it (or why it would be
 // refused).
 export const showEstimate = debounce(async (kind, body) => {
+  const isLatest = estimateRequest();
   const target = $("#estimate");
   if (!body.prompt && kind === "generate") {
     target.textContent = "";
@@ -100,6 +102,7 @@ export const showEstimate = debounce(async (kind, body) => {
   }
   try {
     const estimate = await postJSON("/v1/estimate", { kind, ...body });
+    if (!isLatest()) return;
     if (!estimate.accepted) {
       target.textContent = `Would be refused: ${estimate.refusal.title}. ${estimate.refusal.detail}`;
       return;
@@ -112,6 +115,6 @@ export const showEstimate = debounce(async (kind, body) => {
     const time = latencies.length ? `about ${milliseconds(Math.max(...latencies))} an image` : "time unknown";
     target.textContent = `Estimate: ${costText}, ${time}.`;
   } catch (error) {
-    target.textContent = `No estimate: ${error.message}`;
+    if (isLatest()) target.textContent = `No estimate: ${error.message}`;
   }
 }, ESTIMATE_DELAY_MS);

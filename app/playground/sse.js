@@ -3,7 +3,8 @@
 
 import { send } from "./api.js";
 
-const FINAL = new Set(["succeeded", "failed", "canceled"]);
+// A job's final statuses, which are also the names of its final events.
+export const FINAL = new Set(["succeeded", "failed", "canceled"]);
 
 // Parse one SSE block ("event: x\nid: 1\ndata: {...}") into {event, data}; null for comments.
 function parseBlock(block) {

@@ -18,6 +18,17 @@ export function debounce(action, delayMs) {
   };
 }
 
+// For a panel that shows the answer to its latest request: each call of the returned function
+// starts a request and gives a check that stays true until a later one starts, so a slow, older
+// answer never replaces a newer one.
+export function latestRequest() {
+  let latest = 0;
+  return () => {
+    const mine = ++latest;
+    return () => mine === latest;
+  };
+}
+
 // The non-null values of an enum in an OpenAPI property.
 export function schemaEnum(property) {
   return (property.enum || []).filter((value) => value !== null);
