@@ -31,8 +31,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
+# The self-hosted models' tests run a tiny pipeline on the CPU: torch's CPU build is installed
+# before the `diffusers` extra, whose `torch` would otherwise take a GPU build of several GB.
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev,diffusers]'
 	touch $@
 
 # Only the tests need Node: the generator and compiler of the TypeScript client, pinned by the

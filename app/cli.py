@@ -200,14 +200,14 @@ def _announce(settings: Settings, line: str) -> None:
         print(line)
 
 
-def worker(settings: Settings) -> None:
-    """Run an arq worker until interrupted."""
+def worker(settings: Settings, lane: str) -> None:
+    """Run an arq worker of one lane of the queue until interrupted."""
     from app.jobs.worker import create_worker
     from app.metrics import serve_worker_metrics
 
     migrate(settings)
     serve_worker_metrics(settings)
-    create_worker(settings).run()
+    create_worker(settings, lane).run()
 
 
 def openapi_json(settings: Settings) -> str:
@@ -321,7 +321,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="darkroom", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve the API (migrates first)")
-    commands.add_parser("worker", help="run an arq worker (needs DARKROOM_REDIS_URL)")
+    commands.add_parser("worker", help="run an arq worker (needs DARKROOM_REDIS_URL)").add_argument(
+        "--queue",
+        choices=["default", "gpu"],
+        default="default",
+        help="the jobs it takes: `gpu` for self-hosted models' (it loads them), else the rest",
+    )
     commands.add_parser("migrate", help="apply database migrations")
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
         dest="keys_command", required=True
@@ -375,7 +380,7 @@ def main(argv: list[str] | None = None) -> None:
     if arguments.command == "serve":
         serve(settings)
     elif arguments.command == "worker":
-        worker(settings)
+        worker(settings, "" if arguments.queue == "default" else arguments.queue)
     elif arguments.command == "migrate":
         migrate(settings)
     elif arguments.command == "gc":

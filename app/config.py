@@ -1,5 +1,6 @@
 """Settings: one class, read from DARKROOM_* environment variables and validated at start-up."""
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -10,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app.fetcher import UrlPolicy
 
 MEGABYTE = 1024 * 1024
+# A self-hosted model's name, as `diffusers/<name>` gives it.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # Where Darkroom runs from a source checkout (as `make run` does), the folder holding `app/`.
 SOURCE_CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -357,6 +360,55 @@ class Settings(BaseSettings):
     openai_compat_models: str = Field(
         "", description="Comma-separated model ids the OpenAI-compatible server serves."
     )
+    diffusers_models: str = Field(
+        "",
+        description="Self-hosted diffusers models, as `name=source` pairs separated by commas "
+        "(`sdxl-turbo=stabilityai/sdxl-turbo,mine=/models/mine`): each is served as "
+        "`diffusers/<name>` from a Hugging Face repo id (read from the local Hugging Face "
+        "cache, never downloaded) or a directory saved with `save_pretrained`. Needs the "
+        "`diffusers` extra on GPU workers; their jobs run only on `darkroom worker --queue gpu`.",
+    )
+    diffusers_device: Literal["auto", "cuda", "mps", "cpu"] = Field(
+        "auto",
+        description="Where self-hosted models run; `auto` takes CUDA, then Apple's MPS, then "
+        "the CPU.",
+    )
+    diffusers_precision: Literal["auto", "float16", "bfloat16", "float32"] = Field(
+        "auto",
+        description="The weights' precision; `auto` is float16 on a GPU and float32 on the CPU.",
+    )
+    diffusers_load: Literal["startup", "first_use"] = Field(
+        "startup",
+        description="When a GPU worker loads each model's weights: all at start-up (its first "
+        "job waits for none), or each on the first job that needs it.",
+    )
+    diffusers_steps: int = Field(
+        30,
+        ge=1,
+        le=500,
+        description="Denoising steps of a `standard` image (`draft` takes half, `high` half as "
+        "many again); 1 to 4 suit turbo and lightning models.",
+    )
+    diffusers_guidance_scale: float = Field(
+        7.5,
+        ge=0,
+        le=50,
+        description="How closely images follow the prompt (classifier-free guidance); 0 for "
+        "turbo models, which are trained without it.",
+    )
+    diffusers_gpu_second_usd: float = Field(
+        0.0,
+        ge=0,
+        description="What a second of a GPU worker's pipeline time costs, in USD: a "
+        "self-hosted image costs its seconds times this.",
+    )
+    gpu_worker_concurrency: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Jobs one `darkroom worker --queue gpu` runs at once; a job's `n` images "
+        "are made in one pipeline call.",
+    )
     prompt_llm_base_url: str | None = Field(
         None,
         description="OpenAI-compatible chat completions base URL for `optimize: llm`; unset "
@@ -411,6 +463,12 @@ class Settings(BaseSettings):
     @classmethod
     def _provider_timeouts_parse(cls, value: str) -> str:
         timeouts_by_vendor(value)
+        return value
+
+    @field_validator("diffusers_models")
+    @classmethod
+    def _diffusers_models_parse(cls, value: str) -> str:
+        self_hosted_models(value)
         return value
 
     @field_validator("url_allow")
@@ -492,6 +550,21 @@ def _seconds_list(value: str) -> tuple[float, ...]:
     if not all(0 <= entry < float("inf") for entry in seconds):
         raise ValueError("delays must be finite and not negative")
     return seconds
+
+
+def self_hosted_models(setting: str) -> dict[str, str]:
+    """`DARKROOM_DIFFUSERS_MODELS` as name -> source, in order; ValueError if malformed. A name
+    may be written with its `diffusers/` prefix."""
+    models: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in setting.split(","))):
+        name, separator, source = (piece.strip() for piece in entry.partition("="))
+        name = name.removeprefix("diffusers/")
+        if not separator or not source or not MODEL_NAME.fullmatch(name):
+            raise ValueError(f"{entry!r} is not `name=source` (a repo id or a directory)")
+        if name in models:
+            raise ValueError(f"the model name {name!r} is given twice")
+        models[name] = source
+    return models
 
 
 def timeouts_by_vendor(value: str) -> dict[str, float]:

@@ -190,6 +190,11 @@ class Job(Base):
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
+    def model_ids(self) -> list[str]:
+        """Every model the job may call: its model, its fallbacks, the models it compares."""
+        request = self.request
+        return [self.model, *request.get("fallback_models", []), *(request.get("models") or [])]
+
     @classmethod
     def held_by(cls, job: "Job") -> ColumnElement[bool]:
         """True while the run that claimed `job` (fenced by its attempt number) still holds it:

@@ -71,11 +71,11 @@ async def _stranded_jobs(context: TaskContext, queue: JobQueue, grace_seconds: f
         jobs = list(candidates)
     grace_over = now - timedelta(seconds=grace_seconds)
     lease_over = now - timedelta(seconds=lease_seconds)
-    return [job for job in jobs if await _is_stranded(queue, job, grace_over, lease_over)]
+    return [job for job in jobs if await _is_stranded(context, queue, job, grace_over, lease_over)]
 
 
 async def _is_stranded(
-    queue: JobQueue, job: Job, grace_over: datetime, lease_over: datetime
+    context: TaskContext, queue: JobQueue, job: Job, grace_over: datetime, lease_over: datetime
 ) -> bool:
     """A running job read here lost its worker (its lease ran out); its own message may still
     look in progress to the queue, so the queue is not asked. A queued job is stranded when the
@@ -86,7 +86,8 @@ async def _is_stranded(
     if job.status == JobStatus.RUNNING:
         return True
     assert job.dispatched_at is not None
-    state = await queue.dispatch_state(job.id, job.dispatches)
+    lane = context.registry.queue_for(job.model_ids())
+    state = await queue.dispatch_state(job.id, job.dispatches, lane)
     if state is DispatchState.TAKEN:
         return job.dispatched_at <= lease_over
     return state is DispatchState.GONE and job.dispatched_at <= grace_over
@@ -123,7 +124,7 @@ async def _redispatch(context: TaskContext, queue: JobQueue, job: Job) -> int:
     logger.info("re-dispatching %s job %s (dispatch %d)", job.status, job.id, number)
     # In line where it was first queued, not behind every job queued since: a dead worker's
     # job runs again as soon as a worker is free.
-    await dispatch(queue, job.id, number, since=job.created_at, tenant=job.tenant_id)
+    await dispatch(context, queue, job, number, since=job.created_at)
     return 1
 
 

@@ -21,6 +21,7 @@ from app.jobs.credentials import sign_output, wants_credentials
 from app.jobs.kinds import KINDS
 from app.logs import job_context
 from app.models import Asset, Job, JobEventType, JobStatus
+from app.providers.base import step_hook
 from app.runtime.context import TaskContext
 from app.runtime.events import publish
 from app.services.assets import Output, record_output
@@ -240,6 +241,14 @@ async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> Produ
             progress = {"completed": len(done), "total": total}
             await publish(context, job, JobEventType.PROGRESS, progress)
 
+    async def on_step(step: int, steps: int) -> None:
+        # A model working in steps tells each one, and stops between them once the job is
+        # canceled or taken over (the hold is asked of the database at most once a second).
+        progress = {"completed": len(done), "total": total, "step": step, "steps": steps}
+        await publish(context, job, JobEventType.PROGRESS, progress)
+        await _check_still_held(context, job, lease)
+
+    step_hook.set(on_step)
     missing = [index for index in range(total) if index not in done]
     try:
         async with asyncio.TaskGroup() as outputs:

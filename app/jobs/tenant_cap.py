@@ -19,17 +19,20 @@ from app.runtime.slots import Take, TenantSlots
 logger = logging.getLogger(__name__)
 
 
-async def run_within_cap(runtime: Runtime, slots: TenantSlots, job_id: str, tenant: str) -> None:
-    """Run the job in one of its tenant's slots, or put it back in line if they are all taken."""
+async def run_within_cap(
+    runtime: Runtime, slots: TenantSlots, job_id: str, tenant: str, lane: str = ""
+) -> None:
+    """Run the job in one of its tenant's slots, or put it back in line (in its `lane`) if they
+    are all taken."""
     take = await slots.take(tenant, job_id)
     if take is Take.FULL:
-        await put_back(runtime, job_id, tenant)
+        await put_back(runtime, job_id, tenant, lane)
         return
     async with slots.holding(tenant, job_id, take):
         await tasks.run_job(runtime.context, job_id)
 
 
-async def put_back(runtime: Runtime, job_id: str, tenant: str) -> None:
+async def put_back(runtime: Runtime, job_id: str, tenant: str, lane: str = "") -> None:
     """Send the job again under its next dispatch number, to be taken a moment later; nothing is
     sent for a job no longer waiting to run (finished, canceled, or running elsewhere). The
     number is bumped in the row first, so the sweeper asks the queue about the new message."""
@@ -47,4 +50,4 @@ async def put_back(runtime: Runtime, job_id: str, tenant: str) -> None:
     assert isinstance(runtime.queue, ArqQueue)
     metrics.jobs_put_back.inc()
     logger.debug("tenant %s at its cap; job %s waits (dispatch %d)", tenant, job_id, number)
-    await runtime.queue.defer(job_id, number, tenant)
+    await runtime.queue.defer(job_id, number, tenant, lane)

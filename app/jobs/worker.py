@@ -18,6 +18,7 @@ from app.jobs import tasks
 from app.jobs.background import run_background
 from app.jobs.sweeper import sweep
 from app.jobs.tenant_cap import run_within_cap
+from app.providers.self_hosted import GPU_QUEUE
 from app.runtime import Role, Runtime, open_runtime
 from app.runtime.queue import (
     RECONNECT_FIRST_DELAY_SECONDS,
@@ -25,8 +26,10 @@ from app.runtime.queue import (
     REDIS_UNREACHABLE,
     json_deserializer,
     json_serializer,
+    lane_queue,
     wake_channel,
 )
+from app.runtime.self_hosted import report_loaded
 from app.runtime.slots import HOLD_LEASES, TenantSlots
 from app.webhooks.delivery import deliver
 
@@ -42,11 +45,15 @@ AFTER_OUTAGE_GRACE_SECONDS = 1
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    """Open the runtime on arq's Redis connection, and start the sweeper and webhooks."""
+    """Open the runtime on arq's Redis connection (a `gpu` worker loading its self-hosted
+    models, and telling the other processes what they take), and start the sweeper and
+    webhooks."""
     stack = contextlib.AsyncExitStack()
+    settings: Settings = ctx["settings"]
     runtime = await stack.enter_async_context(
-        open_runtime(ctx["settings"], Role.WORKER, redis=ctx["redis"])
+        open_runtime(settings, Role.WORKER, redis=ctx["redis"], lane=ctx["lane"])
     )
+    await report_loaded(ctx["redis"], settings.queue_name, runtime.context.registry.loaded_models())
     ctx["runtime"] = runtime
     ctx["darkroom"] = runtime.context
     ctx["slots"] = tenant_slots(ctx["settings"], ctx["redis"])
@@ -80,7 +87,7 @@ async def run_job(ctx: dict[str, Any], job_id: str, tenant: str = "") -> None:
     if slots is None or not tenant:
         await tasks.run_job(ctx["darkroom"], job_id)
         return
-    await run_within_cap(ctx["runtime"], slots, job_id, tenant)
+    await run_within_cap(ctx["runtime"], slots, job_id, tenant, ctx["lane"])
 
 
 async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> None:
@@ -278,21 +285,24 @@ class DarkroomWorker(Worker):
         return True
 
 
-def create_worker(settings: Settings, **overrides: Any) -> Worker:
-    """An arq worker for these settings."""
+def create_worker(settings: Settings, lane: str = "", **overrides: Any) -> Worker:
+    """An arq worker for these settings, taking the jobs of one lane of the queue: the default
+    (""), or `gpu`, the self-hosted models' jobs, a few at a time."""
     if not settings.redis_url:
         raise SystemExit(
             "darkroom worker needs DARKROOM_REDIS_URL; without it jobs run in the API."
         )
     options: dict[str, Any] = {
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
-        "queue_name": settings.queue_name,
-        "max_jobs": settings.runner_concurrency,
+        "queue_name": lane_queue(settings.queue_name, lane),
+        "max_jobs": (
+            settings.gpu_worker_concurrency if lane == GPU_QUEUE else settings.runner_concurrency
+        ),
         # A dispatch wakes idle workers at once (its wake message); the poll is the backstop.
         "poll_delay": settings.queue_poll_seconds,
         # The task body enforces the job timeout itself and records it; arq's is a backstop.
         "job_timeout": settings.job_timeout_seconds + 60,
         "max_tries": settings.max_job_attempts,
-        "ctx": {"settings": settings},
+        "ctx": {"settings": settings, "lane": lane},
     }
     return DarkroomWorker(**{**get_kwargs(WorkerSettings), **options, **overrides})

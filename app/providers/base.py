@@ -1,6 +1,8 @@
 """The provider protocol every model adapter implements, and the capabilities it declares."""
 
 import io
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -15,6 +17,11 @@ TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 REDUCING_GAP = 2.0
 # Darkroom's quality tiers, in order of cost.
 QUALITY_TIERS = ("draft", "standard", "high", "auto")
+# Set by the task running a job, for models that work in steps (self-hosted diffusion): awaited
+# after each step with the step's number and the steps in all. It tells the job's progress, and
+# raises to stop the model between steps when the job is canceled.
+StepHook = Callable[[int, int], Awaitable[None]]
+step_hook: ContextVar[StepHook | None] = ContextVar("step_hook", default=None)
 
 
 @dataclass(frozen=True)
@@ -241,6 +248,16 @@ class MultiImageProvider(Protocol):
     async def generate_many(self, call: GenerateCall, count: int) -> list[GenerateResult]:
         """`count` images of `call` (at most the model's `images_per_call`) from one call; the
         call's cost is shared evenly between them."""
+        ...
+
+
+@runtime_checkable
+class BatchProvider(Protocol):
+    """A provider that makes several images of one brief, each from its own seed, in one call."""
+
+    async def generate_batch(self, calls: list[GenerateCall]) -> list[GenerateResult]:
+        """The images of `calls`, which differ only in their seeds (at most the model's
+        `images_per_call`), from one call; each is the image its seed makes alone."""
         ...
 
 

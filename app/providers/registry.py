@@ -2,7 +2,7 @@
 
 from pydantic import SecretStr
 
-from app.config import Settings
+from app.config import Settings, self_hosted_models
 from app.errors import ModelUnavailable
 from app.providers.base import ModelSpec, Provider
 from app.providers.bfl import BFLProvider
@@ -13,6 +13,11 @@ from app.providers.local import LocalProvider
 from app.providers.openai import OpenAIProvider
 from app.providers.openai_compatible import OpenAICompatibleProvider, parse_model_names
 from app.providers.replicate import ReplicateProvider
+from app.providers.self_hosted import (
+    DiffusersProvider,
+    LoadedModel,
+    PipelineOptions,
+)
 from app.providers.stability import StabilityProvider
 from app.providers.transport import TransportOptions
 
@@ -40,6 +45,30 @@ class ProviderRegistry:
         """How a provider bills, where a price per image does not say it all (per token, per
         second of compute): the provider's `pricing` note, if it has one."""
         return getattr(self._providers.get(provider_name), "pricing", None)
+
+    def queue_for(self, model_ids: list[str]) -> str:
+        """The queue lane of a job running these models: the lane of the first whose provider
+        has one of its own (self-hosted models: `gpu`), else the default lane ("")."""
+        lanes = (
+            getattr(self._providers.get(model_id.partition("/")[0]), "queue", "")
+            for model_id in model_ids
+        )
+        return next((lane for lane in lanes if lane), "")
+
+    async def serve_self_hosted(self) -> None:
+        """Make this process one that runs self-hosted models (loading them now, if they load
+        at start-up)."""
+        for provider in self._providers.values():
+            if isinstance(provider, DiffusersProvider):
+                await provider.serve()
+
+    def loaded_models(self) -> dict[str, LoadedModel]:
+        """The self-hosted models loaded in this process: where each runs, and its memory."""
+        loaded: dict[str, LoadedModel] = {}
+        for provider in self._providers.values():
+            if isinstance(provider, DiffusersProvider):
+                loaded |= provider.loaded()
+        return loaded
 
     def resolve(self, model_id: str) -> tuple[Provider, ModelSpec]:
         """The provider and spec for a model id; ModelUnavailable if unknown or not configured."""
@@ -137,5 +166,20 @@ def create_registry(settings: Settings, breakers: BreakerStore | None = None) ->
             settings.fal_base_url,
             **vendor_options(settings, breakers, "fal"),
         ),
+        DiffusersProvider(
+            self_hosted_models(settings.diffusers_models), pipeline_options(settings)
+        ),
     ]
     return ProviderRegistry(providers)
+
+
+def pipeline_options(settings: Settings) -> PipelineOptions:
+    """How self-hosted models run here, from their `DARKROOM_DIFFUSERS_*` settings."""
+    return PipelineOptions(
+        device=settings.diffusers_device,
+        precision=settings.diffusers_precision,
+        load=settings.diffusers_load,
+        steps=settings.diffusers_steps,
+        guidance_scale=settings.diffusers_guidance_scale,
+        gpu_second_usd=settings.diffusers_gpu_second_usd,
+    )

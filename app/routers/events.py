@@ -56,7 +56,8 @@ STREAM_RESPONSE = {
             "Server-sent events: `queued`, `started`, `progress`, then one of `succeeded`, "
             "`failed` or `canceled`, after which the stream ends. Each event has `event`, "
             "`id` and `data`: JSON with `job_id` and `status`, `completed` and `total` on "
-            "`progress`, and the whole `job` on final events. Comment lines are heartbeats. "
+            "`progress` (and, for a self-hosted model, the denoising `step` of `steps`), and "
+            "the whole `job` on final events. Comment lines are heartbeats. "
             "The stream first repeats the job's current state, so a reconnecting client "
             "loses nothing and a finished job answers with its final event at once."
         ),
@@ -187,15 +188,16 @@ class EventOrder:
 
     def __init__(self) -> None:
         self.rank = -1
-        self.completed = -1
+        self.progress = (-1, -1)
 
     def advances(self, message: dict[str, Any]) -> bool:
-        """Whether `message` is news; if so, remember it."""
+        """Whether `message` is news; if so, remember it. Progress moves by outputs made, then
+        by the denoising step of those being made."""
         rank = EVENT_RANK.get(message["event"], -1)
-        completed = message.get("completed", -1)
-        is_news = rank > self.rank or (rank == self.rank == 2 and completed > self.completed)
+        progress = (message.get("completed", -1), message.get("step", -1))
+        is_news = rank > self.rank or (rank == self.rank == 2 and progress > self.progress)
         if is_news:
-            self.rank, self.completed = rank, max(completed, self.completed)
+            self.rank, self.progress = rank, max(progress, self.progress)
         return is_news
 
 
@@ -247,6 +249,8 @@ async def _event_data(
         status=EVENT_STATUS.get(event, event),  # type: ignore[arg-type]
         completed=message.get("completed"),
         total=message.get("total"),
+        step=message.get("step"),
+        steps=message.get("steps"),
     )
     if event in FINAL_EVENTS:
         # Published after the commit, so the database already holds what the event announces,

@@ -6,9 +6,12 @@ from fastapi import APIRouter
 from sqlalchemy import text
 
 from app.db import Session
-from app.deps import Queue, Storage
+from app.deps import Context, Queue, Storage
 from app.errors import ServiceUnavailable
 from app.routers import problems
+from app.runtime.context import TaskContext
+from app.runtime.queue import JobQueue
+from app.runtime.self_hosted import loaded_models
 from app.schemas.common import Health
 
 router = APIRouter(tags=["health"])
@@ -28,9 +31,10 @@ async def healthz() -> Health:
     response_model=Health,
     responses=problems(503),
 )
-async def readyz(session: Session, queue: Queue, storage: Storage) -> Health:
+async def readyz(session: Session, context: Context, queue: Queue, storage: Storage) -> Health:
     """The database, the queue and the asset store answer; 503 problem+json naming what does
-    not."""
+    not. Each self-hosted model is listed too, with where it is loaded and its memory (or
+    `not loaded`): informative, never a reason to be unready."""
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
             await session.execute(text("SELECT 1"))
@@ -46,4 +50,21 @@ async def readyz(session: Session, queue: Queue, storage: Storage) -> Health:
             await storage.check()
     except Exception as exc:
         raise ServiceUnavailable("The asset store is not reachable.") from exc
-    return Health(checks={"database": "ok", "queue": "ok", "storage": "ok"})
+    checks = {"database": "ok", "queue": "ok", "storage": "ok"}
+    return Health(checks=checks | await _self_hosted_checks(context, queue))
+
+
+async def _self_hosted_checks(context: TaskContext, queue: JobQueue) -> dict[str, str]:
+    """Model id -> `loaded on <device> (<precision>), <n> MiB`, or `not loaded`."""
+    loaded = await loaded_models(context, queue)
+    checks = {}
+    for spec, _ in context.registry.catalog():
+        if spec.provider != "diffusers":
+            continue
+        facts = loaded.get(spec.id)
+        checks[spec.id] = (
+            f"loaded on {facts.device} ({facts.precision}), {facts.memory_bytes / 2**20:.1f} MiB"
+            if facts
+            else "not loaded"
+        )
+    return checks

@@ -3,8 +3,9 @@
 from fastapi import APIRouter
 
 from app.db import Session
-from app.deps import Registry, Tenant
+from app.deps import Context, Queue, Tenant
 from app.routers import problems
+from app.runtime.self_hosted import loaded_models
 from app.schemas.catalog import ModelList
 from app.services import catalog
 
@@ -18,7 +19,11 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
     response_model=ModelList,
     responses=problems(401),
 )
-async def list_models(session: Session, registry: Registry, tenant: Tenant) -> ModelList:
+async def list_models(
+    session: Session, context: Context, queue: Queue, tenant: Tenant
+) -> ModelList:
     """Every model this server knows: whether it is available here, what it can do, its price,
-    and its median latency over this installation's recent outputs."""
-    return await catalog.list_models(session, registry)
+    its median latency over this installation's recent outputs, and for a self-hosted model
+    where it is loaded and its memory."""
+    loaded = await loaded_models(context, queue)
+    return await catalog.list_models(session, context.registry, loaded)

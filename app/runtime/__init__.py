@@ -10,6 +10,7 @@ from arq.connections import ArqRedis
 
 from app.config import Settings
 from app.cpu import set_memory_budget, set_threads
+from app.providers.self_hosted import GPU_QUEUE
 from app.runtime.context import TaskContext, open_context
 from app.runtime.queue import ArqQueue, InProcessQueue, JobQueue
 
@@ -50,13 +51,19 @@ async def open_runtime(
     *,
     run_job: RunJob | None = None,
     redis: ArqRedis | None = None,
+    lane: str = "",
 ) -> AsyncIterator[Runtime]:
     """Open the context and the queue for a process of this role. A worker passes the Redis
-    connection arq gave it; the API passes `run_job` to run jobs itself when there is no Redis."""
+    connection arq gave it and the lane it takes jobs from; the API passes `run_job` to run
+    jobs itself when there is no Redis. The processes that run self-hosted models' jobs (a
+    worker of the `gpu` lane, or the API running jobs itself) serve them: they load their
+    weights; no other process ever does."""
     set_threads(settings.cpu_threads)
     set_memory_budget(settings.memory_budget_mb)
     async with open_context(settings) as context:
         queue = await _open_queue(context, role, run_job, redis)
+        if lane == GPU_QUEUE or isinstance(queue, InProcessQueue):
+            await context.registry.serve_self_hosted()
         try:
             yield Runtime(role, context, queue)
         finally:

@@ -91,6 +91,12 @@ def wake_channel(queue_name: str) -> str:
     return f"{queue_name}:wake"
 
 
+def lane_queue(queue_name: str, lane: str) -> str:
+    """The arq queue of a lane: jobs of self-hosted models go to the `gpu` lane, taken only by
+    `darkroom worker --queue gpu`; every other job to the default lane (""), the queue itself."""
+    return f"{queue_name}:{lane}" if lane else queue_name
+
+
 def queue_job_id(job_id: str, dispatch: int) -> str:
     """The queue's id for one dispatch of a job: the job id, suffixed on re-dispatches."""
     return job_id if dispatch <= 1 else f"{job_id}.{dispatch}"
@@ -100,14 +106,21 @@ class JobQueue(Protocol):
     """Where committed jobs are sent to be run."""
 
     async def enqueue(
-        self, job_id: str, dispatch: int, *, since: datetime | None = None, tenant: str = ""
+        self,
+        job_id: str,
+        dispatch: int,
+        *,
+        since: datetime | None = None,
+        tenant: str = "",
+        lane: str = "",
     ) -> None:
-        """Send one dispatch of a job, in line as if sent at `since`; without one, a new job
-        of `tenant` takes its tenant's turn (see `ArqQueue.place`)."""
+        """Send one dispatch of a job to its lane (see `lane_queue`), in line as if sent at
+        `since`; without one, a new job of `tenant` takes its tenant's turn (see
+        `ArqQueue.place`)."""
         ...
 
-    async def dispatch_state(self, job_id: str, dispatch: int) -> DispatchState:
-        """Whether that dispatch is waiting in the queue, taken by a worker, or gone."""
+    async def dispatch_state(self, job_id: str, dispatch: int, lane: str = "") -> DispatchState:
+        """Whether that dispatch is waiting in its lane, taken by a worker, or gone."""
         ...
 
     async def ping(self) -> None:
@@ -154,53 +167,62 @@ class ArqQueue:
         return cls(redis, queue_name)
 
     async def enqueue(
-        self, job_id: str, dispatch: int, *, since: datetime | None = None, tenant: str = ""
+        self,
+        job_id: str,
+        dispatch: int,
+        *,
+        since: datetime | None = None,
+        tenant: str = "",
+        lane: str = "",
     ) -> None:
-        """Send a dispatch (a duplicate of one already queued is ignored by arq), and wake the
-        idle workers so it starts now rather than at their next poll. arq hands out messages by
-        score, the time given, so a job re-sent with the time it was first queued takes its old
-        place in line instead of waiting behind every job queued since, and a new job takes
-        its tenant's turn (`place`)."""
+        """Send a dispatch to its lane (a duplicate of one already queued is ignored by arq),
+        and wake the lane's idle workers so it starts now rather than at their next poll. arq
+        hands out messages by score, the time given, so a job re-sent with the time it was
+        first queued takes its old place in line instead of waiting behind every job queued
+        since, and a new job takes its tenant's turn (`place`)."""
+        queue = lane_queue(self.queue_name, lane)
         if since is None and tenant:
-            since = await self.place(tenant)
-        await self._send(job_id, dispatch, since, tenant)
+            since = await self.place(tenant, queue)
+        await self._send(job_id, dispatch, since, tenant, queue)
         try:
-            await self.redis.publish(wake_channel(self.queue_name), b"")
+            await self.redis.publish(wake_channel(queue), b"")
         except REDIS_UNREACHABLE:
             # Queued all the same: the workers' poll finds it.
             logger.warning("could not announce job %s; the workers' poll will find it", job_id)
 
-    async def _send(self, job_id: str, dispatch: int, since: datetime | None, tenant: str) -> None:
+    async def _send(
+        self, job_id: str, dispatch: int, since: datetime | None, tenant: str, queue: str
+    ) -> None:
         await self.redis.enqueue_job(
             TASK_NAME,
             job_id,
             # Read by the worker to keep the tenant within its cap on running jobs.
             tenant,
             _job_id=queue_job_id(job_id, dispatch),
-            _queue_name=self.queue_name,
+            _queue_name=queue,
             _defer_until=since,
             # Counted from now: arq would count it from `since`, and a day-old place in line
             # would make a message that has already expired.
             _expires=MESSAGE_LIFETIME,
         )
 
-    async def place(self, tenant: str) -> datetime:
-        """Where a new job of `tenant` goes in line: one turn after the tenant's previous job,
-        but never behind the head of the queue, nor later than now. A tenant with nothing
-        waiting goes to the head, so one tenant's burst of thousands of jobs holds another's
-        job back by at most one job's run; two tenants with jobs waiting take turns."""
+    async def place(self, tenant: str, queue: str) -> datetime:
+        """Where a new job of `tenant` goes in line in `queue`: one turn after the tenant's
+        previous job, but never behind the head of the queue, nor later than now. A tenant with
+        nothing waiting goes to the head, so one tenant's burst of thousands of jobs holds
+        another's job back by at most one job's run; two tenants with jobs waiting take turns."""
         score = await self.redis.eval(
             PLACE_SCRIPT,
             2,
-            self.queue_name,
-            f"{self.queue_name}:turns",
+            queue,
+            f"{queue}:turns",
             tenant,
             int(time.time() * 1000),
             TURN_MS,
         )
         return datetime.fromtimestamp(int(score) / 1000, UTC)
 
-    async def defer(self, job_id: str, dispatch: int, tenant: str) -> None:
+    async def defer(self, job_id: str, dispatch: int, tenant: str, lane: str = "") -> None:
         """Send a dispatch of a job whose tenant is at its cap to wait a moment before it is
         taken again, spaced after the tenant's other jobs put back (see DEFER_SCRIPT). Other
         tenants' jobs, queued at or before now, go ahead of it meanwhile. No worker is woken:
@@ -208,22 +230,22 @@ class ArqQueue:
         score = await self.redis.eval(
             DEFER_SCRIPT,
             1,
-            f"{self.queue_name}:deferred",
+            f"{lane_queue(self.queue_name, lane)}:deferred",
             tenant,
             int(time.time() * 1000),
             DEFER_WAIT_MS,
             DEFER_SPACING_MS,
         )
         since = datetime.fromtimestamp(int(score) / 1000, UTC)
-        await self._send(job_id, dispatch, since, tenant)
+        await self._send(job_id, dispatch, since, tenant, lane_queue(self.queue_name, lane))
 
-    async def dispatch_state(self, job_id: str, dispatch: int) -> DispatchState:
-        """Ask arq whether the dispatch is deferred or queued (waiting), in progress at a worker
-        (taken), or neither."""
+    async def dispatch_state(self, job_id: str, dispatch: int, lane: str = "") -> DispatchState:
+        """Ask arq whether the dispatch is deferred or queued in its lane (waiting), in progress
+        at a worker (taken), or neither."""
         arq_job = ArqJob(
             queue_job_id(job_id, dispatch),
             self.redis,
-            _queue_name=self.queue_name,
+            _queue_name=lane_queue(self.queue_name, lane),
             _deserializer=json_deserializer,
         )
         return _ARQ_STATES.get(await arq_job.status(), DispatchState.GONE)
@@ -260,9 +282,16 @@ class InProcessQueue:
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     async def enqueue(
-        self, job_id: str, dispatch: int, *, since: datetime | None = None, tenant: str = ""
+        self,
+        job_id: str,
+        dispatch: int,
+        *,
+        since: datetime | None = None,
+        tenant: str = "",
+        lane: str = "",
     ) -> None:
-        """Put the dispatch at the end of its tenant's line, and start what may start."""
+        """Put the dispatch at the end of its tenant's line, and start what may start: this
+        process runs every lane's jobs."""
         key = queue_job_id(job_id, dispatch)
         if key in self._held:
             return
@@ -270,7 +299,7 @@ class InProcessQueue:
         self._waiting.setdefault(tenant, deque()).append((key, job_id))
         self._start_waiting()
 
-    async def dispatch_state(self, job_id: str, dispatch: int) -> DispatchState:
+    async def dispatch_state(self, job_id: str, dispatch: int, lane: str = "") -> DispatchState:
         """Waiting while this process holds the dispatch: it cannot lose a task it runs without
         dying with it, so a task is never taken and stranded."""
         held = queue_job_id(job_id, dispatch) in self._held

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.common import OutputFormat
+from app.schemas.common import JsonInt, OutputFormat
 
 
 class PriceRange(BaseModel):
@@ -13,6 +13,17 @@ class PriceRange(BaseModel):
 
     min_usd: float = Field(description="The lowest expected price.", examples=[0.0082])
     max_usd: float = Field(description="The highest expected price.", examples=[0.0122])
+
+
+class LoadedModel(BaseModel):
+    """Where a self-hosted model is loaded: on a GPU worker (as the last to load it reported),
+    or in this process."""
+
+    device: str = Field(description="`cuda`, `mps` or `cpu`.", examples=["cuda"])
+    precision: str = Field(description="The weights' precision.", examples=["float16"])
+    memory_bytes: JsonInt = Field(
+        description="Memory its weights take on that device.", examples=[6_938_040_682]
+    )
 
 
 class ModelCapabilities(BaseModel):
@@ -73,6 +84,11 @@ class Model(BaseModel):
         description="Median time the model took per image over this installation's last 50 "
         "outputs of it; null before its first.",
         examples=[8400],
+    )
+    loaded: LoadedModel | None = Field(
+        None,
+        description="Self-hosted models only: where its weights are loaded and the memory they "
+        "take; null until a GPU worker has loaded it.",
     )
 
 

@@ -28,6 +28,18 @@ class JobEvent(BaseModel):
         None, description="`progress` only: outputs made so far.", examples=[1]
     )
     total: int | None = Field(None, description="`progress` only: outputs to make.", examples=[2])
+    step: int | None = Field(
+        None,
+        description="`progress` of a self-hosted model only: the denoising step just done "
+        "(of the outputs being made now).",
+        examples=[12],
+    )
+    steps: int | None = Field(
+        None,
+        description="`progress` of a self-hosted model only: the denoising steps of the "
+        "outputs being made now.",
+        examples=[30],
+    )
     job: Job | None = Field(
         None,
         description="Final events (succeeded, failed, canceled) only: the whole job; absent "

@@ -12,6 +12,8 @@ from app.ids import first_id_at
 from app.models import Asset
 from app.providers.base import QUALITY_TIERS, ModelSpec
 from app.providers.registry import ProviderRegistry
+from app.providers.self_hosted import LoadedModel
+from app.schemas.catalog import LoadedModel as LoadedModelView
 from app.schemas.catalog import Model, ModelCapabilities, ModelList, PriceRange
 
 # How many of a model's most recent outputs its observed latency is the median of, looking
@@ -21,16 +23,19 @@ LATENCY_WINDOW = 50
 LATENCY_MAX_AGE_SECONDS = 30 * 24 * 3600
 
 
-async def list_models(session: AsyncSession, registry: ProviderRegistry) -> ModelList:
-    """Every model the registry knows, with whether it is available here and its median
-    latency over this installation's recent outputs."""
+async def list_models(
+    session: AsyncSession, registry: ProviderRegistry, loaded: dict[str, LoadedModel]
+) -> ModelList:
+    """Every model the registry knows, with whether it is available here, its median latency
+    over this installation's recent outputs, and where a self-hosted one is `loaded`."""
     latencies = await observed_latencies(session)
-    return ModelList(
-        data=[
-            model_view(spec, available, registry.pricing(spec.provider), latencies.get(spec.id))
-            for spec, available in registry.catalog()
-        ]
-    )
+    views = []
+    for spec, available in registry.catalog():
+        view = model_view(spec, available, registry.pricing(spec.provider), latencies.get(spec.id))
+        if spec.id in loaded:
+            view.loaded = LoadedModelView.model_validate(loaded[spec.id], from_attributes=True)
+        views.append(view)
+    return ModelList(data=views)
 
 
 async def observed_latencies(session: AsyncSession) -> dict[str, int]:

@@ -223,20 +223,21 @@ async def add_job(
 async def start(context: TaskContext, queue: JobQueue, job: Job) -> None:
     """Announce a new, committed job (job.queued) and send it to the queue."""
     await publish(context, job, JobEventType.QUEUED)
-    await dispatch(queue, job.id, 1, tenant=job.tenant_id)
+    await dispatch(context, queue, job, 1)
 
 
 async def dispatch(
+    context: TaskContext,
     queue: JobQueue,
-    job_id: str,
+    job: Job,
     number: int,
     *,
     since: datetime | None = None,
-    tenant: str = "",
 ) -> None:
-    """Send a committed job to the queue (in line as if at `since`, for a re-sent job, else at
-    its tenant's turn); if that fails the sweeper sends it later."""
+    """Send a committed job to its models' lane of the queue (in line as if at `since`, for a
+    re-sent job, else at its tenant's turn); if that fails the sweeper sends it later."""
+    lane = context.registry.queue_for(job.model_ids())
     try:
-        await queue.enqueue(job_id, number, since=since, tenant=tenant)
+        await queue.enqueue(job.id, number, since=since, tenant=job.tenant_id, lane=lane)
     except Exception:
-        logger.exception("could not enqueue job %s; the sweeper will retry", job_id)
+        logger.exception("could not enqueue job %s; the sweeper will retry", job.id)

@@ -19,6 +19,7 @@ from app.jobs.kinds.base import (
 )
 from app.models import Job
 from app.providers.base import (
+    BatchProvider,
     GenerateCall,
     GenerateResult,
     ModelSpec,
@@ -97,7 +98,7 @@ class GenerateRunner(KindRunner):
         provider, spec = self.context.registry.resolve(models[0])
         # Outputs asked for together are outputs in flight together: the job's bound holds.
         per_call = min(spec.capabilities.images_per_call, self.output_concurrency())
-        if per_call == 1 or not isinstance(provider, MultiImageProvider):
+        if per_call == 1 or not isinstance(provider, MultiImageProvider | BatchProvider):
             return [index]
         waiting = (
             other
@@ -135,6 +136,8 @@ class GenerateRunner(KindRunner):
                 for seed in seeds
             ]
             together = len(calls) <= spec.capabilities.images_per_call
+            if len(calls) > 1 and together and isinstance(provider, BatchProvider):
+                return await provider.generate_batch(calls)
             if len(calls) > 1 and together and isinstance(provider, MultiImageProvider):
                 return await provider.generate_many(calls[0], len(calls))
             return list(await asyncio.gather(*(provider.generate(one) for one in calls)))

@@ -1,0 +1,382 @@
+"""Self-hosted models: diffusers pipelines run on the GPU workers' own hardware.
+
+Models are named in `DARKROOM_DIFFUSERS_MODELS` (`name=source`, the source a Hugging Face repo id
+in the local cache or a directory saved with `save_pretrained`) and served as `diffusers/<name>`.
+Every process lists them, from the model's config files where it can read them, without torch;
+only a process that runs their jobs (`darkroom worker --queue gpu`, or the embedded default)
+loads weights, through `serve`. The pipeline code itself, which needs the `diffusers` extra, is
+in app.providers.self_hosted_pipeline and imported only there."""
+
+import asyncio
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from app.errors import InvalidForModel, ProviderError
+from app.imaging.geometry import fit_exact
+from app.providers.base import (
+    EditCall,
+    GenerateCall,
+    GenerateResult,
+    ModelCapabilities,
+    ModelSpec,
+    step_hook,
+)
+
+PROVIDER = "diffusers"
+# The queue lane of the jobs of these models: only `darkroom worker --queue gpu` takes them.
+GPU_QUEUE = "gpu"
+# SDXL's training buckets at 1024 px: a model's native sizes are these scaled to its own side.
+BUCKETS_AT_1024 = (
+    (1024, 1024),
+    (1152, 896),
+    (896, 1152),
+    (1216, 832),
+    (832, 1216),
+    (1344, 768),
+    (768, 1344),
+    (1536, 640),
+    (640, 1536),
+)
+# What a model whose config files cannot be read here is taken to be: a 1024 px latent model.
+DEFAULT_NATIVE_SIDE = 1024
+DEFAULT_SIZE_STEP = 64
+# Pipelines whose text encoder reads sentences (T5 and larger); the rest read CLIP's 77 tokens,
+# which suit weighted tags.
+SENTENCE_PIPELINES = (
+    "Flux",
+    "StableDiffusion3",
+    "PixArt",
+    "Sana",
+    "QwenImage",
+    "HiDream",
+    "Lumina",
+)
+TAGS_PROMPT_CHARS = 350
+# Images of a job made in one pipeline call: all of its `n`.
+MAX_IMAGES_PER_CALL = 10
+# An edit without a strength moves this far from the source.
+DEFAULT_EDIT_STRENGTH = 0.6
+
+
+class DenoisingStopped(Exception):
+    """The call waiting on a pipeline was canceled (a timeout); its run stops at the next step."""
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """How every self-hosted model runs here, from the settings."""
+
+    device: str = "auto"
+    precision: str = "auto"
+    load: str = "startup"
+    steps: int = 30
+    guidance_scale: float = 7.5
+    gpu_second_usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """What a model's config files say, read without loading it: its pipeline class, the side
+    of its native square in pixels, and the step its sizes are multiples of."""
+
+    pipeline_class: str | None = None
+    native_side: int = DEFAULT_NATIVE_SIDE
+    size_step: int = DEFAULT_SIZE_STEP
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model loaded in this process: where it runs and the memory its weights take there."""
+
+    device: str
+    precision: str
+    memory_bytes: int
+
+
+def model_directory(source: str) -> Path | None:
+    """Where a model's files are on this machine: the directory `source` names, or the snapshot
+    of the repo id `source` in the Hugging Face cache; None if neither is here."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    if source.count("/") != 1:
+        return None
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface", "hub"
+    )
+    repo = Path(hub) / f"models--{source.replace('/', '--')}"
+    try:
+        revision = (repo / "refs" / "main").read_text().strip()
+    except OSError:
+        return None
+    snapshot = repo / "snapshots" / revision
+    return snapshot if snapshot.is_dir() else None
+
+
+def read_model_files(source: str) -> ModelFiles:
+    """The model's pipeline class, native side and size step from its config files; the
+    defaults for whatever cannot be read here (a model whose files are only on GPU machines)."""
+    directory = model_directory(source)
+    if directory is None:
+        return ModelFiles()
+    index = _read_json(directory / "model_index.json")
+    denoiser = _read_json(directory / "unet" / "config.json") or _read_json(
+        directory / "transformer" / "config.json"
+    )
+    vae = _read_json(directory / "vae" / "config.json")
+    vae_scale = 2 ** (len(vae.get("block_out_channels") or [0] * 4) - 1)
+    sample_size = denoiser.get("sample_size")
+    if isinstance(sample_size, list):
+        sample_size = max(sample_size)
+    down_blocks = len(denoiser.get("down_block_types") or [0])
+    return ModelFiles(
+        pipeline_class=index.get("_class_name"),
+        native_side=int(sample_size) * vae_scale if sample_size else DEFAULT_NATIVE_SIDE,
+        size_step=vae_scale * 2 ** max(down_blocks - 1, 0),
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def native_sizes(files: ModelFiles) -> tuple[tuple[int, int], ...]:
+    """SDXL's buckets scaled to the model's native side, as multiples of its size step."""
+    scale, step = files.native_side / 1024, files.size_step
+
+    def snap(side: int) -> int:
+        return max(step, round(side * scale / step) * step)
+
+    return tuple(dict.fromkeys((snap(width), snap(height)) for width, height in BUCKETS_AT_1024))
+
+
+def steps_for(quality: str, steps: int) -> int:
+    """Denoising steps at a quality tier: `draft` half, `high` half as many again."""
+    if quality == "draft":
+        return max(1, steps // 2)
+    if quality == "high":
+        return steps + steps // 2
+    return steps
+
+
+def model_spec(name: str, files: ModelFiles, options: PipelineOptions) -> ModelSpec:
+    """The catalog entry of one self-hosted model."""
+    sentences = any(family in (files.pipeline_class or "") for family in SENTENCE_PIPELINES)
+    tiers = ("draft", "standard", "high", "auto")
+    return ModelSpec(
+        provider=PROVIDER,
+        name=name,
+        description=(
+            f"Self-hosted diffusers model ({files.pipeline_class or 'pipeline class unknown'}) "
+            "on this installation's GPU workers: text to image, image to image and masked "
+            "inpainting, seeds reproducible on the same hardware."
+        ),
+        capabilities=ModelCapabilities(
+            modes=("generate", "edit", "variants"),
+            sizes=native_sizes(files),
+            seed=True,
+            negative_prompt=options.guidance_scale > 1,
+            mask=True,
+            images_per_call=MAX_IMAGES_PER_CALL,
+            prompt_style="sentences" if sentences else "tags",
+            max_prompt_chars=4000 if sentences else TAGS_PROMPT_CHARS,
+            quality_levels=tuple(
+                (tier, f"{steps_for(tier, options.steps)} steps") for tier in tiers
+            ),
+        ),
+        price_per_image_usd=0.0 if options.gpu_second_usd == 0 else None,
+    )
+
+
+@dataclass
+class _Model:
+    source: str
+    spec: ModelSpec
+    pipeline: Any = None
+    loading: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class DiffusersProvider:
+    """The self-hosted models; each loads once, in the processes that `serve` them."""
+
+    name = PROVIDER
+    enabled_by = "DARKROOM_DIFFUSERS_MODELS"
+    queue = GPU_QUEUE
+
+    def __init__(self, models: dict[str, str], options: PipelineOptions) -> None:
+        self._options = options
+        self._models = {
+            name: _Model(source, model_spec(name, read_model_files(source), options))
+            for name, source in models.items()
+        }
+        self._serving = False
+        if options.gpu_second_usd:
+            self.pricing = (
+                f"Self-hosted: an image costs its share of its pipeline call's seconds at "
+                f"${options.gpu_second_usd:g} per GPU-second."
+            )
+
+    def models(self) -> list[ModelSpec]:
+        """The models named in the settings."""
+        return [model.spec for model in self._models.values()]
+
+    def is_available(self) -> bool:
+        """Whether any model is named; GPU workers run them, whatever process takes the job."""
+        return bool(self._models)
+
+    async def serve(self) -> None:
+        """Make this process one that runs these models: it loads each now, when loading at
+        start-up, else on its first job. Loading fails loudly, so a GPU worker that cannot
+        load its models stops at start-up rather than failing every job."""
+        self._serving = True
+        if self._options.load == "startup":
+            for model in self._models.values():
+                await self._pipeline(model)
+
+    def loaded(self) -> dict[str, LoadedModel]:
+        """Model id -> where it runs and its weights' memory, for those loaded here."""
+        return {
+            model.spec.id: model.pipeline.facts
+            for model in self._models.values()
+            if model.pipeline is not None
+        }
+
+    async def aclose(self) -> None:
+        """Let go of the loaded pipelines."""
+        for model in self._models.values():
+            model.pipeline = None
+
+    async def generate(self, call: GenerateCall) -> GenerateResult:
+        """One image, from the model's text-to-image pipeline."""
+        return (await self.generate_batch([call]))[0]
+
+    async def generate_batch(self, calls: list[GenerateCall]) -> list[GenerateResult]:
+        """The images of `calls` (one prompt, one size, a seed each) from one pipeline call;
+        each image is the one its seed makes alone."""
+        first = calls[0]
+        pipeline = await self._pipeline(self._model(first.model))
+        steps = steps_for(first.render.quality, self._options.steps)
+        seeds = [call.seed for call in calls]
+
+        def run(on_step: Callable[[int, int], None]) -> list[Image.Image]:
+            return pipeline.text_to_image(
+                first.prompt,
+                first.negative_prompt,
+                (first.width, first.height),
+                seeds,
+                steps,
+                self._options.guidance_scale,
+                on_step,
+            )
+
+        images, seconds = await self._run(run)
+        return [self._result(image, steps, seconds / len(images), pipeline) for image in images]
+
+    async def edit(self, call: EditCall) -> GenerateResult:
+        """Image to image (an unmasked edit, or a variant at its variation), or inpainting of
+        the mask's transparent area, whose pixels outside the mask are the source's own."""
+        if call.references:
+            raise InvalidForModel("Self-hosted models take no reference images.")
+        pipeline = await self._pipeline(self._model(call.model))
+        steps = steps_for(call.render.quality, self._options.steps)
+        size = (call.width, call.height)
+        source = fit_exact(call.image.decode(size).convert("RGB"), *size)
+        mask = _repaint_mask(call.mask, size) if call.mask is not None else None
+        strength = call.variation if call.variation is not None else call.strength
+        strength = DEFAULT_EDIT_STRENGTH if strength is None else strength
+
+        def run(on_step: Callable[[int, int], None]) -> list[Image.Image]:
+            arguments = (call.prompt, call.negative_prompt, source, [call.seed], steps)
+            guidance = self._options.guidance_scale
+            if mask is None:
+                return pipeline.image_to_image(*arguments, strength, guidance, on_step)
+            painted = pipeline.inpaint(*arguments, mask, guidance, on_step)
+            return [Image.composite(image, source, mask) for image in painted]
+
+        images, seconds = await self._run(run)
+        return self._result(images[0], steps, seconds, pipeline)
+
+    def _model(self, name: str) -> _Model:
+        model = self._models.get(name)
+        if model is None:
+            raise InvalidForModel(f"No self-hosted model {name!r} is configured here.")
+        return model
+
+    async def _pipeline(self, model: _Model) -> Any:
+        """The model's loaded pipeline, loading it (once) if need be."""
+        if not self._serving:
+            raise ProviderError(
+                f"{model.spec.id} runs only on GPU workers (`darkroom worker --queue gpu`)."
+            )
+        async with model.loading:
+            if model.pipeline is None:
+                from app.providers.self_hosted_pipeline import load_pipeline
+
+                options = self._options
+                model.pipeline = await asyncio.to_thread(
+                    load_pipeline, model.source, options.device, options.precision
+                )
+        return model.pipeline
+
+    async def _run(
+        self, work: Callable[[Callable[[int, int], None]], list[Image.Image]]
+    ) -> tuple[list[Image.Image], float]:
+        """Run `work` on a thread, passing it the step callback: each step is told to the
+        job's step hook (which raises to stop it, the job canceled), and a call canceled here
+        (a timeout) stops at its next step. The images and the seconds it took."""
+        hook = step_hook.get()
+        loop = asyncio.get_running_loop()
+        stop = threading.Event()
+
+        def on_step(step: int, steps: int) -> None:
+            if stop.is_set():
+                raise DenoisingStopped
+            if hook is not None:
+                asyncio.run_coroutine_threadsafe(hook(step, steps), loop).result()
+
+        def timed() -> tuple[list[Image.Image], float]:
+            started = time.perf_counter()
+            images = work(on_step)
+            return images, time.perf_counter() - started
+
+        try:
+            return await asyncio.to_thread(timed)
+        except asyncio.CancelledError:
+            stop.set()
+            raise
+
+    def _result(
+        self, image: Image.Image, steps: int, seconds: float, pipeline: Any
+    ) -> GenerateResult:
+        facts: LoadedModel = pipeline.facts
+        return GenerateResult(
+            image=image,
+            cost_usd=seconds * self._options.gpu_second_usd,
+            details={
+                "steps": steps,
+                "gpu_seconds": round(seconds, 3),
+                "device": facts.device,
+                "precision": facts.precision,
+            },
+        )
+
+
+def _repaint_mask(mask_input: Any, size: tuple[int, int]) -> Image.Image:
+    """The area to repaint as an L image of `size`: white where the caller's mask is fully
+    transparent, black where it keeps the source."""
+    mask = mask_input.decode(size, Image.Resampling.NEAREST)
+    alpha = mask.getchannel("A") if mask.mode == "RGBA" else Image.new("L", mask.size, 255)
+    alpha = fit_exact(alpha, *size)
+    return alpha.point(lambda value: 255 if value == 0 else 0)

@@ -1,0 +1,204 @@
+"""The torch side of self-hosted models (the `diffusers` extra): load a pipeline once, and run
+text to image, image to image and inpainting on it, one call at a time, stoppable between
+denoising steps. Imported only by a process that serves the models (app.providers.diffusers)."""
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from PIL import Image
+
+from app.errors import InvalidForModel
+from app.providers.self_hosted import LoadedModel
+
+try:
+    import diffusers
+    import torch
+    import transformers
+    from diffusers import (
+        AutoPipelineForImage2Image,
+        AutoPipelineForInpainting,
+        AutoPipelineForText2Image,
+    )
+except ImportError as missing:  # pragma: no cover - the extra is installed wherever this runs
+    raise RuntimeError(
+        "Self-hosted models need the diffusers extra: pip install 'darkroom[diffusers]'"
+    ) from missing
+
+logger = logging.getLogger(__name__)
+# Their progress bars and per-prompt notices (a prompt cut to the text encoder's length) are not
+# for a service's log; errors still are.
+for library in (diffusers.utils.logging, transformers.utils.logging):
+    library.disable_progress_bar()
+    library.set_verbosity_error()
+PRECISIONS = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+StepCallback = Callable[[int, int], None]
+
+
+def pick_device(setting: str) -> str:
+    """The device `auto` means here: CUDA, then Apple's MPS, then the CPU."""
+    if setting != "auto":
+        return setting
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick_precision(setting: str, device: str) -> str:
+    """The precision `auto` means on `device`: half on a GPU, full on the CPU."""
+    if setting != "auto":
+        return setting
+    return "float32" if device == "cpu" else "float16"
+
+
+def load_pipeline(source: str, device_setting: str, precision_setting: str) -> "Pipeline":
+    """Load a model's text-to-image pipeline from a directory or the Hugging Face cache (never
+    the network) onto its device, at its precision."""
+    device = pick_device(device_setting)
+    precision = pick_precision(precision_setting, device)
+    text_to_image = AutoPipelineForText2Image.from_pretrained(
+        source, dtype=PRECISIONS[precision], local_files_only=True
+    ).to(device)
+    text_to_image.set_progress_bar_config(disable=True)
+    pipeline = Pipeline(text_to_image, LoadedModel(device, precision, weight_bytes(text_to_image)))
+    logger.info(
+        "loaded %s on %s at %s: %.1f MiB of weights",
+        source,
+        device,
+        precision,
+        pipeline.facts.memory_bytes / 2**20,
+    )
+    return pipeline
+
+
+def weight_bytes(pipeline: Any) -> int:
+    """The memory the pipeline's modules take: their parameters and buffers."""
+    total = 0
+    for component in pipeline.components.values():
+        if isinstance(component, torch.nn.Module):
+            tensors = [*component.parameters(), *component.buffers()]
+            total += sum(tensor.numel() * tensor.element_size() for tensor in tensors)
+    return total
+
+
+class Pipeline:
+    """One loaded model. Its image-to-image and inpainting pipelines share the text-to-image
+    one's modules (no more memory), and one call runs on it at a time."""
+
+    def __init__(self, text_to_image: Any, facts: LoadedModel) -> None:
+        self.facts = facts
+        self._text_to_image = text_to_image
+        self._variants: dict[type, Any] = {}
+        self._lock = threading.Lock()
+
+    def text_to_image(
+        self,
+        prompt: str,
+        negative_prompt: str | None,
+        size: tuple[int, int],
+        seeds: list[int],
+        steps: int,
+        guidance_scale: float,
+        on_step: StepCallback,
+    ) -> list[Image.Image]:
+        """One image per seed, in one batch."""
+        width, height = size
+        return self._call(
+            self._text_to_image,
+            seeds,
+            steps,
+            on_step,
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            width=width,
+            height=height,
+            guidance_scale=guidance_scale,
+        )
+
+    def image_to_image(
+        self,
+        prompt: str,
+        negative_prompt: str | None,
+        source: Image.Image,
+        seeds: list[int],
+        steps: int,
+        strength: float,
+        guidance_scale: float,
+        on_step: StepCallback,
+    ) -> list[Image.Image]:
+        """The source moved `strength` (0..1) of the way towards the prompt."""
+        return self._call(
+            self._variant(AutoPipelineForImage2Image, "image to image"),
+            seeds,
+            steps,
+            on_step,
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            image=source,
+            strength=max(strength, 1 / steps),
+            guidance_scale=guidance_scale,
+        )
+
+    def inpaint(
+        self,
+        prompt: str,
+        negative_prompt: str | None,
+        source: Image.Image,
+        seeds: list[int],
+        steps: int,
+        mask: Image.Image,
+        guidance_scale: float,
+        on_step: StepCallback,
+    ) -> list[Image.Image]:
+        """The source with the mask's white area painted anew."""
+        return self._call(
+            self._variant(AutoPipelineForInpainting, "inpainting"),
+            seeds,
+            steps,
+            on_step,
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            image=source,
+            mask_image=mask,
+            width=source.width,
+            height=source.height,
+            guidance_scale=guidance_scale,
+        )
+
+    def _variant(self, auto_class: Any, task: str) -> Any:
+        """The pipeline for `task` built on the loaded modules; InvalidForModel if the model's
+        family has none."""
+        if auto_class not in self._variants:
+            try:
+                variant = auto_class.from_pipe(self._text_to_image)
+            except ValueError as exc:
+                raise InvalidForModel(f"This model's pipeline has no {task}.") from exc
+            variant.set_progress_bar_config(disable=True)
+            self._variants[auto_class] = variant
+        return self._variants[auto_class]
+
+    def _call(
+        self, pipeline: Any, seeds: list[int], steps: int, on_step: StepCallback, **arguments: Any
+    ) -> list[Image.Image]:
+        """Run the pipeline for one image per seed, each from a CPU generator of its own (so a
+        seed makes the same image in any batch), telling `on_step` after each step."""
+        generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+
+        def step_end(running: Any, step: int, _timestep: Any, tensors: dict) -> dict:
+            # Image to image runs the last `strength` of the steps only.
+            on_step(step + 1, getattr(running, "num_timesteps", steps))
+            return tensors
+
+        with self._lock, torch.inference_mode():
+            output = pipeline(
+                num_images_per_prompt=len(seeds),
+                generator=generators,
+                num_inference_steps=steps,
+                callback_on_step_end=step_end,
+                output_type="pil",
+                **arguments,
+            )
+        return [image.convert("RGB") for image in output.images]
