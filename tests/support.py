@@ -97,11 +97,14 @@ def darkroom_command(*arguments: str) -> list[str]:
     return [sys.executable, "-c", f"from app.cli import main; main({list(arguments)!r})"]
 
 
-def start_darkroom(command: str, settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    """A real `darkroom <command>` process for these settings, its output appended to `log`."""
+def start_darkroom(
+    command: str, settings: Settings, log: Path, *options: str
+) -> subprocess.Popen[bytes]:
+    """A real `darkroom <command> <options>` process for these settings, its output appended
+    to `log`."""
     with log.open("ab") as output:
         return subprocess.Popen(
-            darkroom_command(command),
+            darkroom_command(command, *options),
             env=darkroom_environment(settings),
             stdout=output,
             stderr=subprocess.STDOUT,

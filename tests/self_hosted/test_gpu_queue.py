@@ -1,0 +1,65 @@
+"""The gpu lane on Postgres + Redis: a self-hosted model's job waits in a lane of its own that
+only `darkroom worker --queue gpu` takes; the API and the default worker never load a model."""
+
+from pathlib import Path
+
+import httpx
+
+from app.config import Settings
+from app.main import create_app
+from app.runtime.queue import lane_queue
+from tests.support import new_api_key, start_darkroom, stop_worker, wait_for_final
+
+MODEL = "diffusers/tiny"
+
+
+async def test_only_a_gpu_worker_takes_and_loads_self_hosted_jobs(
+    deployment_settings: Settings, worker, tiny_model: Path, tmp_path: Path
+):
+    settings = deployment_settings.model_copy(
+        update={"diffusers_models": f"tiny={tiny_model}", "diffusers_steps": 4}
+    )
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://darkroom.test"
+        ) as client:
+            auth = await new_api_key(application)
+            brief = {"prompt": "a red mug", "size": "64x64", "seed": 2}
+            gpu_job = await client.post("/v1/generate", json=brief | {"model": MODEL}, headers=auth)
+            draft_job = await client.post(
+                "/v1/generate", json=brief | {"model": "local/draft"}, headers=auth
+            )
+            gpu_id, draft_id = gpu_job.json()["id"], draft_job.json()["id"]
+
+            # The default worker runs the draft, and leaves the self-hosted job in its lane.
+            draft, _ = await wait_for_final(client, auth, draft_id)
+            redis = application.state.queue.redis
+            gpu_lane = lane_queue(settings.queue_name, "gpu")
+            waiting_in_lane = await redis.zscore(gpu_lane, gpu_id)
+            waiting_by_default = await redis.zscore(settings.queue_name, gpu_id)
+            still = (await client.get(f"/v1/jobs/{gpu_id}", headers=auth)).json()
+            api_loaded = application.state.registry.loaded_models()
+            ready_before = (await client.get("/readyz")).json()["checks"][MODEL]
+
+            directory = tmp_path / "gpu-worker"
+            directory.mkdir()
+            gpu_settings = settings.model_copy(update={"data_dir": directory})
+            process = start_darkroom("worker", gpu_settings, directory / "log", "--queue", "gpu")
+            try:
+                done, _ = await wait_for_final(client, auth, gpu_id, seconds=90)
+            finally:
+                stop_worker(process)
+            models = (await client.get("/v1/models", headers=auth)).json()["data"]
+            ready_after = (await client.get("/readyz")).json()["checks"][MODEL]
+
+    assert draft["status"] == "succeeded"
+    assert waiting_in_lane is not None and waiting_by_default is None
+    assert still["status"] == "queued"
+    assert api_loaded == {} and ready_before == "not loaded"
+    assert done["status"] == "succeeded", (directory / "log").read_text()[-3000:]
+    assert done["outputs"][0]["details"]["device"] == "cpu"
+    [model] = [model for model in models if model["id"] == MODEL]
+    assert model["loaded"]["device"] == "cpu" and model["loaded"]["memory_bytes"] > 0
+    assert ready_after.startswith("loaded on cpu (float32)")
