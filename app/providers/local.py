@@ -37,9 +37,10 @@ DRAFT = ModelSpec(
     provider="local",
     name="draft",
     description=(
-        "Offline procedural draft renderer, not an AI model: palette and layout follow the "
-        "brief's words and the seed decides the rest. Instant, free and deterministic; use it "
-        "to build and test a workflow before spending on a real model."
+        "A stand-in for building and testing a workflow offline, not an AI model: an instant, "
+        "free, deterministic sketch (palette and layout from the brief's words, details from the "
+        "seed), captioned with the brief's subject words and tagged DRAFT. Switch to a real "
+        "model for real pictures."
     ),
     capabilities=ModelCapabilities(
         modes=("generate", "edit", "variants"),
