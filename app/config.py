@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `darkroom serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `darkroom serve` listens on.")
     default_model: str = Field("local/draft", description="Model used when a request names none.")
+    draft_labels: bool = Field(
+        True,
+        description="Caption each `local/draft` image with its brief's subject words and tag it "
+        "DRAFT; off renders the bare procedural draft.",
+    )
     startup_timeout_seconds: float = Field(
         60,
         ge=0,

@@ -1,4 +1,5 @@
-"""The offline `local` provider: instant, deterministic procedural drafts, no network."""
+"""The offline `local` provider: instant, deterministic procedural drafts, labelled as such,
+and classical edits; no network."""
 
 from PIL import Image, ImageDraw, ImageFilter
 
@@ -11,6 +12,7 @@ from app.providers.base import (
     ModelSpec,
     RenderOptions,
 )
+from app.providers.draft_labels import add_labels, caption_text
 from app.providers.draft_renderer import render_draft
 from app.providers.local_edits import edit_image, mask_from_png, variant_image
 
@@ -35,9 +37,10 @@ DRAFT = ModelSpec(
     provider="local",
     name="draft",
     description=(
-        "Offline procedural draft renderer, not an AI model: palette and layout follow the "
-        "brief's words and the seed decides the rest. Instant, free and deterministic; use it "
-        "to build and test a workflow before spending on a real model."
+        "A stand-in for building and testing a workflow offline, not an AI model: an instant, "
+        "free, deterministic sketch (palette and layout from the brief's words, details from the "
+        "seed), captioned with the brief's subject words and tagged DRAFT. Switch to a real "
+        "model for real pictures."
     ),
     capabilities=ModelCapabilities(
         modes=("generate", "edit", "variants"),
@@ -54,10 +57,15 @@ DRAFT = ModelSpec(
 
 
 class LocalProvider:
-    """Renders drafts in a worker thread so the event loop stays free."""
+    """Renders drafts in a worker thread so the event loop stays free. With `labels`, each
+    generated draft carries a caption of its brief's subject words and a DRAFT tag; edits and
+    variants work on the caller's pixels and are never stamped."""
 
     name = "local"
     enabled_by = None
+
+    def __init__(self, labels: bool = True) -> None:
+        self.labels = labels
 
     def models(self) -> list[ModelSpec]:
         """The local models."""
@@ -71,18 +79,23 @@ class LocalProvider:
         """Nothing to release."""
 
     async def generate(self, call: GenerateCall) -> GenerateResult:
-        """One draft, with the background its call asks for."""
+        """One draft, with the background its call asks for and, unless they are off, its
+        labels."""
         memory = call.width * call.height * DRAFT_BYTES_PER_PIXEL
-        image = await run_image_work(
-            memory, render_draft, call.prompt, call.seed, call.width, call.height
-        )
-        return GenerateResult(image=with_background(image, call.render), cost_usd=0.0)
+        image = await run_image_work(memory, self._draft, call)
+        return GenerateResult(image=image, cost_usd=0.0)
 
     async def edit(self, call: EditCall) -> GenerateResult:
         """A classical edit (masked inpaint, grade, colour transfer) or a seeded variant, with
         the background its call asks for."""
         image = await run_image_work(edit_memory(call), _edit, call)
         return GenerateResult(image=with_background(image, call.render), cost_usd=0.0)
+
+    def _draft(self, call: GenerateCall) -> Image.Image:
+        image = render_draft(call.prompt, call.seed, call.width, call.height)
+        # Labelled after the backdrop is cut out, so they stay legible on a transparent draft.
+        image = with_background(image, call.render)
+        return add_labels(image, caption_text(call.prompt)) if self.labels else image
 
 
 def with_background(image: Image.Image, render: RenderOptions) -> Image.Image:

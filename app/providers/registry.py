@@ -129,7 +129,7 @@ def create_registry(settings: Settings, breakers: BreakerStore | None = None) ->
     shared with other processes; by default it is this registry's own."""
     breakers = breakers or LocalBreakerStore()
     providers: list[Provider] = [
-        LocalProvider(),
+        LocalProvider(labels=settings.draft_labels),
         OpenAIProvider(
             secret(settings.openai_api_key),
             settings.openai_base_url,

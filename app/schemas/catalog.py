@@ -105,7 +105,7 @@ class ModelList(BaseModel):
                         "object": "model",
                         "provider": "local",
                         "name": "draft",
-                        "description": "Offline procedural draft renderer, not an AI model.",
+                        "description": "Offline stand-in for testing a workflow; not an AI model.",
                         "available": True,
                         "capabilities": {
                             "modes": ["generate", "edit", "variants"],

@@ -6,9 +6,13 @@ import io
 import json
 
 import httpx
+import numpy as np
+import pytest
 from PIL import Image
 
-from tests.support import embedded_only, wait_for_final
+from app.config import Settings
+from app.providers.draft_renderer import render_draft
+from tests.support import embedded_only, serving, wait_for_final
 
 
 async def generate(client: httpx.AsyncClient, auth: dict, headers: dict | None = None, **body):
@@ -301,3 +305,25 @@ async def test_unknown_quality_and_background_values_are_refused(client, auth):
     assert response.status_code == 422, response.text
     fields = {error["field"] for error in response.json()["errors"]}
     assert {"quality", "background"} <= fields
+
+
+@embedded_only()
+async def test_draft_labels_change_only_the_caption_and_tag_and_the_setting_turns_them_off(
+    client, auth, tmp_path, monkeypatch: pytest.MonkeyPatch
+):
+    body = {"prompt": "a ceramic mug on a walnut desk", "size": "512x384", "seed": 5}
+    labelled = (await generate(client, auth, {"Prefer": "wait=30"}, **body)).json()
+    monkeypatch.setenv("DARKROOM_DRAFT_LABELS", "false")
+    async with serving(Settings(data_dir=tmp_path / "plain")) as (_, plain_client, plain_auth):
+        plain = (await generate(plain_client, plain_auth, {"Prefer": "wait=30"}, **body)).json()
+        bare = await download(plain_client, plain_auth, plain["outputs"][0])
+
+    assert labelled["request"]["prompt"] == plain["request"]["prompt"]
+    rendered = render_draft(plain["request"]["prompt"], 5, 512, 384)
+    assert np.array_equal(np.asarray(bare), np.asarray(rendered))
+    captioned = await download(client, auth, labelled["outputs"][0])
+    changed = (np.asarray(captioned) != np.asarray(bare)).any(axis=2)
+    assert changed[:64, :128].any(), "no DRAFT tag in the top-left corner"
+    assert changed[-64:, 96:-96].any(), "no caption along the bottom"
+    changed[:64, :128] = changed[-64:, 96:-96] = False
+    assert not changed.any(), "pixels outside the tag and the caption were changed"
