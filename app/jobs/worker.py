@@ -48,7 +48,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     """Open the runtime on arq's Redis connection (a `gpu` worker loading its self-hosted
     models, and telling the other processes what they take), and start the sweeper and
     webhooks."""
-    stack = contextlib.AsyncExitStack()
+    stack = ctx["stack"] = contextlib.AsyncExitStack()
     settings: Settings = ctx["settings"]
     runtime = await stack.enter_async_context(
         open_runtime(settings, Role.WORKER, redis=ctx["redis"], lane=ctx["lane"])
@@ -58,7 +58,6 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["darkroom"] = runtime.context
     ctx["slots"] = tenant_slots(ctx["settings"], ctx["redis"])
     ctx["webhooks"] = await stack.enter_async_context(run_background(runtime))
-    ctx["stack"] = stack
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

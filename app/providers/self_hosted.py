@@ -9,6 +9,7 @@ in app.providers.self_hosted_pipeline and imported only there."""
 
 import asyncio
 import json
+import math
 import os
 import threading
 import time
@@ -25,6 +26,7 @@ from app.providers.base import (
     EditCall,
     GenerateCall,
     GenerateResult,
+    InputImage,
     ModelCapabilities,
     ModelSpec,
     step_hook,
@@ -203,6 +205,7 @@ def model_spec(name: str, files: ModelFiles, options: PipelineOptions) -> ModelS
 @dataclass
 class _Model:
     source: str
+    files: ModelFiles
     spec: ModelSpec
     pipeline: Any = None
     loading: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -217,10 +220,10 @@ class DiffusersProvider:
 
     def __init__(self, models: dict[str, str], options: PipelineOptions) -> None:
         self._options = options
-        self._models = {
-            name: _Model(source, model_spec(name, read_model_files(source), options))
-            for name, source in models.items()
-        }
+        self._models = {}
+        for name, source in models.items():
+            files = read_model_files(source)
+            self._models[name] = _Model(source, files, model_spec(name, files, options))
         self._serving = False
         if options.gpu_second_usd:
             self.pricing = (
@@ -285,25 +288,61 @@ class DiffusersProvider:
         return [self._result(image, steps, seconds / len(images), pipeline) for image in images]
 
     async def edit(self, call: EditCall) -> GenerateResult:
-        """Image to image (an unmasked edit, or a variant at its variation), or inpainting of
-        the mask's transparent area, whose pixels outside the mask are the source's own."""
+        """Image to image (an unmasked edit, or a variant at its variation) at the model's
+        native size nearest the call's, or inpainting of the mask's transparent area."""
         if call.references:
             raise InvalidForModel("Self-hosted models take no reference images.")
-        pipeline = await self._pipeline(self._model(call.model))
+        model = self._model(call.model)
+        pipeline = await self._pipeline(model)
         steps = steps_for(call.render.quality, self._options.steps)
+        if call.mask is not None:
+            return await self._inpaint(call, model, pipeline, steps)
         size = (call.width, call.height)
         source = fit_exact(call.image.decode(size).convert("RGB"), *size)
-        mask = _repaint_mask(call.mask, size) if call.mask is not None else None
         strength = call.variation if call.variation is not None else call.strength
         strength = DEFAULT_EDIT_STRENGTH if strength is None else strength
 
         def run(on_step: Callable[[int, int], None]) -> list[Image.Image]:
-            arguments = (call.prompt, call.negative_prompt, source, [call.seed], steps)
-            guidance = self._options.guidance_scale
-            if mask is None:
-                return pipeline.image_to_image(*arguments, strength, guidance, on_step)
-            painted = pipeline.inpaint(*arguments, mask, guidance, on_step)
-            return [Image.composite(image, source, mask) for image in painted]
+            return pipeline.image_to_image(
+                call.prompt,
+                call.negative_prompt,
+                source,
+                [call.seed],
+                steps,
+                strength,
+                self._options.guidance_scale,
+                on_step,
+            )
+
+        images, seconds = await self._run(run)
+        return self._result(images[0], steps, seconds, pipeline)
+
+    async def _inpaint(
+        self, call: EditCall, model: _Model, pipeline: Any, steps: int
+    ) -> GenerateResult:
+        """Inpainting, made at the source's aspect ratio near the model's native area, then
+        scaled to the source's own size and laid over the source through the mask: the result
+        has the source's size, and every pixel outside the mask is the source's own."""
+        assert call.mask is not None
+        original = call.image.decode().convert("RGB")
+        keep = _repaint_mask(call.mask, original.size)
+        work = working_size(original.size, model.files)
+        source = original.resize(work, Image.Resampling.LANCZOS)
+        mask = keep.resize(work, Image.Resampling.NEAREST)
+
+        def run(on_step: Callable[[int, int], None]) -> list[Image.Image]:
+            painted = pipeline.inpaint(
+                call.prompt,
+                call.negative_prompt,
+                source,
+                [call.seed],
+                steps,
+                mask,
+                self._options.guidance_scale,
+                on_step,
+            )
+            full = painted[0].resize(original.size, Image.Resampling.LANCZOS)
+            return [Image.composite(full, original, keep)]
 
         images, seconds = await self._run(run)
         return self._result(images[0], steps, seconds, pipeline)
@@ -325,9 +364,14 @@ class DiffusersProvider:
                 from app.providers.self_hosted_pipeline import load_pipeline
 
                 options = self._options
-                model.pipeline = await asyncio.to_thread(
-                    load_pipeline, model.source, options.device, options.precision
-                )
+                try:
+                    model.pipeline = await asyncio.to_thread(
+                        load_pipeline, model.source, options.device, options.precision
+                    )
+                except (OSError, ValueError, RuntimeError) as exc:
+                    raise ProviderError(
+                        f"{model.spec.id} could not be loaded from {model.source!r}: {exc}"
+                    ) from exc
         return model.pipeline
 
     async def _run(
@@ -373,10 +417,19 @@ class DiffusersProvider:
         )
 
 
-def _repaint_mask(mask_input: Any, size: tuple[int, int]) -> Image.Image:
-    """The area to repaint as an L image of `size`: white where the caller's mask is fully
-    transparent, black where it keeps the source."""
-    mask = mask_input.decode(size, Image.Resampling.NEAREST)
+def working_size(size: tuple[int, int], files: ModelFiles) -> tuple[int, int]:
+    """`size` scaled to the model's native area, each side a multiple of its size step."""
+    scale = files.native_side / math.sqrt(size[0] * size[1])
+    step = files.size_step
+    width, height = (max(step, round(side * scale / step) * step) for side in size)
+    return width, height
+
+
+def _repaint_mask(mask_input: InputImage, size: tuple[int, int]) -> Image.Image:
+    """The area to repaint as an L image of `size` (the source's, which the mask has): white
+    where the caller's mask is fully transparent, black where it keeps the source."""
+    mask = mask_input.decode()
     alpha = mask.getchannel("A") if mask.mode == "RGBA" else Image.new("L", mask.size, 255)
-    alpha = fit_exact(alpha, *size)
+    if alpha.size != size:
+        alpha = alpha.resize(size, Image.Resampling.NEAREST)
     return alpha.point(lambda value: 255 if value == 0 else 0)

@@ -63,3 +63,18 @@ async def test_only_a_gpu_worker_takes_and_loads_self_hosted_jobs(
     [model] = [model for model in models if model["id"] == MODEL]
     assert model["loaded"]["device"] == "cpu" and model["loaded"]["memory_bytes"] > 0
     assert ready_after.startswith("loaded on cpu (float32)")
+
+
+def test_a_gpu_worker_that_cannot_load_its_model_stops_at_start_saying_why(
+    deployment_settings: Settings, tmp_path: Path
+):
+    missing = tmp_path / "no-such-model"
+    settings = deployment_settings.model_copy(
+        update={"diffusers_models": f"gone={missing}", "data_dir": tmp_path}
+    )
+
+    process = start_darkroom("worker", settings, tmp_path / "log", "--queue", "gpu")
+    code = process.wait(timeout=60)
+
+    assert code != 0
+    assert f"diffusers/gone could not be loaded from '{missing}'" in (tmp_path / "log").read_text()
