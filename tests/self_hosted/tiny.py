@@ -2,19 +2,18 @@
 `save_pretrained`: the real loading and inference code runs on it in a second on the CPU."""
 
 from pathlib import Path
-
-import torch
-from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from tokenizers.pre_tokenizers import ByteLevel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from typing import Any
 
 # Latents of 32x32 and a VAE that halves: 64x64 images, the native size of the saved model.
 LATENT_SIDE = 32
 NATIVE_SIDE = 64
 
 
-def tokenizer() -> CLIPTokenizer:
+def tokenizer() -> Any:
     """A CLIP tokenizer over single bytes (no merges): enough to turn any prompt into ids."""
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import CLIPTokenizer
+
     alphabet = sorted(ByteLevel.alphabet())
     tokens = [*alphabet, *(f"{char}</w>" for char in alphabet), "<|startoftext|>", "<|endoftext|>"]
     vocab = {token: index for index, token in enumerate(tokens)}
@@ -22,7 +21,17 @@ def tokenizer() -> CLIPTokenizer:
 
 
 def save_tiny_pipeline(directory: Path) -> Path:
-    """Build the pipeline from small configs with seeded random weights and save it."""
+    """Build the pipeline from small configs with seeded random weights and save it. torch and
+    diffusers are imported here, by the tests that use it, not by every test process."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel
+
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
         block_out_channels=(32, 64),
