@@ -4,9 +4,14 @@ only `darkroom worker --queue gpu` takes; the API and the default worker never l
 from pathlib import Path
 
 import httpx
+import pytest
+from redis.asyncio import Redis
 
 from app.config import Settings
+from app.errors import ProviderError
 from app.main import create_app
+from app.providers.base import GenerateCall
+from app.runtime import Role, open_runtime
 from app.runtime.queue import lane_queue
 from tests.support import new_api_key, start_darkroom, stop_worker, wait_for_final
 
@@ -78,3 +83,22 @@ def test_a_gpu_worker_that_cannot_load_its_model_stops_at_start_saying_why(
 
     assert code != 0
     assert f"diffusers/gone could not be loaded from '{missing}'" in (tmp_path / "log").read_text()
+
+
+async def test_a_default_worker_never_loads_a_model_even_when_it_is_configured(
+    deployment_settings: Settings, tiny_model: Path
+):
+    settings = deployment_settings.model_copy(update={"diffusers_models": f"tiny={tiny_model}"})
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        async with open_runtime(settings, Role.WORKER, redis=redis) as runtime:
+            registry = runtime.context.registry
+            provider, _ = registry.describe(MODEL)
+            call = GenerateCall(model="tiny", prompt="a mug", width=64, height=64, seed=1)
+            with pytest.raises(ProviderError, match="runs only on GPU workers"):
+                await provider.generate(call)
+            loaded = registry.loaded_models()
+    finally:
+        await redis.aclose()
+
+    assert loaded == {}

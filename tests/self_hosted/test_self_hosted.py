@@ -178,14 +178,25 @@ async def test_a_job_timeout_stops_the_pipeline_between_steps(tmp_path, tiny_mod
     assert stopped_after < 2.0
 
 
-async def test_a_model_loaded_on_first_use_loads_with_its_first_job(tmp_path, tiny_model):
-    settings = self_hosted_settings(tmp_path / "var", tiny_model, diffusers_load="first_use")
+async def test_a_model_loaded_on_first_use_loads_with_its_first_job_and_is_priced_by_the_second(
+    tmp_path, tiny_model
+):
+    settings = self_hosted_settings(
+        tmp_path / "var", tiny_model, diffusers_load="first_use", diffusers_gpu_second_usd=2.0
+    )
     async with serving(settings) as (_, client, auth):
         before = (await client.get("/readyz")).json()["checks"][MODEL]
         body = {"prompt": "a red mug", "model": MODEL, "size": "64x64"}
         job = (await client.post("/v1/generate", json=body, headers=auth | WAIT)).json()
         after = (await client.get("/readyz")).json()["checks"][MODEL]
+        models = (await client.get("/v1/models", headers=auth)).json()["data"]
 
     assert before == "not loaded"
     assert job["status"] == "succeeded"
     assert after.startswith("loaded on cpu")
+    [output] = job["outputs"]
+    assert output["cost_usd"] == pytest.approx(output["details"]["gpu_seconds"] * 2.0, abs=0.01)
+    assert output["cost_usd"] > 0 and job["cost_usd"] == output["cost_usd"]
+    [model] = [model for model in models if model["id"] == MODEL]
+    assert model["price_per_image_usd"] is None and "$2 per GPU-second" in model["pricing"]
+    assert model["observed_latency_ms"] == output["latency_ms"]
