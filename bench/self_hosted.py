@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from app.providers.self_hosted import Denoise
 from app.providers.self_hosted_pipeline import load_pipeline
 from tests.self_hosted.tiny import NATIVE_SIDE, save_tiny_pipeline
 
@@ -41,7 +42,8 @@ def main() -> None:
         pipeline = load_pipeline(str(model), "cpu", "float32")
 
     def make(seeds: list[int]) -> None:
-        pipeline.text_to_image(PROMPT, None, SIZE, seeds, options.steps, 7.5, lambda *_: None)
+        denoise = Denoise(PROMPT, None, seeds, options.steps, 7.5, lambda *_: None)
+        pipeline.text_to_image(denoise, SIZE)
 
     make([0])  # the first call sets torch up
     seeds = list(range(options.n))

@@ -95,6 +95,19 @@ class ModelFiles:
 
 
 @dataclass(frozen=True)
+class Denoise:
+    """What every pipeline call takes: the prompts, a seed per image, the steps and the
+    guidance, and the callback told each step done (which raises to stop the call)."""
+
+    prompt: str
+    negative_prompt: str | None
+    seeds: list[int]
+    steps: int
+    guidance_scale: float
+    on_step: Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
 class LoadedModel:
     """A model loaded in this process: where it runs and the memory its weights take there."""
 
@@ -274,15 +287,8 @@ class DiffusersProvider:
         seeds = [call.seed for call in calls]
 
         def run(on_step: Callable[[int, int], None]) -> list[Image.Image]:
-            return pipeline.text_to_image(
-                first.prompt,
-                first.negative_prompt,
-                (first.width, first.height),
-                seeds,
-                steps,
-                self._options.guidance_scale,
-                on_step,
-            )
+            denoise = self._denoise(first.prompt, first.negative_prompt, seeds, steps, on_step)
+            return pipeline.text_to_image(denoise, (first.width, first.height))
 
         images, seconds = await self._run(run)
         return [self._result(image, steps, seconds / len(images), pipeline) for image in images]
@@ -303,16 +309,8 @@ class DiffusersProvider:
         strength = DEFAULT_EDIT_STRENGTH if strength is None else strength
 
         def run(on_step: Callable[[int, int], None]) -> list[Image.Image]:
-            return pipeline.image_to_image(
-                call.prompt,
-                call.negative_prompt,
-                source,
-                [call.seed],
-                steps,
-                strength,
-                self._options.guidance_scale,
-                on_step,
-            )
+            denoise = self._denoise(call.prompt, call.negative_prompt, [call.seed], steps, on_step)
+            return pipeline.image_to_image(denoise, source, strength)
 
         images, seconds = await self._run(run)
         return self._result(images[0], steps, seconds, pipeline)
@@ -331,21 +329,24 @@ class DiffusersProvider:
         mask = keep.resize(work, Image.Resampling.NEAREST)
 
         def run(on_step: Callable[[int, int], None]) -> list[Image.Image]:
-            painted = pipeline.inpaint(
-                call.prompt,
-                call.negative_prompt,
-                source,
-                [call.seed],
-                steps,
-                mask,
-                self._options.guidance_scale,
-                on_step,
-            )
+            denoise = self._denoise(call.prompt, call.negative_prompt, [call.seed], steps, on_step)
+            painted = pipeline.inpaint(denoise, source, mask)
             full = painted[0].resize(original.size, Image.Resampling.LANCZOS)
             return [Image.composite(full, original, keep)]
 
         images, seconds = await self._run(run)
         return self._result(images[0], steps, seconds, pipeline)
+
+    def _denoise(
+        self,
+        prompt: str,
+        negative_prompt: str | None,
+        seeds: list[int],
+        steps: int,
+        on_step: Callable[[int, int], None],
+    ) -> Denoise:
+        guidance = self._options.guidance_scale
+        return Denoise(prompt, negative_prompt, seeds, steps, guidance, on_step)
 
     def _model(self, name: str) -> _Model:
         model = self._models.get(name)

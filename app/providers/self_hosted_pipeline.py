@@ -4,13 +4,12 @@ denoising steps. Imported only by a process that serves the models (app.provider
 
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from PIL import Image
 
 from app.errors import InvalidForModel
-from app.providers.self_hosted import LoadedModel
+from app.providers.self_hosted import Denoise, LoadedModel
 
 try:
     import diffusers
@@ -33,7 +32,6 @@ for library in (diffusers.utils.logging, transformers.utils.logging):
     library.disable_progress_bar()
     library.set_verbosity_error()
 PRECISIONS = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-StepCallback = Callable[[int, int], None]
 
 
 def pick_device(setting: str) -> str:
@@ -94,78 +92,27 @@ class Pipeline:
         self._variants: dict[type, Any] = {}
         self._lock = threading.Lock()
 
-    def text_to_image(
-        self,
-        prompt: str,
-        negative_prompt: str | None,
-        size: tuple[int, int],
-        seeds: list[int],
-        steps: int,
-        guidance_scale: float,
-        on_step: StepCallback,
-    ) -> list[Image.Image]:
+    def text_to_image(self, denoise: Denoise, size: tuple[int, int]) -> list[Image.Image]:
         """One image per seed, in one batch."""
         width, height = size
-        return self._call(
-            self._text_to_image,
-            seeds,
-            steps,
-            on_step,
-            prompt=prompt,
-            negative_prompt=negative_prompt,
-            width=width,
-            height=height,
-            guidance_scale=guidance_scale,
-        )
+        return self._call(self._text_to_image, denoise, width=width, height=height)
 
     def image_to_image(
-        self,
-        prompt: str,
-        negative_prompt: str | None,
-        source: Image.Image,
-        seeds: list[int],
-        steps: int,
-        strength: float,
-        guidance_scale: float,
-        on_step: StepCallback,
+        self, denoise: Denoise, source: Image.Image, strength: float
     ) -> list[Image.Image]:
         """The source moved `strength` (0..1) of the way towards the prompt."""
-        return self._call(
-            self._variant(AutoPipelineForImage2Image, "image to image"),
-            seeds,
-            steps,
-            on_step,
-            prompt=prompt,
-            negative_prompt=negative_prompt,
-            image=source,
-            strength=max(strength, 1 / steps),
-            guidance_scale=guidance_scale,
-        )
+        pipeline = self._variant(AutoPipelineForImage2Image, "image to image")
+        strength = max(strength, 1 / denoise.steps)
+        return self._call(pipeline, denoise, image=source, strength=strength)
 
     def inpaint(
-        self,
-        prompt: str,
-        negative_prompt: str | None,
-        source: Image.Image,
-        seeds: list[int],
-        steps: int,
-        mask: Image.Image,
-        guidance_scale: float,
-        on_step: StepCallback,
+        self, denoise: Denoise, source: Image.Image, mask: Image.Image
     ) -> list[Image.Image]:
         """The source with the mask's white area painted anew."""
+        pipeline = self._variant(AutoPipelineForInpainting, "inpainting")
+        width, height = source.size
         return self._call(
-            self._variant(AutoPipelineForInpainting, "inpainting"),
-            seeds,
-            steps,
-            on_step,
-            prompt=prompt,
-            negative_prompt=negative_prompt,
-            image=source,
-            mask_image=mask,
-            width=source.width,
-            height=source.height,
-            guidance_scale=guidance_scale,
+            pipeline, denoise, image=source, mask_image=mask, width=width, height=height
         )
 
     def _variant(self, auto_class: Any, task: str) -> Any:
@@ -180,23 +127,24 @@ class Pipeline:
             self._variants[auto_class] = variant
         return self._variants[auto_class]
 
-    def _call(
-        self, pipeline: Any, seeds: list[int], steps: int, on_step: StepCallback, **arguments: Any
-    ) -> list[Image.Image]:
+    def _call(self, pipeline: Any, denoise: Denoise, **arguments: Any) -> list[Image.Image]:
         """Run the pipeline for one image per seed, each from a CPU generator of its own (so a
-        seed makes the same image in any batch), telling `on_step` after each step."""
-        generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+        seed makes the same image in any batch), telling `denoise.on_step` after each step."""
+        generators = [torch.Generator("cpu").manual_seed(seed) for seed in denoise.seeds]
 
         def step_end(running: Any, step: int, _timestep: Any, tensors: dict) -> dict:
             # Image to image runs the last `strength` of the steps only.
-            on_step(step + 1, getattr(running, "num_timesteps", steps))
+            denoise.on_step(step + 1, getattr(running, "num_timesteps", denoise.steps))
             return tensors
 
         with self._lock, torch.inference_mode():
             output = pipeline(
-                num_images_per_prompt=len(seeds),
+                prompt=denoise.prompt,
+                negative_prompt=denoise.negative_prompt,
+                guidance_scale=denoise.guidance_scale,
+                num_images_per_prompt=len(denoise.seeds),
                 generator=generators,
-                num_inference_steps=steps,
+                num_inference_steps=denoise.steps,
                 callback_on_step_end=step_end,
                 output_type="pil",
                 **arguments,
