@@ -4,7 +4,7 @@ one image, and to make a job's `n` images as one batch against one call per imag
 the same run. The figures are of the pipeline code and torch's CPU kernels, not of a real model:
 a real one is hundreds of times larger and runs on a GPU.
 
-    .venv/bin/python bench/self_hosted.py [--steps 30] [--n 4] [--repeats 5]
+    .venv/bin/python bench/self_hosted.py [--steps 30] [--n 4] [--repeats 5] [--threads 0]
 """
 
 import argparse
@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.providers.self_hosted import Denoise
+from app.providers.self_hosted import Denoise, PipelineOptions
 from app.providers.self_hosted_pipeline import load_pipeline
 from tests.self_hosted.tiny import NATIVE_SIDE, save_tiny_pipeline
 
@@ -35,11 +35,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--n", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch's threads; 0: one a core")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         model = save_tiny_pipeline(Path(directory) / "tiny")
-        loads = [timed(lambda: load_pipeline(str(model), "cpu", "float32")) for _ in range(3)]
-        pipeline = load_pipeline(str(model), "cpu", "float32")
+        cpu = PipelineOptions(device="cpu", precision="float32", cpu_threads=options.threads)
+        loads = [timed(lambda: load_pipeline(str(model), cpu)) for _ in range(3)]
+        pipeline = load_pipeline(str(model), cpu)
 
     def make(seeds: list[int]) -> None:
         denoise = Denoise(PROMPT, None, seeds, options.steps, 7.5, lambda *_: None)

@@ -182,4 +182,5 @@ def pipeline_options(settings: Settings) -> PipelineOptions:
         steps=settings.diffusers_steps,
         guidance_scale=settings.diffusers_guidance_scale,
         gpu_second_usd=settings.diffusers_gpu_second_usd,
+        cpu_threads=settings.cpu_threads,
     )

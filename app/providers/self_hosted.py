@@ -82,6 +82,8 @@ class PipelineOptions:
     steps: int = 30
     guidance_scale: float = 7.5
     gpu_second_usd: float = 0.0
+    # Threads torch gives a model running on the CPU; 0 leaves torch's own choice (one a core).
+    cpu_threads: int = 0
 
 
 @dataclass(frozen=True)
@@ -366,9 +368,7 @@ class DiffusersProvider:
 
                 options = self._options
                 try:
-                    model.pipeline = await asyncio.to_thread(
-                        load_pipeline, model.source, options.device, options.precision
-                    )
+                    model.pipeline = await asyncio.to_thread(load_pipeline, model.source, options)
                 except (OSError, ValueError, RuntimeError) as exc:
                     raise ProviderError(
                         f"{model.spec.id} could not be loaded from {model.source!r}: {exc}"

@@ -9,7 +9,7 @@ from typing import Any
 from PIL import Image
 
 from app.errors import InvalidForModel
-from app.providers.self_hosted import Denoise, LoadedModel
+from app.providers.self_hosted import Denoise, LoadedModel, PipelineOptions
 
 try:
     import diffusers
@@ -52,11 +52,13 @@ def pick_precision(setting: str, device: str) -> str:
     return "float32" if device == "cpu" else "float16"
 
 
-def load_pipeline(source: str, device_setting: str, precision_setting: str) -> "Pipeline":
+def load_pipeline(source: str, options: PipelineOptions) -> "Pipeline":
     """Load a model's text-to-image pipeline from a directory or the Hugging Face cache (never
     the network) onto its device, at its precision."""
-    device = pick_device(device_setting)
-    precision = pick_precision(precision_setting, device)
+    device = pick_device(options.device)
+    precision = pick_precision(options.precision, device)
+    if device == "cpu" and options.cpu_threads:
+        torch.set_num_threads(options.cpu_threads)
     text_to_image = AutoPipelineForText2Image.from_pretrained(
         source, dtype=PRECISIONS[precision], local_files_only=True
     ).to(device)

@@ -22,7 +22,7 @@ async def test_only_a_gpu_worker_takes_and_loads_self_hosted_jobs(
     deployment_settings: Settings, worker, tiny_model: Path, tmp_path: Path
 ):
     settings = deployment_settings.model_copy(
-        update={"diffusers_models": f"tiny={tiny_model}", "diffusers_steps": 4}
+        update={"diffusers_models": f"tiny={tiny_model}", "diffusers_steps": 4, "cpu_threads": 1}
     )
     application = create_app(settings)
     async with application.router.lifespan_context(application):
@@ -70,19 +70,20 @@ async def test_only_a_gpu_worker_takes_and_loads_self_hosted_jobs(
     assert ready_after.startswith("loaded on cpu (float32)")
 
 
-def test_a_gpu_worker_that_cannot_load_its_model_stops_at_start_saying_why(
+async def test_a_gpu_worker_that_cannot_load_its_model_fails_to_start_saying_why(
     deployment_settings: Settings, tmp_path: Path
 ):
     missing = tmp_path / "no-such-model"
-    settings = deployment_settings.model_copy(
-        update={"diffusers_models": f"gone={missing}", "data_dir": tmp_path}
-    )
+    settings = deployment_settings.model_copy(update={"diffusers_models": f"gone={missing}"})
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        with pytest.raises(ProviderError) as failure:
+            async with open_runtime(settings, Role.WORKER, redis=redis, lane="gpu"):
+                pass
+    finally:
+        await redis.aclose()
 
-    process = start_darkroom("worker", settings, tmp_path / "log", "--queue", "gpu")
-    code = process.wait(timeout=60)
-
-    assert code != 0
-    assert f"diffusers/gone could not be loaded from '{missing}'" in (tmp_path / "log").read_text()
+    assert f"diffusers/gone could not be loaded from '{missing}'" in failure.value.detail
 
 
 async def test_a_default_worker_never_loads_a_model_even_when_it_is_configured(

@@ -26,7 +26,9 @@ MODEL = "diffusers/tiny"
 def self_hosted_settings(directory: Path, model: Path, **overrides: object) -> Settings:
     """Embedded settings serving the tiny model as `diffusers/tiny`, 4 steps an image."""
     directory.mkdir()
-    values = {"diffusers_models": f"tiny={model}", "diffusers_steps": 4}
+    # One torch thread: the suite's other processes keep the cores busy, and torch's threads
+    # spin waiting for each other when they do not get one each.
+    values = {"diffusers_models": f"tiny={model}", "diffusers_steps": 4, "cpu_threads": 1}
     return Settings(data_dir=directory, **(values | overrides))
 
 
