@@ -58,6 +58,13 @@ def caption_text(prompt: str) -> str:
     """The subject words of the brief at the head of a prompt, its phrases joined by middle dots
     (`a ceramic mug on a walnut desk` gives `ceramic mug · walnut desk`); empty when none are
     left. Letters the caption font lacks lose their accents, or are left out."""
+    return f" {DOT} ".join(" ".join(words) for words in brief_phrases(prompt))
+
+
+def brief_phrases(prompt: str) -> list[list[str]]:
+    """The words of each phrase of the brief at the head of a prompt, in order, without the
+    words that join or point (`a ceramic mug on a walnut desk` gives `[["ceramic", "mug"],
+    ["walnut", "desk"]]`): the caller's own words, which the optimizer's additions follow."""
     weighted = WEIGHTED_TAG.match(prompt.strip())
     brief = weighted["text"] if weighted else prompt.strip()
     head = SENTENCE_END.split(brief, maxsplit=1)[0]
@@ -68,7 +75,7 @@ def caption_text(prompt: str) -> str:
             phrases.append([])
         elif lowered not in POINTING_WORDS:
             phrases[-1].append(token)
-    return f" {DOT} ".join(" ".join(words) for words in phrases if words)
+    return [words for words in phrases if words]
 
 
 def add_labels(image: Image.Image, caption: str) -> Image.Image:

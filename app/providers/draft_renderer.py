@@ -2,9 +2,10 @@
 
 It is not a generative model: it turns a prompt into a quick, deterministic sketch. Colour and
 mood words pick the palette, subject words pick a layout (figure, product, landscape, skyline or
-abstract, optionally pushed to one side for banners) and the seed decides every position, size,
-count and the film grain. All randomness comes from PCG64 generators seeded through hashlib, so
-identical inputs give identical pixels in every process.
+abstract, optionally pushed to one side for banners), the brief at the head of the prompt (the
+caller's own words) names a product's shape and colours, and the seed decides every position,
+size, count and the film grain. All randomness comes from PCG64 generators seeded through
+hashlib, so identical inputs give identical pixels in every process.
 """
 
 from __future__ import annotations
@@ -19,10 +20,14 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
+from app.providers.draft_labels import brief_phrases
+
 RGB = tuple[int, int, int]
 RGBA = tuple[int, int, int, int]
 Box = tuple[float, float, float, float]  # left, top, right, bottom
 V = TypeVar("V")
+# Draws a product standing at (x, base) at a size in pixels in a colour; gives its body's box.
+ProductShape = Callable[[ImageDraw.ImageDraw, float, float, float, RGB], Box]
 
 MIN_SIDE = 64
 MAX_SIDE = 4096
@@ -42,14 +47,18 @@ def render_draft(prompt: str, seed: int, width: int, height: int) -> Image.Image
     if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
         raise ValueError(f"size must be within {MIN_SIDE}..{MAX_SIDE} px, got {width}x{height}")
     words = prompt_words(prompt)
-    palette = _palette(words)
     subject, banner = _subject(words)
     layout = LAYOUTS[subject]
+    brief = brief_subject(prompt)
+    # A product wears the colours its brief gives it and its surface; the other words colour the
+    # backdrop around it, so a red sneaker on a light-grey backdrop is not red on red.
+    taken = brief.colour_words if subject == "product" else frozenset()
+    palette = _palette(_without(words, taken), _without(brief.words, taken))
     rng = seeded_rng("render", str(seed), prompt)
     focus = _focus(layout, banner, rng)
     size = _work_size(width, height)
     backdrop = _background(palette, _backdrop_size(size), focus)
-    scene = _Scene(backdrop, size, palette, rng, focus, banner)
+    scene = _Scene(backdrop, size, palette, rng, focus, banner, brief)
     layout.paint(scene)
     # Area averaging anti-aliases the downscale and is the cheapest filter that does.
     img, resample = scene.img, Image.Resampling.BOX
@@ -71,6 +80,10 @@ def match_words(words: list[str], table: Mapping[str, V]) -> list[V]:
         if key in table:
             found.append(table[key])
     return found
+
+
+def _without(words: list[str], left_out: frozenset[str]) -> list[str]:
+    return [word for word in words if word not in left_out]
 
 
 def seeded_rng(*parts: str) -> np.random.Generator:
@@ -122,8 +135,9 @@ def _tone(colour: RGB, tone: float) -> RGB:
     return _hls(h, lum + tone * (1 - lum) if tone > 0 else lum * (1 + tone), s)
 
 
-# Colour and mood words -> the colours they evoke, the most characteristic first.
-COLOUR_WORDS: dict[str, tuple[RGB, ...]] = {
+# Words for the colour of a thing, and the materials that give one -> the colours they evoke,
+# the most characteristic first. Only these colour a draft's subject or what it stands on.
+OBJECT_COLOUR_WORDS: dict[str, tuple[RGB, ...]] = {
     "red": ((200, 35, 45), (150, 20, 30)),
     "crimson": ((170, 15, 40),),
     "rose": ((230, 120, 140),),
@@ -161,6 +175,16 @@ COLOUR_WORDS: dict[str, tuple[RGB, ...]] = {
     "beige": ((225, 205, 175), (200, 180, 150)),
     "cream": ((245, 235, 210),),
     "sand": ((230, 205, 160),),
+    "walnut": ((95, 60, 38), (125, 82, 52)),
+    "oak": ((190, 145, 95), (160, 115, 70)),
+    "wood": ((150, 100, 60), (115, 75, 45)),
+    "wooden": ((150, 100, 60), (115, 75, 45)),
+    "marble": ((235, 233, 228), (200, 200, 198)),
+    "concrete": ((160, 160, 155), (125, 125, 122)),
+    "terracotta": ((200, 105, 70), (165, 80, 55)),
+}
+# Mood and scene words -> the colours they evoke, for the whole palette.
+SCENE_COLOUR_WORDS: dict[str, tuple[RGB, ...]] = {
     "pastel": ((250, 200, 210), (190, 220, 240), (200, 235, 210)),
     "neon": ((255, 40, 200), (40, 240, 255), (25, 10, 45)),
     "cyberpunk": ((250, 40, 180), (30, 220, 250), (20, 15, 50)),
@@ -185,6 +209,7 @@ COLOUR_WORDS: dict[str, tuple[RGB, ...]] = {
     "summer": ((255, 200, 60), (60, 180, 220)),
     "tropical": ((30, 190, 160), (255, 150, 60), (250, 90, 120)),
 }
+COLOUR_WORDS: dict[str, tuple[RGB, ...]] = {**OBJECT_COLOUR_WORDS, **SCENE_COLOUR_WORDS}
 
 # Mood words -> how far they darken (negative) or lighten (positive) the whole palette.
 TONE_WORDS: dict[str, float] = {
@@ -236,9 +261,15 @@ class _Palette:
         return min(self.inks, key=_luma)
 
 
-def _palette(words: list[str]) -> _Palette:
+def _overall_tone(words: list[str]) -> float:
+    return min(max(sum(match_words(words, TONE_WORDS)), -0.6), 0.6)
+
+
+def _palette(words: list[str], brief_words: list[str]) -> _Palette:
+    """The palette of the prompt's `words`; when the brief's own `brief_words` name a colour, only
+    they set the tone, so words the optimizer adds (`soft`, `light-grey`) cannot wash it out."""
     named = [colour for colours in match_words(words, COLOUR_WORDS) for colour in colours]
-    tone = min(max(sum(match_words(words, TONE_WORDS)), -0.6), 0.6)
+    tone = _overall_tone(brief_words if match_words(brief_words, COLOUR_WORDS) else words)
     base = [_tone(c, tone) for c in dict.fromkeys(named) or _derived_colours(words)]
     # Variants on the far side of mid-grey keep single-colour prompts from looking flat.
     variants = [_shift(c, light=-0.25 if _luma(c) > 0.5 else 0.25, hue=0.03) for c in base]
@@ -269,6 +300,7 @@ class _Scene:
     rng: np.random.Generator
     focus: tuple[float, float]  # subject centre as fractions of width and height
     banner: bool
+    brief: BriefSubject
 
     @property
     def draw(self) -> ImageDraw.ImageDraw:
@@ -427,18 +459,90 @@ def _box(draw: ImageDraw.ImageDraw, cx: float, base: float, size: float, ink: RG
     return body
 
 
-PRODUCT_SHAPES: tuple[Callable[[ImageDraw.ImageDraw, float, float, float, RGB], Box], ...] = (
-    _bottle,
-    _mug,
-    _box,
-)
+def _shoe(draw: ImageDraw.ImageDraw, cx: float, base: float, size: float, ink: RGB) -> Box:
+    """A sneaker in side view, toe to the right: the upper over a pale sole."""
+    s, heel, toe = size, cx - size * 1.7, cx + size * 1.7
+    sole_top = base - s * 0.4
+    upper = [
+        (heel, sole_top),
+        (heel + s * 0.05, base - s * 1.75),  # back of the collar
+        (heel + s * 0.9, base - s * 1.6),
+        (heel + s * 1.35, base - s * 1.85),  # the tongue
+        (heel + s * 1.65, base - s * 1.3),
+        (toe - s * 0.6, base - s * 0.95),  # the laces run down to the toe box
+        (toe - s * 0.1, base - s * 0.72),
+        (toe, sole_top),
+    ]
+    draw.polygon(upper, fill=ink)
+    draw.ellipse((toe - s * 0.9, base - s * 0.98, toe + s * 0.05, sole_top + s * 0.2), fill=ink)
+    sole = (heel - s * 0.05, sole_top, toe + s * 0.12, base)
+    draw.rounded_rectangle(sole, radius=s * 0.15, fill=_mix(ink, (240, 240, 236), 0.9))
+    return heel, base - s * 1.75, toe, base
+
+
+def _jar(draw: ImageDraw.ImageDraw, cx: float, base: float, size: float, ink: RGB) -> Box:
+    """A squat jar or tub with a darker lid."""
+    half, top = size * 1.15, base - size * 1.9
+    body = (cx - half, top, cx + half, base)
+    draw.rounded_rectangle(body, radius=size * 0.25, fill=ink)
+    lid = (cx - half * 1.04, top - size * 0.45, cx + half * 1.04, top + size * 0.1)
+    draw.rounded_rectangle(lid, radius=size * 0.12, fill=_shift(ink, light=-0.15))
+    return body
+
+
+def _vase(draw: ImageDraw.ImageDraw, cx: float, base: float, size: float, ink: RGB) -> Box:
+    """A round-bellied vase whose neck flares to a lip."""
+    s, neck_top = size, base - size * 3.2
+    neck = [(cx - s * 0.5, base - s * 2.2), (cx - s * 0.75, neck_top)]
+    draw.polygon([*neck, (cx + s * 0.75, neck_top), (cx + s * 0.5, base - s * 2.2)], fill=ink)
+    lip = (cx - s * 0.8, neck_top - s * 0.15, cx + s * 0.8, neck_top + s * 0.15)
+    draw.ellipse(lip, fill=_shift(ink, light=-0.1))
+    draw.ellipse((cx - s * 1.2, base - s * 2.6, cx + s * 1.2, base), fill=ink)
+    # The gloss is drawn over the middle of the belly, where it stays inside the curve.
+    return cx - s * 1.0, base - s * 2.3, cx + s * 1.0, base - s * 0.2
+
+
+def _lamp(draw: ImageDraw.ImageDraw, cx: float, base: float, size: float, ink: RGB) -> Box:
+    """A table lamp: a tapered shade on a thin stem and a round foot."""
+    foot = (cx - size * 0.8, base - size * 0.3, cx + size * 0.8, base)
+    draw.ellipse(foot, fill=_shift(ink, light=-0.15))
+    stem = (cx - size * 0.1, base - size * 2.3, cx + size * 0.1, base - size * 0.15)
+    draw.rectangle(stem, fill=_shift(ink, light=-0.15))
+    top, bottom = base - size * 3.6, base - size * 2.2
+    shade = [(cx - size * 0.7, top), (cx + size * 0.7, top), (cx + size * 1.2, bottom)]
+    draw.polygon([*shade, (cx - size * 1.2, bottom)], fill=ink)
+    return cx - size * 1.0, top, cx + size * 1.0, bottom
+
+
+PRODUCT_SHAPES: dict[str, ProductShape] = {
+    "bottle": _bottle,
+    "mug": _mug,
+    "box": _box,
+    "shoe": _shoe,
+    "jar": _jar,
+    "vase": _vase,
+    "lamp": _lamp,
+}
+# The shapes the seed chooses between when the brief names none of the words below.
+SEEDED_SHAPES = ("bottle", "mug", "box")
+# Words for a product -> the shape that draws it.
+SHAPE_WORDS: dict[str, str] = {
+    **dict.fromkeys(("mug", "cup", "teacup", "tumbler"), "mug"),
+    **dict.fromkeys(("bottle", "wine", "perfume", "fragrance", "flask", "serum"), "bottle"),
+    **dict.fromkeys(("box", "package", "packaging", "carton", "parcel", "gift"), "box"),
+    **dict.fromkeys(("sneaker", "shoe", "boot", "trainer", "footwear"), "shoe"),
+    **dict.fromkeys(("jar", "candle", "cosmetic", "cream", "tub"), "jar"),
+    **dict.fromkeys(("vase", "jug", "pitcher", "urn"), "vase"),
+    **dict.fromkeys(("lamp",), "lamp"),
+}
 
 
 def _pedestal(scene: _Scene, floor: float, half: float, rim: float, shadow: float) -> None:
-    """Draw a cylinder whose top sits at ``floor`` (a fraction of the height), sizes in units."""
+    """Draw a cylinder whose top sits at ``floor`` (a fraction of the height), sizes in units, in
+    the colour the brief gives the surface, else a shade of the backdrop."""
     draw, h, u = scene.draw, scene.img.height, scene.unit
     cx, top = scene.centre()[0], floor * h
-    stand = _shift(scene.palette.middle, light=-0.08)
+    stand = scene.brief.surface or _shift(scene.palette.middle, light=-0.08)
     draw.rectangle((cx - half * u, top, cx + half * u, h), fill=stand)
     lid = (cx - half * u, top - rim * u, cx + half * u, top + rim * u)
     draw.ellipse(lid, fill=_shift(stand, light=0.06))
@@ -447,14 +551,16 @@ def _pedestal(scene: _Scene, floor: float, half: float, rim: float, shadow: floa
 
 
 def _draw_product(scene: _Scene) -> None:
-    """A studio object standing on a pedestal over a soft contact shadow."""
+    """A studio object standing on a pedestal over a soft contact shadow: the shape and colour
+    the brief names, else a shape the seed picks in a colour that stands out."""
     rng = scene.rng
     floor, size = rng.uniform(0.7, 0.78), rng.uniform(0.1, 0.14)
     _pedestal(scene, floor, rng.uniform(0.22, 0.32), rng.uniform(0.04, 0.07), size * 1.8)
     scene.blur_backdrop(0.005)
     draw, cx, base = scene.draw, scene.centre()[0], floor * scene.img.height
-    shape = _pick(rng, PRODUCT_SHAPES)
-    x0, y0, x1, y1 = shape(draw, cx, base, size * scene.unit, scene.palette.contrasting())
+    shape = PRODUCT_SHAPES[scene.brief.shape or _pick(rng, SEEDED_SHAPES)]
+    ink = scene.brief.colour or scene.palette.contrasting()
+    x0, y0, x1, y1 = shape(draw, cx, base, size * scene.unit, ink)
     # A specular strip reads as a glossy object rather than a flat cut-out.
     w, h = x1 - x0, y1 - y0
     gloss = (x0 + 0.16 * w, y0 + 0.12 * h, x0 + 0.28 * w, y1 - 0.18 * h)
@@ -620,6 +726,13 @@ LAYOUT_WORDS: dict[str, str] = {
     "mug": "product",
     "cup": "product",
     "package": "product",
+    "parcel": "product",
+    "carton": "product",
+    "vase": "product",
+    "lamp": "product",
+    "boot": "product",
+    "teacup": "product",
+    "flask": "product",
     "packaging": "product",
     "box": "product",
     "jar": "product",
@@ -657,6 +770,64 @@ LAYOUT_WORDS: dict[str, str] = {
 def _subject(words: list[str]) -> tuple[str, bool]:
     found = match_words(words, LAYOUT_WORDS)
     return next((name for name in found if name != "banner"), "abstract"), "banner" in found
+
+
+# Words for what a product stands on: a brief's phrase with one gives the surface its colour.
+SURFACE_WORDS: dict[str, str] = dict.fromkeys(
+    (
+        *("desk", "table", "tabletop", "counter", "countertop", "worktop", "shelf", "floor"),
+        *("pedestal", "plinth", "stand", "surface", "tray", "board", "slab", "block", "bench"),
+    ),
+    "surface",
+)
+
+
+@dataclass(frozen=True)
+class BriefSubject:
+    """What the caller's own words, the brief at the head of the prompt, say about a product:
+    its shape and colour (from the phrase that names it, else the first) and the colour of the
+    surface it stands on (from a phrase that names one)."""
+
+    words: list[str]  # the brief's words, lower-cased
+    shape: str | None  # a key of PRODUCT_SHAPES
+    colour: RGB | None
+    surface: RGB | None
+    colour_words: frozenset[str]  # the colour and tone words that gave the two colours
+
+
+def brief_subject(prompt: str) -> BriefSubject:
+    """Read a product's shape and colours from the brief at the head of `prompt`; the last shape
+    word of the subject's phrase wins (`shoe box` is a box)."""
+    phrases = [prompt_words(" ".join(phrase)) for phrase in brief_phrases(prompt)]
+    named = [index for index, phrase in enumerate(phrases) if match_words(phrase, SHAPE_WORDS)]
+    subject = phrases[named[0]] if named else phrases[0] if phrases else []
+    surface_words = [
+        word
+        for phrase in phrases
+        if phrase is not subject and match_words(phrase, SURFACE_WORDS)
+        for word in phrase
+    ]
+    colour, colour_words = _object_colour(subject)
+    surface, surface_colour_words = _object_colour(surface_words)
+    shapes = match_words(subject, SHAPE_WORDS)
+    return BriefSubject(
+        words=[word for phrase in phrases for word in phrase],
+        shape=shapes[-1] if shapes else None,
+        colour=colour,
+        surface=surface,
+        colour_words=frozenset([*colour_words, *surface_colour_words]),
+    )
+
+
+def _object_colour(words: list[str]) -> tuple[RGB | None, list[str]]:
+    """The first colour of a thing the words name, lightened or darkened by their tone words
+    (`dark red`), with the words that gave it; none when they name no such colour."""
+    colours = match_words(words, OBJECT_COLOUR_WORDS)
+    if not colours:
+        return None, []
+    tables: tuple[Mapping[str, object], ...] = (OBJECT_COLOUR_WORDS, TONE_WORDS)
+    taken = [word for word in words if any(match_words([word], table) for table in tables)]
+    return _tone(colours[0][0], _overall_tone(words)), taken
 
 
 def _focus(layout: _Layout, banner: bool, rng: np.random.Generator) -> tuple[float, float]:

@@ -38,9 +38,9 @@ DRAFT = ModelSpec(
     name="draft",
     description=(
         "A stand-in for building and testing a workflow offline, not an AI model: an instant, "
-        "free, deterministic sketch (palette and layout from the brief's words, details from the "
-        "seed), captioned with the brief's subject words and tagged DRAFT. Switch to a real "
-        "model for real pictures."
+        "free, deterministic sketch (palette, layout and a product's shape and colour from the "
+        "brief's words, details from the seed), captioned with the brief's subject words and "
+        "tagged DRAFT. Switch to a real model for real pictures."
     ),
     capabilities=ModelCapabilities(
         modes=("generate", "edit", "variants"),

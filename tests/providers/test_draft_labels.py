@@ -6,7 +6,7 @@ import pytest
 from PIL import Image, ImageChops, ImageFont
 
 from app.prompts import optimize_prompt
-from app.providers.draft_labels import add_labels, caption_text, wrap
+from app.providers.draft_labels import add_labels, brief_phrases, caption_text, wrap
 from app.providers.draft_renderer import MAX_SIDE, MIN_SIDE
 
 LONG_CAPTION = "portrait · woman · red coat · night city street · neon · rain · umbrella"
@@ -35,6 +35,14 @@ def test_caption_reads_the_brief_at_the_head_of_an_optimized_prompt(rendering: s
 
     assert len(prompt) > len(brief)
     assert caption_text(prompt) == "ceramic mug · walnut desk"
+
+
+@pytest.mark.parametrize("rendering", ["sentences", "tags"])
+def test_brief_phrases_are_the_callers_words_without_the_optimizers(rendering: str):
+    prompt = optimize_prompt("a red sneaker on a white table", rendering=rendering).prompt
+
+    assert "soft" in prompt
+    assert brief_phrases(prompt) == [["red", "sneaker"], ["white", "table"]]
 
 
 def test_wrap_breaks_between_phrases_and_ends_what_does_not_fit_with_an_ellipsis():

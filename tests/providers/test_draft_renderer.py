@@ -1,5 +1,6 @@
 """Behaviour of the seeded procedural draft renderer behind the offline ``local/draft`` model."""
 
+import colorsys
 import hashlib
 import io
 
@@ -7,7 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.providers.draft_renderer import render_draft
+from app.prompts import optimize_prompt
+from app.providers.draft_renderer import (
+    LAYOUT_WORDS,
+    brief_subject,
+    match_words,
+    prompt_words,
+    render_draft,
+)
 from tests.support import fresh_process_output
 
 
@@ -23,6 +31,34 @@ def pixels(prompt: str, seed: int = 7, width: int = 256, height: int = 256) -> n
 
 def luminance(arr: np.ndarray) -> float:
     return float((arr @ np.array([0.299, 0.587, 0.114])).mean())
+
+
+def share_of_hue(
+    arr: np.ndarray,
+    area: tuple[float, float, float, float],
+    hue: float,
+    min_saturation: float,
+    max_lightness: float,
+) -> float:
+    """Of the pixels in `area` (top, bottom, left, right as fractions) more saturated than
+    `min_saturation`, the share within 30 degrees of `hue` (0..1) and no lighter than
+    `max_lightness`: a pale pink is not red."""
+    height, width, _ = arr.shape
+    top, bottom, left, right = area
+    region = arr[int(top * height) : int(bottom * height), int(left * width) : int(right * width)]
+    hls = np.array([colorsys.rgb_to_hls(*pixel) for pixel in region.reshape(-1, 3) / 255])
+    saturated = hls[:, 2] > min_saturation
+    distance = np.abs(hls[:, 0] - hue)
+    matching = (np.minimum(distance, 1 - distance) <= 1 / 12) & (hls[:, 1] <= max_lightness)
+    return float((saturated & matching).sum() / max(1, saturated.sum()))
+
+
+def blue_height(prompt: str, seed: int) -> float:
+    """How much of the image's height the blue pixels span."""
+    arr = pixels(prompt, seed, 128, 128)
+    blue = (arr[..., 2] > arr[..., 0] + 60) & (arr[..., 2] > arr[..., 1] + 40)
+    rows = np.flatnonzero(blue.any(axis=1))
+    return (rows[-1] - rows[0] + 1) / 128 if rows.size else 0.0
 
 
 def edge_energy(img: Image.Image) -> tuple[float, float]:
@@ -144,3 +180,69 @@ def test_banner_leaves_one_side_calm_for_copy(prompt: str, seed: int):
     left, right = edge_energy(render_draft(prompt, seed, 512, 256))
 
     assert min(left, right) < 0.4 * max(left, right)
+
+
+@pytest.mark.parametrize(
+    ("brief", "shape"),
+    [
+        ("a ceramic mug on a walnut desk", "mug"),
+        ("a red sneaker", "shoe"),
+        ("hiking boots", "shoe"),
+        ("close-up of a green perfume bottle", "bottle"),
+        ("a shoe box", "box"),
+        ("a blue vase", "vase"),
+        ("a jar of face cream", "jar"),
+        ("a brass table lamp", "lamp"),
+        ("a watch", None),
+        ("product banner", None),
+    ],
+)
+def test_brief_subject_names_the_shape_of_the_product(brief: str, shape: str | None):
+    assert brief_subject(brief).shape == shape
+
+
+@pytest.mark.parametrize("rendering", ["sentences", "tags"])
+def test_brief_subject_reads_only_the_callers_words_at_the_head_of_the_prompt(rendering: str):
+    prompt = optimize_prompt("a red sneaker on a walnut desk", rendering=rendering).prompt
+    subject = brief_subject(prompt)
+
+    assert (subject.shape, subject.colour) == ("shoe", (200, 35, 45))
+    assert (
+        subject.surface is not None and subject.surface[0] > subject.surface[1] > subject.surface[2]
+    )
+    assert subject.words == ["red", "sneaker", "walnut", "desk"]
+
+
+@pytest.mark.parametrize("brief", ["a ceramic mug on a walnut desk", "a blue vase", "a table lamp"])
+def test_product_words_route_to_the_product_layout(brief: str):
+    assert match_words(prompt_words(brief), LAYOUT_WORDS)[0] == "product"
+
+
+@pytest.mark.parametrize(("brief", "hue"), [("a red sneaker", 0.0), ("a blue vase", 0.62)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_product_wears_the_colour_its_brief_names_not_the_optimizers_tones(
+    brief: str, hue: float, seed: int
+):
+    arr = pixels(optimize_prompt(brief).prompt, seed, 128, 128)
+
+    assert share_of_hue(arr, (0.45, 0.8, 0.3, 0.7), hue, 0.45, 0.65) > 0.85
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_walnut_desk_is_a_brown_surface_under_the_mug(seed: int):
+    arr = pixels(optimize_prompt("a ceramic mug on a walnut desk").prompt, seed, 128, 128)
+
+    assert share_of_hue(arr, (0.88, 1.0, 0.45, 0.55), 0.07, 0.2, 0.45) > 0.9
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_mug_is_drawn_as_a_mug_and_a_bottle_as_a_bottle_whatever_the_seed(seed: int):
+    assert blue_height("a blue mug, white backdrop", seed) < 0.35
+    assert blue_height("a blue bottle, white backdrop", seed) > 0.45
+
+
+def test_a_product_the_brief_names_no_shape_for_takes_its_shape_from_the_seed():
+    heights = [blue_height("a blue watch, white backdrop", seed) for seed in range(4)]
+
+    assert brief_subject("a blue watch").shape is None
+    assert max(heights) > 0.45 and min(heights) < 0.35
