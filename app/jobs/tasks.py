@@ -246,7 +246,13 @@ async def produce_outputs(context: TaskContext, job: Job, lease: Lease) -> Produ
         # canceled or taken over (the hold is asked of the database at most once a second).
         progress = {"completed": len(done), "total": total, "step": step, "steps": steps}
         await publish(context, job, JobEventType.PROGRESS, progress)
-        await _check_still_held(context, job, lease)
+        try:
+            await _check_still_held(context, job, lease)
+        except LeaseLost:
+            raise
+        except Exception:
+            # A database that does not answer now stops nothing: the lease renewals decide.
+            logger.warning("could not check job %s between steps", job.id, exc_info=True)
 
     step_hook.set(on_step)
     missing = [index for index in range(total) if index not in done]

@@ -29,7 +29,6 @@ from app.runtime.queue import (
     lane_queue,
     wake_channel,
 )
-from app.runtime.self_hosted import report_loaded
 from app.runtime.slots import HOLD_LEASES, TenantSlots
 from app.webhooks.delivery import deliver
 
@@ -53,7 +52,6 @@ async def startup(ctx: dict[str, Any]) -> None:
     runtime = await stack.enter_async_context(
         open_runtime(settings, Role.WORKER, redis=ctx["redis"], lane=ctx["lane"])
     )
-    await report_loaded(ctx["redis"], settings.queue_name, runtime.context.registry.loaded_models())
     ctx["runtime"] = runtime
     ctx["darkroom"] = runtime.context
     ctx["slots"] = tenant_slots(ctx["settings"], ctx["redis"])

@@ -16,6 +16,7 @@ from app.providers.replicate import ReplicateProvider
 from app.providers.self_hosted import (
     DiffusersProvider,
     LoadedModel,
+    OnLoad,
     PipelineOptions,
 )
 from app.providers.stability import StabilityProvider
@@ -55,12 +56,12 @@ class ProviderRegistry:
         )
         return next((lane for lane in lanes if lane), "")
 
-    async def serve_self_hosted(self) -> None:
+    async def serve_self_hosted(self, on_load: OnLoad | None = None) -> None:
         """Make this process one that runs self-hosted models (loading them now, if they load
-        at start-up)."""
+        at start-up), telling `on_load` of each once it is loaded."""
         for provider in self._providers.values():
             if isinstance(provider, DiffusersProvider):
-                await provider.serve()
+                await provider.serve(on_load)
 
     def loaded_models(self) -> dict[str, LoadedModel]:
         """The self-hosted models loaded in this process: where each runs, and its memory."""

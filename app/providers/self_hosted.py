@@ -13,16 +13,18 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from app.cpu import run_image_work
 from app.errors import InvalidForModel, ProviderError
 from app.imaging.geometry import fit_exact
 from app.providers.base import (
+    QUALITY_TIERS,
     EditCall,
     GenerateCall,
     GenerateResult,
@@ -31,6 +33,7 @@ from app.providers.base import (
     ModelSpec,
     step_hook,
 )
+from app.providers.local_edits import mask_from_png
 
 PROVIDER = "diffusers"
 # The queue lane of the jobs of these models: only `darkroom worker --queue gpu` takes them.
@@ -66,6 +69,9 @@ TAGS_PROMPT_CHARS = 350
 MAX_IMAGES_PER_CALL = 10
 # An edit without a strength moves this far from the source.
 DEFAULT_EDIT_STRENGTH = 0.6
+# What inpainting's pixel work holds at its peak per source pixel: the source, its scaled
+# copy and the painted image scaled back as RGB, and the repaint mask.
+INPAINT_BYTES_PER_PIXEL = 12
 
 
 class DenoisingStopped(Exception):
@@ -191,7 +197,6 @@ def steps_for(quality: str, steps: int) -> int:
 def model_spec(name: str, files: ModelFiles, options: PipelineOptions) -> ModelSpec:
     """The catalog entry of one self-hosted model."""
     sentences = any(family in (files.pipeline_class or "") for family in SENTENCE_PIPELINES)
-    tiers = ("draft", "standard", "high", "auto")
     return ModelSpec(
         provider=PROVIDER,
         name=name,
@@ -210,11 +215,15 @@ def model_spec(name: str, files: ModelFiles, options: PipelineOptions) -> ModelS
             prompt_style="sentences" if sentences else "tags",
             max_prompt_chars=4000 if sentences else TAGS_PROMPT_CHARS,
             quality_levels=tuple(
-                (tier, f"{steps_for(tier, options.steps)} steps") for tier in tiers
+                (tier, f"{steps_for(tier, options.steps)} steps") for tier in QUALITY_TIERS
             ),
         ),
         price_per_image_usd=0.0 if options.gpu_second_usd == 0 else None,
     )
+
+
+# Told of models once they are loaded: model id -> where it runs and its memory.
+OnLoad = Callable[[dict[str, LoadedModel]], Awaitable[None]]
 
 
 @dataclass
@@ -223,7 +232,12 @@ class _Model:
     files: ModelFiles
     spec: ModelSpec
     pipeline: Any = None
-    loading: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The load under way, shared by every job waiting for it: a job canceled while it loads
+    # leaves it going rather than starting another.
+    load: asyncio.Task[Any] | None = None
+    # Held while the model runs a call (on a thread of its own), so calls run one at a time and
+    # a call waiting its turn holds no thread.
+    running: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class DiffusersProvider:
@@ -235,6 +249,7 @@ class DiffusersProvider:
 
     def __init__(self, models: dict[str, str], options: PipelineOptions) -> None:
         self._options = options
+        self._on_load: OnLoad | None = None
         self._models = {}
         for name, source in models.items():
             files = read_model_files(source)
@@ -254,11 +269,13 @@ class DiffusersProvider:
         """Whether any model is named; GPU workers run them, whatever process takes the job."""
         return bool(self._models)
 
-    async def serve(self) -> None:
+    async def serve(self, on_load: "OnLoad | None" = None) -> None:
         """Make this process one that runs these models: it loads each now, when loading at
-        start-up, else on its first job. Loading fails loudly, so a GPU worker that cannot
-        load its models stops at start-up rather than failing every job."""
+        start-up, else on its first job, and tells `on_load` of each once loaded. Loading fails
+        loudly, so a GPU worker that cannot load its models stops at start-up rather than
+        failing every job."""
         self._serving = True
+        self._on_load = on_load
         if self._options.load == "startup":
             for model in self._models.values():
                 await self._pipeline(model)
@@ -292,7 +309,7 @@ class DiffusersProvider:
             denoise = self._denoise(first.prompt, first.negative_prompt, seeds, steps, on_step)
             return pipeline.text_to_image(denoise, (first.width, first.height))
 
-        images, seconds = await self._run(run)
+        images, seconds = await self._run(self._model(first.model), run)
         return [self._result(image, steps, seconds / len(images), pipeline) for image in images]
 
     async def edit(self, call: EditCall) -> GenerateResult:
@@ -314,7 +331,7 @@ class DiffusersProvider:
             denoise = self._denoise(call.prompt, call.negative_prompt, [call.seed], steps, on_step)
             return pipeline.image_to_image(denoise, source, strength)
 
-        images, seconds = await self._run(run)
+        images, seconds = await self._run(model, run)
         return self._result(images[0], steps, seconds, pipeline)
 
     async def _inpaint(
@@ -322,22 +339,22 @@ class DiffusersProvider:
     ) -> GenerateResult:
         """Inpainting, made at the source's aspect ratio near the model's native area, then
         scaled to the source's own size and laid over the source through the mask: the result
-        has the source's size, and every pixel outside the mask is the source's own."""
+        has the source's size, and every pixel outside the mask is the source's own. The
+        pixel work before and after runs as any image work does, within the memory budget."""
         assert call.mask is not None
-        original = call.image.decode().convert("RGB")
-        keep = _repaint_mask(call.mask, original.size)
-        work = working_size(original.size, model.files)
-        source = original.resize(work, Image.Resampling.LANCZOS)
-        mask = keep.resize(work, Image.Resampling.NEAREST)
+        memory = call.image.width * call.image.height * INPAINT_BYTES_PER_PIXEL
+        work = working_size((call.image.width, call.image.height), model.files)
+        original, repaint, source, mask = await run_image_work(
+            memory, _inpaint_inputs, call.image, call.mask, work
+        )
 
         def run(on_step: Callable[[int, int], None]) -> list[Image.Image]:
             denoise = self._denoise(call.prompt, call.negative_prompt, [call.seed], steps, on_step)
-            painted = pipeline.inpaint(denoise, source, mask)
-            full = painted[0].resize(original.size, Image.Resampling.LANCZOS)
-            return [Image.composite(full, original, keep)]
+            return pipeline.inpaint(denoise, source, mask)
 
-        images, seconds = await self._run(run)
-        return self._result(images[0], steps, seconds, pipeline)
+        painted, seconds = await self._run(model, run)
+        image = await run_image_work(memory, _lay_over, painted[0], original, repaint)
+        return self._result(image, steps, seconds, pipeline)
 
     def _denoise(
         self,
@@ -362,45 +379,84 @@ class DiffusersProvider:
             raise ProviderError(
                 f"{model.spec.id} runs only on GPU workers (`darkroom worker --queue gpu`)."
             )
-        async with model.loading:
-            if model.pipeline is None:
-                from app.providers.self_hosted_pipeline import load_pipeline
-
-                options = self._options
-                try:
-                    model.pipeline = await asyncio.to_thread(load_pipeline, model.source, options)
-                except (OSError, ValueError, RuntimeError) as exc:
-                    raise ProviderError(
-                        f"{model.spec.id} could not be loaded from {model.source!r}: {exc}"
-                    ) from exc
+        if model.pipeline is None:
+            if model.load is None:
+                model.load = asyncio.create_task(self._load(model))
+            try:
+                await asyncio.shield(model.load)
+            finally:
+                if model.load.done() and model.load.exception() is not None:
+                    # Failed: the next job tries again.
+                    model.load = None
         return model.pipeline
 
+    async def _load(self, model: _Model) -> None:
+        try:
+            from app.providers.self_hosted_pipeline import load_pipeline
+
+            pipeline = await asyncio.to_thread(load_pipeline, model.source, self._options)
+        except (ImportError, OSError, ValueError, RuntimeError) as exc:
+            raise ProviderError(
+                f"{model.spec.id} could not be loaded from {model.source!r}: {exc}"
+            ) from exc
+        model.pipeline = pipeline
+        if self._on_load is not None:
+            await self._on_load({model.spec.id: pipeline.facts})
+
     async def _run(
-        self, work: Callable[[Callable[[int, int], None]], list[Image.Image]]
+        self, model: _Model, work: Callable[[Callable[[int, int], None]], list[Image.Image]]
     ) -> tuple[list[Image.Image], float]:
-        """Run `work` on a thread, passing it the step callback: each step is told to the
-        job's step hook (which raises to stop it, the job canceled), and a call canceled here
-        (a timeout) stops at its next step. The images and the seconds it took."""
+        """Run `work` on a thread once the model is free, passing it the step callback, and
+        return the images and the seconds the thread took. The thread never waits on the event
+        loop: each step is handed to the job's step hook, which runs beside it (the latest
+        step, when steps come faster than it) and stops the thread at its next step by
+        raising (the job canceled). A call canceled here (a timeout) stops the thread at its
+        next step too, and the model stays taken until it has."""
         hook = step_hook.get()
         loop = asyncio.get_running_loop()
         stop = threading.Event()
+        stopped_by: list[BaseException] = []
+        latest: list[tuple[int, int]] = []
+        stepped = asyncio.Event()
 
         def on_step(step: int, steps: int) -> None:
             if stop.is_set():
                 raise DenoisingStopped
-            if hook is not None:
-                asyncio.run_coroutine_threadsafe(hook(step, steps), loop).result()
+            loop.call_soon_threadsafe(_note, step, steps)
+
+        def _note(step: int, steps: int) -> None:
+            latest[:] = [(step, steps)]
+            stepped.set()
+
+        async def tell() -> None:
+            while hook is not None:
+                await stepped.wait()
+                stepped.clear()
+                try:
+                    await hook(*latest[0])
+                except Exception as exc:
+                    stopped_by.append(exc)
+                    stop.set()
+                    return
 
         def timed() -> tuple[list[Image.Image], float]:
             started = time.perf_counter()
             images = work(on_step)
             return images, time.perf_counter() - started
 
-        try:
-            return await asyncio.to_thread(timed)
-        except asyncio.CancelledError:
-            stop.set()
-            raise
+        async with model.running:
+            teller = asyncio.create_task(tell())
+            thread = asyncio.ensure_future(asyncio.to_thread(timed))
+            try:
+                return await asyncio.shield(thread)
+            except DenoisingStopped:
+                raise stopped_by[0] from None
+            except asyncio.CancelledError:
+                stop.set()
+                await asyncio.wait([thread])
+                raise
+            finally:
+                teller.cancel()
 
     def _result(
         self, image: Image.Image, steps: int, seconds: float, pipeline: Any
@@ -426,11 +482,19 @@ def working_size(size: tuple[int, int], files: ModelFiles) -> tuple[int, int]:
     return width, height
 
 
-def _repaint_mask(mask_input: InputImage, size: tuple[int, int]) -> Image.Image:
-    """The area to repaint as an L image of `size` (the source's, which the mask has): white
-    where the caller's mask is fully transparent, black where it keeps the source."""
-    mask = mask_input.decode()
-    alpha = mask.getchannel("A") if mask.mode == "RGBA" else Image.new("L", mask.size, 255)
-    if alpha.size != size:
-        alpha = alpha.resize(size, Image.Resampling.NEAREST)
-    return alpha.point(lambda value: 255 if value == 0 else 0)
+def _inpaint_inputs(
+    image: InputImage, mask: InputImage, work: tuple[int, int]
+) -> tuple[Image.Image, Image.Image, Image.Image, Image.Image]:
+    """The source at its own size, the area to repaint there (an L image, white where the
+    caller's mask is fully transparent), and both scaled to the working size."""
+    original = image.decode().convert("RGB")
+    repaint = Image.fromarray(mask_from_png(mask.decode(), original.size)).convert("L")
+    source = original.resize(work, Image.Resampling.LANCZOS)
+    return original, repaint, source, repaint.resize(work, Image.Resampling.NEAREST)
+
+
+def _lay_over(painted: Image.Image, original: Image.Image, repaint: Image.Image) -> Image.Image:
+    """The painted image, scaled to the source's size, in the repaint area; the source
+    elsewhere."""
+    scaled = painted.resize(original.size, Image.Resampling.LANCZOS)
+    return Image.composite(scaled, original, repaint)

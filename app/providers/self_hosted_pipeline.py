@@ -1,9 +1,8 @@
 """The torch side of self-hosted models (the `diffusers` extra): load a pipeline once, and run
 text to image, image to image and inpainting on it, one call at a time, stoppable between
-denoising steps. Imported only by a process that serves the models (app.providers.diffusers)."""
+denoising steps. Imported only by a process that serves the models (app.providers.self_hosted)."""
 
 import logging
-import threading
 from typing import Any
 
 from PIL import Image
@@ -86,13 +85,13 @@ def weight_bytes(pipeline: Any) -> int:
 
 class Pipeline:
     """One loaded model. Its image-to-image and inpainting pipelines share the text-to-image
-    one's modules (no more memory), and one call runs on it at a time."""
+    one's modules (no more memory). Not for two threads at once: the provider runs one call
+    on it at a time."""
 
     def __init__(self, text_to_image: Any, facts: LoadedModel) -> None:
         self.facts = facts
         self._text_to_image = text_to_image
         self._variants: dict[type, Any] = {}
-        self._lock = threading.Lock()
 
     def text_to_image(self, denoise: Denoise, size: tuple[int, int]) -> list[Image.Image]:
         """One image per seed, in one batch."""
@@ -104,7 +103,8 @@ class Pipeline:
     ) -> list[Image.Image]:
         """The source moved `strength` (0..1) of the way towards the prompt."""
         pipeline = self._variant(AutoPipelineForImage2Image, "image to image")
-        strength = max(strength, 1 / denoise.steps)
+        # diffusers runs int(steps * strength) steps: at least one, whatever the rounding.
+        strength = min(1.0, max(strength, 1.001 / denoise.steps))
         return self._call(pipeline, denoise, image=source, strength=strength)
 
     def inpaint(
@@ -139,7 +139,7 @@ class Pipeline:
             denoise.on_step(step + 1, getattr(running, "num_timesteps", denoise.steps))
             return tensors
 
-        with self._lock, torch.inference_mode():
+        with torch.inference_mode():
             output = pipeline(
                 prompt=denoise.prompt,
                 negative_prompt=denoise.negative_prompt,

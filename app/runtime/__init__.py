@@ -1,6 +1,7 @@
 """What every Darkroom process opens: the task context, the job queue, job events and live
 progress. `open_runtime` is the one way in, for the API's lifespan and a worker's start-up."""
 
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from app.cpu import set_memory_budget, set_threads
 from app.providers.self_hosted import GPU_QUEUE
 from app.runtime.context import TaskContext, open_context
 from app.runtime.queue import ArqQueue, InProcessQueue, JobQueue
+from app.runtime.self_hosted import report_loaded
 
 RunJob = Callable[[TaskContext, str], Awaitable[None]]
 
@@ -62,8 +64,12 @@ async def open_runtime(
     set_memory_budget(settings.memory_budget_mb)
     async with open_context(settings) as context:
         queue = await _open_queue(context, role, run_job, redis)
-        if lane == GPU_QUEUE or isinstance(queue, InProcessQueue):
+        if isinstance(queue, InProcessQueue):
             await context.registry.serve_self_hosted()
+        elif lane == GPU_QUEUE and isinstance(queue, ArqQueue):
+            await context.registry.serve_self_hosted(
+                functools.partial(report_loaded, queue.redis, settings.queue_name)
+            )
         try:
             yield Runtime(role, context, queue)
         finally:

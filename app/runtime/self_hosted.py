@@ -2,6 +2,7 @@
 model it loaded takes (device, precision, memory) to Redis, and the API's catalog and /readyz
 read it there beside what the process itself loaded (the embedded default runs them itself)."""
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -13,6 +14,8 @@ from app.runtime.context import TaskContext
 from app.runtime.queue import REDIS_UNREACHABLE, ArqQueue, JobQueue
 
 logger = logging.getLogger(__name__)
+# A Redis that hangs rather than refusing holds the catalog and /readyz no longer than this.
+REPORT_READ_SECONDS = 2
 
 
 def report_key(queue_name: str) -> str:
@@ -35,8 +38,9 @@ async def loaded_models(context: TaskContext, queue: JobQueue) -> dict[str, Load
     reported: dict[str, LoadedModel] = {}
     if configured and isinstance(queue, ArqQueue):
         try:
-            entries = await queue.redis.hgetall(report_key(context.settings.queue_name))
-        except REDIS_UNREACHABLE:
+            async with asyncio.timeout(REPORT_READ_SECONDS):
+                entries = await queue.redis.hgetall(report_key(context.settings.queue_name))
+        except (*REDIS_UNREACHABLE, TimeoutError):
             logger.warning("could not read the self-hosted models' reports from Redis")
             entries = {}
         for model, facts in entries.items():

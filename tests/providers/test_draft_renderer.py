@@ -11,6 +11,8 @@ from PIL import Image
 from app.prompts import optimize_prompt
 from app.providers.draft_renderer import (
     LAYOUT_WORDS,
+    SHAPE_WORDS,
+    _subject,
     brief_subject,
     match_words,
     prompt_words,
@@ -213,9 +215,23 @@ def test_brief_subject_reads_only_the_callers_words_at_the_head_of_the_prompt(re
     assert subject.words == ["red", "sneaker", "walnut", "desk"]
 
 
-@pytest.mark.parametrize("brief", ["a ceramic mug on a walnut desk", "a blue vase", "a table lamp"])
+@pytest.mark.parametrize(
+    "brief",
+    [
+        "a ceramic mug on a walnut desk",
+        "a blue vase",
+        "a table lamp",
+        "a stoneware jug",
+        "a tumbler",
+    ],
+)
 def test_product_words_route_to_the_product_layout(brief: str):
     assert match_words(prompt_words(brief), LAYOUT_WORDS)[0] == "product"
+
+
+def test_every_shape_word_draws_a_product_and_colour_words_do_not():
+    assert all(LAYOUT_WORDS[word] == "product" for word in SHAPE_WORDS)
+    assert _subject(prompt_words("a cream sofa"))[0] != "product"
 
 
 @pytest.mark.parametrize(("brief", "hue"), [("a red sneaker", 0.0), ("a blue vase", 0.62)])

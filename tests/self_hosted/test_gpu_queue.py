@@ -22,7 +22,13 @@ async def test_only_a_gpu_worker_takes_and_loads_self_hosted_jobs(
     deployment_settings: Settings, worker, tiny_model: Path, tmp_path: Path
 ):
     settings = deployment_settings.model_copy(
-        update={"diffusers_models": f"tiny={tiny_model}", "diffusers_steps": 4, "cpu_threads": 1}
+        update={
+            "diffusers_models": f"tiny={tiny_model}",
+            "diffusers_steps": 4,
+            "cpu_threads": 1,
+            # Loaded by the job: the worker tells the API once it has.
+            "diffusers_load": "first_use",
+        }
     )
     application = create_app(settings)
     async with application.router.lifespan_context(application):
