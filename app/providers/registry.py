@@ -63,6 +63,15 @@ class ProviderRegistry:
             if isinstance(provider, DiffusersProvider):
                 await provider.serve(on_load)
 
+    def self_hosted_ids(self) -> list[str]:
+        """The ids of the self-hosted models named in the settings."""
+        return [
+            spec.id
+            for provider in self._providers.values()
+            if isinstance(provider, DiffusersProvider)
+            for spec in provider.models()
+        ]
+
     def loaded_models(self) -> dict[str, LoadedModel]:
         """The self-hosted models loaded in this process: where each runs, and its memory."""
         loaded: dict[str, LoadedModel] = {}

@@ -9,10 +9,8 @@ from app.db import Session
 from app.deps import Context, Queue, Storage
 from app.errors import ServiceUnavailable
 from app.routers import problems
-from app.runtime.context import TaskContext
-from app.runtime.queue import JobQueue
-from app.runtime.self_hosted import loaded_models
 from app.schemas.common import Health
+from app.services import catalog
 
 router = APIRouter(tags=["health"])
 READY_TIMEOUT_SECONDS = 3
@@ -51,20 +49,4 @@ async def readyz(session: Session, context: Context, queue: Queue, storage: Stor
     except Exception as exc:
         raise ServiceUnavailable("The asset store is not reachable.") from exc
     checks = {"database": "ok", "queue": "ok", "storage": "ok"}
-    return Health(checks=checks | await _self_hosted_checks(context, queue))
-
-
-async def _self_hosted_checks(context: TaskContext, queue: JobQueue) -> dict[str, str]:
-    """Model id -> `loaded on <device> (<precision>), <n> MiB`, or `not loaded`."""
-    loaded = await loaded_models(context, queue)
-    checks = {}
-    for spec, _ in context.registry.catalog():
-        if spec.provider != "diffusers":
-            continue
-        facts = loaded.get(spec.id)
-        checks[spec.id] = (
-            f"loaded on {facts.device} ({facts.precision}), {facts.memory_bytes / 2**20:.1f} MiB"
-            if facts
-            else "not loaded"
-        )
-    return checks
+    return Health(checks=checks | await catalog.self_hosted_checks(context, queue))

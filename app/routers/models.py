@@ -5,7 +5,6 @@ from fastapi import APIRouter
 from app.db import Session
 from app.deps import Context, Queue, Tenant
 from app.routers import problems
-from app.runtime.self_hosted import loaded_models
 from app.schemas.catalog import ModelList
 from app.services import catalog
 
@@ -25,5 +24,4 @@ async def list_models(
     """Every model this server knows: whether it is available here, what it can do, its price,
     its median latency over this installation's recent outputs, and for a self-hosted model
     where it is loaded and its memory."""
-    loaded = await loaded_models(context, queue)
-    return await catalog.list_models(session, context.registry, loaded)
+    return await catalog.list_models(session, context, queue)

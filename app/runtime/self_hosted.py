@@ -34,7 +34,7 @@ async def report_loaded(redis: Redis, queue_name: str, loaded: dict[str, LoadedM
 async def loaded_models(context: TaskContext, queue: JobQueue) -> dict[str, LoadedModel]:
     """Model id -> where it is loaded and its memory: as GPU workers reported it, and as this
     process loaded it. Only asked of Redis when self-hosted models are configured."""
-    configured = {spec.id for spec, _ in context.registry.catalog() if spec.provider == "diffusers"}
+    configured = set(context.registry.self_hosted_ids())
     reported: dict[str, LoadedModel] = {}
     if configured and isinstance(queue, ArqQueue):
         try:

@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.ids import first_id_at
 from app.models import Asset
 from app.providers.base import QUALITY_TIERS, ModelSpec
-from app.providers.registry import ProviderRegistry
-from app.providers.self_hosted import LoadedModel
-from app.schemas.catalog import LoadedModel as LoadedModelView
-from app.schemas.catalog import Model, ModelCapabilities, ModelList, PriceRange
+from app.runtime.context import TaskContext
+from app.runtime.queue import JobQueue
+from app.runtime.self_hosted import loaded_models
+from app.schemas.catalog import LoadedModel, Model, ModelCapabilities, ModelList, PriceRange
 
 # How many of a model's most recent outputs its observed latency is the median of, looking
 # back at most LATENCY_MAX_AGE_SECONDS (a range of the time-sorted asset ids, so the query reads
@@ -23,19 +23,34 @@ LATENCY_WINDOW = 50
 LATENCY_MAX_AGE_SECONDS = 30 * 24 * 3600
 
 
-async def list_models(
-    session: AsyncSession, registry: ProviderRegistry, loaded: dict[str, LoadedModel]
-) -> ModelList:
+async def list_models(session: AsyncSession, context: TaskContext, queue: JobQueue) -> ModelList:
     """Every model the registry knows, with whether it is available here, its median latency
     over this installation's recent outputs, and where a self-hosted one is `loaded`."""
+    registry = context.registry
+    loaded = await loaded_models(context, queue)
     latencies = await observed_latencies(session)
     views = []
     for spec, available in registry.catalog():
         view = model_view(spec, available, registry.pricing(spec.provider), latencies.get(spec.id))
         if spec.id in loaded:
-            view.loaded = LoadedModelView.model_validate(loaded[spec.id], from_attributes=True)
+            view.loaded = LoadedModel.model_validate(loaded[spec.id], from_attributes=True)
         views.append(view)
     return ModelList(data=views)
+
+
+async def self_hosted_checks(context: TaskContext, queue: JobQueue) -> dict[str, str]:
+    """Each self-hosted model as /readyz lists it: `loaded on <device> (<precision>), <n> MiB`,
+    or `not loaded`."""
+    loaded = await loaded_models(context, queue)
+    checks = {}
+    for model_id in context.registry.self_hosted_ids():
+        facts = loaded.get(model_id)
+        checks[model_id] = (
+            f"loaded on {facts.device} ({facts.precision}), {facts.memory_bytes / 2**20:.1f} MiB"
+            if facts
+            else "not loaded"
+        )
+    return checks
 
 
 async def observed_latencies(session: AsyncSession) -> dict[str, int]:

@@ -119,14 +119,16 @@ async def test_job_of_a_killed_worker_finishes_on_the_other_worker_with_each_out
     data_dir,
 ):
     # One job at a time per worker and one output at a time per job, each a vendor call of a
-    # second, so the job is mid-way when its worker dies; a short lease so the test takes seconds.
+    # second, so the job is mid-way when its worker dies; a short lease so the test takes seconds
+    # (3 s, not 2: on a loaded machine a renewal a second late let the other worker take the
+    # job before the kill).
     async with FakeOpenAIImages() as vendor, fresh_database("takeover") as url:
         vendor.script(*[slow(1)] * 20)
         settings = postgres_settings(
             url,
             data_dir,
             queue_name=f"darkroom:test:takeover:{uuid.uuid4().hex}",
-            job_lease_seconds=2,
+            job_lease_seconds=3,
             sweep_interval_seconds=0.3,
             runner_concurrency=1,
             job_output_concurrency=1,
