@@ -451,6 +451,11 @@ class DiffusersProvider:
                 return await asyncio.shield(thread)
             except DenoisingStopped:
                 raise stopped_by[0] from None
+            except ProviderError:
+                raise
+            except Exception as exc:
+                # Out of device memory, a size the model cannot take: the job's own failure.
+                raise ProviderError(f"{model.spec.id} failed: {exc}") from exc
             except asyncio.CancelledError:
                 stop.set()
                 await asyncio.wait([thread])
