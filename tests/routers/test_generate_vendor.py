@@ -5,7 +5,6 @@ usage, records vendor failures as problems, and never lets the vendor key out.""
 import io
 import json
 import logging
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -296,19 +295,18 @@ async def test_a_vendor_timeout_override_applies_to_that_vendor_only(tmp_path) -
         )
         server.script(slow(1.5))
         async with serving(settings) as (_, client, auth):
-            started = time.monotonic()
             response = await client.post(
                 "/v1/generate",
                 json={"prompt": "a kettle", "model": "openai/gpt-image-2"},
                 headers=auth,
             )
             job, _ = await wait_for_final(client, auth, response.json()["id"])
-            elapsed = time.monotonic() - started
 
+    # Failed at the override's 0.3 s, where the vendor would have answered at 1.5 s (the run's
+    # wall time is not asked: on a loaded machine the job alone can take longer than that).
     assert job["status"] == "failed"
     assert job["error"]["type"].endswith("/provider-overloaded")
     assert "within 0.3 s" in job["error"]["detail"]
-    assert elapsed < 1.5
     assert settings.provider_timeout("bfl") == 600
     assert settings.provider_timeout("google") == settings.provider_timeout_seconds
 
