@@ -75,7 +75,8 @@ INPAINT_BYTES_PER_PIXEL = 12
 
 
 class DenoisingStopped(Exception):
-    """The call waiting on a pipeline was canceled (a timeout); its run stops at the next step."""
+    """Raised at a pipeline's next step once its call is to stop: the job was canceled (its
+    step hook raised) or the awaiting call was (a timeout)."""
 
 
 @dataclass(frozen=True)
